@@ -1,0 +1,114 @@
+// qfx core: Tensor, the value every layer of qfx passes around.
+//
+// A Tensor is a shared handle to a 64-byte aligned, contiguous, row-major buffer plus a dtype and a
+// shape. Copying a Tensor copies the handle (like torch.Tensor); views (Reshape, Flatten, Narrow0)
+// share storage; Clone() copies data. Storage may also wrap memory owned elsewhere (a memory-mapped
+// file) through a keep-alive handle. Errors in shapes or dtypes throw qfx::Error (see status.h).
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <initializer_list>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "absl/types/span.h"
+#include "qfx/core/status.h"
+
+namespace qfx {
+
+enum class DType : uint8_t { kF32, kI8, kU8, kI32, kI64 };
+
+size_t DTypeSize(DType dtype);
+const char* DTypeName(DType dtype);  // "f32", "i8", "u8", "i32", "i64"
+
+template <typename T>
+constexpr DType DTypeOf();
+template <> constexpr DType DTypeOf<float>() { return DType::kF32; }
+template <> constexpr DType DTypeOf<int8_t>() { return DType::kI8; }
+template <> constexpr DType DTypeOf<uint8_t>() { return DType::kU8; }
+template <> constexpr DType DTypeOf<int32_t>() { return DType::kI32; }
+template <> constexpr DType DTypeOf<int64_t>() { return DType::kI64; }
+
+using Shape = std::vector<int64_t>;
+std::string ShapeToString(absl::Span<const int64_t> shape);  // "[1, 3, 224, 224]"
+int64_t NumElements(absl::Span<const int64_t> shape);
+
+// A byte buffer. Owned buffers are 64-byte aligned; borrowed ones keep their owner alive.
+class Storage {
+ public:
+  explicit Storage(size_t nbytes);                                        // owned, zeroed
+  Storage(void* data, size_t nbytes, std::shared_ptr<const void> owner);  // borrowed
+  ~Storage();
+  Storage(const Storage&) = delete;
+  Storage& operator=(const Storage&) = delete;
+
+  void* data() const { return data_; }
+  size_t nbytes() const { return nbytes_; }
+
+ private:
+  void* data_;
+  size_t nbytes_;
+  bool owned_;
+  std::shared_ptr<const void> owner_;
+};
+
+class Tensor {
+ public:
+  Tensor() = default;  // undefined tensor (defined() == false)
+
+  static Tensor Empty(Shape shape, DType dtype = DType::kF32);  // zero-filled
+  static Tensor Zeros(Shape shape, DType dtype = DType::kF32) { return Empty(std::move(shape), dtype); }
+  static Tensor Full(Shape shape, float value);
+  static Tensor FromVector(Shape shape, const std::vector<float>& values);
+  // Wraps external memory (no copy); owner keeps it alive.
+  static Tensor Borrow(Shape shape, DType dtype, void* data, std::shared_ptr<const void> owner);
+
+  bool defined() const { return storage_ != nullptr; }
+  DType dtype() const { return dtype_; }
+  const Shape& shape() const { return shape_; }
+  int64_t dim() const { return static_cast<int64_t>(shape_.size()); }
+  int64_t size(int64_t d) const;  // negative d counts from the end
+  int64_t numel() const { return NumElements(shape_); }
+  size_t nbytes() const { return static_cast<size_t>(numel()) * DTypeSize(dtype_); }
+  std::string ToString() const;  // "f32[1, 3, 224, 224]"
+
+  void* raw_data() const;
+  template <typename T>
+  T* data() const {
+    CheckDType(DTypeOf<T>());
+    return static_cast<T*>(raw_data());
+  }
+
+  // Element access by full index, bounds-checked (for tests and small code, not hot loops).
+  template <typename T = float>
+  T& at(std::initializer_list<int64_t> index) const {
+    return data<T>()[FlatIndex(index)];
+  }
+
+  // Views sharing storage. Reshape accepts one -1.
+  Tensor Reshape(Shape shape) const;
+  Tensor Flatten(int64_t start_dim = 0, int64_t end_dim = -1) const;
+  Tensor Narrow0(int64_t start, int64_t length) const;  // rows [start, start+length) of dim 0
+
+  Tensor Clone() const;
+  // Copies src's elements into this tensor's storage; dtypes and element counts must match.
+  void CopyFrom(const Tensor& src) const;
+  void Fill(float value) const;
+  bool SharesStorage(const Tensor& other) const { return storage_ == other.storage_; }
+
+ private:
+  void CheckDType(DType want) const;
+  int64_t FlatIndex(std::initializer_list<int64_t> index) const;
+
+  std::shared_ptr<Storage> storage_;
+  size_t offset_ = 0;  // bytes
+  Shape shape_;
+  DType dtype_ = DType::kF32;
+};
+
+// Normalises a possibly negative dimension index; throws naming `what` when out of range.
+int64_t NormalizeDim(int64_t dim, int64_t rank, const char* what);
+
+}  // namespace qfx

@@ -1,0 +1,51 @@
+// qfx kernels: fp32 compute on plain pointers (no graph or module types).
+//
+// Two families with the same contracts: the scalar reference oracle in namespace qfx::kernels::ref,
+// and the fast versions in qfx::kernels (Highway SIMD with run-time dispatch, multi-threaded through
+// qfx::ParallelFor). Tests compare every fast path, on every compiled SIMD target, with its oracle.
+// All tensors are contiguous row-major; callers validate shapes before calling (kernels only assert).
+#pragma once
+
+#include <cstdint>
+
+namespace qfx {
+namespace kernels {
+
+// C[M,N] = A[M,K] * B[K,N]. A is row-major with row stride lda. B's element (k, n) is at
+// B[k * b_row_stride + n * b_col_stride], so B can be a row-major matrix (stride N, 1) or the transpose
+// of one (stride 1, K), as Linear's weight is. C is row-major with row stride ldc and is overwritten.
+struct GemmArgs {
+  int64_t m = 0, n = 0, k = 0;
+  const float* a = nullptr;
+  int64_t lda = 0;
+  const float* b = nullptr;
+  int64_t b_row_stride = 0, b_col_stride = 1;
+  float* c = nullptr;
+  int64_t ldc = 0;
+};
+
+// 2-d convolution geometry, PyTorch semantics (NCHW input, [C_out, C_in/groups, KH, KW] weight).
+struct Conv2dGeometry {
+  int64_t batch = 1, in_channels = 0, in_h = 0, in_w = 0;
+  int64_t out_channels = 0, kernel_h = 1, kernel_w = 1;
+  int64_t stride_h = 1, stride_w = 1, pad_h = 0, pad_w = 0, dilation_h = 1, dilation_w = 1;
+  int64_t groups = 1;
+  int64_t out_h() const { return (in_h + 2 * pad_h - dilation_h * (kernel_h - 1) - 1) / stride_h + 1; }
+  int64_t out_w() const { return (in_w + 2 * pad_w - dilation_w * (kernel_w - 1) - 1) / stride_w + 1; }
+};
+
+// Fast paths.
+void GemmF32(const GemmArgs& args);
+// y[N, C_out, OH, OW] = conv(x, w) + bias (bias may be null). Depthwise convolutions use a direct
+// kernel; others im2col (skipped for 1x1 stride-1 unpadded) and GemmF32.
+void Conv2dF32(const Conv2dGeometry& g, const float* x, const float* w, const float* bias, float* y);
+// Name of the SIMD target GemmF32 dispatches to now ("AVX2", "SSE4", "EMU128", "SCALAR", ...).
+const char* GemmF32TargetName();
+
+namespace ref {
+void GemmF32(const GemmArgs& args);
+void Conv2dF32(const Conv2dGeometry& g, const float* x, const float* w, const float* bias, float* y);
+}  // namespace ref
+
+}  // namespace kernels
+}  // namespace qfx

@@ -1,0 +1,63 @@
+// qfx nn: module-free fp32 operations with PyTorch semantics (torch.nn.functional and tensor ops).
+//
+// Each function validates its inputs and throws qfx::Error naming the op and the broken rule, so a
+// wrong shape in model code fails with a message like
+//   "conv2d: input f32[1, 4, 8, 8] has 4 channels but weight f32[8, 3, 3, 3] expects 3 (x groups 1)".
+// Convolution and GEMM run the Highway kernels; the rest are scalar loops (their own reference).
+#pragma once
+
+#include <cstdint>
+#include <vector>
+
+#include "qfx/core/tensor.h"
+
+namespace qfx {
+namespace F {
+
+struct Conv2dOptions {
+  std::vector<int64_t> stride = {1, 1}, padding = {0, 0}, dilation = {1, 1};
+  int64_t groups = 1;
+};
+Tensor conv2d(const Tensor& x, const Tensor& weight, const Tensor& bias, const Conv2dOptions& opt);
+Tensor linear(const Tensor& x, const Tensor& weight, const Tensor& bias);  // bias may be undefined
+
+// Batch norm over dim 1 of [N, C, ...]. In training, uses batch statistics and, when running stats
+// are given, updates them in place with momentum (unbiased variance, as PyTorch).
+Tensor batch_norm(const Tensor& x, const Tensor& running_mean, const Tensor& running_var,
+                  const Tensor& weight, const Tensor& bias, bool training, double momentum, double eps);
+
+Tensor relu(const Tensor& x);
+Tensor relu6(const Tensor& x);
+Tensor hardtanh(const Tensor& x, float min_val = -1.f, float max_val = 1.f);
+Tensor hardswish(const Tensor& x);
+Tensor hardsigmoid(const Tensor& x);
+Tensor sigmoid(const Tensor& x);
+Tensor tanh(const Tensor& x);
+Tensor silu(const Tensor& x);
+Tensor softmax(const Tensor& x, int64_t dim);
+Tensor dropout(const Tensor& x, double p, bool training);
+
+struct Pool2dOptions {
+  std::vector<int64_t> kernel_size = {1, 1}, stride = {}, padding = {0, 0}, dilation = {1, 1};
+  bool ceil_mode = false;
+  bool count_include_pad = true;  // avg pool only
+};
+Tensor max_pool2d(const Tensor& x, const Pool2dOptions& opt);
+Tensor avg_pool2d(const Tensor& x, const Pool2dOptions& opt);
+Tensor adaptive_avg_pool2d(const Tensor& x, std::vector<int64_t> output_size);
+
+// Elementwise with numpy/PyTorch broadcasting.
+Tensor add(const Tensor& a, const Tensor& b);
+Tensor mul(const Tensor& a, const Tensor& b);
+Tensor add(const Tensor& a, float b);
+Tensor mul(const Tensor& a, float b);
+Tensor cat(const std::vector<Tensor>& xs, int64_t dim);
+Tensor flatten(const Tensor& x, int64_t start_dim = 0, int64_t end_dim = -1);
+Tensor reshape(const Tensor& x, Shape shape);
+Tensor mean(const Tensor& x, std::vector<int64_t> dims, bool keepdim = false);
+
+// Index of the largest value along the last dim of a [N, C] tensor, as i64 [N].
+Tensor argmax(const Tensor& x);
+
+}  // namespace F
+}  // namespace qfx

@@ -1,0 +1,96 @@
+// qfx nn: Module, the base of every model, like torch.nn.Module.
+//
+// A module registers named submodules, parameters and buffers (the names PyTorch uses, so a
+// state_dict exported from PyTorch loads as it is). Parameters and buffers are Tensor handles whose
+// storage is updated in place (load_state_dict, batch-norm statistics, optimisers): never rebind them.
+// forward() takes and returns one Tensor; call a module with operator(), which later issues hook
+// (tracing). Errors inside forward throw qfx::Error; RunModule turns them into a Status.
+#pragma once
+
+#include <memory>
+#include <random>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+#include "qfx/core/tensor.h"
+
+namespace qfx {
+namespace nn {
+
+// Ordered (name, tensor) pairs: what state_dict() returns and load_state_dict() takes.
+using NamedTensors = std::vector<std::pair<std::string, Tensor>>;
+
+class Module {
+ public:
+  virtual ~Module() = default;
+  Module(const Module&) = delete;
+  Module& operator=(const Module&) = delete;
+
+  // The PyTorch class name ("Conv2d", "ResNet", ...).
+  virtual std::string type_name() const = 0;
+  // Default: throws kUnimplemented (containers such as ModuleList have no forward).
+  virtual Tensor forward(const Tensor& x);
+  Tensor operator()(const Tensor& x) { return forward(x); }
+
+  // Submodules in registration order, recursively, each once, self first with name "".
+  std::vector<std::pair<std::string, Module*>> named_modules(const std::string& prefix = "");
+  const std::vector<std::pair<std::string, std::shared_ptr<Module>>>& named_children() const { return children_; }
+  NamedTensors named_parameters(const std::string& prefix = "") const;
+  NamedTensors named_buffers(const std::string& prefix = "") const;  // persistent buffers only
+  // Parameters then persistent buffers of each module, parents before children, as PyTorch orders them.
+  NamedTensors state_dict(const std::string& prefix = "") const;
+  // Copies every tensor of `dict` into the matching parameter or buffer. Validates everything first
+  // and loads nothing on error: the error lists every missing key, unexpected key (both only when
+  // strict) and every shape or dtype mismatch (always).
+  absl::Status load_state_dict(const NamedTensors& dict, bool strict = true);
+
+  // The submodule at a dotted path ("layer1.0.conv1"), or nullptr.
+  Module* submodule(const std::string& path);
+  // Own parameter or buffer by name, or an undefined tensor.
+  Tensor tensor(const std::string& name) const;
+
+  void train(bool on = true);
+  void eval() { train(false); }
+  bool is_training() const { return training_; }
+
+ protected:
+  Module() = default;
+
+  template <typename M>
+  std::shared_ptr<M> register_module(const std::string& name, std::shared_ptr<M> module) {
+    AddChild(name, module);
+    return module;
+  }
+  Tensor register_parameter(const std::string& name, Tensor t);
+  Tensor register_buffer(const std::string& name, Tensor t, bool persistent = true);
+
+ private:
+  struct Slot {
+    std::string name;
+    Tensor tensor;
+    bool persistent;
+  };
+  void AddChild(const std::string& name, std::shared_ptr<Module> module);
+  void CheckNewName(const std::string& name) const;
+  void CollectModules(const std::string& prefix, std::vector<std::pair<std::string, Module*>>& out);
+
+  std::vector<std::pair<std::string, std::shared_ptr<Module>>> children_;
+  std::vector<Slot> params_, buffers_;
+  bool training_ = true;
+};
+
+// Runs module(x) and turns a thrown qfx::Error into a Status.
+absl::StatusOr<Tensor> RunModule(Module& module, const Tensor& x);
+
+// The generator that module constructors and the zoo draw initial weights from.
+std::mt19937_64& Generator();
+void ManualSeed(uint64_t seed);
+// In-place initialisers (PyTorch's torch.nn.init, drawn from Generator()).
+void UniformInit(const Tensor& t, float lo, float hi);
+void NormalInit(const Tensor& t, float mean, float stddev);
+
+}  // namespace nn
+}  // namespace qfx

@@ -1,0 +1,184 @@
+// qfx nn: the standard fp32 modules, with PyTorch's semantics, defaults and parameter names.
+//
+// Constructors initialise weights as PyTorch does by default (uniform in +-1/sqrt(fan_in) for conv and
+// linear weights and biases, drawn from nn::Generator()); batch norm starts at weight 1, bias 0,
+// running mean 0, running var 1, num_batches_tracked 0 (an i64 scalar, as in PyTorch's state_dict).
+#pragma once
+
+#include <cstdint>
+#include <initializer_list>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "qfx/nn/functional.h"
+#include "qfx/nn/module.h"
+
+namespace qfx {
+namespace nn {
+
+struct Conv2dArgs {
+  int64_t stride = 1, padding = 0, dilation = 1, groups = 1;
+  bool bias = true;
+};
+
+class Conv2d : public Module {
+ public:
+  Conv2d(int64_t in_channels, int64_t out_channels, int64_t kernel_size, Conv2dArgs args = {});
+  std::string type_name() const override { return "Conv2d"; }
+  Tensor forward(const Tensor& x) override;
+
+  int64_t in_channels, out_channels, kernel_size;
+  F::Conv2dOptions options;
+  Tensor weight, bias;  // bias undefined when args.bias is false
+};
+
+class Linear : public Module {
+ public:
+  Linear(int64_t in_features, int64_t out_features, bool bias = true);
+  std::string type_name() const override { return "Linear"; }
+  Tensor forward(const Tensor& x) override;
+
+  int64_t in_features, out_features;
+  Tensor weight, bias;
+};
+
+// Shared by BatchNorm1d ([N, C] or [N, C, L]) and BatchNorm2d ([N, C, H, W]).
+class BatchNormBase : public Module {
+ public:
+  Tensor forward(const Tensor& x) override;
+
+  int64_t num_features;
+  double eps, momentum;
+  Tensor weight, bias, running_mean, running_var, num_batches_tracked;
+
+ protected:
+  BatchNormBase(int64_t num_features, double eps, double momentum);
+  virtual void CheckInput(const Tensor& x) const = 0;
+};
+
+class BatchNorm2d : public BatchNormBase {
+ public:
+  explicit BatchNorm2d(int64_t num_features, double eps = 1e-5, double momentum = 0.1)
+      : BatchNormBase(num_features, eps, momentum) {}
+  std::string type_name() const override { return "BatchNorm2d"; }
+
+ private:
+  void CheckInput(const Tensor& x) const override;
+};
+
+class BatchNorm1d : public BatchNormBase {
+ public:
+  explicit BatchNorm1d(int64_t num_features, double eps = 1e-5, double momentum = 0.1)
+      : BatchNormBase(num_features, eps, momentum) {}
+  std::string type_name() const override { return "BatchNorm1d"; }
+
+ private:
+  void CheckInput(const Tensor& x) const override;
+};
+
+// Stateless elementwise modules.
+#define QFX_ELEMENTWISE_MODULE(Name, fn)                                        \
+  class Name : public Module {                                                 \
+   public:                                                                     \
+    std::string type_name() const override { return #Name; }                   \
+    Tensor forward(const Tensor& x) override { return F::fn(x); }              \
+  };
+QFX_ELEMENTWISE_MODULE(ReLU, relu)
+QFX_ELEMENTWISE_MODULE(ReLU6, relu6)
+QFX_ELEMENTWISE_MODULE(Hardswish, hardswish)
+QFX_ELEMENTWISE_MODULE(Hardsigmoid, hardsigmoid)
+QFX_ELEMENTWISE_MODULE(Sigmoid, sigmoid)
+QFX_ELEMENTWISE_MODULE(Tanh, tanh)
+QFX_ELEMENTWISE_MODULE(SiLU, silu)
+#undef QFX_ELEMENTWISE_MODULE
+
+class Hardtanh : public Module {
+ public:
+  explicit Hardtanh(float min_val = -1.f, float max_val = 1.f);
+  std::string type_name() const override { return "Hardtanh"; }
+  Tensor forward(const Tensor& x) override { return F::hardtanh(x, min_val, max_val); }
+  float min_val, max_val;
+};
+
+class Softmax : public Module {
+ public:
+  explicit Softmax(int64_t dim) : dim(dim) {}
+  std::string type_name() const override { return "Softmax"; }
+  Tensor forward(const Tensor& x) override { return F::softmax(x, dim); }
+  int64_t dim;
+};
+
+class MaxPool2d : public Module {
+ public:
+  // stride 0 means "equal to kernel_size", as PyTorch's stride=None.
+  explicit MaxPool2d(int64_t kernel_size, int64_t stride = 0, int64_t padding = 0, int64_t dilation = 1,
+                     bool ceil_mode = false);
+  std::string type_name() const override { return "MaxPool2d"; }
+  Tensor forward(const Tensor& x) override { return F::max_pool2d(x, options); }
+  F::Pool2dOptions options;
+};
+
+class AvgPool2d : public Module {
+ public:
+  explicit AvgPool2d(int64_t kernel_size, int64_t stride = 0, int64_t padding = 0, bool ceil_mode = false,
+                     bool count_include_pad = true);
+  std::string type_name() const override { return "AvgPool2d"; }
+  Tensor forward(const Tensor& x) override { return F::avg_pool2d(x, options); }
+  F::Pool2dOptions options;
+};
+
+class AdaptiveAvgPool2d : public Module {
+ public:
+  explicit AdaptiveAvgPool2d(int64_t output_h, int64_t output_w = 0);  // output_w 0: square
+  std::string type_name() const override { return "AdaptiveAvgPool2d"; }
+  Tensor forward(const Tensor& x) override { return F::adaptive_avg_pool2d(x, output_size); }
+  std::vector<int64_t> output_size;
+};
+
+class Flatten : public Module {
+ public:
+  explicit Flatten(int64_t start_dim = 1, int64_t end_dim = -1) : start_dim(start_dim), end_dim(end_dim) {}
+  std::string type_name() const override { return "Flatten"; }
+  Tensor forward(const Tensor& x) override { return F::flatten(x, start_dim, end_dim); }
+  int64_t start_dim, end_dim;
+};
+
+class Dropout : public Module {
+ public:
+  explicit Dropout(double p = 0.5);
+  std::string type_name() const override { return "Dropout"; }
+  Tensor forward(const Tensor& x) override { return F::dropout(x, p, is_training()); }
+  double p;
+};
+
+class Identity : public Module {
+ public:
+  std::string type_name() const override { return "Identity"; }
+  Tensor forward(const Tensor& x) override { return x; }
+};
+
+// Calls its children in order; children are named "0", "1", ... as in PyTorch.
+class Sequential : public Module {
+ public:
+  Sequential() = default;
+  Sequential(std::initializer_list<std::shared_ptr<Module>> modules);
+  std::string type_name() const override { return "Sequential"; }
+  Tensor forward(const Tensor& x) override;
+  void push_back(std::shared_ptr<Module> module);
+  size_t size() const { return named_children().size(); }
+  Module& operator[](size_t i) const { return *named_children().at(i).second; }
+};
+
+// Holds modules named "0", "1", ...; has no forward.
+class ModuleList : public Module {
+ public:
+  ModuleList() = default;
+  std::string type_name() const override { return "ModuleList"; }
+  void push_back(std::shared_ptr<Module> module);
+  size_t size() const { return named_children().size(); }
+  Module& operator[](size_t i) const { return *named_children().at(i).second; }
+};
+
+}  // namespace nn
+}  // namespace qfx

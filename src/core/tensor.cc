@@ -1,0 +1,208 @@
+// qfx core: Tensor and Storage (see include/qfx/core/tensor.h).
+#include "qfx/core/tensor.h"
+
+#include <cstdlib>
+#include <cstring>
+
+#include "absl/strings/str_join.h"
+
+namespace qfx {
+
+size_t DTypeSize(DType dtype) {
+  switch (dtype) {
+    case DType::kF32: return 4;
+    case DType::kI8: return 1;
+    case DType::kU8: return 1;
+    case DType::kI32: return 4;
+    case DType::kI64: return 8;
+  }
+  return 0;
+}
+
+const char* DTypeName(DType dtype) {
+  switch (dtype) {
+    case DType::kF32: return "f32";
+    case DType::kI8: return "i8";
+    case DType::kU8: return "u8";
+    case DType::kI32: return "i32";
+    case DType::kI64: return "i64";
+  }
+  return "?";
+}
+
+std::string ShapeToString(absl::Span<const int64_t> shape) {
+  return absl::StrCat("[", absl::StrJoin(shape, ", "), "]");
+}
+
+int64_t NumElements(absl::Span<const int64_t> shape) {
+  int64_t n = 1;
+  for (int64_t d : shape) n *= d;
+  return n;
+}
+
+int64_t NormalizeDim(int64_t dim, int64_t rank, const char* what) {
+  const int64_t d = dim < 0 ? dim + rank : dim;
+  if (d < 0 || d >= rank) {
+    ThrowInvalid(what, ": dim ", dim, " is out of range for a tensor of rank ", rank,
+                 " (use -", rank, "..", rank - 1, ")");
+  }
+  return d;
+}
+
+Storage::Storage(size_t nbytes) : nbytes_(nbytes), owned_(true) {
+  const size_t rounded = (nbytes + 63) / 64 * 64;
+  data_ = std::aligned_alloc(64, rounded == 0 ? 64 : rounded);
+  if (data_ == nullptr) throw Error(absl::ResourceExhaustedError(absl::StrCat("cannot allocate ", nbytes, " bytes")));
+  std::memset(data_, 0, rounded == 0 ? 64 : rounded);
+}
+
+Storage::Storage(void* data, size_t nbytes, std::shared_ptr<const void> owner)
+    : data_(data), nbytes_(nbytes), owned_(false), owner_(std::move(owner)) {}
+
+Storage::~Storage() {
+  if (owned_) std::free(data_);
+}
+
+static void CheckShape(const Shape& shape) {
+  for (int64_t d : shape) {
+    if (d < 0) ThrowInvalid("tensor shape ", ShapeToString(shape), " has a negative dimension");
+  }
+}
+
+Tensor Tensor::Empty(Shape shape, DType dtype) {
+  CheckShape(shape);
+  Tensor t;
+  t.dtype_ = dtype;
+  t.shape_ = std::move(shape);
+  t.storage_ = std::make_shared<Storage>(t.nbytes());
+  return t;
+}
+
+Tensor Tensor::Full(Shape shape, float value) {
+  Tensor t = Empty(std::move(shape));
+  t.Fill(value);
+  return t;
+}
+
+Tensor Tensor::FromVector(Shape shape, const std::vector<float>& values) {
+  Tensor t = Empty(std::move(shape));
+  if (static_cast<int64_t>(values.size()) != t.numel()) {
+    ThrowInvalid("Tensor::FromVector: ", values.size(), " values do not fill shape ", ShapeToString(t.shape_),
+                 " (", t.numel(), " elements)");
+  }
+  std::memcpy(t.raw_data(), values.data(), values.size() * sizeof(float));
+  return t;
+}
+
+Tensor Tensor::Borrow(Shape shape, DType dtype, void* data, std::shared_ptr<const void> owner) {
+  CheckShape(shape);
+  Tensor t;
+  t.dtype_ = dtype;
+  t.shape_ = std::move(shape);
+  t.storage_ = std::make_shared<Storage>(data, t.nbytes(), std::move(owner));
+  return t;
+}
+
+int64_t Tensor::size(int64_t d) const { return shape_[NormalizeDim(d, dim(), "Tensor::size")]; }
+
+std::string Tensor::ToString() const {
+  if (!defined()) return "undefined";
+  return absl::StrCat(DTypeName(dtype_), ShapeToString(shape_));
+}
+
+void* Tensor::raw_data() const {
+  if (!defined()) ThrowInvalid("access to an undefined tensor");
+  return static_cast<char*>(storage_->data()) + offset_;
+}
+
+void Tensor::CheckDType(DType want) const {
+  if (!defined()) ThrowInvalid("access to an undefined tensor");
+  if (want != dtype_) {
+    ThrowInvalid("tensor ", ToString(), " read as ", DTypeName(want), ": dtypes must match");
+  }
+}
+
+int64_t Tensor::FlatIndex(std::initializer_list<int64_t> index) const {
+  if (static_cast<int64_t>(index.size()) != dim()) {
+    ThrowInvalid("tensor ", ToString(), " indexed with ", index.size(), " indices; need ", dim());
+  }
+  int64_t flat = 0, d = 0;
+  for (int64_t i : index) {
+    if (i < 0 || i >= shape_[d]) {
+      ThrowInvalid("index ", i, " out of range for dim ", d, " of tensor ", ToString());
+    }
+    flat = flat * shape_[d] + i;
+    ++d;
+  }
+  return flat;
+}
+
+Tensor Tensor::Reshape(Shape shape) const {
+  int64_t known = 1, infer = -1;
+  for (size_t i = 0; i < shape.size(); ++i) {
+    if (shape[i] == -1) {
+      if (infer >= 0) ThrowInvalid("reshape of ", ToString(), " to ", ShapeToString(shape), ": only one -1 allowed");
+      infer = static_cast<int64_t>(i);
+    } else if (shape[i] < 0) {
+      ThrowInvalid("reshape of ", ToString(), " to ", ShapeToString(shape), ": negative size");
+    } else {
+      known *= shape[i];
+    }
+  }
+  if (infer >= 0) {
+    if (known == 0 || numel() % known != 0) {
+      ThrowInvalid("reshape of ", ToString(), " to ", ShapeToString(shape), ": cannot infer -1");
+    }
+    shape[infer] = numel() / known;
+  }
+  if (NumElements(shape) != numel()) {
+    ThrowInvalid("reshape of ", ToString(), " to ", ShapeToString(shape), ": element counts differ (",
+                 numel(), " vs ", NumElements(shape), ")");
+  }
+  Tensor t = *this;
+  t.shape_ = std::move(shape);
+  return t;
+}
+
+Tensor Tensor::Flatten(int64_t start_dim, int64_t end_dim) const {
+  if (dim() == 0) return Reshape({1});
+  const int64_t s = NormalizeDim(start_dim, dim(), "flatten start_dim");
+  const int64_t e = NormalizeDim(end_dim, dim(), "flatten end_dim");
+  if (s > e) ThrowInvalid("flatten of ", ToString(), ": start_dim ", start_dim, " is after end_dim ", end_dim);
+  Shape out(shape_.begin(), shape_.begin() + s);
+  int64_t merged = 1;
+  for (int64_t i = s; i <= e; ++i) merged *= shape_[i];
+  out.push_back(merged);
+  out.insert(out.end(), shape_.begin() + e + 1, shape_.end());
+  return Reshape(std::move(out));
+}
+
+Tensor Tensor::Narrow0(int64_t start, int64_t length) const {
+  if (dim() == 0 || start < 0 || length < 0 || start + length > shape_[0]) {
+    ThrowInvalid("Narrow0(", start, ", ", length, ") out of range for tensor ", ToString());
+  }
+  Tensor t = *this;
+  t.shape_[0] = length;
+  t.offset_ += static_cast<size_t>(start) * (shape_[0] == 0 ? 0 : nbytes() / shape_[0]);
+  return t;
+}
+
+Tensor Tensor::Clone() const {
+  Tensor t = Empty(shape_, dtype_);
+  if (nbytes() > 0) std::memcpy(t.raw_data(), raw_data(), nbytes());
+  return t;
+}
+
+void Tensor::CopyFrom(const Tensor& src) const {
+  if (src.dtype_ != dtype_ || src.numel() != numel()) {
+    ThrowInvalid("copy of ", src.ToString(), " into ", ToString(), ": dtype and element count must match");
+  }
+  if (nbytes() > 0) std::memmove(raw_data(), src.raw_data(), nbytes());
+}
+
+void Tensor::Fill(float value) const {
+  float* p = data<float>();
+  for (int64_t i = 0, n = numel(); i < n; ++i) p[i] = value;
+}
+
+}  // namespace qfx

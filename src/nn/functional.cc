@@ -1,0 +1,502 @@
+// qfx nn: fp32 functional ops (see include/qfx/nn/functional.h). Shape checks first, then loops.
+#include "qfx/nn/functional.h"
+
+#include <algorithm>
+#include <cmath>
+#include <cstring>
+#include <limits>
+#include <random>
+
+#include "qfx/core/parallel.h"
+#include "qfx/kernels/f32.h"
+
+namespace qfx {
+namespace F {
+namespace {
+
+void CheckF32(const char* op, const Tensor& x, const char* what = "input") {
+  if (!x.defined()) ThrowInvalid(op, ": ", what, " is undefined");
+  if (x.dtype() != DType::kF32) ThrowInvalid(op, ": ", what, " ", x.ToString(), " must be f32");
+}
+
+void CheckRank(const char* op, const Tensor& x, int64_t rank, const char* layout) {
+  CheckF32(op, x);
+  if (x.dim() != rank) {
+    ThrowInvalid(op, ": input ", x.ToString(), " must have rank ", rank, " (", layout, ")");
+  }
+}
+
+// Expands an int list of size 1 or 2 into (h, w); throws naming the op and the parameter.
+std::pair<int64_t, int64_t> Pair(const char* op, const char* name, const std::vector<int64_t>& v) {
+  if (v.size() == 1) return {v[0], v[0]};
+  if (v.size() == 2) return {v[0], v[1]};
+  ThrowInvalid(op, ": ", name, " must have 1 or 2 values, got ", v.size());
+}
+
+template <typename Fn>
+Tensor Map(const char* op, const Tensor& x, Fn fn) {
+  CheckF32(op, x);
+  Tensor y = Tensor::Empty(x.shape());
+  const float* px = x.data<float>();
+  float* py = y.data<float>();
+  const int64_t n = x.numel();
+  for (int64_t i = 0; i < n; ++i) py[i] = fn(px[i]);
+  return y;
+}
+
+Shape BroadcastShape(const char* op, const Shape& a, const Shape& b) {
+  const size_t rank = std::max(a.size(), b.size());
+  Shape out(rank);
+  for (size_t i = 0; i < rank; ++i) {
+    const int64_t da = i < rank - a.size() ? 1 : a[i - (rank - a.size())];
+    const int64_t db = i < rank - b.size() ? 1 : b[i - (rank - b.size())];
+    if (da != db && da != 1 && db != 1) {
+      ThrowInvalid(op, ": shapes ", ShapeToString(a), " and ", ShapeToString(b),
+                   " cannot broadcast (dim ", i, ": ", da, " vs ", db, ")");
+    }
+    out[i] = da == 1 ? db : da;
+  }
+  return out;
+}
+
+// Element strides of `s` seen through broadcast shape `out` (0 where broadcast).
+std::vector<int64_t> BroadcastStrides(const Shape& s, const Shape& out) {
+  std::vector<int64_t> st(out.size(), 0);
+  int64_t stride = 1;
+  for (size_t i = 0; i < s.size(); ++i) {
+    const size_t j = s.size() - 1 - i, o = out.size() - 1 - i;
+    st[o] = s[j] == 1 ? 0 : stride;
+    stride *= s[j];
+  }
+  return st;
+}
+
+template <typename Fn>
+Tensor Binary(const char* op, const Tensor& a, const Tensor& b, Fn fn) {
+  CheckF32(op, a, "first operand");
+  CheckF32(op, b, "second operand");
+  const float* pa = a.data<float>();
+  const float* pb = b.data<float>();
+  if (a.shape() == b.shape()) {
+    Tensor y = Tensor::Empty(a.shape());
+    float* py = y.data<float>();
+    for (int64_t i = 0, n = a.numel(); i < n; ++i) py[i] = fn(pa[i], pb[i]);
+    return y;
+  }
+  const Shape out = BroadcastShape(op, a.shape(), b.shape());
+  const auto sa = BroadcastStrides(a.shape(), out), sb = BroadcastStrides(b.shape(), out);
+  Tensor y = Tensor::Empty(out);
+  float* py = y.data<float>();
+  std::vector<int64_t> idx(out.size(), 0);
+  int64_t ia = 0, ib = 0;
+  for (int64_t i = 0, n = y.numel(); i < n; ++i) {
+    py[i] = fn(pa[ia], pb[ib]);
+    for (int64_t d = static_cast<int64_t>(out.size()) - 1; d >= 0; --d) {
+      ia += sa[d];
+      ib += sb[d];
+      if (++idx[d] < out[d]) break;
+      ia -= sa[d] * out[d];
+      ib -= sb[d] * out[d];
+      idx[d] = 0;
+    }
+  }
+  return y;
+}
+
+struct PoolGeometry {
+  int64_t kh, kw, sh, sw, ph, pw, dh, dw, oh, ow;
+};
+
+int64_t PoolOutSize(int64_t in, int64_t k, int64_t s, int64_t p, int64_t d, bool ceil_mode) {
+  const int64_t span = in + 2 * p - d * (k - 1) - 1;
+  int64_t out = (ceil_mode ? (span + s - 1) / s : span / s) + 1;
+  if (ceil_mode && (out - 1) * s >= in + p) --out;  // last window must start inside the input or left pad
+  return out;
+}
+
+PoolGeometry MakePool(const char* op, const Tensor& x, const Pool2dOptions& opt) {
+  CheckRank(op, x, 4, "N, C, H, W");
+  PoolGeometry g;
+  std::tie(g.kh, g.kw) = Pair(op, "kernel_size", opt.kernel_size);
+  std::tie(g.sh, g.sw) = opt.stride.empty() ? std::make_pair(g.kh, g.kw) : Pair(op, "stride", opt.stride);
+  std::tie(g.ph, g.pw) = Pair(op, "padding", opt.padding);
+  std::tie(g.dh, g.dw) = Pair(op, "dilation", opt.dilation);
+  if (g.kh <= 0 || g.kw <= 0 || g.sh <= 0 || g.sw <= 0 || g.dh <= 0 || g.dw <= 0) {
+    ThrowInvalid(op, ": kernel_size, stride and dilation must be positive");
+  }
+  if (g.ph * 2 > g.kh || g.pw * 2 > g.kw) ThrowInvalid(op, ": padding must be at most half the kernel size");
+  g.oh = PoolOutSize(x.size(2), g.kh, g.sh, g.ph, g.dh, opt.ceil_mode);
+  g.ow = PoolOutSize(x.size(3), g.kw, g.sw, g.pw, g.dw, opt.ceil_mode);
+  if (g.oh <= 0 || g.ow <= 0) ThrowInvalid(op, ": input ", x.ToString(), " is too small for the kernel");
+  return g;
+}
+
+}  // namespace
+
+Tensor conv2d(const Tensor& x, const Tensor& weight, const Tensor& bias, const Conv2dOptions& opt) {
+  CheckRank("conv2d", x, 4, "N, C, H, W");
+  CheckF32("conv2d", weight, "weight");
+  if (weight.dim() != 4) ThrowInvalid("conv2d: weight ", weight.ToString(), " must have rank 4");
+  kernels::Conv2dGeometry g;
+  g.batch = x.size(0);
+  g.in_channels = x.size(1);
+  g.in_h = x.size(2);
+  g.in_w = x.size(3);
+  g.out_channels = weight.size(0);
+  g.kernel_h = weight.size(2);
+  g.kernel_w = weight.size(3);
+  g.groups = opt.groups;
+  std::tie(g.stride_h, g.stride_w) = Pair("conv2d", "stride", opt.stride);
+  std::tie(g.pad_h, g.pad_w) = Pair("conv2d", "padding", opt.padding);
+  std::tie(g.dilation_h, g.dilation_w) = Pair("conv2d", "dilation", opt.dilation);
+  if (g.groups <= 0 || g.out_channels % g.groups != 0 || g.in_channels % g.groups != 0) {
+    ThrowInvalid("conv2d: groups ", g.groups, " must divide in_channels ", g.in_channels,
+                 " and out_channels ", g.out_channels);
+  }
+  if (weight.size(1) * g.groups != g.in_channels) {
+    ThrowInvalid("conv2d: input ", x.ToString(), " has ", g.in_channels, " channels but weight ",
+                 weight.ToString(), " expects ", weight.size(1) * g.groups, " (", weight.size(1), " x groups ",
+                 g.groups, ")");
+  }
+  if (bias.defined() && (bias.dim() != 1 || bias.size(0) != g.out_channels)) {
+    ThrowInvalid("conv2d: bias ", bias.ToString(), " must be [", g.out_channels, "]");
+  }
+  if (g.stride_h <= 0 || g.stride_w <= 0 || g.dilation_h <= 0 || g.dilation_w <= 0 || g.pad_h < 0 || g.pad_w < 0) {
+    ThrowInvalid("conv2d: stride and dilation must be positive and padding non-negative");
+  }
+  if (g.out_h() <= 0 || g.out_w() <= 0) {
+    ThrowInvalid("conv2d: input ", x.ToString(), " is smaller than the dilated kernel ", weight.ToString());
+  }
+  Tensor y = Tensor::Empty({g.batch, g.out_channels, g.out_h(), g.out_w()});
+  kernels::Conv2dF32(g, x.data<float>(), weight.data<float>(), bias.defined() ? bias.data<float>() : nullptr,
+                     y.data<float>());
+  return y;
+}
+
+Tensor linear(const Tensor& x, const Tensor& weight, const Tensor& bias) {
+  CheckF32("linear", x);
+  CheckF32("linear", weight, "weight");
+  if (weight.dim() != 2) ThrowInvalid("linear: weight ", weight.ToString(), " must be [out, in]");
+  if (x.dim() < 1 || x.size(-1) != weight.size(1)) {
+    ThrowInvalid("linear: input ", x.ToString(), " must end in in_features ", weight.size(1), " of weight ",
+                 weight.ToString());
+  }
+  const int64_t out = weight.size(0), in = weight.size(1), rows = x.numel() / std::max<int64_t>(in, 1);
+  if (bias.defined() && (bias.dim() != 1 || bias.size(0) != out)) {
+    ThrowInvalid("linear: bias ", bias.ToString(), " must be [", out, "]");
+  }
+  Shape ys = x.shape();
+  ys.back() = out;
+  Tensor y = Tensor::Empty(ys);
+  kernels::GemmArgs g;
+  g.m = rows;
+  g.n = out;
+  g.k = in;
+  g.a = x.data<float>();
+  g.lda = in;
+  g.b = weight.data<float>();
+  g.b_row_stride = 1;
+  g.b_col_stride = in;
+  g.c = y.data<float>();
+  g.ldc = out;
+  kernels::GemmF32(g);
+  if (bias.defined()) {
+    const float* pb = bias.data<float>();
+    float* py = y.data<float>();
+    for (int64_t r = 0; r < rows; ++r) {
+      for (int64_t j = 0; j < out; ++j) py[r * out + j] += pb[j];
+    }
+  }
+  return y;
+}
+
+Tensor batch_norm(const Tensor& x, const Tensor& running_mean, const Tensor& running_var, const Tensor& weight,
+                  const Tensor& bias, bool training, double momentum, double eps) {
+  CheckF32("batch_norm", x);
+  if (x.dim() < 2) ThrowInvalid("batch_norm: input ", x.ToString(), " must be [N, C, ...]");
+  const int64_t n = x.size(0), c = x.size(1), inner = x.numel() / std::max<int64_t>(1, n * c);
+  for (const Tensor* t : {&running_mean, &running_var, &weight, &bias}) {
+    if (t->defined() && (t->dim() != 1 || t->size(0) != c)) {
+      ThrowInvalid("batch_norm: parameter ", t->ToString(), " must be [", c, "] for input ", x.ToString());
+    }
+  }
+  if (!training && (!running_mean.defined() || !running_var.defined())) {
+    ThrowInvalid("batch_norm: eval mode needs running_mean and running_var");
+  }
+  const int64_t count = n * inner;
+  if (training && count <= 1) {
+    ThrowInvalid("batch_norm: training needs more than one value per channel, got input ", x.ToString());
+  }
+  Tensor y = Tensor::Empty(x.shape());
+  const float* px = x.data<float>();
+  float* py = y.data<float>();
+  for (int64_t ch = 0; ch < c; ++ch) {
+    double mean, var;
+    if (training) {
+      double sum = 0, sq = 0;
+      for (int64_t b = 0; b < n; ++b) {
+        const float* p = px + (b * c + ch) * inner;
+        for (int64_t i = 0; i < inner; ++i) sum += p[i];
+      }
+      mean = sum / count;
+      for (int64_t b = 0; b < n; ++b) {
+        const float* p = px + (b * c + ch) * inner;
+        for (int64_t i = 0; i < inner; ++i) sq += (p[i] - mean) * (p[i] - mean);
+      }
+      var = sq / count;
+      if (running_mean.defined()) {
+        float& rm = running_mean.data<float>()[ch];
+        float& rv = running_var.data<float>()[ch];
+        rm = static_cast<float>((1 - momentum) * rm + momentum * mean);
+        rv = static_cast<float>((1 - momentum) * rv + momentum * sq / (count - 1));
+      }
+    } else {
+      mean = running_mean.data<float>()[ch];
+      var = running_var.data<float>()[ch];
+    }
+    const double w = weight.defined() ? weight.data<float>()[ch] : 1.0;
+    const double b0 = bias.defined() ? bias.data<float>()[ch] : 0.0;
+    const float scale = static_cast<float>(w / std::sqrt(var + eps));
+    const float shift = static_cast<float>(b0 - mean * w / std::sqrt(var + eps));
+    for (int64_t b = 0; b < n; ++b) {
+      const float* p = px + (b * c + ch) * inner;
+      float* q = py + (b * c + ch) * inner;
+      for (int64_t i = 0; i < inner; ++i) q[i] = p[i] * scale + shift;
+    }
+  }
+  return y;
+}
+
+Tensor relu(const Tensor& x) {
+  return Map("relu", x, [](float v) { return v > 0.f ? v : 0.f; });
+}
+Tensor relu6(const Tensor& x) { return hardtanh(x, 0.f, 6.f); }
+Tensor hardtanh(const Tensor& x, float lo, float hi) {
+  return Map("hardtanh", x, [lo, hi](float v) { return std::min(std::max(v, lo), hi); });
+}
+Tensor hardswish(const Tensor& x) {
+  return Map("hardswish", x, [](float v) { return v * std::min(std::max(v + 3.f, 0.f), 6.f) / 6.f; });
+}
+Tensor hardsigmoid(const Tensor& x) {
+  return Map("hardsigmoid", x, [](float v) { return std::min(std::max(v + 3.f, 0.f), 6.f) / 6.f; });
+}
+Tensor sigmoid(const Tensor& x) {
+  return Map("sigmoid", x, [](float v) { return 1.f / (1.f + std::exp(-v)); });
+}
+Tensor tanh(const Tensor& x) {
+  return Map("tanh", x, [](float v) { return std::tanh(v); });
+}
+Tensor silu(const Tensor& x) {
+  return Map("silu", x, [](float v) { return v / (1.f + std::exp(-v)); });
+}
+
+Tensor softmax(const Tensor& x, int64_t dim) {
+  CheckF32("softmax", x);
+  const int64_t d = NormalizeDim(dim, x.dim(), "softmax");
+  const int64_t len = x.size(d);
+  int64_t inner = 1;
+  for (int64_t i = d + 1; i < x.dim(); ++i) inner *= x.size(i);
+  const int64_t outer = x.numel() / std::max<int64_t>(1, len * inner);
+  Tensor y = Tensor::Empty(x.shape());
+  const float* px = x.data<float>();
+  float* py = y.data<float>();
+  for (int64_t o = 0; o < outer; ++o) {
+    for (int64_t i = 0; i < inner; ++i) {
+      const float* p = px + o * len * inner + i;
+      float* q = py + o * len * inner + i;
+      float mx = -std::numeric_limits<float>::infinity();
+      for (int64_t k = 0; k < len; ++k) mx = std::max(mx, p[k * inner]);
+      float sum = 0.f;
+      for (int64_t k = 0; k < len; ++k) sum += (q[k * inner] = std::exp(p[k * inner] - mx));
+      for (int64_t k = 0; k < len; ++k) q[k * inner] /= sum;
+    }
+  }
+  return y;
+}
+
+Tensor dropout(const Tensor& x, double p, bool training) {
+  if (p < 0 || p > 1) ThrowInvalid("dropout: p ", p, " must be in [0, 1]");
+  if (!training || p == 0) return x;
+  static std::mt19937 rng(0x5eed);
+  std::bernoulli_distribution keep(1 - p);
+  const float scale = p == 1 ? 0.f : static_cast<float>(1 / (1 - p));
+  return Map("dropout", x, [&](float v) { return keep(rng) ? v * scale : 0.f; });
+}
+
+Tensor max_pool2d(const Tensor& x, const Pool2dOptions& opt) {
+  const PoolGeometry g = MakePool("max_pool2d", x, opt);
+  const int64_t planes = x.size(0) * x.size(1), ih = x.size(2), iw = x.size(3);
+  Tensor y = Tensor::Empty({x.size(0), x.size(1), g.oh, g.ow});
+  const float* px = x.data<float>();
+  float* py = y.data<float>();
+  ParallelFor(planes, 8, [&](int64_t b, int64_t e) {
+    for (int64_t pl = b; pl < e; ++pl) {
+      const float* xp = px + pl * ih * iw;
+      for (int64_t oy = 0; oy < g.oh; ++oy) {
+        for (int64_t ox = 0; ox < g.ow; ++ox) {
+          float mx = -std::numeric_limits<float>::infinity();
+          for (int64_t ky = 0; ky < g.kh; ++ky) {
+            const int64_t iy = oy * g.sh - g.ph + ky * g.dh;
+            if (iy < 0 || iy >= ih) continue;
+            for (int64_t kx = 0; kx < g.kw; ++kx) {
+              const int64_t ix = ox * g.sw - g.pw + kx * g.dw;
+              if (ix < 0 || ix >= iw) continue;
+              const float v = xp[iy * iw + ix];
+              if (v > mx || std::isnan(v)) mx = v;
+            }
+          }
+          py[(pl * g.oh + oy) * g.ow + ox] = mx;
+        }
+      }
+    }
+  });
+  return y;
+}
+
+Tensor avg_pool2d(const Tensor& x, const Pool2dOptions& opt) {
+  const PoolGeometry g = MakePool("avg_pool2d", x, opt);
+  if (g.dh != 1 || g.dw != 1) ThrowInvalid("avg_pool2d: dilation is not supported (PyTorch has none)");
+  const int64_t planes = x.size(0) * x.size(1), ih = x.size(2), iw = x.size(3);
+  Tensor y = Tensor::Empty({x.size(0), x.size(1), g.oh, g.ow});
+  const float* px = x.data<float>();
+  float* py = y.data<float>();
+  for (int64_t pl = 0; pl < planes; ++pl) {
+    const float* xp = px + pl * ih * iw;
+    for (int64_t oy = 0; oy < g.oh; ++oy) {
+      for (int64_t ox = 0; ox < g.ow; ++ox) {
+        int64_t y0 = oy * g.sh - g.ph, x0 = ox * g.sw - g.pw;
+        int64_t y1 = std::min(y0 + g.kh, ih + g.ph), x1 = std::min(x0 + g.kw, iw + g.pw);
+        const int64_t padded_count = (y1 - y0) * (x1 - x0);
+        y0 = std::max<int64_t>(y0, 0);
+        x0 = std::max<int64_t>(x0, 0);
+        y1 = std::min(y1, ih);
+        x1 = std::min(x1, iw);
+        float sum = 0.f;
+        for (int64_t iy = y0; iy < y1; ++iy) {
+          for (int64_t ix = x0; ix < x1; ++ix) sum += xp[iy * iw + ix];
+        }
+        const int64_t div = opt.count_include_pad ? padded_count : (y1 - y0) * (x1 - x0);
+        py[(pl * g.oh + oy) * g.ow + ox] = sum / static_cast<float>(div);
+      }
+    }
+  }
+  return y;
+}
+
+Tensor adaptive_avg_pool2d(const Tensor& x, std::vector<int64_t> output_size) {
+  CheckRank("adaptive_avg_pool2d", x, 4, "N, C, H, W");
+  int64_t oh, ow;
+  std::tie(oh, ow) = Pair("adaptive_avg_pool2d", "output_size", output_size);
+  if (oh <= 0 || ow <= 0) ThrowInvalid("adaptive_avg_pool2d: output_size must be positive");
+  const int64_t planes = x.size(0) * x.size(1), ih = x.size(2), iw = x.size(3);
+  Tensor y = Tensor::Empty({x.size(0), x.size(1), oh, ow});
+  const float* px = x.data<float>();
+  float* py = y.data<float>();
+  for (int64_t pl = 0; pl < planes; ++pl) {
+    const float* xp = px + pl * ih * iw;
+    for (int64_t oy = 0; oy < oh; ++oy) {
+      const int64_t y0 = oy * ih / oh, y1 = ((oy + 1) * ih + oh - 1) / oh;
+      for (int64_t ox = 0; ox < ow; ++ox) {
+        const int64_t x0 = ox * iw / ow, x1 = ((ox + 1) * iw + ow - 1) / ow;
+        float sum = 0.f;
+        for (int64_t iy = y0; iy < y1; ++iy) {
+          for (int64_t ix = x0; ix < x1; ++ix) sum += xp[iy * iw + ix];
+        }
+        py[(pl * oh + oy) * ow + ox] = sum / static_cast<float>((y1 - y0) * (x1 - x0));
+      }
+    }
+  }
+  return y;
+}
+
+Tensor add(const Tensor& a, const Tensor& b) {
+  return Binary("add", a, b, [](float u, float v) { return u + v; });
+}
+Tensor mul(const Tensor& a, const Tensor& b) {
+  return Binary("mul", a, b, [](float u, float v) { return u * v; });
+}
+Tensor add(const Tensor& a, float b) {
+  return Map("add", a, [b](float v) { return v + b; });
+}
+Tensor mul(const Tensor& a, float b) {
+  return Map("mul", a, [b](float v) { return v * b; });
+}
+
+Tensor cat(const std::vector<Tensor>& xs, int64_t dim) {
+  if (xs.empty()) ThrowInvalid("cat: needs at least one tensor");
+  for (const Tensor& t : xs) CheckF32("cat", t);
+  const Shape& s0 = xs[0].shape();
+  const int64_t d = NormalizeDim(dim, xs[0].dim(), "cat");
+  Shape out = s0;
+  out[d] = 0;
+  for (size_t i = 0; i < xs.size(); ++i) {
+    const Shape& s = xs[i].shape();
+    bool ok = s.size() == s0.size();
+    for (size_t j = 0; ok && j < s.size(); ++j) ok = static_cast<int64_t>(j) == d || s[j] == s0[j];
+    if (!ok) {
+      ThrowInvalid("cat: tensor ", i, " ", xs[i].ToString(), " must match ", xs[0].ToString(),
+                   " in every dim but ", d);
+    }
+    out[d] += s[d];
+  }
+  int64_t outer = 1, inner = 1;
+  for (int64_t j = 0; j < d; ++j) outer *= s0[j];
+  for (size_t j = d + 1; j < s0.size(); ++j) inner *= s0[j];
+  Tensor y = Tensor::Empty(out);
+  float* py = y.data<float>();
+  for (int64_t o = 0; o < outer; ++o) {
+    for (const Tensor& t : xs) {
+      const int64_t run = t.size(d) * inner;
+      std::memcpy(py, t.data<float>() + o * run, run * sizeof(float));
+      py += run;
+    }
+  }
+  return y;
+}
+
+Tensor flatten(const Tensor& x, int64_t start_dim, int64_t end_dim) { return x.Flatten(start_dim, end_dim); }
+
+Tensor reshape(const Tensor& x, Shape shape) { return x.Reshape(std::move(shape)); }
+
+Tensor mean(const Tensor& x, std::vector<int64_t> dims, bool keepdim) {
+  CheckF32("mean", x);
+  std::vector<bool> reduce(x.dim(), dims.empty());
+  for (int64_t d : dims) reduce[NormalizeDim(d, x.dim(), "mean")] = true;
+  Shape out_keep = x.shape(), out;
+  for (int64_t i = 0; i < x.dim(); ++i) {
+    if (reduce[i]) out_keep[i] = 1;
+    if (!reduce[i] || keepdim) out.push_back(out_keep[i]);
+  }
+  Tensor y = Tensor::Empty(out_keep);
+  const auto st = BroadcastStrides(out_keep, x.shape());
+  const float* px = x.data<float>();
+  float* py = y.data<float>();
+  std::vector<int64_t> idx(x.dim(), 0);
+  int64_t iy = 0;
+  for (int64_t i = 0, n = x.numel(); i < n; ++i) {
+    py[iy] += px[i];
+    for (int64_t d = x.dim() - 1; d >= 0; --d) {
+      iy += st[d];
+      if (++idx[d] < x.size(d)) break;
+      iy -= st[d] * x.size(d);
+      idx[d] = 0;
+    }
+  }
+  const float count = static_cast<float>(x.numel() / std::max<int64_t>(1, y.numel()));
+  for (int64_t i = 0, n = y.numel(); i < n; ++i) py[i] /= count;
+  return y.Reshape(out);
+}
+
+Tensor argmax(const Tensor& x) {
+  CheckRank("argmax", x, 2, "N, C");
+  const int64_t n = x.size(0), c = x.size(1);
+  Tensor y = Tensor::Empty({n}, DType::kI64);
+  for (int64_t i = 0; i < n; ++i) {
+    const float* row = x.data<float>() + i * c;
+    y.data<int64_t>()[i] = std::max_element(row, row + c) - row;
+  }
+  return y;
+}
+
+}  // namespace F
+}  // namespace qfx

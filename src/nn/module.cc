@@ -1,0 +1,202 @@
+// qfx nn: Module registration, traversal and state_dict loading (see include/qfx/nn/module.h).
+#include "qfx/nn/module.h"
+
+#include <map>
+#include <set>
+
+#include "absl/strings/str_join.h"
+#include "absl/strings/str_split.h"
+
+namespace qfx {
+namespace nn {
+
+Tensor Module::forward(const Tensor&) {
+  throw Error(absl::UnimplementedError(
+      absl::StrCat(type_name(), " has no forward(); call its submodules instead")));
+}
+
+void Module::CheckNewName(const std::string& name) const {
+  if (name.empty() || name.find('.') != std::string::npos) {
+    ThrowInvalid(type_name(), ": attribute name '", name, "' must be non-empty and contain no '.'");
+  }
+  auto taken = [&](const auto& v) {
+    for (const auto& e : v) {
+      if constexpr (std::is_same_v<std::decay_t<decltype(e)>, Slot>) {
+        if (e.name == name) return true;
+      } else {
+        if (e.first == name) return true;
+      }
+    }
+    return false;
+  };
+  if (taken(children_) || taken(params_) || taken(buffers_)) {
+    ThrowInvalid(type_name(), ": attribute '", name, "' is already registered");
+  }
+}
+
+void Module::AddChild(const std::string& name, std::shared_ptr<Module> module) {
+  CheckNewName(name);
+  if (!module) ThrowInvalid(type_name(), ": submodule '", name, "' is null");
+  children_.emplace_back(name, std::move(module));
+}
+
+Tensor Module::register_parameter(const std::string& name, Tensor t) {
+  CheckNewName(name);
+  params_.push_back({name, t, true});
+  return t;
+}
+
+Tensor Module::register_buffer(const std::string& name, Tensor t, bool persistent) {
+  CheckNewName(name);
+  buffers_.push_back({name, t, persistent});
+  return t;
+}
+
+void Module::CollectModules(const std::string& prefix, std::vector<std::pair<std::string, Module*>>& out) {
+  for (const auto& e : out) {
+    if (e.second == this) return;  // a module reachable twice is listed once, like PyTorch
+  }
+  out.emplace_back(prefix, this);
+  for (auto& [name, child] : children_) {
+    child->CollectModules(prefix.empty() ? name : prefix + "." + name, out);
+  }
+}
+
+std::vector<std::pair<std::string, Module*>> Module::named_modules(const std::string& prefix) {
+  std::vector<std::pair<std::string, Module*>> out;
+  CollectModules(prefix, out);
+  return out;
+}
+
+static std::string Join(const std::string& prefix, const std::string& name) {
+  return prefix.empty() ? name : prefix + "." + name;
+}
+
+NamedTensors Module::named_parameters(const std::string& prefix) const {
+  NamedTensors out;
+  for (const Slot& s : params_) out.emplace_back(Join(prefix, s.name), s.tensor);
+  for (const auto& [name, child] : children_) {
+    for (auto& e : child->named_parameters(Join(prefix, name))) out.push_back(std::move(e));
+  }
+  return out;
+}
+
+NamedTensors Module::named_buffers(const std::string& prefix) const {
+  NamedTensors out;
+  for (const Slot& s : buffers_) {
+    if (s.persistent) out.emplace_back(Join(prefix, s.name), s.tensor);
+  }
+  for (const auto& [name, child] : children_) {
+    for (auto& e : child->named_buffers(Join(prefix, name))) out.push_back(std::move(e));
+  }
+  return out;
+}
+
+NamedTensors Module::state_dict(const std::string& prefix) const {
+  NamedTensors out;
+  for (const Slot& s : params_) out.emplace_back(Join(prefix, s.name), s.tensor);
+  for (const Slot& s : buffers_) {
+    if (s.persistent) out.emplace_back(Join(prefix, s.name), s.tensor);
+  }
+  for (const auto& [name, child] : children_) {
+    for (auto& e : child->state_dict(Join(prefix, name))) out.push_back(std::move(e));
+  }
+  return out;
+}
+
+absl::Status Module::load_state_dict(const NamedTensors& dict, bool strict) {
+  std::map<std::string, const Tensor*> given;
+  for (const auto& [name, t] : dict) given[name] = &t;
+  std::vector<std::string> missing, unexpected, mismatched;
+  std::set<std::string> own;
+  const NamedTensors mine = state_dict();
+  for (const auto& [name, t] : mine) {
+    own.insert(name);
+    auto it = given.find(name);
+    if (it == given.end()) {
+      missing.push_back(name);
+    } else if (it->second->shape() != t.shape() || it->second->dtype() != t.dtype()) {
+      mismatched.push_back(absl::StrCat(name, ": checkpoint ", it->second->ToString(), " vs model ", t.ToString()));
+    }
+  }
+  for (const auto& [name, t] : dict) {
+    if (!own.count(name)) unexpected.push_back(name);
+  }
+  std::vector<std::string> problems;
+  if (strict && !missing.empty()) {
+    problems.push_back(absl::StrCat(missing.size(), " missing key(s): ", absl::StrJoin(missing, ", ")));
+  }
+  if (strict && !unexpected.empty()) {
+    problems.push_back(absl::StrCat(unexpected.size(), " unexpected key(s): ", absl::StrJoin(unexpected, ", ")));
+  }
+  if (!mismatched.empty()) {
+    problems.push_back(absl::StrCat(mismatched.size(), " shape/dtype mismatch(es): ", absl::StrJoin(mismatched, "; ")));
+  }
+  if (!problems.empty()) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("load_state_dict into ", type_name(), ": ", absl::StrJoin(problems, "; "),
+                     strict ? "" : " (strict=false skips only missing and unexpected keys)"));
+  }
+  for (const auto& [name, t] : mine) {
+    auto it = given.find(name);
+    if (it != given.end()) t.CopyFrom(*it->second);
+  }
+  return absl::OkStatus();
+}
+
+Module* Module::submodule(const std::string& path) {
+  if (path.empty()) return this;
+  Module* m = this;
+  for (absl::string_view part : absl::StrSplit(path, '.')) {
+    Module* next = nullptr;
+    for (auto& [name, child] : m->children_) {
+      if (name == part) next = child.get();
+    }
+    if (next == nullptr) return nullptr;
+    m = next;
+  }
+  return m;
+}
+
+Tensor Module::tensor(const std::string& name) const {
+  for (const Slot& s : params_) {
+    if (s.name == name) return s.tensor;
+  }
+  for (const Slot& s : buffers_) {
+    if (s.name == name) return s.tensor;
+  }
+  return Tensor();
+}
+
+void Module::train(bool on) {
+  training_ = on;
+  for (auto& [name, child] : children_) child->train(on);
+}
+
+absl::StatusOr<Tensor> RunModule(Module& module, const Tensor& x) {
+  Tensor y;
+  QFX_RETURN_IF_ERROR(CatchErrors([&] { y = module(x); }));
+  return y;
+}
+
+std::mt19937_64& Generator() {
+  static std::mt19937_64 gen(0);
+  return gen;
+}
+
+void ManualSeed(uint64_t seed) { Generator().seed(seed); }
+
+void UniformInit(const Tensor& t, float lo, float hi) {
+  std::uniform_real_distribution<float> dist(lo, hi);
+  float* p = t.data<float>();
+  for (int64_t i = 0, n = t.numel(); i < n; ++i) p[i] = dist(Generator());
+}
+
+void NormalInit(const Tensor& t, float mean, float stddev) {
+  std::normal_distribution<float> dist(mean, stddev);
+  float* p = t.data<float>();
+  for (int64_t i = 0, n = t.numel(); i < n; ++i) p[i] = dist(Generator());
+}
+
+}  // namespace nn
+}  // namespace qfx

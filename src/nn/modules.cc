@@ -1,0 +1,115 @@
+// qfx nn: the standard modules (see include/qfx/nn/modules.h).
+#include "qfx/nn/modules.h"
+
+#include <cmath>
+#include <string>
+
+namespace qfx {
+namespace nn {
+namespace {
+
+// PyTorch's default: kaiming_uniform_(a=sqrt(5)) gives bound 1/sqrt(fan_in); bias uses the same bound.
+void DefaultInit(const Tensor& weight, const Tensor& bias, int64_t fan_in) {
+  const float bound = fan_in > 0 ? 1.f / std::sqrt(static_cast<float>(fan_in)) : 0.f;
+  UniformInit(weight, -bound, bound);
+  if (bias.defined()) UniformInit(bias, -bound, bound);
+}
+
+}  // namespace
+
+Conv2d::Conv2d(int64_t in, int64_t out, int64_t k, Conv2dArgs args)
+    : in_channels(in), out_channels(out), kernel_size(k) {
+  if (in <= 0 || out <= 0 || k <= 0 || args.groups <= 0 || in % args.groups || out % args.groups) {
+    ThrowInvalid("Conv2d(", in, ", ", out, ", ", k, ", groups=", args.groups,
+                 "): channels and kernel size must be positive and divisible by groups");
+  }
+  options.stride = {args.stride, args.stride};
+  options.padding = {args.padding, args.padding};
+  options.dilation = {args.dilation, args.dilation};
+  options.groups = args.groups;
+  weight = register_parameter("weight", Tensor::Empty({out, in / args.groups, k, k}));
+  if (args.bias) bias = register_parameter("bias", Tensor::Empty({out}));
+  DefaultInit(weight, bias, in / args.groups * k * k);
+}
+
+Tensor Conv2d::forward(const Tensor& x) { return F::conv2d(x, weight, bias, options); }
+
+Linear::Linear(int64_t in, int64_t out, bool has_bias) : in_features(in), out_features(out) {
+  if (in <= 0 || out <= 0) ThrowInvalid("Linear(", in, ", ", out, "): features must be positive");
+  weight = register_parameter("weight", Tensor::Empty({out, in}));
+  if (has_bias) bias = register_parameter("bias", Tensor::Empty({out}));
+  DefaultInit(weight, bias, in);
+}
+
+Tensor Linear::forward(const Tensor& x) { return F::linear(x, weight, bias); }
+
+BatchNormBase::BatchNormBase(int64_t c, double eps, double momentum)
+    : num_features(c), eps(eps), momentum(momentum) {
+  if (c <= 0) ThrowInvalid("BatchNorm(", c, "): num_features must be positive");
+  weight = register_parameter("weight", Tensor::Full({c}, 1.f));
+  bias = register_parameter("bias", Tensor::Zeros({c}));
+  running_mean = register_buffer("running_mean", Tensor::Zeros({c}));
+  running_var = register_buffer("running_var", Tensor::Full({c}, 1.f));
+  num_batches_tracked = register_buffer("num_batches_tracked", Tensor::Zeros({}, DType::kI64));
+}
+
+Tensor BatchNormBase::forward(const Tensor& x) {
+  CheckInput(x);
+  if (is_training()) num_batches_tracked.data<int64_t>()[0] += 1;
+  return F::batch_norm(x, running_mean, running_var, weight, bias, is_training(), momentum, eps);
+}
+
+void BatchNorm2d::CheckInput(const Tensor& x) const {
+  if (x.dim() != 4) ThrowInvalid("BatchNorm2d: input ", x.ToString(), " must be 4-d [N, C, H, W]");
+}
+
+void BatchNorm1d::CheckInput(const Tensor& x) const {
+  if (x.dim() != 2 && x.dim() != 3) ThrowInvalid("BatchNorm1d: input ", x.ToString(), " must be [N, C] or [N, C, L]");
+}
+
+Hardtanh::Hardtanh(float lo, float hi) : min_val(lo), max_val(hi) {
+  if (!(lo < hi)) ThrowInvalid("Hardtanh: min_val ", lo, " must be less than max_val ", hi);
+}
+
+MaxPool2d::MaxPool2d(int64_t k, int64_t stride, int64_t padding, int64_t dilation, bool ceil_mode) {
+  options.kernel_size = {k, k};
+  options.stride = {stride ? stride : k, stride ? stride : k};
+  options.padding = {padding, padding};
+  options.dilation = {dilation, dilation};
+  options.ceil_mode = ceil_mode;
+}
+
+AvgPool2d::AvgPool2d(int64_t k, int64_t stride, int64_t padding, bool ceil_mode, bool count_include_pad) {
+  options.kernel_size = {k, k};
+  options.stride = {stride ? stride : k, stride ? stride : k};
+  options.padding = {padding, padding};
+  options.ceil_mode = ceil_mode;
+  options.count_include_pad = count_include_pad;
+}
+
+AdaptiveAvgPool2d::AdaptiveAvgPool2d(int64_t h, int64_t w) : output_size{h, w ? w : h} {}
+
+Dropout::Dropout(double p) : p(p) {
+  if (p < 0 || p > 1) ThrowInvalid("Dropout: p ", p, " must be in [0, 1]");
+}
+
+Sequential::Sequential(std::initializer_list<std::shared_ptr<Module>> modules) {
+  for (const auto& m : modules) push_back(m);
+}
+
+void Sequential::push_back(std::shared_ptr<Module> module) {
+  register_module(std::to_string(size()), std::move(module));
+}
+
+Tensor Sequential::forward(const Tensor& x) {
+  Tensor y = x;
+  for (const auto& [name, child] : named_children()) y = (*child)(y);
+  return y;
+}
+
+void ModuleList::push_back(std::shared_ptr<Module> module) {
+  register_module(std::to_string(size()), std::move(module));
+}
+
+}  // namespace nn
+}  // namespace qfx
