@@ -1,0 +1,34 @@
+// qfx models, internal: builders shared by the zoo's model files (not a public header).
+#pragma once
+
+#include <cstdint>
+#include <memory>
+
+#include "qfx/nn/modules.h"
+
+namespace qfx {
+namespace models {
+
+// torchvision's Conv2dNormActivation: Sequential(Conv2d(bias=False), BatchNorm2d[, activation]) with
+// padding (k - 1) / 2. `activation` may be null (no activation module).
+std::shared_ptr<nn::Sequential> ConvNormActivation(int64_t in, int64_t out, int64_t kernel, int64_t stride,
+                                                   int64_t groups, std::shared_ptr<nn::Module> activation,
+                                                   double bn_eps = 1e-5, double bn_momentum = 0.1);
+
+// torchvision's _make_divisible: rounds v to a multiple of divisor, not below 90% of v.
+int64_t MakeDivisible(double v, int64_t divisor = 8);
+
+// How Linear layers are initialised by a model family.
+enum class LinearInit { kPyTorchDefault, kNormal001 };
+// Re-initialises every Conv2d, BatchNorm and Linear of `model` as torchvision does.
+void InitLikeTorchvision(nn::Module& model, LinearInit linear_init);
+
+std::shared_ptr<nn::Module> MakeResNet18();
+std::shared_ptr<nn::Module> MakeResNet50();
+std::shared_ptr<nn::Module> MakeMobileNetV2();
+std::shared_ptr<nn::Module> MakeMobileNetV3Small();
+std::shared_ptr<nn::Module> MakeMlp();
+std::shared_ptr<nn::Module> MakeMnistCnn();
+
+}  // namespace models
+}  // namespace qfx

@@ -1,0 +1,192 @@
+// qfx command line: demo, run, eval and bench on fp32 zoo models (see commands.h).
+#include "tools/qfx/commands.h"
+
+#include <unistd.h>
+
+#include <algorithm>
+#include <chrono>
+#include <cstdio>
+#include <random>
+#include <vector>
+
+#include "absl/strings/numbers.h"
+#include "absl/strings/str_split.h"
+#include "fmt/core.h"
+#include "qfx/core/parallel.h"
+#include "qfx/io/npy.h"
+#include "qfx/io/safetensors.h"
+#include "qfx/models/zoo.h"
+#include "qfx/nn/functional.h"
+
+namespace qfx {
+namespace cli {
+namespace {
+
+using Clock = std::chrono::steady_clock;
+
+double MsSince(Clock::time_point t0) {
+  return std::chrono::duration<double, std::milli>(Clock::now() - t0).count();
+}
+
+absl::StatusOr<std::shared_ptr<nn::Module>> LoadModel(const ModelFlags& f) {
+  QFX_ASSIGN_OR_RETURN(auto model, models::Create(f.model, f.seed));
+  if (!f.weights.empty()) QFX_RETURN_IF_ERROR(io::LoadWeights(*model, f.weights, /*strict=*/true));
+  model->eval();
+  return model;
+}
+
+Tensor SeededInput(const Shape& shape, uint64_t seed) {
+  Tensor x = Tensor::Empty(shape);
+  std::mt19937_64 gen(seed);
+  std::normal_distribution<float> dist(0.f, 1.f);
+  for (int64_t i = 0; i < x.numel(); ++i) x.data<float>()[i] = dist(gen);
+  return x;
+}
+
+// A one-line progress bar on stderr, drawn only when stderr is a terminal.
+class Progress {
+ public:
+  Progress(const char* what, int64_t total) : what_(what), total_(total), tty_(::isatty(2)) {}
+  void Update(int64_t done) {
+    if (!tty_) return;
+    const int width = 30, filled = static_cast<int>(width * done / std::max<int64_t>(1, total_));
+    std::fprintf(stderr, "\r%s [%s%s] %lld/%lld", what_, std::string(filled, '#').c_str(),
+                 std::string(width - filled, '.').c_str(), static_cast<long long>(done),
+                 static_cast<long long>(total_));
+    if (done >= total_) std::fprintf(stderr, "\n");
+  }
+
+ private:
+  const char* what_;
+  int64_t total_;
+  bool tty_;
+};
+
+// Runs `model` over x in batches along dim 0 and concatenates the outputs.
+absl::StatusOr<Tensor> RunBatched(nn::Module& model, const Tensor& x, int64_t batch, const char* what) {
+  if (x.dim() < 1 || x.size(0) == 0) return absl::InvalidArgumentError("input must be [N, ...] with N > 0");
+  if (x.dtype() != DType::kF32) {
+    return absl::InvalidArgumentError(absl::StrCat("input is ", x.ToString(), "; models take f32 (<f4 or <f8)"));
+  }
+  std::vector<Tensor> outs;
+  Progress progress(what, x.size(0));
+  for (int64_t i = 0; i < x.size(0); i += batch) {
+    const int64_t n = std::min(batch, x.size(0) - i);
+    absl::StatusOr<Tensor> y = RunModule(model, x.Narrow0(i, n));
+    if (!y.ok()) {
+      return absl::Status(y.status().code(), absl::StrCat("batch at row ", i, ": ", y.status().message()));
+    }
+    outs.push_back(*y);
+    progress.Update(i + n);
+  }
+  Tensor out;
+  QFX_RETURN_IF_ERROR(CatchErrors([&] { out = F::cat(outs, 0); }));
+  return out;
+}
+
+absl::StatusOr<Shape> ParseShape(const std::string& s) {
+  Shape shape;
+  for (absl::string_view part : absl::StrSplit(s, ',')) {
+    int64_t d;
+    if (!absl::SimpleAtoi(part, &d) || d <= 0) {
+      return absl::InvalidArgumentError(absl::StrCat("--shape '", s, "': '", part, "' is not a positive integer"));
+    }
+    shape.push_back(d);
+  }
+  return shape;
+}
+
+}  // namespace
+
+absl::Status Demo() {
+  const std::string name = "resnet18";
+  QFX_ASSIGN_OR_RETURN(auto info, models::GetModelInfo(name));
+  QFX_ASSIGN_OR_RETURN(auto model, models::Create(name, /*seed=*/0));
+  const Tensor x = SeededInput(info.input_shape, /*seed=*/1);
+  fmt::print("qfx demo: {} ({}), seeded weights, seeded input {}, {} threads\n", name, info.description,
+             ShapeToString(x.shape()), NumThreads());
+  QFX_ASSIGN_OR_RETURN(Tensor y, RunModule(*model, x));  // warm-up
+  std::vector<double> ms;
+  for (int i = 0; i < 5; ++i) {
+    const auto t0 = Clock::now();
+    QFX_ASSIGN_OR_RETURN(y, RunModule(*model, x));
+    ms.push_back(MsSince(t0));
+  }
+  std::sort(ms.begin(), ms.end());
+  std::vector<int64_t> idx(y.size(1));
+  for (size_t i = 0; i < idx.size(); ++i) idx[i] = static_cast<int64_t>(i);
+  const float* logits = y.data<float>();
+  std::partial_sort(idx.begin(), idx.begin() + 5, idx.end(), [&](int64_t a, int64_t b) { return logits[a] > logits[b]; });
+  fmt::print("top-5 logits (class: logit):\n");
+  for (int i = 0; i < 5; ++i) fmt::print("  {:4d}: {:+.5f}\n", idx[i], logits[idx[i]]);
+  fmt::print("fp32 latency: median {:.2f} ms (min {:.2f}, max {:.2f}) over {} runs\n", ms[ms.size() / 2], ms.front(),
+             ms.back(), ms.size());
+  return absl::OkStatus();
+}
+
+absl::Status Run(const RunFlags& f) {
+  QFX_ASSIGN_OR_RETURN(auto model, LoadModel(f.model));
+  QFX_ASSIGN_OR_RETURN(Tensor x, io::ReadNpy(f.input));
+  QFX_ASSIGN_OR_RETURN(Tensor y, RunBatched(*model, x, f.batch, "run"));
+  QFX_RETURN_IF_ERROR(io::WriteNpy(f.output, y));
+  fmt::print("wrote {} {}\n", f.output, y.ToString());
+  return absl::OkStatus();
+}
+
+absl::Status Eval(const EvalFlags& f) {
+  QFX_ASSIGN_OR_RETURN(auto model, LoadModel(f.model));
+  QFX_ASSIGN_OR_RETURN(Tensor x, io::ReadNpy(f.input));
+  QFX_ASSIGN_OR_RETURN(Tensor labels, io::ReadNpy(f.labels));
+  if (labels.dim() != 1 || x.dim() < 1 || labels.size(0) != x.size(0)) {
+    return absl::InvalidArgumentError(absl::StrCat(f.labels, ": labels ", labels.ToString(), " must be [N] with N = ",
+                                                   x.dim() ? x.size(0) : 0, " rows of ", f.input));
+  }
+  QFX_ASSIGN_OR_RETURN(Tensor y, RunBatched(*model, x, f.batch, "eval"));
+  if (y.dim() != 2) return absl::InvalidArgumentError(absl::StrCat("model output ", y.ToString(), " is not [N, classes]"));
+  const Tensor pred = F::argmax(y);
+  int64_t correct = 0;
+  for (int64_t i = 0; i < labels.size(0); ++i) {
+    int64_t label;
+    switch (labels.dtype()) {
+      case DType::kI64: label = labels.data<int64_t>()[i]; break;
+      case DType::kI32: label = labels.data<int32_t>()[i]; break;
+      case DType::kU8: label = labels.data<uint8_t>()[i]; break;
+      case DType::kI8: label = labels.data<int8_t>()[i]; break;
+      default: return absl::InvalidArgumentError(absl::StrCat(f.labels, ": labels must be integers, got ", labels.ToString()));
+    }
+    correct += pred.data<int64_t>()[i] == label;
+  }
+  fmt::print("images: {}\n", labels.size(0));
+  fmt::print("top1: {:.4f}\n", static_cast<double>(correct) / static_cast<double>(labels.size(0)));
+  return absl::OkStatus();
+}
+
+absl::Status Bench(const BenchFlags& f) {
+  QFX_ASSIGN_OR_RETURN(auto model, LoadModel(f.model));
+  QFX_ASSIGN_OR_RETURN(auto info, models::GetModelInfo(f.model.model));
+  Shape shape = info.input_shape;
+  if (!f.shape.empty()) {
+    QFX_ASSIGN_OR_RETURN(shape, ParseShape(f.shape));
+  }
+  if (f.threads > 0) SetNumThreads(f.threads);
+  const Tensor x = SeededInput(shape, 1);
+  for (int i = 0; i < 3; ++i) QFX_RETURN_IF_ERROR(RunModule(*model, x).status());
+  std::vector<double> ms;
+  for (int i = 0; i < f.iters; ++i) {
+    const auto t0 = Clock::now();
+    QFX_RETURN_IF_ERROR(RunModule(*model, x).status());
+    ms.push_back(MsSince(t0));
+  }
+  std::sort(ms.begin(), ms.end());
+  const double median = ms[ms.size() / 2];
+  if (f.json) {
+    fmt::print("{{\"median_ms\":{:.3f},\"min_ms\":{:.3f},\"max_ms\":{:.3f}}}\n", median, ms.front(), ms.back());
+  } else {
+    fmt::print("{} fp32 {} threads {}: median {:.2f} ms, min {:.2f}, max {:.2f} ({} iters)\n", f.model.model,
+               ShapeToString(shape), NumThreads(), median, ms.front(), ms.back(), ms.size());
+  }
+  return absl::OkStatus();
+}
+
+}  // namespace cli
+}  // namespace qfx

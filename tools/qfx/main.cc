@@ -1,0 +1,59 @@
+// qfx command line: parses flags with CLI11 and dispatches to the subcommands in commands.cc.
+//   qfx demo | run | eval | bench      (later issues add dump, quantize, train, qat)
+#include <cstdio>
+
+#include "CLI/CLI.hpp"
+#include "tools/qfx/commands.h"
+
+namespace {
+
+void AddModelFlags(CLI::App* cmd, qfx::cli::ModelFlags& f) {
+  cmd->add_option("--model", f.model, "zoo model name (resnet18, resnet50, mobilenet_v2, "
+                                      "mobilenet_v3_small, mlp, mnist_cnn)")->required();
+  cmd->add_option("--weights", f.weights, "safetensors file with the model's state_dict (PyTorch names)");
+  cmd->add_option("--seed", f.seed, "seed of the default initialisation when --weights is not given");
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  CLI::App app{"qfx: graph-mode int8 quantization for C++ models"};
+  app.require_subcommand(1);
+
+  app.add_subcommand("demo", "run seeded resnet18 on a seeded input: top-5 logits and time");
+
+  qfx::cli::RunFlags run;
+  CLI::App* run_cmd = app.add_subcommand("run", "run a model over an .npy array, in batches, and save outputs");
+  AddModelFlags(run_cmd, run.model);
+  run_cmd->add_option("--input", run.input, "input .npy, [N, ...]")->required();
+  run_cmd->add_option("--output", run.output, "output .npy to write")->required();
+  run_cmd->add_option("--batch", run.batch, "batch size")->check(CLI::PositiveNumber);
+
+  qfx::cli::EvalFlags eval;
+  CLI::App* eval_cmd = app.add_subcommand("eval", "top-1 accuracy of a model on an .npy array and labels");
+  AddModelFlags(eval_cmd, eval.model);
+  eval_cmd->add_option("--input", eval.input, "input .npy, [N, ...]")->required();
+  eval_cmd->add_option("--labels", eval.labels, "labels .npy, [N] integers")->required();
+  eval_cmd->add_option("--batch", eval.batch, "batch size")->check(CLI::PositiveNumber);
+
+  qfx::cli::BenchFlags bench;
+  CLI::App* bench_cmd = app.add_subcommand("bench", "latency of a model: warm-up, then median/min/max ms");
+  AddModelFlags(bench_cmd, bench.model);
+  bench_cmd->add_option("--shape", bench.shape, "input shape, e.g. 1,3,224,224 (default: the model's)");
+  bench_cmd->add_option("--threads", bench.threads, "threads (default: all cores)")->check(CLI::PositiveNumber);
+  bench_cmd->add_option("--iters", bench.iters, "timed iterations")->check(CLI::PositiveNumber);
+  bench_cmd->add_flag("--json", bench.json, "print one JSON line");
+
+  CLI11_PARSE(app, argc, argv);
+
+  absl::Status status;
+  if (app.got_subcommand("demo")) status = qfx::cli::Demo();
+  if (app.got_subcommand("run")) status = qfx::cli::Run(run);
+  if (app.got_subcommand("eval")) status = qfx::cli::Eval(eval);
+  if (app.got_subcommand("bench")) status = qfx::cli::Bench(bench);
+  if (!status.ok()) {
+    std::fprintf(stderr, "qfx: error: %s\n", std::string(status.message()).c_str());
+    return 1;
+  }
+  return 0;
+}
