@@ -1,0 +1,113 @@
+// qfx tests: the Highway fp32 GEMM and convolution against the scalar oracle, on every SIMD target
+// compiled in and supported by this CPU, over sweeps of sizes, strides, transposes and conv geometries.
+// fp32 sums in a different order, so the check is a tight relative bound rather than bit equality.
+#include <cmath>
+#include <cstdio>
+#include <random>
+#include <vector>
+
+#include "gtest/gtest.h"
+#include "hwy/targets.h"
+#include "qfx/core/parallel.h"
+#include "qfx/kernels/f32.h"
+
+namespace qfx {
+namespace kernels {
+namespace {
+
+std::vector<float> Random(size_t n, uint32_t seed) {
+  std::mt19937 gen(seed);
+  std::uniform_real_distribution<float> d(-1.f, 1.f);
+  std::vector<float> v(n);
+  for (float& x : v) x = d(gen);
+  return v;
+}
+
+double RelError(const std::vector<float>& a, const std::vector<float>& b) {
+  double err = 0, ref = 0;
+  for (size_t i = 0; i < a.size(); ++i) {
+    err = std::max(err, std::fabs(double(a[i]) - b[i]));
+    ref = std::max(ref, std::fabs(double(b[i])));
+  }
+  return ref > 0 ? err / ref : err;
+}
+
+// Runs body once per SIMD target, with the dispatcher forced to that target.
+template <typename Body>
+void ForEachTarget(Body body) {
+  for (int64_t target : hwy::SupportedAndGeneratedTargets()) {
+    hwy::SetSupportedTargetsForTest(target);
+    SCOPED_TRACE(hwy::TargetName(target));
+    std::printf("target %s\n", hwy::TargetName(target));
+    EXPECT_STREQ(GemmF32TargetName(), hwy::TargetName(target));
+    body();
+  }
+  hwy::SetSupportedTargetsForTest(0);
+}
+
+TEST(GemmF32, MatchesOracleOnEveryTarget) {
+  ASSERT_GE(hwy::SupportedAndGeneratedTargets().size(), 2u) << "expected SIMD targets beside scalar";
+  ForEachTarget([] {
+    for (int threads : {1, 2}) {
+      SetNumThreads(threads);
+      for (int64_t m : {1, 5, 6, 13}) {
+        for (int64_t n : {1, 7, 16, 33, 400}) {
+          for (int64_t k : {1, 9, 300}) {
+            for (bool transposed : {false, true}) {
+              const auto a = Random(m * (k + 3), 1), b = Random(k * n, 2);
+              std::vector<float> c(m * (n + 1), -7.f), want(m * (n + 1), -7.f);
+              GemmArgs g;
+              g.m = m, g.n = n, g.k = k, g.a = a.data(), g.lda = k + 3, g.b = b.data();
+              g.b_row_stride = transposed ? 1 : n;
+              g.b_col_stride = transposed ? k : 1;
+              g.ldc = n + 1;
+              g.c = want.data();
+              ref::GemmF32(g);
+              g.c = c.data();
+              GemmF32(g);
+              ASSERT_LT(RelError(c, want), 1e-5) << m << "x" << n << "x" << k << " t" << transposed;
+              for (int64_t i = 0; i < m; ++i) ASSERT_EQ(c[i * (n + 1) + n], -7.f) << "wrote past the row";
+            }
+          }
+        }
+      }
+    }
+  });
+  SetNumThreads(2);
+}
+
+struct ConvCase {
+  int64_t batch, cin, h, w, cout, k, stride, pad, dilation, groups;
+};
+
+TEST(Conv2dF32, MatchesOracleOnEveryTarget) {
+  const ConvCase cases[] = {
+      {1, 3, 9, 9, 8, 3, 1, 1, 1, 1},    {2, 4, 11, 10, 6, 3, 2, 2, 2, 1}, {1, 8, 7, 7, 12, 3, 1, 1, 1, 4},
+      {2, 8, 10, 10, 8, 3, 2, 1, 1, 8},  {1, 4, 9, 9, 8, 5, 1, 2, 1, 4},   {1, 16, 5, 5, 24, 1, 1, 0, 1, 1},
+      {1, 6, 8, 9, 6, 3, 1, 0, 1, 6},    {1, 5, 13, 6, 7, 7, 2, 3, 1, 1},  {1, 3, 4, 4, 2, 1, 2, 0, 1, 1},
+      {1, 12, 6, 6, 12, 3, 3, 1, 2, 12},
+  };
+  ForEachTarget([&] {
+    for (const ConvCase& c : cases) {
+      Conv2dGeometry g;
+      g.batch = c.batch, g.in_channels = c.cin, g.in_h = c.h, g.in_w = c.w, g.out_channels = c.cout;
+      g.kernel_h = g.kernel_w = c.k;
+      g.stride_h = g.stride_w = c.stride;
+      g.pad_h = g.pad_w = c.pad;
+      g.dilation_h = g.dilation_w = c.dilation;
+      g.groups = c.groups;
+      const auto x = Random(c.batch * c.cin * c.h * c.w, 3);
+      const auto w = Random(c.cout * (c.cin / c.groups) * c.k * c.k, 4);
+      const auto b = Random(c.cout, 5);
+      const size_t out = static_cast<size_t>(c.batch * c.cout * g.out_h() * g.out_w());
+      std::vector<float> y(out), want(out);
+      ref::Conv2dF32(g, x.data(), w.data(), b.data(), want.data());
+      Conv2dF32(g, x.data(), w.data(), b.data(), y.data());
+      EXPECT_LT(RelError(y, want), 1e-5) << "cin " << c.cin << " k " << c.k << " groups " << c.groups;
+    }
+  });
+}
+
+}  // namespace
+}  // namespace kernels
+}  // namespace qfx

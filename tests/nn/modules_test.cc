@@ -1,0 +1,150 @@
+// qfx tests: every nn module and functional op against PyTorch 1.13 (fixtures from gen_golden.py),
+// within 1e-4 relative; batch norm in train mode also checks the updated running statistics.
+#include <functional>
+#include <map>
+
+#include "gtest/gtest.h"
+#include "qfx/nn/modules.h"
+#include "tests/testing/golden.h"
+
+namespace qfx {
+namespace {
+
+using testing::Get;
+using testing::MaxRelError;
+using ModuleFactory = std::function<std::shared_ptr<nn::Module>()>;
+
+template <typename M, typename... Args>
+ModuleFactory Make(Args... args) {
+  return [=] { return std::make_shared<M>(args...); };
+}
+
+const std::map<std::string, ModuleFactory>& ModuleCases() {
+  using namespace nn;  // NOLINT
+  static const auto* cases = new std::map<std::string, ModuleFactory>{
+      {"conv2d_basic", Make<Conv2d>(3, 8, 3, Conv2dArgs{1, 1})},
+      {"conv2d_stride_dilation", Make<Conv2d>(4, 6, 3, Conv2dArgs{2, 2, 2, 1, false})},
+      {"conv2d_groups", Make<Conv2d>(8, 12, 3, Conv2dArgs{1, 1, 1, 4})},
+      {"conv2d_depthwise", Make<Conv2d>(8, 8, 3, Conv2dArgs{2, 1, 1, 8})},
+      {"conv2d_depthwise_mult", Make<Conv2d>(4, 8, 5, Conv2dArgs{1, 2, 1, 4})},
+      {"conv2d_1x1", Make<Conv2d>(16, 24, 1)},
+      {"conv2d_large", Make<Conv2d>(32, 40, 3, Conv2dArgs{1, 1})},
+      {"linear", Make<Linear>(20, 7)},
+      {"linear_nobias_3d", Make<Linear>(5, 4, false)},
+      {"batchnorm2d_eval", Make<BatchNorm2d>(6)},
+      {"batchnorm2d_train", Make<BatchNorm2d>(6)},
+      {"batchnorm1d_eval", Make<BatchNorm1d>(5)},
+      {"relu", Make<ReLU>()},
+      {"relu6", Make<ReLU6>()},
+      {"hardtanh", Make<Hardtanh>(-2.f, 1.5f)},
+      {"hardswish", Make<Hardswish>()},
+      {"hardsigmoid", Make<Hardsigmoid>()},
+      {"sigmoid", Make<Sigmoid>()},
+      {"tanh", Make<Tanh>()},
+      {"silu", Make<SiLU>()},
+      {"softmax", Make<Softmax>(1)},
+      {"maxpool2d", Make<MaxPool2d>(3, 2, 1)},
+      {"maxpool2d_ceil", Make<MaxPool2d>(2, 2, 0, 1, true)},
+      {"avgpool2d", Make<AvgPool2d>(3, 2, 1)},
+      {"avgpool2d_ceil_nopad", Make<AvgPool2d>(3, 2, 1, true, false)},
+      {"adaptive_avg_pool2d", Make<AdaptiveAvgPool2d>(3, 2)},
+      {"adaptive_avg_pool2d_1", Make<AdaptiveAvgPool2d>(1)},
+      {"flatten", Make<Flatten>()},
+      {"dropout_eval", Make<Dropout>(0.5)},
+      {"identity", Make<Identity>()},
+  };
+  return *cases;
+}
+
+class ModuleGolden : public ::testing::TestWithParam<std::string> {};
+
+TEST_P(ModuleGolden, MatchesPyTorch) {
+  const io::Safetensors fx = testing::ReadFixture("modules/" + GetParam() + ".safetensors");
+  auto module = ModuleCases().at(GetParam())();
+  nn::NamedTensors state;
+  for (const auto& [k, t] : fx.tensors) {
+    if (k.rfind("module.", 0) == 0) state.emplace_back(k.substr(7), t);
+  }
+  ASSERT_TRUE(module->load_state_dict(state, /*strict=*/true).ok());
+  const bool train = GetParam() == "batchnorm2d_train";
+  module->train(train);
+  auto y = RunModule(*module, Get(fx, "input"));
+  ASSERT_TRUE(y.ok()) << y.status();
+  EXPECT_LT(MaxRelError(*y, Get(fx, "output")), 1e-4);
+  if (train) {
+    EXPECT_LT(MaxRelError(module->tensor("running_mean"), Get(fx, "running_mean_after")), 1e-5);
+    EXPECT_LT(MaxRelError(module->tensor("running_var"), Get(fx, "running_var_after")), 1e-5);
+    EXPECT_EQ(module->tensor("num_batches_tracked").data<int64_t>()[0], 4);
+  }
+}
+
+std::vector<std::string> ModuleCaseNames() {
+  std::vector<std::string> names;
+  for (const auto& [name, f] : ModuleCases()) names.push_back(name);
+  return names;
+}
+
+INSTANTIATE_TEST_SUITE_P(Modules, ModuleGolden, ::testing::ValuesIn(ModuleCaseNames()));
+
+struct FunctionalCase {
+  const char* name;
+  std::function<Tensor(const Tensor&, const Tensor&)> fn;
+};
+
+class FunctionalGolden : public ::testing::TestWithParam<FunctionalCase> {};
+
+TEST_P(FunctionalGolden, MatchesPyTorch) {
+  const io::Safetensors fx = testing::ReadFixture(std::string("modules/") + GetParam().name + ".safetensors");
+  Tensor x2;
+  for (const auto& [k, t] : fx.tensors) {
+    if (k == "input2") x2 = t;
+  }
+  Tensor y;
+  ASSERT_TRUE(CatchErrors([&] { y = GetParam().fn(Get(fx, "input"), x2); }).ok());
+  EXPECT_LT(MaxRelError(y, Get(fx, "output")), 1e-4);
+}
+
+INSTANTIATE_TEST_SUITE_P(
+    Functional, FunctionalGolden,
+    ::testing::Values(
+        FunctionalCase{"f_add_broadcast", [](const Tensor& a, const Tensor& b) { return F::add(a, b); }},
+        FunctionalCase{"f_mul_broadcast", [](const Tensor& a, const Tensor& b) { return F::mul(a, b); }},
+        FunctionalCase{"f_cat_dim1", [](const Tensor& a, const Tensor& b) { return F::cat({a, b}, 1); }},
+        FunctionalCase{"f_mean_23_keepdim", [](const Tensor& a, const Tensor&) { return F::mean(a, {2, 3}, true); }},
+        FunctionalCase{"f_mean_1", [](const Tensor& a, const Tensor&) { return F::mean(a, {1}); }},
+        FunctionalCase{"f_softmax_last", [](const Tensor& a, const Tensor&) { return F::softmax(a, -1); }},
+        FunctionalCase{"f_flatten_1", [](const Tensor& a, const Tensor&) { return F::flatten(a, 1); }}),
+    [](const auto& info) { return std::string(info.param.name); });
+
+TEST(Functional, ShapeErrorsNameTheOpAndTheRule) {
+  const Tensor x = Tensor::Zeros({1, 4, 8, 8});
+  const Tensor w = Tensor::Zeros({8, 3, 3, 3});
+  const absl::Status s = CatchErrors([&] { F::conv2d(x, w, Tensor(), {}); });
+  ASSERT_FALSE(s.ok());
+  EXPECT_EQ(s.code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_NE(s.message().find("conv2d: input f32[1, 4, 8, 8] has 4 channels but weight"), std::string::npos) << s;
+  const absl::Status b = CatchErrors([&] { F::add(Tensor::Zeros({2, 3}), Tensor::Zeros({4})); });
+  EXPECT_NE(b.message().find("cannot broadcast"), std::string::npos) << b;
+  const absl::Status l = CatchErrors([&] { F::linear(Tensor::Zeros({2, 5}), Tensor::Zeros({3, 4}), Tensor()); });
+  EXPECT_NE(l.message().find("in_features 4"), std::string::npos) << l;
+}
+
+TEST(Modules, DropoutIsIdentityInEvalAndScalesInTrain) {
+  nn::Dropout d(0.5);
+  const Tensor x = Tensor::Full({1000}, 1.f);
+  d.eval();
+  EXPECT_TRUE(d(x).SharesStorage(x));
+  d.train();
+  const Tensor y = d(x);
+  int zeros = 0;
+  for (int64_t i = 0; i < y.numel(); ++i) {
+    const float v = y.data<float>()[i];
+    EXPECT_TRUE(v == 0.f || v == 2.f);
+    zeros += v == 0.f;
+  }
+  EXPECT_GT(zeros, 400);
+  EXPECT_LT(zeros, 600);
+}
+
+}  // namespace
+}  // namespace qfx

@@ -1,0 +1,27 @@
+// qfx tests: helpers for golden fixtures written by tools/gen_golden.py (PyTorch 1.13).
+#pragma once
+
+#include <string>
+
+#include "qfx/core/tensor.h"
+#include "qfx/io/safetensors.h"
+#include "qfx/nn/module.h"
+
+namespace qfx {
+namespace testing {
+
+// Reads tests/data/<relative> (tests run with the workspace runfiles as the working directory).
+io::Safetensors ReadFixture(const std::string& relative);
+// The tensor named `name` in a fixture, or a test failure and an undefined tensor.
+Tensor Get(const io::Safetensors& st, const std::string& name);
+
+// max |a - b| / max |b|: the relative error measure every golden test uses (1e-4 for fp32).
+double MaxRelError(const Tensor& a, const Tensor& b);
+
+// Deterministic "hash" weights, the mirror of gen_golden.py's hash_init: element i of tensor `key`
+// is lo + (hi - lo) * u_i with u_i = ((i+1) * 2654435761 + fnv1a32(key)) mod 2^32 / 2^32.
+Tensor HashUniform(const std::string& key, Shape shape, double lo, double hi);
+void HashInit(nn::Module& model);
+
+}  // namespace testing
+}  // namespace qfx

@@ -1,0 +1,89 @@
+// qfx tests: the run and eval subcommands end to end on files (the binary itself: qfx_binary_test.sh).
+#include <cstdio>
+
+#include "gtest/gtest.h"
+#include "qfx/io/npy.h"
+#include "qfx/io/safetensors.h"
+#include "qfx/models/zoo.h"
+#include "qfx/nn/functional.h"
+#include "tools/qfx/commands.h"
+
+namespace qfx {
+namespace {
+
+std::string Tmp(const std::string& name) {
+  const char* d = std::getenv("TEST_TMPDIR");
+  return std::string(d ? d : "/tmp") + "/" + name;
+}
+
+Tensor Inputs(int64_t n) {
+  Tensor x = Tensor::Empty({n, 1, 28, 28});
+  for (int64_t i = 0; i < x.numel(); ++i) x.data<float>()[i] = static_cast<float>((i * 7919) % 255) / 255.f;
+  return x;
+}
+
+TEST(Cli, RunWritesTheModelsOutputsInBatches) {
+  const Tensor x = Inputs(10);
+  ASSERT_TRUE(io::WriteNpy(Tmp("x.npy"), x).ok());
+  cli::RunFlags f;
+  f.model.model = "mnist_cnn";
+  f.input = Tmp("x.npy");
+  f.output = Tmp("y.npy");
+  f.batch = 4;  // 4 + 4 + 2
+  ASSERT_TRUE(cli::Run(f).ok());
+  auto y = io::ReadNpy(f.output);
+  ASSERT_TRUE(y.ok());
+  auto model = models::Create("mnist_cnn");
+  auto want = RunModule(**model, x);
+  ASSERT_TRUE(want.ok());
+  ASSERT_EQ(y->shape(), (Shape{10, 10}));
+  for (int64_t i = 0; i < want->numel(); ++i) EXPECT_FLOAT_EQ(y->data<float>()[i], want->data<float>()[i]);
+}
+
+TEST(Cli, EvalPrintsTop1LastAndUsesWeights) {
+  const Tensor x = Inputs(8);
+  ASSERT_TRUE(io::WriteNpy(Tmp("ex.npy"), x).ok());
+  // Weights from another seed, saved as safetensors: labels are that model's predictions.
+  auto model = models::Create("mlp", 5);
+  ASSERT_TRUE(io::WriteSafetensors(Tmp("mlp.safetensors"), (*model)->state_dict()).ok());
+  Tensor labels = F::argmax(*RunModule(**model, x));
+  labels.data<int64_t>()[0] = (labels.data<int64_t>()[0] + 1) % 10;  // one wrong of 8
+  ASSERT_TRUE(io::WriteNpy(Tmp("ey.npy"), labels).ok());
+  cli::EvalFlags f;
+  f.model.model = "mlp";
+  f.model.weights = Tmp("mlp.safetensors");
+  f.input = Tmp("ex.npy");
+  f.labels = Tmp("ey.npy");
+  ::testing::internal::CaptureStdout();
+  const absl::Status s = cli::Eval(f);
+  std::fflush(stdout);
+  const std::string out = ::testing::internal::GetCapturedStdout();
+  ASSERT_TRUE(s.ok()) << s;
+  EXPECT_NE(out.find("top1: 0.8750\n"), std::string::npos) << out;
+  EXPECT_EQ(out.substr(out.size() - 13), "top1: 0.8750\n");
+}
+
+TEST(Cli, ErrorsNameTheFileAndTheRule) {
+  ASSERT_TRUE(io::WriteNpy(Tmp("bad_x.npy"), Inputs(3)).ok());
+  ASSERT_TRUE(io::WriteNpy(Tmp("bad_y.npy"), Tensor::Zeros({4}, DType::kI64)).ok());
+  cli::EvalFlags f;
+  f.model.model = "mnist_cnn";
+  f.input = Tmp("bad_x.npy");
+  f.labels = Tmp("bad_y.npy");
+  absl::Status s = cli::Eval(f);
+  EXPECT_NE(s.message().find("bad_y.npy: labels i64[4] must be [N] with N = 3"), std::string::npos) << s;
+  f.model.weights = Tmp("missing.safetensors");
+  s = cli::Eval(f);
+  EXPECT_EQ(s.code(), absl::StatusCode::kNotFound);
+  cli::RunFlags r;
+  r.model.model = "resnet18";  // 3-channel model on 1-channel input
+  r.input = Tmp("bad_x.npy");
+  r.output = Tmp("never.npy");
+  s = cli::Run(r);
+  EXPECT_NE(s.message().find("batch at row 0: conv2d: input f32[3, 1, 28, 28] has 1 channels"), std::string::npos)
+      << s;
+  EXPECT_EQ(std::fopen(Tmp("never.npy").c_str(), "r"), nullptr);
+}
+
+}  // namespace
+}  // namespace qfx

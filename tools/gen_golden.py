@@ -1,0 +1,245 @@
+#!/usr/bin/python3
+"""Writes qfx's golden test fixtures into tests/data/ from PyTorch 1.13 and torchvision 0.14.
+
+Run by hand with Debian's python (`tools/setup.sh --golden` installs python3-torch and
+python3-torchvision):  /usr/bin/python3 tools/gen_golden.py [--out tests/data]
+
+Fixtures (all safetensors, written by the small writer below; PyTorch is never a qfx dependency):
+  modules/<case>.safetensors  one nn module (or functional op) case: "input", "output" (and "input2" for
+                              binary ops), the module's state_dict under "module.<key>", and for batch
+                              norm in train mode the running statistics after the step. Metadata
+                              "config" describes the case.
+  models/<name>.safetensors   a zoo model with deterministic "hash" weights (see HashInit, mirrored in
+                              tests/testing/golden.cc): "input" and PyTorch's "output"; metadata
+                              "state_dict" lists PyTorch's own state_dict keys, dtypes and shapes in order.
+  models/mnist_cnn_state_dict.safetensors  a PyTorch-initialised mnist_cnn state_dict exactly as PyTorch
+                              exports it, with "__input__"/"__output__" to check the loaded model.
+"""
+import argparse
+import json
+import os
+import struct
+
+import numpy as np
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+import torchvision
+
+DTYPES = {torch.float32: "F32", torch.int64: "I64", torch.int32: "I32", torch.int8: "I8", torch.uint8: "U8"}
+
+
+def write_safetensors(path, tensors, metadata=None):
+    """Minimal safetensors writer: tensors is a list of (name, torch.Tensor)."""
+    header, blobs, offset = {}, [], 0
+    if metadata:
+        header["__metadata__"] = metadata
+    for name, t in tensors:
+        t = t.detach().contiguous().cpu()
+        data = t.numpy().tobytes()
+        header[name] = {"dtype": DTYPES[t.dtype], "shape": list(t.shape), "data_offsets": [offset, offset + len(data)]}
+        blobs.append(data)
+        offset += len(data)
+    text = json.dumps(header).encode()
+    text += b" " * ((8 - len(text) % 8) % 8)
+    tmp = path + ".tmp"
+    with open(tmp, "wb") as f:
+        f.write(struct.pack("<Q", len(text)))
+        f.write(text)
+        for b in blobs:
+            f.write(b)
+    os.replace(tmp, path)
+
+
+def fnv1a32(s):
+    h = 2166136261
+    for c in s.encode():
+        h = ((h ^ c) * 16777619) % 2**32
+    return h
+
+
+def hash_uniform(key, n, lo, hi):
+    """Element i of tensor `key`: lo + (hi - lo) * u_i, u_i = ((i+1)*2654435761 + fnv1a32(key)) mod 2^32 / 2^32."""
+    i = np.arange(n, dtype=np.uint64)
+    u = ((i + np.uint64(1)) * np.uint64(2654435761) + np.uint64(fnv1a32(key))) % np.uint64(2**32)
+    v = u.astype(np.float64) / float(2**32)
+    return (lo + (hi - lo) * v).astype(np.float32)
+
+
+def hash_range(key, shape):
+    """The (lo, hi) range HashInit uses for a state_dict entry (must match tests/testing/golden.cc)."""
+    if key.endswith("running_var"):
+        return 0.5, 1.5
+    if key.endswith("running_mean") or key.endswith("bias"):
+        return -0.1, 0.1
+    if len(shape) == 1:  # batch-norm weight
+        return 0.5, 1.0
+    fan_in = int(np.prod(shape[1:]))
+    b = float(np.sqrt(6.0 / fan_in))
+    return -b, b
+
+
+def hash_init(model):
+    sd = model.state_dict()
+    for key, t in sd.items():
+        if t.dtype != torch.float32:
+            continue
+        lo, hi = hash_range(key, list(t.shape))
+        t.copy_(torch.from_numpy(hash_uniform(key, t.numel(), lo, hi)).reshape(t.shape))
+
+
+class Mlp(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.fc1 = nn.Linear(784, 256)
+        self.fc2 = nn.Linear(256, 128)
+        self.fc3 = nn.Linear(128, 10)
+        self.relu = nn.ReLU()
+
+    def forward(self, x):
+        x = self.relu(self.fc1(torch.flatten(x, 1)))
+        x = self.relu(self.fc2(x))
+        return self.fc3(x)
+
+
+class MnistCnn(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.conv1 = nn.Conv2d(1, 16, 3, padding=1)
+        self.bn1 = nn.BatchNorm2d(16)
+        self.conv2 = nn.Conv2d(16, 32, 3, padding=1)
+        self.bn2 = nn.BatchNorm2d(32)
+        self.relu = nn.ReLU()
+        self.pool = nn.MaxPool2d(2)
+        self.fc1 = nn.Linear(32 * 7 * 7, 128)
+        self.fc2 = nn.Linear(128, 10)
+
+    def forward(self, x):
+        x = self.pool(self.relu(self.bn1(self.conv1(x))))
+        x = self.pool(self.relu(self.bn2(self.conv2(x))))
+        x = torch.flatten(x, 1)
+        x = F.relu(self.fc1(x))
+        return self.fc2(x)
+
+
+ZOO = {
+    "resnet18": (lambda: torchvision.models.resnet18(), [2, 3, 64, 64]),
+    "resnet50": (lambda: torchvision.models.resnet50(), [1, 3, 64, 64]),
+    "mobilenet_v2": (lambda: torchvision.models.mobilenet_v2(), [2, 3, 64, 64]),
+    "mobilenet_v3_small": (lambda: torchvision.models.mobilenet_v3_small(), [2, 3, 64, 64]),
+    "mlp": (Mlp, [3, 1, 28, 28]),
+    "mnist_cnn": (MnistCnn, [3, 1, 28, 28]),
+}
+
+
+def module_cases():
+    """(name, module or None, inputs, functional) for every module and functional-op fixture."""
+    g = torch.Generator().manual_seed(0)
+
+    def rand(*shape, scale=1.0):
+        return torch.randn(*shape, generator=g) * scale
+
+    bn_train = nn.BatchNorm2d(6)
+    bn_eval = nn.BatchNorm2d(6)
+    bn1d = nn.BatchNorm1d(5)
+    for bn in (bn_train, bn_eval, bn1d):
+        bn.weight.data = rand(bn.num_features) * 0.3 + 1
+        bn.bias.data = rand(bn.num_features) * 0.2
+        bn.running_mean.data = rand(bn.num_features) * 0.5
+        bn.running_var.data = rand(bn.num_features).abs() + 0.5
+        bn.num_batches_tracked.fill_(3)
+    bn_eval.eval()
+    bn1d.eval()
+    act_in = rand(2, 5, 4, 3, scale=4.0)
+    return [
+        ("conv2d_basic", nn.Conv2d(3, 8, 3, padding=1), [rand(2, 3, 9, 9)]),
+        ("conv2d_stride_dilation", nn.Conv2d(4, 6, 3, stride=2, padding=2, dilation=2, bias=False), [rand(1, 4, 11, 10)]),
+        ("conv2d_groups", nn.Conv2d(8, 12, 3, padding=1, groups=4), [rand(2, 8, 7, 7)]),
+        ("conv2d_depthwise", nn.Conv2d(8, 8, 3, stride=2, padding=1, groups=8), [rand(1, 8, 10, 10)]),
+        ("conv2d_depthwise_mult", nn.Conv2d(4, 8, 5, padding=2, groups=4), [rand(1, 4, 9, 9)]),
+        ("conv2d_1x1", nn.Conv2d(16, 24, 1), [rand(1, 16, 5, 5)]),
+        ("conv2d_large", nn.Conv2d(32, 40, 3, padding=1), [rand(1, 32, 20, 19)]),
+        ("linear", nn.Linear(20, 7), [rand(3, 20)]),
+        ("linear_nobias_3d", nn.Linear(5, 4, bias=False), [rand(2, 3, 5)]),
+        ("batchnorm2d_eval", bn_eval, [rand(2, 6, 4, 4)]),
+        ("batchnorm2d_train", bn_train, [rand(4, 6, 3, 3)]),
+        ("batchnorm1d_eval", bn1d, [rand(4, 5)]),
+        ("relu", nn.ReLU(), [act_in]),
+        ("relu6", nn.ReLU6(), [act_in]),
+        ("hardtanh", nn.Hardtanh(-2.0, 1.5), [act_in]),
+        ("hardswish", nn.Hardswish(), [act_in]),
+        ("hardsigmoid", nn.Hardsigmoid(), [act_in]),
+        ("sigmoid", nn.Sigmoid(), [act_in]),
+        ("tanh", nn.Tanh(), [act_in]),
+        ("silu", nn.SiLU(), [act_in]),
+        ("softmax", nn.Softmax(dim=1), [act_in]),
+        ("maxpool2d", nn.MaxPool2d(3, 2, 1), [rand(1, 3, 10, 10)]),
+        ("maxpool2d_ceil", nn.MaxPool2d(2, 2, ceil_mode=True), [rand(1, 2, 7, 7)]),
+        ("avgpool2d", nn.AvgPool2d(3, 2, 1), [rand(1, 3, 10, 10)]),
+        ("avgpool2d_ceil_nopad", nn.AvgPool2d(3, 2, 1, ceil_mode=True, count_include_pad=False), [rand(1, 2, 8, 8)]),
+        ("adaptive_avg_pool2d", nn.AdaptiveAvgPool2d((3, 2)), [rand(1, 2, 7, 5)]),
+        ("adaptive_avg_pool2d_1", nn.AdaptiveAvgPool2d(1), [rand(2, 3, 5, 6)]),
+        ("flatten", nn.Flatten(), [rand(2, 3, 4, 5)]),
+        ("dropout_eval", nn.Dropout(0.5).eval(), [rand(2, 3)]),
+        ("identity", nn.Identity(), [rand(2, 3)]),
+        ("f_add_broadcast", torch.add, [rand(2, 3, 4, 1), rand(3, 1, 5)]),
+        ("f_mul_broadcast", torch.mul, [rand(2, 3, 4, 5), rand(2, 3, 1, 1)]),
+        ("f_cat_dim1", lambda a, b: torch.cat([a, b], 1), [rand(2, 3, 4), rand(2, 5, 4)]),
+        ("f_mean_23_keepdim", lambda a: a.mean((2, 3), keepdim=True), [rand(2, 3, 4, 5)]),
+        ("f_mean_1", lambda a: a.mean(1), [rand(2, 3, 4)]),
+        ("f_softmax_last", lambda a: F.softmax(a, -1), [rand(3, 7, scale=3.0)]),
+        ("f_flatten_1", lambda a: torch.flatten(a, 1), [rand(2, 3, 2, 2)]),
+    ]
+
+
+def write_module_cases(out):
+    os.makedirs(os.path.join(out, "modules"), exist_ok=True)
+    for name, mod, inputs in module_cases():
+        before = []
+        if isinstance(mod, nn.Module):
+            before = [("module." + k, v.clone()) for k, v in mod.state_dict().items()]
+        with torch.no_grad():
+            y = mod(*inputs)
+        tensors = [("input", inputs[0])] + ([("input2", inputs[1])] if len(inputs) > 1 else [])
+        tensors.append(("output", y))
+        tensors += before
+        if name == "batchnorm2d_train":
+            tensors += [("running_mean_after", mod.running_mean), ("running_var_after", mod.running_var)]
+        config = repr(mod) if isinstance(mod, nn.Module) else name
+        write_safetensors(os.path.join(out, "modules", name + ".safetensors"), tensors, {"config": config})
+
+
+def write_models(out):
+    os.makedirs(os.path.join(out, "models"), exist_ok=True)
+    for name, (make, shape) in ZOO.items():
+        torch.manual_seed(0)
+        model = make().eval()
+        hash_init(model)
+        x = torch.from_numpy(hash_uniform("input", int(np.prod(shape)), -1.0, 1.0)).reshape(shape)
+        with torch.no_grad():
+            y = model(x)
+        keys = [[k, DTYPES[v.dtype], list(v.shape)] for k, v in model.state_dict().items()]
+        write_safetensors(os.path.join(out, "models", name + ".safetensors"), [("input", x), ("output", y)],
+                          {"state_dict": json.dumps(keys), "input": "hash_uniform('input', n, -1, 1)"})
+    torch.manual_seed(0)
+    model = MnistCnn().eval()
+    x = torch.rand(2, 1, 28, 28, generator=torch.Generator().manual_seed(1))
+    with torch.no_grad():
+        y = model(x)
+    tensors = list(model.state_dict().items()) + [("__input__", x), ("__output__", y)]
+    write_safetensors(os.path.join(out, "models", "mnist_cnn_state_dict.safetensors"), tensors,
+                      {"format": "pt", "note": "torch.manual_seed(0); MnistCnn() state_dict"})
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--out", default=os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "tests", "data"))
+    args = ap.parse_args()
+    torch.set_num_threads(1)
+    write_module_cases(args.out)
+    write_models(args.out)
+    print("wrote fixtures under", os.path.normpath(args.out))
+
+
+if __name__ == "__main__":
+    main()
