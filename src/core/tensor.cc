@@ -3,6 +3,8 @@
 
 #include <cstdlib>
 #include <cstring>
+#include <map>
+#include <mutex>
 
 #include "absl/strings/str_join.h"
 
@@ -49,18 +51,60 @@ int64_t NormalizeDim(int64_t dim, int64_t rank, const char* what) {
   return d;
 }
 
-Storage::Storage(size_t nbytes) : nbytes_(nbytes), owned_(true) {
-  const size_t rounded = (nbytes + 63) / 64 * 64;
-  data_ = std::aligned_alloc(64, rounded == 0 ? 64 : rounded);
+namespace {
+
+// Freed owned blocks, keyed by rounded size, reused by later allocations of the same size.
+class BlockCache {
+ public:
+  static BlockCache& Get() {
+    static BlockCache* cache = new BlockCache();  // never destroyed: storages may outlive statics
+    return *cache;
+  }
+  void* Take(size_t rounded) {
+    std::lock_guard<std::mutex> lock(mu_);
+    auto it = free_.find(rounded);
+    if (it == free_.end()) return nullptr;
+    void* p = it->second;
+    free_.erase(it);
+    cached_ -= rounded;
+    return p;
+  }
+  void Give(void* p, size_t rounded) {
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      if (cached_ + rounded <= kMaxCached) {
+        free_.emplace(rounded, p);
+        cached_ += rounded;
+        return;
+      }
+    }
+    std::free(p);
+  }
+
+ private:
+  static constexpr size_t kMaxCached = size_t{1} << 30;
+  std::mutex mu_;
+  std::multimap<size_t, void*> free_;
+  size_t cached_ = 0;
+};
+
+size_t RoundedSize(size_t nbytes) { return nbytes == 0 ? 64 : (nbytes + 63) / 64 * 64; }
+
+}  // namespace
+
+Storage::Storage(size_t nbytes, bool zero) : nbytes_(nbytes), owned_(true) {
+  const size_t rounded = RoundedSize(nbytes);
+  data_ = BlockCache::Get().Take(rounded);
+  if (data_ == nullptr) data_ = std::aligned_alloc(64, rounded);
   if (data_ == nullptr) throw Error(absl::ResourceExhaustedError(absl::StrCat("cannot allocate ", nbytes, " bytes")));
-  std::memset(data_, 0, rounded == 0 ? 64 : rounded);
+  if (zero) std::memset(data_, 0, rounded);
 }
 
 Storage::Storage(void* data, size_t nbytes, std::shared_ptr<const void> owner)
     : data_(data), nbytes_(nbytes), owned_(false), owner_(std::move(owner)) {}
 
 Storage::~Storage() {
-  if (owned_) std::free(data_);
+  if (owned_) BlockCache::Get().Give(data_, RoundedSize(nbytes_));
 }
 
 static void CheckShape(const Shape& shape) {
@@ -69,14 +113,18 @@ static void CheckShape(const Shape& shape) {
   }
 }
 
-Tensor Tensor::Empty(Shape shape, DType dtype) {
+Tensor Tensor::Allocate(Shape shape, DType dtype, bool zero) {
   CheckShape(shape);
   Tensor t;
   t.dtype_ = dtype;
   t.shape_ = std::move(shape);
-  t.storage_ = std::make_shared<Storage>(t.nbytes());
+  t.storage_ = std::make_shared<Storage>(t.nbytes(), zero);
   return t;
 }
+
+Tensor Tensor::Empty(Shape shape, DType dtype) { return Allocate(std::move(shape), dtype, /*zero=*/true); }
+
+Tensor Tensor::Uninitialized(Shape shape, DType dtype) { return Allocate(std::move(shape), dtype, /*zero=*/false); }
 
 Tensor Tensor::Full(Shape shape, float value) {
   Tensor t = Empty(std::move(shape));

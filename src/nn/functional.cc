@@ -33,14 +33,17 @@ std::pair<int64_t, int64_t> Pair(const char* op, const char* name, const std::ve
   ThrowInvalid(op, ": ", name, " must have 1 or 2 values, got ", v.size());
 }
 
+constexpr int64_t kParallelGrain = 1 << 15;  // elements per thread below which one thread is faster
+
 template <typename Fn>
 Tensor Map(const char* op, const Tensor& x, Fn fn) {
   CheckF32(op, x);
-  Tensor y = Tensor::Empty(x.shape());
+  Tensor y = Tensor::Uninitialized(x.shape());
   const float* px = x.data<float>();
   float* py = y.data<float>();
-  const int64_t n = x.numel();
-  for (int64_t i = 0; i < n; ++i) py[i] = fn(px[i]);
+  ParallelFor(x.numel(), kParallelGrain, [&](int64_t b, int64_t e) {
+    for (int64_t i = b; i < e; ++i) py[i] = fn(px[i]);
+  });
   return y;
 }
 
@@ -78,14 +81,16 @@ Tensor Binary(const char* op, const Tensor& a, const Tensor& b, Fn fn) {
   const float* pa = a.data<float>();
   const float* pb = b.data<float>();
   if (a.shape() == b.shape()) {
-    Tensor y = Tensor::Empty(a.shape());
+    Tensor y = Tensor::Uninitialized(a.shape());
     float* py = y.data<float>();
-    for (int64_t i = 0, n = a.numel(); i < n; ++i) py[i] = fn(pa[i], pb[i]);
+    ParallelFor(a.numel(), kParallelGrain, [&](int64_t lo, int64_t hi) {
+      for (int64_t i = lo; i < hi; ++i) py[i] = fn(pa[i], pb[i]);
+    });
     return y;
   }
   const Shape out = BroadcastShape(op, a.shape(), b.shape());
   const auto sa = BroadcastStrides(a.shape(), out), sb = BroadcastStrides(b.shape(), out);
-  Tensor y = Tensor::Empty(out);
+  Tensor y = Tensor::Uninitialized(out);
   float* py = y.data<float>();
   std::vector<int64_t> idx(out.size(), 0);
   int64_t ia = 0, ib = 0;
@@ -112,6 +117,19 @@ int64_t PoolOutSize(int64_t in, int64_t k, int64_t s, int64_t p, int64_t d, bool
   int64_t out = (ceil_mode ? (span + s - 1) / s : span / s) + 1;
   if (ceil_mode && (out - 1) * s >= in + p) --out;  // last window must start inside the input or left pad
   return out;
+}
+
+// For each output position o along one axis: the taps [first, second) whose input lies inside [0, in).
+std::vector<std::pair<int64_t, int64_t>> ValidTaps(int64_t out, int64_t stride, int64_t pad, int64_t dil,
+                                                    int64_t k, int64_t in) {
+  std::vector<std::pair<int64_t, int64_t>> taps(out);
+  for (int64_t o = 0; o < out; ++o) {
+    int64_t first = 0, last = k;
+    while (first < k && o * stride - pad + first * dil < 0) ++first;
+    while (last > first && o * stride - pad + (last - 1) * dil >= in) --last;
+    taps[o] = {first, last};
+  }
+  return taps;
 }
 
 PoolGeometry MakePool(const char* op, const Tensor& x, const Pool2dOptions& opt) {
@@ -167,7 +185,7 @@ Tensor conv2d(const Tensor& x, const Tensor& weight, const Tensor& bias, const C
   if (g.out_h() <= 0 || g.out_w() <= 0) {
     ThrowInvalid("conv2d: input ", x.ToString(), " is smaller than the dilated kernel ", weight.ToString());
   }
-  Tensor y = Tensor::Empty({g.batch, g.out_channels, g.out_h(), g.out_w()});
+  Tensor y = Tensor::Uninitialized({g.batch, g.out_channels, g.out_h(), g.out_w()});
   kernels::Conv2dF32(g, x.data<float>(), weight.data<float>(), bias.defined() ? bias.data<float>() : nullptr,
                      y.data<float>());
   return y;
@@ -187,7 +205,7 @@ Tensor linear(const Tensor& x, const Tensor& weight, const Tensor& bias) {
   }
   Shape ys = x.shape();
   ys.back() = out;
-  Tensor y = Tensor::Empty(ys);
+  Tensor y = Tensor::Uninitialized(ys);
   kernels::GemmArgs g;
   g.m = rows;
   g.n = out;
@@ -227,9 +245,10 @@ Tensor batch_norm(const Tensor& x, const Tensor& running_mean, const Tensor& run
   if (training && count <= 1) {
     ThrowInvalid("batch_norm: training needs more than one value per channel, got input ", x.ToString());
   }
-  Tensor y = Tensor::Empty(x.shape());
+  Tensor y = Tensor::Uninitialized(x.shape());
   const float* px = x.data<float>();
   float* py = y.data<float>();
+  std::vector<float> scale(c), shift(c);
   for (int64_t ch = 0; ch < c; ++ch) {
     double mean, var;
     if (training) {
@@ -256,14 +275,17 @@ Tensor batch_norm(const Tensor& x, const Tensor& running_mean, const Tensor& run
     }
     const double w = weight.defined() ? weight.data<float>()[ch] : 1.0;
     const double b0 = bias.defined() ? bias.data<float>()[ch] : 0.0;
-    const float scale = static_cast<float>(w / std::sqrt(var + eps));
-    const float shift = static_cast<float>(b0 - mean * w / std::sqrt(var + eps));
-    for (int64_t b = 0; b < n; ++b) {
-      const float* p = px + (b * c + ch) * inner;
-      float* q = py + (b * c + ch) * inner;
-      for (int64_t i = 0; i < inner; ++i) q[i] = p[i] * scale + shift;
-    }
+    scale[ch] = static_cast<float>(w / std::sqrt(var + eps));
+    shift[ch] = static_cast<float>(b0 - mean * w / std::sqrt(var + eps));
   }
+  ParallelFor(n * c, std::max<int64_t>(1, kParallelGrain / std::max<int64_t>(1, inner)), [&](int64_t lo, int64_t hi) {
+    for (int64_t plane = lo; plane < hi; ++plane) {
+      const float* p = px + plane * inner;
+      float* q = py + plane * inner;
+      const float sc = scale[plane % c], sh = shift[plane % c];
+      for (int64_t i = 0; i < inner; ++i) q[i] = p[i] * sc + sh;
+    }
+  });
   return y;
 }
 
@@ -297,7 +319,7 @@ Tensor softmax(const Tensor& x, int64_t dim) {
   int64_t inner = 1;
   for (int64_t i = d + 1; i < x.dim(); ++i) inner *= x.size(i);
   const int64_t outer = x.numel() / std::max<int64_t>(1, len * inner);
-  Tensor y = Tensor::Empty(x.shape());
+  Tensor y = Tensor::Uninitialized(x.shape());
   const float* px = x.data<float>();
   float* py = y.data<float>();
   for (int64_t o = 0; o < outer; ++o) {
@@ -326,26 +348,33 @@ Tensor dropout(const Tensor& x, double p, bool training) {
 Tensor max_pool2d(const Tensor& x, const Pool2dOptions& opt) {
   const PoolGeometry g = MakePool("max_pool2d", x, opt);
   const int64_t planes = x.size(0) * x.size(1), ih = x.size(2), iw = x.size(3);
-  Tensor y = Tensor::Empty({x.size(0), x.size(1), g.oh, g.ow});
+  Tensor y = Tensor::Uninitialized({x.size(0), x.size(1), g.oh, g.ow});
   const float* px = x.data<float>();
   float* py = y.data<float>();
+  // Valid kernel taps per output row, and valid output columns per horizontal tap: the inner loop runs
+  // over output columns with no bounds checks, so it vectorises.
+  const auto rows = ValidTaps(g.oh, g.sh, g.ph, g.dh, g.kh, ih);
+  std::vector<std::pair<int64_t, int64_t>> cols(g.kw);
+  for (int64_t kx = 0; kx < g.kw; ++kx) {
+    int64_t first = 0, last = g.ow;
+    while (first < g.ow && first * g.sw - g.pw + kx * g.dw < 0) ++first;
+    while (last > first && (last - 1) * g.sw - g.pw + kx * g.dw >= iw) --last;
+    cols[kx] = {first, last};
+  }
   ParallelFor(planes, 8, [&](int64_t b, int64_t e) {
     for (int64_t pl = b; pl < e; ++pl) {
       const float* xp = px + pl * ih * iw;
       for (int64_t oy = 0; oy < g.oh; ++oy) {
-        for (int64_t ox = 0; ox < g.ow; ++ox) {
-          float mx = -std::numeric_limits<float>::infinity();
-          for (int64_t ky = 0; ky < g.kh; ++ky) {
-            const int64_t iy = oy * g.sh - g.ph + ky * g.dh;
-            if (iy < 0 || iy >= ih) continue;
-            for (int64_t kx = 0; kx < g.kw; ++kx) {
-              const int64_t ix = ox * g.sw - g.pw + kx * g.dw;
-              if (ix < 0 || ix >= iw) continue;
-              const float v = xp[iy * iw + ix];
-              if (v > mx || std::isnan(v)) mx = v;
+        float* __restrict o = py + (pl * g.oh + oy) * g.ow;
+        std::fill(o, o + g.ow, -std::numeric_limits<float>::infinity());
+        for (int64_t ky = rows[oy].first; ky < rows[oy].second; ++ky) {
+          for (int64_t kx = 0; kx < g.kw; ++kx) {
+            const float* __restrict xr = xp + (oy * g.sh - g.ph + ky * g.dh) * iw + kx * g.dw - g.pw;
+            for (int64_t ox = cols[kx].first; ox < cols[kx].second; ++ox) {
+              const float v = xr[ox * g.sw];
+              o[ox] = (v > o[ox] || v != v) ? v : o[ox];  // NaN propagates, as in PyTorch
             }
           }
-          py[(pl * g.oh + oy) * g.ow + ox] = mx;
         }
       }
     }
@@ -357,7 +386,7 @@ Tensor avg_pool2d(const Tensor& x, const Pool2dOptions& opt) {
   const PoolGeometry g = MakePool("avg_pool2d", x, opt);
   if (g.dh != 1 || g.dw != 1) ThrowInvalid("avg_pool2d: dilation is not supported (PyTorch has none)");
   const int64_t planes = x.size(0) * x.size(1), ih = x.size(2), iw = x.size(3);
-  Tensor y = Tensor::Empty({x.size(0), x.size(1), g.oh, g.ow});
+  Tensor y = Tensor::Uninitialized({x.size(0), x.size(1), g.oh, g.ow});
   const float* px = x.data<float>();
   float* py = y.data<float>();
   for (int64_t pl = 0; pl < planes; ++pl) {
@@ -389,7 +418,7 @@ Tensor adaptive_avg_pool2d(const Tensor& x, std::vector<int64_t> output_size) {
   std::tie(oh, ow) = Pair("adaptive_avg_pool2d", "output_size", output_size);
   if (oh <= 0 || ow <= 0) ThrowInvalid("adaptive_avg_pool2d: output_size must be positive");
   const int64_t planes = x.size(0) * x.size(1), ih = x.size(2), iw = x.size(3);
-  Tensor y = Tensor::Empty({x.size(0), x.size(1), oh, ow});
+  Tensor y = Tensor::Uninitialized({x.size(0), x.size(1), oh, ow});
   const float* px = x.data<float>();
   float* py = y.data<float>();
   for (int64_t pl = 0; pl < planes; ++pl) {
@@ -442,7 +471,7 @@ Tensor cat(const std::vector<Tensor>& xs, int64_t dim) {
   int64_t outer = 1, inner = 1;
   for (int64_t j = 0; j < d; ++j) outer *= s0[j];
   for (size_t j = d + 1; j < s0.size(); ++j) inner *= s0[j];
-  Tensor y = Tensor::Empty(out);
+  Tensor y = Tensor::Uninitialized(out);
   float* py = y.data<float>();
   for (int64_t o = 0; o < outer; ++o) {
     for (const Tensor& t : xs) {
@@ -490,7 +519,7 @@ Tensor mean(const Tensor& x, std::vector<int64_t> dims, bool keepdim) {
 Tensor argmax(const Tensor& x) {
   CheckRank("argmax", x, 2, "N, C");
   const int64_t n = x.size(0), c = x.size(1);
-  Tensor y = Tensor::Empty({n}, DType::kI64);
+  Tensor y = Tensor::Uninitialized({n}, DType::kI64);
   for (int64_t i = 0; i < n; ++i) {
     const float* row = x.data<float>() + i * c;
     y.data<int64_t>()[i] = std::max_element(row, row + c) - row;

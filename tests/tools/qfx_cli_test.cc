@@ -6,6 +6,7 @@
 #include "qfx/io/safetensors.h"
 #include "qfx/models/zoo.h"
 #include "qfx/nn/functional.h"
+#include "tests/testing/golden.h"
 #include "tools/qfx/commands.h"
 
 namespace qfx {
@@ -37,7 +38,8 @@ TEST(Cli, RunWritesTheModelsOutputsInBatches) {
   auto want = RunModule(**model, x);
   ASSERT_TRUE(want.ok());
   ASSERT_EQ(y->shape(), (Shape{10, 10}));
-  for (int64_t i = 0; i < want->numel(); ++i) EXPECT_FLOAT_EQ(y->data<float>()[i], want->data<float>()[i]);
+  // Linear sums in a different order at batch 4 than at batch 10 (dot products vs the blocked GEMM).
+  EXPECT_LT(testing::MaxRelError(*y, *want), 1e-5);
 }
 
 TEST(Cli, EvalPrintsTop1LastAndUsesWeights) {

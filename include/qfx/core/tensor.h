@@ -35,10 +35,12 @@ using Shape = std::vector<int64_t>;
 std::string ShapeToString(absl::Span<const int64_t> shape);  // "[1, 3, 224, 224]"
 int64_t NumElements(absl::Span<const int64_t> shape);
 
-// A byte buffer. Owned buffers are 64-byte aligned; borrowed ones keep their owner alive.
+// A byte buffer. Owned buffers are 64-byte aligned and come from a process-wide cache of freed
+// blocks (exact size reuse, bounded), so running a model again allocates no fresh pages; borrowed
+// buffers keep their owner alive.
 class Storage {
  public:
-  explicit Storage(size_t nbytes);                                        // owned, zeroed
+  Storage(size_t nbytes, bool zero);                                      // owned
   Storage(void* data, size_t nbytes, std::shared_ptr<const void> owner);  // borrowed
   ~Storage();
   Storage(const Storage&) = delete;
@@ -59,6 +61,8 @@ class Tensor {
   Tensor() = default;  // undefined tensor (defined() == false)
 
   static Tensor Empty(Shape shape, DType dtype = DType::kF32);  // zero-filled
+  // Contents unspecified: for outputs that the caller overwrites completely.
+  static Tensor Uninitialized(Shape shape, DType dtype = DType::kF32);
   static Tensor Zeros(Shape shape, DType dtype = DType::kF32) { return Empty(std::move(shape), dtype); }
   static Tensor Full(Shape shape, float value);
   static Tensor FromVector(Shape shape, const std::vector<float>& values);
@@ -99,6 +103,7 @@ class Tensor {
   bool SharesStorage(const Tensor& other) const { return storage_ == other.storage_; }
 
  private:
+  static Tensor Allocate(Shape shape, DType dtype, bool zero);
   void CheckDType(DType want) const;
   int64_t FlatIndex(std::initializer_list<int64_t> index) const;
 

@@ -29,19 +29,31 @@ constexpr int64_t kKc = 256;    // depth of one packed block of B
 constexpr int64_t kNc = 384;    // columns of one packed block of B
 
 // Packs B[k0 : k0+kc, j0 : j0+nc] into panels of `nr` columns; panel p is kc rows of nr floats.
+// Row-major B is read row by row (sequential reads); a transposed B column by column.
 inline void PackB(const GemmArgs& g, int64_t k0, int64_t kc, int64_t j0, int64_t nc, int64_t nr,
                   float* HWY_RESTRICT out) {
+  if (g.b_col_stride == 1) {
+    for (int64_t p = 0; p < kc; ++p) {
+      const float* src = g.b + (k0 + p) * g.b_row_stride + j0;
+      for (int64_t jp = 0; jp < nc; jp += nr) {
+        const int64_t cols = std::min(nr, nc - jp);
+        float* dst = out + jp * kc + p * nr;
+        std::memcpy(dst, src + jp, cols * sizeof(float));
+        std::fill(dst + cols, dst + nr, 0.f);
+      }
+    }
+    return;
+  }
   for (int64_t jp = 0; jp < nc; jp += nr) {
     const int64_t cols = std::min(nr, nc - jp);
-    for (int64_t p = 0; p < kc; ++p) {
-      const float* src = g.b + (k0 + p) * g.b_row_stride + (j0 + jp) * g.b_col_stride;
-      float* dst = out + jp * kc + p * nr;
-      if (g.b_col_stride == 1) {
-        std::memcpy(dst, src, cols * sizeof(float));
-      } else {
-        for (int64_t j = 0; j < cols; ++j) dst[j] = src[j * g.b_col_stride];
+    for (int64_t j = 0; j < nr; ++j) {
+      float* dst = out + jp * kc + j;
+      if (j >= cols) {
+        for (int64_t p = 0; p < kc; ++p) dst[p * nr] = 0.f;
+        continue;
       }
-      for (int64_t j = cols; j < nr; ++j) dst[j] = 0.f;
+      const float* src = g.b + k0 * g.b_row_stride + (j0 + jp + j) * g.b_col_stride;
+      for (int64_t p = 0; p < kc; ++p) dst[p * nr] = src[p * g.b_row_stride];
     }
   }
 }
@@ -53,7 +65,9 @@ HWY_INLINE void MicroKernel(const float* HWY_RESTRICT a, int64_t lda, const floa
   const hn::ScalableTag<float> d;
   const size_t N = hn::Lanes(d);
   using V = hn::Vec<decltype(d)>;
+  // The r loops must be fully unrolled so that the accumulators live in registers.
   V acc0[R], acc1[R];
+#pragma GCC unroll 16
   for (int r = 0; r < R; ++r) {
     acc0[r] = hn::Zero(d);
     acc1[r] = hn::Zero(d);
@@ -61,6 +75,7 @@ HWY_INLINE void MicroKernel(const float* HWY_RESTRICT a, int64_t lda, const floa
   for (int64_t p = 0; p < kc; ++p) {
     const V b0 = hn::Load(d, panel + p * 2 * N);
     const V b1 = hn::Load(d, panel + p * 2 * N + N);
+#pragma GCC unroll 16
     for (int r = 0; r < R; ++r) {
       const V av = hn::Set(d, a[r * lda + p]);
       acc0[r] = hn::MulAdd(av, b0, acc0[r]);
@@ -69,6 +84,7 @@ HWY_INLINE void MicroKernel(const float* HWY_RESTRICT a, int64_t lda, const floa
   }
   const bool full = cols == static_cast<int64_t>(2 * N);
   HWY_ALIGN float tile[2 * HWY_MAX_BYTES / sizeof(float)];
+#pragma GCC unroll 16
   for (int r = 0; r < R; ++r) {
     float* crow = c + r * ldc;
     if (full) {
@@ -127,6 +143,34 @@ inline void GemmBlock(const GemmArgs& g, int64_t m0, int64_t m1, int64_t n0, int
   }
 }
 
+// Dot product of two contiguous float rows of length k, four accumulators deep.
+inline float Dot(const float* HWY_RESTRICT x, const float* HWY_RESTRICT y, int64_t k) {
+  const hn::ScalableTag<float> d;
+  const int64_t N = static_cast<int64_t>(hn::Lanes(d));
+  auto s0 = hn::Zero(d), s1 = hn::Zero(d), s2 = hn::Zero(d), s3 = hn::Zero(d);
+  int64_t p = 0;
+  for (; p + 4 * N <= k; p += 4 * N) {
+    s0 = hn::MulAdd(hn::LoadU(d, x + p), hn::LoadU(d, y + p), s0);
+    s1 = hn::MulAdd(hn::LoadU(d, x + p + N), hn::LoadU(d, y + p + N), s1);
+    s2 = hn::MulAdd(hn::LoadU(d, x + p + 2 * N), hn::LoadU(d, y + p + 2 * N), s2);
+    s3 = hn::MulAdd(hn::LoadU(d, x + p + 3 * N), hn::LoadU(d, y + p + 3 * N), s3);
+  }
+  for (; p + N <= k; p += N) s0 = hn::MulAdd(hn::LoadU(d, x + p), hn::LoadU(d, y + p), s0);
+  float sum = hn::GetLane(hn::SumOfLanes(d, hn::Add(hn::Add(s0, s1), hn::Add(s2, s3))));
+  for (; p < k; ++p) sum += x[p] * y[p];
+  return sum;
+}
+
+// Few rows of A times a transposed B (Linear at small batch): one dot product per output, with no
+// packing, since each column of B is a contiguous row of the weight.
+inline void GemmSmallMTransposedB(const GemmArgs& g) {
+  ParallelFor(g.n, 16, [&](int64_t b, int64_t e) {
+    for (int64_t i = 0; i < g.m; ++i) {
+      for (int64_t j = b; j < e; ++j) g.c[i * g.ldc + j] = Dot(g.a + i * g.lda, g.b + j * g.b_col_stride, g.k);
+    }
+  });
+}
+
 // Whole GEMM, split over threads along N (wide outputs) or M (tall ones).
 inline void GemmF32Impl(const GemmArgs& g) {
   if (g.m == 0 || g.n == 0) return;
@@ -134,6 +178,7 @@ inline void GemmF32Impl(const GemmArgs& g) {
     for (int64_t i = 0; i < g.m; ++i) std::fill(g.c + i * g.ldc, g.c + i * g.ldc + g.n, 0.f);
     return;
   }
+  if (g.m < kRows && g.b_row_stride == 1) return GemmSmallMTransposedB(g);
   const hn::ScalableTag<float> d;
   const int64_t nr = static_cast<int64_t>(2 * hn::Lanes(d));
   if (g.n >= g.m) {
