@@ -12,6 +12,8 @@ Fixtures (all safetensors, written by the small writer below; PyTorch is never a
   models/<name>.safetensors   a zoo model with deterministic "hash" weights (see HashInit, mirrored in
                               tests/testing/golden.cc): "input" and PyTorch's "output"; metadata
                               "state_dict" lists PyTorch's own state_dict keys, dtypes and shapes in order.
+  fx/<name>.json              torch.fx.symbolic_trace's node sequence for each zoo model: [opcode,
+                              qualified target, node name] per node.
   models/mnist_cnn_state_dict.safetensors  a PyTorch-initialised mnist_cnn state_dict exactly as PyTorch
                               exports it, with "__input__"/"__output__" to check the loaded model.
 """
@@ -24,6 +26,7 @@ import numpy as np
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
+import torch.fx
 import torchvision
 
 DTYPES = {torch.float32: "F32", torch.int64: "I64", torch.int32: "I32", torch.int8: "I8", torch.uint8: "U8"}
@@ -134,6 +137,7 @@ ZOO = {
 
 def module_cases():
     """(name, module or None, inputs, functional) for every module and functional-op fixture."""
+    torch.manual_seed(0)  # module initialisation draws from the global generator
     g = torch.Generator().manual_seed(0)
 
     def rand(*shape, scale=1.0):
@@ -231,6 +235,20 @@ def write_models(out):
                       {"format": "pt", "note": "torch.manual_seed(0); MnistCnn() state_dict"})
 
 
+def write_fx_sequences(out):
+    """fx/<name>.json: torch.fx.symbolic_trace's node sequence [[opcode, qualified target, name], ...]."""
+    from torch.fx.node import _get_qualified_name
+    os.makedirs(os.path.join(out, "fx"), exist_ok=True)
+    for name, (make, _) in ZOO.items():
+        gm = torch.fx.symbolic_trace(make().eval())
+        seq = []
+        for n in gm.graph.nodes:
+            target = n.target if isinstance(n.target, str) else _get_qualified_name(n.target)
+            seq.append([n.op, target, n.name])
+        with open(os.path.join(out, "fx", name + ".json"), "w") as f:
+            f.write("[\n" + ",\n".join(json.dumps(e) for e in seq) + "\n]\n")
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--out", default=os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "tests", "data"))
@@ -238,6 +256,7 @@ def main():
     torch.set_num_threads(1)
     write_module_cases(args.out)
     write_models(args.out)
+    write_fx_sequences(args.out)
     print("wrote fixtures under", os.path.normpath(args.out))
 
 

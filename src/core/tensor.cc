@@ -7,6 +7,7 @@
 #include <mutex>
 
 #include "absl/strings/str_join.h"
+#include "qfx/core/trace.h"
 
 namespace qfx {
 
@@ -151,19 +152,34 @@ Tensor Tensor::Borrow(Shape shape, DType dtype, void* data, std::shared_ptr<cons
   return t;
 }
 
+Tensor Tensor::Proxy(std::shared_ptr<const void> handle) {
+  Tensor t;
+  t.proxy_ = std::move(handle);
+  return t;
+}
+
+void Tensor::RequireConcrete(const char* what) const {
+  const std::string message = absl::StrCat(what, " of a traced value");
+  if (TraceHook* hook = ActiveTraceHook()) hook->ConcreteValueRequired(message);
+  throw TraceError(absl::StrCat("TraceError: ", message, " was used outside of its trace"));
+}
+
 int64_t Tensor::size(int64_t d) const { return shape_[NormalizeDim(d, dim(), "Tensor::size")]; }
 
 std::string Tensor::ToString() const {
+  if (proxy_) return "traced value";
   if (!defined()) return "undefined";
   return absl::StrCat(DTypeName(dtype_), ShapeToString(shape_));
 }
 
 void* Tensor::raw_data() const {
+  if (proxy_) RequireConcrete("the data");
   if (!defined()) ThrowInvalid("access to an undefined tensor");
   return static_cast<char*>(storage_->data()) + offset_;
 }
 
 void Tensor::CheckDType(DType want) const {
+  if (proxy_) RequireConcrete("the data");
   if (!defined()) ThrowInvalid("access to an undefined tensor");
   if (want != dtype_) {
     ThrowInvalid("tensor ", ToString(), " read as ", DTypeName(want), ": dtypes must match");
@@ -186,6 +202,8 @@ int64_t Tensor::FlatIndex(std::initializer_list<int64_t> index) const {
 }
 
 Tensor Tensor::Reshape(Shape shape) const {
+  Tensor traced;
+  if (MaybeTrace(OpId::kMethodReshape, {*this, shape}, &traced)) return traced;
   int64_t known = 1, infer = -1;
   for (size_t i = 0; i < shape.size(); ++i) {
     if (shape[i] == -1) {
@@ -213,6 +231,8 @@ Tensor Tensor::Reshape(Shape shape) const {
 }
 
 Tensor Tensor::Flatten(int64_t start_dim, int64_t end_dim) const {
+  Tensor traced;
+  if (MaybeTrace(OpId::kMethodFlatten, {*this, start_dim, end_dim}, &traced)) return traced;
   if (dim() == 0) return Reshape({1});
   const int64_t s = NormalizeDim(start_dim, dim(), "flatten start_dim");
   const int64_t e = NormalizeDim(end_dim, dim(), "flatten end_dim");
@@ -226,6 +246,7 @@ Tensor Tensor::Flatten(int64_t start_dim, int64_t end_dim) const {
 }
 
 Tensor Tensor::Narrow0(int64_t start, int64_t length) const {
+  if (proxy_) RequireConcrete("Narrow0");
   if (dim() == 0 || start < 0 || length < 0 || start + length > shape_[0]) {
     ThrowInvalid("Narrow0(", start, ", ", length, ") out of range for tensor ", ToString());
   }
@@ -236,6 +257,7 @@ Tensor Tensor::Narrow0(int64_t start, int64_t length) const {
 }
 
 Tensor Tensor::Clone() const {
+  if (proxy_) RequireConcrete("Clone");
   Tensor t = Empty(shape_, dtype_);
   if (nbytes() > 0) std::memcpy(t.raw_data(), raw_data(), nbytes());
   return t;

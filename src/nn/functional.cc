@@ -8,11 +8,22 @@
 #include <random>
 
 #include "qfx/core/parallel.h"
+#include "qfx/core/trace.h"
 #include "qfx/kernels/f32.h"
 
 namespace qfx {
 namespace F {
 namespace {
+
+// Records the op instead of running it when an argument is a traced value (see qfx/core/trace.h).
+#define QFX_TRACE_OP(op, ...)                                  \
+  do {                                                         \
+    Tensor qfx_traced_;                                        \
+    if (MaybeTrace(op, {__VA_ARGS__}, &qfx_traced_)) return qfx_traced_; \
+  } while (0)
+
+// An optional tensor argument: None when undefined.
+OpArg Optional(const Tensor& t) { return t.is_proxy() || t.defined() ? OpArg(t) : OpArg(); }
 
 void CheckF32(const char* op, const Tensor& x, const char* what = "input") {
   if (!x.defined()) ThrowInvalid(op, ": ", what, " is undefined");
@@ -152,6 +163,7 @@ PoolGeometry MakePool(const char* op, const Tensor& x, const Pool2dOptions& opt)
 }  // namespace
 
 Tensor conv2d(const Tensor& x, const Tensor& weight, const Tensor& bias, const Conv2dOptions& opt) {
+  QFX_TRACE_OP(OpId::kConv2d, x, weight, Optional(bias), opt.stride, opt.padding, opt.dilation, opt.groups);
   CheckRank("conv2d", x, 4, "N, C, H, W");
   CheckF32("conv2d", weight, "weight");
   if (weight.dim() != 4) ThrowInvalid("conv2d: weight ", weight.ToString(), " must have rank 4");
@@ -192,6 +204,7 @@ Tensor conv2d(const Tensor& x, const Tensor& weight, const Tensor& bias, const C
 }
 
 Tensor linear(const Tensor& x, const Tensor& weight, const Tensor& bias) {
+  QFX_TRACE_OP(OpId::kLinear, x, weight, Optional(bias));
   CheckF32("linear", x);
   CheckF32("linear", weight, "weight");
   if (weight.dim() != 2) ThrowInvalid("linear: weight ", weight.ToString(), " must be [out, in]");
@@ -230,6 +243,8 @@ Tensor linear(const Tensor& x, const Tensor& weight, const Tensor& bias) {
 
 Tensor batch_norm(const Tensor& x, const Tensor& running_mean, const Tensor& running_var, const Tensor& weight,
                   const Tensor& bias, bool training, double momentum, double eps) {
+  QFX_TRACE_OP(OpId::kBatchNorm, x, Optional(running_mean), Optional(running_var), Optional(weight), Optional(bias),
+               training, momentum, eps);
   CheckF32("batch_norm", x);
   if (x.dim() < 2) ThrowInvalid("batch_norm: input ", x.ToString(), " must be [N, C, ...]");
   const int64_t n = x.size(0), c = x.size(1), inner = x.numel() / std::max<int64_t>(1, n * c);
@@ -290,29 +305,40 @@ Tensor batch_norm(const Tensor& x, const Tensor& running_mean, const Tensor& run
 }
 
 Tensor relu(const Tensor& x) {
+  QFX_TRACE_OP(OpId::kRelu, x);
   return Map("relu", x, [](float v) { return v > 0.f ? v : 0.f; });
 }
-Tensor relu6(const Tensor& x) { return hardtanh(x, 0.f, 6.f); }
+Tensor relu6(const Tensor& x) {
+  QFX_TRACE_OP(OpId::kRelu6, x);
+  return hardtanh(x, 0.f, 6.f);
+}
 Tensor hardtanh(const Tensor& x, float lo, float hi) {
+  QFX_TRACE_OP(OpId::kHardtanh, x, double{lo}, double{hi});
   return Map("hardtanh", x, [lo, hi](float v) { return std::min(std::max(v, lo), hi); });
 }
 Tensor hardswish(const Tensor& x) {
+  QFX_TRACE_OP(OpId::kHardswish, x);
   return Map("hardswish", x, [](float v) { return v * std::min(std::max(v + 3.f, 0.f), 6.f) / 6.f; });
 }
 Tensor hardsigmoid(const Tensor& x) {
+  QFX_TRACE_OP(OpId::kHardsigmoid, x);
   return Map("hardsigmoid", x, [](float v) { return std::min(std::max(v + 3.f, 0.f), 6.f) / 6.f; });
 }
 Tensor sigmoid(const Tensor& x) {
+  QFX_TRACE_OP(OpId::kSigmoid, x);
   return Map("sigmoid", x, [](float v) { return 1.f / (1.f + std::exp(-v)); });
 }
 Tensor tanh(const Tensor& x) {
+  QFX_TRACE_OP(OpId::kTanh, x);
   return Map("tanh", x, [](float v) { return std::tanh(v); });
 }
 Tensor silu(const Tensor& x) {
+  QFX_TRACE_OP(OpId::kSilu, x);
   return Map("silu", x, [](float v) { return v / (1.f + std::exp(-v)); });
 }
 
 Tensor softmax(const Tensor& x, int64_t dim) {
+  QFX_TRACE_OP(OpId::kSoftmax, x, dim);
   CheckF32("softmax", x);
   const int64_t d = NormalizeDim(dim, x.dim(), "softmax");
   const int64_t len = x.size(d);
@@ -337,6 +363,7 @@ Tensor softmax(const Tensor& x, int64_t dim) {
 }
 
 Tensor dropout(const Tensor& x, double p, bool training) {
+  QFX_TRACE_OP(OpId::kDropout, x, p, training);
   if (p < 0 || p > 1) ThrowInvalid("dropout: p ", p, " must be in [0, 1]");
   if (!training || p == 0) return x;
   static std::mt19937 rng(0x5eed);
@@ -346,6 +373,7 @@ Tensor dropout(const Tensor& x, double p, bool training) {
 }
 
 Tensor max_pool2d(const Tensor& x, const Pool2dOptions& opt) {
+  QFX_TRACE_OP(OpId::kMaxPool2d, x, opt.kernel_size, opt.stride, opt.padding, opt.dilation, opt.ceil_mode);
   const PoolGeometry g = MakePool("max_pool2d", x, opt);
   const int64_t planes = x.size(0) * x.size(1), ih = x.size(2), iw = x.size(3);
   Tensor y = Tensor::Uninitialized({x.size(0), x.size(1), g.oh, g.ow});
@@ -383,6 +411,7 @@ Tensor max_pool2d(const Tensor& x, const Pool2dOptions& opt) {
 }
 
 Tensor avg_pool2d(const Tensor& x, const Pool2dOptions& opt) {
+  QFX_TRACE_OP(OpId::kAvgPool2d, x, opt.kernel_size, opt.stride, opt.padding, opt.ceil_mode, opt.count_include_pad);
   const PoolGeometry g = MakePool("avg_pool2d", x, opt);
   if (g.dh != 1 || g.dw != 1) ThrowInvalid("avg_pool2d: dilation is not supported (PyTorch has none)");
   const int64_t planes = x.size(0) * x.size(1), ih = x.size(2), iw = x.size(3);
@@ -413,6 +442,7 @@ Tensor avg_pool2d(const Tensor& x, const Pool2dOptions& opt) {
 }
 
 Tensor adaptive_avg_pool2d(const Tensor& x, std::vector<int64_t> output_size) {
+  QFX_TRACE_OP(OpId::kAdaptiveAvgPool2d, x, output_size);
   CheckRank("adaptive_avg_pool2d", x, 4, "N, C, H, W");
   int64_t oh, ow;
   std::tie(oh, ow) = Pair("adaptive_avg_pool2d", "output_size", output_size);
@@ -439,19 +469,24 @@ Tensor adaptive_avg_pool2d(const Tensor& x, std::vector<int64_t> output_size) {
 }
 
 Tensor add(const Tensor& a, const Tensor& b) {
+  QFX_TRACE_OP(OpId::kAdd, a, b);
   return Binary("add", a, b, [](float u, float v) { return u + v; });
 }
 Tensor mul(const Tensor& a, const Tensor& b) {
+  QFX_TRACE_OP(OpId::kMul, a, b);
   return Binary("mul", a, b, [](float u, float v) { return u * v; });
 }
 Tensor add(const Tensor& a, float b) {
+  QFX_TRACE_OP(OpId::kAdd, a, double{b});
   return Map("add", a, [b](float v) { return v + b; });
 }
 Tensor mul(const Tensor& a, float b) {
+  QFX_TRACE_OP(OpId::kMul, a, double{b});
   return Map("mul", a, [b](float v) { return v * b; });
 }
 
 Tensor cat(const std::vector<Tensor>& xs, int64_t dim) {
+  QFX_TRACE_OP(OpId::kCat, xs, dim);
   if (xs.empty()) ThrowInvalid("cat: needs at least one tensor");
   for (const Tensor& t : xs) CheckF32("cat", t);
   const Shape& s0 = xs[0].shape();
@@ -483,11 +518,18 @@ Tensor cat(const std::vector<Tensor>& xs, int64_t dim) {
   return y;
 }
 
-Tensor flatten(const Tensor& x, int64_t start_dim, int64_t end_dim) { return x.Flatten(start_dim, end_dim); }
+Tensor flatten(const Tensor& x, int64_t start_dim, int64_t end_dim) {
+  QFX_TRACE_OP(OpId::kFlatten, x, start_dim, end_dim);
+  return x.Flatten(start_dim, end_dim);
+}
 
-Tensor reshape(const Tensor& x, Shape shape) { return x.Reshape(std::move(shape)); }
+Tensor reshape(const Tensor& x, Shape shape) {
+  QFX_TRACE_OP(OpId::kReshape, x, shape);
+  return x.Reshape(std::move(shape));
+}
 
 Tensor mean(const Tensor& x, std::vector<int64_t> dims, bool keepdim) {
+  QFX_TRACE_OP(OpId::kMean, x, dims, keepdim);
   CheckF32("mean", x);
   std::vector<bool> reduce(x.dim(), dims.empty());
   for (int64_t d : dims) reduce[NormalizeDim(d, x.dim(), "mean")] = true;

@@ -10,9 +10,73 @@
 namespace qfx {
 namespace nn {
 
+namespace {
+thread_local ModuleTraceHook* t_module_hook = nullptr;
+
+std::string ArgNames(const ForwardArgs& args) {
+  std::vector<std::string> names;
+  for (const auto& [name, v] : args.values) names.push_back(name);
+  return absl::StrJoin(names, ", ");
+}
+}  // namespace
+
+ModuleTraceHook* ActiveModuleTraceHook() { return t_module_hook; }
+ScopedModuleTraceHook::ScopedModuleTraceHook(ModuleTraceHook* hook) : previous_(t_module_hook) {
+  t_module_hook = hook;
+}
+ScopedModuleTraceHook::~ScopedModuleTraceHook() { t_module_hook = previous_; }
+
+const OpArg& ForwardArgs::get(const std::string& name) const {
+  for (const auto& [n, v] : values) {
+    if (n == name) return v;
+  }
+  ThrowInvalid("forward argument '", name, "' was not given (given: ", ArgNames(*this), ")");
+}
+
+Tensor ForwardArgs::tensor(const std::string& name) const {
+  const OpArg& v = get(name);
+  if (const Tensor* t = std::get_if<Tensor>(&v)) return *t;
+  ThrowInvalid("forward argument '", name, "' must be a tensor");
+}
+
+template <typename T>
+static T Scalar(const ForwardArgs& args, const std::string& name, const char* kind) {
+  const OpArg& v = args.get(name);
+  if (const Tensor* t = std::get_if<Tensor>(&v); t && t->is_proxy()) {
+    if (TraceHook* hook = ActiveTraceHook()) hook->ConcreteValueRequired(absl::StrCat("the value of argument '", name, "'"));
+  }
+  if (const T* x = std::get_if<T>(&v)) return *x;
+  ThrowInvalid("forward argument '", name, "' must be ", kind);
+}
+
+bool ForwardArgs::flag(const std::string& name) const { return Scalar<bool>(*this, name, "a bool"); }
+int64_t ForwardArgs::integer(const std::string& name) const { return Scalar<int64_t>(*this, name, "an integer"); }
+double ForwardArgs::real(const std::string& name) const { return Scalar<double>(*this, name, "a number"); }
+
 Tensor Module::forward(const Tensor&) {
   throw Error(absl::UnimplementedError(
       absl::StrCat(type_name(), " has no forward(); call its submodules instead")));
+}
+
+Tensor Module::forward_args(const ForwardArgs& args) {
+  if (args.values.size() != 1) {
+    ThrowInvalid(type_name(), ".forward takes one argument, got ", args.values.size(), " (", ArgNames(args), ")");
+  }
+  return forward(args.tensor(args.values[0].first));
+}
+
+Tensor Module::operator()(const Tensor& x) {
+  if (x.is_proxy() && t_module_hook != nullptr) return t_module_hook->CallModule(*this, {{{forward_arg_names()[0], x}}});
+  return forward(x);
+}
+
+Tensor Module::operator()(const ForwardArgs& args) {
+  if (t_module_hook != nullptr) {
+    for (const auto& [name, v] : args.values) {
+      if (AnyProxy({v})) return t_module_hook->CallModule(*this, args);
+    }
+  }
+  return forward_args(args);
 }
 
 void Module::CheckNewName(const std::string& name) const {
@@ -158,6 +222,18 @@ Module* Module::submodule(const std::string& path) {
   return m;
 }
 
+Tensor Module::tensor_at(const std::string& path) {
+  const size_t dot = path.rfind('.');
+  Module* owner = dot == std::string::npos ? this : submodule(path.substr(0, dot));
+  return owner ? owner->tensor(dot == std::string::npos ? path : path.substr(dot + 1)) : Tensor();
+}
+
+void Module::AdoptMembers(const Module& other) {
+  for (const auto& [name, child] : other.children_) AddChild(name, child);
+  for (const Slot& s : other.params_) register_parameter(s.name, s.tensor);
+  for (const Slot& s : other.buffers_) register_buffer(s.name, s.tensor, s.persistent);
+}
+
 Tensor Module::tensor(const std::string& name) const {
   for (const Slot& s : params_) {
     if (s.name == name) return s.tensor;
@@ -176,6 +252,12 @@ void Module::train(bool on) {
 absl::StatusOr<Tensor> RunModule(Module& module, const Tensor& x) {
   Tensor y;
   QFX_RETURN_IF_ERROR(CatchErrors([&] { y = module(x); }));
+  return y;
+}
+
+absl::StatusOr<Tensor> RunModule(Module& module, const ForwardArgs& args) {
+  Tensor y;
+  QFX_RETURN_IF_ERROR(CatchErrors([&] { y = module(args); }));
   return y;
 }
 

@@ -69,12 +69,21 @@ class Tensor {
   // Wraps external memory (no copy); owner keeps it alive.
   static Tensor Borrow(Shape shape, DType dtype, void* data, std::shared_ptr<const void> owner);
 
+  // A proxy stands for a value during symbolic tracing (see trace.h): `handle` belongs to the tracer.
+  static Tensor Proxy(std::shared_ptr<const void> handle);
+  bool is_proxy() const { return proxy_ != nullptr; }
+  const void* proxy_handle() const { return proxy_.get(); }
+
   bool defined() const { return storage_ != nullptr; }
   DType dtype() const { return dtype_; }
-  const Shape& shape() const { return shape_; }
-  int64_t dim() const { return static_cast<int64_t>(shape_.size()); }
+  // Shape accessors need a concrete tensor: on a proxy they throw TraceError.
+  const Shape& shape() const {
+    if (proxy_) RequireConcrete("the shape");
+    return shape_;
+  }
+  int64_t dim() const { return static_cast<int64_t>(shape().size()); }
   int64_t size(int64_t d) const;  // negative d counts from the end
-  int64_t numel() const { return NumElements(shape_); }
+  int64_t numel() const { return NumElements(shape()); }
   size_t nbytes() const { return static_cast<size_t>(numel()) * DTypeSize(dtype_); }
   std::string ToString() const;  // "f32[1, 3, 224, 224]"
 
@@ -91,7 +100,7 @@ class Tensor {
     return data<T>()[FlatIndex(index)];
   }
 
-  // Views sharing storage. Reshape accepts one -1.
+  // Views sharing storage. Reshape accepts one -1. Both are traced as call_method nodes.
   Tensor Reshape(Shape shape) const;
   Tensor Flatten(int64_t start_dim = 0, int64_t end_dim = -1) const;
   Tensor Narrow0(int64_t start, int64_t length) const;  // rows [start, start+length) of dim 0
@@ -104,6 +113,7 @@ class Tensor {
 
  private:
   static Tensor Allocate(Shape shape, DType dtype, bool zero);
+  [[noreturn]] void RequireConcrete(const char* what) const;
   void CheckDType(DType want) const;
   int64_t FlatIndex(std::initializer_list<int64_t> index) const;
 
@@ -111,6 +121,7 @@ class Tensor {
   size_t offset_ = 0;  // bytes
   Shape shape_;
   DType dtype_ = DType::kF32;
+  std::shared_ptr<const void> proxy_;
 };
 
 // Normalises a possibly negative dimension index; throws naming `what` when out of range.

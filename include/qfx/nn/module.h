@@ -16,12 +16,47 @@
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "qfx/core/tensor.h"
+#include "qfx/core/trace.h"
 
 namespace qfx {
 namespace nn {
 
 // Ordered (name, tensor) pairs: what state_dict() returns and load_state_dict() takes.
 using NamedTensors = std::vector<std::pair<std::string, Tensor>>;
+
+class Module;
+
+// Named arguments of a forward call, for modules whose forward takes more than one tensor or takes
+// non-tensor options (which tracing can specialise with TracerOptions::concrete_args). Accessors throw
+// naming the argument when it is missing or of another type; flag/integer/real on a traced value throw
+// TraceError.
+struct ForwardArgs {
+  std::vector<std::pair<std::string, OpArg>> values;
+
+  const OpArg& get(const std::string& name) const;
+  Tensor tensor(const std::string& name) const;
+  bool flag(const std::string& name) const;
+  int64_t integer(const std::string& name) const;
+  double real(const std::string& name) const;
+};
+
+// What the tracer (src/fx) installs to see module calls on traced values.
+class ModuleTraceHook {
+ public:
+  virtual ~ModuleTraceHook() = default;
+  virtual Tensor CallModule(Module& module, const ForwardArgs& args) = 0;
+};
+ModuleTraceHook* ActiveModuleTraceHook();
+class ScopedModuleTraceHook {
+ public:
+  explicit ScopedModuleTraceHook(ModuleTraceHook* hook);
+  ~ScopedModuleTraceHook();
+  ScopedModuleTraceHook(const ScopedModuleTraceHook&) = delete;
+  ScopedModuleTraceHook& operator=(const ScopedModuleTraceHook&) = delete;
+
+ private:
+  ModuleTraceHook* previous_;
+};
 
 class Module {
  public:
@@ -31,9 +66,20 @@ class Module {
 
   // The PyTorch class name ("Conv2d", "ResNet", ...).
   virtual std::string type_name() const = 0;
+  // Leaf modules are recorded as one call_module node by the tracer; others are traced through.
+  // The standard modules (except containers) are leaves, as in torch.fx.
+  virtual bool is_leaf() const { return false; }
+
   // Default: throws kUnimplemented (containers such as ModuleList have no forward).
   virtual Tensor forward(const Tensor& x);
-  Tensor operator()(const Tensor& x) { return forward(x); }
+  // The general form. Default: forward(args.tensor(first argument name)).
+  virtual Tensor forward_args(const ForwardArgs& args);
+  // Names of forward's arguments, the graph's placeholders when traced. Default: {"x"}.
+  virtual std::vector<std::string> forward_arg_names() const { return {"x"}; }
+
+  // Calls forward (or records the call while tracing).
+  Tensor operator()(const Tensor& x);
+  Tensor operator()(const ForwardArgs& args);
 
   // Submodules in registration order, recursively, each once, self first with name "".
   std::vector<std::pair<std::string, Module*>> named_modules(const std::string& prefix = "");
@@ -51,6 +97,8 @@ class Module {
   Module* submodule(const std::string& path);
   // Own parameter or buffer by name, or an undefined tensor.
   Tensor tensor(const std::string& name) const;
+  // The parameter or buffer at a dotted path ("layer1.0.bn1.running_mean"), or an undefined tensor.
+  Tensor tensor_at(const std::string& path);
 
   void train(bool on = true);
   void eval() { train(false); }
@@ -66,6 +114,8 @@ class Module {
   }
   Tensor register_parameter(const std::string& name, Tensor t);
   Tensor register_buffer(const std::string& name, Tensor t, bool persistent = true);
+  // Registers other's children, parameters and buffers as this module's own (shared, not copied).
+  void AdoptMembers(const Module& other);
 
  private:
   struct Slot {
@@ -84,6 +134,7 @@ class Module {
 
 // Runs module(x) and turns a thrown qfx::Error into a Status.
 absl::StatusOr<Tensor> RunModule(Module& module, const Tensor& x);
+absl::StatusOr<Tensor> RunModule(Module& module, const ForwardArgs& args);
 
 // The generator that module constructors and the zoo draw initial weights from.
 std::mt19937_64& Generator();

@@ -26,6 +26,7 @@ class Conv2d : public Module {
  public:
   Conv2d(int64_t in_channels, int64_t out_channels, int64_t kernel_size, Conv2dArgs args = {});
   std::string type_name() const override { return "Conv2d"; }
+  bool is_leaf() const override { return true; }
   Tensor forward(const Tensor& x) override;
 
   int64_t in_channels, out_channels, kernel_size;
@@ -37,6 +38,7 @@ class Linear : public Module {
  public:
   Linear(int64_t in_features, int64_t out_features, bool bias = true);
   std::string type_name() const override { return "Linear"; }
+  bool is_leaf() const override { return true; }
   Tensor forward(const Tensor& x) override;
 
   int64_t in_features, out_features;
@@ -47,6 +49,7 @@ class Linear : public Module {
 class BatchNormBase : public Module {
  public:
   Tensor forward(const Tensor& x) override;
+  bool is_leaf() const override { return true; }
 
   int64_t num_features;
   double eps, momentum;
@@ -82,6 +85,7 @@ class BatchNorm1d : public BatchNormBase {
   class Name : public Module {                                                 \
    public:                                                                     \
     std::string type_name() const override { return #Name; }                   \
+    bool is_leaf() const override { return true; }                             \
     Tensor forward(const Tensor& x) override { return F::fn(x); }              \
   };
 QFX_ELEMENTWISE_MODULE(ReLU, relu)
@@ -97,6 +101,7 @@ class Hardtanh : public Module {
  public:
   explicit Hardtanh(float min_val = -1.f, float max_val = 1.f);
   std::string type_name() const override { return "Hardtanh"; }
+  bool is_leaf() const override { return true; }
   Tensor forward(const Tensor& x) override { return F::hardtanh(x, min_val, max_val); }
   float min_val, max_val;
 };
@@ -105,6 +110,7 @@ class Softmax : public Module {
  public:
   explicit Softmax(int64_t dim) : dim(dim) {}
   std::string type_name() const override { return "Softmax"; }
+  bool is_leaf() const override { return true; }
   Tensor forward(const Tensor& x) override { return F::softmax(x, dim); }
   int64_t dim;
 };
@@ -115,6 +121,7 @@ class MaxPool2d : public Module {
   explicit MaxPool2d(int64_t kernel_size, int64_t stride = 0, int64_t padding = 0, int64_t dilation = 1,
                      bool ceil_mode = false);
   std::string type_name() const override { return "MaxPool2d"; }
+  bool is_leaf() const override { return true; }
   Tensor forward(const Tensor& x) override { return F::max_pool2d(x, options); }
   F::Pool2dOptions options;
 };
@@ -124,6 +131,7 @@ class AvgPool2d : public Module {
   explicit AvgPool2d(int64_t kernel_size, int64_t stride = 0, int64_t padding = 0, bool ceil_mode = false,
                      bool count_include_pad = true);
   std::string type_name() const override { return "AvgPool2d"; }
+  bool is_leaf() const override { return true; }
   Tensor forward(const Tensor& x) override { return F::avg_pool2d(x, options); }
   F::Pool2dOptions options;
 };
@@ -132,6 +140,7 @@ class AdaptiveAvgPool2d : public Module {
  public:
   explicit AdaptiveAvgPool2d(int64_t output_h, int64_t output_w = 0);  // output_w 0: square
   std::string type_name() const override { return "AdaptiveAvgPool2d"; }
+  bool is_leaf() const override { return true; }
   Tensor forward(const Tensor& x) override { return F::adaptive_avg_pool2d(x, output_size); }
   std::vector<int64_t> output_size;
 };
@@ -140,6 +149,7 @@ class Flatten : public Module {
  public:
   explicit Flatten(int64_t start_dim = 1, int64_t end_dim = -1) : start_dim(start_dim), end_dim(end_dim) {}
   std::string type_name() const override { return "Flatten"; }
+  bool is_leaf() const override { return true; }
   Tensor forward(const Tensor& x) override { return F::flatten(x, start_dim, end_dim); }
   int64_t start_dim, end_dim;
 };
@@ -148,6 +158,7 @@ class Dropout : public Module {
  public:
   explicit Dropout(double p = 0.5);
   std::string type_name() const override { return "Dropout"; }
+  bool is_leaf() const override { return true; }
   Tensor forward(const Tensor& x) override { return F::dropout(x, p, is_training()); }
   double p;
 };
@@ -155,6 +166,7 @@ class Dropout : public Module {
 class Identity : public Module {
  public:
   std::string type_name() const override { return "Identity"; }
+  bool is_leaf() const override { return true; }
   Tensor forward(const Tensor& x) override { return x; }
 };
 

@@ -1,0 +1,72 @@
+// qfx core: the hook that symbolic tracing (src/fx) plugs into, and the op identifiers it records.
+//
+// A traced value is a proxy Tensor: it has no storage, only an opaque handle that the active tracer
+// understands. Every traceable operation (the functions in qfx::F, the Tensor methods Reshape and
+// Flatten, and module calls in src/nn) first asks ActiveTraceHook() whether any argument is a proxy and,
+// if so, lets the tracer record it instead of computing. Reading a proxy's shape or data — anything that
+// needs a concrete value — throws TraceError through the hook, which names the module being traced.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <variant>
+#include <vector>
+
+#include "qfx/core/tensor.h"
+
+namespace qfx {
+
+// Every op a graph can call. call_function ops come first, then call_method ops (Tensor methods).
+// The registry in src/nn/ops.cc gives each its names, argument schema and fp32 implementation.
+enum class OpId : uint16_t {
+  // call_function
+  kAdd, kMul, kCat, kFlatten, kReshape, kMean, kRelu, kRelu6, kHardtanh, kHardswish, kHardsigmoid, kSigmoid,
+  kTanh, kSilu, kSoftmax, kDropout, kConv2d, kLinear, kBatchNorm, kMaxPool2d, kAvgPool2d, kAdaptiveAvgPool2d,
+  // call_method
+  kMethodReshape, kMethodFlatten,
+  kNumOps
+};
+
+// One positional argument of a traced op: a tensor (maybe a proxy), a constant, or a list.
+using OpArg = std::variant<std::monostate, Tensor, int64_t, double, bool, std::vector<int64_t>, std::vector<Tensor>>;
+
+// Thrown when tracing meets a value it cannot represent in a graph (see issue 3's TraceError).
+class TraceError : public Error {
+ public:
+  explicit TraceError(const std::string& message) : Error(absl::FailedPreconditionError(message)) {}
+};
+
+class TraceHook {
+ public:
+  virtual ~TraceHook() = default;
+  // Records `op` applied to `args` (at least one is a proxy) and returns the proxy of its result.
+  virtual Tensor RecordOp(OpId op, std::vector<OpArg> args) = 0;
+  // Throws TraceError: `what` needed a concrete value of a proxy.
+  [[noreturn]] virtual void ConcreteValueRequired(const std::string& what) = 0;
+};
+
+// The hook of the tracer running on this thread, or nullptr.
+TraceHook* ActiveTraceHook();
+// Installs `hook` for this thread; restores the previous one on destruction.
+class ScopedTraceHook {
+ public:
+  explicit ScopedTraceHook(TraceHook* hook);
+  ~ScopedTraceHook();
+  ScopedTraceHook(const ScopedTraceHook&) = delete;
+  ScopedTraceHook& operator=(const ScopedTraceHook&) = delete;
+
+ private:
+  TraceHook* previous_;
+};
+
+bool AnyProxy(const std::vector<OpArg>& args);
+
+// If any argument is a proxy, records the op and returns true with *out set to the result proxy.
+inline bool MaybeTrace(OpId op, std::vector<OpArg> args, Tensor* out) {
+  if (ActiveTraceHook() == nullptr || !AnyProxy(args)) return false;
+  *out = ActiveTraceHook()->RecordOp(op, std::move(args));
+  return true;
+}
+
+}  // namespace qfx

@@ -1,0 +1,179 @@
+// qfx fx: GraphModule and the Interpreter (see include/qfx/fx/graph_module.h).
+#include <unordered_map>
+
+#include "absl/strings/str_cat.h"
+#include "qfx/fx/graph_module.h"
+#include "qfx/nn/ops.h"
+
+namespace qfx {
+namespace fx {
+namespace {
+
+OpArg Resolve(const Argument& a, const std::unordered_map<const Node*, OpArg>& env) {
+  struct Visitor {
+    const std::unordered_map<const Node*, OpArg>& env;
+    OpArg Value(Node* n) const {
+      auto it = env.find(n);
+      if (it == env.end()) throw Error(absl::InternalError(absl::StrCat("value of %", n->name(), " is not available")));
+      return it->second;
+    }
+    OpArg operator()(std::monostate) const { return std::monostate(); }
+    OpArg operator()(Node* n) const { return Value(n); }
+    OpArg operator()(int64_t v) const { return v; }
+    OpArg operator()(double v) const { return v; }
+    OpArg operator()(bool v) const { return v; }
+    OpArg operator()(const std::vector<int64_t>& v) const { return v; }
+    OpArg operator()(const std::vector<Node*>& v) const {
+      std::vector<Tensor> out;
+      for (Node* n : v) {
+        const OpArg x = Value(n);
+        if (!std::holds_alternative<Tensor>(x)) ThrowInvalid("list element %", n->name(), " is not a tensor");
+        out.push_back(std::get<Tensor>(x));
+      }
+      return out;
+    }
+  };
+  return std::visit(Visitor{env}, a);
+}
+
+std::string Where(const Node& n) {
+  return absl::StrCat("while executing %", n.name(), " : ", OpcodeName(n.op()), "[target=", n.target_string(), "]");
+}
+
+}  // namespace
+
+GraphModule::GraphModule(std::shared_ptr<nn::Module> root, std::unique_ptr<Graph> graph, std::string class_name)
+    : root_(std::move(root)), graph_(std::move(graph)), class_name_(std::move(class_name)) {
+  if (class_name_.empty()) class_name_ = "GraphModule";
+  AdoptMembers(*root_);
+  train(root_->is_training());
+}
+
+std::vector<std::string> GraphModule::forward_arg_names() const {
+  std::vector<std::string> names;
+  for (Node* n : *graph_) {
+    if (n->op() == Opcode::kPlaceholder) names.push_back(n->target().path);
+  }
+  return names;
+}
+
+Tensor GraphModule::forward(const Tensor& x) {
+  const std::vector<std::string> names = forward_arg_names();
+  if (names.size() != 1) ThrowInvalid(class_name_, ": forward takes ", names.size(), " arguments; pass ForwardArgs");
+  return forward_args({{{names[0], x}}});
+}
+
+Tensor GraphModule::forward_args(const nn::ForwardArgs& args) {
+  Interpreter interpreter(*this);
+  return ValueOrThrow(interpreter.Run(args));
+}
+
+absl::StatusOr<Tensor> Interpreter::Run(const Tensor& x) {
+  const std::vector<std::string> names = module_.forward_arg_names();
+  if (names.size() != 1) {
+    return absl::InvalidArgumentError(absl::StrCat("the graph takes ", names.size(), " inputs; pass ForwardArgs"));
+  }
+  return Run(nn::ForwardArgs{{{names[0], x}}});
+}
+
+absl::StatusOr<Tensor> Interpreter::Run(const nn::ForwardArgs& inputs) {
+  // Free each value after its last user has run.
+  std::unordered_map<const Node*, std::vector<const Node*>> dies_after;
+  std::unordered_map<const Node*, const Node*> last_use;
+  for (Node* n : module_.graph()) {
+    for (Node* in : n->inputs()) last_use[in] = n;
+  }
+  for (const auto& [value, user] : last_use) dies_after[user].push_back(value);
+
+  std::unordered_map<const Node*, OpArg> env;
+  for (Node* n : module_.graph()) {
+    OpArg value;
+    absl::Status s = CatchErrors([&] { value = Execute(*n, inputs, env); });
+    if (!s.ok()) return absl::Status(s.code(), absl::StrCat(Where(*n), ": ", s.message()));
+    OnValue(*n, value);
+    if (n->op() == Opcode::kOutput) {
+      if (!std::holds_alternative<Tensor>(value)) return absl::InvalidArgumentError("the graph's output is not a tensor");
+      return std::get<Tensor>(value);
+    }
+    env[n] = std::move(value);
+    for (const Node* dead : dies_after[n]) env.erase(dead);
+  }
+  return absl::InvalidArgumentError("the graph has no output node");
+}
+
+OpArg Interpreter::Execute(const Node& n, const nn::ForwardArgs& inputs,
+                           const std::unordered_map<const Node*, OpArg>& env) {
+  std::vector<OpArg> args;
+  for (const Argument& a : n.args()) args.push_back(Resolve(a, env));
+  switch (n.op()) {
+    case Opcode::kPlaceholder: return Placeholder(n, inputs);
+    case Opcode::kGetAttr: return GetAttr(n);
+    case Opcode::kCallFunction: return CallFunction(n, args);
+    case Opcode::kCallMethod: return CallMethod(n, args);
+    case Opcode::kCallModule: return CallModule(n, args);
+    case Opcode::kOutput: return args.at(0);
+  }
+  throw Error(absl::InternalError("illegal opcode"));
+}
+
+OpArg Interpreter::Placeholder(const Node& n, const nn::ForwardArgs& inputs) { return inputs.get(n.target().path); }
+
+Tensor Interpreter::GetAttr(const Node& n) {
+  Tensor t = module_.tensor_at(n.target().path);
+  if (!t.defined()) ThrowInvalid("attribute '", n.target().path, "' does not exist");
+  return t;
+}
+
+Tensor Interpreter::CallFunction(const Node& n, const std::vector<OpArg>& args) { return nn::RunOp(n.target().op, args); }
+
+Tensor Interpreter::CallMethod(const Node& n, const std::vector<OpArg>& args) { return nn::RunOp(n.target().op, args); }
+
+Tensor Interpreter::CallModule(const Node& n, const std::vector<OpArg>& args) {
+  nn::Module* m = module_.submodule(n.target().path);
+  if (m == nullptr) ThrowInvalid("module '", n.target().path, "' does not exist");
+  if (args.size() == 1 && std::holds_alternative<Tensor>(args[0])) return (*m)(std::get<Tensor>(args[0]));
+  const std::vector<std::string> names = m->forward_arg_names();
+  if (names.size() != args.size()) {
+    ThrowInvalid("module '", n.target().path, "' takes ", names.size(), " arguments, got ", args.size());
+  }
+  nn::ForwardArgs fa;
+  for (size_t i = 0; i < args.size(); ++i) fa.values.emplace_back(names[i], args[i]);
+  return (*m)(fa);
+}
+
+namespace {
+
+class ShapeRecorder : public Interpreter {
+ public:
+  using Interpreter::Interpreter;
+
+ protected:
+  void OnValue(Node& n, const OpArg& value) override {
+    if (const Tensor* t = std::get_if<Tensor>(&value); t && t->defined()) n.meta.tensor = TensorMeta{t->shape(), t->dtype()};
+  }
+};
+
+}  // namespace
+
+absl::Status PropagateShapes(GraphModule& module, const std::vector<Shape>& shapes) {
+  const std::vector<std::string> names = module.forward_arg_names();
+  if (names.size() != shapes.size()) {
+    return absl::InvalidArgumentError(absl::StrCat("PropagateShapes: the graph takes ", names.size(),
+                                                   " inputs but ", shapes.size(), " shapes were given"));
+  }
+  nn::ForwardArgs inputs;
+  for (size_t i = 0; i < names.size(); ++i) {
+    Tensor t;
+    QFX_RETURN_IF_ERROR(CatchErrors([&] { t = Tensor::Zeros(shapes[i]); }));
+    inputs.values.emplace_back(names[i], t);
+  }
+  const bool training = module.is_training();
+  module.eval();  // zeros must not move batch-norm statistics
+  ShapeRecorder recorder(module);
+  const absl::Status s = recorder.Run(inputs).status();
+  module.train(training);
+  return s;
+}
+
+}  // namespace fx
+}  // namespace qfx

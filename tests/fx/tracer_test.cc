@@ -1,0 +1,241 @@
+// qfx tests: the symbolic tracer. Every zoo model traces, lints, runs bit-identically to the eager
+// model, and has torch.fx's (opcode, target) sequence and node names (fixtures from gen_golden.py);
+// leaves, concrete_args, get_attr and every TraceError path.
+#include <chrono>
+#include <fstream>
+#include <sstream>
+
+#include "gtest/gtest.h"
+#include "nlohmann/json.hpp"
+#include "qfx/fx/tracer.h"
+#include "qfx/models/zoo.h"
+#include "qfx/nn/modules.h"
+#include "qfx/nn/ops.h"
+
+namespace qfx {
+namespace fx {
+namespace {
+
+Tensor Input(Shape shape) {
+  Tensor x = Tensor::Empty(std::move(shape));
+  for (int64_t i = 0; i < x.numel(); ++i) x.data<float>()[i] = static_cast<float>((i * 37) % 101) / 50.f - 1.f;
+  return x;
+}
+
+std::string TorchTarget(const Node& n) {
+  if (n.op() == Opcode::kCallFunction || n.op() == Opcode::kCallMethod) return nn::GetOpSchema(n.target().op).torch_name;
+  return n.target().path;
+}
+
+class TraceZoo : public ::testing::TestWithParam<std::string> {};
+
+TEST_P(TraceZoo, MatchesTorchFxAndRunsBitIdentically) {
+  auto model = models::Create(GetParam(), 3);
+  ASSERT_TRUE(model.ok());
+  const auto t0 = std::chrono::steady_clock::now();
+  auto gm = SymbolicTrace(*model);
+  const double ms = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count();
+  ASSERT_TRUE(gm.ok()) << gm.status();
+  std::printf("traced %s: %zu nodes in %.2f ms\n", GetParam().c_str(), (*gm)->graph().size(), ms);
+  ASSERT_TRUE((*gm)->Lint().ok());
+
+  std::ifstream f("tests/data/fx/" + GetParam() + ".json");
+  ASSERT_TRUE(f.good());
+  const auto want = nlohmann::json::parse(f);
+  const std::vector<Node*> nodes = (*gm)->graph().nodes();
+  ASSERT_EQ(nodes.size(), want.size()) << (*gm)->graph().ToString();
+  for (size_t i = 0; i < nodes.size(); ++i) {
+    EXPECT_EQ(OpcodeName(nodes[i]->op()), want[i][0].get<std::string>()) << "node " << i;
+    EXPECT_EQ(TorchTarget(*nodes[i]), want[i][1].get<std::string>()) << "node " << i;
+    EXPECT_EQ(nodes[i]->name(), want[i][2].get<std::string>()) << "node " << i;
+  }
+
+  auto info = models::GetModelInfo(GetParam());
+  Shape shape = info->input_shape;
+  shape[0] = 2;
+  if (shape[2] > 64) shape[2] = shape[3] = 64;
+  const Tensor x = Input(shape);
+  auto eager = RunModule(**model, x);
+  auto traced = RunModule(**gm, x);
+  ASSERT_TRUE(eager.ok() && traced.ok()) << traced.status();
+  ASSERT_EQ(eager->shape(), traced->shape());
+  EXPECT_EQ(std::memcmp(eager->raw_data(), traced->raw_data(), eager->nbytes()), 0) << "not bit-identical";
+}
+
+INSTANTIATE_TEST_SUITE_P(Zoo, TraceZoo,
+                         ::testing::Values("resnet18", "resnet50", "mobilenet_v2", "mobilenet_v3_small", "mlp",
+                                           "mnist_cnn"));
+
+TEST(Tracer, GraphModuleSharesParametersWithTheRoot) {
+  auto model = models::Create("mnist_cnn");
+  auto gm = SymbolicTrace(*model);
+  ASSERT_TRUE(gm.ok());
+  EXPECT_EQ((*gm)->state_dict().size(), (*model)->state_dict().size());
+  EXPECT_TRUE((*gm)->tensor_at("conv1.weight").SharesStorage((*model)->tensor_at("conv1.weight")));
+  EXPECT_EQ((*gm)->forward_arg_names(), std::vector<std::string>{"x"});
+}
+
+// A user module that reads its own parameter in forward, calls a module twice, and uses methods.
+class Custom : public nn::Module {
+ public:
+  Custom() {
+    fc = register_module("fc", std::make_shared<nn::Linear>(4, 4));
+    scale = register_parameter("scale", Tensor::Full({4}, 0.5f));
+  }
+  std::string type_name() const override { return "Custom"; }
+  Tensor forward(const Tensor& x) override {
+    Tensor y = (*fc)((*fc)(x.Flatten(1)));
+    return F::mul(y, scale).Reshape({-1, 2, 2});
+  }
+  std::shared_ptr<nn::Module> fc;
+  Tensor scale;
+};
+
+TEST(Tracer, RecordsGetAttrRepeatedModulesAndMethods) {
+  auto m = std::make_shared<Custom>();
+  auto gm = SymbolicTrace(m);
+  ASSERT_TRUE(gm.ok()) << gm.status();
+  EXPECT_EQ((*gm)->graph().ToString(),
+            "%x : [num_users=1] = placeholder[target=x]\n"
+            "%flatten : [num_users=1] = call_method[target=flatten](args = (%x, 1, -1), kwargs = {})\n"
+            "%fc : [num_users=1] = call_module[target=fc](args = (%flatten,), kwargs = {})\n"
+            "%fc_1 : [num_users=1] = call_module[target=fc](args = (%fc,), kwargs = {})\n"
+            "%scale : [num_users=1] = get_attr[target=scale]\n"
+            "%mul : [num_users=1] = call_function[target=mul](args = (%fc_1, %scale), kwargs = {})\n"
+            "%reshape : [num_users=1] = call_method[target=reshape](args = (%mul, [-1, 2, 2]), kwargs = {})\n"
+            "return reshape\n");
+  const Tensor x = Input({3, 2, 2});
+  auto a = RunModule(*m, x), b = RunModule(**gm, x);
+  ASSERT_TRUE(a.ok() && b.ok());
+  EXPECT_EQ(std::memcmp(a->raw_data(), b->raw_data(), a->nbytes()), 0);
+}
+
+TEST(Tracer, LeafModulesByPathOrType) {
+  auto model = models::Create("resnet18");
+  TracerOptions opt;
+  opt.leaf_modules = {"layer1.0", "BasicBlock"};
+  auto gm = SymbolicTrace(*model, opt);
+  ASSERT_TRUE(gm.ok()) << gm.status();
+  int blocks = 0;
+  for (Node* n : (*gm)->graph()) blocks += n->op() == Opcode::kCallModule && (*gm)->submodule(n->target().path)->type_name() == "BasicBlock";
+  EXPECT_EQ(blocks, 8);
+  opt.leaf_modules.clear();
+  opt.is_leaf = [](const nn::Module& m, const std::string& path) { return path == "layer4" || m.is_leaf(); };
+  gm = SymbolicTrace(*model, opt);
+  ASSERT_TRUE(gm.ok());
+  EXPECT_NE((*gm)->graph().ToString().find("call_module[target=layer4]"), std::string::npos);
+}
+
+// Branches on data inside a submodule: the classic FX failure.
+class DataDependent : public nn::Module {
+ public:
+  std::string type_name() const override { return "DataDependent"; }
+  Tensor forward(const Tensor& x) override {
+    if (x.shape()[1] > 2) return F::relu(x);
+    return x;
+  }
+};
+
+class Outer : public nn::Module {
+ public:
+  Outer() { inner = register_module("inner", std::make_shared<DataDependent>()); }
+  std::string type_name() const override { return "Outer"; }
+  Tensor forward(const Tensor& x) override { return (*inner)(F::add(x, 1.f)); }
+  std::shared_ptr<nn::Module> inner;
+};
+
+TEST(Tracer, DataDependentControlFlowIsAClearTraceError) {
+  auto gm = SymbolicTrace(std::make_shared<Outer>());
+  ASSERT_FALSE(gm.ok());
+  EXPECT_EQ(gm.status().code(), absl::StatusCode::kFailedPrecondition);
+  EXPECT_EQ(gm.status().message(),
+            "TraceError in module 'inner' (DataDependent): forward needs the shape of a traced value, which is not "
+            "known while tracing. Either make 'inner' a leaf module (TracerOptions::leaf_modules = {\"inner\"}) so "
+            "it is called as a whole, or pass the value as a concrete argument (TracerOptions::concrete_args).");
+  TracerOptions opt;
+  opt.leaf_modules = {"inner"};
+  auto ok = SymbolicTrace(std::make_shared<Outer>(), opt);
+  ASSERT_TRUE(ok.ok()) << ok.status();
+  EXPECT_NE((*ok)->graph().ToString().find("call_module[target=inner]"), std::string::npos);
+}
+
+// forward with a flag argument: needs concrete_args.
+class Flagged : public nn::Module {
+ public:
+  std::string type_name() const override { return "Flagged"; }
+  std::vector<std::string> forward_arg_names() const override { return {"x", "normalize"}; }
+  Tensor forward_args(const nn::ForwardArgs& args) override {
+    Tensor x = args.tensor("x");
+    return args.flag("normalize") ? F::softmax(x, 1) : F::relu(x);
+  }
+};
+
+TEST(Tracer, ConcreteArgsSpecialiseNonTensorArguments) {
+  auto m = std::make_shared<Flagged>();
+  auto failed = SymbolicTrace(m);
+  ASSERT_FALSE(failed.ok());
+  EXPECT_NE(failed.status().message().find("TraceError in the root module (Flagged): forward needs the value of "
+                                           "argument 'normalize'"),
+            std::string::npos)
+      << failed.status();
+  EXPECT_NE(failed.status().message().find("concrete argument (TracerOptions::concrete_args)"), std::string::npos);
+  TracerOptions opt;
+  opt.concrete_args = {{"normalize", true}};
+  auto gm = SymbolicTrace(m, opt);
+  ASSERT_TRUE(gm.ok()) << gm.status();
+  EXPECT_EQ((*gm)->forward_arg_names(), std::vector<std::string>{"x"});
+  EXPECT_NE((*gm)->graph().ToString().find("call_function[target=softmax]"), std::string::npos);
+  opt.concrete_args = {{"nomalize", true}};
+  EXPECT_NE(SymbolicTrace(m, opt).status().message().find("'nomalize' is not an argument of Flagged.forward"),
+            std::string::npos);
+}
+
+class MakesConstant : public nn::Module {
+ public:
+  std::string type_name() const override { return "MakesConstant"; }
+  Tensor forward(const Tensor& x) override { return F::add(x, Tensor::Full({1}, 2.f)); }
+};
+
+class ReadsData : public nn::Module {
+ public:
+  std::string type_name() const override { return "ReadsData"; }
+  Tensor forward(const Tensor& x) override { return F::mul(x, x.data<float>()[0]); }
+};
+
+TEST(Tracer, UntraceableValuesNameTheFix) {
+  auto c = SymbolicTrace(std::make_shared<MakesConstant>());
+  EXPECT_NE(c.status().message().find("is a tensor that forward created and that is not a parameter or buffer. "
+                                      "Fix: register it with register_buffer"),
+            std::string::npos)
+      << c.status();
+  auto d = SymbolicTrace(std::make_shared<ReadsData>());
+  EXPECT_NE(d.status().message().find("forward needs the data of a traced value"), std::string::npos) << d.status();
+}
+
+TEST(Tracer, ShapePropagationFillsMeta) {
+  auto gm = SymbolicTrace(*models::Create("mnist_cnn"));
+  ASSERT_TRUE(gm.ok());
+  ASSERT_TRUE(PropagateShapes(**gm, {{5, 1, 28, 28}}).ok());
+  for (Node* n : (*gm)->graph()) {
+    ASSERT_TRUE(n->meta.tensor.has_value()) << n->name();
+    if (n->name() == "flatten") EXPECT_EQ(n->meta.tensor->shape, (Shape{5, 1568}));
+    if (n->name() == "fc2") EXPECT_EQ(n->meta.tensor->shape, (Shape{5, 10}));
+  }
+  EXPECT_FALSE(PropagateShapes(**gm, {{5, 3, 28, 28}}).ok());
+}
+
+TEST(Interpreter, ErrorsNameTheNode) {
+  auto gm = SymbolicTrace(*models::Create("mnist_cnn"));
+  ASSERT_TRUE(gm.ok());
+  auto y = RunModule(**gm, Tensor::Zeros({1, 3, 28, 28}));
+  ASSERT_FALSE(y.ok());
+  EXPECT_EQ(y.status().message().rfind("while executing %conv1 : call_module[target=conv1]: conv2d: input f32[1, 3, 28, "
+                                       "28] has 3 channels",
+                                       0),
+            0u)
+      << y.status();
+}
+
+}  // namespace
+}  // namespace fx
+}  // namespace qfx
