@@ -87,6 +87,7 @@ class Node {
 
  private:
   friend class Graph;
+  friend struct GraphTestPeer;  // tests corrupt nodes on purpose to exercise Lint
   Node(Graph* graph, Opcode op, Target target, std::string name) : graph_(graph), op_(op), target_(std::move(target)), name_(std::move(name)) {}
   void Relink(const std::vector<Node*>& old_inputs);
 
@@ -171,6 +172,7 @@ class Graph {
 
  private:
   friend class Node;
+  friend struct GraphTestPeer;
   std::string UniqueName(const std::string& hint);
   void Link(Node* n, Node* before);
   void Unlink(Node* n);
