@@ -13,4 +13,19 @@ fi
 grep -q "qfx: error: unknown model 'nosuch'; known models: resnet18" <<<"$err"
 bench=$("$qfx" bench --model mlp --iters 3 --json)
 grep -qE '^\{"median_ms":[0-9.]+,"min_ms":[0-9.]+,"max_ms":[0-9.]+\}$' <<<"$bench"
+# dump: table to stdout, json to a file, svg through Graphviz, and a clear message without it.
+table=$("$qfx" dump --model mnist_cnn)
+grep -qE '^call_function +flatten +flatten +\(%pool_1, 1, -1\) +\{\} +f32\[1, 1568\] +fc1$' <<<"$table"
+tmp=${TEST_TMPDIR:-/tmp}
+"$qfx" dump --model resnet18 --format json --out "$tmp/r18.json"
+head -1 "$tmp/r18.json" | grep -q '"format": "qfx.graph", "version": 1'
+if command -v dot >/dev/null; then
+  "$qfx" dump --model resnet18 --format svg --out "$tmp/r18.svg"
+  grep -q "<svg" "$tmp/r18.svg"
+fi
+if err=$(PATH=/nonexistent "$qfx" dump --model mlp --format svg --out "$tmp/x.svg" 2>&1); then
+  echo "expected failure without dot"; exit 1
+fi
+grep -q "needs Graphviz's \`dot\`, which is not on PATH: install it with \`apt-get install graphviz\`" <<<"$err"
+[ ! -e "$tmp/x.svg" ]
 echo "PASS"

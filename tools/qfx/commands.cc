@@ -28,13 +28,6 @@ double MsSince(Clock::time_point t0) {
   return std::chrono::duration<double, std::milli>(Clock::now() - t0).count();
 }
 
-absl::StatusOr<std::shared_ptr<nn::Module>> LoadModel(const ModelFlags& f) {
-  QFX_ASSIGN_OR_RETURN(auto model, models::Create(f.model, f.seed));
-  if (!f.weights.empty()) QFX_RETURN_IF_ERROR(io::LoadWeights(*model, f.weights, /*strict=*/true));
-  model->eval();
-  return model;
-}
-
 Tensor SeededInput(const Shape& shape, uint64_t seed) {
   Tensor x = Tensor::Empty(shape);
   std::mt19937_64 gen(seed);
@@ -84,6 +77,15 @@ absl::StatusOr<Tensor> RunBatched(nn::Module& model, const Tensor& x, int64_t ba
   return out;
 }
 
+}  // namespace
+
+absl::StatusOr<std::shared_ptr<nn::Module>> LoadModel(const ModelFlags& f) {
+  QFX_ASSIGN_OR_RETURN(auto model, models::Create(f.model, f.seed));
+  if (!f.weights.empty()) QFX_RETURN_IF_ERROR(io::LoadWeights(*model, f.weights, /*strict=*/true));
+  model->eval();
+  return model;
+}
+
 absl::StatusOr<Shape> ParseShape(const std::string& s) {
   Shape shape;
   for (absl::string_view part : absl::StrSplit(s, ',')) {
@@ -95,8 +97,6 @@ absl::StatusOr<Shape> ParseShape(const std::string& s) {
   }
   return shape;
 }
-
-}  // namespace
 
 absl::Status Demo() {
   const std::string name = "resnet18";

@@ -1,7 +1,12 @@
 // qfx command line: the subcommands, each a function from parsed options to a Status.
 #pragma once
 
+#include <cstdint>
 #include <string>
+
+#include "absl/status/statusor.h"
+#include "qfx/core/tensor.h"
+#include "qfx/nn/module.h"
 
 #include "absl/status/status.h"
 
@@ -34,10 +39,23 @@ struct BenchFlags {
   bool json = false;
 };
 
+struct DumpFlags {
+  ModelFlags model;
+  std::string format = "table";  // table | code | json | dot | svg | png
+  std::string out;               // empty: stdout (not for png)
+  std::string shape;             // input shape for the shape column; empty: the model's default
+};
+
 absl::Status Demo();
+absl::Status Dump(const DumpFlags& flags);
 absl::Status Run(const RunFlags& flags);
 absl::Status Eval(const EvalFlags& flags);
 absl::Status Bench(const BenchFlags& flags);
+
+// Shared by the subcommands: the zoo model with --weights loaded (strict) and in eval mode, and a
+// parsed --shape ("1,3,224,224").
+absl::StatusOr<std::shared_ptr<nn::Module>> LoadModel(const ModelFlags& flags);
+absl::StatusOr<Shape> ParseShape(const std::string& text);
 
 }  // namespace cli
 }  // namespace qfx

@@ -1,5 +1,5 @@
 // qfx command line: parses flags with CLI11 and dispatches to the subcommands in commands.cc.
-//   qfx demo | run | eval | bench      (later issues add dump, quantize, train, qat)
+//   qfx demo | run | eval | bench | dump      (later issues add quantize, train, qat)
 #include <cstdio>
 
 #include "CLI/CLI.hpp"
@@ -44,6 +44,13 @@ int main(int argc, char** argv) {
   bench_cmd->add_option("--iters", bench.iters, "timed iterations")->check(CLI::PositiveNumber);
   bench_cmd->add_flag("--json", bench.json, "print one JSON line");
 
+  qfx::cli::DumpFlags dump;
+  CLI::App* dump_cmd = app.add_subcommand("dump", "trace a model and show its graph (table, code, json, dot, svg, png)");
+  AddModelFlags(dump_cmd, dump.model);
+  dump_cmd->add_option("--format", dump.format, "table | code | json | dot | svg | png (default table)");
+  dump_cmd->add_option("--out", dump.out, "output file (default: stdout; required for svg and png)");
+  dump_cmd->add_option("--shape", dump.shape, "input shape for the shape column (default: the model's)");
+
   CLI11_PARSE(app, argc, argv);
 
   absl::Status status;
@@ -51,6 +58,7 @@ int main(int argc, char** argv) {
   if (app.got_subcommand("run")) status = qfx::cli::Run(run);
   if (app.got_subcommand("eval")) status = qfx::cli::Eval(eval);
   if (app.got_subcommand("bench")) status = qfx::cli::Bench(bench);
+  if (app.got_subcommand("dump")) status = qfx::cli::Dump(dump);
   if (!status.ok()) {
     std::fprintf(stderr, "qfx: error: %s\n", std::string(status.message()).c_str());
     return 1;

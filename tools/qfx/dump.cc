@@ -1,0 +1,97 @@
+// qfx command line: `qfx dump` — trace a zoo model and print or save its graph as a table, code, JSON,
+// DOT, SVG or PNG (the last two through Graphviz's `dot`).
+#include <spawn.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <cstdio>
+#include <cstdlib>
+#include <fstream>
+#include <sstream>
+
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_split.h"
+#include "qfx/fx/formats.h"
+#include "qfx/fx/tracer.h"
+#include "qfx/io/file.h"
+#include "qfx/models/zoo.h"
+#include "tools/qfx/commands.h"
+
+extern char** environ;
+
+namespace qfx {
+namespace cli {
+namespace {
+
+bool OnPath(const std::string& tool) {
+  const char* path = std::getenv("PATH");
+  for (absl::string_view dir : absl::StrSplit(path ? path : "/usr/bin:/bin", ':')) {
+    if (::access(absl::StrCat(dir, "/", tool).c_str(), X_OK) == 0) return true;
+  }
+  return false;
+}
+
+// Renders DOT text with Graphviz into `out` (atomically: dot writes a temporary file we rename).
+absl::Status RenderDot(const std::string& dot_text, const std::string& format, const std::string& out) {
+  if (!OnPath("dot")) {
+    return absl::FailedPreconditionError(
+        absl::StrCat("--format ", format, " needs Graphviz's `dot`, which is not on PATH: install it with "
+                     "`apt-get install graphviz` (tools/setup.sh does), or use --format dot and render it elsewhere"));
+  }
+  const std::string dot_file = absl::StrCat(out, ".tmp.", ::getpid(), ".dot");
+  const std::string rendered = absl::StrCat(out, ".tmp.", ::getpid());
+  QFX_RETURN_IF_ERROR(io::WriteFileAtomic(dot_file, dot_text));
+  const std::string flag = "-T" + format;
+  std::vector<std::string> argv_s = {"dot", flag, dot_file, "-o", rendered};
+  std::vector<char*> argv;
+  for (std::string& a : argv_s) argv.push_back(a.data());
+  argv.push_back(nullptr);
+  pid_t pid;
+  int status = 0;
+  const int spawned = ::posix_spawnp(&pid, "dot", nullptr, nullptr, argv.data(), environ);
+  if (spawned == 0) ::waitpid(pid, &status, 0);
+  std::remove(dot_file.c_str());
+  if (spawned != 0 || !WIFEXITED(status) || WEXITSTATUS(status) != 0) {
+    std::remove(rendered.c_str());
+    return absl::InternalError(absl::StrCat("`dot ", flag, "` failed while rendering ", out));
+  }
+  if (std::rename(rendered.c_str(), out.c_str()) != 0) {
+    std::remove(rendered.c_str());
+    return absl::UnavailableError(absl::StrCat(out, ": cannot write the rendered graph"));
+  }
+  return absl::OkStatus();
+}
+
+absl::StatusOr<std::string> Render(const fx::Graph& graph, const std::string& format, const std::string& title) {
+  if (format == "table") return fx::FormatTable(graph);
+  if (format == "code") return fx::FormatCode(graph);
+  if (format == "json") return fx::GraphToJson(graph);
+  if (format == "dot" || format == "svg" || format == "png") return fx::FormatDot(graph, title);
+  return absl::InvalidArgumentError(absl::StrCat("--format '", format, "' must be table, code, json, dot, svg or png"));
+}
+
+}  // namespace
+
+absl::Status Dump(const DumpFlags& f) {
+  QFX_ASSIGN_OR_RETURN(auto model, LoadModel(f.model));
+  QFX_ASSIGN_OR_RETURN(auto info, models::GetModelInfo(f.model.model));
+  Shape shape = info.input_shape;
+  if (!f.shape.empty()) {
+    QFX_ASSIGN_OR_RETURN(shape, ParseShape(f.shape));
+  }
+  QFX_ASSIGN_OR_RETURN(auto gm, fx::SymbolicTrace(model));
+  QFX_RETURN_IF_ERROR(fx::PropagateShapes(*gm, {shape}));
+  QFX_ASSIGN_OR_RETURN(std::string text, Render(gm->graph(), f.format, f.model.model));
+  if (f.format == "svg" || f.format == "png") {
+    if (f.out.empty()) return absl::InvalidArgumentError(absl::StrCat("--format ", f.format, " needs --out FILE"));
+    return RenderDot(text, f.format, f.out);
+  }
+  if (f.out.empty()) {
+    std::fwrite(text.data(), 1, text.size(), stdout);
+    return absl::OkStatus();
+  }
+  return io::WriteFileAtomic(f.out, text);
+}
+
+}  // namespace cli
+}  // namespace qfx
