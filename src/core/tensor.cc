@@ -201,6 +201,12 @@ int64_t Tensor::FlatIndex(std::initializer_list<int64_t> index) const {
   return flat;
 }
 
+Tensor Tensor::View(Shape shape) const {
+  Tensor traced;
+  if (MaybeTrace(OpId::kMethodView, {*this, shape}, &traced)) return traced;
+  return Reshape(std::move(shape));
+}
+
 Tensor Tensor::Reshape(Shape shape) const {
   Tensor traced;
   if (MaybeTrace(OpId::kMethodReshape, {*this, shape}, &traced)) return traced;

@@ -131,6 +131,8 @@ const std::vector<OpSchema>& Registry() {
        [](const std::vector<OpArg>& v) { Args a{"adaptive_avg_pool2d", v}; return F::adaptive_avg_pool2d(a.T(0), a.Ints(1)); }},
       {OpId::kMethodReshape, "reshape", true, "reshape", 2, 2,
        [](const std::vector<OpArg>& v) { Args a{"reshape", v}; return a.T(0).Reshape(a.Ints(1)); }},
+      {OpId::kMethodView, "view", true, "view", 2, 2,
+       [](const std::vector<OpArg>& v) { Args a{"view", v}; return a.T(0).View(a.Ints(1)); }},
       {OpId::kMethodFlatten, "flatten", true, "flatten", 3, 3,
        [](const std::vector<OpArg>& v) { Args a{"flatten", v}; return a.T(0).Flatten(a.I(1), a.I(2)); }},
   };

@@ -85,7 +85,7 @@ class Custom : public nn::Module {
   std::string type_name() const override { return "Custom"; }
   Tensor forward(const Tensor& x) override {
     Tensor y = (*fc)((*fc)(x.Flatten(1)));
-    return F::mul(y, scale).Reshape({-1, 2, 2});
+    return F::mul(y, scale).Reshape({-1, 2, 2}).View({-1, 4});
   }
   std::shared_ptr<nn::Module> fc;
   Tensor scale;
@@ -103,7 +103,8 @@ TEST(Tracer, RecordsGetAttrRepeatedModulesAndMethods) {
             "%scale : [num_users=1] = get_attr[target=scale]\n"
             "%mul : [num_users=1] = call_function[target=mul](args = (%fc_1, %scale), kwargs = {})\n"
             "%reshape : [num_users=1] = call_method[target=reshape](args = (%mul, [-1, 2, 2]), kwargs = {})\n"
-            "return reshape\n");
+            "%view : [num_users=1] = call_method[target=view](args = (%reshape, [-1, 4]), kwargs = {})\n"
+            "return view\n");
   const Tensor x = Input({3, 2, 2});
   auto a = RunModule(*m, x), b = RunModule(**gm, x);
   ASSERT_TRUE(a.ok() && b.ok());
@@ -222,6 +223,35 @@ TEST(Tracer, ShapePropagationFillsMeta) {
     if (n->name() == "fc2") EXPECT_EQ(n->meta.tensor->shape, (Shape{5, 10}));
   }
   EXPECT_FALSE(PropagateShapes(**gm, {{5, 3, 28, 28}}).ok());
+}
+
+// Overrides one step: counts module calls and replaces ReLU modules by the identity.
+class CountingInterpreter : public Interpreter {
+ public:
+  using Interpreter::Interpreter;
+  int module_calls = 0;
+
+ protected:
+  Tensor CallModule(const Node& n, const std::vector<OpArg>& args) override {
+    ++module_calls;
+    if (module_.submodule(n.target().path)->type_name() == "ReLU") return std::get<Tensor>(args[0]);
+    return Interpreter::CallModule(n, args);
+  }
+};
+
+TEST(Interpreter, StepsCanBeOverridden) {
+  auto model = *models::Create("mlp");
+  auto gm = SymbolicTrace(model);
+  ASSERT_TRUE(gm.ok());
+  const Tensor x = Input({2, 1, 28, 28});
+  CountingInterpreter counting(**gm);
+  auto y = counting.Run(x);
+  ASSERT_TRUE(y.ok());
+  EXPECT_EQ(counting.module_calls, 5);  // fc1 relu fc2 relu fc3
+  // Without ReLU the model is affine: f(x) - f(0) is linear in x, unlike the real model.
+  auto real = Interpreter(**gm).Run(x);
+  ASSERT_TRUE(real.ok());
+  EXPECT_NE(std::memcmp(y->raw_data(), real->raw_data(), y->nbytes()), 0);
 }
 
 TEST(Interpreter, ErrorsNameTheNode) {

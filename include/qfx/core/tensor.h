@@ -100,8 +100,10 @@ class Tensor {
     return data<T>()[FlatIndex(index)];
   }
 
-  // Views sharing storage. Reshape accepts one -1. Both are traced as call_method nodes.
+  // Views sharing storage. Reshape and View (the same here: storage is always contiguous) accept one
+  // -1. Reshape, View and Flatten are traced as call_method nodes.
   Tensor Reshape(Shape shape) const;
+  Tensor View(Shape shape) const;
   Tensor Flatten(int64_t start_dim = 0, int64_t end_dim = -1) const;
   Tensor Narrow0(int64_t start, int64_t length) const;  // rows [start, start+length) of dim 0
 

@@ -24,7 +24,7 @@ enum class OpId : uint16_t {
   kAdd, kMul, kCat, kFlatten, kReshape, kMean, kRelu, kRelu6, kHardtanh, kHardswish, kHardsigmoid, kSigmoid,
   kTanh, kSilu, kSoftmax, kDropout, kConv2d, kLinear, kBatchNorm, kMaxPool2d, kAvgPool2d, kAdaptiveAvgPool2d,
   // call_method
-  kMethodReshape, kMethodFlatten,
+  kMethodReshape, kMethodView, kMethodFlatten,
   kNumOps
 };
 
