@@ -14,6 +14,9 @@ Fixtures (all safetensors, written by the small writer below; PyTorch is never a
                               "state_dict" lists PyTorch's own state_dict keys, dtypes and shapes in order.
   fx/<name>.json              torch.fx.symbolic_trace's node sequence for each zoo model: [opcode,
                               qualified target, node name] per node.
+  quant/observers.json        every observer kind on skewed / positive / negative / constant / zero / tiny /
+                              huge / growing / per-channel-constant inputs: PyTorch's scale and zero point
+                              after each batch.
   models/mnist_cnn_state_dict.safetensors  a PyTorch-initialised mnist_cnn state_dict exactly as PyTorch
                               exports it, with "__input__"/"__output__" to check the loaded model.
 """
@@ -249,6 +252,83 @@ def write_fx_sequences(out):
             f.write("[\n" + ",\n".join(json.dumps(e) for e in seq) + "\n]\n")
 
 
+OBSERVER_CONFIGS = [
+    # (name, kind, kwargs) — kind names and keys as qfx's rule files spell them
+    ("minmax_u8", "minmax", dict(dtype="quint8", qscheme="per_tensor_affine")),
+    ("minmax_s8_sym", "minmax", dict(dtype="qint8", qscheme="per_tensor_symmetric")),
+    ("minmax_u8_reduce", "minmax", dict(dtype="quint8", qscheme="per_tensor_affine", reduce_range=True)),
+    ("minmax_u8_sym", "minmax", dict(dtype="quint8", qscheme="per_tensor_symmetric")),
+    ("minmax_u4_custom", "minmax", dict(dtype="quint8", qscheme="per_tensor_affine", quant_min=0, quant_max=15)),
+    ("minmax_s4_sym_custom", "minmax", dict(dtype="qint8", qscheme="per_tensor_symmetric", quant_min=-8, quant_max=7)),
+    ("minmax_u8_sym_custom", "minmax", dict(dtype="quint8", qscheme="per_tensor_symmetric", quant_min=0, quant_max=100)),
+    ("moving_avg_u8", "moving_average_minmax", dict(dtype="quint8", qscheme="per_tensor_affine")),
+    ("moving_avg_u8_reduce", "moving_average_minmax", dict(dtype="quint8", qscheme="per_tensor_affine", reduce_range=True, averaging_constant=0.1)),
+    ("per_channel_s8_sym", "per_channel_minmax", dict(dtype="qint8", qscheme="per_channel_symmetric", ch_axis=0)),
+    ("per_channel_u8_affine_axis1", "per_channel_minmax", dict(dtype="quint8", qscheme="per_channel_affine", ch_axis=1)),
+    ("moving_avg_per_channel_s8", "moving_average_per_channel_minmax", dict(dtype="qint8", qscheme="per_channel_symmetric", ch_axis=0)),
+    ("histogram_u8_reduce", "histogram", dict(dtype="quint8", qscheme="per_tensor_affine", reduce_range=True)),
+    ("histogram_u8", "histogram", dict(dtype="quint8", qscheme="per_tensor_affine")),
+    ("histogram_s8_sym", "histogram", dict(dtype="qint8", qscheme="per_tensor_symmetric")),
+]
+
+
+def make_observer(kind, kw):
+    from torch.ao.quantization import observer as O
+    cls = {"minmax": O.MinMaxObserver, "moving_average_minmax": O.MovingAverageMinMaxObserver,
+           "per_channel_minmax": O.PerChannelMinMaxObserver,
+           "moving_average_per_channel_minmax": O.MovingAveragePerChannelMinMaxObserver,
+           "histogram": O.HistogramObserver}[kind]
+    args = dict(kw)
+    args["dtype"] = getattr(torch, args["dtype"])
+    args["qscheme"] = getattr(torch, args["qscheme"])
+    return cls(**args)
+
+
+def observer_inputs():
+    """(name, [batch tensors]) covering skewed, positive, negative, constant, tiny, huge, growing, per-channel."""
+    g = torch.Generator().manual_seed(3)
+    shape = (4, 5, 16)
+
+    def randn(scale=1.0):
+        return torch.randn(*shape, generator=g) * scale
+
+    const_channel = [randn() for _ in range(3)]
+    for t in const_channel:
+        t[2] = 3.0
+    return [
+        ("skewed", [torch.exp(randn()) - 0.5 for _ in range(3)]),
+        ("positive", [torch.rand(*shape, generator=g) + 1.0 for _ in range(3)]),
+        ("negative", [-(torch.rand(*shape, generator=g) * 2 + 0.25) for _ in range(3)]),
+        ("constant", [torch.full(shape, 0.5) for _ in range(3)]),
+        ("zeros", [torch.zeros(shape) for _ in range(2)]),
+        ("tiny", [randn(1e-6) for _ in range(3)]),
+        ("huge", [randn(1e4) for _ in range(3)]),
+        ("growing", [randn(1.0 + 2.0 * i) + 0.3 * i for i in range(4)]),
+        ("shrinking", [randn(3.0 / (1 + i)) for i in range(3)]),
+        ("const_channel", const_channel),
+    ]
+
+
+def write_observer_fixture(out):
+    """quant/observers.json: for each input series and observer config, PyTorch's qparams after each batch."""
+    os.makedirs(os.path.join(out, "quant"), exist_ok=True)
+    cases = []
+    for in_name, batches in observer_inputs():
+        case = {"name": in_name, "shape": list(batches[0].shape),
+                "batches": [[float(v) for v in b.flatten()] for b in batches], "observers": []}
+        for ob_name, kind, kw in OBSERVER_CONFIGS:
+            obs = make_observer(kind, kw)
+            after = []
+            for b in batches:
+                obs(b)
+                scale, zp = obs.calculate_qparams()
+                after.append({"scale": [float(v) for v in scale.flatten()], "zero_point": [int(v) for v in zp.flatten()]})
+            case["observers"].append({"name": ob_name, "kind": kind, "args": kw, "after": after})
+        cases.append(case)
+    with open(os.path.join(out, "quant", "observers.json"), "w") as f:
+        json.dump(cases, f)
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--out", default=os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "tests", "data"))
@@ -257,6 +337,7 @@ def main():
     write_module_cases(args.out)
     write_models(args.out)
     write_fx_sequences(args.out)
+    write_observer_fixture(args.out)
     print("wrote fixtures under", os.path.normpath(args.out))
 
 
