@@ -59,6 +59,7 @@ class Tracer : public TraceHook, public nn::ModuleTraceHook {
     for (const OpArg& a : args) graph_args.push_back(ToArgument(a));
     const nn::OpSchema& schema = nn::GetOpSchema(op);
     Node* n = schema.is_method ? graph_.CallMethod(op, std::move(graph_args)) : graph_.CallFunction(op, std::move(graph_args));
+    SetScope(n);
     return Proxy(n);
   }
 
@@ -72,7 +73,9 @@ class Tracer : public TraceHook, public nn::ModuleTraceHook {
     if (IsLeaf(module, path)) {
       std::vector<Argument> graph_args;
       for (const auto& [name, v] : args.values) graph_args.push_back(ToArgument(v));
-      return Proxy(graph_.CallModule(path, std::move(graph_args)));
+      Node* n = graph_.CallModule(path, std::move(graph_args));
+      SetScope(n);
+      return Proxy(n);
     }
     scope_.push_back({path, module.type_name()});
     Tensor out = module.forward_args(args);
@@ -85,6 +88,10 @@ class Tracer : public TraceHook, public nn::ModuleTraceHook {
   }
 
  private:
+  void SetScope(Node* n) const {
+    if (scope_.size() > 1) n->meta.scope = ModuleScope{scope_.back().first, scope_.back().second};
+  }
+
   static bool HasName(const std::vector<std::string>& names, const std::string& name) {
     return std::find(names.begin(), names.end(), name) != names.end();
   }

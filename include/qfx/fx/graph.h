@@ -51,8 +51,15 @@ struct TensorMeta {
   Shape shape;
   DType dtype = DType::kF32;
 };
+// The innermost module being traced through when the tracer recorded a node (torch.fx's
+// nn_module_stack[-1]); empty path for the root's own forward.
+struct ModuleScope {
+  std::string path;
+  std::string type;
+};
 struct NodeMeta {
   std::optional<TensorMeta> tensor;
+  ModuleScope scope;
 };
 
 class Graph;
