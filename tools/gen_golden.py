@@ -17,6 +17,8 @@ Fixtures (all safetensors, written by the small writer below; PyTorch is never a
   quant/observers.json        every observer kind on skewed / positive / negative / constant / zero / tiny /
                               huge / growing / per-channel-constant inputs: PyTorch's scale and zero point
                               after each batch.
+  quant/prepare_<model>_<preset>.json   PyTorch prepare_fx's observer placement and calibrated qparams for
+                              mnist_cnn, resnet18, mobilenet_v2, mobilenet_v3_small under qnnpack and x86.
   models/mnist_cnn_state_dict.safetensors  a PyTorch-initialised mnist_cnn state_dict exactly as PyTorch
                               exports it, with "__input__"/"__output__" to check the loaded model.
 """
@@ -329,6 +331,54 @@ def write_observer_fixture(out):
         json.dump(cases, f)
 
 
+def qconfig_mapping_for(preset):
+    """A preset, or "minmax": qnnpack's mapping with MinMaxObserver activations (tests/data/quant/minmax.toml)."""
+    from torch.ao.quantization import get_default_qconfig_mapping, QConfigMapping, QConfig
+    from torch.ao.quantization.observer import MinMaxObserver, FixedQParamsObserver, ReuseInputObserver
+    if preset != "minmax":
+        return get_default_qconfig_mapping(preset)
+    base = get_default_qconfig_mapping("qnnpack")
+    mapping = QConfigMapping().set_global(QConfig(activation=MinMaxObserver.with_args(dtype=torch.quint8),
+                                                  weight=base.global_qconfig.weight))
+    for k, v in base.object_type_qconfigs.items():
+        act = v.activation()
+        if isinstance(act, (FixedQParamsObserver, ReuseInputObserver)):
+            mapping.set_object_type(k, v)
+    return mapping
+
+
+PREPARE_CASES = [("mnist_cnn", [4, 1, 28, 28]), ("resnet18", [2, 3, 64, 64]), ("mobilenet_v2", [2, 3, 64, 64]),
+                 ("mobilenet_v3_small", [2, 3, 64, 64])]
+
+
+def write_prepare_fixture(out):
+    """quant/prepare_<model>_<preset>.json: PyTorch prepare_fx's observer placement (the node each
+    activation_post_process observes, in graph order) and, after calibrating on hash_uniform('calib') data,
+    each observer's scale and zero point keyed by the observed node."""
+    from torch.ao.quantization import get_default_qconfig_mapping
+    from torch.ao.quantization.quantize_fx import prepare_fx
+    os.makedirs(os.path.join(out, "quant"), exist_ok=True)
+    for name, shape in PREPARE_CASES:
+        for preset in ["qnnpack", "x86", "minmax"]:
+            torch.manual_seed(0)
+            model = ZOO[name][0]().eval()
+            hash_init(model)
+            x = torch.from_numpy(hash_uniform("calib", int(np.prod(shape)), -1.0, 1.0)).reshape(shape)
+            prepared = prepare_fx(model, qconfig_mapping_for(preset), (x,))
+            observed, qparams = [], {}
+            with torch.no_grad():
+                prepared(x)
+            for n in prepared.graph.nodes:
+                if n.op == "call_module" and n.target.startswith("activation_post_process_"):
+                    src = n.args[0].name
+                    observed.append(src)
+                    scale, zp = getattr(prepared, n.target).calculate_qparams()
+                    qparams[src] = {"scale": float(scale.flatten()[0]), "zero_point": int(zp.flatten()[0])}
+            with open(os.path.join(out, "quant", f"prepare_{name}_{preset}.json"), "w") as f:
+                json.dump({"model": name, "preset": preset, "calib_shape": shape, "observed": observed,
+                           "qparams": qparams}, f, indent=0)
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--out", default=os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "tests", "data"))
@@ -338,6 +388,7 @@ def main():
     write_models(args.out)
     write_fx_sequences(args.out)
     write_observer_fixture(args.out)
+    write_prepare_fixture(args.out)
     print("wrote fixtures under", os.path.normpath(args.out))
 
 

@@ -1,4 +1,5 @@
 // qfx fx: GraphModule and the Interpreter (see include/qfx/fx/graph_module.h).
+#include <algorithm>
 #include <unordered_map>
 
 #include "absl/strings/str_cat.h"
@@ -47,6 +48,40 @@ GraphModule::GraphModule(std::shared_ptr<nn::Module> root, std::unique_ptr<Graph
   if (class_name_.empty()) class_name_ = "GraphModule";
   AdoptMembers(*root_);
   train(root_->is_training());
+}
+
+namespace {
+
+// A parent module copied into a GraphModule's own tree: same type name, children and parameters.
+class CopiedParent : public nn::Module {
+ public:
+  explicit CopiedParent(const nn::Module& original) : type_(original.type_name()) { AdoptMembers(original); }
+  std::string type_name() const override { return type_; }
+
+ private:
+  std::string type_;
+};
+
+}  // namespace
+
+absl::Status GraphModule::ReplaceSubmodule(const std::string& path, std::shared_ptr<nn::Module> module) {
+  nn::Module* parent = this;
+  std::string prefix;
+  size_t start = 0;
+  for (size_t dot = path.find('.'); dot != std::string::npos; dot = path.find('.', start)) {
+    prefix = path.substr(0, dot);
+    nn::Module* child = submodule(prefix);
+    if (child == nullptr) return absl::NotFoundError(absl::StrCat("ReplaceSubmodule('", path, "'): no module '", prefix, "'"));
+    if (std::find(owned_parents_.begin(), owned_parents_.end(), child) == owned_parents_.end()) {
+      auto copy = std::make_shared<CopiedParent>(*child);
+      owned_parents_.push_back(copy.get());
+      QFX_RETURN_IF_ERROR(parent->SetSubmodule(path.substr(start, dot - start), copy));
+      child = copy.get();
+    }
+    parent = child;
+    start = dot + 1;
+  }
+  return parent->SetSubmodule(path.substr(start), std::move(module));
 }
 
 std::vector<std::string> GraphModule::forward_arg_names() const {

@@ -222,10 +222,38 @@ Module* Module::submodule(const std::string& path) {
   return m;
 }
 
+std::shared_ptr<Module> Module::shared_submodule(const std::string& path) {
+  const size_t dot = path.rfind('.');
+  Module* parent = dot == std::string::npos ? this : submodule(path.substr(0, dot));
+  if (parent == nullptr || path.empty()) return nullptr;
+  const std::string name = dot == std::string::npos ? path : path.substr(dot + 1);
+  for (auto& [n, child] : parent->children_) {
+    if (n == name) return child;
+  }
+  return nullptr;
+}
+
 Tensor Module::tensor_at(const std::string& path) {
   const size_t dot = path.rfind('.');
   Module* owner = dot == std::string::npos ? this : submodule(path.substr(0, dot));
   return owner ? owner->tensor(dot == std::string::npos ? path : path.substr(dot + 1)) : Tensor();
+}
+
+absl::Status Module::SetSubmodule(const std::string& path, std::shared_ptr<Module> module) {
+  if (!module) return absl::InvalidArgumentError(absl::StrCat("SetSubmodule('", path, "'): module is null"));
+  const size_t dot = path.rfind('.');
+  Module* parent = dot == std::string::npos ? this : submodule(path.substr(0, dot));
+  if (parent == nullptr) {
+    return absl::NotFoundError(absl::StrCat("SetSubmodule('", path, "'): parent '", path.substr(0, dot), "' does not exist"));
+  }
+  const std::string name = dot == std::string::npos ? path : path.substr(dot + 1);
+  for (auto& [n, child] : parent->children_) {
+    if (n == name) {
+      child = std::move(module);
+      return absl::OkStatus();
+    }
+  }
+  return CatchErrors([&] { parent->AddChild(name, std::move(module)); });
 }
 
 void Module::AdoptMembers(const Module& other) {

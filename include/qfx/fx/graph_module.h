@@ -35,11 +35,16 @@ class GraphModule : public nn::Module {
   std::shared_ptr<nn::Module> shared_root() const { return root_; }
   // Graph::Lint with this module as the owner of every target.
   absl::Status Lint() { return graph_->Lint(this); }
+  // Puts `module` at `path` in this GraphModule's tree only: the parents along the path are replaced by
+  // copies owned here (sharing their other children and parameters), so the traced root and other
+  // GraphModules built from it keep their modules, as torch.fx's GraphModule keeps its own hierarchy.
+  absl::Status ReplaceSubmodule(const std::string& path, std::shared_ptr<nn::Module> module);
 
  private:
   std::shared_ptr<nn::Module> root_;
   std::unique_ptr<Graph> graph_;
   std::string class_name_;
+  std::vector<const nn::Module*> owned_parents_;
 };
 
 class Interpreter {

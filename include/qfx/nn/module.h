@@ -95,8 +95,13 @@ class Module {
 
   // The submodule at a dotted path ("layer1.0.conv1"), or nullptr.
   Module* submodule(const std::string& path);
+  // The same, as the owning pointer its parent holds (nullptr for "" or a missing path).
+  std::shared_ptr<Module> shared_submodule(const std::string& path);
   // Own parameter or buffer by name, or an undefined tensor.
   Tensor tensor(const std::string& name) const;
+  // Puts `module` at a dotted path, replacing the submodule there or adding a new one under an existing
+  // parent. Fails naming the path when the parent does not exist.
+  absl::Status SetSubmodule(const std::string& path, std::shared_ptr<Module> module);
   // The parameter or buffer at a dotted path ("layer1.0.bn1.running_mean"), or an undefined tensor.
   Tensor tensor_at(const std::string& path);
 

@@ -1,0 +1,56 @@
+// qfx quant: the graph passes that turn a traced GraphModule into an observed one, PyTorch's fuse_fx and
+// prepare_fx. Each is one function returning a Status; each lints the graph when done.
+//
+//   Fuse     eval-mode Conv+BN(+ReLU), Conv+ReLU, Linear+BN, Linear+ReLU, BN+ReLU: batch norm folded into
+//            the weights, the rest replaced by ConvReLU2d / LinearReLU / BNReLU2d at the first module's path.
+//   Prepare  inserts observers (activation_post_process_<N> call_module nodes) where PyTorch's prepare_fx
+//            would: each quantized pattern decides only its own input and output observers; outputs of
+//            share-qparams ops (pools, relu, flatten, reshape...) share their input's observer module.
+#pragma once
+
+#include <map>
+#include <string>
+#include <unordered_map>
+#include <vector>
+
+#include "absl/status/status.h"
+#include "qfx/fx/graph_module.h"
+#include "qfx/quant/backend.h"
+#include "qfx/quant/qconfig_mapping.h"
+
+namespace qfx {
+namespace quant {
+
+struct FuseOptions {
+  std::string backend = "x86";
+  // When given, nodes whose qconfig is none are not fused (they stay exactly as they were).
+  const QConfigMapping* mapping = nullptr;
+};
+absl::Status Fuse(fx::GraphModule& module, const FuseOptions& options);
+
+// Why a node stays in float after Prepare.
+enum class FloatReason : uint8_t { kNoRule, kQConfigNone, kNoKernel, kNotAnOp };
+const char* FloatReasonText(FloatReason r);  // "no qconfig rule", "qconfig none", "no int8 kernel", ...
+
+struct PrepareOptions {
+  QuantConfig config;  // the mapping and the backend
+};
+
+struct PrepareReport {
+  // Quantized patterns by the node that ends them (its name), with the pattern name ("conv-relu", ...).
+  std::map<std::string, std::string> quantized;
+  // Every other op node and why it stays float.
+  std::map<std::string, FloatReason> left_float;
+  // Weighted modules' weight specs, by module path (convert quantizes the weights with them).
+  std::map<std::string, ObserverSpec> weight_specs;
+  // User rules that matched no node (warnings).
+  std::vector<std::string> warnings;
+  int observers = 0;
+};
+
+// Fuses (for PTQ), then inserts observers. A qconfig the backend's kernels cannot honour for a quantized
+// node is an error naming the node and the constraint; nothing falls back silently.
+absl::StatusOr<PrepareReport> Prepare(fx::GraphModule& module, const PrepareOptions& options);
+
+}  // namespace quant
+}  // namespace qfx
