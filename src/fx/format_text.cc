@@ -35,13 +35,18 @@ std::string Plain(std::string s) {
 
 }  // namespace
 
-std::string FormatTable(const Graph& graph) {
+std::string FormatTable(const Graph& graph, const std::map<const Node*, std::string>* notes) {
   std::vector<std::vector<std::string>> rows = {{"opcode", "name", "target", "args", "kwargs", "shape", "users"}};
+  if (notes) rows[0].push_back("quantization");
   for (const Node* n : graph) {
     std::vector<std::string> users;
     for (const Node* u : n->users()) users.push_back(u->name());
     rows.push_back({OpcodeName(n->op()), n->name(), n->target_string(), ArgList(*n), KwargList(*n), ShapeOf(*n),
                     absl::StrJoin(users, ", ")});
+    if (notes) {
+      auto it = notes->find(n);
+      rows.back().push_back(it == notes->end() ? "" : it->second);
+    }
   }
   std::vector<size_t> width(rows[0].size(), 0);
   for (const auto& row : rows) {

@@ -28,4 +28,14 @@ if err=$(PATH=/nonexistent "$qfx" dump --model mlp --format svg --out "$tmp/x.sv
 fi
 grep -q "needs Graphviz's \`dot\`, which is not on PATH: install it with \`apt-get install graphviz\`" <<<"$err"
 [ ! -e "$tmp/x.svg" ]
+# dump --stage prepared: observers, and why nodes stay float.
+prepared=$("$qfx" dump --model resnet18 --stage prepared --qconfig tools/qconfigs/mixed.toml)
+grep -qE '^call_module +fc +fc .*float: qconfig is none$' <<<"$prepared"
+grep -qE '^call_module +activation_post_process_0 +activation_post_process_0 .*HistogramObserver$' <<<"$prepared"
+grep -qE '^call_module +conv1 +conv1 .*int8 conv$' <<<"$prepared"
+fused=$("$qfx" dump --model mnist_cnn --stage fused --qconfig qnnpack --format code)
+grep -q "    conv1 = self.conv1(x)" <<<"$fused"
+! grep -q "bn1" <<<"$fused"
+if err=$("$qfx" dump --model mlp --stage prepared --qconfig x68 2>&1); then echo "expected failure"; exit 1; fi
+grep -q "qfx: error: --qconfig 'x68' is neither a preset" <<<"$err"
 echo "PASS"

@@ -14,7 +14,10 @@
 #include "qfx/fx/formats.h"
 #include "qfx/fx/tracer.h"
 #include "qfx/io/file.h"
+#include "qfx/io/npy.h"
 #include "qfx/models/zoo.h"
+#include "qfx/quant/observer.h"
+#include "qfx/quant/passes.h"
 #include "tools/qfx/commands.h"
 
 extern char** environ;
@@ -62,12 +65,51 @@ absl::Status RenderDot(const std::string& dot_text, const std::string& format, c
   return absl::OkStatus();
 }
 
-absl::StatusOr<std::string> Render(const fx::Graph& graph, const std::string& format, const std::string& title) {
-  if (format == "table") return fx::FormatTable(graph);
+absl::StatusOr<std::string> Render(const fx::Graph& graph, const std::string& format, const std::string& title,
+                                   const std::map<const fx::Node*, std::string>* notes) {
+  if (format == "table") return fx::FormatTable(graph, notes);
   if (format == "code") return fx::FormatCode(graph);
   if (format == "json") return fx::GraphToJson(graph);
   if (format == "dot" || format == "svg" || format == "png") return fx::FormatDot(graph, title);
   return absl::InvalidArgumentError(absl::StrCat("--format '", format, "' must be table, code, json, dot, svg or png"));
+}
+
+// What Prepare did with each node: the quantized pattern, the observer (and its qparams once calibrated),
+// or why the node stays float.
+std::map<const fx::Node*, std::string> Notes(fx::GraphModule& gm, const quant::PrepareReport& report, bool calibrated) {
+  std::map<const fx::Node*, std::string> notes;
+  for (fx::Node* n : gm.graph()) {
+    if (auto q = report.quantized.find(n->name()); q != report.quantized.end()) notes[n] = "int8 " + q->second;
+    if (auto f = report.left_float.find(n->name()); f != report.left_float.end()) {
+      notes[n] = absl::StrCat("float: ", quant::FloatReasonText(f->second));
+    }
+    if (n->op() != fx::Opcode::kCallModule || n->target().path.rfind("activation_post_process_", 0) != 0) continue;
+    nn::Module* m = gm.submodule(n->target().path);
+    std::string note = m->type_name();
+    auto* obs = dynamic_cast<quant::Observer*>(m);
+    if (calibrated && obs != nullptr) {
+      absl::Status s = CatchErrors([&] {
+        const quant::QParams qp = obs->CalculateQParams();
+        absl::StrAppend(&note, " scale=", qp.scale[0], " zero_point=", qp.zero_point[0]);
+      });
+      (void)s;
+    }
+    notes[n] = note;
+  }
+  return notes;
+}
+
+// Runs the calibration array through the prepared model in batches.
+absl::Status Calibrate(fx::GraphModule& gm, const std::string& path, int64_t batch) {
+  QFX_ASSIGN_OR_RETURN(Tensor x, io::ReadNpy(path));
+  if (x.dim() < 1 || x.dtype() != DType::kF32) {
+    return absl::InvalidArgumentError(absl::StrCat(path, ": calibration data ", x.ToString(), " must be f32 [N, ...]"));
+  }
+  for (int64_t i = 0; i < x.size(0); i += batch) {
+    auto y = RunModule(gm, x.Narrow0(i, std::min(batch, x.size(0) - i)));
+    if (!y.ok()) return absl::Status(y.status().code(), absl::StrCat(path, ": calibration batch at row ", i, ": ", y.status().message()));
+  }
+  return absl::OkStatus();
 }
 
 }  // namespace
@@ -80,8 +122,27 @@ absl::Status Dump(const DumpFlags& f) {
     QFX_ASSIGN_OR_RETURN(shape, ParseShape(f.shape));
   }
   QFX_ASSIGN_OR_RETURN(auto gm, fx::SymbolicTrace(model));
+  std::map<const fx::Node*, std::string> notes;
+  if (f.stage == "fused" || f.stage == "prepared") {
+    QFX_ASSIGN_OR_RETURN(quant::QuantConfig config, quant::LoadQuantConfig(f.qconfig));
+    if (f.stage == "fused") {
+      quant::FuseOptions fo;
+      fo.backend = config.backend;
+      fo.mapping = &config.mapping;
+      QFX_RETURN_IF_ERROR(quant::Fuse(*gm, fo));
+    } else {
+      quant::PrepareOptions po;
+      po.config = config;
+      QFX_ASSIGN_OR_RETURN(quant::PrepareReport report, quant::Prepare(*gm, po));
+      for (const std::string& w : report.warnings) std::fprintf(stderr, "qfx: warning: %s\n", w.c_str());
+      if (!f.calib.empty()) QFX_RETURN_IF_ERROR(Calibrate(*gm, f.calib, f.batch));
+      notes = Notes(*gm, report, !f.calib.empty());
+    }
+  } else if (f.stage != "traced") {
+    return absl::InvalidArgumentError(absl::StrCat("--stage '", f.stage, "' must be traced, fused or prepared"));
+  }
   QFX_RETURN_IF_ERROR(fx::PropagateShapes(*gm, {shape}));
-  QFX_ASSIGN_OR_RETURN(std::string text, Render(gm->graph(), f.format, f.model.model));
+  QFX_ASSIGN_OR_RETURN(std::string text, Render(gm->graph(), f.format, f.model.model, notes.empty() ? nullptr : &notes));
   if (f.format == "svg" || f.format == "png") {
     if (f.out.empty()) return absl::InvalidArgumentError(absl::StrCat("--format ", f.format, " needs --out FILE"));
     return RenderDot(text, f.format, f.out);

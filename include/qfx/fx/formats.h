@@ -16,6 +16,7 @@
 //   exponent), and integer lists ([] is an empty integer list). "shape"/"dtype" appear when known.
 #pragma once
 
+#include <map>
 #include <memory>
 #include <string>
 
@@ -27,7 +28,8 @@ namespace fx {
 
 constexpr int kGraphJsonVersion = 1;
 
-std::string FormatTable(const Graph& graph);
+// `notes`, when given, adds a last column (for example how each node is quantized, or why not).
+std::string FormatTable(const Graph& graph, const std::map<const Node*, std::string>* notes = nullptr);
 std::string FormatCode(const Graph& graph);
 std::string GraphToJson(const Graph& graph);
 // Parses and lints (without an owner); errors name `source`, the node index and name, and the field.
