@@ -19,6 +19,8 @@ Fixtures (all safetensors, written by the small writer below; PyTorch is never a
                               after each batch.
   quant/prepare_<model>_<preset>.json   PyTorch prepare_fx's observer placement and calibrated qparams for
                               mnist_cnn, resnet18, mobilenet_v2, mobilenet_v3_small under qnnpack and x86.
+  quant/prepare_qat_<model>_<preset>.json  prepare_qat_fx's fake-quant placement and module types; for
+                              mnist_cnn the output of the second train-mode forward.
   models/mnist_cnn_state_dict.safetensors  a PyTorch-initialised mnist_cnn state_dict exactly as PyTorch
                               exports it, with "__input__"/"__output__" to check the loaded model.
 """
@@ -379,6 +381,34 @@ def write_prepare_fixture(out):
                            "qparams": qparams}, f, indent=0)
 
 
+def write_prepare_qat_fixture(out):
+    """quant/prepare_qat_<model>_<preset>.json: prepare_qat_fx's fake-quant placement; for mnist_cnn also
+    the prepared model's output on its second train-mode forward and the BN running stats after it."""
+    from torch.ao.quantization import get_default_qat_qconfig_mapping
+    from torch.ao.quantization.quantize_fx import prepare_qat_fx
+    for name, shape in [("mnist_cnn", [4, 1, 28, 28]), ("resnet18", [2, 3, 64, 64])]:
+        for preset in ["x86", "qnnpack"]:
+            torch.manual_seed(0)
+            model = ZOO[name][0]().eval()
+            hash_init(model)
+            model.train()
+            x = torch.from_numpy(hash_uniform("calib", int(np.prod(shape)), -1.0, 1.0)).reshape(shape)
+            prepared = prepare_qat_fx(model, get_default_qat_qconfig_mapping(preset), (x,))
+            observed = [n.args[0].name for n in prepared.graph.nodes
+                        if n.op == "call_module" and n.target.startswith("activation_post_process_")]
+            record = {"model": name, "preset": preset + "_qat", "calib_shape": shape, "observed": observed,
+                      "modules": {k: type(m).__name__ for k, m in prepared.named_modules() if k and "." not in k
+                                  and not k.startswith("activation_post_process")}}
+            if name == "mnist_cnn":
+                with torch.no_grad():
+                    prepared(x)
+                    y = prepared(x * 0.5)
+                record["output"] = [float(v) for v in y.flatten()]
+                record["conv1_bn_running_mean"] = [float(v) for v in prepared.conv1.bn.running_mean]
+            with open(os.path.join(out, "quant", f"prepare_qat_{name}_{preset}.json"), "w") as f:
+                json.dump(record, f, indent=0)
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--out", default=os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "tests", "data"))
@@ -389,6 +419,7 @@ def main():
     write_fx_sequences(args.out)
     write_observer_fixture(args.out)
     write_prepare_fixture(args.out)
+    write_prepare_qat_fixture(args.out)
     print("wrote fixtures under", os.path.normpath(args.out))
 
 

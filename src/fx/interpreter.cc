@@ -1,5 +1,6 @@
 // qfx fx: GraphModule and the Interpreter (see include/qfx/fx/graph_module.h).
 #include <algorithm>
+#include <set>
 #include <unordered_map>
 
 #include "absl/strings/str_cat.h"
@@ -82,6 +83,45 @@ absl::Status GraphModule::ReplaceSubmodule(const std::string& path, std::shared_
     start = dot + 1;
   }
   return parent->SetSubmodule(path.substr(start), std::move(module));
+}
+
+absl::Status GraphModule::DeleteUnusedSubmodules() {
+  // Paths the graph needs: called modules (with everything inside them) and the owners of attributes,
+  // each with its parents.
+  std::set<std::string> called, needed = {""};
+  auto add_with_parents = [&](std::string path) {
+    while (!path.empty()) {
+      needed.insert(path);
+      const size_t dot = path.rfind('.');
+      path = dot == std::string::npos ? "" : path.substr(0, dot);
+    }
+  };
+  for (fx::Node* n : *graph_) {
+    const std::string& p = n->target().path;
+    if (n->op() == Opcode::kCallModule) {
+      called.insert(p);
+      add_with_parents(p);
+    }
+    if (n->op() == Opcode::kGetAttr) add_with_parents(p.rfind('.') == std::string::npos ? "" : p.substr(0, p.rfind('.')));
+  }
+  // Walk every path (no de-duplication: a module reachable twice is checked at each path).
+  std::vector<std::string> doomed;
+  std::vector<std::pair<std::string, nn::Module*>> stack = {{"", this}};
+  while (!stack.empty()) {
+    auto [path, m] = stack.back();
+    stack.pop_back();
+    if (called.count(path)) continue;  // a called module keeps its insides
+    for (const auto& [name, child] : m->named_children()) {
+      const std::string p = path.empty() ? name : path + "." + name;
+      if (needed.count(p)) {
+        stack.emplace_back(p, child.get());
+      } else {
+        doomed.push_back(p);
+      }
+    }
+  }
+  for (const std::string& path : doomed) QFX_RETURN_IF_ERROR(ReplaceSubmodule(path, nullptr));
+  return absl::OkStatus();
 }
 
 std::vector<std::string> GraphModule::forward_arg_names() const {

@@ -240,19 +240,23 @@ Tensor Module::tensor_at(const std::string& path) {
 }
 
 absl::Status Module::SetSubmodule(const std::string& path, std::shared_ptr<Module> module) {
-  if (!module) return absl::InvalidArgumentError(absl::StrCat("SetSubmodule('", path, "'): module is null"));
   const size_t dot = path.rfind('.');
   Module* parent = dot == std::string::npos ? this : submodule(path.substr(0, dot));
   if (parent == nullptr) {
     return absl::NotFoundError(absl::StrCat("SetSubmodule('", path, "'): parent '", path.substr(0, dot), "' does not exist"));
   }
   const std::string name = dot == std::string::npos ? path : path.substr(dot + 1);
-  for (auto& [n, child] : parent->children_) {
-    if (n == name) {
-      child = std::move(module);
-      return absl::OkStatus();
+  auto& kids = parent->children_;
+  for (auto it = kids.begin(); it != kids.end(); ++it) {
+    if (it->first != name) continue;
+    if (module) {
+      it->second = std::move(module);
+    } else {
+      kids.erase(it);
     }
+    return absl::OkStatus();
   }
+  if (!module) return absl::NotFoundError(absl::StrCat("SetSubmodule('", path, "'): nothing to remove"));
   return CatchErrors([&] { parent->AddChild(name, std::move(module)); });
 }
 

@@ -31,7 +31,7 @@ std::vector<BackendPattern> PreparePatterns() {
   std::vector<BackendPattern> p = {
       {"add-relu", {Function({OpId::kAdd}), Relu()}, OT::kOwnObserver},
       {"mul-relu", {Function({OpId::kMul}), Relu()}, OT::kOwnObserver},
-      {"conv", {Module({"Conv2d", "ConvReLU2d"})}, OT::kOwnObserver, Fusion::kNone, true},
+      {"conv", {Module({"Conv2d", "ConvReLU2d", "ConvBn2d", "ConvBnReLU2d"})}, OT::kOwnObserver, Fusion::kNone, true},
       {"linear", {Module({"Linear", "LinearReLU"})}, OT::kOwnObserver, Fusion::kNone, true},
       {"batchnorm", {Module({"BatchNorm2d", "BNReLU2d"})}, OT::kOwnObserver},
       {"add", {Function({OpId::kAdd})}, OT::kBinary},

@@ -70,6 +70,7 @@ absl::Status Fuse(fx::GraphModule& gm, const FuseOptions& options) {
     for (const fx::Node* n : chain) consumed.insert(n);
     QFX_RETURN_IF_ERROR(FuseChain(gm, p->fusion, chain));
   }
+  QFX_RETURN_IF_ERROR(gm.DeleteUnusedSubmodules());
   return gm.Lint();
 }
 

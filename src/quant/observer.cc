@@ -118,6 +118,11 @@ class MinMaxObserver : public Observer {
     return x;
   }
   QParams CalculateQParams() const override { return FromMinMax({min_val_}, {max_val_}); }
+  bool GetMinMax(std::vector<float>* lo, std::vector<float>* hi) const override {
+    *lo = {min_val_};
+    *hi = {max_val_};
+    return true;
+  }
 
  private:
   float min_val_ = INFINITY, max_val_ = -INFINITY;
@@ -157,6 +162,11 @@ class PerChannelMinMaxObserver : public Observer {
     return x;
   }
   QParams CalculateQParams() const override { return FromMinMax(min_val_, max_val_); }
+  bool GetMinMax(std::vector<float>* lo, std::vector<float>* hi) const override {
+    *lo = min_val_;
+    *hi = max_val_;
+    return true;
+  }
 
  private:
   std::vector<float> min_val_, max_val_;

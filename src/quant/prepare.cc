@@ -7,6 +7,7 @@
 #include "absl/strings/str_cat.h"
 #include "qfx/quant/observer.h"
 #include "qfx/quant/passes.h"
+#include "src/quant/prepare_internal.h"
 
 namespace qfx {
 namespace quant {
@@ -224,15 +225,24 @@ class Preparer {
 
 }  // namespace
 
+namespace internal {
+
+absl::StatusOr<PrepareReport> InsertObservers(fx::GraphModule& gm, const BackendConfig& backend,
+                                              const QConfigMapping& mapping) {
+  PrepareReport report;
+  QFX_RETURN_IF_ERROR(Preparer(gm, backend, mapping, report).Run());
+  return report;
+}
+
+}  // namespace internal
+
 absl::StatusOr<PrepareReport> Prepare(fx::GraphModule& gm, const PrepareOptions& options) {
   QFX_ASSIGN_OR_RETURN(BackendConfig backend, GetBackendConfig(options.config.backend));
   FuseOptions fuse;
   fuse.backend = backend.name;
   fuse.mapping = &options.config.mapping;
   QFX_RETURN_IF_ERROR(Fuse(gm, fuse));
-  PrepareReport report;
-  QFX_RETURN_IF_ERROR(Preparer(gm, backend, options.config.mapping, report).Run());
-  return report;
+  return internal::InsertObservers(gm, backend, options.config.mapping);
 }
 
 }  // namespace quant

@@ -38,7 +38,11 @@ class GraphModule : public nn::Module {
   // Puts `module` at `path` in this GraphModule's tree only: the parents along the path are replaced by
   // copies owned here (sharing their other children and parameters), so the traced root and other
   // GraphModules built from it keep their modules, as torch.fx's GraphModule keeps its own hierarchy.
+  // A null `module` removes the submodule (again only from this GraphModule's tree).
   absl::Status ReplaceSubmodule(const std::string& path, std::shared_ptr<nn::Module> module);
+  // Removes submodules that no call_module or get_attr node needs, as torch.fx's
+  // delete_all_unused_submodules (so train()/eval() and state_dict see only what the graph uses).
+  absl::Status DeleteUnusedSubmodules();
 
  private:
   std::shared_ptr<nn::Module> root_;

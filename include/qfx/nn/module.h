@@ -101,11 +101,13 @@ class Module {
   Tensor tensor(const std::string& name) const;
   // Puts `module` at a dotted path, replacing the submodule there or adding a new one under an existing
   // parent. Fails naming the path when the parent does not exist.
+  // A null `module` removes the submodule at `path`.
   absl::Status SetSubmodule(const std::string& path, std::shared_ptr<Module> module);
   // The parameter or buffer at a dotted path ("layer1.0.bn1.running_mean"), or an undefined tensor.
   Tensor tensor_at(const std::string& path);
 
-  void train(bool on = true);
+  // Sets training mode here and in every submodule (virtual: QAT modules keep frozen batch norms frozen).
+  virtual void train(bool on = true);
   void eval() { train(false); }
   bool is_training() const { return training_; }
 

@@ -34,6 +34,8 @@ class Observer : public nn::Module {
   bool is_leaf() const override { return true; }
   // Throws qfx::Error for observers that have no qparams (placeholder, noop, reuse-input).
   virtual QParams CalculateQParams() const;
+  // The running min/max (one per channel for per-channel observers); false for other kinds.
+  virtual bool GetMinMax(std::vector<float>* /*lo*/, std::vector<float>* /*hi*/) const { return false; }
 
  protected:
   explicit Observer(const ObserverSpec& spec);
@@ -48,6 +50,10 @@ absl::StatusOr<std::shared_ptr<Observer>> MakeObserver(const ObserverSpec& spec)
 
 // FakeQuantize: observes (when enabled), updates scale/zero_point, and fake-quantizes (when enabled):
 //   out = (clamp(nearbyint(x * (1/scale)) + zero_point, quant_min, quant_max) - zero_point) * scale
+// Over a moving-average observer it behaves as PyTorch's FusedMovingAvgObsFakeQuantize (what the QAT presets
+// use): forward computes qparams with ATen's ChooseQuantizationParams (double-precision scale, symmetric
+// ranges split as [-(n/2+1), n/2], zero point from the nearer end, scales below 6.1e-5 raised), while
+// CalculateQParams (used by convert) keeps the observer's formula — exactly PyTorch's split.
 class FakeQuantize : public nn::Module {
  public:
   explicit FakeQuantize(std::shared_ptr<Observer> observer);
@@ -71,6 +77,10 @@ class FakeQuantize : public nn::Module {
 };
 
 absl::StatusOr<std::shared_ptr<nn::Module>> MakeObserverOrFakeQuantize(const ObserverSpec& spec);
+
+// ATen's quant_utils ChooseQuantizationParams for one (min, max) pair.
+void ChooseQuantizationParams(float min, float max, int64_t qmin, int64_t qmax, bool preserve_sparsity, float* scale,
+                              int64_t* zero_point);
 
 // The fake-quantize function itself (per tensor when qp has one scale, else per channel on qp.ch_axis).
 Tensor FakeQuantizeTensor(const Tensor& x, const QParams& qp);

@@ -52,5 +52,18 @@ struct PrepareReport {
 // node is an error naming the node and the constraint; nothing falls back silently.
 absl::StatusOr<PrepareReport> Prepare(fx::GraphModule& module, const PrepareOptions& options);
 
+// For quantization-aware training (the module must be in training mode): Conv+BN(+ReLU), Conv+ReLU and
+// Linear+ReLU become ConvBn2d / ConvBnReLU2d / ConvReLU2d / LinearReLU QAT modules, other Conv2d and Linear
+// modules QAT Conv2d / Linear, each with a weight fake-quant from its qconfig; BN+ReLU fuses as for PTQ;
+// then fake-quant modules are inserted where Prepare inserts observers. Weight and activation specs must
+// be fake-quant specs (the *_qat presets, or fake_quant = true in a rule file).
+absl::StatusOr<PrepareReport> PrepareQat(fx::GraphModule& module, const PrepareOptions& options);
+
+// Freezes (or unfreezes) batch-norm statistics of every QAT conv module, as PyTorch's freeze_bn_stats.
+void FreezeBnStats(fx::GraphModule& module, bool freeze = true);
+// Turns observation / fake quantization on or off in every FakeQuantize module.
+void EnableObservers(fx::GraphModule& module, bool on);
+void EnableFakeQuant(fx::GraphModule& module, bool on);
+
 }  // namespace quant
 }  // namespace qfx
