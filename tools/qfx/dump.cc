@@ -133,7 +133,11 @@ absl::Status Dump(const DumpFlags& f) {
     } else {
       quant::PrepareOptions po;
       po.config = config;
-      QFX_ASSIGN_OR_RETURN(quant::PrepareReport report, quant::Prepare(*gm, po));
+      // Fake-quant specs (the *_qat presets) mean quantization-aware training: prepare for it.
+      const bool qat = config.mapping.global() && config.mapping.global()->activation.fake_quant;
+      if (qat) gm->train();
+      QFX_ASSIGN_OR_RETURN(quant::PrepareReport report, qat ? quant::PrepareQat(*gm, po) : quant::Prepare(*gm, po));
+      if (qat) gm->eval();
       for (const std::string& w : report.warnings) std::fprintf(stderr, "qfx: warning: %s\n", w.c_str());
       if (!f.calib.empty()) QFX_RETURN_IF_ERROR(Calibrate(*gm, f.calib, f.batch));
       notes = Notes(*gm, report, !f.calib.empty());
