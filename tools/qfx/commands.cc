@@ -98,6 +98,12 @@ absl::StatusOr<Shape> ParseShape(const std::string& s) {
   return shape;
 }
 
+absl::StatusOr<Shape> InputShape(const std::string& model, const std::string& shape_flag) {
+  if (!shape_flag.empty()) return ParseShape(shape_flag);
+  QFX_ASSIGN_OR_RETURN(auto info, models::GetModelInfo(model));
+  return info.input_shape;
+}
+
 absl::Status Demo() {
   const std::string name = "resnet18";
   QFX_ASSIGN_OR_RETURN(auto info, models::GetModelInfo(name));
@@ -163,11 +169,7 @@ absl::Status Eval(const EvalFlags& f) {
 
 absl::Status Bench(const BenchFlags& f) {
   QFX_ASSIGN_OR_RETURN(auto model, LoadModel(f.model));
-  QFX_ASSIGN_OR_RETURN(auto info, models::GetModelInfo(f.model.model));
-  Shape shape = info.input_shape;
-  if (!f.shape.empty()) {
-    QFX_ASSIGN_OR_RETURN(shape, ParseShape(f.shape));
-  }
+  QFX_ASSIGN_OR_RETURN(Shape shape, InputShape(f.model.model, f.shape));
   if (f.threads > 0) SetNumThreads(f.threads);
   const Tensor x = SeededInput(shape, 1);
   for (int i = 0; i < 3; ++i) QFX_RETURN_IF_ERROR(RunModule(*model, x).status());

@@ -60,6 +60,8 @@ absl::Status Bench(const BenchFlags& flags);
 // parsed --shape ("1,3,224,224").
 absl::StatusOr<std::shared_ptr<nn::Module>> LoadModel(const ModelFlags& flags);
 absl::StatusOr<Shape> ParseShape(const std::string& text);
+// --shape when given, else the zoo model's default input shape.
+absl::StatusOr<Shape> InputShape(const std::string& model, const std::string& shape_flag);
 
 }  // namespace cli
 }  // namespace qfx

@@ -116,11 +116,7 @@ absl::Status Calibrate(fx::GraphModule& gm, const std::string& path, int64_t bat
 
 absl::Status Dump(const DumpFlags& f) {
   QFX_ASSIGN_OR_RETURN(auto model, LoadModel(f.model));
-  QFX_ASSIGN_OR_RETURN(auto info, models::GetModelInfo(f.model.model));
-  Shape shape = info.input_shape;
-  if (!f.shape.empty()) {
-    QFX_ASSIGN_OR_RETURN(shape, ParseShape(f.shape));
-  }
+  QFX_ASSIGN_OR_RETURN(Shape shape, InputShape(f.model.model, f.shape));
   QFX_ASSIGN_OR_RETURN(auto gm, fx::SymbolicTrace(model));
   std::map<const fx::Node*, std::string> notes;
   if (f.stage == "fused" || f.stage == "prepared") {
