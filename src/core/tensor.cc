@@ -152,6 +152,23 @@ Tensor Tensor::Borrow(Shape shape, DType dtype, void* data, std::shared_ptr<cons
   return t;
 }
 
+Tensor Tensor::Quantized(Shape shape, DType dtype, QuantInfo q) {
+  Tensor t = Allocate(std::move(shape), dtype, /*zero=*/false);
+  t.quant_ = std::make_shared<const QuantInfo>(q);
+  return t;
+}
+
+const QuantInfo& Tensor::quant() const {
+  if (!quant_) ThrowInvalid("tensor ", ToString(), " is not quantized");
+  return *quant_;
+}
+
+Tensor Tensor::WithQuant(QuantInfo q) const {
+  Tensor t = *this;
+  t.quant_ = std::make_shared<const QuantInfo>(q);
+  return t;
+}
+
 Tensor Tensor::Proxy(std::shared_ptr<const void> handle) {
   Tensor t;
   t.proxy_ = std::move(handle);
@@ -169,6 +186,7 @@ int64_t Tensor::size(int64_t d) const { return shape_[NormalizeDim(d, dim(), "Te
 std::string Tensor::ToString() const {
   if (proxy_) return "traced value";
   if (!defined()) return "undefined";
+  if (quant_) return absl::StrCat("q", DTypeName(dtype_), ShapeToString(shape_), "(scale=", quant_->scale, ", zp=", quant_->zero_point, ")");
   return absl::StrCat(DTypeName(dtype_), ShapeToString(shape_));
 }
 
@@ -266,6 +284,7 @@ Tensor Tensor::Clone() const {
   if (proxy_) RequireConcrete("Clone");
   Tensor t = Empty(shape_, dtype_);
   if (nbytes() > 0) std::memcpy(t.raw_data(), raw_data(), nbytes());
+  t.quant_ = quant_;
   return t;
 }
 

@@ -32,6 +32,12 @@ template <> constexpr DType DTypeOf<int32_t>() { return DType::kI32; }
 template <> constexpr DType DTypeOf<int64_t>() { return DType::kI64; }
 
 using Shape = std::vector<int64_t>;
+
+// Per-tensor affine quantization of a u8 / i8 / i32 tensor: real = (q - zero_point) * scale.
+struct QuantInfo {
+  float scale = 1.f;
+  int32_t zero_point = 0;
+};
 std::string ShapeToString(absl::Span<const int64_t> shape);  // "[1, 3, 224, 224]"
 int64_t NumElements(absl::Span<const int64_t> shape);
 
@@ -68,6 +74,12 @@ class Tensor {
   static Tensor FromVector(Shape shape, const std::vector<float>& values);
   // Wraps external memory (no copy); owner keeps it alive.
   static Tensor Borrow(Shape shape, DType dtype, void* data, std::shared_ptr<const void> owner);
+
+  // A quantized tensor: integer data plus per-tensor qparams (views keep them).
+  static Tensor Quantized(Shape shape, DType dtype, QuantInfo q);
+  bool is_quantized() const { return quant_ != nullptr; }
+  const QuantInfo& quant() const;  // throws when not quantized
+  Tensor WithQuant(QuantInfo q) const;  // same storage, these qparams
 
   // A proxy stands for a value during symbolic tracing (see trace.h): `handle` belongs to the tracer.
   static Tensor Proxy(std::shared_ptr<const void> handle);
@@ -124,6 +136,7 @@ class Tensor {
   Shape shape_;
   DType dtype_ = DType::kF32;
   std::shared_ptr<const void> proxy_;
+  std::shared_ptr<const QuantInfo> quant_;
 };
 
 // Normalises a possibly negative dimension index; throws naming `what` when out of range.

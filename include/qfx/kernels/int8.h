@@ -1,0 +1,77 @@
+// qfx kernels: int8 compute on plain pointers, and the numeric rules every backend shares.
+//
+// THE RULES (used by the scalar oracle, the Highway kernels and any later backend, so results are
+// bit-identical everywhere):
+//   quantize:    q = clamp(zero_point + nearbyint(x * (1.0f / scale)), qmin, qmax)      (as fake-quant)
+//   dequantize:  x = float(q - zero_point) * scale
+//   requantize:  q = clamp(nearbyint(float(acc) * multiplier) + zero_point, lo, hi)
+//                acc is the exact int32 sum of (x_q - x_zp) * w_q plus the int32 bias; float(acc) rounds to
+//                nearest even (exact below 2^24); one float32 multiply; nearbyint rounds half to even.
+//   multiplier:  float32 (s_x * s_w[c]) / s_y, computed once at convert time (RequantMultiplier).
+//   bias:        int32 nearbyint(bias / (s_x * s_w[c])) (QuantizeBias).
+// Activations are quint8 (per-tensor qparams); weights qint8 with zero point 0 (per channel or tensor).
+// Fused ReLU / ReLU6 become the [lo, hi] clamp of the requantization.
+#pragma once
+
+#include <cmath>
+#include <cstdint>
+
+#include "qfx/kernels/f32.h"
+
+namespace qfx {
+namespace kernels {
+
+inline int32_t QuantizeValue(float x, float inv_scale, int32_t zero_point, int32_t qmin, int32_t qmax) {
+  const int64_t q = zero_point + static_cast<int64_t>(std::nearbyint(x * inv_scale));
+  return static_cast<int32_t>(q < qmin ? qmin : q > qmax ? qmax : q);
+}
+
+inline uint8_t Requantize(int32_t acc, float multiplier, int32_t zero_point, int32_t lo, int32_t hi) {
+  const int32_t q = static_cast<int32_t>(std::nearbyint(static_cast<float>(acc) * multiplier)) + zero_point;
+  return static_cast<uint8_t>(q < lo ? lo : q > hi ? hi : q);
+}
+
+inline float RequantMultiplier(float s_x, float s_w, float s_y) { return (s_x * s_w) / s_y; }
+inline int32_t QuantizeBias(float bias, float s_x, float s_w) {
+  return static_cast<int32_t>(std::nearbyint(bias / (s_x * s_w)));
+}
+
+// A quantized convolution or linear layer (linear: 1x1 "convolution" over [N, K] rows).
+struct QConvArgs {
+  Conv2dGeometry g;
+  int32_t x_zero_point = 0;
+  const int8_t* weight = nullptr;       // [C_out, C_in / groups, KH, KW]
+  const int32_t* bias = nullptr;        // [C_out], quantized with s_x * s_w (may be null)
+  const int32_t* weight_sum = nullptr;  // [C_out]: sum of each filter's weights (fast path; ComputeWeightSums)
+  const float* multiplier = nullptr;    // [C_out]
+  int32_t y_zero_point = 0;
+  int32_t lo = 0, hi = 255;             // output clamp (ReLU: lo = y_zero_point)
+};
+
+struct QLinearArgs {
+  int64_t rows = 0, in = 0, out = 0;
+  int32_t x_zero_point = 0;
+  const int8_t* weight = nullptr;       // [out, in]
+  const int32_t* bias = nullptr;        // [out] (may be null)
+  const int32_t* weight_sum = nullptr;  // [out] (fast path)
+  const float* multiplier = nullptr;    // [out]
+  int32_t y_zero_point = 0;
+  int32_t lo = 0, hi = 255;
+};
+
+// sums[o] = sum of the `per_row` weights of row o (the zero-point correction: sum (x - zp) w = sum x w - zp sum w).
+void ComputeWeightSums(const int8_t* weight, int64_t rows, int64_t per_row, int32_t* sums);
+
+// Fast paths (threaded; im2col with zero-point padding, integer GEMM, requantizing epilogue).
+void QConv2d(const QConvArgs& a, const uint8_t* x, uint8_t* y);
+void QLinear(const QLinearArgs& a, const uint8_t* x, uint8_t* y);
+// Name of the SIMD target the int8 GEMM dispatches to.
+const char* Int8TargetName();
+
+namespace ref {
+void QConv2d(const QConvArgs& a, const uint8_t* x, uint8_t* y);
+void QLinear(const QLinearArgs& a, const uint8_t* x, uint8_t* y);
+}  // namespace ref
+
+}  // namespace kernels
+}  // namespace qfx

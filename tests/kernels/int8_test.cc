@@ -1,0 +1,106 @@
+// qfx tests: the int8 convolution and linear fast paths against the scalar oracle, bit for bit, over
+// sweeps of shapes, strides, paddings, dilations, groups (incl. depthwise), zero points, clamps and threads.
+#include <random>
+#include <vector>
+
+#include "gtest/gtest.h"
+#include "qfx/core/parallel.h"
+#include "qfx/kernels/int8.h"
+
+namespace qfx {
+namespace kernels {
+namespace {
+
+template <typename T>
+std::vector<T> Random(size_t n, int lo, int hi, uint32_t seed) {
+  std::mt19937 gen(seed);
+  std::uniform_int_distribution<int> d(lo, hi);
+  std::vector<T> v(n);
+  for (T& x : v) x = static_cast<T>(d(gen));
+  return v;
+}
+
+struct Case {
+  int64_t batch, cin, h, w, cout, k, stride, pad, dilation, groups;
+};
+
+TEST(Int8Kernels, ConvMatchesOracleBitForBit) {
+  const Case cases[] = {
+      {1, 3, 9, 9, 8, 3, 1, 1, 1, 1},   {2, 4, 11, 10, 6, 3, 2, 2, 2, 1}, {1, 8, 7, 7, 12, 3, 1, 1, 1, 4},
+      {2, 8, 10, 10, 8, 3, 2, 1, 1, 8}, {1, 4, 9, 9, 8, 5, 1, 2, 1, 4},   {1, 16, 5, 5, 24, 1, 1, 0, 1, 1},
+      {1, 6, 8, 9, 6, 3, 1, 0, 1, 6},   {1, 5, 13, 6, 7, 7, 2, 3, 1, 1},  {1, 32, 6, 6, 40, 3, 1, 1, 1, 1},
+  };
+  int checked = 0;
+  for (int threads : {1, 2}) {
+    SetNumThreads(threads);
+    for (const Case& c : cases) {
+      for (int32_t x_zp : {0, 3, 128, 255}) {
+        QConvArgs a;
+        a.g.batch = c.batch, a.g.in_channels = c.cin, a.g.in_h = c.h, a.g.in_w = c.w, a.g.out_channels = c.cout;
+        a.g.kernel_h = a.g.kernel_w = c.k;
+        a.g.stride_h = a.g.stride_w = c.stride;
+        a.g.pad_h = a.g.pad_w = c.pad;
+        a.g.dilation_h = a.g.dilation_w = c.dilation;
+        a.g.groups = c.groups;
+        const int64_t per_row = c.cin / c.groups * c.k * c.k;
+        const auto x = Random<uint8_t>(c.batch * c.cin * c.h * c.w, 0, 255, 1);
+        const auto w = Random<int8_t>(c.cout * per_row, -128, 127, 2);
+        const auto bias = Random<int32_t>(c.cout, -5000, 5000, 3);
+        std::vector<float> mult(c.cout);
+        for (int64_t o = 0; o < c.cout; ++o) mult[o] = 0.0007f + 0.0001f * static_cast<float>(o);
+        std::vector<int32_t> sums(c.cout);
+        ComputeWeightSums(w.data(), c.cout, per_row, sums.data());
+        a.x_zero_point = x_zp;
+        a.weight = w.data();
+        a.bias = bias.data();
+        a.weight_sum = sums.data();
+        a.multiplier = mult.data();
+        a.y_zero_point = 17;
+        a.lo = x_zp == 3 ? 17 : 0;  // a fused-ReLU clamp on one sweep
+        const size_t out = static_cast<size_t>(c.batch * c.cout * a.g.out_h() * a.g.out_w());
+        std::vector<uint8_t> y(out), want(out);
+        ref::QConv2d(a, x.data(), want.data());
+        QConv2d(a, x.data(), y.data());
+        ASSERT_EQ(y, want) << "cin " << c.cin << " k " << c.k << " groups " << c.groups << " zp " << x_zp;
+        ++checked;
+      }
+    }
+  }
+  EXPECT_EQ(checked, 72);
+  SetNumThreads(2);
+}
+
+TEST(Int8Kernels, LinearMatchesOracleBitForBit) {
+  for (int64_t rows : {1, 3, 17}) {
+    for (int64_t in : {1, 7, 64, 300}) {
+      const int64_t out = 13;
+      const auto x = Random<uint8_t>(rows * in, 0, 255, 4);
+      const auto w = Random<int8_t>(out * in, -128, 127, 5);
+      const auto bias = Random<int32_t>(out, -100000, 100000, 6);
+      std::vector<float> mult(out, 0.0003f);
+      std::vector<int32_t> sums(out);
+      ComputeWeightSums(w.data(), out, in, sums.data());
+      QLinearArgs a;
+      a.rows = rows, a.in = in, a.out = out, a.x_zero_point = 99, a.weight = w.data(), a.bias = bias.data();
+      a.weight_sum = sums.data(), a.multiplier = mult.data(), a.y_zero_point = 128;
+      std::vector<uint8_t> y(rows * out), want(rows * out);
+      ref::QLinear(a, x.data(), want.data());
+      QLinear(a, x.data(), y.data());
+      ASSERT_EQ(y, want) << rows << "x" << in;
+    }
+  }
+}
+
+TEST(Int8Rules, RoundingIsHalfToEven) {
+  EXPECT_EQ(Requantize(5, 0.5f, 0, 0, 255), 2);    // 2.5 -> 2
+  EXPECT_EQ(Requantize(7, 0.5f, 0, 0, 255), 4);    // 3.5 -> 4
+  EXPECT_EQ(Requantize(-3, 0.5f, 10, 0, 255), 8);  // -1.5 -> -2
+  EXPECT_EQ(Requantize(1000, 1.f, 0, 0, 255), 255);
+  EXPECT_EQ(QuantizeValue(0.25f, 4.f, 3, 0, 255), 4);   // 1.0 + 3
+  EXPECT_EQ(QuantizeValue(0.625f, 4.f, 0, 0, 255), 2);  // 2.5 -> 2
+  EXPECT_EQ(QuantizeBias(1.f, 0.5f, 0.8f), 2);          // 2.5 -> 2
+}
+
+}  // namespace
+}  // namespace kernels
+}  // namespace qfx
