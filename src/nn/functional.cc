@@ -22,6 +22,16 @@ namespace {
     if (MaybeTrace(op, {__VA_ARGS__}, &qfx_traced_)) return qfx_traced_; \
   } while (0)
 
+// Share-qparams ops on a quantized input: computed on the dequantized values and quantized back with the
+// input's own qparams (exact for max / clamp ops, round-half-to-even for averages).
+#define QFX_QUANTIZED_VIA_FLOAT(x, call)                                                     \
+  do {                                                                                       \
+    if ((x).is_quantized()) {                                                                \
+      const Tensor qfx_f_ = dequantize(x);                                                   \
+      return quantize(call(qfx_f_), (x).quant().scale, (x).quant().zero_point);              \
+    }                                                                                        \
+  } while (0)
+
 // An optional tensor argument: None when undefined.
 OpArg Optional(const Tensor& t) { return t.is_proxy() || t.defined() ? OpArg(t) : OpArg(); }
 
@@ -306,6 +316,7 @@ Tensor batch_norm(const Tensor& x, const Tensor& running_mean, const Tensor& run
 
 Tensor relu(const Tensor& x) {
   QFX_TRACE_OP(OpId::kRelu, x);
+  QFX_QUANTIZED_VIA_FLOAT(x, relu);
   return Map("relu", x, [](float v) { return v > 0.f ? v : 0.f; });
 }
 Tensor relu6(const Tensor& x) {
@@ -314,6 +325,7 @@ Tensor relu6(const Tensor& x) {
 }
 Tensor hardtanh(const Tensor& x, float lo, float hi) {
   QFX_TRACE_OP(OpId::kHardtanh, x, double{lo}, double{hi});
+  QFX_QUANTIZED_VIA_FLOAT(x, [&](const Tensor& f) { return hardtanh(f, lo, hi); });
   return Map("hardtanh", x, [lo, hi](float v) { return std::min(std::max(v, lo), hi); });
 }
 Tensor hardswish(const Tensor& x) {
@@ -374,6 +386,7 @@ Tensor dropout(const Tensor& x, double p, bool training) {
 
 Tensor max_pool2d(const Tensor& x, const Pool2dOptions& opt) {
   QFX_TRACE_OP(OpId::kMaxPool2d, x, opt.kernel_size, opt.stride, opt.padding, opt.dilation, opt.ceil_mode);
+  QFX_QUANTIZED_VIA_FLOAT(x, [&](const Tensor& f) { return max_pool2d(f, opt); });
   const PoolGeometry g = MakePool("max_pool2d", x, opt);
   const int64_t planes = x.size(0) * x.size(1), ih = x.size(2), iw = x.size(3);
   Tensor y = Tensor::Uninitialized({x.size(0), x.size(1), g.oh, g.ow});
@@ -412,6 +425,7 @@ Tensor max_pool2d(const Tensor& x, const Pool2dOptions& opt) {
 
 Tensor avg_pool2d(const Tensor& x, const Pool2dOptions& opt) {
   QFX_TRACE_OP(OpId::kAvgPool2d, x, opt.kernel_size, opt.stride, opt.padding, opt.ceil_mode, opt.count_include_pad);
+  QFX_QUANTIZED_VIA_FLOAT(x, [&](const Tensor& f) { return avg_pool2d(f, opt); });
   const PoolGeometry g = MakePool("avg_pool2d", x, opt);
   if (g.dh != 1 || g.dw != 1) ThrowInvalid("avg_pool2d: dilation is not supported (PyTorch has none)");
   const int64_t planes = x.size(0) * x.size(1), ih = x.size(2), iw = x.size(3);
@@ -443,6 +457,7 @@ Tensor avg_pool2d(const Tensor& x, const Pool2dOptions& opt) {
 
 Tensor adaptive_avg_pool2d(const Tensor& x, std::vector<int64_t> output_size) {
   QFX_TRACE_OP(OpId::kAdaptiveAvgPool2d, x, output_size);
+  QFX_QUANTIZED_VIA_FLOAT(x, [&](const Tensor& f) { return adaptive_avg_pool2d(f, output_size); });
   CheckRank("adaptive_avg_pool2d", x, 4, "N, C, H, W");
   int64_t oh, ow;
   std::tie(oh, ow) = Pair("adaptive_avg_pool2d", "output_size", output_size);

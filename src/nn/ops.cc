@@ -129,6 +129,20 @@ const std::vector<OpSchema>& Registry() {
       {OpId::kAvgPool2d, "avg_pool2d", false, "torch._C._nn.avg_pool2d", 6, 6, RunAvgPool},
       {OpId::kAdaptiveAvgPool2d, "adaptive_avg_pool2d", false, "torch.nn.functional.adaptive_avg_pool2d", 2, 2,
        [](const std::vector<OpArg>& v) { Args a{"adaptive_avg_pool2d", v}; return F::adaptive_avg_pool2d(a.T(0), a.Ints(1)); }},
+      {OpId::kQuantize, "quantize", false, "torch.quantize_per_tensor", 3, 3,
+       [](const std::vector<OpArg>& v) { Args a{"quantize", v}; return F::quantize(a.T(0), a.D(1), a.I(2)); }},
+      {OpId::kDequantize, "dequantize", false, "torch.dequantize", 1, 1, QFX_UNARY(dequantize)},
+      {OpId::kQAdd, "q_add", false, "torch.ops.quantized.add", 5, 5,
+       [](const std::vector<OpArg>& v) { Args a{"q_add", v}; return F::q_add(a.T(0), a.T(1), a.D(2), a.I(3), a.B(4)); }},
+      {OpId::kQMul, "q_mul", false, "torch.ops.quantized.mul", 4, 4,
+       [](const std::vector<OpArg>& v) { Args a{"q_mul", v}; return F::q_mul(a.T(0), a.T(1), a.D(2), a.I(3)); }},
+      {OpId::kQCat, "q_cat", false, "torch.ops.quantized.cat", 4, 4,
+       [](const std::vector<OpArg>& v) {
+         Args a{"q_cat", v};
+         return F::q_cat(a.Get<std::vector<Tensor>>(0, "a list of tensors"), a.I(1), a.D(2), a.I(3));
+       }},
+      {OpId::kQUnary, "q_unary", false, "torch.ops.quantized.unary", 4, 4,
+       [](const std::vector<OpArg>& v) { Args a{"q_unary", v}; return F::q_unary(a.T(0), a.I(1), a.D(2), a.I(3)); }},
       {OpId::kMethodReshape, "reshape", true, "reshape", 2, 2,
        [](const std::vector<OpArg>& v) { Args a{"reshape", v}; return a.T(0).Reshape(a.Ints(1)); }},
       {OpId::kMethodView, "view", true, "view", 2, 2,

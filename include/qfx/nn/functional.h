@@ -59,5 +59,18 @@ Tensor mean(const Tensor& x, std::vector<int64_t> dims, bool keepdim = false);
 // Index of the largest value along the last dim of a [N, C] tensor, as i64 [N].
 Tensor argmax(const Tensor& x);
 
+// ----- Quantized tensors (quint8, per-tensor qparams; the rules of qfx/kernels/int8.h) -----
+// max_pool2d, avg_pool2d, adaptive_avg_pool2d, relu, relu6, hardtanh, flatten, reshape and dropout (eval)
+// also accept quantized tensors and keep their qparams (pool averages round half to even).
+Tensor quantize(const Tensor& x, double scale, int64_t zero_point);
+Tensor dequantize(const Tensor& q);
+// a + b (optionally followed by relu) or a * b, requantized to (scale, zero_point).
+Tensor q_add(const Tensor& a, const Tensor& b, double scale, int64_t zero_point, bool relu);
+Tensor q_mul(const Tensor& a, const Tensor& b, double scale, int64_t zero_point);
+Tensor q_cat(const std::vector<Tensor>& xs, int64_t dim, double scale, int64_t zero_point);
+// An elementwise float op applied through a 256-entry table: out = quantize(op(dequantize(q))).
+// `op` is the OpId of a unary op (hardswish, sigmoid, hardsigmoid, tanh, relu, dropout (identity), ...).
+Tensor q_unary(const Tensor& q, int64_t op, double scale, int64_t zero_point);
+
 }  // namespace F
 }  // namespace qfx

@@ -59,6 +59,17 @@ absl::StatusOr<PrepareReport> Prepare(fx::GraphModule& module, const PrepareOpti
 // be fake-quant specs (the *_qat presets, or fake_quant = true in a rule file).
 absl::StatusOr<PrepareReport> PrepareQat(fx::GraphModule& module, const PrepareOptions& options);
 
+// Convert, first half: the reference quantized graph. Observer / fake-quant nodes become quantize ->
+// dequantize with their qparams; each quantized Conv2d / Linear (plain, fused or QAT, batch norm folded)
+// becomes a ReferenceWeighted module with int8 weights quantized by its weight spec. It runs in float.
+absl::Status ConvertToReference(fx::GraphModule& module, const PrepareReport& report);
+// Convert, second half: dequantize -> op -> quantize chains become int8 ops on quint8 tensors; quantize
+// stays at the graph inputs and dequantize where float resumes. Fails naming any quantized pattern that
+// could not be lowered.
+absl::Status Lower(fx::GraphModule& module, const PrepareReport& report);
+// Both.
+absl::Status Convert(fx::GraphModule& module, const PrepareReport& report);
+
 // Freezes (or unfreezes) batch-norm statistics of every QAT conv module, as PyTorch's freeze_bn_stats.
 void FreezeBnStats(fx::GraphModule& module, bool freeze = true);
 // Turns observation / fake quantization on or off in every FakeQuantize module.

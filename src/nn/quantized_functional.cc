@@ -1,0 +1,136 @@
+// qfx nn: ops on quantized tensors (see include/qfx/nn/functional.h, rules in qfx/kernels/int8.h).
+// Elementwise ops use 256-entry tables (exact for every input value); add and mul requantize from the
+// exact float products of dequantized values, in float32, with the shared rounding rule.
+#include <algorithm>
+#include <array>
+#include <cmath>
+#include <cstring>
+
+#include "qfx/core/parallel.h"
+#include "qfx/core/trace.h"
+#include "qfx/kernels/int8.h"
+#include "qfx/nn/functional.h"
+
+namespace qfx {
+namespace F {
+namespace {
+
+#define QFX_TRACE_QOP(op, ...)                                            \
+  do {                                                                    \
+    Tensor qfx_traced_;                                                   \
+    if (MaybeTrace(op, {__VA_ARGS__}, &qfx_traced_)) return qfx_traced_; \
+  } while (0)
+
+void CheckQ(const char* op, const Tensor& q) {
+  if (!q.is_quantized() || q.dtype() != DType::kU8) ThrowInvalid(op, ": input ", q.ToString(), " must be a quint8 tensor");
+}
+
+QuantInfo OutQ(const char* op, double scale, int64_t zp) {
+  if (!(scale > 0) || zp < 0 || zp > 255) ThrowInvalid(op, ": output scale ", scale, " / zero point ", zp, " are invalid");
+  return QuantInfo{static_cast<float>(scale), static_cast<int32_t>(zp)};
+}
+
+float Deq(uint8_t q, const QuantInfo& qi) { return static_cast<float>(static_cast<int32_t>(q) - qi.zero_point) * qi.scale; }
+
+uint8_t Quant(float v, const QuantInfo& qi) {
+  return static_cast<uint8_t>(kernels::QuantizeValue(v, 1.0f / qi.scale, qi.zero_point, 0, 255));
+}
+
+template <typename Fn>
+Tensor BinaryQ(const char* op, const Tensor& a, const Tensor& b, QuantInfo out, Fn fn) {
+  CheckQ(op, a);
+  CheckQ(op, b);
+  Tensor y = Tensor::Quantized(a.shape(), DType::kU8, out);
+  const uint8_t* pa = a.data<uint8_t>();
+  const uint8_t* pb = b.data<uint8_t>();
+  uint8_t* py = y.data<uint8_t>();
+  const QuantInfo qa = a.quant(), qb = b.quant();
+  ParallelFor(a.numel(), 1 << 15, [&](int64_t lo, int64_t hi) {
+    for (int64_t i = lo; i < hi; ++i) py[i] = Quant(fn(Deq(pa[i], qa), Deq(pb[i], qb)), out);
+  });
+  return y;
+}
+
+}  // namespace
+
+Tensor quantize(const Tensor& x, double scale, int64_t zero_point) {
+  QFX_TRACE_QOP(OpId::kQuantize, x, scale, zero_point);
+  if (x.dtype() != DType::kF32) ThrowInvalid("quantize: input ", x.ToString(), " must be f32");
+  const QuantInfo q = OutQ("quantize", scale, zero_point);
+  Tensor y = Tensor::Quantized(x.shape(), DType::kU8, q);
+  const float inv = 1.0f / q.scale;
+  const float* px = x.data<float>();
+  uint8_t* py = y.data<uint8_t>();
+  ParallelFor(x.numel(), 1 << 15, [&](int64_t lo, int64_t hi) {
+    for (int64_t i = lo; i < hi; ++i) py[i] = static_cast<uint8_t>(kernels::QuantizeValue(px[i], inv, q.zero_point, 0, 255));
+  });
+  return y;
+}
+
+Tensor dequantize(const Tensor& q) {
+  QFX_TRACE_QOP(OpId::kDequantize, q);
+  CheckQ("dequantize", q);
+  Tensor y = Tensor::Uninitialized(q.shape());
+  const QuantInfo qi = q.quant();
+  const uint8_t* pq = q.data<uint8_t>();
+  float* py = y.data<float>();
+  ParallelFor(q.numel(), 1 << 15, [&](int64_t lo, int64_t hi) {
+    for (int64_t i = lo; i < hi; ++i) py[i] = Deq(pq[i], qi);
+  });
+  return y;
+}
+
+Tensor q_add(const Tensor& a, const Tensor& b, double scale, int64_t zero_point, bool relu) {
+  QFX_TRACE_QOP(OpId::kQAdd, a, b, scale, zero_point, relu);
+  const QuantInfo out = OutQ("q_add", scale, zero_point);
+  if (a.shape() != b.shape()) return quantize(add(dequantize(a), dequantize(b)), scale, zero_point);
+  return BinaryQ("q_add", a, b, out, [relu](float u, float v) {
+    const float s = u + v;
+    return relu && s < 0.f ? 0.f : s;
+  });
+}
+
+Tensor q_mul(const Tensor& a, const Tensor& b, double scale, int64_t zero_point) {
+  QFX_TRACE_QOP(OpId::kQMul, a, b, scale, zero_point);
+  const QuantInfo out = OutQ("q_mul", scale, zero_point);
+  if (a.shape() != b.shape()) return quantize(mul(dequantize(a), dequantize(b)), scale, zero_point);
+  return BinaryQ("q_mul", a, b, out, [](float u, float v) { return u * v; });
+}
+
+Tensor q_cat(const std::vector<Tensor>& xs, int64_t dim, double scale, int64_t zero_point) {
+  QFX_TRACE_QOP(OpId::kQCat, xs, dim, scale, zero_point);
+  std::vector<Tensor> floats;
+  for (const Tensor& x : xs) floats.push_back(dequantize(x));
+  return quantize(cat(floats, dim), scale, zero_point);
+}
+
+Tensor q_unary(const Tensor& q, int64_t op, double scale, int64_t zero_point) {
+  QFX_TRACE_QOP(OpId::kQUnary, q, op, scale, zero_point);
+  CheckQ("q_unary", q);
+  const QuantInfo out = OutQ("q_unary", scale, zero_point), in = q.quant();
+  std::array<float, 256> x{};
+  for (int i = 0; i < 256; ++i) x[i] = Deq(static_cast<uint8_t>(i), in);
+  const Tensor xs = Tensor::FromVector({256}, std::vector<float>(x.begin(), x.end()));
+  Tensor fx;
+  switch (static_cast<OpId>(op)) {
+    case OpId::kHardswish: fx = hardswish(xs); break;
+    case OpId::kHardsigmoid: fx = hardsigmoid(xs); break;
+    case OpId::kSigmoid: fx = sigmoid(xs); break;
+    case OpId::kTanh: fx = tanh(xs); break;
+    case OpId::kSilu: fx = silu(xs); break;
+    case OpId::kRelu: fx = relu(xs); break;
+    case OpId::kRelu6: fx = relu6(xs); break;
+    case OpId::kDropout: fx = xs; break;  // eval: identity (a requantization)
+    default: ThrowInvalid("q_unary: op ", op, " has no quantized table form");
+  }
+  std::array<uint8_t, 256> table{};
+  for (int i = 0; i < 256; ++i) table[i] = Quant(fx.data<float>()[i], out);
+  Tensor y = Tensor::Quantized(q.shape(), DType::kU8, out);
+  const uint8_t* pq = q.data<uint8_t>();
+  uint8_t* py = y.data<uint8_t>();
+  for (int64_t i = 0, n = q.numel(); i < n; ++i) py[i] = table[pq[i]];
+  return y;
+}
+
+}  // namespace F
+}  // namespace qfx

@@ -1,0 +1,111 @@
+// qfx quant: Convert = ConvertToReference then Lower (see include/qfx/quant/passes.h).
+//
+// Reference: every observer / fake-quant node becomes quantize -> dequantize with its qparams, and every
+// quantized Conv2d / Linear (plain, fused, QAT) becomes a ReferenceWeighted module with int8 weights.
+// Lower: each dequantize -> op -> quantize chain becomes one op on quint8 tensors — QuantizedConv2d /
+// QuantizedLinear modules, q_add / q_mul / q_cat / q_unary functions, and share-qparams ops (pools, relu,
+// flatten, reshape) running directly on quantized tensors. Every pattern Prepare quantized must lower;
+// one that does not is an error naming it.
+#include <set>
+
+#include "absl/strings/str_cat.h"
+#include "qfx/quant/fused_modules.h"
+#include "qfx/quant/passes.h"
+#include "qfx/quant/qat_modules.h"
+#include "qfx/quant/quantized_modules.h"
+
+namespace qfx {
+namespace quant {
+namespace {
+
+bool IsObserverNode(fx::GraphModule& gm, const fx::Node* n) {
+  return n->op() == fx::Opcode::kCallModule && n->target().path.rfind("activation_post_process_", 0) == 0 &&
+         gm.submodule(n->target().path) != nullptr;
+}
+
+absl::StatusOr<QParams> ObserverQParams(nn::Module* m, const fx::Node& n) {
+  QParams qp;
+  absl::Status s = CatchErrors([&] {
+    if (auto* fq = dynamic_cast<FakeQuantize*>(m)) qp = fq->CalculateQParams();
+    else if (auto* obs = dynamic_cast<Observer*>(m)) qp = obs->CalculateQParams();
+    else ThrowInvalid("not an observer");
+  });
+  if (!s.ok()) return absl::Status(s.code(), absl::StrCat("Convert: %", n.name(), ": ", s.message()));
+  if (qp.scale.size() != 1 || qp.dtype != QDType::kQUInt8) {
+    return absl::InvalidArgumentError(absl::StrCat("Convert: %", n.name(), ": activations must be per-tensor quint8"));
+  }
+  return qp;
+}
+
+absl::Status ReplaceObservers(fx::GraphModule& gm) {
+  for (fx::Node* n : gm.graph().nodes()) {
+    if (!IsObserverNode(gm, n)) continue;
+    QFX_ASSIGN_OR_RETURN(QParams qp, ObserverQParams(gm.submodule(n->target().path), *n));
+    fx::Node* input = std::get<fx::Node*>(n->args()[0]);
+    fx::Node* dq;
+    {
+      auto point = gm.graph().InsertingBefore(n);
+      fx::Node* q = gm.graph().CallFunction(OpId::kQuantize, {input, static_cast<double>(qp.scale[0]), qp.zero_point[0]});
+      dq = gm.graph().CallFunction(OpId::kDequantize, {q});
+    }
+    n->ReplaceAllUsesWith(dq);
+    QFX_RETURN_IF_ERROR(gm.graph().EraseNode(n));
+  }
+  return absl::OkStatus();
+}
+
+// The float weight, bias and shape of a weighted module as convert sees it (QAT batch norms folded).
+absl::StatusOr<QuantizedLayer> LayerOf(nn::Module* m, const ObserverSpec& spec) {
+  bool relu = false;
+  if (auto* fused = dynamic_cast<FusedSequential*>(m)) {
+    relu = true;
+    m = &(*fused)[0];
+  }
+  QuantizedLayer l;
+  if (auto* conv = dynamic_cast<nn::Conv2d*>(m)) {
+    QFX_ASSIGN_OR_RETURN(l, QuantizeLayer(conv->weight, conv->bias, spec));
+    l.in_channels = conv->in_channels, l.kernel = conv->kernel_size, l.stride = conv->options.stride[0];
+    l.padding = conv->options.padding[0], l.dilation = conv->options.dilation[0], l.groups = conv->options.groups;
+  } else if (auto* qconv = dynamic_cast<QatConv2d*>(m)) {
+    std::shared_ptr<nn::Conv2d> plain;
+    nn::Conv2dArgs args{qconv->options.stride[0], qconv->options.padding[0], qconv->options.dilation[0], qconv->options.groups,
+                        qconv->bias.defined()};
+    plain = std::make_shared<nn::Conv2d>(qconv->weight.size(1) * qconv->options.groups, qconv->out_channels,
+                                         qconv->weight.size(2), args);
+    plain->weight.CopyFrom(qconv->weight);
+    if (qconv->bias.defined()) plain->bias.CopyFrom(qconv->bias);
+    if (qconv->bn) plain = FoldBatchNorm(*plain, *qconv->bn);
+    QFX_ASSIGN_OR_RETURN(l, QuantizeLayer(plain->weight, plain->bias, spec));
+    l.in_channels = plain->in_channels, l.kernel = plain->kernel_size, l.stride = args.stride;
+    l.padding = args.padding, l.dilation = args.dilation, l.groups = args.groups;
+    relu = qconv->relu;
+  } else if (auto* linear = dynamic_cast<nn::Linear*>(m)) {
+    QFX_ASSIGN_OR_RETURN(l, QuantizeLayer(linear->weight, linear->bias, spec));
+    l.is_conv = false, l.in_channels = linear->in_features;
+  } else if (auto* qlinear = dynamic_cast<QatLinear*>(m)) {
+    QFX_ASSIGN_OR_RETURN(l, QuantizeLayer(qlinear->weight, qlinear->bias, spec));
+    l.is_conv = false, l.in_channels = qlinear->weight.size(1), relu = qlinear->relu;
+  } else {
+    return absl::InternalError(absl::StrCat("Convert: ", m->type_name(), " is not a weighted layer"));
+  }
+  l.relu = relu;
+  return l;
+}
+
+}  // namespace
+
+absl::Status ConvertToReference(fx::GraphModule& gm, const PrepareReport& report) {
+  QFX_RETURN_IF_ERROR(ReplaceObservers(gm));
+  for (const auto& [path, spec] : report.weight_specs) {
+    nn::Module* m = gm.submodule(path);
+    if (m == nullptr) return absl::InternalError(absl::StrCat("Convert: weighted module '", path, "' is gone"));
+    absl::StatusOr<QuantizedLayer> layer = LayerOf(m, spec);
+    if (!layer.ok()) return absl::Status(layer.status().code(), absl::StrCat("Convert: module '", path, "': ", layer.status().message()));
+    QFX_RETURN_IF_ERROR(gm.ReplaceSubmodule(path, std::make_shared<ReferenceWeighted>(*std::move(layer))));
+  }
+  QFX_RETURN_IF_ERROR(gm.DeleteUnusedSubmodules());
+  return gm.Lint();
+}
+
+}  // namespace quant
+}  // namespace qfx

@@ -1,0 +1,93 @@
+// qfx tests: Convert. The reference graph runs; the lowered int8 graph agrees with it (to one output
+// quantization step, nearly always exactly) and stays close to fp32; every prepared pattern lowers.
+#include <cmath>
+
+#include "gtest/gtest.h"
+#include "qfx/fx/tracer.h"
+#include "qfx/models/zoo.h"
+#include "qfx/nn/functional.h"
+#include "qfx/quant/passes.h"
+#include "tests/testing/golden.h"
+
+namespace qfx {
+namespace quant {
+namespace {
+
+double Sqnr(const Tensor& ref, const Tensor& x) {
+  double s = 0, n = 0;
+  for (int64_t i = 0; i < ref.numel(); ++i) {
+    const double r = ref.data<float>()[i], d = r - x.data<float>()[i];
+    s += r * r;
+    n += d * d;
+  }
+  return 10 * std::log10(s / std::max(n, 1e-30));
+}
+
+struct Case {
+  std::string model, qconfig;
+};
+
+class ConvertZoo : public ::testing::TestWithParam<Case> {};
+
+TEST_P(ConvertZoo, LoweredMatchesReferenceAndStaysCloseToFloat) {
+  const auto& [name, qconfig] = GetParam();
+  auto model = *models::Create(name);
+  testing::HashInit(*model);
+  auto gm = *fx::SymbolicTrace(model);
+  Shape shape = models::GetModelInfo(name)->input_shape;
+  shape[0] = 2;
+  if (shape[2] > 64) shape[2] = shape[3] = 64;
+  const Tensor calib = testing::HashUniform("calib", shape, -1, 1);
+  const Tensor x = testing::HashUniform("test", shape, -1, 1);
+  const Tensor fp32 = *RunModule(*model, x);
+  PrepareOptions opt;
+  opt.config = *LoadQuantConfig(qconfig);
+  auto report = Prepare(*gm, opt);
+  ASSERT_TRUE(report.ok()) << report.status();
+  ASSERT_TRUE(RunModule(*gm, calib).ok());
+  ASSERT_TRUE(ConvertToReference(*gm, *report).ok());
+  auto ref = RunModule(*gm, x);
+  ASSERT_TRUE(ref.ok()) << ref.status();
+  const absl::Status lowered = Lower(*gm, *report);
+  ASSERT_TRUE(lowered.ok()) << lowered;
+  auto y = RunModule(*gm, x);
+  ASSERT_TRUE(y.ok()) << y.status();
+  int64_t exact = 0, within_step = 0;
+  double max_diff = 0;
+  for (int64_t i = 0; i < y->numel(); ++i) {
+    const double d = std::fabs(y->data<float>()[i] - ref->data<float>()[i]);
+    max_diff = std::max(max_diff, d);
+    exact += d == 0;
+  }
+  // Values are on the output grid; compute its step from distinct values of the reference.
+  double grid = 1e30;
+  for (int64_t i = 1; i < ref->numel(); ++i) {
+    const double d = std::fabs(ref->data<float>()[i] - ref->data<float>()[0]);
+    if (d > 1e-9) grid = std::min(grid, d);
+  }
+  for (int64_t i = 0; i < y->numel(); ++i) {
+    within_step += std::fabs(y->data<float>()[i] - ref->data<float>()[i]) <= grid * 1.001 + 1e-7;
+  }
+  const double sqnr_ref = Sqnr(fp32, *ref), sqnr_int8 = Sqnr(fp32, *y);
+  std::printf("%s/%s: int8 vs reference: %lld/%lld equal, %lld within one step; SQNR vs fp32: reference %.1f dB, int8 %.1f dB\n",
+              name.c_str(), qconfig.c_str(), (long long)exact, (long long)y->numel(), (long long)within_step, sqnr_ref, sqnr_int8);
+  EXPECT_GE(within_step, y->numel() * 99 / 100);
+  EXPECT_GT(sqnr_int8, sqnr_ref - 3.0);
+  EXPECT_GT(sqnr_int8, 10.0);
+  int quantized_modules = 0;
+  for (const auto& [path, m] : gm->named_modules()) quantized_modules += m->type_name().rfind("Quantized", 0) == 0;
+  EXPECT_GT(quantized_modules, 0);
+}
+
+INSTANTIATE_TEST_SUITE_P(Zoo, ConvertZoo,
+                         ::testing::Values(Case{"mnist_cnn", "x86"}, Case{"mnist_cnn", "qnnpack"}, Case{"mlp", "x86"},
+                                           Case{"resnet18", "x86"}, Case{"mobilenet_v2", "qnnpack"},
+                                           Case{"mobilenet_v3_small", "x86"}, Case{"resnet18", "tools/qconfigs/mixed.toml"}),
+                         [](const auto& info) {
+                           std::string q = info.param.qconfig.find('/') == std::string::npos ? info.param.qconfig : "mixed";
+                           return info.param.model + "_" + q;
+                         });
+
+}  // namespace
+}  // namespace quant
+}  // namespace qfx
