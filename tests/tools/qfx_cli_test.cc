@@ -1,5 +1,6 @@
 // qfx tests: the run and eval subcommands end to end on files (the binary itself: qfx_binary_test.sh).
 #include <cstdio>
+#include <cstring>
 
 #include "gtest/gtest.h"
 #include "qfx/io/npy.h"
@@ -85,6 +86,51 @@ TEST(Cli, ErrorsNameTheFileAndTheRule) {
   EXPECT_NE(s.message().find("batch at row 0: conv2d: input f32[3, 1, 28, 28] has 1 channels"), std::string::npos)
       << s;
   EXPECT_EQ(std::fopen(Tmp("never.npy").c_str(), "r"), nullptr);
+}
+
+TEST(Cli, QuantizeThenRunEvalBenchAndDumpTheQfxFile) {
+  const Tensor x = Inputs(16);
+  ASSERT_TRUE(io::WriteNpy(Tmp("qx.npy"), x).ok());
+  cli::QuantizeFlags q;
+  q.model.model = "mnist_cnn";
+  q.qconfig = "qnnpack";
+  q.calib = Tmp("qx.npy");
+  q.batch = 8;
+  q.out = Tmp("cnn.qfx");
+  ::testing::internal::CaptureStdout();
+  const absl::Status s = cli::Quantize(q);
+  const std::string out = ::testing::internal::GetCapturedStdout();
+  ASSERT_TRUE(s.ok()) << s;
+  EXPECT_NE(out.find("quantized mnist_cnn with qnnpack (backend qnnpack): 7 int8 patterns, 8 observers calibrated on 16 inputs"),
+            std::string::npos) << out;
+  EXPECT_NE(out.find("every op is int8"), std::string::npos) << out;
+  cli::RunFlags r;
+  r.model.file = Tmp("cnn.qfx");
+  r.input = Tmp("qx.npy");
+  r.output = Tmp("qy.npy");
+  r.batch = 5;
+  ASSERT_TRUE(cli::Run(r).ok());
+  auto y = io::ReadNpy(r.output);
+  ASSERT_TRUE(y.ok());
+  EXPECT_EQ(y->shape(), (Shape{16, 10}));
+  // Batch size does not change int8 results.
+  r.batch = 16;
+  r.output = Tmp("qy16.npy");
+  ASSERT_TRUE(cli::Run(r).ok());
+  auto y16 = io::ReadNpy(r.output);
+  EXPECT_EQ(std::memcmp(y->raw_data(), y16->raw_data(), y->nbytes()), 0);
+  cli::BenchFlags b;
+  b.model.file = Tmp("cnn.qfx");
+  b.iters = 2;
+  b.json = true;
+  ::testing::internal::CaptureStdout();
+  ASSERT_TRUE(cli::Bench(b).ok());
+  EXPECT_EQ(::testing::internal::GetCapturedStdout().rfind("{\"median_ms\":", 0), 0u);
+  // Rule: a .qfx file and --model together are ambiguous.
+  b.model.model = "mlp";
+  EXPECT_FALSE(cli::Bench(b).ok());
+  q.qconfig = "x86_qat";
+  EXPECT_NE(cli::Quantize(q).message().find("is for quantization-aware training"), std::string::npos);
 }
 
 }  // namespace

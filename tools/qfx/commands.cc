@@ -17,6 +17,7 @@
 #include "qfx/io/safetensors.h"
 #include "qfx/models/zoo.h"
 #include "qfx/nn/functional.h"
+#include "qfx/quant/model_file.h"
 
 namespace qfx {
 namespace cli {
@@ -80,6 +81,12 @@ absl::StatusOr<Tensor> RunBatched(nn::Module& model, const Tensor& x, int64_t ba
 }  // namespace
 
 absl::StatusOr<std::shared_ptr<nn::Module>> LoadModel(const ModelFlags& f) {
+  if (!f.file.empty() && !f.model.empty()) return absl::InvalidArgumentError("give either a .qfx file or --model, not both");
+  if (!f.file.empty()) {
+    QFX_ASSIGN_OR_RETURN(quant::ModelFile file, quant::LoadModel(f.file));
+    return std::shared_ptr<nn::Module>(file.module);
+  }
+  if (f.model.empty()) return absl::InvalidArgumentError("name a model: a .qfx file or --model NAME");
   QFX_ASSIGN_OR_RETURN(auto model, models::Create(f.model, f.seed));
   if (!f.weights.empty()) QFX_RETURN_IF_ERROR(io::LoadWeights(*model, f.weights, /*strict=*/true));
   model->eval();
@@ -98,9 +105,14 @@ absl::StatusOr<Shape> ParseShape(const std::string& s) {
   return shape;
 }
 
-absl::StatusOr<Shape> InputShape(const std::string& model, const std::string& shape_flag) {
+absl::StatusOr<Shape> InputShape(const ModelFlags& model, const std::string& shape_flag) {
   if (!shape_flag.empty()) return ParseShape(shape_flag);
-  QFX_ASSIGN_OR_RETURN(auto info, models::GetModelInfo(model));
+  if (!model.file.empty()) {
+    QFX_ASSIGN_OR_RETURN(quant::ModelFile file, quant::LoadModel(model.file));
+    if (file.input_shape.empty()) return absl::InvalidArgumentError(absl::StrCat(model.file, " records no input shape: pass --shape"));
+    return file.input_shape;
+  }
+  QFX_ASSIGN_OR_RETURN(auto info, models::GetModelInfo(model.model));
   return info.input_shape;
 }
 
@@ -169,7 +181,7 @@ absl::Status Eval(const EvalFlags& f) {
 
 absl::Status Bench(const BenchFlags& f) {
   QFX_ASSIGN_OR_RETURN(auto model, LoadModel(f.model));
-  QFX_ASSIGN_OR_RETURN(Shape shape, InputShape(f.model.model, f.shape));
+  QFX_ASSIGN_OR_RETURN(Shape shape, InputShape(f.model, f.shape));
   if (f.threads > 0) SetNumThreads(f.threads);
   const Tensor x = SeededInput(shape, 1);
   for (int i = 0; i < 3; ++i) QFX_RETURN_IF_ERROR(RunModule(*model, x).status());
@@ -184,7 +196,8 @@ absl::Status Bench(const BenchFlags& f) {
   if (f.json) {
     fmt::print("{{\"median_ms\":{:.3f},\"min_ms\":{:.3f},\"max_ms\":{:.3f}}}\n", median, ms.front(), ms.back());
   } else {
-    fmt::print("{} fp32 {} threads {}: median {:.2f} ms, min {:.2f}, max {:.2f} ({} iters)\n", f.model.model,
+    fmt::print("{} {} threads {}: median {:.2f} ms, min {:.2f}, max {:.2f} ({} iters)\n",
+               f.model.file.empty() ? f.model.model + " fp32" : f.model.file,
                ShapeToString(shape), NumThreads(), median, ms.front(), ms.back(), ms.size());
   }
   return absl::OkStatus();

@@ -14,6 +14,7 @@ namespace qfx {
 namespace cli {
 
 struct ModelFlags {
+  std::string file;     // a .qfx model file (run / eval / bench / dump), instead of --model
   std::string model;    // zoo name
   std::string weights;  // optional safetensors file
   uint64_t seed = 0;
@@ -50,18 +51,28 @@ struct DumpFlags {
   int64_t batch = 32;            // calibration batch size
 };
 
+struct QuantizeFlags {
+  ModelFlags model;
+  std::string qconfig = "x86";
+  std::string calib;         // .npy calibration inputs
+  int64_t calib_batches = 0; // 0: all
+  int64_t batch = 32;
+  std::string out;
+};
+
 absl::Status Demo();
+absl::Status Quantize(const QuantizeFlags& flags);
 absl::Status Dump(const DumpFlags& flags);
 absl::Status Run(const RunFlags& flags);
 absl::Status Eval(const EvalFlags& flags);
 absl::Status Bench(const BenchFlags& flags);
 
-// Shared by the subcommands: the zoo model with --weights loaded (strict) and in eval mode, and a
-// parsed --shape ("1,3,224,224").
+// Shared by the subcommands: the .qfx file, or the zoo model with --weights loaded (strict), in eval
+// mode; and a parsed --shape ("1,3,224,224").
 absl::StatusOr<std::shared_ptr<nn::Module>> LoadModel(const ModelFlags& flags);
 absl::StatusOr<Shape> ParseShape(const std::string& text);
-// --shape when given, else the zoo model's default input shape.
-absl::StatusOr<Shape> InputShape(const std::string& model, const std::string& shape_flag);
+// --shape when given, else the .qfx file's or the zoo model's default input shape.
+absl::StatusOr<Shape> InputShape(const ModelFlags& model, const std::string& shape_flag);
 
 }  // namespace cli
 }  // namespace qfx

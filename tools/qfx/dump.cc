@@ -116,8 +116,13 @@ absl::Status Calibrate(fx::GraphModule& gm, const std::string& path, int64_t bat
 
 absl::Status Dump(const DumpFlags& f) {
   QFX_ASSIGN_OR_RETURN(auto model, LoadModel(f.model));
-  QFX_ASSIGN_OR_RETURN(Shape shape, InputShape(f.model.model, f.shape));
-  QFX_ASSIGN_OR_RETURN(auto gm, fx::SymbolicTrace(model));
+  QFX_ASSIGN_OR_RETURN(Shape shape, InputShape(f.model, f.shape));
+  std::shared_ptr<fx::GraphModule> gm = std::dynamic_pointer_cast<fx::GraphModule>(model);
+  if (gm == nullptr) {
+    QFX_ASSIGN_OR_RETURN(gm, fx::SymbolicTrace(model));
+  } else if (f.stage != "traced") {
+    return absl::InvalidArgumentError("a .qfx file is already converted: dump it without --stage");
+  }
   std::map<const fx::Node*, std::string> notes;
   if (f.stage == "fused" || f.stage == "prepared") {
     QFX_ASSIGN_OR_RETURN(quant::QuantConfig config, quant::LoadQuantConfig(f.qconfig));
@@ -142,7 +147,8 @@ absl::Status Dump(const DumpFlags& f) {
     return absl::InvalidArgumentError(absl::StrCat("--stage '", f.stage, "' must be traced, fused or prepared"));
   }
   QFX_RETURN_IF_ERROR(fx::PropagateShapes(*gm, {shape}));
-  QFX_ASSIGN_OR_RETURN(std::string text, Render(gm->graph(), f.format, f.model.model, notes.empty() ? nullptr : &notes));
+  QFX_ASSIGN_OR_RETURN(std::string text, Render(gm->graph(), f.format, f.model.file.empty() ? f.model.model : f.model.file,
+                                                notes.empty() ? nullptr : &notes));
   if (f.format == "svg" || f.format == "png") {
     if (f.out.empty()) return absl::InvalidArgumentError(absl::StrCat("--format ", f.format, " needs --out FILE"));
     return RenderDot(text, f.format, f.out);

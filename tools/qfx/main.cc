@@ -1,5 +1,5 @@
 // qfx command line: parses flags with CLI11 and dispatches to the subcommands in commands.cc.
-//   qfx demo | run | eval | bench | dump      (later issues add quantize, train, qat)
+//   qfx demo | quantize | run | eval | bench | dump      (later issues add train, qat)
 #include <cstdio>
 
 #include "CLI/CLI.hpp"
@@ -7,9 +7,11 @@
 
 namespace {
 
-void AddModelFlags(CLI::App* cmd, qfx::cli::ModelFlags& f) {
-  cmd->add_option("--model", f.model, "zoo model name (resnet18, resnet50, mobilenet_v2, "
-                                      "mobilenet_v3_small, mlp, mnist_cnn)")->required();
+void AddModelFlags(CLI::App* cmd, qfx::cli::ModelFlags& f, bool accepts_file = true) {
+  if (accepts_file) cmd->add_option("model_file", f.file, "a .qfx model file (from qfx quantize) instead of --model");
+  CLI::Option* model = cmd->add_option("--model", f.model, "zoo model name (resnet18, resnet50, mobilenet_v2, "
+                                                           "mobilenet_v3_small, mlp, mnist_cnn)");
+  if (!accepts_file) model->required();
   cmd->add_option("--weights", f.weights, "safetensors file with the model's state_dict (PyTorch names)");
   cmd->add_option("--seed", f.seed, "seed of the default initialisation when --weights is not given");
 }
@@ -44,6 +46,15 @@ int main(int argc, char** argv) {
   bench_cmd->add_option("--iters", bench.iters, "timed iterations")->check(CLI::PositiveNumber);
   bench_cmd->add_flag("--json", bench.json, "print one JSON line");
 
+  qfx::cli::QuantizeFlags quantize;
+  CLI::App* quantize_cmd = app.add_subcommand("quantize", "fuse, prepare, calibrate, convert and save an int8 .qfx model");
+  AddModelFlags(quantize_cmd, quantize.model, /*accepts_file=*/false);
+  quantize_cmd->add_option("--qconfig", quantize.qconfig, "preset (x86 fbgemm qnnpack onednn) or rule file (default x86)");
+  quantize_cmd->add_option("--calib", quantize.calib, "calibration inputs, .npy [N, ...]")->required();
+  quantize_cmd->add_option("--calib-batches", quantize.calib_batches, "use at most this many batches (default all)");
+  quantize_cmd->add_option("--batch", quantize.batch, "calibration batch size")->check(CLI::PositiveNumber);
+  quantize_cmd->add_option("--out", quantize.out, "the .qfx file to write")->required();
+
   qfx::cli::DumpFlags dump;
   CLI::App* dump_cmd = app.add_subcommand("dump", "trace a model and show its graph (table, code, json, dot, svg, png)");
   AddModelFlags(dump_cmd, dump.model);
@@ -63,6 +74,7 @@ int main(int argc, char** argv) {
   if (app.got_subcommand("eval")) status = qfx::cli::Eval(eval);
   if (app.got_subcommand("bench")) status = qfx::cli::Bench(bench);
   if (app.got_subcommand("dump")) status = qfx::cli::Dump(dump);
+  if (app.got_subcommand("quantize")) status = qfx::cli::Quantize(quantize);
   if (!status.ok()) {
     std::fprintf(stderr, "qfx: error: %s\n", std::string(status.message()).c_str());
     return 1;

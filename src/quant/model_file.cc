@@ -1,0 +1,153 @@
+// qfx quant: .qfx model files (see include/qfx/quant/model_file.h).
+#include "qfx/quant/model_file.h"
+
+#include <set>
+
+#include "absl/strings/str_cat.h"
+#include "absl/strings/numbers.h"
+#include "absl/strings/str_split.h"
+#include "qfx/fx/formats.h"
+#include "qfx/io/safetensors.h"
+#include "qfx/quant/quantized_modules.h"
+
+namespace qfx {
+namespace quant {
+namespace {
+
+using json = nlohmann::json;
+constexpr const char* kFormat = "qfx.model";
+constexpr const char* kVersion = "1";
+
+// A plain parent in a loaded model's module tree; holds attributes that get_attr nodes read.
+class Container : public nn::Module {
+ public:
+  std::string type_name() const override { return "QfxModel"; }
+  Tensor AddBuffer(const std::string& name, Tensor t) { return register_buffer(name, t); }
+};
+
+absl::Status Bad(const std::string& path, const std::string& what) {
+  return absl::InvalidArgumentError(absl::StrCat(path, ": ", what));
+}
+
+// The container at `path` in the tree under `root`, creating missing ones.
+absl::StatusOr<Container*> ContainerAt(Container& root, const std::string& path) {
+  Container* c = &root;
+  if (path.empty()) return c;
+  std::string prefix;
+  for (absl::string_view part : absl::StrSplit(path, '.')) {
+    prefix = prefix.empty() ? std::string(part) : absl::StrCat(prefix, ".", part);
+    nn::Module* next = root.submodule(prefix);
+    if (next == nullptr) {
+      auto created = std::make_shared<Container>();
+      QFX_RETURN_IF_ERROR(root.SetSubmodule(prefix, created));
+      next = created.get();
+    }
+    c = dynamic_cast<Container*>(next);
+    if (c == nullptr) return absl::InvalidArgumentError(absl::StrCat("'", prefix, "' is a module, not a parent"));
+  }
+  return c;
+}
+
+std::string Parent(const std::string& p) { return p.rfind('.') == std::string::npos ? "" : p.substr(0, p.rfind('.')); }
+std::string Leaf(const std::string& p) { return p.rfind('.') == std::string::npos ? p : p.substr(p.rfind('.') + 1); }
+
+}  // namespace
+
+absl::Status SaveModel(const std::string& path, fx::GraphModule& gm, const Shape& input_shape, const std::string& source) {
+  json modules = json::object();
+  nn::NamedTensors tensors;
+  std::set<std::string> seen;
+  for (fx::Node* n : gm.graph()) {
+    const std::string& target = n->target().path;
+    if (!seen.insert(target).second) continue;
+    if (n->op() == fx::Opcode::kCallModule) {
+      nn::Module* m = gm.submodule(target);
+      if (m == nullptr) return absl::InternalError(absl::StrCat("SaveModel: module '", target, "' is missing"));
+      absl::StatusOr<json> config = ModuleConfig(*m);
+      if (!config.ok()) return Bad(path, absl::StrCat("module '", target, "': ", config.status().message()));
+      modules[target] = {{"type", m->type_name()}, {"config", *config}};
+      for (auto& [name, t] : m->state_dict(target)) tensors.emplace_back(name, t);
+    } else if (n->op() == fx::Opcode::kGetAttr) {
+      tensors.emplace_back(target, gm.tensor_at(target));
+    }
+  }
+  std::map<std::string, std::string> meta = {{"format", kFormat},          {"version", kVersion},
+                                             {"graph", fx::GraphToJson(gm.graph())},
+                                             {"modules", modules.dump()}, {"source", source},
+                                             {"input_shape", ShapeToString(input_shape)}};
+  return io::WriteSafetensors(path, tensors, meta);
+}
+
+namespace {
+
+absl::Status BuildModules(const std::string& path, const json& modules, Container& root) {
+  if (!modules.is_object()) return Bad(path, "metadata 'modules' must be a JSON object");
+  for (const auto& [target, entry] : modules.items()) {
+    if (!entry.is_object() || !entry.contains("type") || !entry["type"].is_string() || !entry.contains("config")) {
+      return Bad(path, absl::StrCat("module '", target, "' needs a type and a config"));
+    }
+    absl::StatusOr<std::shared_ptr<nn::Module>> m = MakeModule(entry["type"].get<std::string>(), entry["config"]);
+    if (!m.ok()) return Bad(path, absl::StrCat("module '", target, "': ", m.status().message()));
+    absl::StatusOr<Container*> parent = ContainerAt(root, Parent(target));
+    if (!parent.ok()) return Bad(path, absl::StrCat("module '", target, "': ", parent.status().message()));
+    QFX_RETURN_IF_ERROR((*parent)->SetSubmodule(Leaf(target), *m));
+  }
+  return absl::OkStatus();
+}
+
+}  // namespace
+
+absl::StatusOr<ModelFile> LoadModel(const std::string& path) {
+  QFX_ASSIGN_OR_RETURN(io::Safetensors st, io::ReadSafetensors(path));
+  auto meta = [&](const char* key) -> const std::string* {
+    auto it = st.metadata.find(key);
+    return it == st.metadata.end() ? nullptr : &it->second;
+  };
+  if (!meta("format") || *meta("format") != kFormat) return Bad(path, "not a qfx model file (metadata 'format' is not 'qfx.model')");
+  if (!meta("version") || *meta("version") != kVersion) {
+    return Bad(path, absl::StrCat("model file version ", meta("version") ? *meta("version") : "?", " is not supported (this qfx reads ", kVersion, ")"));
+  }
+  for (const char* key : {"graph", "modules"}) {
+    if (!meta(key)) return Bad(path, absl::StrCat("metadata '", key, "' is missing"));
+  }
+  json modules;
+  try {
+    modules = json::parse(*meta("modules"));
+  } catch (const json::exception& e) {
+    return Bad(path, absl::StrCat("metadata 'modules' is not valid JSON: ", e.what()));
+  }
+  auto root = std::make_shared<Container>();
+  QFX_RETURN_IF_ERROR(BuildModules(path, modules, *root));
+  QFX_ASSIGN_OR_RETURN(std::unique_ptr<fx::Graph> graph, fx::GraphFromJson(*meta("graph"), path + " (graph)"));
+  std::map<std::string, Tensor> by_name(st.tensors.begin(), st.tensors.end());
+  for (fx::Node* n : *graph) {
+    if (n->op() != fx::Opcode::kGetAttr) continue;
+    auto it = by_name.find(n->target().path);
+    if (it == by_name.end()) return Bad(path, absl::StrCat("attribute '", n->target().path, "' read by %", n->name(), " is missing"));
+    QFX_ASSIGN_OR_RETURN(Container * parent, ContainerAt(*root, Parent(n->target().path)));
+    parent->AddBuffer(Leaf(n->target().path), it->second.Clone());
+  }
+  auto gm = std::make_shared<fx::GraphModule>(root, std::move(graph), "QfxModel");
+  gm->eval();
+  absl::Status s = gm->load_state_dict(st.tensors, /*strict=*/true);
+  if (!s.ok()) return Bad(path, std::string(s.message()));
+  for (const auto& [name, m] : gm->named_modules()) {
+    if (auto* q = dynamic_cast<QuantizedWeighted*>(m)) q->Prepack();
+  }
+  s = gm->Lint();
+  if (!s.ok()) return Bad(path, std::string(s.message()));
+  ModelFile out;
+  out.module = gm;
+  out.source = meta("source") ? *meta("source") : "";
+  if (const std::string* shape = meta("input_shape"); shape && shape->size() > 2) {
+    for (absl::string_view d : absl::StrSplit(shape->substr(1, shape->size() - 2), ", ")) {
+      int64_t v;
+      if (!absl::SimpleAtoi(d, &v)) return Bad(path, absl::StrCat("metadata 'input_shape' ", *shape, " is not a shape"));
+      out.input_shape.push_back(v);
+    }
+  }
+  return out;
+}
+
+}  // namespace quant
+}  // namespace qfx
