@@ -1,15 +1,15 @@
 // qfx kernels: the int8 convolution and linear fast paths (see include/qfx/kernels/int8.h).
 //
 // Convolution: im2col of the u8 input with zero-point padding (so padded taps contribute 0 after the
-// correction), an integer GEMM per output channel with the u8 columns (loops the compiler vectorises at
-// -O3), then the epilogue acc - x_zp * sum(w) + bias and the shared requantization. Depthwise convolution
-// runs directly per channel. Threads split output channels (or rows for linear layers).
-// TODO(#5): the AVX2 vpmaddubsw micro-kernel with per-layer exactness selection replaces the GEMM loop.
+// correction; 1x1 stride-1 convolutions read the input directly), the uint8 x int8 GEMM (gemm_u8s8.h:
+// vpmaddubsw where exact), then the epilogue acc - x_zp * sum(w) + bias and the shared requantization.
+// Depthwise convolution runs directly per channel. Linear layers use the same GEMM on the transposed input.
 #include <algorithm>
 #include <vector>
 
 #include "qfx/core/parallel.h"
 #include "qfx/kernels/int8.h"
+#include "src/kernels/gemm_u8s8.h"
 
 namespace qfx {
 namespace kernels {
@@ -20,28 +20,36 @@ void Im2ColU8(const Conv2dGeometry& g, const uint8_t* x, int64_t channels, uint8
   ParallelFor(channels * khw, 8, [&](int64_t b, int64_t e) {
     for (int64_t row = b; row < e; ++row) {
       const int64_t ci = row / khw, ky = (row % khw) / g.kernel_w, kx = row % g.kernel_w;
+      const int64_t off = kx * g.dilation_w - g.pad_w;  // input column of output column 0
+      int64_t ox0 = 0, ox1 = ow;                          // output columns whose input column is inside
+      while (ox0 < ow && ox0 * g.stride_w + off < 0) ++ox0;
+      while (ox1 > ox0 && (ox1 - 1) * g.stride_w + off >= g.in_w) --ox1;
       const uint8_t* xc = x + ci * g.in_h * g.in_w;
       uint8_t* out = col + row * oh * ow;
       for (int64_t oy = 0; oy < oh; ++oy) {
         const int64_t iy = oy * g.stride_h - g.pad_h + ky * g.dilation_h;
         uint8_t* o = out + oy * ow;
-        for (int64_t ox = 0; ox < ow; ++ox) {
-          const int64_t ix = ox * g.stride_w - g.pad_w + kx * g.dilation_w;
-          o[ox] = (iy >= 0 && iy < g.in_h && ix >= 0 && ix < g.in_w) ? xc[iy * g.in_w + ix] : pad;
+        if (iy < 0 || iy >= g.in_h) {
+          std::fill(o, o + ow, pad);
+          continue;
         }
+        const uint8_t* xr = xc + iy * g.in_w + off;
+        std::fill(o, o + ox0, pad);
+        if (g.stride_w == 1) {
+          std::copy(xr + ox0, xr + ox1, o + ox0);
+        } else {
+          for (int64_t ox = ox0; ox < ox1; ++ox) o[ox] = xr[ox * g.stride_w];
+        }
+        std::fill(o + ox1, o + ow, pad);
       }
     }
   });
 }
 
-// acc[n] = sum_k w[k] * col[k][n] for one output channel.
-void DotColumns(const int8_t* w, const uint8_t* col, int64_t k, int64_t n, int32_t* acc) {
-  std::fill(acc, acc + n, 0);
-  for (int64_t p = 0; p < k; ++p) {
-    const int32_t wv = w[p];
-    const uint8_t* c = col + p * n;
-    for (int64_t j = 0; j < n; ++j) acc[j] += wv * static_cast<int32_t>(c[j]);
-  }
+uint8_t MaxOf(const uint8_t* x, int64_t n) {
+  uint8_t m = 0;
+  for (int64_t i = 0; i < n; ++i) m = x[i] > m ? x[i] : m;
+  return m;
 }
 
 void Epilogue(const QConvArgs& a, int64_t co, const int32_t* acc, int64_t n, uint8_t* y) {
@@ -90,23 +98,48 @@ void ComputeWeightSums(const int8_t* weight, int64_t rows, int64_t per_row, int3
   }
 }
 
+std::vector<int32_t> PrepackWeights(const int8_t* weight, int64_t groups, int64_t rows_per_group, int64_t per_row,
+                                    int32_t* max_pair) {
+  const int64_t per_group = PackedU8S8Size(rows_per_group, per_row);
+  std::vector<int32_t> packed(static_cast<size_t>(groups * per_group));
+  for (int64_t gi = 0; gi < groups; ++gi) {
+    PackU8S8Weights(weight + gi * rows_per_group * per_row, rows_per_group, per_row, per_row, packed.data() + gi * per_group);
+  }
+  *max_pair = MaxPairAbsSum(weight, groups * rows_per_group, per_row, per_row);
+  return packed;
+}
+
 void QConv2d(const QConvArgs& a, const uint8_t* x, uint8_t* y) {
   const Conv2dGeometry& g = a.g;
   if (g.groups == g.in_channels && g.groups > 1 && g.out_channels % g.in_channels == 0) return DepthwiseQConv(a, x, y);
   const int64_t ohw = g.out_h() * g.out_w(), cin_g = g.in_channels / g.groups, cout_g = g.out_channels / g.groups;
   const int64_t kdim = cin_g * g.kernel_h * g.kernel_w;
+  const bool direct = g.kernel_h == 1 && g.kernel_w == 1 && g.stride_h == 1 && g.stride_w == 1 && g.pad_h == 0 &&
+                      g.pad_w == 0;
   thread_local std::vector<uint8_t> col_buffer;
-  col_buffer.resize(static_cast<size_t>(kdim * ohw));
-  uint8_t* const col = col_buffer.data();  // a pointer: workers must not name the thread_local themselves
+  thread_local std::vector<int32_t> acc_buffer;
+  if (!direct) col_buffer.resize(static_cast<size_t>(kdim * ohw));
+  acc_buffer.resize(static_cast<size_t>(cout_g * ohw));
+  int32_t* const acc = acc_buffer.data();  // pointers: workers must not name the thread_locals themselves
+  const int32_t b_max = std::max<int32_t>(MaxOf(x, g.batch * g.in_channels * g.in_h * g.in_w), a.x_zero_point);
   for (int64_t n = 0; n < g.batch; ++n) {
     for (int64_t grp = 0; grp < g.groups; ++grp) {
-      Im2ColU8(g, x + (n * g.in_channels + grp * cin_g) * g.in_h * g.in_w, cin_g, static_cast<uint8_t>(a.x_zero_point), col);
-      ParallelFor(cout_g, 1, [&](int64_t b, int64_t e) {
-        std::vector<int32_t> acc(ohw);
+      const uint8_t* xg = x + (n * g.in_channels + grp * cin_g) * g.in_h * g.in_w;
+      if (!direct) Im2ColU8(g, xg, cin_g, static_cast<uint8_t>(a.x_zero_point), col_buffer.data());
+      U8S8GemmArgs gemm;
+      gemm.m = cout_g, gemm.n = ohw, gemm.k = kdim;
+      gemm.a = a.weight + grp * cout_g * kdim, gemm.lda = kdim;
+      gemm.b = direct ? xg : col_buffer.data(), gemm.ldb = ohw;
+      gemm.c = acc, gemm.ldc = ohw, gemm.b_max = b_max;
+      if (a.packed_weight != nullptr) {
+        gemm.packed_a = a.packed_weight + grp * PackedU8S8Size(cout_g, kdim);
+        gemm.a_max_pair = a.weight_max_pair;
+      }
+      GemmU8S8(gemm);
+      ParallelFor(cout_g, 4, [&](int64_t b, int64_t e) {
         for (int64_t o = b; o < e; ++o) {
           const int64_t co = grp * cout_g + o;
-          DotColumns(a.weight + co * kdim, col, kdim, ohw, acc.data());
-          Epilogue(a, co, acc.data(), ohw, y + (n * g.out_channels + co) * ohw);
+          Epilogue(a, co, acc + o * ohw, ohw, y + (n * g.out_channels + co) * ohw);
         }
       });
     }
@@ -114,21 +147,28 @@ void QConv2d(const QConvArgs& a, const uint8_t* x, uint8_t* y) {
 }
 
 void QLinear(const QLinearArgs& a, const uint8_t* x, uint8_t* y) {
-  ParallelFor(a.out, 8, [&](int64_t b, int64_t e) {
-    for (int64_t o = b; o < e; ++o) {
-      const int8_t* w = a.weight + o * a.in;
-      const int32_t correction = (a.bias ? a.bias[o] : 0) - a.x_zero_point * a.weight_sum[o];
-      for (int64_t r = 0; r < a.rows; ++r) {
-        const uint8_t* xr = x + r * a.in;
-        int32_t acc = 0;
-        for (int64_t k = 0; k < a.in; ++k) acc += static_cast<int32_t>(xr[k]) * w[k];
-        y[r * a.out + o] = Requantize(acc + correction, a.multiplier[o], a.y_zero_point, a.lo, a.hi);
-      }
+  // y[r, o] = W[o, :] . x[r, :]: the GEMM C[out, rows] = W[out, in] x X^T[in, rows].
+  std::vector<uint8_t> xt(static_cast<size_t>(a.in * a.rows));
+  for (int64_t r = 0; r < a.rows; ++r) {
+    for (int64_t k = 0; k < a.in; ++k) xt[k * a.rows + r] = x[r * a.in + k];
+  }
+  std::vector<int32_t> acc(static_cast<size_t>(a.out * a.rows));
+  U8S8GemmArgs gemm;
+  gemm.m = a.out, gemm.n = a.rows, gemm.k = a.in, gemm.a = a.weight, gemm.lda = a.in;
+  gemm.b = xt.data(), gemm.ldb = a.rows, gemm.c = acc.data(), gemm.ldc = a.rows;
+  gemm.b_max = MaxOf(x, a.rows * a.in);
+  gemm.packed_a = a.packed_weight;
+  gemm.a_max_pair = a.weight_max_pair;
+  GemmU8S8(gemm);
+  for (int64_t o = 0; o < a.out; ++o) {
+    const int32_t correction = (a.bias ? a.bias[o] : 0) - a.x_zero_point * a.weight_sum[o];
+    for (int64_t r = 0; r < a.rows; ++r) {
+      y[r * a.out + o] = Requantize(acc[o * a.rows + r] + correction, a.multiplier[o], a.y_zero_point, a.lo, a.hi);
     }
-  });
+  }
 }
 
-const char* Int8TargetName() { return "portable"; }
+const char* Int8TargetName() { return GemmU8S8TargetName(); }
 
 }  // namespace kernels
 }  // namespace qfx

@@ -76,6 +76,11 @@ void QuantizedWeighted::Prepack() {
     bias_q_.data<int32_t>()[o] = kernels::QuantizeBias(layer_.bias.data<float>()[o], input_.scale, sw);
     multiplier_[o] = kernels::RequantMultiplier(input_.scale, sw, output_.scale);
   }
+  const bool depthwise = layer_.is_conv && layer_.groups == layer_.in_channels && layer_.groups > 1;
+  if (!depthwise) {
+    const int64_t groups = layer_.is_conv ? layer_.groups : 1;
+    packed_weight_ = kernels::PrepackWeights(layer_.weight_q.data<int8_t>(), groups, out / groups, per_row, &weight_max_pair_);
+  }
 }
 
 Tensor QuantizedWeighted::forward(const Tensor& x) {
@@ -98,6 +103,7 @@ Tensor QuantizedWeighted::forward(const Tensor& x) {
     a.x_zero_point = input_.zero_point, a.weight = layer_.weight_q.data<int8_t>(), a.bias = bias_q_.data<int32_t>();
     a.weight_sum = weight_sum_.data(), a.multiplier = multiplier_.data(), a.y_zero_point = output_.zero_point;
     a.lo = lo, a.hi = 255;
+    if (!packed_weight_.empty()) a.packed_weight = packed_weight_.data(), a.weight_max_pair = weight_max_pair_;
     Tensor y = Tensor::Quantized({a.g.batch, a.g.out_channels, a.g.out_h(), a.g.out_w()}, DType::kU8, output_);
     kernels::QConv2d(a, x.data<uint8_t>(), y.data<uint8_t>());
     return y;
@@ -110,6 +116,7 @@ Tensor QuantizedWeighted::forward(const Tensor& x) {
   a.x_zero_point = input_.zero_point, a.weight = layer_.weight_q.data<int8_t>(), a.bias = bias_q_.data<int32_t>();
   a.weight_sum = weight_sum_.data(), a.multiplier = multiplier_.data(), a.y_zero_point = output_.zero_point;
   a.lo = lo, a.hi = 255;
+  if (!packed_weight_.empty()) a.packed_weight = packed_weight_.data(), a.weight_max_pair = weight_max_pair_;
   Shape shape = x.shape();
   shape.back() = layer_.out_channels;
   Tensor y = Tensor::Quantized(shape, DType::kU8, output_);

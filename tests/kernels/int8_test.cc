@@ -4,6 +4,7 @@
 #include <vector>
 
 #include "gtest/gtest.h"
+#include "hwy/targets.h"
 #include "qfx/core/parallel.h"
 #include "qfx/kernels/int8.h"
 
@@ -24,7 +25,25 @@ struct Case {
   int64_t batch, cin, h, w, cout, k, stride, pad, dilation, groups;
 };
 
-TEST(Int8Kernels, ConvMatchesOracleBitForBit) {
+void ConvSweep();
+
+// Runs body once per compiled and supported SIMD target.
+template <typename Body>
+void ForEachTarget(Body body) {
+  for (int64_t target : hwy::SupportedAndGeneratedTargets()) {
+    hwy::SetSupportedTargetsForTest(target);
+    SCOPED_TRACE(hwy::TargetName(target));
+    EXPECT_STREQ(Int8TargetName(), hwy::TargetName(target));
+    body();
+  }
+  hwy::SetSupportedTargetsForTest(0);
+}
+
+TEST(Int8Kernels, ConvMatchesOracleBitForBitOnEveryTarget) {
+  ForEachTarget([] { ConvSweep(); });
+}
+
+void ConvSweep() {
   const Case cases[] = {
       {1, 3, 9, 9, 8, 3, 1, 1, 1, 1},   {2, 4, 11, 10, 6, 3, 2, 2, 2, 1}, {1, 8, 7, 7, 12, 3, 1, 1, 1, 4},
       {2, 8, 10, 10, 8, 3, 2, 1, 1, 8}, {1, 4, 9, 9, 8, 5, 1, 2, 1, 4},   {1, 16, 5, 5, 24, 1, 1, 0, 1, 1},
@@ -35,6 +54,7 @@ TEST(Int8Kernels, ConvMatchesOracleBitForBit) {
     SetNumThreads(threads);
     for (const Case& c : cases) {
       for (int32_t x_zp : {0, 3, 128, 255}) {
+       for (int x_hi : {127, 255}) {  // reduce_range activations take vpmaddubsw; full-range ones may not
         QConvArgs a;
         a.g.batch = c.batch, a.g.in_channels = c.cin, a.g.in_h = c.h, a.g.in_w = c.w, a.g.out_channels = c.cout;
         a.g.kernel_h = a.g.kernel_w = c.k;
@@ -43,8 +63,8 @@ TEST(Int8Kernels, ConvMatchesOracleBitForBit) {
         a.g.dilation_h = a.g.dilation_w = c.dilation;
         a.g.groups = c.groups;
         const int64_t per_row = c.cin / c.groups * c.k * c.k;
-        const auto x = Random<uint8_t>(c.batch * c.cin * c.h * c.w, 0, 255, 1);
-        const auto w = Random<int8_t>(c.cout * per_row, -128, 127, 2);
+        const auto x = Random<uint8_t>(c.batch * c.cin * c.h * c.w, 0, x_hi, 1);
+        const auto w = Random<int8_t>(c.cout * per_row, x_zp == 255 ? -64 : -128, x_zp == 255 ? 63 : 127, 2);
         const auto bias = Random<int32_t>(c.cout, -5000, 5000, 3);
         std::vector<float> mult(c.cout);
         for (int64_t o = 0; o < c.cout; ++o) mult[o] = 0.0007f + 0.0001f * static_cast<float>(o);
@@ -62,15 +82,25 @@ TEST(Int8Kernels, ConvMatchesOracleBitForBit) {
         ref::QConv2d(a, x.data(), want.data());
         QConv2d(a, x.data(), y.data());
         ASSERT_EQ(y, want) << "cin " << c.cin << " k " << c.k << " groups " << c.groups << " zp " << x_zp;
+        // The same with the weights prepacked once (what QuantizedConv2d does).
+        int32_t max_pair = -1;
+        const std::vector<int32_t> packed = PrepackWeights(w.data(), c.groups, c.cout / c.groups, per_row, &max_pair);
+        a.packed_weight = packed.data();
+        a.weight_max_pair = max_pair;
+        std::fill(y.begin(), y.end(), 0);
+        QConv2d(a, x.data(), y.data());
+        ASSERT_EQ(y, want) << "prepacked: cin " << c.cin << " k " << c.k << " groups " << c.groups;
         ++checked;
+       }
       }
     }
   }
-  EXPECT_EQ(checked, 72);
+  EXPECT_EQ(checked, 144);
   SetNumThreads(2);
 }
 
-TEST(Int8Kernels, LinearMatchesOracleBitForBit) {
+TEST(Int8Kernels, LinearMatchesOracleBitForBitOnEveryTarget) {
+  ForEachTarget([] {
   for (int64_t rows : {1, 3, 17}) {
     for (int64_t in : {1, 7, 64, 300}) {
       const int64_t out = 13;
@@ -89,6 +119,7 @@ TEST(Int8Kernels, LinearMatchesOracleBitForBit) {
       ASSERT_EQ(y, want) << rows << "x" << in;
     }
   }
+  });
 }
 
 TEST(Int8Rules, RoundingIsHalfToEven) {

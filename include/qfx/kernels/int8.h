@@ -15,19 +15,33 @@
 
 #include <cmath>
 #include <cstdint>
+#include <vector>
 
 #include "qfx/kernels/f32.h"
 
 namespace qfx {
 namespace kernels {
 
+// nearbyint (round half to even) for float, inlined: adding and subtracting 1.5 * 2^23 rounds exactly so
+// for |v| < 2^22 under IEEE arithmetic (qfx never builds with -ffast-math, which could fold the pair);
+// larger magnitudes go through std::nearbyint.
+inline float RoundHalfEven(float v) {
+  constexpr float kMagic = 12582912.0f;
+  if (v > -4194304.0f && v < 4194304.0f) return (v + kMagic) - kMagic;
+  return std::nearbyint(v);
+}
+
 inline int32_t QuantizeValue(float x, float inv_scale, int32_t zero_point, int32_t qmin, int32_t qmax) {
-  const int64_t q = zero_point + static_cast<int64_t>(std::nearbyint(x * inv_scale));
+  const float r = RoundHalfEven(x * inv_scale);
+  if (!(r > -2147483648.0f && r < 2147483520.0f)) return r > 0 ? qmax : qmin;  // and NaN -> qmin
+  const int64_t q = zero_point + static_cast<int64_t>(r);
   return static_cast<int32_t>(q < qmin ? qmin : q > qmax ? qmax : q);
 }
 
 inline uint8_t Requantize(int32_t acc, float multiplier, int32_t zero_point, int32_t lo, int32_t hi) {
-  const int32_t q = static_cast<int32_t>(std::nearbyint(static_cast<float>(acc) * multiplier)) + zero_point;
+  const float r = RoundHalfEven(static_cast<float>(acc) * multiplier);
+  if (!(r > -2147483648.0f && r < 2147483520.0f)) return static_cast<uint8_t>(r > 0 ? hi : lo);
+  const int64_t q = static_cast<int64_t>(r) + zero_point;
   return static_cast<uint8_t>(q < lo ? lo : q > hi ? hi : q);
 }
 
@@ -43,6 +57,9 @@ struct QConvArgs {
   const int8_t* weight = nullptr;       // [C_out, C_in / groups, KH, KW]
   const int32_t* bias = nullptr;        // [C_out], quantized with s_x * s_w (may be null)
   const int32_t* weight_sum = nullptr;  // [C_out]: sum of each filter's weights (fast path; ComputeWeightSums)
+  // Optional (fast path): per group, the weights packed by PrepackWeights and their pair bound.
+  const int32_t* packed_weight = nullptr;
+  int32_t weight_max_pair = -1;
   const float* multiplier = nullptr;    // [C_out]
   int32_t y_zero_point = 0;
   int32_t lo = 0, hi = 255;             // output clamp (ReLU: lo = y_zero_point)
@@ -54,6 +71,8 @@ struct QLinearArgs {
   const int8_t* weight = nullptr;       // [out, in]
   const int32_t* bias = nullptr;        // [out] (may be null)
   const int32_t* weight_sum = nullptr;  // [out] (fast path)
+  const int32_t* packed_weight = nullptr;  // optional, from PrepackWeights
+  int32_t weight_max_pair = -1;
   const float* multiplier = nullptr;    // [out]
   int32_t y_zero_point = 0;
   int32_t lo = 0, hi = 255;
@@ -61,6 +80,11 @@ struct QLinearArgs {
 
 // sums[o] = sum of the `per_row` weights of row o (the zero-point correction: sum (x - zp) w = sum x w - zp sum w).
 void ComputeWeightSums(const int8_t* weight, int64_t rows, int64_t per_row, int32_t* sums);
+
+// Packs a layer's int8 weights ([groups x rows_per_group, per_row]) once for the fast GEMM, group by
+// group, and returns the bound the fast path uses to decide exactness (see src/kernels/gemm_u8s8.h).
+std::vector<int32_t> PrepackWeights(const int8_t* weight, int64_t groups, int64_t rows_per_group, int64_t per_row,
+                                    int32_t* max_pair);
 
 // Fast paths (threaded; im2col with zero-point padding, integer GEMM, requantizing epilogue).
 void QConv2d(const QConvArgs& a, const uint8_t* x, uint8_t* y);

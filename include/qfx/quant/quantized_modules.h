@@ -72,6 +72,8 @@ class QuantizedWeighted : public nn::Module {
   Tensor bias_q_;                 // i32 [out], registered as "bias"
   std::vector<int32_t> weight_sum_;
   std::vector<float> multiplier_;
+  std::vector<int32_t> packed_weight_;
+  int32_t weight_max_pair_ = -1;
 };
 
 // Quantizes a float layer's weight with `spec` (a weight observer run over it), as convert does.

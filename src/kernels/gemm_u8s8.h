@@ -1,0 +1,43 @@
+// qfx kernels, internal: the uint8 x int8 GEMM behind the quantized convolution and linear fast paths.
+#pragma once
+
+#include <cstdint>
+#include <cstdlib>
+
+namespace qfx {
+namespace kernels {
+
+struct U8S8GemmArgs {
+  int64_t m = 0, n = 0, k = 0;
+  const int8_t* a = nullptr;   // [m, k] weights, row stride lda
+  int64_t lda = 0;
+  const uint8_t* b = nullptr;  // [k, n] activations, row stride ldb
+  int64_t ldb = 0;
+  int32_t* c = nullptr;        // [m, n] exact int32 products, row stride ldc
+  int64_t ldc = 0;
+  int32_t b_max = 255;         // the largest value in b (bounds vpmaddubsw's pair sums)
+  // Optional, prepared once per layer (PackU8S8Weights): A packed for the SIMD tile and the largest
+  // |a_k| + |a_k+1| over even k. Without them the GEMM packs and scans A on every call.
+  const int32_t* packed_a = nullptr;
+  int32_t a_max_pair = -1;
+};
+
+// A packed for the 4-row tile: blocks of 4 rows, each [ceil(k/4)][4 rows] int32 holding 4 bytes of k;
+// missing rows and k are zero. Target-independent.
+constexpr int64_t kU8S8TileRows = 4;
+int64_t PackedU8S8Size(int64_t m, int64_t k);  // in int32s
+void PackU8S8Weights(const int8_t* a, int64_t m, int64_t k, int64_t lda, int32_t* packed);
+int32_t MaxPairAbsSum(const int8_t* a, int64_t m, int64_t k, int64_t lda);
+
+// True when vpmaddubsw cannot saturate: b_max * max over rows and even k of (|a_k| + |a_k+1|) <= 32767.
+inline bool MaddubsIsExact(const U8S8GemmArgs& g) {
+  const int32_t worst = g.a_max_pair >= 0 ? g.a_max_pair : MaxPairAbsSum(g.a, g.m, g.k, g.lda);
+  return static_cast<int64_t>(worst) * g.b_max <= 32767;
+}
+
+// Dispatches to the best compiled SIMD target.
+void GemmU8S8(const U8S8GemmArgs& g);
+const char* GemmU8S8TargetName();
+
+}  // namespace kernels
+}  // namespace qfx

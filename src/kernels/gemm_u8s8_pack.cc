@@ -1,0 +1,37 @@
+// qfx kernels: weight packing and the exactness bound for the uint8 x int8 GEMM (see gemm_u8s8.h).
+#include <cstdlib>
+#include <cstring>
+
+#include "src/kernels/gemm_u8s8.h"
+
+namespace qfx {
+namespace kernels {
+
+int64_t PackedU8S8Size(int64_t m, int64_t k) {
+  return (m + kU8S8TileRows - 1) / kU8S8TileRows * ((k + 3) / 4) * kU8S8TileRows;
+}
+
+void PackU8S8Weights(const int8_t* a, int64_t m, int64_t k, int64_t lda, int32_t* packed) {
+  const int64_t k4s = (k + 3) / 4;
+  std::memset(packed, 0, static_cast<size_t>(PackedU8S8Size(m, k)) * sizeof(int32_t));
+  for (int64_t i = 0; i < m; ++i) {
+    int32_t* block = packed + (i / kU8S8TileRows) * k4s * kU8S8TileRows;
+    const int64_t r = i % kU8S8TileRows;
+    for (int64_t p = 0; p < k; ++p) reinterpret_cast<int8_t*>(block + (p / 4) * kU8S8TileRows + r)[p % 4] = a[i * lda + p];
+  }
+}
+
+int32_t MaxPairAbsSum(const int8_t* a, int64_t m, int64_t k, int64_t lda) {
+  int32_t worst = 0;
+  for (int64_t i = 0; i < m; ++i) {
+    const int8_t* row = a + i * lda;
+    for (int64_t p = 0; p < k; p += 2) {
+      const int32_t pair = std::abs(static_cast<int32_t>(row[p])) + (p + 1 < k ? std::abs(static_cast<int32_t>(row[p + 1])) : 0);
+      worst = pair > worst ? pair : worst;
+    }
+  }
+  return worst;
+}
+
+}  // namespace kernels
+}  // namespace qfx

@@ -1,0 +1,140 @@
+// qfx kernels, Highway targets: the int8 GEMM C[M,N] (int32) = A[M,K] (int8 weights) x B[K,N] (uint8
+// activations, row-major). Included once per SIMD target by gemm_u8s8.cc.
+//
+// On AVX2 and AVX-512 targets the inner loop is vpmaddubsw (u8 x s8 pairs into int16) + vpmaddwd (into
+// int32) over a 4x16 register tile: B is packed into panels of 16 columns x 4 k (64 bytes a step), A into
+// 4 rows x 4 k (one int32 broadcast per row). vpmaddubsw saturates when x0*w0 + x1*w1 leaves int16, so the
+// path is used only when max(x) * max over k-pairs of (|w_k| + |w_k+1|) <= 32767 — always true for
+// reduce_range activations (x <= 127) and for 7-bit weights; other layers take the exact portable loop.
+// Intrinsic-heavy by nature; the portable loop is the reference the tests hold every target to.
+#if defined(QFX_KERNELS_GEMM_U8S8_INL_H_) == defined(HWY_TARGET_TOGGLE)
+#ifdef QFX_KERNELS_GEMM_U8S8_INL_H_
+#undef QFX_KERNELS_GEMM_U8S8_INL_H_
+#else
+#define QFX_KERNELS_GEMM_U8S8_INL_H_
+#endif
+
+#include <algorithm>
+#include <cstdlib>
+#include <cstring>
+#include <vector>
+
+#include "hwy/highway.h"
+#include "qfx/core/parallel.h"
+#include "src/kernels/gemm_u8s8.h"
+
+#if HWY_TARGET == HWY_AVX2 || HWY_TARGET == HWY_AVX3
+#include <immintrin.h>
+#endif
+
+HWY_BEFORE_NAMESPACE();
+namespace qfx {
+namespace kernels {
+namespace HWY_NAMESPACE {
+
+// Exact portable loop over rows [m0, m1) and columns [n0, n1).
+inline void U8S8Portable(const U8S8GemmArgs& g, int64_t m0, int64_t m1, int64_t n0, int64_t n1) {
+  std::vector<int32_t> acc(static_cast<size_t>(n1 - n0));
+  for (int64_t i = m0; i < m1; ++i) {
+    std::fill(acc.begin(), acc.end(), 0);
+    const int8_t* a = g.a + i * g.lda;
+    for (int64_t p = 0; p < g.k; ++p) {
+      const int32_t w = a[p];
+      const uint8_t* b = g.b + p * g.ldb + n0;
+      for (int64_t j = 0; j < n1 - n0; ++j) acc[j] += w * static_cast<int32_t>(b[j]);
+    }
+    std::memcpy(g.c + i * g.ldc + n0, acc.data(), acc.size() * sizeof(int32_t));
+  }
+}
+
+#if HWY_TARGET == HWY_AVX2 || HWY_TARGET == HWY_AVX3
+
+constexpr int64_t kMr = kU8S8TileRows, kNr = 16;
+
+// Packs B[0:K, n0:n0+16] as [k4][16 columns][4 k] bytes; rows past K and columns past n1 are zero.
+inline void PackB(const U8S8GemmArgs& g, int64_t n0, int64_t n1, int64_t k4s, uint8_t* out) {
+  std::memset(out, 0, static_cast<size_t>(k4s * kNr * 4));
+  for (int64_t p = 0; p < g.k; ++p) {
+    const uint8_t* row = g.b + p * g.ldb;
+    uint8_t* dst = out + (p / 4) * kNr * 4 + (p % 4);
+    for (int64_t j = n0; j < n1; ++j) dst[(j - n0) * 4] = row[j];
+  }
+}
+
+HWY_ATTR inline void Tile4x16(const int32_t* HWY_RESTRICT pa, const uint8_t* HWY_RESTRICT pb, int64_t k4s,
+                              int32_t* HWY_RESTRICT tile) {
+  const __m256i ones = _mm256_set1_epi16(1);
+  __m256i acc[kMr][2];
+  for (int r = 0; r < kMr; ++r) acc[r][0] = acc[r][1] = _mm256_setzero_si256();
+  for (int64_t s = 0; s < k4s; ++s) {
+    const __m256i b0 = _mm256_load_si256(reinterpret_cast<const __m256i*>(pb + s * 64));
+    const __m256i b1 = _mm256_load_si256(reinterpret_cast<const __m256i*>(pb + s * 64 + 32));
+#pragma GCC unroll 4
+    for (int r = 0; r < kMr; ++r) {
+      const __m256i a = _mm256_set1_epi32(pa[s * kMr + r]);
+      acc[r][0] = _mm256_add_epi32(acc[r][0], _mm256_madd_epi16(_mm256_maddubs_epi16(b0, a), ones));
+      acc[r][1] = _mm256_add_epi32(acc[r][1], _mm256_madd_epi16(_mm256_maddubs_epi16(b1, a), ones));
+    }
+  }
+  for (int r = 0; r < kMr; ++r) {
+    _mm256_storeu_si256(reinterpret_cast<__m256i*>(tile + r * kNr), acc[r][0]);
+    _mm256_storeu_si256(reinterpret_cast<__m256i*>(tile + r * kNr + 8), acc[r][1]);
+  }
+}
+
+// The maddubs path over rows [m0, m1) and columns [n0, n1); `packed_a` holds all of A packed.
+inline void U8S8Maddubs(const U8S8GemmArgs& g, const int32_t* packed_a, int64_t m0, int64_t m1, int64_t n0, int64_t n1) {
+  const int64_t k4s = (g.k + 3) / 4;
+  uint8_t* pb = static_cast<uint8_t*>(std::aligned_alloc(64, static_cast<size_t>(k4s * kNr * 4 + 64)));
+  alignas(64) int32_t tile[kMr * kNr];
+  for (int64_t j = n0; j < n1; j += kNr) {
+    const int64_t cols = std::min(kNr, n1 - j);
+    PackB(g, j, j + cols, k4s, pb);
+    for (int64_t i = m0; i < m1; i += kMr) {
+      Tile4x16(packed_a + (i / kMr) * k4s * kMr, pb, k4s, tile);
+      for (int64_t r = 0; r < kMr && i + r < m1; ++r) {
+        std::memcpy(g.c + (i + r) * g.ldc + j, tile + r * kNr, static_cast<size_t>(cols) * sizeof(int32_t));
+      }
+    }
+  }
+  std::free(pb);
+}
+
+#endif  // AVX2 / AVX3
+
+inline void GemmU8S8Impl(const U8S8GemmArgs& g) {
+  if (g.m == 0 || g.n == 0) return;
+#if HWY_TARGET == HWY_AVX2 || HWY_TARGET == HWY_AVX3
+  if (MaddubsIsExact(g)) {
+    const int64_t blocks = (g.m + kMr - 1) / kMr;
+    std::vector<int32_t> own;
+    const int32_t* packed_a = g.packed_a;
+    if (packed_a == nullptr) {
+      own.resize(static_cast<size_t>(PackedU8S8Size(g.m, g.k)));
+      PackU8S8Weights(g.a, g.m, g.k, g.lda, own.data());
+      packed_a = own.data();
+    }
+    if (g.n >= g.m) {
+      const int64_t panels = (g.n + kNr - 1) / kNr;
+      ParallelFor(panels, 2, [&](int64_t b, int64_t e) {
+        U8S8Maddubs(g, packed_a, 0, g.m, b * kNr, std::min(g.n, e * kNr));
+      });
+    } else {
+      ParallelFor(blocks, 2, [&](int64_t b, int64_t e) {
+        U8S8Maddubs(g, packed_a, b * kMr, std::min(g.m, e * kMr), 0, g.n);
+      });
+    }
+    return;
+  }
+#endif
+  ParallelFor(g.m, 1, [&](int64_t b, int64_t e) { U8S8Portable(g, b, e, 0, g.n); });
+}
+
+inline const char* U8S8TargetName() { return hwy::TargetName(HWY_TARGET); }
+
+}  // namespace HWY_NAMESPACE
+}  // namespace kernels
+}  // namespace qfx
+HWY_AFTER_NAMESPACE();
+
+#endif  // include guard

@@ -1,0 +1,22 @@
+// qfx kernels, Highway SIMD: run-time dispatch for the uint8 x int8 GEMM (see gemm_u8s8-inl.h).
+#include "src/kernels/gemm_u8s8.h"
+
+#undef HWY_TARGET_INCLUDE
+#define HWY_TARGET_INCLUDE "src/kernels/hwy/gemm_u8s8.cc"
+#include "hwy/foreach_target.h"  // IWYU pragma: keep
+#include "hwy/highway.h"
+#include "src/kernels/hwy/gemm_u8s8-inl.h"
+
+#if HWY_ONCE
+namespace qfx {
+namespace kernels {
+
+HWY_EXPORT(GemmU8S8Impl);
+HWY_EXPORT(U8S8TargetName);
+
+void GemmU8S8(const U8S8GemmArgs& g) { HWY_DYNAMIC_DISPATCH(GemmU8S8Impl)(g); }
+const char* GemmU8S8TargetName() { return HWY_DYNAMIC_DISPATCH(U8S8TargetName)(); }
+
+}  // namespace kernels
+}  // namespace qfx
+#endif  // HWY_ONCE
