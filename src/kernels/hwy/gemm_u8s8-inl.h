@@ -52,12 +52,31 @@ inline void U8S8Portable(const U8S8GemmArgs& g, int64_t m0, int64_t m1, int64_t 
 constexpr int64_t kMr = kU8S8TileRows, kNr = 16;
 
 // Packs B[0:K, n0:n0+16] as [k4][16 columns][4 k] bytes; rows past K and columns past n1 are zero.
-inline void PackB(const U8S8GemmArgs& g, int64_t n0, int64_t n1, int64_t k4s, uint8_t* out) {
-  std::memset(out, 0, static_cast<size_t>(k4s * kNr * 4));
-  for (int64_t p = 0; p < g.k; ++p) {
-    const uint8_t* row = g.b + p * g.ldb;
-    uint8_t* dst = out + (p / 4) * kNr * 4 + (p % 4);
-    for (int64_t j = n0; j < n1; ++j) dst[(j - n0) * 4] = row[j];
+// Full 16-column, 4-row steps interleave with byte/word unpacks; edges go element by element.
+HWY_ATTR inline void PackB(const U8S8GemmArgs& g, int64_t n0, int64_t n1, int64_t k4s, uint8_t* out) {
+  const bool full_width = n1 - n0 == kNr;
+  for (int64_t s = 0; s < k4s; ++s) {
+    uint8_t* dst = out + s * kNr * 4;
+    const int64_t p = s * 4;
+    if (full_width && p + 4 <= g.k) {
+      const uint8_t* r = g.b + p * g.ldb + n0;
+      const __m128i a = _mm_loadu_si128(reinterpret_cast<const __m128i*>(r));
+      const __m128i b = _mm_loadu_si128(reinterpret_cast<const __m128i*>(r + g.ldb));
+      const __m128i c = _mm_loadu_si128(reinterpret_cast<const __m128i*>(r + 2 * g.ldb));
+      const __m128i d = _mm_loadu_si128(reinterpret_cast<const __m128i*>(r + 3 * g.ldb));
+      const __m128i ab_lo = _mm_unpacklo_epi8(a, b), ab_hi = _mm_unpackhi_epi8(a, b);
+      const __m128i cd_lo = _mm_unpacklo_epi8(c, d), cd_hi = _mm_unpackhi_epi8(c, d);
+      _mm_store_si128(reinterpret_cast<__m128i*>(dst), _mm_unpacklo_epi16(ab_lo, cd_lo));
+      _mm_store_si128(reinterpret_cast<__m128i*>(dst + 16), _mm_unpackhi_epi16(ab_lo, cd_lo));
+      _mm_store_si128(reinterpret_cast<__m128i*>(dst + 32), _mm_unpacklo_epi16(ab_hi, cd_hi));
+      _mm_store_si128(reinterpret_cast<__m128i*>(dst + 48), _mm_unpackhi_epi16(ab_hi, cd_hi));
+      continue;
+    }
+    std::memset(dst, 0, kNr * 4);
+    for (int64_t t = 0; t < 4 && p + t < g.k; ++t) {
+      const uint8_t* row = g.b + (p + t) * g.ldb;
+      for (int64_t j = n0; j < n1; ++j) dst[(j - n0) * 4 + t] = row[j];
+    }
   }
 }
 
