@@ -2,17 +2,22 @@
 """Latency of qfx against PyTorch 1.13 on the same machine, in one run (a benchmark, not a test).
 
 For each model (resnet18 and mobilenet_v2 by default) at batch 1, 3x224x224, with the same thread count:
-PyTorch fp32 eager (torchvision model, random weights) and `qfx bench` fp32 (seeded weights; latency
-does not depend on weight values). Prints each median and the ratio qfx / PyTorch (below 1: qfx faster).
+PyTorch fp32 eager and FX int8 (prepare_fx / convert_fx, default qconfig mapping, engines onednn and
+qnnpack), and qfx fp32 and int8 (`qfx quantize --qconfig x86`, then `qfx bench`). Weights are random /
+seeded: latency does not depend on their values. Prints each median and the ratios (below 1: qfx faster).
 
   tools/setup.sh --golden && bazel build -c opt //tools:qfx && /usr/bin/python3 tools/bench_vs_torch.py
 """
 import argparse
+import copy
 import json
 import os
 import statistics
 import subprocess
+import tempfile
 import time
+
+import numpy as np
 
 import torch
 import torchvision
@@ -33,10 +38,33 @@ def torch_median_ms(model, shape, iters):
     return statistics.median(times)
 
 
-def qfx_median_ms(qfx, name, shape, threads, iters):
-    out = subprocess.run([qfx, "bench", "--model", name, "--shape", ",".join(map(str, shape)), "--threads",
+def qfx_median_ms(qfx, target, shape, threads, iters):
+    """`target` is a zoo model name or a .qfx file."""
+    which = [target] if target.endswith(".qfx") else ["--model", target]
+    out = subprocess.run([qfx, "bench", *which, "--shape", ",".join(map(str, shape)), "--threads",
                           str(threads), "--iters", str(iters), "--json"], check=True, capture_output=True, text=True)
     return json.loads(out.stdout.strip().splitlines()[-1])["median_ms"]
+
+
+def torch_int8_median_ms(model, shape, engine, iters):
+    from torch.ao.quantization import get_default_qconfig_mapping
+    from torch.ao.quantization.quantize_fx import prepare_fx, convert_fx
+    torch.backends.quantized.engine = engine
+    x = torch.randn(*shape)
+    prepared = prepare_fx(copy.deepcopy(model), get_default_qconfig_mapping(engine), (x,))
+    with torch.no_grad():
+        for _ in range(4):
+            prepared(torch.randn(*shape))
+    return torch_median_ms(convert_fx(prepared), shape, iters)
+
+
+def qfx_quantize(qfx, name, shape, workdir):
+    calib = os.path.join(workdir, "calib.npy")
+    np.save(calib, np.random.RandomState(0).randn(4, *shape[1:]).astype(np.float32))
+    out = os.path.join(workdir, name + ".qfx")
+    subprocess.run([qfx, "quantize", "--model", name, "--qconfig", "x86", "--calib", calib, "--batch", "2", "--out", out],
+                   check=True, capture_output=True, text=True)
+    return out
 
 
 def main():
@@ -51,12 +79,19 @@ def main():
     torch.set_num_threads(args.threads)
     shape = [1, 3, 224, 224]
     print(f"threads {args.threads}, batch 1, input {shape}, median of {args.iters} runs")
-    print(f"{'model':<14} {'torch fp32 ms':>14} {'qfx fp32 ms':>12} {'qfx/torch':>10}")
-    for name in args.models.split(","):
-        model = getattr(torchvision.models, name)().eval()
-        t = torch_median_ms(model, shape, args.iters)
-        q = qfx_median_ms(args.qfx, name, shape, args.threads, args.iters)
-        print(f"{name:<14} {t:>14.2f} {q:>12.2f} {q / t:>10.2f}")
+    header = ["torch fp32", "qfx fp32", "qfx/torch", "torch onednn", "torch qnnpack", "qfx int8",
+              "/onednn", "/qnnpack", "/qfx fp32"]
+    print(f"{'model':<14}" + "".join(f"{h:>14}" for h in header) + "   (ms; ratios are qfx / other)")
+    with tempfile.TemporaryDirectory() as workdir:
+        for name in args.models.split(","):
+            model = getattr(torchvision.models, name)().eval()
+            t = torch_median_ms(model, shape, args.iters)
+            q = qfx_median_ms(args.qfx, name, shape, args.threads, args.iters)
+            t_onednn = torch_int8_median_ms(model, shape, "onednn", args.iters)
+            t_qnnpack = torch_int8_median_ms(model, shape, "qnnpack", args.iters)
+            q8 = qfx_median_ms(args.qfx, qfx_quantize(args.qfx, name, shape, workdir), shape, args.threads, args.iters)
+            row = [t, q, q / t, t_onednn, t_qnnpack, q8, q8 / t_onednn, q8 / t_qnnpack, q8 / q]
+            print(f"{name:<14}" + "".join(f"{v:>14.2f}" for v in row))
 
 
 if __name__ == "__main__":

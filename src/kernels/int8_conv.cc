@@ -57,6 +57,34 @@ void Epilogue(const QConvArgs& a, int64_t co, const int32_t* acc, int64_t n, uin
   for (int64_t j = 0; j < n; ++j) y[j] = Requantize(acc[j] + correction, a.multiplier[co], a.y_zero_point, a.lo, a.hi);
 }
 
+// One output plane of a depthwise convolution: int32 accumulation of (x - zp) * w over the taps, each
+// tap's loop running only over output columns whose input is inside the image (no branches, vectorises).
+void DepthwiseQPlane(const QConvArgs& a, const uint8_t* xc, const int8_t* w, int32_t* acc) {
+  const Conv2dGeometry& g = a.g;
+  const int64_t oh = g.out_h(), ow = g.out_w();
+  std::fill(acc, acc + oh * ow, 0);
+  for (int64_t kx = 0; kx < g.kernel_w; ++kx) {
+    const int64_t off = kx * g.dilation_w - g.pad_w;
+    int64_t ox0 = 0, ox1 = ow;
+    while (ox0 < ow && ox0 * g.stride_w + off < 0) ++ox0;
+    while (ox1 > ox0 && (ox1 - 1) * g.stride_w + off >= g.in_w) --ox1;
+    for (int64_t ky = 0; ky < g.kernel_h; ++ky) {
+      const int32_t wv = w[ky * g.kernel_w + kx];
+      for (int64_t oy = 0; oy < oh; ++oy) {
+        const int64_t iy = oy * g.stride_h - g.pad_h + ky * g.dilation_h;
+        if (iy < 0 || iy >= g.in_h) continue;  // padding: (zp - zp) * w = 0
+        const uint8_t* xr = xc + iy * g.in_w + off;
+        int32_t* ar = acc + oy * ow;
+        if (g.stride_w == 1) {
+          for (int64_t ox = ox0; ox < ox1; ++ox) ar[ox] += wv * (static_cast<int32_t>(xr[ox]) - a.x_zero_point);
+        } else {
+          for (int64_t ox = ox0; ox < ox1; ++ox) ar[ox] += wv * (static_cast<int32_t>(xr[ox * g.stride_w]) - a.x_zero_point);
+        }
+      }
+    }
+  }
+}
+
 void DepthwiseQConv(const QConvArgs& a, const uint8_t* x, uint8_t* y) {
   const Conv2dGeometry& g = a.g;
   const int64_t oh = g.out_h(), ow = g.out_w(), mult = g.out_channels / g.in_channels, khw = g.kernel_h * g.kernel_w;
@@ -64,26 +92,11 @@ void DepthwiseQConv(const QConvArgs& a, const uint8_t* x, uint8_t* y) {
     std::vector<int32_t> acc(oh * ow);
     for (int64_t idx = b; idx < e; ++idx) {
       const int64_t n = idx / g.out_channels, co = idx % g.out_channels, ci = co / mult;
-      const uint8_t* xc = x + (n * g.in_channels + ci) * g.in_h * g.in_w;
-      const int8_t* w = a.weight + co * khw;
-      std::fill(acc.begin(), acc.end(), 0);
-      for (int64_t ky = 0; ky < g.kernel_h; ++ky) {
-        for (int64_t kx = 0; kx < g.kernel_w; ++kx) {
-          const int32_t wv = w[ky * g.kernel_w + kx];
-          for (int64_t oy = 0; oy < oh; ++oy) {
-            const int64_t iy = oy * g.stride_h - g.pad_h + ky * g.dilation_h;
-            if (iy < 0 || iy >= g.in_h) continue;  // padding: (zp - zp) * w = 0
-            for (int64_t ox = 0; ox < ow; ++ox) {
-              const int64_t ix = ox * g.stride_w - g.pad_w + kx * g.dilation_w;
-              if (ix < 0 || ix >= g.in_w) continue;
-              acc[oy * ow + ox] += wv * (static_cast<int32_t>(xc[iy * g.in_w + ix]) - a.x_zero_point);
-            }
-          }
-        }
-      }
+      DepthwiseQPlane(a, x + (n * g.in_channels + ci) * g.in_h * g.in_w, a.weight + co * khw, acc.data());
       uint8_t* yc = y + idx * oh * ow;
       const int32_t bias = a.bias ? a.bias[co] : 0;
-      for (int64_t i = 0; i < oh * ow; ++i) yc[i] = Requantize(acc[i] + bias, a.multiplier[co], a.y_zero_point, a.lo, a.hi);
+      const float m = a.multiplier[co];
+      for (int64_t i = 0; i < oh * ow; ++i) yc[i] = Requantize(acc[i] + bias, m, a.y_zero_point, a.lo, a.hi);
     }
   });
 }

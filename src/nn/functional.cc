@@ -10,6 +10,7 @@
 #include "qfx/core/parallel.h"
 #include "qfx/core/trace.h"
 #include "qfx/kernels/f32.h"
+#include "qfx/kernels/int8.h"
 
 namespace qfx {
 namespace F {
@@ -314,9 +315,26 @@ Tensor batch_norm(const Tensor& x, const Tensor& running_mean, const Tensor& run
   return y;
 }
 
+// relu / hardtanh on a quantized tensor: an integer clamp to the quantized bounds, which equals
+// quantize(clamp(dequantize(q))) exactly (quantize is monotonic and round-trips grid values).
+static Tensor ClampQuantized(const Tensor& x, float lo, float hi) {
+  const QuantInfo q = x.quant();
+  const float inv = 1.0f / q.scale;
+  const int32_t qlo = std::isinf(lo) ? 0 : kernels::QuantizeValue(lo, inv, q.zero_point, 0, 255);
+  const int32_t qhi = std::isinf(hi) ? 255 : kernels::QuantizeValue(hi, inv, q.zero_point, 0, 255);
+  Tensor y = Tensor::Quantized(x.shape(), DType::kU8, q);
+  const uint8_t* px = x.data<uint8_t>();
+  uint8_t* py = y.data<uint8_t>();
+  for (int64_t i = 0, n = x.numel(); i < n; ++i) {
+    const int32_t v = px[i];
+    py[i] = static_cast<uint8_t>(v < qlo ? qlo : v > qhi ? qhi : v);
+  }
+  return y;
+}
+
 Tensor relu(const Tensor& x) {
   QFX_TRACE_OP(OpId::kRelu, x);
-  QFX_QUANTIZED_VIA_FLOAT(x, relu);
+  if (x.is_quantized()) return ClampQuantized(x, 0.f, std::numeric_limits<float>::infinity());
   return Map("relu", x, [](float v) { return v > 0.f ? v : 0.f; });
 }
 Tensor relu6(const Tensor& x) {
@@ -325,7 +343,7 @@ Tensor relu6(const Tensor& x) {
 }
 Tensor hardtanh(const Tensor& x, float lo, float hi) {
   QFX_TRACE_OP(OpId::kHardtanh, x, double{lo}, double{hi});
-  QFX_QUANTIZED_VIA_FLOAT(x, [&](const Tensor& f) { return hardtanh(f, lo, hi); });
+  if (x.is_quantized()) return ClampQuantized(x, lo, hi);
   return Map("hardtanh", x, [lo, hi](float v) { return std::min(std::max(v, lo), hi); });
 }
 Tensor hardswish(const Tensor& x) {

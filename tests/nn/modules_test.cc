@@ -148,3 +148,36 @@ TEST(Modules, DropoutIsIdentityInEvalAndScalesInTrain) {
 
 }  // namespace
 }  // namespace qfx
+
+namespace qfx {
+namespace {
+
+// Share-qparams ops on quantized tensors equal quantize(op(dequantize(q))) for every one of the 256 values.
+TEST(QuantizedOps, ClampsAndPoolsMatchTheFloatDefinition) {
+  std::vector<float> grid(256);
+  Tensor q = Tensor::Quantized({1, 1, 16, 16}, DType::kU8, QuantInfo{0.05f, 100});
+  for (int i = 0; i < 256; ++i) q.data<uint8_t>()[i] = static_cast<uint8_t>(i);
+  const Tensor f = F::dequantize(q);
+  auto same = [&](const Tensor& got, const Tensor& want_float) {
+    const Tensor want = F::quantize(want_float, 0.05, 100);
+    ASSERT_EQ(got.numel(), want.numel());
+    for (int64_t i = 0; i < got.numel(); ++i) ASSERT_EQ(got.data<uint8_t>()[i], want.data<uint8_t>()[i]) << i;
+    EXPECT_EQ(got.quant().zero_point, 100);
+  };
+  same(F::relu(q), F::relu(f));
+  same(F::relu6(q), F::relu6(f));
+  same(F::hardtanh(q, -1.3f, 2.1f), F::hardtanh(f, -1.3f, 2.1f));
+  F::Pool2dOptions pool;
+  pool.kernel_size = {3, 3};
+  pool.stride = {2, 2};
+  pool.padding = {1, 1};
+  same(F::max_pool2d(q, pool), F::max_pool2d(f, pool));
+  same(F::adaptive_avg_pool2d(q, {1, 1}), F::adaptive_avg_pool2d(f, {1, 1}));
+  EXPECT_TRUE(F::flatten(q, 1).is_quantized());
+  const Tensor added = F::q_add(q, q, 0.1, 128, /*relu=*/true);
+  same(F::q_add(q, q, 0.05, 100, false), F::add(f, f));
+  EXPECT_EQ(added.quant().zero_point, 128);
+}
+
+}  // namespace
+}  // namespace qfx

@@ -7,6 +7,8 @@ echo "$out"
 grep -q "top-5 logits" <<<"$out"
 [ "$(grep -cE '^ +[0-9]+: [+-][0-9]+\.[0-9]+$' <<<"$out")" -eq 5 ]
 grep -qE "fp32 latency: median [0-9.]+ ms" <<<"$out"
+grep -qE "^int8 vs fp32 on 8 seeded images: SQNR [0-9.]+ dB, top-1 agreement [0-9]/8$" <<<"$out"
+grep -qE "^int8 latency: median [0-9.]+ ms" <<<"$out"
 if err=$("$qfx" run --model nosuch --input x.npy --output y.npy 2>&1); then
   echo "expected failure"; exit 1
 fi
