@@ -21,13 +21,19 @@ Fixtures (all safetensors, written by the small writer below; PyTorch is never a
                               mnist_cnn, resnet18, mobilenet_v2, mobilenet_v3_small under qnnpack and x86.
   quant/prepare_qat_<model>_<preset>.json  prepare_qat_fx's fake-quant placement and module types; for
                               mnist_cnn the output of the second train-mode forward.
+  mnist/                       a mnist_cnn trained by PyTorch on real MNIST (tools/fetch_mnist.sh), 200
+                              calibration and 400 test images, and PyTorch's fp32 and FX int8 logits on them.
+  quant/resnet18_int8.safetensors  resnet18 (hash weights) fp32 and PyTorch FX int8 outputs (qnnpack, onednn).
   models/mnist_cnn_state_dict.safetensors  a PyTorch-initialised mnist_cnn state_dict exactly as PyTorch
                               exports it, with "__input__"/"__output__" to check the loaded model.
 """
 import argparse
+import copy
 import json
 import os
 import struct
+import subprocess
+import tempfile
 
 import numpy as np
 import torch
@@ -409,6 +415,73 @@ def write_prepare_qat_fixture(out):
                 json.dump(record, f, indent=0)
 
 
+def write_mnist_fixture(out):
+    """mnist/: a mnist_cnn trained with PyTorch on the fetch_mnist.sh train split (Adam 1e-3, batch 64, 3 epochs,
+    seed 0), 200 calibration and 400 test images, and PyTorch FX int8 logits on those (qnnpack and onednn,
+    default mappings, calibrated on the 200 images in batches of 50)."""
+    from torch.ao.quantization import get_default_qconfig_mapping
+    from torch.ao.quantization.quantize_fx import prepare_fx, convert_fx
+    d = os.path.join(out, "mnist")
+    os.makedirs(d, exist_ok=True)
+    with tempfile.TemporaryDirectory() as tmp:
+        subprocess.run([os.path.join(os.path.dirname(os.path.abspath(__file__)), "fetch_mnist.sh"), tmp], check=True)
+        train_x = torch.from_numpy(np.load(os.path.join(tmp, "train_x.npy")))
+        train_y = torch.from_numpy(np.load(os.path.join(tmp, "train_y.npy")))
+        test_x = torch.from_numpy(np.load(os.path.join(tmp, "test_x.npy")))[:400]
+        test_y = torch.from_numpy(np.load(os.path.join(tmp, "test_y.npy")))[:400]
+    torch.manual_seed(0)
+    model = MnistCnn()
+    opt = torch.optim.Adam(model.parameters(), lr=1e-3)
+    for epoch in range(3):
+        model.train()
+        perm = torch.randperm(len(train_x))
+        for i in range(0, len(train_x), 64):
+            idx = perm[i:i + 64]
+            opt.zero_grad()
+            F.cross_entropy(model(train_x[idx]), train_y[idx]).backward()
+            opt.step()
+    model.eval()
+    calib = train_x[:200]
+    write_safetensors(os.path.join(d, "mnist_cnn_trained.safetensors"), list(model.state_dict().items()))
+    np.save(os.path.join(d, "calib200_x.npy"), calib.numpy())
+    np.save(os.path.join(d, "test400_x.npy"), test_x.numpy())
+    np.save(os.path.join(d, "test400_y.npy"), test_y.numpy())
+    tensors = []
+    with torch.no_grad():
+        tensors.append(("fp32", model(test_x)))
+        for engine in ["qnnpack", "onednn"]:
+            torch.backends.quantized.engine = engine
+            prepared = prepare_fx(copy.deepcopy(model), get_default_qconfig_mapping(engine), (calib[:1],))
+            for i in range(0, len(calib), 50):
+                prepared(calib[i:i + 50])
+            tensors.append((engine, convert_fx(prepared)(test_x)))
+    write_safetensors(os.path.join(d, "torch_logits.safetensors"), tensors)
+    for name, logits in tensors:
+        print(f"mnist_cnn {name}: top-1 {float((logits.argmax(1) == test_y).float().mean()):.4f} on 400 test images")
+
+
+def write_resnet18_int8_fixture(out):
+    """quant/resnet18_int8.safetensors: resnet18 with hash weights, calibrated on hash_uniform('calib')
+    [4, 3, 64, 64]; fp32 and PyTorch FX int8 (qnnpack, onednn) outputs on hash_uniform('test') [4, 3, 64, 64]."""
+    from torch.ao.quantization import get_default_qconfig_mapping
+    from torch.ao.quantization.quantize_fx import prepare_fx, convert_fx
+    shape = [4, 3, 64, 64]
+    torch.manual_seed(0)
+    model = torchvision.models.resnet18().eval()
+    hash_init(model)
+    calib = torch.from_numpy(hash_uniform("calib", int(np.prod(shape)), -1.0, 1.0)).reshape(shape)
+    x = torch.from_numpy(hash_uniform("test", int(np.prod(shape)), -1.0, 1.0)).reshape(shape)
+    tensors = []
+    with torch.no_grad():
+        tensors.append(("fp32", model(x)))
+        for engine in ["qnnpack", "onednn"]:
+            torch.backends.quantized.engine = engine
+            prepared = prepare_fx(copy.deepcopy(model), get_default_qconfig_mapping(engine), (calib,))
+            prepared(calib)
+            tensors.append((engine, convert_fx(prepared)(x)))
+    write_safetensors(os.path.join(out, "quant", "resnet18_int8.safetensors"), tensors)
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--out", default=os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "tests", "data"))
@@ -420,6 +493,8 @@ def main():
     write_observer_fixture(args.out)
     write_prepare_fixture(args.out)
     write_prepare_qat_fixture(args.out)
+    write_mnist_fixture(args.out)
+    write_resnet18_int8_fixture(args.out)
     print("wrote fixtures under", os.path.normpath(args.out))
 
 
