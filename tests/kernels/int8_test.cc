@@ -1,5 +1,6 @@
 // qfx tests: the int8 convolution and linear fast paths against the scalar oracle, bit for bit, over
 // sweeps of shapes, strides, paddings, dilations, groups (incl. depthwise), zero points, clamps and threads.
+#include <cstdio>
 #include <random>
 #include <vector>
 
@@ -33,6 +34,7 @@ void ForEachTarget(Body body) {
   for (int64_t target : hwy::SupportedAndGeneratedTargets()) {
     hwy::SetSupportedTargetsForTest(target);
     SCOPED_TRACE(hwy::TargetName(target));
+    std::printf("target %s\n", hwy::TargetName(target));
     EXPECT_STREQ(Int8TargetName(), hwy::TargetName(target));
     body();
   }

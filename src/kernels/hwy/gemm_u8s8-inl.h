@@ -1,8 +1,8 @@
 // qfx kernels, Highway targets: the int8 GEMM C[M,N] (int32) = A[M,K] (int8 weights) x B[K,N] (uint8
 // activations, row-major). Included once per SIMD target by gemm_u8s8.cc.
 //
-// On AVX2 and AVX-512 targets the inner loop is vpmaddubsw (u8 x s8 pairs into int16) + vpmaddwd (into
-// int32) over a 4x16 register tile: B is packed into panels of 16 columns x 4 k (64 bytes a step), A into
+// On AVX-512 VNNI (AVX3_DL) the inner loop is vpdpbusd (u8 x s8, 4 products into int32, exact). On AVX2
+// and AVX-512 it is vpmaddubsw (u8 x s8 pairs into int16) + vpmaddwd (into int32) over a 4x16 register tile: B is packed into panels of 16 columns x 4 k (64 bytes a step), A into
 // 4 rows x 4 k (one int32 broadcast per row). vpmaddubsw saturates when x0*w0 + x1*w1 leaves int16, so the
 // path is used only when max(x) * max over k-pairs of (|w_k| + |w_k+1|) <= 32767 — always true for
 // reduce_range activations (x <= 127) and for 7-bit weights; other layers take the exact portable loop.
@@ -23,7 +23,7 @@
 #include "qfx/core/parallel.h"
 #include "src/kernels/gemm_u8s8.h"
 
-#if HWY_TARGET == HWY_AVX2 || HWY_TARGET == HWY_AVX3
+#if HWY_TARGET == HWY_AVX2 || HWY_TARGET == HWY_AVX3 || HWY_TARGET == HWY_AVX3_DL
 #include <immintrin.h>
 #endif
 
@@ -47,7 +47,10 @@ inline void U8S8Portable(const U8S8GemmArgs& g, int64_t m0, int64_t m1, int64_t 
   }
 }
 
-#if HWY_TARGET == HWY_AVX2 || HWY_TARGET == HWY_AVX3
+#if HWY_TARGET == HWY_AVX2 || HWY_TARGET == HWY_AVX3 || HWY_TARGET == HWY_AVX3_DL
+#define QFX_U8S8_TILE 1
+// AVX3_DL has VNNI: vpdpbusd adds u8 x s8 products of 4 bytes straight into int32 — exact, no int16 step.
+constexpr bool kVnni = HWY_TARGET == HWY_AVX3_DL;
 
 constexpr int64_t kMr = kU8S8TileRows, kNr = 16;
 
@@ -91,8 +94,13 @@ HWY_ATTR inline void Tile4x16(const int32_t* HWY_RESTRICT pa, const uint8_t* HWY
 #pragma GCC unroll 4
     for (int r = 0; r < kMr; ++r) {
       const __m256i a = _mm256_set1_epi32(pa[s * kMr + r]);
+#if HWY_TARGET == HWY_AVX3_DL
+      acc[r][0] = _mm256_dpbusd_epi32(acc[r][0], b0, a);
+      acc[r][1] = _mm256_dpbusd_epi32(acc[r][1], b1, a);
+#else
       acc[r][0] = _mm256_add_epi32(acc[r][0], _mm256_madd_epi16(_mm256_maddubs_epi16(b0, a), ones));
       acc[r][1] = _mm256_add_epi32(acc[r][1], _mm256_madd_epi16(_mm256_maddubs_epi16(b1, a), ones));
+#endif
     }
   }
   for (int r = 0; r < kMr; ++r) {
@@ -119,12 +127,12 @@ inline void U8S8Maddubs(const U8S8GemmArgs& g, const int32_t* packed_a, int64_t 
   std::free(pb);
 }
 
-#endif  // AVX2 / AVX3
+#endif  // AVX2 / AVX3 / AVX3_DL
 
 inline void GemmU8S8Impl(const U8S8GemmArgs& g) {
   if (g.m == 0 || g.n == 0) return;
-#if HWY_TARGET == HWY_AVX2 || HWY_TARGET == HWY_AVX3
-  if (MaddubsIsExact(g)) {
+#ifdef QFX_U8S8_TILE
+  if (kVnni || MaddubsIsExact(g)) {
     const int64_t blocks = (g.m + kMr - 1) / kMr;
     std::vector<int32_t> own;
     const int32_t* packed_a = g.packed_a;
@@ -148,6 +156,8 @@ inline void GemmU8S8Impl(const U8S8GemmArgs& g) {
 #endif
   ParallelFor(g.m, 1, [&](int64_t b, int64_t e) { U8S8Portable(g, b, e, 0, g.n); });
 }
+
+#undef QFX_U8S8_TILE
 
 inline const char* U8S8TargetName() { return hwy::TargetName(HWY_TARGET); }
 

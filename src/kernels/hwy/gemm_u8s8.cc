@@ -1,4 +1,8 @@
 // qfx kernels, Highway SIMD: run-time dispatch for the uint8 x int8 GEMM (see gemm_u8s8-inl.h).
+// AVX3_DL (AVX-512 with VNNI) is compiled here too: Highway 1.0.3 leaves it out unless asked.
+#ifndef HWY_WANT_AVX3_DL
+#define HWY_WANT_AVX3_DL 1
+#endif
 #include "src/kernels/gemm_u8s8.h"
 
 #undef HWY_TARGET_INCLUDE
