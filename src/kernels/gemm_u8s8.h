@@ -35,6 +35,10 @@ inline bool MaddubsIsExact(const U8S8GemmArgs& g) {
   return static_cast<int64_t>(worst) * g.b_max <= 32767;
 }
 
+// The shared requantization over a row of accumulators (SIMD; bit-identical to kernels::Requantize).
+void RequantizeRow(const int32_t* acc, int64_t n, int32_t correction, float multiplier, int32_t zero_point, int32_t lo,
+                   int32_t hi, uint8_t* y);
+
 // Dispatches to the best compiled SIMD target.
 void GemmU8S8(const U8S8GemmArgs& g);
 const char* GemmU8S8TargetName();

@@ -54,7 +54,7 @@ uint8_t MaxOf(const uint8_t* x, int64_t n) {
 
 void Epilogue(const QConvArgs& a, int64_t co, const int32_t* acc, int64_t n, uint8_t* y) {
   const int32_t correction = (a.bias ? a.bias[co] : 0) - a.x_zero_point * a.weight_sum[co];
-  for (int64_t j = 0; j < n; ++j) y[j] = Requantize(acc[j] + correction, a.multiplier[co], a.y_zero_point, a.lo, a.hi);
+  RequantizeRow(acc, n, correction, a.multiplier[co], a.y_zero_point, a.lo, a.hi, y);
 }
 
 // One output plane of a depthwise convolution: int32 accumulation of (x - zp) * w over the taps, each
@@ -94,9 +94,7 @@ void DepthwiseQConv(const QConvArgs& a, const uint8_t* x, uint8_t* y) {
       const int64_t n = idx / g.out_channels, co = idx % g.out_channels, ci = co / mult;
       DepthwiseQPlane(a, x + (n * g.in_channels + ci) * g.in_h * g.in_w, a.weight + co * khw, acc.data());
       uint8_t* yc = y + idx * oh * ow;
-      const int32_t bias = a.bias ? a.bias[co] : 0;
-      const float m = a.multiplier[co];
-      for (int64_t i = 0; i < oh * ow; ++i) yc[i] = Requantize(acc[i] + bias, m, a.y_zero_point, a.lo, a.hi);
+      RequantizeRow(acc.data(), oh * ow, a.bias ? a.bias[co] : 0, a.multiplier[co], a.y_zero_point, a.lo, a.hi, yc);
     }
   });
 }

@@ -1,5 +1,6 @@
 // qfx tests: the int8 convolution and linear fast paths against the scalar oracle, bit for bit, over
 // sweeps of shapes, strides, paddings, dilations, groups (incl. depthwise), zero points, clamps and threads.
+#include <climits>
 #include <cstdio>
 #include <random>
 #include <vector>
@@ -8,6 +9,7 @@
 #include "hwy/targets.h"
 #include "qfx/core/parallel.h"
 #include "qfx/kernels/int8.h"
+#include "src/kernels/gemm_u8s8.h"
 
 namespace qfx {
 namespace kernels {
@@ -121,6 +123,24 @@ TEST(Int8Kernels, LinearMatchesOracleBitForBitOnEveryTarget) {
       ASSERT_EQ(y, want) << rows << "x" << in;
     }
   }
+  });
+}
+
+TEST(Int8Kernels, VectorRequantizationEqualsTheScalarRuleOnEveryTarget) {
+  std::vector<int32_t> acc = Random<int32_t>(1000, -3000, 3000, 9);
+  acc.push_back(INT32_MAX - 5), acc.push_back(INT32_MIN + 5), acc.push_back(16777217), acc.push_back(-16777219);
+  for (int i = -20; i <= 20; ++i) acc.push_back(i);  // ties at multiplier 0.5
+  ForEachTarget([&] {
+    for (float mult : {0.5f, 0.013f, 3.7f, 1e-9f, 1e6f}) {
+      for (int32_t zp : {0, 77, 255}) {
+        std::vector<uint8_t> y(acc.size());
+        RequantizeRow(acc.data(), static_cast<int64_t>(acc.size()), 3, mult, zp, zp == 77 ? 77 : 0, zp == 0 ? 200 : 255, y.data());
+        for (size_t i = 0; i < acc.size(); ++i) {
+          ASSERT_EQ(y[i], Requantize(acc[i] + 3, mult, zp, zp == 77 ? 77 : 0, zp == 0 ? 200 : 255))
+              << "acc " << acc[i] << " mult " << mult << " zp " << zp;
+        }
+      }
+    }
   });
 }
 

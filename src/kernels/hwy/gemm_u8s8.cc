@@ -17,6 +17,12 @@ namespace kernels {
 
 HWY_EXPORT(GemmU8S8Impl);
 HWY_EXPORT(U8S8TargetName);
+HWY_EXPORT(RequantizeRowImpl);
+
+void RequantizeRow(const int32_t* acc, int64_t n, int32_t correction, float multiplier, int32_t zero_point, int32_t lo,
+                   int32_t hi, uint8_t* y) {
+  HWY_DYNAMIC_DISPATCH(RequantizeRowImpl)(acc, n, correction, multiplier, zero_point, lo, hi, y);
+}
 
 void GemmU8S8(const U8S8GemmArgs& g) { HWY_DYNAMIC_DISPATCH(GemmU8S8Impl)(g); }
 const char* GemmU8S8TargetName() { return HWY_DYNAMIC_DISPATCH(U8S8TargetName)(); }
