@@ -45,7 +45,7 @@ struct DumpFlags {
   std::string format = "table";  // table | code | json | dot | svg | png
   std::string out;               // empty: stdout (not for png)
   std::string shape;             // input shape for the shape column; empty: the model's default
-  std::string stage = "traced";  // traced | fused | prepared
+  std::string stage = "traced";  // traced | fused | prepared | converted
   std::string qconfig = "x86";   // preset or rule file, for fused / prepared
   std::string calib;             // optional .npy to calibrate the prepared model with
   int64_t batch = 32;            // calibration batch size

@@ -124,7 +124,7 @@ absl::Status Dump(const DumpFlags& f) {
     return absl::InvalidArgumentError("a .qfx file is already converted: dump it without --stage");
   }
   std::map<const fx::Node*, std::string> notes;
-  if (f.stage == "fused" || f.stage == "prepared") {
+  if (f.stage == "fused" || f.stage == "prepared" || f.stage == "converted") {
     QFX_ASSIGN_OR_RETURN(quant::QuantConfig config, quant::LoadQuantConfig(f.qconfig));
     if (f.stage == "fused") {
       quant::FuseOptions fo;
@@ -141,10 +141,16 @@ absl::Status Dump(const DumpFlags& f) {
       if (qat) gm->eval();
       for (const std::string& w : report.warnings) std::fprintf(stderr, "qfx: warning: %s\n", w.c_str());
       if (!f.calib.empty()) QFX_RETURN_IF_ERROR(Calibrate(*gm, f.calib, f.batch));
-      notes = Notes(*gm, report, !f.calib.empty());
+      if (f.stage == "converted") {
+        if (f.calib.empty()) return absl::InvalidArgumentError("--stage converted needs --calib X.npy to calibrate with");
+        if (qat) return absl::InvalidArgumentError("--stage converted takes a post-training qconfig, not a _qat one");
+        QFX_RETURN_IF_ERROR(quant::Convert(*gm, report));
+      } else {
+        notes = Notes(*gm, report, !f.calib.empty());
+      }
     }
   } else if (f.stage != "traced") {
-    return absl::InvalidArgumentError(absl::StrCat("--stage '", f.stage, "' must be traced, fused or prepared"));
+    return absl::InvalidArgumentError(absl::StrCat("--stage '", f.stage, "' must be traced, fused, prepared or converted"));
   }
   QFX_RETURN_IF_ERROR(fx::PropagateShapes(*gm, {shape}));
   QFX_ASSIGN_OR_RETURN(std::string text, Render(gm->graph(), f.format, f.model.file.empty() ? f.model.model : f.model.file,

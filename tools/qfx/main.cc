@@ -61,9 +61,9 @@ int main(int argc, char** argv) {
   dump_cmd->add_option("--format", dump.format, "table | code | json | dot | svg | png (default table)");
   dump_cmd->add_option("--out", dump.out, "output file (default: stdout; required for svg and png)");
   dump_cmd->add_option("--shape", dump.shape, "input shape for the shape column (default: the model's)");
-  dump_cmd->add_option("--stage", dump.stage, "traced | fused | prepared (default traced)");
+  dump_cmd->add_option("--stage", dump.stage, "traced | fused | prepared | converted (default traced)");
   dump_cmd->add_option("--qconfig", dump.qconfig, "preset (x86 fbgemm qnnpack onednn, *_qat) or rule file (default x86)");
-  dump_cmd->add_option("--calib", dump.calib, "prepared stage: calibrate with this .npy and show qparams");
+  dump_cmd->add_option("--calib", dump.calib, "calibrate with this .npy (prepared: show qparams; converted: required)");
   dump_cmd->add_option("--batch", dump.batch, "calibration batch size")->check(CLI::PositiveNumber);
 
   CLI11_PARSE(app, argc, argv);
