@@ -325,10 +325,10 @@ static Tensor ClampQuantized(const Tensor& x, float lo, float hi) {
   Tensor y = Tensor::Quantized(x.shape(), DType::kU8, q);
   const uint8_t* px = x.data<uint8_t>();
   uint8_t* py = y.data<uint8_t>();
-  for (int64_t i = 0, n = x.numel(); i < n; ++i) {
-    const int32_t v = px[i];
-    py[i] = static_cast<uint8_t>(v < qlo ? qlo : v > qhi ? qhi : v);
-  }
+  const uint8_t lo8 = static_cast<uint8_t>(qlo), hi8 = static_cast<uint8_t>(qhi);
+  ParallelFor(x.numel(), kParallelGrain, [&](int64_t b, int64_t e) {
+    for (int64_t i = b; i < e; ++i) py[i] = std::min(std::max(px[i], lo8), hi8);
+  });
   return y;
 }
 

@@ -1,4 +1,5 @@
 // qfx quant: the Lower pass (see include/qfx/quant/passes.h and convert.cc).
+#include <limits>
 #include <map>
 #include <set>
 
@@ -158,9 +159,38 @@ class Lowerer {
     QFX_ASSIGN_OR_RETURN(QuantInfo in, QParamsOf(src));
     const QuantInfo out = QuantizeArgs(q_out);
     if (in.scale != out.scale || in.zero_point != out.zero_point) return LowerUnaryOrFail(n, src, q_out);
-    n->set_arg(0, src);
     lowered_.insert(n->name());
+    float lo, hi;
+    auto* producer = src->op() == fx::Opcode::kCallModule ? dynamic_cast<QuantizedWeighted*>(gm_.submodule(src->target().path))
+                                                          : nullptr;
+    if (producer && src->users().size() == 1 && ClampBounds(n, &lo, &hi)) {
+      // conv / linear followed by relu / relu6 / hardtanh: the clamp moves into the epilogue.
+      producer->FoldClamp(lo, hi);
+      QFX_RETURN_IF_ERROR(Bypass(q_out, src, out));
+      n->ReplaceAllUsesWith(src);
+      return gm_.graph().EraseNode(n);
+    }
+    n->set_arg(0, src);
     return Bypass(q_out, n, out);
+  }
+
+  // The [lo, hi] of a clamp-like op (relu, relu6, hardtanh), or false.
+  bool ClampBounds(const fx::Node* n, float* lo, float* hi) const {
+    const std::string type = ModuleType(n);
+    *lo = 0.f;
+    *hi = std::numeric_limits<float>::infinity();
+    if (type == "ReLU" || IsCall(n, OpId::kRelu)) return true;
+    if (type == "ReLU6" || IsCall(n, OpId::kRelu6)) return *hi = 6.f, true;
+    if (type == "Hardtanh") {
+      const auto* h = dynamic_cast<const nn::Hardtanh*>(gm_.submodule(n->target().path));
+      return *lo = h->min_val, *hi = h->max_val, true;
+    }
+    if (IsCall(n, OpId::kHardtanh)) {
+      *lo = static_cast<float>(std::get<double>(n->args()[1]));
+      *hi = static_cast<float>(std::get<double>(n->args()[2]));
+      return true;
+    }
+    return false;
   }
 
   absl::Status LowerUnaryOrFail(fx::Node* n, fx::Node*, fx::Node*) {

@@ -1,6 +1,7 @@
 // qfx quant: reference and quantized weighted modules (see include/qfx/quant/quantized_modules.h).
 #include "qfx/quant/quantized_modules.h"
 
+#include <algorithm>
 #include <cmath>
 
 #include "absl/strings/str_cat.h"
@@ -59,11 +60,18 @@ Tensor ReferenceWeighted::forward(const Tensor& x) {
 
 QuantizedWeighted::QuantizedWeighted(QuantizedLayer layer, QuantInfo input, QuantInfo output)
     : layer_(std::move(layer)), input_(input), output_(output) {
+  if (layer_.relu) clamp_lo_ = output_.zero_point;
   bias_q_ = Tensor::Empty({layer_.out_channels}, DType::kI32);
   register_buffer("weight", layer_.weight_q);
   register_buffer("weight_scale", layer_.weight_scale);
   register_buffer("bias", layer_.bias);
   Prepack();
+}
+
+void QuantizedWeighted::FoldClamp(float lo, float hi) {
+  const float inv = 1.0f / output_.scale;
+  if (!std::isinf(lo)) clamp_lo_ = std::max(clamp_lo_, kernels::QuantizeValue(lo, inv, output_.zero_point, 0, 255));
+  if (!std::isinf(hi)) clamp_hi_ = std::min(clamp_hi_, kernels::QuantizeValue(hi, inv, output_.zero_point, 0, 255));
 }
 
 void QuantizedWeighted::Prepack() {
@@ -89,7 +97,6 @@ Tensor QuantizedWeighted::forward(const Tensor& x) {
     ThrowInvalid(type_name(), ": input qparams (", x.quant().scale, ", ", x.quant().zero_point, ") differ from the (",
                  input_.scale, ", ", input_.zero_point, ") it was converted for");
   }
-  const int32_t lo = layer_.relu ? output_.zero_point : 0;
   if (layer_.is_conv) {
     if (x.dim() != 4 || x.size(1) != layer_.in_channels) {
       ThrowInvalid(type_name(), ": input ", x.ToString(), " must be [N, ", layer_.in_channels, ", H, W]");
@@ -102,7 +109,7 @@ Tensor QuantizedWeighted::forward(const Tensor& x) {
     if (a.g.out_h() <= 0 || a.g.out_w() <= 0) ThrowInvalid(type_name(), ": input ", x.ToString(), " is smaller than the kernel");
     a.x_zero_point = input_.zero_point, a.weight = layer_.weight_q.data<int8_t>(), a.bias = bias_q_.data<int32_t>();
     a.weight_sum = weight_sum_.data(), a.multiplier = multiplier_.data(), a.y_zero_point = output_.zero_point;
-    a.lo = lo, a.hi = 255;
+    a.lo = clamp_lo_, a.hi = clamp_hi_;
     if (!packed_weight_.empty()) a.packed_weight = packed_weight_.data(), a.weight_max_pair = weight_max_pair_;
     Tensor y = Tensor::Quantized({a.g.batch, a.g.out_channels, a.g.out_h(), a.g.out_w()}, DType::kU8, output_);
     kernels::QConv2d(a, x.data<uint8_t>(), y.data<uint8_t>());
@@ -115,7 +122,7 @@ Tensor QuantizedWeighted::forward(const Tensor& x) {
   a.rows = x.numel() / layer_.in_channels, a.in = layer_.in_channels, a.out = layer_.out_channels;
   a.x_zero_point = input_.zero_point, a.weight = layer_.weight_q.data<int8_t>(), a.bias = bias_q_.data<int32_t>();
   a.weight_sum = weight_sum_.data(), a.multiplier = multiplier_.data(), a.y_zero_point = output_.zero_point;
-  a.lo = lo, a.hi = 255;
+  a.lo = clamp_lo_, a.hi = clamp_hi_;
   if (!packed_weight_.empty()) a.packed_weight = packed_weight_.data(), a.weight_max_pair = weight_max_pair_;
   Shape shape = x.shape();
   shape.back() = layer_.out_channels;
@@ -129,7 +136,7 @@ nlohmann::json QuantizedWeighted::Config() const {
           {"out_channels", layer_.out_channels}, {"kernel", layer_.kernel}, {"stride", layer_.stride},
           {"padding", layer_.padding}, {"dilation", layer_.dilation}, {"groups", layer_.groups},
           {"input_scale", input_.scale}, {"input_zero_point", input_.zero_point}, {"output_scale", output_.scale},
-          {"output_zero_point", output_.zero_point}};
+          {"output_zero_point", output_.zero_point}, {"clamp_lo", clamp_lo_}, {"clamp_hi", clamp_hi_}};
 }
 
 absl::StatusOr<std::shared_ptr<QuantizedWeighted>> QuantizedWeighted::FromConfig(const nlohmann::json& c) {
@@ -158,7 +165,17 @@ absl::StatusOr<std::shared_ptr<QuantizedWeighted>> QuantizedWeighted::FromConfig
   l.weight_q = Tensor::Zeros(wshape, DType::kI8);
   l.weight_scale = Tensor::Full({l.out_channels}, 1.f);
   l.bias = Tensor::Zeros({l.out_channels});
-  return std::make_shared<QuantizedWeighted>(std::move(l), in, out);
+  auto m = std::make_shared<QuantizedWeighted>(std::move(l), in, out);
+  try {
+    m->clamp_lo_ = c.at("clamp_lo").get<int32_t>();
+    m->clamp_hi_ = c.at("clamp_hi").get<int32_t>();
+  } catch (const nlohmann::json::exception& e) {
+    return absl::InvalidArgumentError(absl::StrCat("quantized layer config: ", e.what()));
+  }
+  if (m->clamp_lo_ < 0 || m->clamp_hi_ > 255 || m->clamp_lo_ > m->clamp_hi_) {
+    return absl::InvalidArgumentError("quantized layer config: clamp_lo..clamp_hi must lie in 0..255");
+  }
+  return m;
 }
 
 }  // namespace quant

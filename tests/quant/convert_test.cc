@@ -82,6 +82,14 @@ TEST_P(ConvertZoo, LoweredMatchesReferenceAndStaysCloseToFloat) {
   int quantized_modules = 0;
   for (const auto& [path, m] : gm->named_modules()) quantized_modules += m->type_name().rfind("Quantized", 0) == 0;
   EXPECT_GT(quantized_modules, 0);
+  // A ReLU6 after a quantized conv becomes the conv's clamp (mobilenet_v2 has 35 of them).
+  for (fx::Node* n : gm->graph()) {
+    if (n->op() != fx::Opcode::kCallModule || gm->submodule(n->target().path)->type_name() != "ReLU6") continue;
+    const fx::Node* in = std::get<fx::Node*>(n->args()[0]);
+    EXPECT_FALSE(in->op() == fx::Opcode::kCallModule &&
+                 gm->submodule(in->target().path)->type_name().rfind("Quantized", 0) == 0)
+        << n->name() << " was not folded into " << in->name();
+  }
 }
 
 INSTANTIATE_TEST_SUITE_P(Zoo, ConvertZoo,

@@ -56,7 +56,8 @@ TEST_P(ModelFileRoundTrip, ReloadedModelIsBitIdentical) {
 INSTANTIATE_TEST_SUITE_P(Zoo, ModelFileRoundTrip,
                          ::testing::Values(std::make_pair(std::string("mnist_cnn"), std::string("x86")),
                                            std::make_pair(std::string("resnet18"), std::string("tools/qconfigs/mixed.toml")),
-                                           std::make_pair(std::string("mobilenet_v3_small"), std::string("qnnpack"))),
+                                           std::make_pair(std::string("mobilenet_v3_small"), std::string("qnnpack")),
+                                           std::make_pair(std::string("mobilenet_v2"), std::string("x86"))),
                          [](const auto& info) { return info.param.first; });
 
 TEST(ModelFile, MalformedFilesNameTheProblem) {

@@ -60,6 +60,11 @@ class QuantizedWeighted : public nn::Module {
   Tensor forward(const Tensor& x) override;
   nlohmann::json Config() const;
   static absl::StatusOr<std::shared_ptr<QuantizedWeighted>> FromConfig(const nlohmann::json& config);
+  // Narrows the output clamp to the quantized values of [lo, hi] (a following ReLU6 / Hardtanh / ReLU
+  // folded into the epilogue: exact, as the clamp commutes with quantization).
+  void FoldClamp(float lo, float hi);
+  int32_t clamp_lo() const { return clamp_lo_; }
+  int32_t clamp_hi() const { return clamp_hi_; }
   // Recomputes what derives from the weights (int32 bias, weight sums, multipliers): call after loading
   // new weights into the state_dict.
   void Prepack();
@@ -74,6 +79,7 @@ class QuantizedWeighted : public nn::Module {
   std::vector<float> multiplier_;
   std::vector<int32_t> packed_weight_;
   int32_t weight_max_pair_ = -1;
+  int32_t clamp_lo_ = 0, clamp_hi_ = 255;  // output clamp (ReLU: clamp_lo_ = zero point)
 };
 
 // Quantizes a float layer's weight with `spec` (a weight observer run over it), as convert does.
