@@ -36,18 +36,19 @@ uint8_t Quant(float v, const QuantInfo& qi) {
   return static_cast<uint8_t>(kernels::QuantizeValue(v, 1.0f / qi.scale, qi.zero_point, 0, 255));
 }
 
-template <typename Fn>
-Tensor BinaryQ(const char* op, const Tensor& a, const Tensor& b, QuantInfo out, Fn fn) {
+// Same-shape quint8 binary op through the SIMD kernel (qfx/kernels/int8.h QAdd / QMul).
+template <typename Kernel>
+Tensor BinaryQ(const char* op, const Tensor& a, const Tensor& b, QuantInfo out, bool relu, Kernel kernel) {
   CheckQ(op, a);
   CheckQ(op, b);
   Tensor y = Tensor::Quantized(a.shape(), DType::kU8, out);
-  const uint8_t* pa = a.data<uint8_t>();
-  const uint8_t* pb = b.data<uint8_t>();
-  uint8_t* py = y.data<uint8_t>();
-  const QuantInfo qa = a.quant(), qb = b.quant();
-  ParallelFor(a.numel(), 1 << 15, [&](int64_t lo, int64_t hi) {
-    for (int64_t i = lo; i < hi; ++i) py[i] = Quant(fn(Deq(pa[i], qa), Deq(pb[i], qb)), out);
-  });
+  kernels::QBinaryArgs args;
+  args.n = a.numel();
+  args.a_scale = a.quant().scale, args.a_zero_point = a.quant().zero_point;
+  args.b_scale = b.quant().scale, args.b_zero_point = b.quant().zero_point;
+  args.y_scale = out.scale, args.y_zero_point = out.zero_point;
+  args.relu = relu;
+  kernel(args, a.data<uint8_t>(), b.data<uint8_t>(), y.data<uint8_t>());
   return y;
 }
 
@@ -83,18 +84,18 @@ Tensor dequantize(const Tensor& q) {
 Tensor q_add(const Tensor& a, const Tensor& b, double scale, int64_t zero_point, bool relu) {
   QFX_TRACE_QOP(OpId::kQAdd, a, b, scale, zero_point, relu);
   const QuantInfo out = OutQ("q_add", scale, zero_point);
-  if (a.shape() != b.shape()) return quantize(add(dequantize(a), dequantize(b)), scale, zero_point);
-  return BinaryQ("q_add", a, b, out, [relu](float u, float v) {
-    const float s = u + v;
-    return relu && s < 0.f ? 0.f : s;
-  });
+  if (a.shape() != b.shape()) {
+    const Tensor s = add(dequantize(a), dequantize(b));
+    return quantize(relu ? F::relu(s) : s, scale, zero_point);
+  }
+  return BinaryQ("q_add", a, b, out, relu, kernels::QAdd);
 }
 
 Tensor q_mul(const Tensor& a, const Tensor& b, double scale, int64_t zero_point) {
   QFX_TRACE_QOP(OpId::kQMul, a, b, scale, zero_point);
   const QuantInfo out = OutQ("q_mul", scale, zero_point);
   if (a.shape() != b.shape()) return quantize(mul(dequantize(a), dequantize(b)), scale, zero_point);
-  return BinaryQ("q_mul", a, b, out, [](float u, float v) { return u * v; });
+  return BinaryQ("q_mul", a, b, out, false, kernels::QMul);
 }
 
 Tensor q_cat(const std::vector<Tensor>& xs, int64_t dim, double scale, int64_t zero_point) {

@@ -144,6 +144,27 @@ TEST(Int8Kernels, VectorRequantizationEqualsTheScalarRuleOnEveryTarget) {
   });
 }
 
+TEST(Int8Kernels, AddAndMulMatchOracleOnEveryTarget) {
+  const int64_t n = 1000;
+  const auto a = Random<uint8_t>(n, 0, 255, 11), b = Random<uint8_t>(n, 0, 255, 12);
+  ForEachTarget([&] {
+    for (bool relu : {false, true}) {
+      for (float ys : {0.02f, 0.31f, 1e-5f}) {
+        QBinaryArgs q;
+        q.n = n, q.a_scale = 0.05f, q.a_zero_point = 120, q.b_scale = 0.031f, q.b_zero_point = 7;
+        q.y_scale = ys, q.y_zero_point = 128, q.relu = relu;
+        std::vector<uint8_t> y(n), want(n);
+        ref::QAdd(q, a.data(), b.data(), want.data());
+        QAdd(q, a.data(), b.data(), y.data());
+        ASSERT_EQ(y, want) << "add relu " << relu << " scale " << ys;
+        ref::QMul(q, a.data(), b.data(), want.data());
+        QMul(q, a.data(), b.data(), y.data());
+        ASSERT_EQ(y, want) << "mul scale " << ys;
+      }
+    }
+  });
+}
+
 TEST(Int8Rules, RoundingIsHalfToEven) {
   EXPECT_EQ(Requantize(5, 0.5f, 0, 0, 255), 2);    // 2.5 -> 2
   EXPECT_EQ(Requantize(7, 0.5f, 0, 0, 255), 4);    // 3.5 -> 4

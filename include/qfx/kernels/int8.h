@@ -86,6 +86,18 @@ void ComputeWeightSums(const int8_t* weight, int64_t rows, int64_t per_row, int3
 std::vector<int32_t> PrepackWeights(const int8_t* weight, int64_t groups, int64_t rows_per_group, int64_t per_row,
                                     int32_t* max_pair);
 
+// Elementwise quint8 add / mul with requantization — the definition the functional ops use:
+//   add: y = quantize(deq(a) + deq(b)) (max(0, .) first when relu);  mul: y = quantize(deq(a) * deq(b))
+// with deq(q) = float(q - zp) * scale and quantize = QuantizeValue into 0..255.
+struct QBinaryArgs {
+  int64_t n = 0;
+  float a_scale = 1.f, b_scale = 1.f, y_scale = 1.f;
+  int32_t a_zero_point = 0, b_zero_point = 0, y_zero_point = 0;
+  bool relu = false;
+};
+void QAdd(const QBinaryArgs& args, const uint8_t* a, const uint8_t* b, uint8_t* y);
+void QMul(const QBinaryArgs& args, const uint8_t* a, const uint8_t* b, uint8_t* y);
+
 // Fast paths (threaded; im2col with zero-point padding, integer GEMM, requantizing epilogue).
 void QConv2d(const QConvArgs& a, const uint8_t* x, uint8_t* y);
 void QLinear(const QLinearArgs& a, const uint8_t* x, uint8_t* y);
@@ -95,6 +107,8 @@ const char* Int8TargetName();
 namespace ref {
 void QConv2d(const QConvArgs& a, const uint8_t* x, uint8_t* y);
 void QLinear(const QLinearArgs& a, const uint8_t* x, uint8_t* y);
+void QAdd(const QBinaryArgs& args, const uint8_t* a, const uint8_t* b, uint8_t* y);
+void QMul(const QBinaryArgs& args, const uint8_t* a, const uint8_t* b, uint8_t* y);
 }  // namespace ref
 
 }  // namespace kernels

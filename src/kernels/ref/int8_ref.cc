@@ -48,6 +48,29 @@ void QLinear(const QLinearArgs& a, const uint8_t* x, uint8_t* y) {
   }
 }
 
+namespace {
+template <typename Fn>
+void Binary(const QBinaryArgs& q, const uint8_t* a, const uint8_t* b, uint8_t* y, Fn fn) {
+  const float inv = 1.0f / q.y_scale;
+  for (int64_t i = 0; i < q.n; ++i) {
+    const float da = static_cast<float>(static_cast<int32_t>(a[i]) - q.a_zero_point) * q.a_scale;
+    const float db = static_cast<float>(static_cast<int32_t>(b[i]) - q.b_zero_point) * q.b_scale;
+    y[i] = static_cast<uint8_t>(QuantizeValue(fn(da, db), inv, q.y_zero_point, 0, 255));
+  }
+}
+}  // namespace
+
+void QAdd(const QBinaryArgs& q, const uint8_t* a, const uint8_t* b, uint8_t* y) {
+  Binary(q, a, b, y, [&](float u, float v) {
+    const float s = u + v;
+    return q.relu && s < 0.f ? 0.f : s;
+  });
+}
+
+void QMul(const QBinaryArgs& q, const uint8_t* a, const uint8_t* b, uint8_t* y) {
+  Binary(q, a, b, y, [](float u, float v) { return u * v; });
+}
+
 }  // namespace ref
 }  // namespace kernels
 }  // namespace qfx
