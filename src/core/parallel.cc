@@ -41,10 +41,12 @@ class Pool {
     {
       std::lock_guard<std::mutex> lock(mu_);
       current_ = state;
-      ++generation_;
+      generation_.fetch_add(1, std::memory_order_release);
     }
     cv_.notify_all();
     Work(*state);
+    // Workers usually finish within microseconds: spin briefly before sleeping.
+    for (int i = 0; i < kSpins && state->pending.load(std::memory_order_acquire) != 0; ++i) Pause();
     std::unique_lock<std::mutex> lock(mu_);
     done_cv_.wait(lock, [&] { return state->pending.load() == 0; });
     current_.reset();
@@ -58,15 +60,26 @@ class Pool {
     }
   }
 
+  static void Pause() {
+#if defined(__x86_64__) || defined(__i386__)
+    __builtin_ia32_pause();
+#endif
+  }
+
+  // Kernels issue many short parallel regions back to back: a worker spins for a while (about 50 us)
+  // watching for the next one before it sleeps on the condition variable.
+  static constexpr int kSpins = 20000;
+
   void Loop() {
     t_inside_parallel = true;
     uint64_t seen = 0;
     for (;;) {
+      for (int i = 0; i < kSpins && generation_.load(std::memory_order_acquire) == seen; ++i) Pause();
       std::shared_ptr<JobState> state;
       {
         std::unique_lock<std::mutex> lock(mu_);
-        cv_.wait(lock, [&] { return generation_ != seen; });
-        seen = generation_;
+        cv_.wait(lock, [&] { return generation_.load() != seen; });
+        seen = generation_.load();
         state = current_;
       }
       if (state) Work(*state);
@@ -88,7 +101,7 @@ class Pool {
   std::condition_variable cv_, done_cv_;
   int workers_ = 0;
   std::shared_ptr<JobState> current_;
-  uint64_t generation_ = 0;
+  std::atomic<uint64_t> generation_{0};
 };
 
 }  // namespace
