@@ -11,23 +11,14 @@ namespace qfx {
 namespace kernels {
 namespace {
 
-// The output columns [first, second) whose input column ox*stride - pad + tap*dilation is inside [0, in).
-std::pair<int64_t, int64_t> ValidOutputs(int64_t out, int64_t stride, int64_t pad, int64_t dil, int64_t tap,
-                                         int64_t in) {
-  const int64_t off = tap * dil - pad;  // input column of output 0
-  const int64_t first = std::max<int64_t>(0, (-off + stride - 1) / stride);
-  const int64_t last = std::min<int64_t>(out, (in - off + stride - 1) / stride);
-  return {std::min(first, out), std::max(last, std::min(first, out))};
-}
-
 // col[(ci*KH + ky)*KW + kx][oy*OW + ox] = x[ci][iy][ix], zero outside the image.
 void Im2Col(const Conv2dGeometry& g, const float* x, int64_t channels, float* col) {
   const int64_t oh = g.out_h(), ow = g.out_w(), khw = g.kernel_h * g.kernel_w;
   ParallelFor(channels * khw, 8, [&](int64_t b, int64_t e) {
     for (int64_t row = b; row < e; ++row) {
       const int64_t ci = row / khw, ky = (row % khw) / g.kernel_w, kx = row % g.kernel_w;
-      const auto [ox0, ox1] = ValidOutputs(ow, g.stride_w, g.pad_w, g.dilation_w, kx, g.in_w);
       const int64_t off = kx * g.dilation_w - g.pad_w;
+      const auto [ox0, ox1] = ValidOutputRange(ow, g.stride_w, off, g.in_w);
       const float* xc = x + ci * g.in_h * g.in_w;
       float* out = col + row * oh * ow;
       for (int64_t oy = 0; oy < oh; ++oy) {
@@ -58,7 +49,7 @@ void DepthwisePlane(const Conv2dGeometry& g, const float* x, const float* w, flo
     for (int64_t kx = 0; kx < g.kernel_w; ++kx) {
       const float wv = w[ky * g.kernel_w + kx];
       const int64_t off = kx * g.dilation_w - g.pad_w;
-      const auto [ox0, ox1] = ValidOutputs(ow, g.stride_w, g.pad_w, g.dilation_w, kx, g.in_w);
+      const auto [ox0, ox1] = ValidOutputRange(ow, g.stride_w, off, g.in_w);
       for (int64_t oy = 0; oy < oh; ++oy) {
         const int64_t iy = oy * g.stride_h - g.pad_h + ky * g.dilation_h;
         if (iy < 0 || iy >= g.in_h) continue;

@@ -21,9 +21,7 @@ void Im2ColU8(const Conv2dGeometry& g, const uint8_t* x, int64_t channels, uint8
     for (int64_t row = b; row < e; ++row) {
       const int64_t ci = row / khw, ky = (row % khw) / g.kernel_w, kx = row % g.kernel_w;
       const int64_t off = kx * g.dilation_w - g.pad_w;  // input column of output column 0
-      int64_t ox0 = 0, ox1 = ow;                          // output columns whose input column is inside
-      while (ox0 < ow && ox0 * g.stride_w + off < 0) ++ox0;
-      while (ox1 > ox0 && (ox1 - 1) * g.stride_w + off >= g.in_w) --ox1;
+      const auto [ox0, ox1] = ValidOutputRange(ow, g.stride_w, off, g.in_w);
       const uint8_t* xc = x + ci * g.in_h * g.in_w;
       uint8_t* out = col + row * oh * ow;
       for (int64_t oy = 0; oy < oh; ++oy) {
@@ -65,9 +63,7 @@ void DepthwiseQPlane(const QConvArgs& a, const uint8_t* xc, const int8_t* w, int
   std::fill(acc, acc + oh * ow, 0);
   for (int64_t kx = 0; kx < g.kernel_w; ++kx) {
     const int64_t off = kx * g.dilation_w - g.pad_w;
-    int64_t ox0 = 0, ox1 = ow;
-    while (ox0 < ow && ox0 * g.stride_w + off < 0) ++ox0;
-    while (ox1 > ox0 && (ox1 - 1) * g.stride_w + off >= g.in_w) --ox1;
+    const auto [ox0, ox1] = ValidOutputRange(ow, g.stride_w, off, g.in_w);
     for (int64_t ky = 0; ky < g.kernel_h; ++ky) {
       const int32_t wv = w[ky * g.kernel_w + kx];
       for (int64_t oy = 0; oy < oh; ++oy) {

@@ -141,16 +141,12 @@ int64_t PoolOutSize(int64_t in, int64_t k, int64_t s, int64_t p, int64_t d, bool
   return out;
 }
 
-// For each output position o along one axis: the taps [first, second) whose input lies inside [0, in).
+// For each output position o along one axis: the taps [first, second) whose input lies inside [0, in)
+// (taps play the role of outputs: tap t reads o * stride - pad + t * dil).
 std::vector<std::pair<int64_t, int64_t>> ValidTaps(int64_t out, int64_t stride, int64_t pad, int64_t dil,
                                                     int64_t k, int64_t in) {
   std::vector<std::pair<int64_t, int64_t>> taps(out);
-  for (int64_t o = 0; o < out; ++o) {
-    int64_t first = 0, last = k;
-    while (first < k && o * stride - pad + first * dil < 0) ++first;
-    while (last > first && o * stride - pad + (last - 1) * dil >= in) --last;
-    taps[o] = {first, last};
-  }
+  for (int64_t o = 0; o < out; ++o) taps[o] = kernels::ValidOutputRange(k, dil, o * stride - pad, in);
   return taps;
 }
 
@@ -414,12 +410,7 @@ Tensor max_pool2d(const Tensor& x, const Pool2dOptions& opt) {
   // over output columns with no bounds checks, so it vectorises.
   const auto rows = ValidTaps(g.oh, g.sh, g.ph, g.dh, g.kh, ih);
   std::vector<std::pair<int64_t, int64_t>> cols(g.kw);
-  for (int64_t kx = 0; kx < g.kw; ++kx) {
-    int64_t first = 0, last = g.ow;
-    while (first < g.ow && first * g.sw - g.pw + kx * g.dw < 0) ++first;
-    while (last > first && (last - 1) * g.sw - g.pw + kx * g.dw >= iw) --last;
-    cols[kx] = {first, last};
-  }
+  for (int64_t kx = 0; kx < g.kw; ++kx) cols[kx] = kernels::ValidOutputRange(g.ow, g.sw, kx * g.dw - g.pw, iw);
   ParallelFor(planes, 8, [&](int64_t b, int64_t e) {
     for (int64_t pl = b; pl < e; ++pl) {
       const float* xp = px + pl * ih * iw;

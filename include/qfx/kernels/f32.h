@@ -7,6 +7,7 @@
 #pragma once
 
 #include <cstdint>
+#include <utility>
 
 namespace qfx {
 namespace kernels {
@@ -33,6 +34,16 @@ struct Conv2dGeometry {
   int64_t out_h() const { return (in_h + 2 * pad_h - dilation_h * (kernel_h - 1) - 1) / stride_h + 1; }
   int64_t out_w() const { return (in_w + 2 * pad_w - dilation_w * (kernel_w - 1) - 1) / stride_w + 1; }
 };
+
+// For one kernel tap along an axis: the outputs [first, second) whose input position
+// o * stride + offset (offset = tap * dilation - padding) lies inside [0, in). Kernels loop over exactly
+// these, with no bounds checks, and treat the rest as padding.
+inline std::pair<int64_t, int64_t> ValidOutputRange(int64_t out, int64_t stride, int64_t offset, int64_t in) {
+  int64_t first = 0, last = out;
+  while (first < out && first * stride + offset < 0) ++first;
+  while (last > first && (last - 1) * stride + offset >= in) --last;
+  return {first, last};
+}
 
 // Fast paths.
 void GemmF32(const GemmArgs& args);
