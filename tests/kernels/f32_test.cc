@@ -10,6 +10,7 @@
 #include "hwy/targets.h"
 #include "qfx/core/parallel.h"
 #include "qfx/kernels/f32.h"
+#include "tests/testing/targets.h"
 
 namespace qfx {
 namespace kernels {
@@ -32,17 +33,9 @@ double RelError(const std::vector<float>& a, const std::vector<float>& b) {
   return ref > 0 ? err / ref : err;
 }
 
-// Runs body once per SIMD target, with the dispatcher forced to that target.
 template <typename Body>
 void ForEachTarget(Body body) {
-  for (int64_t target : hwy::SupportedAndGeneratedTargets()) {
-    hwy::SetSupportedTargetsForTest(target);
-    SCOPED_TRACE(hwy::TargetName(target));
-    std::printf("target %s\n", hwy::TargetName(target));
-    EXPECT_STREQ(GemmF32TargetName(), hwy::TargetName(target));
-    body();
-  }
-  hwy::SetSupportedTargetsForTest(0);
+  testing::ForEachTarget(GemmF32TargetName, body);
 }
 
 TEST(GemmF32, MatchesOracleOnEveryTarget) {

@@ -10,6 +10,7 @@
 #include "qfx/core/parallel.h"
 #include "qfx/kernels/int8.h"
 #include "src/kernels/gemm_u8s8.h"
+#include "tests/testing/targets.h"
 
 namespace qfx {
 namespace kernels {
@@ -30,17 +31,9 @@ struct Case {
 
 void ConvSweep();
 
-// Runs body once per compiled and supported SIMD target.
 template <typename Body>
 void ForEachTarget(Body body) {
-  for (int64_t target : hwy::SupportedAndGeneratedTargets()) {
-    hwy::SetSupportedTargetsForTest(target);
-    SCOPED_TRACE(hwy::TargetName(target));
-    std::printf("target %s\n", hwy::TargetName(target));
-    EXPECT_STREQ(Int8TargetName(), hwy::TargetName(target));
-    body();
-  }
-  hwy::SetSupportedTargetsForTest(0);
+  testing::ForEachTarget(Int8TargetName, body);
 }
 
 TEST(Int8Kernels, ConvMatchesOracleBitForBitOnEveryTarget) {

@@ -10,6 +10,7 @@
 #include "qfx/io/safetensors.h"
 #include "qfx/models/zoo.h"
 #include "qfx/nn/functional.h"
+#include "qfx/quant/metrics.h"
 #include "qfx/quant/passes.h"
 #include "tests/testing/golden.h"
 
@@ -72,15 +73,6 @@ namespace qfx {
 namespace quant {
 namespace {
 
-double SqnrDb(const Tensor& ref, const Tensor& y) {
-  double s = 0, n = 0;
-  for (int64_t i = 0; i < ref.numel(); ++i) {
-    const double r = ref.data<float>()[i], d = r - y.data<float>()[i];
-    s += r * r;
-    n += d * d;
-  }
-  return 10 * std::log10(s / std::max(n, 1e-30));
-}
 
 class Resnet18Sqnr : public ::testing::TestWithParam<std::string> {};
 

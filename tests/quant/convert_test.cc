@@ -6,6 +6,7 @@
 #include "qfx/fx/tracer.h"
 #include "qfx/models/zoo.h"
 #include "qfx/nn/functional.h"
+#include "qfx/quant/metrics.h"
 #include "qfx/quant/passes.h"
 #include "tests/testing/golden.h"
 
@@ -13,15 +14,6 @@ namespace qfx {
 namespace quant {
 namespace {
 
-double Sqnr(const Tensor& ref, const Tensor& x) {
-  double s = 0, n = 0;
-  for (int64_t i = 0; i < ref.numel(); ++i) {
-    const double r = ref.data<float>()[i], d = r - x.data<float>()[i];
-    s += r * r;
-    n += d * d;
-  }
-  return 10 * std::log10(s / std::max(n, 1e-30));
-}
 
 struct Case {
   std::string model, qconfig;
@@ -68,14 +60,14 @@ TEST_P(ConvertZoo, LoweredMatchesReferenceAndStaysCloseToFloat) {
   for (int64_t i = 0; i < y->numel(); ++i) {
     within_step += std::fabs(y->data<float>()[i] - ref->data<float>()[i]) <= grid * 1.001 + 1e-7;
   }
-  const double sqnr_ref = Sqnr(fp32, *ref), sqnr_int8 = Sqnr(fp32, *y);
+  const double sqnr_ref = SqnrDb(fp32, *ref), sqnr_int8 = SqnrDb(fp32, *y);
   std::printf("%s/%s: int8 vs reference: %lld/%lld equal, %lld within one step; SQNR vs fp32: reference %.1f dB, int8 %.1f dB\n",
               name.c_str(), qconfig.c_str(), (long long)exact, (long long)y->numel(), (long long)within_step, sqnr_ref, sqnr_int8);
   const fx::Node* result = std::get<fx::Node*>(gm->graph().output_node()->args()[0]);
   if (result->op() == fx::Opcode::kCallFunction && result->target().op == OpId::kDequantize) {
     EXPECT_GE(within_step, y->numel() * 99 / 100);
   } else {  // a float last layer (mixed.toml leaves fc in float): compare as float
-    EXPECT_GT(Sqnr(*ref, *y), 30.0);
+    EXPECT_GT(SqnrDb(*ref, *y), 30.0);
   }
   EXPECT_GT(sqnr_int8, sqnr_ref - 3.0);
   EXPECT_GT(sqnr_int8, 10.0);

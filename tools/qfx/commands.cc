@@ -19,6 +19,7 @@
 #include "qfx/models/zoo.h"
 #include "qfx/nn/functional.h"
 #include "qfx/fx/tracer.h"
+#include "qfx/quant/metrics.h"
 #include "qfx/quant/model_file.h"
 #include "qfx/quant/passes.h"
 
@@ -133,15 +134,6 @@ absl::StatusOr<double> MedianMs(nn::Module& model, const Tensor& x, int runs) {
   return ms[ms.size() / 2];
 }
 
-double SqnrDb(const Tensor& ref, const Tensor& y) {
-  double signal = 0, noise = 0;
-  for (int64_t i = 0; i < ref.numel(); ++i) {
-    const double r = ref.data<float>()[i], d = r - y.data<float>()[i];
-    signal += r * r;
-    noise += d * d;
-  }
-  return 10 * std::log10(signal / std::max(noise, 1e-30));
-}
 
 int64_t StateBytes(nn::Module& m) {
   int64_t bytes = 0;
@@ -190,7 +182,7 @@ absl::Status Demo() {
   for (int64_t i = 0; i < ref_top.numel(); ++i) agree += ref_top.data<int64_t>()[i] == q_top.data<int64_t>()[i];
   QFX_ASSIGN_OR_RETURN(const double int8_ms, MedianMs(*gm, x, 5));
   const int64_t fp32_bytes = StateBytes(*model), int8_bytes = StateBytes(*gm);
-  fmt::print("int8 vs fp32 on 8 seeded images: SQNR {:.1f} dB, top-1 agreement {}/8\n", SqnrDb(ref, q), agree);
+  fmt::print("int8 vs fp32 on 8 seeded images: SQNR {:.1f} dB, top-1 agreement {}/8\n", quant::SqnrDb(ref, q), agree);
   fmt::print("int8 latency: median {:.2f} ms ({:.2f}x fp32)\n", int8_ms, int8_ms / fp32_ms);
   fmt::print("size: fp32 {:.1f} MB, int8 {:.1f} MB ({:.0f}%)\n", fp32_bytes / 1e6, int8_bytes / 1e6,
              100.0 * static_cast<double>(int8_bytes) / static_cast<double>(fp32_bytes));
