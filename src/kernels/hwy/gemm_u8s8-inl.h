@@ -1,8 +1,8 @@
 // qfx kernels, Highway targets: the int8 GEMM C[M,N] (int32) = A[M,K] (int8 weights) x B[K,N] (uint8
 // activations, row-major). Included once per SIMD target by gemm_u8s8.cc.
 //
-// On AVX-512 VNNI (AVX3_DL) the inner loop is vpdpbusd (u8 x s8, 4 products into int32, exact). On AVX2
-// and AVX-512 it is vpmaddubsw (u8 x s8 pairs into int16) + vpmaddwd (into int32) over a 4x16 register tile: B is packed into panels of 16 columns x 4 k (64 bytes a step), A into
+// On AVX-512 VNNI (AVX3_DL) the inner loop is 512-bit vpdpbusd (u8 x s8, 4 products into int32, exact)
+// over a 4x32 tile. On AVX2 and AVX-512 it is vpmaddubsw (u8 x s8 pairs into int16) + vpmaddwd (into int32) over a 4x16 register tile: B is packed into panels of 16 columns x 4 k (64 bytes a step), A into
 // 4 rows x 4 k (one int32 broadcast per row). vpmaddubsw saturates when x0*w0 + x1*w1 leaves int16, so the
 // path is used only when max(x) * max over k-pairs of (|w_k| + |w_k+1|) <= 32767 — always true for
 // reduce_range activations (x <= 127) and for 7-bit weights; other layers take the exact portable loop.
@@ -53,17 +53,19 @@ inline void U8S8Portable(const U8S8GemmArgs& g, int64_t m0, int64_t m1, int64_t 
 // AVX3_DL has VNNI: vpdpbusd adds u8 x s8 products of 4 bytes straight into int32 — exact, no int16 step.
 constexpr bool kVnni = HWY_TARGET == HWY_AVX3_DL;
 
-constexpr int64_t kMr = kU8S8TileRows, kNr = 16;
+// Columns per tile: two vectors of int32 accumulators per row (32 on AVX-512 VNNI, 16 otherwise).
+constexpr int64_t kMr = kU8S8TileRows, kNr = HWY_TARGET == HWY_AVX3_DL ? 32 : 16;
 
-// Packs B[0:K, n0:n0+16] as [k4][16 columns][4 k] bytes; rows past K and columns past n1 are zero.
-// Full 16-column, 4-row steps interleave with byte/word unpacks; edges go element by element.
+// Packs B[0:K, n0:n0+kNr] as [k4][kNr columns][4 k] bytes; rows past K and columns past n1 are zero.
+// Full 16-column, 4-row blocks interleave with byte/word unpacks; edges go element by element.
 HWY_ATTR inline void PackB(const U8S8GemmArgs& g, int64_t n0, int64_t n1, int64_t k4s, uint8_t* out) {
   const bool full_width = n1 - n0 == kNr;
   for (int64_t s = 0; s < k4s; ++s) {
-    uint8_t* dst = out + s * kNr * 4;
     const int64_t p = s * 4;
     if (full_width && p + 4 <= g.k) {
-      const uint8_t* r = g.b + p * g.ldb + n0;
+      for (int64_t half = 0; half < kNr; half += 16) {
+      uint8_t* dst = out + s * kNr * 4 + half * 4;
+      const uint8_t* r = g.b + p * g.ldb + n0 + half;
       const __m128i a = _mm_loadu_si128(reinterpret_cast<const __m128i*>(r));
       const __m128i b = _mm_loadu_si128(reinterpret_cast<const __m128i*>(r + g.ldb));
       const __m128i c = _mm_loadu_si128(reinterpret_cast<const __m128i*>(r + 2 * g.ldb));
@@ -74,8 +76,10 @@ HWY_ATTR inline void PackB(const U8S8GemmArgs& g, int64_t n0, int64_t n1, int64_
       _mm_store_si128(reinterpret_cast<__m128i*>(dst + 16), _mm_unpackhi_epi16(ab_lo, cd_lo));
       _mm_store_si128(reinterpret_cast<__m128i*>(dst + 32), _mm_unpacklo_epi16(ab_hi, cd_hi));
       _mm_store_si128(reinterpret_cast<__m128i*>(dst + 48), _mm_unpackhi_epi16(ab_hi, cd_hi));
+      }
       continue;
     }
+    uint8_t* dst = out + s * kNr * 4;
     std::memset(dst, 0, kNr * 4);
     for (int64_t t = 0; t < 4 && p + t < g.k; ++t) {
       const uint8_t* row = g.b + (p + t) * g.ldb;
@@ -84,8 +88,32 @@ HWY_ATTR inline void PackB(const U8S8GemmArgs& g, int64_t n0, int64_t n1, int64_
   }
 }
 
-HWY_ATTR inline void Tile4x16(const int32_t* HWY_RESTRICT pa, const uint8_t* HWY_RESTRICT pb, int64_t k4s,
-                              int32_t* HWY_RESTRICT tile) {
+#if HWY_TARGET == HWY_AVX3_DL
+// 4 x 32 tile with 512-bit vpdpbusd: each step multiplies 4 k of 32 columns by 4 rows. Highway's AVX3_DL
+// target string names AVX-VNNI, not AVX512-VNNI, though its run-time check requires the latter: enable it
+// here so the EVEX form is used (the VEX form would need AVX-VNNI, which AVX3_DL CPUs may lack).
+__attribute__((target("avx512vnni"))) HWY_ATTR inline void Tile(const int32_t* HWY_RESTRICT pa, const uint8_t* HWY_RESTRICT pb, int64_t k4s,
+                          int32_t* HWY_RESTRICT tile) {
+  __m512i acc[kMr][2];
+  for (int r = 0; r < kMr; ++r) acc[r][0] = acc[r][1] = _mm512_setzero_si512();
+  for (int64_t s = 0; s < k4s; ++s) {
+    const __m512i b0 = _mm512_load_si512(pb + s * 128);
+    const __m512i b1 = _mm512_load_si512(pb + s * 128 + 64);
+#pragma GCC unroll 4
+    for (int r = 0; r < kMr; ++r) {
+      const __m512i a = _mm512_set1_epi32(pa[s * kMr + r]);
+      acc[r][0] = _mm512_dpbusd_epi32(acc[r][0], b0, a);
+      acc[r][1] = _mm512_dpbusd_epi32(acc[r][1], b1, a);
+    }
+  }
+  for (int r = 0; r < kMr; ++r) {
+    _mm512_storeu_si512(tile + r * kNr, acc[r][0]);
+    _mm512_storeu_si512(tile + r * kNr + 16, acc[r][1]);
+  }
+}
+#else
+HWY_ATTR inline void Tile(const int32_t* HWY_RESTRICT pa, const uint8_t* HWY_RESTRICT pb, int64_t k4s,
+                          int32_t* HWY_RESTRICT tile) {
   const __m256i ones = _mm256_set1_epi16(1);
   __m256i acc[kMr][2];
   for (int r = 0; r < kMr; ++r) acc[r][0] = acc[r][1] = _mm256_setzero_si256();
@@ -95,13 +123,8 @@ HWY_ATTR inline void Tile4x16(const int32_t* HWY_RESTRICT pa, const uint8_t* HWY
 #pragma GCC unroll 4
     for (int r = 0; r < kMr; ++r) {
       const __m256i a = _mm256_set1_epi32(pa[s * kMr + r]);
-#if HWY_TARGET == HWY_AVX3_DL
-      acc[r][0] = _mm256_dpbusd_epi32(acc[r][0], b0, a);
-      acc[r][1] = _mm256_dpbusd_epi32(acc[r][1], b1, a);
-#else
       acc[r][0] = _mm256_add_epi32(acc[r][0], _mm256_madd_epi16(_mm256_maddubs_epi16(b0, a), ones));
       acc[r][1] = _mm256_add_epi32(acc[r][1], _mm256_madd_epi16(_mm256_maddubs_epi16(b1, a), ones));
-#endif
     }
   }
   for (int r = 0; r < kMr; ++r) {
@@ -109,6 +132,7 @@ HWY_ATTR inline void Tile4x16(const int32_t* HWY_RESTRICT pa, const uint8_t* HWY
     _mm256_storeu_si256(reinterpret_cast<__m256i*>(tile + r * kNr + 8), acc[r][1]);
   }
 }
+#endif
 
 // The maddubs path over rows [m0, m1) and columns [n0, n1); `packed_a` holds all of A packed.
 inline void U8S8Maddubs(const U8S8GemmArgs& g, const int32_t* packed_a, int64_t m0, int64_t m1, int64_t n0, int64_t n1) {
@@ -119,7 +143,7 @@ inline void U8S8Maddubs(const U8S8GemmArgs& g, const int32_t* packed_a, int64_t 
     const int64_t cols = std::min(kNr, n1 - j);
     PackB(g, j, j + cols, k4s, pb);
     for (int64_t i = m0; i < m1; i += kMr) {
-      Tile4x16(packed_a + (i / kMr) * k4s * kMr, pb, k4s, tile);
+      Tile(packed_a + (i / kMr) * k4s * kMr, pb, k4s, tile);
       for (int64_t r = 0; r < kMr && i + r < m1; ++r) {
         std::memcpy(g.c + (i + r) * g.ldc + j, tile + r * kNr, static_cast<size_t>(cols) * sizeof(int32_t));
       }
