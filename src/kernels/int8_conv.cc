@@ -5,6 +5,7 @@
 // vpmaddubsw where exact), then the epilogue acc - x_zp * sum(w) + bias and the shared requantization.
 // Depthwise convolution runs directly per channel. Linear layers use the same GEMM on the transposed input.
 #include <algorithm>
+#include <tuple>
 #include <vector>
 
 #include "qfx/core/parallel.h"
@@ -55,42 +56,48 @@ void Epilogue(const QConvArgs& a, int64_t co, const int32_t* acc, int64_t n, uin
   RequantizeRow(acc, n, correction, a.multiplier[co], a.y_zero_point, a.lo, a.hi, y);
 }
 
-// One output plane of a depthwise convolution: int32 accumulation of (x - zp) * w over the taps, each
-// tap's loop running only over output columns whose input is inside the image (no branches, vectorises).
-void DepthwiseQPlane(const QConvArgs& a, const uint8_t* xc, const int8_t* w, int32_t* acc) {
+// One output plane of a depthwise convolution, row by row: int32 accumulation of (x - zp) * w over the
+// taps into one output row (which stays in L1), each tap's loop running only over output columns whose
+// input is inside the image (no branches, vectorises), then the row's requantization.
+void DepthwiseQPlane(const QConvArgs& a, int64_t co, const uint8_t* xc, uint8_t* y, int32_t* acc) {
   const Conv2dGeometry& g = a.g;
   const int64_t oh = g.out_h(), ow = g.out_w();
-  std::fill(acc, acc + oh * ow, 0);
-  for (int64_t kx = 0; kx < g.kernel_w; ++kx) {
-    const int64_t off = kx * g.dilation_w - g.pad_w;
-    const auto [ox0, ox1] = ValidOutputRange(ow, g.stride_w, off, g.in_w);
+  const int8_t* w = a.weight + co * g.kernel_h * g.kernel_w;
+  int64_t ox0[16], ox1[16], off[16];
+  for (int64_t kx = 0; kx < g.kernel_w && kx < 16; ++kx) {
+    off[kx] = kx * g.dilation_w - g.pad_w;
+    std::tie(ox0[kx], ox1[kx]) = ValidOutputRange(ow, g.stride_w, off[kx], g.in_w);
+  }
+  for (int64_t oy = 0; oy < oh; ++oy) {
+    std::fill(acc, acc + ow, 0);
     for (int64_t ky = 0; ky < g.kernel_h; ++ky) {
-      const int32_t wv = w[ky * g.kernel_w + kx];
-      for (int64_t oy = 0; oy < oh; ++oy) {
-        const int64_t iy = oy * g.stride_h - g.pad_h + ky * g.dilation_h;
-        if (iy < 0 || iy >= g.in_h) continue;  // padding: (zp - zp) * w = 0
-        const uint8_t* xr = xc + iy * g.in_w + off;
-        int32_t* ar = acc + oy * ow;
+      const int64_t iy = oy * g.stride_h - g.pad_h + ky * g.dilation_h;
+      if (iy < 0 || iy >= g.in_h) continue;  // padding: (zp - zp) * w = 0
+      for (int64_t kx = 0; kx < g.kernel_w; ++kx) {
+        const int32_t wv = w[ky * g.kernel_w + kx];
+        const uint8_t* xr = xc + iy * g.in_w + off[kx];
         if (g.stride_w == 1) {
-          for (int64_t ox = ox0; ox < ox1; ++ox) ar[ox] += wv * (static_cast<int32_t>(xr[ox]) - a.x_zero_point);
+          for (int64_t ox = ox0[kx]; ox < ox1[kx]; ++ox) acc[ox] += wv * (static_cast<int32_t>(xr[ox]) - a.x_zero_point);
         } else {
-          for (int64_t ox = ox0; ox < ox1; ++ox) ar[ox] += wv * (static_cast<int32_t>(xr[ox * g.stride_w]) - a.x_zero_point);
+          for (int64_t ox = ox0[kx]; ox < ox1[kx]; ++ox) {
+            acc[ox] += wv * (static_cast<int32_t>(xr[ox * g.stride_w]) - a.x_zero_point);
+          }
         }
       }
     }
+    RequantizeRow(acc, ow, a.bias ? a.bias[co] : 0, a.multiplier[co], a.y_zero_point, a.lo, a.hi, y + oy * ow);
   }
 }
 
 void DepthwiseQConv(const QConvArgs& a, const uint8_t* x, uint8_t* y) {
   const Conv2dGeometry& g = a.g;
-  const int64_t oh = g.out_h(), ow = g.out_w(), mult = g.out_channels / g.in_channels, khw = g.kernel_h * g.kernel_w;
+  const int64_t ohw = g.out_h() * g.out_w(), mult = g.out_channels / g.in_channels;
+  if (g.kernel_w > 16) return ref::QConv2d(a, x, y);  // the tap tables above hold 16 columns
   ParallelFor(g.batch * g.out_channels, 2, [&](int64_t b, int64_t e) {
-    std::vector<int32_t> acc(oh * ow);
+    std::vector<int32_t> acc(static_cast<size_t>(g.out_w()));
     for (int64_t idx = b; idx < e; ++idx) {
       const int64_t n = idx / g.out_channels, co = idx % g.out_channels, ci = co / mult;
-      DepthwiseQPlane(a, x + (n * g.in_channels + ci) * g.in_h * g.in_w, a.weight + co * khw, acc.data());
-      uint8_t* yc = y + idx * oh * ow;
-      RequantizeRow(acc.data(), oh * ow, a.bias ? a.bias[co] : 0, a.multiplier[co], a.y_zero_point, a.lo, a.hi, yc);
+      DepthwiseQPlane(a, co, x + (n * g.in_channels + ci) * g.in_h * g.in_w, y + idx * ohw, acc.data());
     }
   });
 }
