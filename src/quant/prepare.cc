@@ -25,7 +25,7 @@ const char* FloatReasonText(FloatReason r) {
 namespace {
 
 struct Match {
-  const BackendPattern* pattern;
+  const BackendPattern* pattern = nullptr;
   std::vector<fx::Node*> chain;
   QConfig qconfig;
 };

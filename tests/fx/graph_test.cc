@@ -98,7 +98,9 @@ TEST(Graph, ErasingWhileIteratingIsSafe) {
   std::vector<std::string> visited;
   for (Node* n : g) {
     visited.push_back(n->name());
-    if (n->users().empty() && n->op() != Opcode::kOutput) ASSERT_TRUE(g.EraseNode(n).ok());
+    if (n->users().empty() && n->op() != Opcode::kOutput) {
+      ASSERT_TRUE(g.EraseNode(n).ok());
+    }
   }
   EXPECT_EQ(visited, (std::vector<std::string>{"x", "relu", "sigmoid", "tanh", "output"}));
   EXPECT_EQ(Names(g.nodes()), (std::vector<std::string>{"x", "output"}));

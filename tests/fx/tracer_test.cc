@@ -219,8 +219,12 @@ TEST(Tracer, ShapePropagationFillsMeta) {
   ASSERT_TRUE(PropagateShapes(**gm, {{5, 1, 28, 28}}).ok());
   for (Node* n : (*gm)->graph()) {
     ASSERT_TRUE(n->meta.tensor.has_value()) << n->name();
-    if (n->name() == "flatten") EXPECT_EQ(n->meta.tensor->shape, (Shape{5, 1568}));
-    if (n->name() == "fc2") EXPECT_EQ(n->meta.tensor->shape, (Shape{5, 10}));
+    if (n->name() == "flatten") {
+      EXPECT_EQ(n->meta.tensor->shape, (Shape{5, 1568}));
+    }
+    if (n->name() == "fc2") {
+      EXPECT_EQ(n->meta.tensor->shape, (Shape{5, 10}));
+    }
   }
   EXPECT_FALSE(PropagateShapes(**gm, {{5, 3, 28, 28}}).ok());
 }

@@ -109,13 +109,6 @@ TEST(Presets, MatchPyTorchDefaults) {
   }
 }
 
-std::string Slurp(const std::string& path) {
-  std::ifstream f(path);
-  std::stringstream ss;
-  ss << f.rdbuf();
-  return ss.str();
-}
-
 void ExpectSameMapping(const QConfigMapping& a, const QConfigMapping& b, const std::string& what) {
   EXPECT_EQ(a.global(), b.global()) << what;
   ASSERT_EQ(a.rules().size(), b.rules().size()) << what;
