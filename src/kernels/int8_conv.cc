@@ -94,7 +94,8 @@ void DepthwiseQConv(const QConvArgs& a, const uint8_t* x, uint8_t* y) {
   const int64_t ohw = g.out_h() * g.out_w(), mult = g.out_channels / g.in_channels;
   if (g.kernel_w > 16) return ref::QConv2d(a, x, y);  // the tap tables above hold 16 columns
   ParallelFor(g.batch * g.out_channels, 2, [&](int64_t b, int64_t e) {
-    std::vector<int32_t> acc(static_cast<size_t>(g.out_w()));
+    thread_local std::vector<int32_t> acc;  // per thread, reused across calls
+    acc.resize(static_cast<size_t>(g.out_w()));
     for (int64_t idx = b; idx < e; ++idx) {
       const int64_t n = idx / g.out_channels, co = idx % g.out_channels, ci = co / mult;
       DepthwiseQPlane(a, co, x + (n * g.in_channels + ci) * g.in_h * g.in_w, y + idx * ohw, acc.data());
@@ -162,11 +163,13 @@ void QConv2d(const QConvArgs& a, const uint8_t* x, uint8_t* y) {
 
 void QLinear(const QLinearArgs& a, const uint8_t* x, uint8_t* y) {
   // y[r, o] = W[o, :] . x[r, :]: the GEMM C[out, rows] = W[out, in] x X^T[in, rows].
-  std::vector<uint8_t> xt(static_cast<size_t>(a.in * a.rows));
+  thread_local std::vector<uint8_t> xt;  // reused across calls: no allocation once large enough
+  thread_local std::vector<int32_t> acc;
+  xt.resize(static_cast<size_t>(a.in * a.rows));
+  acc.resize(static_cast<size_t>(a.out * a.rows));
   for (int64_t r = 0; r < a.rows; ++r) {
     for (int64_t k = 0; k < a.in; ++k) xt[k * a.rows + r] = x[r * a.in + k];
   }
-  std::vector<int32_t> acc(static_cast<size_t>(a.out * a.rows));
   U8S8GemmArgs gemm;
   gemm.m = a.out, gemm.n = a.rows, gemm.k = a.in, gemm.a = a.weight, gemm.lda = a.in;
   gemm.b = xt.data(), gemm.ldb = a.rows, gemm.c = acc.data(), gemm.ldc = a.rows;

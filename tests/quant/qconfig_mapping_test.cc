@@ -1,7 +1,5 @@
 // qfx tests: QConfigMapping precedence (PyTorch's rules), the presets, and TOML rule files: every error
 // names file, line and key; every example in tools/qconfigs/ loads; preset files equal the presets.
-#include <fstream>
-#include <sstream>
 
 #include "gtest/gtest.h"
 #include "qfx/fx/tracer.h"

@@ -19,6 +19,7 @@
 #include <cstring>
 #include <vector>
 
+#include "hwy/aligned_allocator.h"
 #include "hwy/highway.h"
 #include "qfx/core/parallel.h"
 #include "qfx/kernels/int8.h"
@@ -137,7 +138,15 @@ HWY_ATTR inline void Tile(const int32_t* HWY_RESTRICT pa, const uint8_t* HWY_RES
 // The maddubs path over rows [m0, m1) and columns [n0, n1); `packed_a` holds all of A packed.
 inline void U8S8Maddubs(const U8S8GemmArgs& g, const int32_t* packed_a, int64_t m0, int64_t m1, int64_t n0, int64_t n1) {
   const int64_t k4s = (g.k + 3) / 4;
-  uint8_t* pb = static_cast<uint8_t*>(std::aligned_alloc(64, static_cast<size_t>(k4s * kNr * 4 + 64)));
+  // One packed panel per thread, kept between calls (no allocation once it is large enough).
+  thread_local hwy::AlignedFreeUniquePtr<uint8_t[]> panel;
+  thread_local size_t panel_size = 0;
+  const size_t need = static_cast<size_t>(k4s * kNr * 4 + 64);
+  if (panel_size < need) {
+    panel = hwy::AllocateAligned<uint8_t>(need);
+    panel_size = need;
+  }
+  uint8_t* pb = panel.get();
   alignas(64) int32_t tile[kMr * kNr];
   for (int64_t j = n0; j < n1; j += kNr) {
     const int64_t cols = std::min(kNr, n1 - j);
@@ -149,7 +158,6 @@ inline void U8S8Maddubs(const U8S8GemmArgs& g, const int32_t* packed_a, int64_t 
       }
     }
   }
-  std::free(pb);
 }
 
 #endif  // AVX2 / AVX3 / AVX3_DL
