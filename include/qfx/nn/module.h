@@ -3,8 +3,9 @@
 // A module registers named submodules, parameters and buffers (the names PyTorch uses, so a
 // state_dict exported from PyTorch loads as it is). Parameters and buffers are Tensor handles whose
 // storage is updated in place (load_state_dict, batch-norm statistics, optimisers): never rebind them.
-// forward() takes and returns one Tensor; call a module with operator(), which later issues hook
-// (tracing). Errors inside forward throw qfx::Error; RunModule turns them into a Status.
+// forward() takes and returns one Tensor (forward_args takes named arguments); call a module with
+// operator(), which the symbolic tracer hooks (ModuleTraceHook) to record calls on traced values.
+// Errors inside forward throw qfx::Error; RunModule turns them into a Status.
 #pragma once
 
 #include <memory>
