@@ -5,6 +5,7 @@
 #include "gtest/gtest.h"
 #include "qfx/fx/tracer.h"
 #include "qfx/models/zoo.h"
+#include "qfx/nn/modules.h"
 #include "qfx/nn/functional.h"
 #include "qfx/quant/metrics.h"
 #include "qfx/quant/passes.h"
@@ -92,6 +93,60 @@ INSTANTIATE_TEST_SUITE_P(Zoo, ConvertZoo,
                            std::string q = info.param.qconfig.find('/') == std::string::npos ? info.param.qconfig : "mixed";
                            return info.param.model + "_" + q;
                          });
+
+}  // namespace
+}  // namespace quant
+}  // namespace qfx
+
+namespace qfx {
+namespace quant {
+namespace {
+
+// Ops the zoo does not exercise: cat of two branches, a functional relu6, an avg pool, a method reshape and
+// a functional sigmoid.
+class Branches : public nn::Module {
+ public:
+  Branches() {
+    stem = register_module("stem", std::make_shared<nn::Conv2d>(3, 8, 3, nn::Conv2dArgs{1, 1}));
+    left = register_module("left", std::make_shared<nn::Conv2d>(8, 4, 1));
+    right = register_module("right", std::make_shared<nn::Conv2d>(8, 4, 3, nn::Conv2dArgs{1, 1}));
+    pool = register_module("pool", std::make_shared<nn::AvgPool2d>(2));
+    fc = register_module("fc", std::make_shared<nn::Linear>(8 * 4 * 4, 5));
+  }
+  std::string type_name() const override { return "Branches"; }
+  Tensor forward(const Tensor& x) override {
+    Tensor y = F::relu6((*stem)(x));
+    y = F::cat({(*left)(y), (*right)(y)}, 1);
+    y = (*pool)(y).Reshape({-1, 8 * 4 * 4});
+    return F::sigmoid((*fc)(y));
+  }
+  std::shared_ptr<nn::Module> stem, left, right, pool, fc;
+};
+
+TEST(Convert, CatPoolsReshapeAndFunctionalActivationsLower) {
+  auto model = std::make_shared<Branches>();
+  testing::HashInit(*model);
+  model->eval();
+  auto gm = *fx::SymbolicTrace(model);
+  PrepareOptions opt;
+  opt.config = *LoadQuantConfig("qnnpack");
+  auto report = Prepare(*gm, opt);
+  ASSERT_TRUE(report.ok()) << report.status();
+  EXPECT_TRUE(report->left_float.empty()) << report->left_float.begin()->first;
+  ASSERT_TRUE(RunModule(*gm, testing::HashUniform("calib", {4, 3, 8, 8}, -1, 1)).ok());
+  ASSERT_TRUE(ConvertToReference(*gm, *report).ok());
+  const Tensor x = testing::HashUniform("x", {2, 3, 8, 8}, -1, 1);
+  const Tensor ref = *RunModule(*gm, x);
+  const absl::Status s = Lower(*gm, *report);
+  ASSERT_TRUE(s.ok()) << s;
+  const std::string code = gm->graph().ToString();
+  EXPECT_NE(code.find("call_function[target=q_cat]"), std::string::npos) << code;
+  EXPECT_NE(code.find("call_function[target=q_unary]"), std::string::npos) << code;
+  EXPECT_EQ(code.find("call_function[target=relu6]"), std::string::npos) << "relu6 folds into the stem's clamp\n" << code;
+  const Tensor y = *RunModule(*gm, x);
+  // sigmoid's output grid is fixed at 1/256: int8 and reference agree to one step.
+  for (int64_t i = 0; i < y.numel(); ++i) EXPECT_NEAR(y.data<float>()[i], ref.data<float>()[i], 1.0 / 256 + 1e-6) << i;
+}
 
 }  // namespace
 }  // namespace quant
