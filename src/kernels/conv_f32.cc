@@ -1,45 +1,15 @@
 // qfx kernels: fast fp32 convolution. Depthwise convolutions run a direct kernel over channels;
 // every other convolution is im2col (skipped for 1x1, stride 1, no padding) followed by GemmF32,
 // one GEMM per image and group. See include/qfx/kernels/f32.h for the contract.
-#include <algorithm>
 #include <vector>
 
 #include "qfx/core/parallel.h"
 #include "qfx/kernels/f32.h"
+#include "src/kernels/im2col.h"
 
 namespace qfx {
 namespace kernels {
 namespace {
-
-// col[(ci*KH + ky)*KW + kx][oy*OW + ox] = x[ci][iy][ix], zero outside the image.
-void Im2Col(const Conv2dGeometry& g, const float* x, int64_t channels, float* col) {
-  const int64_t oh = g.out_h(), ow = g.out_w(), khw = g.kernel_h * g.kernel_w;
-  ParallelFor(channels * khw, 8, [&](int64_t b, int64_t e) {
-    for (int64_t row = b; row < e; ++row) {
-      const int64_t ci = row / khw, ky = (row % khw) / g.kernel_w, kx = row % g.kernel_w;
-      const int64_t off = kx * g.dilation_w - g.pad_w;
-      const auto [ox0, ox1] = ValidOutputRange(ow, g.stride_w, off, g.in_w);
-      const float* xc = x + ci * g.in_h * g.in_w;
-      float* out = col + row * oh * ow;
-      for (int64_t oy = 0; oy < oh; ++oy) {
-        const int64_t iy = oy * g.stride_h - g.pad_h + ky * g.dilation_h;
-        float* o = out + oy * ow;
-        if (iy < 0 || iy >= g.in_h) {
-          std::fill(o, o + ow, 0.f);
-          continue;
-        }
-        const float* xr = xc + iy * g.in_w + off;
-        std::fill(o, o + ox0, 0.f);
-        if (g.stride_w == 1) {
-          std::copy(xr + ox0, xr + ox1, o + ox0);
-        } else {
-          for (int64_t ox = ox0; ox < ox1; ++ox) o[ox] = xr[ox * g.stride_w];
-        }
-        std::fill(o + ox1, o + ow, 0.f);
-      }
-    }
-  });
-}
 
 // One output plane of a depthwise convolution (one input channel, one filter).
 void DepthwisePlane(const Conv2dGeometry& g, const float* x, const float* w, float b, float* y) {
@@ -94,7 +64,7 @@ void Conv2dF32(const Conv2dGeometry& g, const float* x, const float* w, const fl
   for (int64_t n = 0; n < g.batch; ++n) {
     for (int64_t grp = 0; grp < g.groups; ++grp) {
       const float* xg = x + (n * g.in_channels + grp * cin_g) * g.in_h * g.in_w;
-      if (!direct) Im2Col(g, xg, cin_g, col.data());
+      if (!direct) Im2Col(g, xg, cin_g, 0.f, col.data());
       GemmArgs args;
       args.m = cout_g;
       args.n = ohw;

@@ -11,39 +11,11 @@
 #include "qfx/core/parallel.h"
 #include "qfx/kernels/int8.h"
 #include "src/kernels/gemm_u8s8.h"
+#include "src/kernels/im2col.h"
 
 namespace qfx {
 namespace kernels {
 namespace {
-
-void Im2ColU8(const Conv2dGeometry& g, const uint8_t* x, int64_t channels, uint8_t pad, uint8_t* col) {
-  const int64_t oh = g.out_h(), ow = g.out_w(), khw = g.kernel_h * g.kernel_w;
-  ParallelFor(channels * khw, 8, [&](int64_t b, int64_t e) {
-    for (int64_t row = b; row < e; ++row) {
-      const int64_t ci = row / khw, ky = (row % khw) / g.kernel_w, kx = row % g.kernel_w;
-      const int64_t off = kx * g.dilation_w - g.pad_w;  // input column of output column 0
-      const auto [ox0, ox1] = ValidOutputRange(ow, g.stride_w, off, g.in_w);
-      const uint8_t* xc = x + ci * g.in_h * g.in_w;
-      uint8_t* out = col + row * oh * ow;
-      for (int64_t oy = 0; oy < oh; ++oy) {
-        const int64_t iy = oy * g.stride_h - g.pad_h + ky * g.dilation_h;
-        uint8_t* o = out + oy * ow;
-        if (iy < 0 || iy >= g.in_h) {
-          std::fill(o, o + ow, pad);
-          continue;
-        }
-        const uint8_t* xr = xc + iy * g.in_w + off;
-        std::fill(o, o + ox0, pad);
-        if (g.stride_w == 1) {
-          std::copy(xr + ox0, xr + ox1, o + ox0);
-        } else {
-          for (int64_t ox = ox0; ox < ox1; ++ox) o[ox] = xr[ox * g.stride_w];
-        }
-        std::fill(o + ox1, o + ow, pad);
-      }
-    }
-  });
-}
 
 uint8_t MaxOf(const uint8_t* x, int64_t n) {
   uint8_t m = 0;
@@ -140,7 +112,7 @@ void QConv2d(const QConvArgs& a, const uint8_t* x, uint8_t* y) {
   for (int64_t n = 0; n < g.batch; ++n) {
     for (int64_t grp = 0; grp < g.groups; ++grp) {
       const uint8_t* xg = x + (n * g.in_channels + grp * cin_g) * g.in_h * g.in_w;
-      if (!direct) Im2ColU8(g, xg, cin_g, static_cast<uint8_t>(a.x_zero_point), col_buffer.data());
+      if (!direct) Im2Col(g, xg, cin_g, static_cast<uint8_t>(a.x_zero_point), col_buffer.data());
       U8S8GemmArgs gemm;
       gemm.m = cout_g, gemm.n = ohw, gemm.k = kdim;
       gemm.a = a.weight + grp * cout_g * kdim, gemm.lda = kdim;
