@@ -120,6 +120,29 @@ absl::StatusOr<Shape> InputShape(const ModelFlags& model, const std::string& sha
   return info.input_shape;
 }
 
+absl::StatusOr<Tensor> ReadCalibration(const std::string& path) {
+  QFX_ASSIGN_OR_RETURN(Tensor x, io::ReadNpy(path));
+  if (x.dtype() != DType::kF32 || x.dim() < 2 || x.size(0) == 0) {
+    return absl::InvalidArgumentError(absl::StrCat(path, ": calibration data ", x.ToString(), " must be f32 [N, ...]"));
+  }
+  return x;
+}
+
+absl::StatusOr<int64_t> Calibrate(fx::GraphModule& gm, const Tensor& x, const std::string& path, int64_t batch,
+                                  int64_t max_batches) {
+  const int64_t total = max_batches > 0 ? std::min(x.size(0), max_batches * batch) : x.size(0);
+  Progress progress("calibrate", total);
+  for (int64_t i = 0; i < total; i += batch) {
+    const int64_t n = std::min(batch, total - i);
+    absl::StatusOr<Tensor> y = RunModule(gm, x.Narrow0(i, n));
+    if (!y.ok()) {
+      return absl::Status(y.status().code(), absl::StrCat(path, ": calibration batch at row ", i, ": ", y.status().message()));
+    }
+    progress.Update(i + n);
+  }
+  return total;
+}
+
 namespace {
 
 absl::StatusOr<double> MedianMs(nn::Module& model, const Tensor& x, int runs) {

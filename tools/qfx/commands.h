@@ -4,11 +4,11 @@
 #include <cstdint>
 #include <string>
 
+#include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "qfx/core/tensor.h"
+#include "qfx/fx/graph_module.h"
 #include "qfx/nn/module.h"
-
-#include "absl/status/status.h"
 
 namespace qfx {
 namespace cli {
@@ -73,6 +73,12 @@ absl::StatusOr<std::shared_ptr<nn::Module>> LoadModel(const ModelFlags& flags);
 absl::StatusOr<Shape> ParseShape(const std::string& text);
 // --shape when given, else the .qfx file's or the zoo model's default input shape.
 absl::StatusOr<Shape> InputShape(const ModelFlags& model, const std::string& shape_flag);
+// --calib: an f32 .npy of [N, ...] inputs with N > 0.
+absl::StatusOr<Tensor> ReadCalibration(const std::string& path);
+// Runs the first max_batches batches (0: all) of x through a prepared model so its observers see them,
+// with a progress bar on a terminal; errors name `path`. Returns how many inputs it used.
+absl::StatusOr<int64_t> Calibrate(fx::GraphModule& gm, const Tensor& x, const std::string& path, int64_t batch,
+                                  int64_t max_batches);
 
 }  // namespace cli
 }  // namespace qfx

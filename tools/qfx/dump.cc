@@ -14,7 +14,6 @@
 #include "qfx/fx/formats.h"
 #include "qfx/fx/tracer.h"
 #include "qfx/io/file.h"
-#include "qfx/io/npy.h"
 #include "qfx/models/zoo.h"
 #include "qfx/quant/observer.h"
 #include "qfx/quant/passes.h"
@@ -99,19 +98,6 @@ std::map<const fx::Node*, std::string> Notes(fx::GraphModule& gm, const quant::P
   return notes;
 }
 
-// Runs the calibration array through the prepared model in batches.
-absl::Status Calibrate(fx::GraphModule& gm, const std::string& path, int64_t batch) {
-  QFX_ASSIGN_OR_RETURN(Tensor x, io::ReadNpy(path));
-  if (x.dim() < 1 || x.dtype() != DType::kF32) {
-    return absl::InvalidArgumentError(absl::StrCat(path, ": calibration data ", x.ToString(), " must be f32 [N, ...]"));
-  }
-  for (int64_t i = 0; i < x.size(0); i += batch) {
-    auto y = RunModule(gm, x.Narrow0(i, std::min(batch, x.size(0) - i)));
-    if (!y.ok()) return absl::Status(y.status().code(), absl::StrCat(path, ": calibration batch at row ", i, ": ", y.status().message()));
-  }
-  return absl::OkStatus();
-}
-
 }  // namespace
 
 absl::Status Dump(const DumpFlags& f) {
@@ -140,7 +126,10 @@ absl::Status Dump(const DumpFlags& f) {
       QFX_ASSIGN_OR_RETURN(quant::PrepareReport report, qat ? quant::PrepareQat(*gm, po) : quant::Prepare(*gm, po));
       if (qat) gm->eval();
       for (const std::string& w : report.warnings) std::fprintf(stderr, "qfx: warning: %s\n", w.c_str());
-      if (!f.calib.empty()) QFX_RETURN_IF_ERROR(Calibrate(*gm, f.calib, f.batch));
+      if (!f.calib.empty()) {
+        QFX_ASSIGN_OR_RETURN(const Tensor calib, ReadCalibration(f.calib));
+        QFX_RETURN_IF_ERROR(Calibrate(*gm, calib, f.calib, f.batch, /*max_batches=*/0).status());
+      }
       if (f.stage == "converted") {
         if (f.calib.empty()) return absl::InvalidArgumentError("--stage converted needs --calib X.npy to calibrate with");
         if (qat) return absl::InvalidArgumentError("--stage converted takes a post-training qconfig, not a _qat one");

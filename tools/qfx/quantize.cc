@@ -2,7 +2,6 @@
 // terminal), convert to int8 and save a .qfx file; prints what was quantized, what stayed float and why,
 // and the fp32 and int8 sizes.
 #include <sys/stat.h>
-#include <unistd.h>
 
 #include <cstdio>
 #include <map>
@@ -10,7 +9,6 @@
 #include "absl/strings/str_cat.h"
 #include "fmt/core.h"
 #include "qfx/fx/tracer.h"
-#include "qfx/io/npy.h"
 #include "qfx/quant/model_file.h"
 #include "qfx/quant/passes.h"
 #include "tools/qfx/commands.h"
@@ -30,20 +28,6 @@ int64_t Fp32Bytes(nn::Module& model) {
   return bytes;
 }
 
-// Runs up to max_batches batches (0: all) through the prepared model; returns how many inputs it used.
-absl::StatusOr<int64_t> Calibrate(fx::GraphModule& gm, const Tensor& x, int64_t batch, int64_t max_batches) {
-  const int64_t total = max_batches > 0 ? std::min(x.size(0), max_batches * batch) : x.size(0);
-  const bool tty = ::isatty(2);
-  for (int64_t i = 0; i < total; i += batch) {
-    const int64_t n = std::min(batch, total - i);
-    auto y = RunModule(gm, x.Narrow0(i, n));
-    if (!y.ok()) return absl::Status(y.status().code(), absl::StrCat("calibration batch at row ", i, ": ", y.status().message()));
-    if (tty) std::fprintf(stderr, "\rcalibrating %lld/%lld", static_cast<long long>(i + n), static_cast<long long>(total));
-  }
-  if (tty) std::fprintf(stderr, "\n");
-  return total;
-}
-
 }  // namespace
 
 absl::Status Quantize(const QuantizeFlags& f) {
@@ -52,17 +36,14 @@ absl::Status Quantize(const QuantizeFlags& f) {
   if (config.mapping.global() && config.mapping.global()->activation.fake_quant) {
     return absl::InvalidArgumentError(absl::StrCat("--qconfig ", f.qconfig, " is for quantization-aware training; use qfx qat"));
   }
-  QFX_ASSIGN_OR_RETURN(Tensor calib, io::ReadNpy(f.calib));
-  if (calib.dtype() != DType::kF32 || calib.dim() < 2 || calib.size(0) == 0) {
-    return absl::InvalidArgumentError(absl::StrCat(f.calib, ": calibration data ", calib.ToString(), " must be f32 [N, ...]"));
-  }
+  QFX_ASSIGN_OR_RETURN(Tensor calib, ReadCalibration(f.calib));
   const int64_t fp32_bytes = Fp32Bytes(*model);
   QFX_ASSIGN_OR_RETURN(auto gm, fx::SymbolicTrace(model));
   quant::PrepareOptions po;
   po.config = config;
   QFX_ASSIGN_OR_RETURN(quant::PrepareReport report, quant::Prepare(*gm, po));
   for (const std::string& w : report.warnings) std::fprintf(stderr, "qfx: warning: %s\n", w.c_str());
-  QFX_ASSIGN_OR_RETURN(const int64_t used, Calibrate(*gm, calib, f.batch, f.calib_batches));
+  QFX_ASSIGN_OR_RETURN(const int64_t used, Calibrate(*gm, calib, f.calib, f.batch, f.calib_batches));
   QFX_RETURN_IF_ERROR(quant::Convert(*gm, report));
   Shape input_shape = calib.shape();
   input_shape[0] = 1;
