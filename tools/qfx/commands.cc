@@ -145,8 +145,9 @@ absl::StatusOr<int64_t> Calibrate(fx::GraphModule& gm, const Tensor& x, const st
 
 namespace {
 
-absl::StatusOr<double> MedianMs(nn::Module& model, const Tensor& x, int runs) {
-  QFX_RETURN_IF_ERROR(RunModule(model, x).status());  // warm-up
+// Latencies of `runs` calls after `warmup` untimed ones, in ms, sorted ascending.
+absl::StatusOr<std::vector<double>> TimeRuns(nn::Module& model, const Tensor& x, int warmup, int runs) {
+  for (int i = 0; i < warmup; ++i) QFX_RETURN_IF_ERROR(RunModule(model, x).status());
   std::vector<double> ms;
   for (int i = 0; i < runs; ++i) {
     const auto t0 = Clock::now();
@@ -154,9 +155,13 @@ absl::StatusOr<double> MedianMs(nn::Module& model, const Tensor& x, int runs) {
     ms.push_back(MsSince(t0));
   }
   std::sort(ms.begin(), ms.end());
-  return ms[ms.size() / 2];
+  return ms;
 }
 
+absl::StatusOr<double> MedianMs(nn::Module& model, const Tensor& x, int runs) {
+  QFX_ASSIGN_OR_RETURN(const std::vector<double> ms, TimeRuns(model, x, /*warmup=*/1, runs));
+  return ms[ms.size() / 2];
+}
 
 int64_t StateBytes(nn::Module& m) {
   int64_t bytes = 0;
@@ -254,14 +259,7 @@ absl::Status Bench(const BenchFlags& f) {
   QFX_ASSIGN_OR_RETURN(Shape shape, InputShape(f.model, f.shape));
   if (f.threads > 0) SetNumThreads(f.threads);
   const Tensor x = SeededInput(shape, 1);
-  for (int i = 0; i < 3; ++i) QFX_RETURN_IF_ERROR(RunModule(*model, x).status());
-  std::vector<double> ms;
-  for (int i = 0; i < f.iters; ++i) {
-    const auto t0 = Clock::now();
-    QFX_RETURN_IF_ERROR(RunModule(*model, x).status());
-    ms.push_back(MsSince(t0));
-  }
-  std::sort(ms.begin(), ms.end());
+  QFX_ASSIGN_OR_RETURN(const std::vector<double> ms, TimeRuns(*model, x, /*warmup=*/3, f.iters));
   const double median = ms[ms.size() / 2];
   if (f.json) {
     fmt::print("{{\"median_ms\":{:.3f},\"min_ms\":{:.3f},\"max_ms\":{:.3f}}}\n", median, ms.front(), ms.back());
