@@ -120,6 +120,12 @@ absl::StatusOr<Shape> InputShape(const ModelFlags& model, const std::string& sha
   return info.input_shape;
 }
 
+int64_t StateBytes(nn::Module& m) {
+  int64_t bytes = 0;
+  for (const auto& [name, t] : m.state_dict()) bytes += static_cast<int64_t>(t.nbytes());
+  return bytes;
+}
+
 absl::StatusOr<Tensor> ReadCalibration(const std::string& path) {
   QFX_ASSIGN_OR_RETURN(Tensor x, io::ReadNpy(path));
   if (x.dtype() != DType::kF32 || x.dim() < 2 || x.size(0) == 0) {
@@ -161,12 +167,6 @@ absl::StatusOr<std::vector<double>> TimeRuns(nn::Module& model, const Tensor& x,
 absl::StatusOr<double> MedianMs(nn::Module& model, const Tensor& x, int runs) {
   QFX_ASSIGN_OR_RETURN(const std::vector<double> ms, TimeRuns(model, x, /*warmup=*/1, runs));
   return ms[ms.size() / 2];
-}
-
-int64_t StateBytes(nn::Module& m) {
-  int64_t bytes = 0;
-  for (const auto& [name, t] : m.state_dict()) bytes += static_cast<int64_t>(t.nbytes());
-  return bytes;
 }
 
 }  // namespace

@@ -73,6 +73,8 @@ absl::StatusOr<std::shared_ptr<nn::Module>> LoadModel(const ModelFlags& flags);
 absl::StatusOr<Shape> ParseShape(const std::string& text);
 // --shape when given, else the .qfx file's or the zoo model's default input shape.
 absl::StatusOr<Shape> InputShape(const ModelFlags& model, const std::string& shape_flag);
+// Bytes of the module's state_dict (parameters and buffers).
+int64_t StateBytes(nn::Module& m);
 // --calib: an f32 .npy of [N, ...] inputs with N > 0.
 absl::StatusOr<Tensor> ReadCalibration(const std::string& path);
 // Runs the first max_batches batches (0: all) of x through a prepared model so its observers see them,

@@ -22,12 +22,6 @@ int64_t FileSize(const std::string& path) {
   return ::stat(path.c_str(), &st) == 0 ? static_cast<int64_t>(st.st_size) : -1;
 }
 
-int64_t Fp32Bytes(nn::Module& model) {
-  int64_t bytes = 0;
-  for (const auto& [name, t] : model.state_dict()) bytes += static_cast<int64_t>(t.nbytes());
-  return bytes;
-}
-
 }  // namespace
 
 absl::Status Quantize(const QuantizeFlags& f) {
@@ -37,7 +31,7 @@ absl::Status Quantize(const QuantizeFlags& f) {
     return absl::InvalidArgumentError(absl::StrCat("--qconfig ", f.qconfig, " is for quantization-aware training; use qfx qat"));
   }
   QFX_ASSIGN_OR_RETURN(Tensor calib, ReadCalibration(f.calib));
-  const int64_t fp32_bytes = Fp32Bytes(*model);
+  const int64_t fp32_bytes = StateBytes(*model);
   QFX_ASSIGN_OR_RETURN(auto gm, fx::SymbolicTrace(model));
   quant::PrepareOptions po;
   po.config = config;
