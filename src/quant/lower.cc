@@ -158,7 +158,9 @@ class Lowerer {
     if (!src || !q_out) return absl::OkStatus();
     QFX_ASSIGN_OR_RETURN(QuantInfo in, QParamsOf(src));
     const QuantInfo out = QuantizeArgs(q_out);
-    if (in.scale != out.scale || in.zero_point != out.zero_point) return LowerUnaryOrFail(n, src, q_out);
+    if (in.scale != out.scale || in.zero_point != out.zero_point) {
+      return absl::InternalError(absl::StrCat("Lower: %", n->name(), " shares its input's qparams but its output observer differs"));
+    }
     lowered_.insert(n->name());
     float lo, hi;
     auto* producer = src->op() == fx::Opcode::kCallModule ? dynamic_cast<QuantizedWeighted*>(gm_.submodule(src->target().path))
@@ -191,10 +193,6 @@ class Lowerer {
       return true;
     }
     return false;
-  }
-
-  absl::Status LowerUnaryOrFail(fx::Node* n, fx::Node*, fx::Node*) {
-    return absl::InternalError(absl::StrCat("Lower: %", n->name(), " shares its input's qparams but its output observer differs"));
   }
 
   static int64_t UnaryOp(const fx::Node* n, const std::string& type) {
