@@ -50,12 +50,18 @@ void GemmF32(const GemmArgs& args);
 // y[N, C_out, OH, OW] = conv(x, w) + bias (bias may be null). Depthwise convolutions use a direct
 // kernel; others im2col (skipped for 1x1 stride-1 unpadded) and GemmF32.
 void Conv2dF32(const Conv2dGeometry& g, const float* x, const float* w, const float* bias, float* y);
+// The convolution's backward pass from dy [N, C_out, OH, OW]: dx [N, C_in, H, W], dw (weight's shape) and
+// db [C_out] are overwritten; pass null for any not wanted.
+void Conv2dBackwardF32(const Conv2dGeometry& g, const float* x, const float* w, const float* dy, float* dx, float* dw,
+                       float* db);
 // Name of the SIMD target GemmF32 dispatches to now ("AVX2", "SSE4", "EMU128", "SCALAR", ...).
 const char* GemmF32TargetName();
 
 namespace ref {
 void GemmF32(const GemmArgs& args);
 void Conv2dF32(const Conv2dGeometry& g, const float* x, const float* w, const float* bias, float* y);
+void Conv2dBackwardF32(const Conv2dGeometry& g, const float* x, const float* w, const float* dy, float* dx, float* dw,
+                       float* db);
 }  // namespace ref
 
 }  // namespace kernels

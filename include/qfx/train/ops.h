@@ -1,0 +1,60 @@
+// qfx train: differentiable ops. Each computes its forward with the same fp32 code as inference
+// (qfx::F, so a trained model's eval forward is the one that runs after training) and records its
+// backward on the tape. Shapes are validated by the forward, which throws qfx::Error naming the op.
+#pragma once
+
+#include <random>
+#include <vector>
+
+#include "qfx/nn/functional.h"
+#include "qfx/quant/observer.h"
+#include "qfx/train/autograd.h"
+
+namespace qfx {
+namespace train {
+namespace ag {
+
+Var conv2d(Tape& t, const Var& x, const Var& w, const Var& b, const F::Conv2dOptions& opt);  // b may be undefined
+Var linear(Tape& t, const Var& x, const Var& w, const Var& b);
+// Batch norm over dim 1. Training: batch statistics, and running stats (when defined) updated in place
+// exactly as F::batch_norm does. Eval: running stats, gradients to x, weight and bias only.
+Var batch_norm(Tape& t, const Var& x, const Tensor& running_mean, const Tensor& running_var, const Var& weight,
+               const Var& bias, bool training, double momentum, double eps);
+
+Var relu(Tape& t, const Var& x);
+Var relu6(Tape& t, const Var& x);
+Var hardtanh(Tape& t, const Var& x, float min_val, float max_val);
+Var hardswish(Tape& t, const Var& x);
+Var hardsigmoid(Tape& t, const Var& x);
+Var sigmoid(Tape& t, const Var& x);
+Var tanh(Tape& t, const Var& x);
+Var silu(Tape& t, const Var& x);
+Var softmax(Tape& t, const Var& x, int64_t dim);
+// Zeroes each value with probability p (drawn from rng) and scales the rest by 1/(1-p); identity in eval.
+Var dropout(Tape& t, const Var& x, double p, bool training, std::mt19937_64& rng);
+
+Var max_pool2d(Tape& t, const Var& x, const F::Pool2dOptions& opt);
+Var avg_pool2d(Tape& t, const Var& x, const F::Pool2dOptions& opt);
+Var adaptive_avg_pool2d(Tape& t, const Var& x, const std::vector<int64_t>& output_size);
+
+// Elementwise with broadcasting; gradients are summed back to each input's shape.
+Var add(Tape& t, const Var& a, const Var& b);
+Var mul(Tape& t, const Var& a, const Var& b);
+Var div(Tape& t, const Var& a, const Var& b);
+Var cat(Tape& t, const std::vector<Var>& xs, int64_t dim);
+Var reshape(Tape& t, const Var& x, Shape shape);  // view, flatten and reshape
+Var mean(Tape& t, const Var& x, const std::vector<int64_t>& dims, bool keepdim);
+
+// Fake quantization with the straight-through estimator, PyTorch's cachemask rule: the gradient passes
+// where nearbyint(x / scale) + zero_point lies in [quant_min, quant_max], and is zero elsewhere.
+Var fake_quantize(Tape& t, const Var& x, const quant::QParams& qp);
+
+// Mean cross-entropy of logits [N, C] against i64 labels [N] (softmax + negative log-likelihood).
+Var cross_entropy(Tape& t, const Var& logits, const Tensor& labels);
+
+// Sums g over the broadcast dimensions so it has `shape` (the adjoint of broadcasting).
+Tensor SumToShape(const Tensor& g, const Shape& shape);
+
+}  // namespace ag
+}  // namespace train
+}  // namespace qfx

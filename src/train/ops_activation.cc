@@ -1,0 +1,102 @@
+// qfx train: backward of the elementwise activations, softmax and dropout (PyTorch's derivative rules,
+// including which side of each kink gets the gradient).
+#include <cmath>
+#include <vector>
+
+#include "qfx/train/ops.h"
+
+namespace qfx {
+namespace train {
+namespace ag {
+namespace {
+
+// y = f(x) elementwise; dx = deriv(x, y) * dy.
+template <typename Deriv>
+Var Unary(Tape& t, const Var& x, Tensor y, Deriv deriv) {
+  const Tensor xv = x.value;
+  return t.Record(y, {x}, [xv, y, deriv](const Tensor& dy) {
+    Tensor dx = Tensor::Uninitialized(xv.shape());
+    const float *px = xv.data<float>(), *py = y.data<float>(), *pg = dy.data<float>();
+    float* pd = dx.data<float>();
+    for (int64_t i = 0, n = xv.numel(); i < n; ++i) pd[i] = deriv(px[i], py[i]) * pg[i];
+    return std::vector<Tensor>{dx};
+  });
+}
+
+}  // namespace
+
+Var relu(Tape& t, const Var& x) {
+  return Unary(t, x, F::relu(x.value), [](float, float y) { return y > 0.f ? 1.f : 0.f; });
+}
+
+Var relu6(Tape& t, const Var& x) { return hardtanh(t, x, 0.f, 6.f); }
+
+Var hardtanh(Tape& t, const Var& x, float lo, float hi) {
+  return Unary(t, x, F::hardtanh(x.value, lo, hi), [lo, hi](float v, float) { return v > lo && v < hi ? 1.f : 0.f; });
+}
+
+Var hardswish(Tape& t, const Var& x) {
+  return Unary(t, x, F::hardswish(x.value), [](float v, float) {
+    if (v < -3.f) return 0.f;
+    return v <= 3.f ? v / 3.f + 0.5f : 1.f;
+  });
+}
+
+Var hardsigmoid(Tape& t, const Var& x) {
+  return Unary(t, x, F::hardsigmoid(x.value), [](float v, float) { return v > -3.f && v < 3.f ? 1.f / 6.f : 0.f; });
+}
+
+Var sigmoid(Tape& t, const Var& x) {
+  return Unary(t, x, F::sigmoid(x.value), [](float, float y) { return (1.f - y) * y; });
+}
+
+Var tanh(Tape& t, const Var& x) {
+  return Unary(t, x, F::tanh(x.value), [](float, float y) { return 1.f - y * y; });
+}
+
+Var silu(Tape& t, const Var& x) {
+  return Unary(t, x, F::silu(x.value), [](float v, float) {
+    const float s = 1.f / (1.f + std::exp(-v));
+    return s * (1.f + v * (1.f - s));
+  });
+}
+
+Var softmax(Tape& t, const Var& x, int64_t dim) {
+  Tensor y = F::softmax(x.value, dim);
+  const int64_t d = NormalizeDim(dim, x.value.dim(), "softmax dim");
+  return t.Record(y, {x}, [y, d](const Tensor& dy) {
+    const int64_t len = y.size(d);
+    int64_t inner = 1;
+    for (int64_t k = d + 1; k < y.dim(); ++k) inner *= y.size(k);
+    const int64_t outer = y.numel() / (len * inner);
+    Tensor dx = Tensor::Uninitialized(y.shape());
+    const float *py = y.data<float>(), *pg = dy.data<float>();
+    float* pd = dx.data<float>();
+    for (int64_t o = 0; o < outer; ++o) {
+      for (int64_t i = 0; i < inner; ++i) {
+        const int64_t base = o * len * inner + i;
+        double dot = 0;
+        for (int64_t j = 0; j < len; ++j) dot += static_cast<double>(pg[base + j * inner]) * py[base + j * inner];
+        for (int64_t j = 0; j < len; ++j) {
+          const int64_t k = base + j * inner;
+          pd[k] = static_cast<float>(py[k] * (pg[k] - dot));
+        }
+      }
+    }
+    return std::vector<Tensor>{dx};
+  });
+}
+
+Var dropout(Tape& t, const Var& x, double p, bool training, std::mt19937_64& rng) {
+  if (p < 0 || p > 1) ThrowInvalid("dropout: p ", p, " must be in [0, 1]");
+  if (!training || p == 0) return x;
+  const float scale = p == 1 ? 0.f : static_cast<float>(1 / (1 - p));
+  Tensor mask = Tensor::Uninitialized(x.value.shape());
+  std::bernoulli_distribution keep(1 - p);
+  for (int64_t i = 0, n = mask.numel(); i < n; ++i) mask.data<float>()[i] = keep(rng) ? scale : 0.f;
+  return t.Record(F::mul(x.value, mask), {x}, [mask](const Tensor& dy) { return std::vector<Tensor>{F::mul(dy, mask)}; });
+}
+
+}  // namespace ag
+}  // namespace train
+}  // namespace qfx

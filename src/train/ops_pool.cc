@@ -1,0 +1,122 @@
+// qfx train: backward of max, average and adaptive average pooling (PyTorch's window rules).
+#include <algorithm>
+#include <cmath>
+#include <limits>
+#include <vector>
+
+#include "qfx/train/ops.h"
+
+namespace qfx {
+namespace train {
+namespace ag {
+namespace {
+
+struct Window {
+  int64_t kh, kw, sh, sw, ph, pw, dh, dw;
+};
+
+Window MakeWindow(const F::Pool2dOptions& opt) {
+  const auto& k = opt.kernel_size;
+  const std::vector<int64_t>& s = opt.stride.empty() ? k : opt.stride;
+  return {k[0], k[1], s[0], s[1], opt.padding[0], opt.padding[1], opt.dilation[0], opt.dilation[1]};
+}
+
+}  // namespace
+
+Var max_pool2d(Tape& t, const Var& x, const F::Pool2dOptions& opt) {
+  Tensor y = F::max_pool2d(x.value, opt);
+  const Tensor xv = x.value;
+  const Window w = MakeWindow(opt);
+  return t.Record(y, {x}, [xv, y, w](const Tensor& dy) {
+    const int64_t planes = xv.size(0) * xv.size(1), ih = xv.size(2), iw = xv.size(3);
+    const int64_t oh = y.size(2), ow = y.size(3);
+    Tensor dx = Tensor::Zeros(xv.shape());
+    const float* pg = dy.data<float>();
+    for (int64_t p = 0; p < planes; ++p) {
+      const float* px = xv.data<float>() + p * ih * iw;
+      float* pd = dx.data<float>() + p * ih * iw;
+      for (int64_t oy = 0; oy < oh; ++oy) {
+        for (int64_t ox = 0; ox < ow; ++ox) {
+          int64_t best = -1;
+          float best_v = -std::numeric_limits<float>::infinity();
+          for (int64_t ky = 0; ky < w.kh; ++ky) {
+            const int64_t iy = oy * w.sh - w.ph + ky * w.dh;
+            if (iy < 0 || iy >= ih) continue;
+            for (int64_t kx = 0; kx < w.kw; ++kx) {
+              const int64_t ix = ox * w.sw - w.pw + kx * w.dw;
+              if (ix < 0 || ix >= iw) continue;
+              const float v = px[iy * iw + ix];
+              if (best < 0 || v > best_v || std::isnan(v)) {
+                best = iy * iw + ix;
+                best_v = v;
+              }
+            }
+          }
+          if (best >= 0) pd[best] += pg[(p * oh + oy) * ow + ox];
+        }
+      }
+    }
+    return std::vector<Tensor>{dx};
+  });
+}
+
+Var avg_pool2d(Tape& t, const Var& x, const F::Pool2dOptions& opt) {
+  Tensor y = F::avg_pool2d(x.value, opt);
+  const Shape xs = x.value.shape();
+  const Window w = MakeWindow(opt);
+  const bool include_pad = opt.count_include_pad;
+  return t.Record(y, {x}, [xs, w, include_pad](const Tensor& dy) {
+    const int64_t planes = xs[0] * xs[1], ih = xs[2], iw = xs[3], oh = dy.size(2), ow = dy.size(3);
+    Tensor dx = Tensor::Zeros(xs);
+    for (int64_t p = 0; p < planes; ++p) {
+      float* pd = dx.data<float>() + p * ih * iw;
+      const float* pg = dy.data<float>() + p * oh * ow;
+      for (int64_t oy = 0; oy < oh; ++oy) {
+        for (int64_t ox = 0; ox < ow; ++ox) {
+          int64_t y0 = oy * w.sh - w.ph, x0 = ox * w.sw - w.pw;
+          int64_t y1 = std::min(y0 + w.kh, ih + w.ph), x1 = std::min(x0 + w.kw, iw + w.pw);
+          const int64_t pool = (y1 - y0) * (x1 - x0);
+          y0 = std::max<int64_t>(y0, 0);
+          x0 = std::max<int64_t>(x0, 0);
+          y1 = std::min(y1, ih);
+          x1 = std::min(x1, iw);
+          const int64_t divisor = include_pad ? pool : (y1 - y0) * (x1 - x0);
+          if (divisor <= 0) continue;
+          const float g = pg[oy * ow + ox] / static_cast<float>(divisor);
+          for (int64_t iy = y0; iy < y1; ++iy) {
+            for (int64_t ix = x0; ix < x1; ++ix) pd[iy * iw + ix] += g;
+          }
+        }
+      }
+    }
+    return std::vector<Tensor>{dx};
+  });
+}
+
+Var adaptive_avg_pool2d(Tape& t, const Var& x, const std::vector<int64_t>& output_size) {
+  Tensor y = F::adaptive_avg_pool2d(x.value, output_size);
+  const Shape xs = x.value.shape();
+  return t.Record(y, {x}, [xs](const Tensor& dy) {
+    const int64_t planes = xs[0] * xs[1], ih = xs[2], iw = xs[3], oh = dy.size(2), ow = dy.size(3);
+    Tensor dx = Tensor::Zeros(xs);
+    for (int64_t p = 0; p < planes; ++p) {
+      float* pd = dx.data<float>() + p * ih * iw;
+      const float* pg = dy.data<float>() + p * oh * ow;
+      for (int64_t oy = 0; oy < oh; ++oy) {
+        const int64_t y0 = oy * ih / oh, y1 = ((oy + 1) * ih + oh - 1) / oh;
+        for (int64_t ox = 0; ox < ow; ++ox) {
+          const int64_t x0 = ox * iw / ow, x1 = ((ox + 1) * iw + ow - 1) / ow;
+          const float g = pg[oy * ow + ox] / static_cast<float>((y1 - y0) * (x1 - x0));
+          for (int64_t iy = y0; iy < y1; ++iy) {
+            for (int64_t ix = x0; ix < x1; ++ix) pd[iy * iw + ix] += g;
+          }
+        }
+      }
+    }
+    return std::vector<Tensor>{dx};
+  });
+}
+
+}  // namespace ag
+}  // namespace train
+}  // namespace qfx
