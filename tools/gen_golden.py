@@ -460,6 +460,90 @@ def write_mnist_fixture(out):
         print(f"mnist_cnn {name}: top-1 {float((logits.argmax(1) == test_y).float().mean()):.4f} on 400 test images")
 
 
+def grad_cases():
+    """(name, fn, inputs) for train/grads.safetensors: fn maps the input tensors to one output tensor."""
+    def u(key, shape, lo=-1.0, hi=1.0):
+        return torch.from_numpy(hash_uniform(key, int(np.prod(shape)), lo, hi)).reshape(shape)
+    labels = torch.tensor([3, 0, 4, 1], dtype=torch.int64)
+    return [
+        ("conv2d", lambda x, w, b: F.conv2d(x, w, b, stride=(2, 1), padding=1), [u("cx", [2, 3, 7, 6]), u("cw", [4, 3, 3, 3]), u("cb", [4])]),
+        ("conv2d_groups_dilation", lambda x, w: F.conv2d(x, w, None, padding=2, dilation=2, groups=2),
+         [u("gx", [1, 4, 8, 7]), u("gw", [6, 2, 3, 3])]),
+        ("conv2d_depthwise", lambda x, w, b: F.conv2d(x, w, b, stride=2, padding=1, groups=4),
+         [u("dx", [2, 4, 9, 9]), u("dw", [4, 1, 3, 3]), u("db", [4])]),
+        ("linear", lambda x, w, b: F.linear(x, w, b), [u("lx", [3, 2, 5]), u("lw", [4, 5]), u("lb", [4])]),
+        ("batch_norm_train", lambda x, w, b: F.batch_norm(x, None, None, w, b, True, 0.1, 1e-5),
+         [u("bx", [3, 4, 3, 2], -2, 2), u("bw", [4], 0.5, 1.5), u("bb", [4])]),
+        ("relu", F.relu, [u("a", [64], -4, 4)]),
+        ("relu6", F.relu6, [u("a", [64], -2, 8)]),
+        ("hardtanh", lambda x: F.hardtanh(x, -0.5, 0.7), [u("a", [64], -1, 1)]),
+        ("hardswish", F.hardswish, [u("a", [64], -5, 5)]),
+        ("hardsigmoid", F.hardsigmoid, [u("a", [64], -5, 5)]),
+        ("sigmoid", torch.sigmoid, [u("a", [64], -5, 5)]),
+        ("tanh", torch.tanh, [u("a", [64], -3, 3)]),
+        ("silu", F.silu, [u("a", [64], -5, 5)]),
+        ("softmax", lambda x: F.softmax(x, 1), [u("s", [2, 5, 3], -2, 2)]),
+        ("max_pool2d", lambda x: F.max_pool2d(x, 3, 2, 1, ceil_mode=True), [u("m", [2, 2, 7, 6])]),
+        ("avg_pool2d", lambda x: F.avg_pool2d(x, 3, 2, 1, ceil_mode=True, count_include_pad=False), [u("p", [1, 3, 7, 6])]),
+        ("adaptive_avg_pool2d", lambda x: F.adaptive_avg_pool2d(x, (3, 2)), [u("q", [2, 2, 7, 5])]),
+        ("add_broadcast", lambda a, b: a + b, [u("aa", [2, 3, 4, 4]), u("ab", [1, 3, 1, 1])]),
+        ("mul_broadcast", lambda a, b: a * b, [u("ma", [2, 3, 4, 4]), u("mb", [2, 3, 1, 1])]),
+        ("cat", lambda a, b: torch.cat([a, b], 1), [u("ca", [2, 3, 2]), u("cb2", [2, 1, 2])]),
+        ("mean_23", lambda x: x.mean([2, 3], keepdim=True), [u("me", [2, 3, 4, 2])]),
+        ("cross_entropy", lambda x: F.cross_entropy(x, labels).reshape(1), [u("ce", [4, 5], -3, 3)]),
+    ]
+
+
+def write_grad_fixture(out):
+    """train/grads.safetensors: for each case of grad_cases(), the inputs (`case/in<i>`), the output, the weights r
+    of the loss mean(out * r) and the gradient of that loss for each input (`case/grad<i>`); then mnist_cnn with hash
+    weights in train mode (batch norm on batch statistics) and the same after prepare_qat_fx (x86): the gradient of
+    cross_entropy(model(x), y) for every parameter (`mnist_cnn/grad/<name>`, `qat_mnist_cnn/grad/<name>`), and the
+    parameters after 3 Adam and 3 SGD (momentum 0.9, weight decay 1e-4) steps on fixed batches."""
+    from torch.ao.quantization import get_default_qat_qconfig_mapping
+    from torch.ao.quantization.quantize_fx import prepare_qat_fx
+    d = os.path.join(out, "train")
+    os.makedirs(d, exist_ok=True)
+    tensors = []
+    for name, fn, inputs in grad_cases():
+        xs = [t.clone().requires_grad_(True) for t in inputs]
+        y = fn(*xs)
+        r = torch.from_numpy(hash_uniform(name + "/r", y.numel(), -1.0, 1.0)).reshape(y.shape)
+        (y * r).mean().backward()
+        for i, x in enumerate(xs):
+            tensors += [(f"{name}/in{i}", inputs[i]), (f"{name}/grad{i}", x.grad)]
+        tensors += [(f"{name}/out", y.detach()), (f"{name}/r", r)]
+    x = torch.from_numpy(hash_uniform("train_x", 8 * 784, 0.0, 1.0)).reshape(8, 1, 28, 28)
+    y = torch.tensor([i * 7 % 10 for i in range(8)], dtype=torch.int64)
+    tensors += [("batch/x", x), ("batch/y", y)]
+    for prefix, qat in [("mnist_cnn", False), ("qat_mnist_cnn", True)]:
+        torch.manual_seed(0)
+        model = MnistCnn()
+        hash_init(model)
+        model.train()
+        if qat:
+            model = prepare_qat_fx(model, get_default_qat_qconfig_mapping("x86"), (x,))
+        loss = F.cross_entropy(model(x), y)
+        loss.backward()
+        tensors.append((f"{prefix}/loss", loss.detach().reshape(1)))
+        for pname, p in model.named_parameters():
+            tensors.append((f"{prefix}/grad/{pname}", p.grad))
+    for opt_name in ["adam", "sgd"]:
+        torch.manual_seed(0)
+        model = MnistCnn()
+        hash_init(model)
+        model.train()
+        opt = (torch.optim.Adam(model.parameters(), lr=1e-3) if opt_name == "adam" else
+               torch.optim.SGD(model.parameters(), lr=0.05, momentum=0.9, weight_decay=1e-4))
+        for step in range(3):
+            opt.zero_grad()
+            F.cross_entropy(model(x), y).backward()
+            opt.step()
+        for pname, p in model.named_parameters():
+            tensors.append((f"{opt_name}/param/{pname}", p.detach()))
+    write_safetensors(os.path.join(d, "grads.safetensors"), tensors)
+
+
 def write_resnet18_int8_fixture(out):
     """quant/resnet18_int8.safetensors: resnet18 with hash weights, calibrated on hash_uniform('calib')
     [4, 3, 64, 64]; fp32 and PyTorch FX int8 (qnnpack, onednn) outputs on hash_uniform('test') [4, 3, 64, 64]."""
@@ -485,8 +569,12 @@ def write_resnet18_int8_fixture(out):
 def main():
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--out", default=os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "tests", "data"))
+    ap.add_argument("--only", help="write only this fixture group (a write_* function name without write_)")
     args = ap.parse_args()
     torch.set_num_threads(1)
+    if args.only:
+        globals()["write_" + args.only](args.out)
+        return
     write_module_cases(args.out)
     write_models(args.out)
     write_fx_sequences(args.out)
@@ -495,6 +583,7 @@ def main():
     write_prepare_qat_fixture(args.out)
     write_mnist_fixture(args.out)
     write_resnet18_int8_fixture(args.out)
+    write_grad_fixture(args.out)
     print("wrote fixtures under", os.path.normpath(args.out))
 
 

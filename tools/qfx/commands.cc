@@ -226,15 +226,9 @@ absl::Status Run(const RunFlags& f) {
   return absl::OkStatus();
 }
 
-absl::Status Eval(const EvalFlags& f) {
-  QFX_ASSIGN_OR_RETURN(auto model, LoadModel(f.model));
-  QFX_ASSIGN_OR_RETURN(Tensor x, io::ReadNpy(f.input));
-  QFX_ASSIGN_OR_RETURN(Tensor labels, io::ReadNpy(f.labels));
-  if (labels.dim() != 1 || x.dim() < 1 || labels.size(0) != x.size(0)) {
-    return absl::InvalidArgumentError(absl::StrCat(f.labels, ": labels ", labels.ToString(), " must be [N] with N = ",
-                                                   x.dim() ? x.size(0) : 0, " rows of ", f.input));
-  }
-  QFX_ASSIGN_OR_RETURN(Tensor y, RunBatched(*model, x, f.batch, "eval"));
+absl::StatusOr<double> Top1(nn::Module& model, const Tensor& x, const Tensor& labels, int64_t batch) {
+  model.eval();
+  QFX_ASSIGN_OR_RETURN(Tensor y, RunBatched(model, x, batch, "eval"));
   if (y.dim() != 2) return absl::InvalidArgumentError(absl::StrCat("model output ", y.ToString(), " is not [N, classes]"));
   const Tensor pred = F::argmax(y);
   int64_t correct = 0;
@@ -245,12 +239,25 @@ absl::Status Eval(const EvalFlags& f) {
       case DType::kI32: label = labels.data<int32_t>()[i]; break;
       case DType::kU8: label = labels.data<uint8_t>()[i]; break;
       case DType::kI8: label = labels.data<int8_t>()[i]; break;
-      default: return absl::InvalidArgumentError(absl::StrCat(f.labels, ": labels must be integers, got ", labels.ToString()));
+      default: return absl::InvalidArgumentError(absl::StrCat("labels must be integers, got ", labels.ToString()));
     }
     correct += pred.data<int64_t>()[i] == label;
   }
+  return static_cast<double>(correct) / static_cast<double>(labels.size(0));
+}
+
+absl::Status Eval(const EvalFlags& f) {
+  QFX_ASSIGN_OR_RETURN(auto model, LoadModel(f.model));
+  QFX_ASSIGN_OR_RETURN(Tensor x, io::ReadNpy(f.input));
+  QFX_ASSIGN_OR_RETURN(Tensor labels, io::ReadNpy(f.labels));
+  if (labels.dim() != 1 || x.dim() < 1 || labels.size(0) != x.size(0)) {
+    return absl::InvalidArgumentError(absl::StrCat(f.labels, ": labels ", labels.ToString(), " must be [N] with N = ",
+                                                   x.dim() ? x.size(0) : 0, " rows of ", f.input));
+  }
+  absl::StatusOr<double> top1 = Top1(*model, x, labels, f.batch);
+  if (!top1.ok()) return absl::Status(top1.status().code(), absl::StrCat(f.labels, ": ", top1.status().message()));
   fmt::print("images: {}\n", labels.size(0));
-  fmt::print("top1: {:.4f}\n", static_cast<double>(correct) / static_cast<double>(labels.size(0)));
+  fmt::print("top1: {:.4f}\n", *top1);
   return absl::OkStatus();
 }
 

@@ -60,7 +60,24 @@ struct QuantizeFlags {
   std::string out;
 };
 
+struct TrainFlags {
+  ModelFlags model;
+  std::string train_x, train_y;  // .npy inputs [N, ...] and integer labels [N]
+  std::string test_x, test_y;    // optional: report test top-1 at the end
+  int64_t epochs = 5, batch = 64;
+  std::string optimizer = "adam";  // adam | sgd
+  double lr = 1e-3, momentum = 0.9, weight_decay = 0;
+  std::string schedule = "constant";  // constant | step | cosine
+  int64_t step_size = 1;
+  double gamma = 0.1;
+  std::string qconfig = "x86_qat";  // qat only
+  int64_t freeze_bn_after = -1, freeze_observers_after = -1;  // qat only; -1: never
+  std::string out;
+};
+
 absl::Status Demo();
+absl::Status Train(const TrainFlags& flags);
+absl::Status Qat(const TrainFlags& flags);
 absl::Status Quantize(const QuantizeFlags& flags);
 absl::Status Dump(const DumpFlags& flags);
 absl::Status Run(const RunFlags& flags);
@@ -75,6 +92,8 @@ absl::StatusOr<Shape> ParseShape(const std::string& text);
 absl::StatusOr<Shape> InputShape(const ModelFlags& model, const std::string& shape_flag);
 // Bytes of the module's state_dict (parameters and buffers).
 int64_t StateBytes(nn::Module& m);
+// Top-1 accuracy of `model` (eval mode) on x against integer labels y [N].
+absl::StatusOr<double> Top1(nn::Module& model, const Tensor& x, const Tensor& labels, int64_t batch);
 // --calib: an f32 .npy of [N, ...] inputs with N > 0.
 absl::StatusOr<Tensor> ReadCalibration(const std::string& path);
 // Runs the first max_batches batches (0: all) of x through a prepared model so its observers see them,

@@ -1,5 +1,5 @@
 // qfx command line: parses flags with CLI11 and dispatches to the subcommands in commands.cc.
-//   qfx demo | quantize | run | eval | bench | dump      (later issues add train, qat)
+//   qfx demo | quantize | run | eval | bench | dump | train | qat
 #include <cstdio>
 
 #include "CLI/CLI.hpp"
@@ -13,7 +13,24 @@ void AddModelFlags(CLI::App* cmd, qfx::cli::ModelFlags& f, bool accepts_file = t
                                                            "mobilenet_v3_small, mlp, mnist_cnn)");
   if (!accepts_file) model->required();
   cmd->add_option("--weights", f.weights, "safetensors file with the model's state_dict (PyTorch names)");
-  cmd->add_option("--seed", f.seed, "seed of the default initialisation when --weights is not given");
+  cmd->add_option("--seed", f.seed, "seed of the default initialisation when --weights is not given (train, qat: also of shuffling and dropout)");
+}
+
+void AddTrainFlags(CLI::App* cmd, qfx::cli::TrainFlags& f) {
+  cmd->add_option("--train-x", f.train_x, "training inputs, f32 .npy [N, ...]")->required();
+  cmd->add_option("--train-y", f.train_y, "training labels, integer .npy [N]")->required();
+  cmd->add_option("--test-x", f.test_x, "test inputs: report top-1 at the end");
+  cmd->add_option("--test-y", f.test_y, "test labels");
+  cmd->add_option("--epochs", f.epochs, "epochs")->capture_default_str()->check(CLI::PositiveNumber);
+  cmd->add_option("--batch", f.batch, "mini-batch size")->capture_default_str()->check(CLI::PositiveNumber);
+  cmd->add_option("--lr", f.lr, "learning rate")->capture_default_str()->check(CLI::PositiveNumber);
+  cmd->add_option("--optimizer", f.optimizer, "adam | sgd")->capture_default_str()->check(CLI::IsMember({"adam", "sgd"}));
+  cmd->add_option("--momentum", f.momentum, "sgd momentum")->capture_default_str();
+  cmd->add_option("--weight-decay", f.weight_decay, "L2 weight decay")->capture_default_str();
+  cmd->add_option("--schedule", f.schedule, "constant | step | cosine (per epoch)")
+      ->capture_default_str()->check(CLI::IsMember({"constant", "step", "cosine"}));
+  cmd->add_option("--step-size", f.step_size, "step schedule: epochs per decay")->capture_default_str();
+  cmd->add_option("--gamma", f.gamma, "step schedule: decay factor")->capture_default_str();
 }
 
 }  // namespace
@@ -66,6 +83,24 @@ int main(int argc, char** argv) {
   dump_cmd->add_option("--calib", dump.calib, "calibrate with this .npy (prepared: show qparams; converted: required)");
   dump_cmd->add_option("--batch", dump.batch, "calibration batch size")->check(CLI::PositiveNumber);
 
+  qfx::cli::TrainFlags train;
+  CLI::App* train_cmd = app.add_subcommand("train", "train a zoo model in fp32 (cross-entropy) and save its weights");
+  AddModelFlags(train_cmd, train.model, /*accepts_file=*/false);
+  AddTrainFlags(train_cmd, train);
+  train_cmd->add_option("--out", train.out, "the .safetensors weights file to write")->required();
+
+  qfx::cli::TrainFlags qat = train;
+  qat.epochs = 1;
+  qat.lr = 1e-4;
+  CLI::App* qat_cmd = app.add_subcommand("qat", "quantization-aware fine-tuning, then convert to int8 and save a .qfx model");
+  AddModelFlags(qat_cmd, qat.model, /*accepts_file=*/false);
+  AddTrainFlags(qat_cmd, qat);
+  qat_cmd->add_option("--qconfig", qat.qconfig, "QAT preset (x86_qat fbgemm_qat qnnpack_qat onednn_qat) or rule file "
+                                                "(default x86_qat)");
+  qat_cmd->add_option("--freeze-bn-after", qat.freeze_bn_after, "freeze batch-norm statistics after this many epochs");
+  qat_cmd->add_option("--freeze-observers-after", qat.freeze_observers_after, "freeze observers after this many epochs");
+  qat_cmd->add_option("--out", qat.out, "the .qfx file to write")->required();
+
   CLI11_PARSE(app, argc, argv);
 
   absl::Status status;
@@ -75,6 +110,8 @@ int main(int argc, char** argv) {
   if (app.got_subcommand("bench")) status = qfx::cli::Bench(bench);
   if (app.got_subcommand("dump")) status = qfx::cli::Dump(dump);
   if (app.got_subcommand("quantize")) status = qfx::cli::Quantize(quantize);
+  if (app.got_subcommand("train")) status = qfx::cli::Train(train);
+  if (app.got_subcommand("qat")) status = qfx::cli::Qat(qat);
   if (!status.ok()) {
     std::fprintf(stderr, "qfx: error: %s\n", std::string(status.message()).c_str());
     return 1;

@@ -1,0 +1,143 @@
+// qfx command line: `qfx train` (fp32 training of a zoo model) and `qfx qat` (quantization-aware
+// fine-tuning, then convert to the int8 kernels and save a .qfx file). Both show a progress bar with the
+// running loss and accuracy on a terminal and one summary line per epoch either way.
+#include <unistd.h>
+
+#include <cstdio>
+
+#include "absl/strings/str_cat.h"
+#include "fmt/core.h"
+#include "qfx/fx/tracer.h"
+#include "qfx/io/npy.h"
+#include "qfx/io/safetensors.h"
+#include "qfx/quant/model_file.h"
+#include "qfx/quant/passes.h"
+#include "qfx/train/trainer.h"
+#include "tools/qfx/commands.h"
+
+namespace qfx {
+namespace cli {
+namespace {
+
+absl::StatusOr<train::TrainOptions> Options(const TrainFlags& f) {
+  train::TrainOptions o;
+  o.epochs = f.epochs;
+  o.batch = f.batch;
+  o.seed = f.model.seed;
+  o.optimizer.kind = f.optimizer;
+  o.optimizer.lr = f.lr;
+  o.optimizer.momentum = f.momentum;
+  o.optimizer.weight_decay = f.weight_decay;
+  o.schedule.kind = f.schedule;
+  o.schedule.step_size = f.step_size;
+  o.schedule.gamma = f.gamma;
+  o.schedule.total_epochs = f.epochs;
+  QFX_RETURN_IF_ERROR(train::ValidateSchedule(o.schedule));
+  return o;
+}
+
+train::TrainCallbacks Reporter(int64_t epochs) {
+  const bool tty = ::isatty(2);
+  train::TrainCallbacks cb;
+  cb.on_step = [tty, epochs](const train::StepStats& s) {
+    if (!tty) return;
+    const int width = 24, filled = static_cast<int>(width * s.step / std::max<int64_t>(1, s.steps));
+    std::fprintf(stderr, "\repoch %lld/%lld [%s%s] %lld/%lld loss %.4f acc %.4f ", static_cast<long long>(s.epoch + 1),
+                 static_cast<long long>(epochs), std::string(filled, '#').c_str(), std::string(width - filled, '.').c_str(),
+                 static_cast<long long>(s.step), static_cast<long long>(s.steps), s.loss, s.accuracy);
+    if (s.step == s.steps) std::fprintf(stderr, "\r\033[K");
+  };
+  cb.on_epoch = [epochs](const train::EpochStats& e) {
+    fmt::print("epoch {}/{}: loss {:.4f} train-acc {:.4f} lr {:.3g} ({:.1f} s)\n", e.epoch + 1, epochs, e.loss, e.accuracy,
+               e.lr, e.seconds);
+    std::fflush(stdout);
+  };
+  return cb;
+}
+
+struct Data {
+  Tensor x, y;
+};
+
+absl::StatusOr<Data> ReadPair(const std::string& x_path, const std::string& y_path) {
+  Data d;
+  QFX_ASSIGN_OR_RETURN(d.x, io::ReadNpy(x_path));
+  QFX_ASSIGN_OR_RETURN(d.y, io::ReadNpy(y_path));
+  if (d.x.dtype() != DType::kF32 || d.x.dim() < 2) {
+    return absl::InvalidArgumentError(absl::StrCat(x_path, ": inputs ", d.x.ToString(), " must be f32 [N, ...]"));
+  }
+  if (d.y.dim() != 1 || d.y.size(0) != d.x.size(0)) {
+    return absl::InvalidArgumentError(
+        absl::StrCat(y_path, ": labels ", d.y.ToString(), " must be [", d.x.size(0), "], one per row of ", x_path));
+  }
+  return d;
+}
+
+// Top-1 of `model` on the test split, when one is given.
+absl::Status ReportTest(nn::Module& model, const TrainFlags& f, const char* what) {
+  if (f.test_x.empty()) return absl::OkStatus();
+  QFX_ASSIGN_OR_RETURN(Data test, ReadPair(f.test_x, f.test_y));
+  QFX_ASSIGN_OR_RETURN(const double top1, Top1(model, test.x, test.y, f.batch));
+  fmt::print("{} test top1: {:.4f} ({} images)\n", what, top1, test.x.size(0));
+  return absl::OkStatus();
+}
+
+absl::Status CheckTestFlags(const TrainFlags& f) {
+  if (f.test_x.empty() != f.test_y.empty()) return absl::InvalidArgumentError("give both --test-x and --test-y, or neither");
+  return absl::OkStatus();
+}
+
+}  // namespace
+
+absl::Status Train(const TrainFlags& f) {
+  QFX_RETURN_IF_ERROR(CheckTestFlags(f));
+  QFX_ASSIGN_OR_RETURN(train::TrainOptions options, Options(f));
+  QFX_ASSIGN_OR_RETURN(auto model, LoadModel(f.model));
+  QFX_ASSIGN_OR_RETURN(Data data, ReadPair(f.train_x, f.train_y));
+  model->train();
+  QFX_ASSIGN_OR_RETURN(auto gm, fx::SymbolicTrace(model));
+  fmt::print("training {} on {} images: {} epochs, batch {}, {} lr {:g}, {} schedule\n", f.model.model, data.x.size(0),
+             f.epochs, f.batch, f.optimizer, f.lr, f.schedule);
+  QFX_ASSIGN_OR_RETURN(auto history, train::Train(*gm, data.x, data.y, options, Reporter(f.epochs)));
+  QFX_RETURN_IF_ERROR(io::WriteSafetensors(f.out, model->state_dict(), {{"qfx_model", f.model.model}}));
+  QFX_RETURN_IF_ERROR(ReportTest(*gm, f, "fp32"));
+  fmt::print("wrote {}\n", f.out);
+  return absl::OkStatus();
+}
+
+absl::Status Qat(const TrainFlags& f) {
+  QFX_RETURN_IF_ERROR(CheckTestFlags(f));
+  QFX_ASSIGN_OR_RETURN(train::TrainOptions options, Options(f));
+  options.freeze_bn_after = f.freeze_bn_after;
+  options.freeze_observers_after = f.freeze_observers_after;
+  QFX_ASSIGN_OR_RETURN(quant::QuantConfig config, quant::LoadQuantConfig(f.qconfig));
+  if (!config.mapping.global() || !config.mapping.global()->activation.fake_quant) {
+    return absl::InvalidArgumentError(absl::StrCat("--qconfig ", f.qconfig,
+                                                   " is for post-training quantization (no fake-quant); use a *_qat preset "
+                                                   "such as x86_qat, or a rule file with fake_quant = true"));
+  }
+  QFX_ASSIGN_OR_RETURN(auto model, LoadModel(f.model));
+  QFX_ASSIGN_OR_RETURN(Data data, ReadPair(f.train_x, f.train_y));
+  const int64_t fp32_bytes = StateBytes(*model);
+  model->train();
+  QFX_ASSIGN_OR_RETURN(auto gm, fx::SymbolicTrace(model));
+  quant::PrepareOptions po;
+  po.config = config;
+  QFX_ASSIGN_OR_RETURN(quant::PrepareReport report, quant::PrepareQat(*gm, po));
+  for (const std::string& w : report.warnings) std::fprintf(stderr, "qfx: warning: %s\n", w.c_str());
+  fmt::print("QAT of {} with {} on {} images: {} epochs, batch {}, {} lr {:g}\n", f.model.model, f.qconfig,
+             data.x.size(0), f.epochs, f.batch, f.optimizer, f.lr);
+  QFX_ASSIGN_OR_RETURN(auto history, train::Train(*gm, data.x, data.y, options, Reporter(f.epochs)));
+  QFX_RETURN_IF_ERROR(ReportTest(*gm, f, "fake-quant"));
+  QFX_RETURN_IF_ERROR(quant::Convert(*gm, report));
+  Shape input_shape = data.x.shape();
+  input_shape[0] = 1;
+  QFX_RETURN_IF_ERROR(quant::SaveModel(f.out, *gm, input_shape, absl::StrCat(f.model.model, " QAT with ", f.qconfig)));
+  QFX_RETURN_IF_ERROR(ReportTest(*gm, f, "int8"));
+  fmt::print("{} int8 patterns, {} left float; fp32 {:.2f} MB; wrote {}\n", report.quantized.size(),
+             report.left_float.size(), fp32_bytes / 1e6, f.out);
+  return absl::OkStatus();
+}
+
+}  // namespace cli
+}  // namespace qfx
