@@ -544,6 +544,25 @@ def write_grad_fixture(out):
     write_safetensors(os.path.join(d, "grads.safetensors"), tensors)
 
 
+def write_dynamic_fixture(out):
+    """quant/mlp_dynamic.safetensors: mlp with hash weights, dynamically quantized by prepare_fx/convert_fx with
+    per_channel_dynamic_qconfig on its Linear layers (onednn engine: Debian's PyTorch has no fbgemm); its fp32 and
+    int8 outputs on hash_uniform('dyn_x') [4, 1, 28, 28] in [0, 1] and on the first image alone."""
+    from torch.ao.quantization import QConfigMapping, per_channel_dynamic_qconfig
+    from torch.ao.quantization.quantize_fx import prepare_fx, convert_fx
+    torch.backends.quantized.engine = "onednn"
+    torch.manual_seed(0)
+    model = Mlp().eval()
+    hash_init(model)
+    x = torch.from_numpy(hash_uniform("dyn_x", 4 * 784, 0.0, 1.0)).reshape(4, 1, 28, 28)
+    mapping = (QConfigMapping().set_object_type(nn.Linear, per_channel_dynamic_qconfig)
+               .set_object_type(nn.ReLU, per_channel_dynamic_qconfig))  # prepare_fx fuses Linear+ReLU
+    quantized = convert_fx(prepare_fx(copy.deepcopy(model), mapping, (x,)))
+    with torch.no_grad():
+        tensors = [("x", x), ("fp32", model(x)), ("dynamic", quantized(x)), ("x1", x[:1]), ("dynamic1", quantized(x[:1]))]
+    write_safetensors(os.path.join(out, "quant", "mlp_dynamic.safetensors"), tensors)
+
+
 def write_resnet18_int8_fixture(out):
     """quant/resnet18_int8.safetensors: resnet18 with hash weights, calibrated on hash_uniform('calib')
     [4, 3, 64, 64]; fp32 and PyTorch FX int8 (qnnpack, onednn) outputs on hash_uniform('test') [4, 3, 64, 64]."""
@@ -584,6 +603,7 @@ def main():
     write_mnist_fixture(args.out)
     write_resnet18_int8_fixture(args.out)
     write_grad_fixture(args.out)
+    write_dynamic_fixture(args.out)
     print("wrote fixtures under", os.path.normpath(args.out))
 
 

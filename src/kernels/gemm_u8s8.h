@@ -39,6 +39,11 @@ inline bool MaddubsIsExact(const U8S8GemmArgs& g) {
 void RequantizeRow(const int32_t* acc, int64_t n, int32_t correction, float multiplier, int32_t zero_point, int32_t lo,
                    int32_t hi, uint8_t* y);
 
+// acc[o * rows + r] = sum_k x[r, k] * w[o, k] for a few rows (row-major x [rows, k], w [m, k]); exact.
+// max_pair: MaxPairAbsSum of w, or -1 to compute it.
+void LinearFewRowsU8S8(const uint8_t* x, int64_t rows, int64_t k, const int8_t* w, int64_t m, int32_t max_pair,
+                       int32_t* acc);
+
 // Dispatches to the best compiled SIMD target.
 void GemmU8S8(const U8S8GemmArgs& g);
 const char* GemmU8S8TargetName();

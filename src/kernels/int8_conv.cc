@@ -133,27 +133,49 @@ void QConv2d(const QConvArgs& a, const uint8_t* x, uint8_t* y) {
   }
 }
 
+// acc[out, rows] = W x X^T, the exact int32 products (the zero-point correction is the caller's).
+void LinearAcc(const uint8_t* x, int64_t rows, int64_t in, const int8_t* w, int64_t out, const int32_t* packed,
+               int32_t max_pair, std::vector<uint8_t>& xt, int32_t* acc) {
+  if (rows < 4) {  // batch-1 inference: dot products (the GEMM's column tiles would be mostly empty)
+    LinearFewRowsU8S8(x, rows, in, w, out, max_pair, acc);
+    return;
+  }
+  xt.resize(static_cast<size_t>(in * rows));
+  for (int64_t r = 0; r < rows; ++r) {
+    for (int64_t k = 0; k < in; ++k) xt[k * rows + r] = x[r * in + k];
+  }
+  U8S8GemmArgs gemm;
+  gemm.m = out, gemm.n = rows, gemm.k = in, gemm.a = w, gemm.lda = in;
+  gemm.b = xt.data(), gemm.ldb = rows, gemm.c = acc, gemm.ldc = rows;
+  gemm.b_max = MaxOf(x, rows * in);
+  gemm.packed_a = packed;
+  gemm.a_max_pair = max_pair;
+  GemmU8S8(gemm);
+}
+
 void QLinear(const QLinearArgs& a, const uint8_t* x, uint8_t* y) {
   // y[r, o] = W[o, :] . x[r, :]: the GEMM C[out, rows] = W[out, in] x X^T[in, rows].
   thread_local std::vector<uint8_t> xt;  // reused across calls: no allocation once large enough
   thread_local std::vector<int32_t> acc;
-  xt.resize(static_cast<size_t>(a.in * a.rows));
   acc.resize(static_cast<size_t>(a.out * a.rows));
-  for (int64_t r = 0; r < a.rows; ++r) {
-    for (int64_t k = 0; k < a.in; ++k) xt[k * a.rows + r] = x[r * a.in + k];
-  }
-  U8S8GemmArgs gemm;
-  gemm.m = a.out, gemm.n = a.rows, gemm.k = a.in, gemm.a = a.weight, gemm.lda = a.in;
-  gemm.b = xt.data(), gemm.ldb = a.rows, gemm.c = acc.data(), gemm.ldc = a.rows;
-  gemm.b_max = MaxOf(x, a.rows * a.in);
-  gemm.packed_a = a.packed_weight;
-  gemm.a_max_pair = a.weight_max_pair;
-  GemmU8S8(gemm);
+  LinearAcc(x, a.rows, a.in, a.weight, a.out, a.packed_weight, a.weight_max_pair, xt, acc.data());
   for (int64_t o = 0; o < a.out; ++o) {
     const int32_t correction = (a.bias ? a.bias[o] : 0) - a.x_zero_point * a.weight_sum[o];
     for (int64_t r = 0; r < a.rows; ++r) {
       y[r * a.out + o] = Requantize(acc[o * a.rows + r] + correction, a.multiplier[o], a.y_zero_point, a.lo, a.hi);
     }
+  }
+}
+
+void QLinearDynamic(const QLinearDynamicArgs& a, const uint8_t* x, float* y) {
+  thread_local std::vector<uint8_t> xt;
+  thread_local std::vector<int32_t> acc;
+  acc.resize(static_cast<size_t>(a.out * a.rows));
+  LinearAcc(x, a.rows, a.in, a.weight, a.out, a.packed_weight, a.weight_max_pair, xt, acc.data());
+  for (int64_t o = 0; o < a.out; ++o) {
+    const int32_t correction = -a.x_zero_point * a.weight_sum[o];
+    const float scale = a.x_scale * a.w_scale[o], bias = a.bias ? a.bias[o] : 0.f;
+    for (int64_t r = 0; r < a.rows; ++r) y[r * a.out + o] = static_cast<float>(acc[o * a.rows + r] + correction) * scale + bias;
   }
 }
 

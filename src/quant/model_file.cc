@@ -133,6 +133,7 @@ absl::StatusOr<ModelFile> LoadModel(const std::string& path) {
   if (!s.ok()) return Bad(path, std::string(s.message()));
   for (const auto& [name, m] : gm->named_modules()) {
     if (auto* q = dynamic_cast<QuantizedWeighted*>(m)) q->Prepack();
+    if (auto* d = dynamic_cast<DynamicQuantizedLinear*>(m)) d->Prepack();
   }
   s = gm->Lint();
   if (!s.ok()) return Bad(path, std::string(s.message()));

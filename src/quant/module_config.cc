@@ -31,6 +31,7 @@ F::Pool2dOptions PoolFrom(const json& c) {
 
 absl::StatusOr<json> ModuleConfig(const nn::Module& m) {
   if (auto* q = dynamic_cast<const QuantizedWeighted*>(&m)) return q->Config();
+  if (auto* d = dynamic_cast<const DynamicQuantizedLinear*>(&m)) return d->Config();
   if (auto* c = dynamic_cast<const nn::Conv2d*>(&m)) {
     return json{{"in", c->in_channels}, {"out", c->out_channels}, {"kernel", c->kernel_size}, {"stride", c->options.stride[0]},
                 {"padding", c->options.padding[0]}, {"dilation", c->options.dilation[0]}, {"groups", c->options.groups},
@@ -64,7 +65,9 @@ absl::StatusOr<std::shared_ptr<nn::Module>> MakeModule(const std::string& type, 
   std::shared_ptr<nn::Module> m;
   const absl::Status s = CatchErrors([&] {
     try {
-      if (type.rfind("Quantized", 0) == 0) {
+      if (type == "DynamicQuantizedLinear") {
+        m = ValueOrThrow(DynamicQuantizedLinear::FromConfig(c));
+      } else if (type.rfind("Quantized", 0) == 0) {
         m = ValueOrThrow(QuantizedWeighted::FromConfig(c));
       } else if (type == "Conv2d") {
         m = std::make_shared<nn::Conv2d>(c.at("in").get<int64_t>(), c.at("out").get<int64_t>(), c.at("kernel").get<int64_t>(),

@@ -41,7 +41,8 @@ absl::Status CheckConstraints(const BackendConfig& b, const Match& m) {
   if (a.kind == ObserverKind::kPlaceholder || a.kind == ObserverKind::kNoop) {
     return absl::InvalidArgumentError(absl::StrCat(Where(b.name, n), ": activation observer '", ObserverKindName(a.kind),
                                                    "' (", QDTypeName(a.dtype), ") must be a quint8 observer: the ", b.name,
-                                                   " backend has no static kernel for it"));
+                                                   " backend has no static kernel for it (a quint8 placeholder is a dynamic qconfig: use qfx quantize, "
+                                                   "which quantizes those dynamically, with no calibration)"));
   }
   if (a.kind != ObserverKind::kReuseInput && a.dtype != b.activation_dtype) {
     return absl::InvalidArgumentError(absl::StrCat(Where(b.name, n), ": activation dtype ", QDTypeName(a.dtype), " must be ",

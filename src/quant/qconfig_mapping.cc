@@ -241,16 +241,32 @@ QConfig GlobalQConfig(const PresetParts& p) {
 
 const std::vector<std::string>& PresetNames() {
   static const auto* names = new std::vector<std::string>{"x86",     "fbgemm",     "qnnpack",     "onednn",
-                                                          "x86_qat", "fbgemm_qat", "qnnpack_qat", "onednn_qat"};
+                                                          "x86_qat", "fbgemm_qat", "qnnpack_qat", "onednn_qat",
+                                                          "dynamic"};
   return *names;
 }
 
+// PyTorch's per_channel_dynamic_qconfig: PlaceholderObserver(quint8) activations (quantized at run time),
+// PerChannelMinMaxObserver(qint8, per_channel_symmetric) weights.
+static QConfig DynamicQConfig() {
+  return QConfig{Spec(ObserverKind::kPlaceholder, QDType::kQUInt8, QScheme::kPerTensorAffine),
+                 Spec(ObserverKind::kPerChannelMinMax, QDType::kQInt8, QScheme::kPerChannelSymmetric)};
+}
+
 absl::StatusOr<QConfig> PresetQConfig(const std::string& name) {
+  if (name == "dynamic") return DynamicQConfig();
   QFX_ASSIGN_OR_RETURN(PresetParts p, Parts(name));
   return GlobalQConfig(p);
 }
 
 absl::StatusOr<QConfigMapping> PresetMapping(const std::string& name) {
+  if (name == "dynamic") {  // Linear layers only (modules and the linear function); everything else float
+    QConfigMapping m;
+    m.SetObjectType("Linear", DynamicQConfig());
+    m.SetObjectType("linear", DynamicQConfig());
+    m.MarkPresetEnd();
+    return m;
+  }
   QFX_ASSIGN_OR_RETURN(PresetParts p, Parts(name));
   const QConfig global = GlobalQConfig(p);
   QConfigMapping m;

@@ -255,7 +255,7 @@ absl::StatusOr<QuantConfig> LoadQuantConfig(const std::string& spec) {
     if (p == spec) {
       QuantConfig c;
       QFX_ASSIGN_OR_RETURN(c.mapping, PresetMapping(spec));
-      c.backend = spec.substr(0, spec.find('_'));
+      c.backend = spec == "dynamic" ? "x86" : spec.substr(0, spec.find('_'));
       c.source = spec;
       return c;
     }

@@ -1,7 +1,9 @@
 // qfx tests: the int8 convolution and linear fast paths against the scalar oracle, bit for bit, over
 // sweeps of shapes, strides, paddings, dilations, groups (incl. depthwise), zero points, clamps and threads.
 #include <climits>
+#include <cmath>
 #include <cstdio>
+#include <cstring>
 #include <random>
 #include <vector>
 
@@ -116,6 +118,68 @@ TEST(Int8Kernels, LinearMatchesOracleBitForBitOnEveryTarget) {
       ASSERT_EQ(y, want) << rows << "x" << in;
     }
   }
+  });
+}
+
+TEST(Int8Kernels, DynamicLinearMatchesOracleOnEveryTarget) {
+  ForEachTarget([&] {
+    for (int64_t rows : {1, 3, 64}) {
+      for (int64_t in : {1, 17, 784}) {
+        const int64_t out = 37;
+        for (int32_t x_max : {127, 255}) {  // reduce_range activations, then full-range ones
+          const auto x = Random<uint8_t>(rows * in, 0, x_max, 20 + rows);
+          const auto w = Random<int8_t>(out * in, -128, 127, 21);
+          std::vector<float> w_scale(out), bias(out);
+          for (int64_t o = 0; o < out; ++o) w_scale[o] = 0.001f * (o + 1), bias[o] = 0.01f * (o - 18);
+          std::vector<int32_t> sums(out);
+          ComputeWeightSums(w.data(), out, in, sums.data());
+          int32_t max_pair = 0;
+          const std::vector<int32_t> packed = PrepackWeights(w.data(), 1, out, in, &max_pair);
+          QLinearDynamicArgs a;
+          a.rows = rows, a.in = in, a.out = out, a.x_scale = 0.0173f, a.x_zero_point = 61, a.weight = w.data();
+          a.w_scale = w_scale.data(), a.bias = bias.data(), a.weight_sum = sums.data();
+          std::vector<float> y(rows * out), want(rows * out), y_packed(rows * out);
+          ref::QLinearDynamic(a, x.data(), want.data());
+          QLinearDynamic(a, x.data(), y.data());
+          a.packed_weight = packed.data(), a.weight_max_pair = max_pair;
+          QLinearDynamic(a, x.data(), y_packed.data());
+          ASSERT_EQ(0, std::memcmp(y.data(), want.data(), y.size() * sizeof(float))) << rows << "x" << in;
+          ASSERT_EQ(0, std::memcmp(y_packed.data(), want.data(), y.size() * sizeof(float))) << rows << "x" << in;
+        }
+      }
+    }
+  });
+}
+
+TEST(Int8Kernels, QuantizeAndMinMaxMatchOracleOnEveryTarget) {
+  std::vector<float> x;
+  std::mt19937 rng(3);
+  std::uniform_real_distribution<float> u(-3.f, 5.f);
+  for (int i = 0; i < 1003; ++i) x.push_back(u(rng));
+  for (float v : {0.f, -0.f, 1e30f, -1e30f, 2.5f, 3.5f, -2.5f}) x.push_back(v);  // extremes and ties
+  ForEachTarget([&] {
+    for (int64_t n : {int64_t{0}, int64_t{5}, static_cast<int64_t>(x.size())}) {
+      for (int32_t qmax : {127, 255}) {
+        std::vector<uint8_t> y(n), want(n);
+        QuantizeU8(x.data(), n, 0.5f, 17, qmax, y.data());
+        ref::QuantizeU8(x.data(), n, 0.5f, 17, qmax, want.data());
+        ASSERT_EQ(y, want) << n;
+      }
+      float lo, hi, rlo, rhi;
+      ASSERT_TRUE(MinMax(x.data(), n, &lo, &hi));
+      ASSERT_TRUE(ref::MinMax(x.data(), n, &rlo, &rhi));
+      ASSERT_EQ(lo, rlo);
+      ASSERT_EQ(hi, rhi);
+    }
+    for (float bad : {std::nanf(""), INFINITY, -INFINITY}) {
+      for (size_t at : {size_t{0}, size_t{17}, x.size() - 1}) {
+        std::vector<float> y = x;
+        y[at] = bad;
+        float lo, hi;
+        EXPECT_FALSE(MinMax(y.data(), static_cast<int64_t>(y.size()), &lo, &hi)) << bad << " at " << at;
+        EXPECT_FALSE(ref::MinMax(y.data(), static_cast<int64_t>(y.size()), &lo, &hi));
+      }
+    }
   });
 }
 

@@ -34,4 +34,13 @@ grep -q "qfx: error: $data/calib200_x.npy: labels f32\[200, 1, 28, 28\] must be 
 if err=$("$qfx" train --model mnist_cnn --train-x $data/test400_x.npy --train-y $data/test400_y.npy --schedule linear \
   --out "$tmp/bad.safetensors" 2>&1); then echo "expected failure"; exit 1; fi
 grep -q "schedule" <<<"$err"
+# Dynamic quantization: no calibration; a static preset without --calib is a clear error.
+out=$("$qfx" quantize --model mlp --qconfig dynamic --out "$tmp/mlp_dyn.qfx")
+echo "$out"
+grep -qE '^quantized mlp with dynamic \(dynamic\): 3 Linear layers int8, activations quantized per call$' <<<"$out"
+grep -qE '^size: fp32 0\.94 MB -> int8 0\.2[0-9] MB' <<<"$out"
+"$qfx" run "$tmp/mlp_dyn.qfx" --input $data/test400_x.npy --output "$tmp/y.npy"
+[ -s "$tmp/y.npy" ]
+if err=$("$qfx" quantize --model mlp --qconfig x86 --out "$tmp/bad.qfx" 2>&1); then echo "expected failure"; exit 1; fi
+grep -q "qfx: error: --qconfig x86 is static: give --calib X.npy" <<<"$err"
 echo "PASS"

@@ -66,8 +66,8 @@ int main(int argc, char** argv) {
   qfx::cli::QuantizeFlags quantize;
   CLI::App* quantize_cmd = app.add_subcommand("quantize", "fuse, prepare, calibrate, convert and save an int8 .qfx model");
   AddModelFlags(quantize_cmd, quantize.model, /*accepts_file=*/false);
-  quantize_cmd->add_option("--qconfig", quantize.qconfig, "preset (x86 fbgemm qnnpack onednn) or rule file (default x86)");
-  quantize_cmd->add_option("--calib", quantize.calib, "calibration inputs, .npy [N, ...]")->required();
+  quantize_cmd->add_option("--qconfig", quantize.qconfig, "preset (x86 fbgemm qnnpack onednn dynamic) or rule file (default x86)");
+  quantize_cmd->add_option("--calib", quantize.calib, "calibration inputs, .npy [N, ...] (not for dynamic)");
   quantize_cmd->add_option("--calib-batches", quantize.calib_batches, "use at most this many batches (default all)");
   quantize_cmd->add_option("--batch", quantize.batch, "calibration batch size")->check(CLI::PositiveNumber);
   quantize_cmd->add_option("--out", quantize.out, "the .qfx file to write")->required();

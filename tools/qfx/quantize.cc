@@ -9,6 +9,7 @@
 #include "absl/strings/str_cat.h"
 #include "fmt/core.h"
 #include "qfx/fx/tracer.h"
+#include "qfx/models/zoo.h"
 #include "qfx/quant/model_file.h"
 #include "qfx/quant/passes.h"
 #include "tools/qfx/commands.h"
@@ -22,6 +23,27 @@ int64_t FileSize(const std::string& path) {
   return ::stat(path.c_str(), &st) == 0 ? static_cast<int64_t>(st.st_size) : -1;
 }
 
+void PrintSizes(int64_t fp32_bytes, const std::string& out) {
+  const int64_t int8_bytes = FileSize(out);
+  fmt::print("size: fp32 {:.2f} MB -> int8 {:.2f} MB ({:.1f}%), wrote {}\n", fp32_bytes / 1e6, int8_bytes / 1e6,
+             100.0 * static_cast<double>(int8_bytes) / static_cast<double>(fp32_bytes), out);
+}
+
+// Dynamic quantization: Linear layers only, no calibration.
+absl::Status QuantizeDynamically(const QuantizeFlags& f, const quant::QuantConfig& config, fx::GraphModule& gm,
+                                 int64_t fp32_bytes) {
+  if (!f.calib.empty()) std::fprintf(stderr, "qfx: warning: --calib is not used: %s is dynamic\n", f.qconfig.c_str());
+  QFX_ASSIGN_OR_RETURN(quant::DynamicReport report, quant::QuantizeDynamic(gm, config));
+  for (const std::string& w : report.warnings) std::fprintf(stderr, "qfx: warning: %s\n", w.c_str());
+  QFX_ASSIGN_OR_RETURN(auto info, models::GetModelInfo(f.model.model));
+  QFX_RETURN_IF_ERROR(quant::SaveModel(f.out, gm, info.input_shape, absl::StrCat(f.model.model, " quantized with ", f.qconfig)));
+  fmt::print("quantized {} with {} (dynamic): {} Linear layers int8, activations quantized per call\n", f.model.model,
+             f.qconfig, report.quantized.size());
+  for (const auto& [node, reason] : report.left_float) fmt::print("  float: %{} ({})\n", node, reason);
+  PrintSizes(fp32_bytes, f.out);
+  return absl::OkStatus();
+}
+
 }  // namespace
 
 absl::Status Quantize(const QuantizeFlags& f) {
@@ -30,9 +52,14 @@ absl::Status Quantize(const QuantizeFlags& f) {
   if (config.mapping.global() && config.mapping.global()->activation.fake_quant) {
     return absl::InvalidArgumentError(absl::StrCat("--qconfig ", f.qconfig, " is for quantization-aware training; use qfx qat"));
   }
-  QFX_ASSIGN_OR_RETURN(Tensor calib, ReadCalibration(f.calib));
   const int64_t fp32_bytes = StateBytes(*model);
   QFX_ASSIGN_OR_RETURN(auto gm, fx::SymbolicTrace(model));
+  if (quant::HasDynamicQConfig(config.mapping, *gm)) return QuantizeDynamically(f, config, *gm, fp32_bytes);
+  if (f.calib.empty()) {
+    return absl::InvalidArgumentError(absl::StrCat("--qconfig ", f.qconfig, " is static: give --calib X.npy with "
+                                                   "calibration inputs (only the dynamic preset needs none)"));
+  }
+  QFX_ASSIGN_OR_RETURN(Tensor calib, ReadCalibration(f.calib));
   quant::PrepareOptions po;
   po.config = config;
   QFX_ASSIGN_OR_RETURN(quant::PrepareReport report, quant::Prepare(*gm, po));
@@ -48,9 +75,7 @@ absl::Status Quantize(const QuantizeFlags& f) {
   for (const auto& [node, reason] : report.left_float) ++reasons[quant::FloatReasonText(reason)];
   for (const auto& [node, reason] : report.left_float) fmt::print("  float: %{} ({})\n", node, quant::FloatReasonText(reason));
   if (report.left_float.empty()) fmt::print("  every op is int8\n");
-  const int64_t int8_bytes = FileSize(f.out);
-  fmt::print("size: fp32 {:.2f} MB -> int8 {:.2f} MB ({:.1f}%), wrote {}\n", fp32_bytes / 1e6, int8_bytes / 1e6,
-             100.0 * static_cast<double>(int8_bytes) / static_cast<double>(fp32_bytes), f.out);
+  PrintSizes(fp32_bytes, f.out);
   return absl::OkStatus();
 }
 

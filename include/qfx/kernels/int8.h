@@ -11,6 +11,8 @@
 //   bias:        int32 nearbyint(bias / (s_x * s_w[c])) (QuantizeBias).
 // Activations are quint8 (per-tensor qparams); weights qint8 with zero point 0 (per channel or tensor).
 // Fused ReLU / ReLU6 become the [lo, hi] clamp of the requantization.
+// Dynamic linear (float in, float out; activations quantized per call):
+//   y = float(acc) * (s_x * s_w[c]) + bias[c]   (acc without bias; s_x * s_w[c] one float32 product)
 #pragma once
 
 #include <cmath>
@@ -78,6 +80,20 @@ struct QLinearArgs {
   int32_t lo = 0, hi = 255;
 };
 
+// Dynamic quantization's linear layer: x is already quantized (per call, by the caller) with (x_scale,
+// x_zero_point); the output is float: y[r, o] = float(acc) * (x_scale * w_scale[o]) + bias[o].
+struct QLinearDynamicArgs {
+  int64_t rows = 0, in = 0, out = 0;
+  float x_scale = 1.f;
+  int32_t x_zero_point = 0;
+  const int8_t* weight = nullptr;          // [out, in]
+  const float* w_scale = nullptr;          // [out]
+  const float* bias = nullptr;             // [out] (may be null)
+  const int32_t* weight_sum = nullptr;     // [out] (fast path)
+  const int32_t* packed_weight = nullptr;  // optional, from PrepackWeights
+  int32_t weight_max_pair = -1;
+};
+
 // sums[o] = sum of the `per_row` weights of row o (the zero-point correction: sum (x - zp) w = sum x w - zp sum w).
 void ComputeWeightSums(const int8_t* weight, int64_t rows, int64_t per_row, int32_t* sums);
 
@@ -101,12 +117,20 @@ void QMul(const QBinaryArgs& args, const uint8_t* a, const uint8_t* b, uint8_t* 
 // Fast paths (threaded; im2col with zero-point padding, integer GEMM, requantizing epilogue).
 void QConv2d(const QConvArgs& a, const uint8_t* x, uint8_t* y);
 void QLinear(const QLinearArgs& a, const uint8_t* x, uint8_t* y);
+void QLinearDynamic(const QLinearDynamicArgs& a, const uint8_t* x, float* y);
+// y = quint8 of x by the quantize rule into [0, qmax]; the range of x (n == 0: both 0), false when x holds
+// a NaN or an infinity.
+void QuantizeU8(const float* x, int64_t n, float scale, int32_t zero_point, int32_t qmax, uint8_t* y);
+bool MinMax(const float* x, int64_t n, float* lo, float* hi);
 // Name of the SIMD target the int8 GEMM dispatches to.
 const char* Int8TargetName();
 
 namespace ref {
 void QConv2d(const QConvArgs& a, const uint8_t* x, uint8_t* y);
 void QLinear(const QLinearArgs& a, const uint8_t* x, uint8_t* y);
+void QLinearDynamic(const QLinearDynamicArgs& a, const uint8_t* x, float* y);
+void QuantizeU8(const float* x, int64_t n, float scale, int32_t zero_point, int32_t qmax, uint8_t* y);
+bool MinMax(const float* x, int64_t n, float* lo, float* hi);
 void QAdd(const QBinaryArgs& args, const uint8_t* a, const uint8_t* b, uint8_t* y);
 void QMul(const QBinaryArgs& args, const uint8_t* a, const uint8_t* b, uint8_t* y);
 }  // namespace ref

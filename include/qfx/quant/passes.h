@@ -52,6 +52,19 @@ struct PrepareReport {
 // node is an error naming the node and the constraint; nothing falls back silently.
 absl::StatusOr<PrepareReport> Prepare(fx::GraphModule& module, const PrepareOptions& options);
 
+// Dynamic quantization (the `dynamic` preset, or rule files whose qconfigs use a quint8 "placeholder"
+// activation observer): every Linear module whose qconfig is dynamic becomes a DynamicQuantizedLinear with
+// its weight quantized by the qconfig's weight observer; everything else stays float. Needs no
+// calibration. A mapping that mixes dynamic and static qconfigs is an error (quantize in two passes).
+struct DynamicReport {
+  std::vector<std::string> quantized;  // module paths
+  std::map<std::string, std::string> left_float;  // node name -> why
+  std::vector<std::string> warnings;
+};
+// True when the mapping gives some node of `module` a dynamic qconfig.
+bool HasDynamicQConfig(const QConfigMapping& mapping, fx::GraphModule& module);
+absl::StatusOr<DynamicReport> QuantizeDynamic(fx::GraphModule& module, const QuantConfig& config);
+
 // For quantization-aware training (the module must be in training mode): Conv+BN(+ReLU), Conv+ReLU and
 // Linear+ReLU become ConvBn2d / ConvBnReLU2d / ConvReLU2d / LinearReLU QAT modules, other Conv2d and Linear
 // modules QAT Conv2d / Linear, each with a weight fake-quant from its qconfig; BN+ReLU fuses as for PTQ;

@@ -70,5 +70,10 @@ struct QConfig {
   bool operator==(const QConfig& o) const { return activation == o.activation && weight == o.weight; }
 };
 
+// A dynamic qconfig: activations quantized at run time (a quint8 placeholder observer), weights int8.
+inline bool IsDynamic(const QConfig& q) {
+  return q.activation.kind == ObserverKind::kPlaceholder && q.activation.dtype == QDType::kQUInt8 && !q.activation.fake_quant;
+}
+
 }  // namespace quant
 }  // namespace qfx

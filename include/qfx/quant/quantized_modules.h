@@ -5,6 +5,8 @@
 //                       reference modules) and carries the int8 weights for lowering.
 //   QuantizedConv2d     int8 convolution with a fused requantizing epilogue (optional ReLU clamp)
 //   QuantizedLinear     the same for Linear
+//   DynamicQuantizedLinear  dynamic quantization's Linear: float in and out, int8 per-channel weights,
+//                       the input quantized per call from its own min/max (PyTorch's linear_dynamic)
 // Quantized modules take and return quint8 tensors (per-tensor qparams) and check their input's qparams.
 // Their persistent state (int8 weight, per-channel weight scales, int32 bias) is in the state_dict and
 // their configuration in Config(), so a .qfx file can rebuild them without the model's C++ class.
@@ -80,6 +82,28 @@ class QuantizedWeighted : public nn::Module {
   std::vector<int32_t> packed_weight_;
   int32_t weight_max_pair_ = -1;
   int32_t clamp_lo_ = 0, clamp_hi_ = 255;  // output clamp (ReLU: clamp_lo_ = zero point)
+};
+
+// PyTorch's dynamically quantized Linear (torch.ao.nn.quantized.dynamic.Linear, fbgemm's linear_dynamic
+// with reduce_range): each call takes the input's min and max (widened to include 0), chooses quint8
+// qparams over [0, 127] (reduce_range, so vpmaddubsw is exact) or [0, 255] with ATen's
+// ChooseQuantizationParams, quantizes, multiplies with the int8 weights and writes float
+//   y = float(acc) * (s_x * s_w[c]) + bias[c].
+class DynamicQuantizedLinear : public nn::Module {
+ public:
+  DynamicQuantizedLinear(QuantizedLayer layer, bool reduce_range);
+  std::string type_name() const override { return "DynamicQuantizedLinear"; }
+  bool is_leaf() const override { return true; }
+  Tensor forward(const Tensor& x) override;
+  nlohmann::json Config() const;
+  static absl::StatusOr<std::shared_ptr<DynamicQuantizedLinear>> FromConfig(const nlohmann::json& config);
+  void Prepack();  // after loading new weights
+
+ private:
+  QuantizedLayer layer_;
+  bool reduce_range_;
+  std::vector<int32_t> weight_sum_, packed_weight_;
+  int32_t weight_max_pair_ = -1;
 };
 
 // Quantizes a float layer's weight with `spec` (a weight observer run over it), as convert does.

@@ -8,6 +8,8 @@
 #define QFX_KERNELS_ELEMENTWISE_U8_INL_H_
 #endif
 
+#include <cmath>
+
 #include "hwy/highway.h"
 #include "qfx/core/parallel.h"
 #include "qfx/kernels/int8.h"
@@ -55,6 +57,50 @@ inline void QAddImpl(const QBinaryArgs& q, const uint8_t* a, const uint8_t* b, u
 }
 inline void QMulImpl(const QBinaryArgs& q, const uint8_t* a, const uint8_t* b, uint8_t* y) {
   ParallelFor(q.n, 1 << 15, [&](int64_t s, int64_t e) { QBinaryRange<true>(q, a, b, y, s, e); });
+}
+
+// x -> quint8: q = clamp(zp + nearbyint(x * inv), 0, qmax), the scalar QuantizeValue rule (the product is
+// clamped to +-2^30 first, which changes no in-range result).
+inline void QuantizeU8Impl(const float* HWY_RESTRICT x, int64_t n, float inv, int32_t zero_point, int32_t qmax,
+                           uint8_t* HWY_RESTRICT y) {
+  const hn::ScalableTag<float> df;
+  const hn::ScalableTag<int32_t> di;
+  const hn::Rebind<uint8_t, decltype(di)> du8;
+  const int64_t N = static_cast<int64_t>(hn::Lanes(df));
+  const auto vinv = hn::Set(df, inv), big = hn::Set(df, 1073741824.0f), nbig = hn::Set(df, -1073741824.0f);
+  const auto zp = hn::Set(di, zero_point), lo = hn::Zero(di), hi = hn::Set(di, qmax);
+  int64_t i = 0;
+  for (; i + N <= n; i += N) {
+    const auto v = hn::Min(hn::Max(hn::Mul(hn::LoadU(df, x + i), vinv), nbig), big);
+    const auto q = hn::Min(hn::Max(hn::Add(hn::NearestInt(v), zp), lo), hi);
+    hn::StoreU(hn::DemoteTo(du8, q), du8, y + i);
+  }
+  for (; i < n; ++i) y[i] = static_cast<uint8_t>(QuantizeValue(x[i], inv, zero_point, 0, qmax));
+}
+
+inline bool MinMaxImpl(const float* HWY_RESTRICT x, int64_t n, float* lo, float* hi) {
+  const hn::ScalableTag<float> df;
+  const int64_t N = static_cast<int64_t>(hn::Lanes(df));
+  if (n < N) return ref::MinMax(x, n, lo, hi);
+  auto vlo = hn::LoadU(df, x), vhi = vlo;
+  auto nonfinite = hn::Sub(vlo, vlo);  // v - v: 0 for finite values, NaN for NaN and infinities
+  int64_t i = N;
+  for (; i + N <= n; i += N) {
+    const auto v = hn::LoadU(df, x + i);
+    vlo = hn::Min(vlo, v);
+    vhi = hn::Max(vhi, v);
+    nonfinite = hn::Add(nonfinite, hn::Sub(v, v));
+  }
+  float l = hn::GetLane(hn::MinOfLanes(df, vlo)), h = hn::GetLane(hn::MaxOfLanes(df, vhi));
+  bool finite = hn::GetLane(hn::SumOfLanes(df, nonfinite)) == 0.f;
+  for (; i < n; ++i) {
+    l = std::min(l, x[i]);
+    h = std::max(h, x[i]);
+    finite = finite && std::isfinite(x[i]);
+  }
+  *lo = l;
+  *hi = h;
+  return finite;
 }
 
 }  // namespace HWY_NAMESPACE

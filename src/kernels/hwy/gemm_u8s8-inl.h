@@ -217,6 +217,63 @@ inline void RequantizeRowImpl(const int32_t* HWY_RESTRICT acc, int64_t n, int32_
   for (; j < n; ++j) y[j] = Requantize(acc[j] + correction, multiplier, zero_point, lo, hi);
 }
 
+// A few rows of x times the weights, one dot product per (output, row) (batch-1 linear layers, where the
+// GEMM's column tiles would be mostly empty): acc[o * rows + r] = sum_k x[r, k] * w[o, k], exact.
+// VNNI: 64 bytes a step with vpdpbusd; AVX2 / AVX-512: vpmaddubsw + vpmaddwd when exact (pairs of k, as
+// the GEMM's condition); otherwise the portable loop.
+#if HWY_TARGET == HWY_AVX3_DL
+__attribute__((target("avx512vnni"))) HWY_ATTR inline int32_t DotU8S8(const uint8_t* x, const int8_t* w, int64_t k, bool) {
+  __m512i acc = _mm512_setzero_si512();
+  int64_t p = 0;
+  for (; p + 64 <= k; p += 64) {
+    acc = _mm512_dpbusd_epi32(acc, _mm512_loadu_si512(x + p), _mm512_loadu_si512(w + p));
+  }
+  if (p < k) {
+    const __mmask64 m = _bzhi_u64(~0ULL, static_cast<unsigned>(k - p));
+    acc = _mm512_dpbusd_epi32(acc, _mm512_maskz_loadu_epi8(m, x + p), _mm512_maskz_loadu_epi8(m, w + p));
+  }
+  return _mm512_reduce_add_epi32(acc);
+}
+#elif HWY_TARGET == HWY_AVX2 || HWY_TARGET == HWY_AVX3
+HWY_ATTR inline int32_t DotU8S8(const uint8_t* x, const int8_t* w, int64_t k, bool maddubs_exact) {
+  int64_t p = 0;
+  int32_t sum = 0;
+  if (maddubs_exact) {
+    const __m256i ones = _mm256_set1_epi16(1);
+    __m256i acc = _mm256_setzero_si256();
+    for (; p + 32 <= k; p += 32) {
+      const __m256i xv = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(x + p));
+      const __m256i wv = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(w + p));
+      acc = _mm256_add_epi32(acc, _mm256_madd_epi16(_mm256_maddubs_epi16(xv, wv), ones));
+    }
+    alignas(32) int32_t lanes[8];
+    _mm256_store_si256(reinterpret_cast<__m256i*>(lanes), acc);
+    for (int i = 0; i < 8; ++i) sum += lanes[i];
+  }
+  for (; p < k; ++p) sum += static_cast<int32_t>(x[p]) * w[p];
+  return sum;
+}
+#else
+inline int32_t DotU8S8(const uint8_t* x, const int8_t* w, int64_t k, bool) {
+  int32_t sum = 0;
+  for (int64_t p = 0; p < k; ++p) sum += static_cast<int32_t>(x[p]) * w[p];
+  return sum;
+}
+#endif
+
+inline void LinearFewRowsImpl(const uint8_t* x, int64_t rows, int64_t k, const int8_t* w, int64_t m, int32_t max_pair,
+                              int32_t* acc) {
+  uint8_t x_max = 0;
+  for (int64_t i = 0; i < rows * k; ++i) x_max = std::max(x_max, x[i]);
+  if (max_pair < 0) max_pair = MaxPairAbsSum(w, m, k, k);
+  const bool exact = static_cast<int64_t>(max_pair) * x_max <= 32767;
+  ParallelFor(m, 16, [&](int64_t b, int64_t e) {
+    for (int64_t o = b; o < e; ++o) {
+      for (int64_t r = 0; r < rows; ++r) acc[o * rows + r] = DotU8S8(x + r * k, w + o * k, k, exact);
+    }
+  });
+}
+
 inline const char* U8S8TargetName() { return hwy::TargetName(HWY_TARGET); }
 
 }  // namespace HWY_NAMESPACE

@@ -18,6 +18,12 @@ namespace kernels {
 HWY_EXPORT(GemmU8S8Impl);
 HWY_EXPORT(U8S8TargetName);
 HWY_EXPORT(RequantizeRowImpl);
+HWY_EXPORT(LinearFewRowsImpl);
+
+void LinearFewRowsU8S8(const uint8_t* x, int64_t rows, int64_t k, const int8_t* w, int64_t m, int32_t max_pair,
+                       int32_t* acc) {
+  HWY_DYNAMIC_DISPATCH(LinearFewRowsImpl)(x, rows, k, w, m, max_pair, acc);
+}
 
 void RequantizeRow(const int32_t* acc, int64_t n, int32_t correction, float multiplier, int32_t zero_point, int32_t lo,
                    int32_t hi, uint8_t* y) {

@@ -1,5 +1,8 @@
 // qfx kernels, scalar reference: the int8 oracle (see include/qfx/kernels/int8.h). Straight loops over
 // (x - x_zp) * w with padding skipped, the exact int32 accumulator, then the one requantization rule.
+#include <algorithm>
+#include <cmath>
+
 #include "qfx/kernels/int8.h"
 
 namespace qfx {
@@ -44,6 +47,36 @@ void QLinear(const QLinearArgs& a, const uint8_t* x, uint8_t* y) {
         acc += (static_cast<int32_t>(x[r * a.in + k]) - a.x_zero_point) * a.weight[o * a.in + k];
       }
       y[r * a.out + o] = Requantize(acc, a.multiplier[o], a.y_zero_point, a.lo, a.hi);
+    }
+  }
+}
+
+void QuantizeU8(const float* x, int64_t n, float scale, int32_t zero_point, int32_t qmax, uint8_t* y) {
+  const float inv = 1.0f / scale;
+  for (int64_t i = 0; i < n; ++i) y[i] = static_cast<uint8_t>(QuantizeValue(x[i], inv, zero_point, 0, qmax));
+}
+
+bool MinMax(const float* x, int64_t n, float* lo, float* hi) {
+  float l = n > 0 ? x[0] : 0.f, h = l;
+  bool finite = true;
+  for (int64_t i = 0; i < n; ++i) {
+    l = std::min(l, x[i]);
+    h = std::max(h, x[i]);
+    finite = finite && std::isfinite(x[i]);
+  }
+  *lo = l;
+  *hi = h;
+  return finite;
+}
+
+void QLinearDynamic(const QLinearDynamicArgs& a, const uint8_t* x, float* y) {
+  for (int64_t r = 0; r < a.rows; ++r) {
+    for (int64_t o = 0; o < a.out; ++o) {
+      int32_t acc = 0;
+      for (int64_t k = 0; k < a.in; ++k) {
+        acc += (static_cast<int32_t>(x[r * a.in + k]) - a.x_zero_point) * a.weight[o * a.in + k];
+      }
+      y[r * a.out + o] = static_cast<float>(acc) * (a.x_scale * a.w_scale[o]) + (a.bias ? a.bias[o] : 0.f);
     }
   }
 }
