@@ -23,10 +23,21 @@ bool IsObserverNode(fx::GraphModule& gm, const fx::Node* n) {
          gm.submodule(n->target().path) != nullptr;
 }
 
+// The qparams a QAT fake-quant module last fake-quantized with (what the trained model computes), or
+// null before its first forward. Convert uses these, not a fresh calculation: PyTorch's convert recomputes
+// qparams with the observer's formula, which for the fused moving-average fake-quant differs from the
+// formula training used (ATen's ChooseQuantizationParams), so PyTorch's int8 model can drift from the
+// fake-quant model it came from — by whole grid steps for narrow ranges such as 2- or 4-bit weights.
+const QParams* TrainedQParams(nn::Module* m) {
+  auto* fq = dynamic_cast<FakeQuantize*>(m);
+  return fq != nullptr && !fq->qparams().scale.empty() ? &fq->qparams() : nullptr;
+}
+
 absl::StatusOr<QParams> ObserverQParams(nn::Module* m, const fx::Node& n) {
   QParams qp;
   absl::Status s = CatchErrors([&] {
-    if (auto* fq = dynamic_cast<FakeQuantize*>(m)) qp = fq->CalculateQParams();
+    if (const QParams* trained = TrainedQParams(m)) qp = *trained;
+    else if (auto* fq = dynamic_cast<FakeQuantize*>(m)) qp = fq->CalculateQParams();
     else if (auto* obs = dynamic_cast<Observer*>(m)) qp = obs->CalculateQParams();
     else ThrowInvalid("not an observer");
   });
@@ -75,7 +86,10 @@ absl::StatusOr<QuantizedLayer> LayerOf(nn::Module* m, const ObserverSpec& spec) 
     plain->weight.CopyFrom(qconv->weight);
     if (qconv->bias.defined()) plain->bias.CopyFrom(qconv->bias);
     if (qconv->bn) plain = FoldBatchNorm(*plain, *qconv->bn);
-    QFX_ASSIGN_OR_RETURN(l, QuantizeLayer(plain->weight, plain->bias, spec));
+    // Eval-mode QAT conv fake-quantizes w * gamma / sqrt(running_var + eps), the folded weight.
+    const QParams* trained = TrainedQParams(qconv->weight_fake_quant.get());
+    QFX_ASSIGN_OR_RETURN(l, trained ? QuantizeLayer(plain->weight, plain->bias, *trained)
+                                    : QuantizeLayer(plain->weight, plain->bias, spec));
     l.in_channels = plain->in_channels, l.kernel = plain->kernel_size, l.stride = args.stride;
     l.padding = args.padding, l.dilation = args.dilation, l.groups = args.groups;
     relu = qconv->relu;
@@ -83,7 +97,9 @@ absl::StatusOr<QuantizedLayer> LayerOf(nn::Module* m, const ObserverSpec& spec) 
     QFX_ASSIGN_OR_RETURN(l, QuantizeLayer(linear->weight, linear->bias, spec));
     l.is_conv = false, l.in_channels = linear->in_features;
   } else if (auto* qlinear = dynamic_cast<QatLinear*>(m)) {
-    QFX_ASSIGN_OR_RETURN(l, QuantizeLayer(qlinear->weight, qlinear->bias, spec));
+    const QParams* trained = TrainedQParams(qlinear->weight_fake_quant.get());
+    QFX_ASSIGN_OR_RETURN(l, trained ? QuantizeLayer(qlinear->weight, qlinear->bias, *trained)
+                                    : QuantizeLayer(qlinear->weight, qlinear->bias, spec));
     l.is_conv = false, l.in_channels = qlinear->weight.size(1), relu = qlinear->relu;
   } else {
     return absl::InternalError(absl::StrCat("Convert: ", m->type_name(), " is not a weighted layer"));

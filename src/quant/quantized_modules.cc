@@ -18,6 +18,14 @@ absl::StatusOr<QuantizedLayer> QuantizeLayer(const Tensor& weight, const Tensor&
     (*obs)(weight);
     qp = obs->CalculateQParams();
   }));
+  return QuantizeLayer(weight, bias, qp);
+}
+
+absl::StatusOr<QuantizedLayer> QuantizeLayer(const Tensor& weight, const Tensor& bias, const QParams& qp) {
+  if (qp.scale.size() != 1 && static_cast<int64_t>(qp.scale.size()) != weight.size(0)) {
+    return absl::InvalidArgumentError(absl::StrCat("weight ", weight.ToString(), " has ", weight.size(0),
+                                                   " output channels but its qparams have ", qp.scale.size(), " scales"));
+  }
   const int64_t out = weight.size(0), per_row = weight.numel() / out;
   QuantizedLayer l;
   l.out_channels = out;

@@ -45,7 +45,8 @@ double Top1(const Tensor& logits, const Tensor& labels) {
 }
 
 TEST(QatConvert, Int8AgreesWithFakeQuantWithinOneStep) {
-  for (const char* preset : {"x86_qat", "qnnpack_qat"}) {
+  // The 2-bit rule file: convert must quantize with the grid the model trained on (see convert.cc).
+  for (const char* preset : {"x86_qat", "qnnpack_qat", "tools/qconfigs/x86_qat_w2.toml"}) {
     const Mnist data = Test400();
     quant::PrepareReport report;
     auto gm = TrainedQat(preset, &report);
@@ -72,7 +73,7 @@ TEST(QatConvert, Int8AgreesWithFakeQuantWithinOneStep) {
     for (int64_t i = 0; i < q.numel(); ++i) within += std::fabs(q.data<float>()[i] - fq.data<float>()[i]) <= step * 1.001f;
     const double share = static_cast<double>(within) / q.numel();
     EXPECT_GE(share, 0.99) << preset;
-    EXPECT_GE(Top1(q, data.y), 0.95) << preset;
+    if (std::string(preset).find("w2") == std::string::npos) EXPECT_GE(Top1(q, data.y), 0.95) << preset;
     std::printf("%s: int8 within one step (%.4g) of fake-quant on %.2f%% of %lld values; top-1 fake-quant %.4f int8 %.4f\n",
                 preset, step, 100 * share, static_cast<long long>(q.numel()), Top1(fq, data.y), Top1(q, data.y));
   }

@@ -128,6 +128,8 @@ absl::Status Qat(const TrainFlags& f) {
   fmt::print("QAT of {} with {} on {} images: {} epochs, batch {}, {} lr {:g}\n", f.model.model, f.qconfig,
              data.x.size(0), f.epochs, f.batch, f.optimizer, f.lr);
   QFX_ASSIGN_OR_RETURN(auto history, train::Train(*gm, data.x, data.y, options, Reporter(f.epochs)));
+  // Freeze the trained qparams: evaluation must not move them, and convert uses exactly these.
+  quant::EnableObservers(*gm, false);
   QFX_RETURN_IF_ERROR(ReportTest(*gm, f, "fake-quant"));
   QFX_RETURN_IF_ERROR(quant::Convert(*gm, report));
   Shape input_shape = data.x.shape();

@@ -108,6 +108,8 @@ class DynamicQuantizedLinear : public nn::Module {
 
 // Quantizes a float layer's weight with `spec` (a weight observer run over it), as convert does.
 absl::StatusOr<QuantizedLayer> QuantizeLayer(const Tensor& weight, const Tensor& bias, const ObserverSpec& spec);
+// The same with given qparams (a QAT weight fake-quant's: the grid the model was trained on).
+absl::StatusOr<QuantizedLayer> QuantizeLayer(const Tensor& weight, const Tensor& bias, const QParams& qp);
 
 }  // namespace quant
 }  // namespace qfx
