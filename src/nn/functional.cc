@@ -271,35 +271,38 @@ Tensor batch_norm(const Tensor& x, const Tensor& running_mean, const Tensor& run
   const float* px = x.data<float>();
   float* py = y.data<float>();
   std::vector<float> scale(c), shift(c);
-  for (int64_t ch = 0; ch < c; ++ch) {
-    double mean, var;
-    if (training) {
-      double sum = 0, sq = 0;
-      for (int64_t b = 0; b < n; ++b) {
-        const float* p = px + (b * c + ch) * inner;
-        for (int64_t i = 0; i < inner; ++i) sum += p[i];
+  // Per-channel statistics (channels are independent: parallel over them).
+  ParallelFor(c, training ? 1 : c, [&](int64_t c0, int64_t c1) {
+    for (int64_t ch = c0; ch < c1; ++ch) {
+      double mean, var;
+      if (training) {
+        double sum = 0, sq = 0;
+        for (int64_t b = 0; b < n; ++b) {
+          const float* p = px + (b * c + ch) * inner;
+          for (int64_t i = 0; i < inner; ++i) sum += p[i];
+        }
+        mean = sum / count;
+        for (int64_t b = 0; b < n; ++b) {
+          const float* p = px + (b * c + ch) * inner;
+          for (int64_t i = 0; i < inner; ++i) sq += (p[i] - mean) * (p[i] - mean);
+        }
+        var = sq / count;
+        if (running_mean.defined()) {
+          float& rm = running_mean.data<float>()[ch];
+          float& rv = running_var.data<float>()[ch];
+          rm = static_cast<float>((1 - momentum) * rm + momentum * mean);
+          rv = static_cast<float>((1 - momentum) * rv + momentum * sq / (count - 1));
+        }
+      } else {
+        mean = running_mean.data<float>()[ch];
+        var = running_var.data<float>()[ch];
       }
-      mean = sum / count;
-      for (int64_t b = 0; b < n; ++b) {
-        const float* p = px + (b * c + ch) * inner;
-        for (int64_t i = 0; i < inner; ++i) sq += (p[i] - mean) * (p[i] - mean);
-      }
-      var = sq / count;
-      if (running_mean.defined()) {
-        float& rm = running_mean.data<float>()[ch];
-        float& rv = running_var.data<float>()[ch];
-        rm = static_cast<float>((1 - momentum) * rm + momentum * mean);
-        rv = static_cast<float>((1 - momentum) * rv + momentum * sq / (count - 1));
-      }
-    } else {
-      mean = running_mean.data<float>()[ch];
-      var = running_var.data<float>()[ch];
+      const double w = weight.defined() ? weight.data<float>()[ch] : 1.0;
+      const double b0 = bias.defined() ? bias.data<float>()[ch] : 0.0;
+      scale[ch] = static_cast<float>(w / std::sqrt(var + eps));
+      shift[ch] = static_cast<float>(b0 - mean * w / std::sqrt(var + eps));
     }
-    const double w = weight.defined() ? weight.data<float>()[ch] : 1.0;
-    const double b0 = bias.defined() ? bias.data<float>()[ch] : 0.0;
-    scale[ch] = static_cast<float>(w / std::sqrt(var + eps));
-    shift[ch] = static_cast<float>(b0 - mean * w / std::sqrt(var + eps));
-  }
+  });
   ParallelFor(n * c, std::max<int64_t>(1, kParallelGrain / std::max<int64_t>(1, inner)), [&](int64_t lo, int64_t hi) {
     for (int64_t plane = lo; plane < hi; ++plane) {
       const float* p = px + plane * inner;

@@ -2,6 +2,7 @@
 #include <cmath>
 #include <vector>
 
+#include "qfx/core/parallel.h"
 #include "qfx/train/ops.h"
 
 namespace qfx {
@@ -26,51 +27,58 @@ Var batch_norm(Tape& t, const Var& x, const Tensor& running_mean, const Tensor& 
     const int64_t n = xv.size(0), inner = xv.numel() / (n * c), count = n * inner;
     const float* px = xv.data<float>();
     const float* pg = dy.data<float>();
-    if (training) {
-      for (int64_t ch = 0; ch < c; ++ch) {
-        double s = 0, sq = 0;
-        for (int64_t b = 0; b < n; ++b) {
-          for (int64_t i = 0; i < inner; ++i) s += px[(b * c + ch) * inner + i];
-        }
-        mean[ch] = s / count;
-        for (int64_t b = 0; b < n; ++b) {
-          for (int64_t i = 0; i < inner; ++i) {
-            const double d = px[(b * c + ch) * inner + i] - mean[ch];
-            sq += d * d;
-          }
-        }
-        invstd[ch] = 1.0 / std::sqrt(sq / count + eps);
-      }
-    }
+    const float* pw = gamma.defined() ? gamma.data<float>() : nullptr;
     Tensor dx = want_x ? Tensor::Uninitialized(xv.shape()) : Tensor();
     Tensor dw = want_w ? Tensor::Uninitialized({c}) : Tensor();
     Tensor db = want_b ? Tensor::Uninitialized({c}) : Tensor();
-    for (int64_t ch = 0; ch < c; ++ch) {
-      double sum_g = 0, sum_gx = 0;
-      for (int64_t b = 0; b < n; ++b) {
-        for (int64_t i = 0; i < inner; ++i) {
-          const int64_t k = (b * c + ch) * inner + i;
-          sum_g += pg[k];
-          sum_gx += pg[k] * (px[k] - mean[ch]) * invstd[ch];
+    float* pdx = want_x ? dx.data<float>() : nullptr;
+    float* pdw = want_w ? dw.data<float>() : nullptr;
+    float* pdb = want_b ? db.data<float>() : nullptr;
+    // Channels are independent: one task per channel range.
+    ParallelFor(c, 1, [&](int64_t c0, int64_t c1) {
+      for (int64_t ch = c0; ch < c1; ++ch) {
+        if (training) {
+          double s = 0, sq = 0;
+          for (int64_t b = 0; b < n; ++b) {
+            const float* p = px + (b * c + ch) * inner;
+            for (int64_t i = 0; i < inner; ++i) s += p[i];
+          }
+          mean[ch] = s / count;
+          for (int64_t b = 0; b < n; ++b) {
+            const float* p = px + (b * c + ch) * inner;
+            for (int64_t i = 0; i < inner; ++i) sq += (p[i] - mean[ch]) * (p[i] - mean[ch]);
+          }
+          invstd[ch] = 1.0 / std::sqrt(sq / count + eps);
         }
-      }
-      if (want_w) dw.data<float>()[ch] = static_cast<float>(sum_gx);
-      if (want_b) db.data<float>()[ch] = static_cast<float>(sum_g);
-      if (!want_x) continue;
-      const double w = gamma.defined() ? gamma.data<float>()[ch] : 1.0;
-      float* pdx = dx.data<float>();
-      for (int64_t b = 0; b < n; ++b) {
-        for (int64_t i = 0; i < inner; ++i) {
-          const int64_t k = (b * c + ch) * inner + i;
+        const double m = mean[ch], is = invstd[ch];
+        double sum_g = 0, sum_gx = 0;
+        for (int64_t b = 0; b < n; ++b) {
+          const float *p = px + (b * c + ch) * inner, *g = pg + (b * c + ch) * inner;
+          for (int64_t i = 0; i < inner; ++i) {
+            sum_g += g[i];
+            sum_gx += g[i] * (p[i] - m);
+          }
+        }
+        sum_gx *= is;
+        if (pdw) pdw[ch] = static_cast<float>(sum_gx);
+        if (pdb) pdb[ch] = static_cast<float>(sum_g);
+        if (!pdx) continue;
+        const double w = pw ? pw[ch] : 1.0;
+        for (int64_t b = 0; b < n; ++b) {
+          const float *p = px + (b * c + ch) * inner, *g = pg + (b * c + ch) * inner;
+          float* d = pdx + (b * c + ch) * inner;
           if (training) {
-            const double xhat = (px[k] - mean[ch]) * invstd[ch];
-            pdx[k] = static_cast<float>(w * invstd[ch] / count * (count * pg[k] - sum_g - xhat * sum_gx));
+            const double k = w * is / count;
+            for (int64_t i = 0; i < inner; ++i) {
+              d[i] = static_cast<float>(k * (count * g[i] - sum_g - (p[i] - m) * is * sum_gx));
+            }
           } else {
-            pdx[k] = static_cast<float>(pg[k] * w * invstd[ch]);
+            const double k = w * is;
+            for (int64_t i = 0; i < inner; ++i) d[i] = static_cast<float>(g[i] * k);
           }
         }
       }
-    }
+    });
     return std::vector<Tensor>{dx, dw, db};
   });
 }

@@ -4,6 +4,7 @@
 #include <limits>
 #include <vector>
 
+#include "qfx/core/parallel.h"
 #include "qfx/train/ops.h"
 
 namespace qfx {
@@ -21,6 +22,32 @@ Window MakeWindow(const F::Pool2dOptions& opt) {
   return {k[0], k[1], s[0], s[1], opt.padding[0], opt.padding[1], opt.dilation[0], opt.dilation[1]};
 }
 
+// Adds each output gradient of one plane to the first largest input of its window (PyTorch's rule: a NaN
+// wins, ties go to the first).
+void MaxPoolBackwardPlane(const Window& w, const float* px, int64_t ih, int64_t iw, const float* pg, int64_t oh,
+                          int64_t ow, float* pd) {
+  for (int64_t oy = 0; oy < oh; ++oy) {
+    for (int64_t ox = 0; ox < ow; ++ox) {
+      int64_t best = -1;
+      float best_v = -std::numeric_limits<float>::infinity();
+      for (int64_t ky = 0; ky < w.kh; ++ky) {
+        const int64_t iy = oy * w.sh - w.ph + ky * w.dh;
+        if (iy < 0 || iy >= ih) continue;
+        for (int64_t kx = 0; kx < w.kw; ++kx) {
+          const int64_t ix = ox * w.sw - w.pw + kx * w.dw;
+          if (ix < 0 || ix >= iw) continue;
+          const float v = px[iy * iw + ix];
+          if (best < 0 || v > best_v || std::isnan(v)) {
+            best = iy * iw + ix;
+            best_v = v;
+          }
+        }
+      }
+      if (best >= 0) pd[best] += pg[oy * ow + ox];
+    }
+  }
+}
+
 }  // namespace
 
 Var max_pool2d(Tape& t, const Var& x, const F::Pool2dOptions& opt) {
@@ -31,31 +58,13 @@ Var max_pool2d(Tape& t, const Var& x, const F::Pool2dOptions& opt) {
     const int64_t planes = xv.size(0) * xv.size(1), ih = xv.size(2), iw = xv.size(3);
     const int64_t oh = y.size(2), ow = y.size(3);
     Tensor dx = Tensor::Zeros(xv.shape());
-    const float* pg = dy.data<float>();
-    for (int64_t p = 0; p < planes; ++p) {
-      const float* px = xv.data<float>() + p * ih * iw;
-      float* pd = dx.data<float>() + p * ih * iw;
-      for (int64_t oy = 0; oy < oh; ++oy) {
-        for (int64_t ox = 0; ox < ow; ++ox) {
-          int64_t best = -1;
-          float best_v = -std::numeric_limits<float>::infinity();
-          for (int64_t ky = 0; ky < w.kh; ++ky) {
-            const int64_t iy = oy * w.sh - w.ph + ky * w.dh;
-            if (iy < 0 || iy >= ih) continue;
-            for (int64_t kx = 0; kx < w.kw; ++kx) {
-              const int64_t ix = ox * w.sw - w.pw + kx * w.dw;
-              if (ix < 0 || ix >= iw) continue;
-              const float v = px[iy * iw + ix];
-              if (best < 0 || v > best_v || std::isnan(v)) {
-                best = iy * iw + ix;
-                best_v = v;
-              }
-            }
-          }
-          if (best >= 0) pd[best] += pg[(p * oh + oy) * ow + ox];
-        }
+    const float *px = xv.data<float>(), *pg = dy.data<float>();
+    float* pd = dx.data<float>();
+    ParallelFor(planes, 1, [&](int64_t p0, int64_t p1) {
+      for (int64_t p = p0; p < p1; ++p) {
+        MaxPoolBackwardPlane(w, px + p * ih * iw, ih, iw, pg + p * oh * ow, oh, ow, pd + p * ih * iw);
       }
-    }
+    });
     return std::vector<Tensor>{dx};
   });
 }
