@@ -195,7 +195,8 @@ TEST(OptimizerVsPyTorch, ThreeStepsOfAdamAndSgd) {
       // Adam normalises the conv biases' rounding-noise gradients (see above) into full-size steps in
       // noise-chosen directions, in PyTorch as here; those two parameters cannot agree.
       if (kind == "adam" && (name == "conv1.bias" || name == "conv2.bias")) continue;
-      EXPECT_LE(RelError(p, testing::Get(st, kind + "/param/" + name)), 1e-4) << kind << " " << name;
+      const Tensor got = name == "fc1.weight" ? p.Narrow0(0, 8) : p;  // the fixture keeps 8 rows of fc1
+      EXPECT_LE(RelError(got, testing::Get(st, kind + "/param/" + name)), 1e-4) << kind << " " << name;
     }
   }
 }
