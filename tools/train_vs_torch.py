@@ -62,7 +62,9 @@ def main():
     root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
     if not os.path.exists(f"{args.data}/train_x.npy"):
         subprocess.run([f"{root}/tools/fetch_mnist.sh", args.data], check=True)
-    subprocess.run(["bazel", "build", "-c", "opt", "//tools:qfx"], cwd=root, check=True)
+    build = subprocess.run(["bazel", "build", "-c", "opt", "//tools:qfx"], cwd=root, capture_output=True, text=True)
+    if build.returncode != 0:
+        sys.exit("bazel build //tools:qfx failed:\n" + build.stderr[-4000:])
     qfx = f"{root}/bazel-bin/tools/qfx"
     torch.set_num_threads(2)
     x = torch.from_numpy(np.load(f"{args.data}/train_x.npy"))
