@@ -11,6 +11,7 @@
 #include "qfx/core/trace.h"
 #include "qfx/kernels/f32.h"
 #include "qfx/kernels/int8.h"
+#include "qfx/nn/geometry.h"
 
 namespace qfx {
 namespace F {
@@ -69,33 +70,6 @@ Tensor Map(const char* op, const Tensor& x, Fn fn) {
   return y;
 }
 
-Shape BroadcastShape(const char* op, const Shape& a, const Shape& b) {
-  const size_t rank = std::max(a.size(), b.size());
-  Shape out(rank);
-  for (size_t i = 0; i < rank; ++i) {
-    const int64_t da = i < rank - a.size() ? 1 : a[i - (rank - a.size())];
-    const int64_t db = i < rank - b.size() ? 1 : b[i - (rank - b.size())];
-    if (da != db && da != 1 && db != 1) {
-      ThrowInvalid(op, ": shapes ", ShapeToString(a), " and ", ShapeToString(b),
-                   " cannot broadcast (dim ", i, ": ", da, " vs ", db, ")");
-    }
-    out[i] = da == 1 ? db : da;
-  }
-  return out;
-}
-
-// Element strides of `s` seen through broadcast shape `out` (0 where broadcast).
-std::vector<int64_t> BroadcastStrides(const Shape& s, const Shape& out) {
-  std::vector<int64_t> st(out.size(), 0);
-  int64_t stride = 1;
-  for (size_t i = 0; i < s.size(); ++i) {
-    const size_t j = s.size() - 1 - i, o = out.size() - 1 - i;
-    st[o] = s[j] == 1 ? 0 : stride;
-    stride *= s[j];
-  }
-  return st;
-}
-
 template <typename Fn>
 Tensor Binary(const char* op, const Tensor& a, const Tensor& b, Fn fn) {
   CheckF32(op, a, "first operand");
@@ -110,23 +84,11 @@ Tensor Binary(const char* op, const Tensor& a, const Tensor& b, Fn fn) {
     });
     return y;
   }
-  const Shape out = BroadcastShape(op, a.shape(), b.shape());
-  const auto sa = BroadcastStrides(a.shape(), out), sb = BroadcastStrides(b.shape(), out);
+  const Shape out = nn::BroadcastShape(op, a.shape(), b.shape());
   Tensor y = Tensor::Uninitialized(out);
   float* py = y.data<float>();
-  std::vector<int64_t> idx(out.size(), 0);
-  int64_t ia = 0, ib = 0;
-  for (int64_t i = 0, n = y.numel(); i < n; ++i) {
-    py[i] = fn(pa[ia], pb[ib]);
-    for (int64_t d = static_cast<int64_t>(out.size()) - 1; d >= 0; --d) {
-      ia += sa[d];
-      ib += sb[d];
-      if (++idx[d] < out[d]) break;
-      ia -= sa[d] * out[d];
-      ib -= sb[d] * out[d];
-      idx[d] = 0;
-    }
-  }
+  nn::ForEachBroadcast(out, nn::BroadcastStrides(a.shape(), out), nn::BroadcastStrides(b.shape(), out),
+                       [&](int64_t i, int64_t ia, int64_t ib) { py[i] = fn(pa[ia], pb[ib]); });
   return y;
 }
 
@@ -448,19 +410,12 @@ Tensor avg_pool2d(const Tensor& x, const Pool2dOptions& opt) {
     const float* xp = px + pl * ih * iw;
     for (int64_t oy = 0; oy < g.oh; ++oy) {
       for (int64_t ox = 0; ox < g.ow; ++ox) {
-        int64_t y0 = oy * g.sh - g.ph, x0 = ox * g.sw - g.pw;
-        int64_t y1 = std::min(y0 + g.kh, ih + g.ph), x1 = std::min(x0 + g.kw, iw + g.pw);
-        const int64_t padded_count = (y1 - y0) * (x1 - x0);
-        y0 = std::max<int64_t>(y0, 0);
-        x0 = std::max<int64_t>(x0, 0);
-        y1 = std::min(y1, ih);
-        x1 = std::min(x1, iw);
+        const nn::AvgPoolWindow w = nn::AvgWindow(oy, ox, g.kh, g.kw, g.sh, g.sw, g.ph, g.pw, ih, iw, opt.count_include_pad);
         float sum = 0.f;
-        for (int64_t iy = y0; iy < y1; ++iy) {
-          for (int64_t ix = x0; ix < x1; ++ix) sum += xp[iy * iw + ix];
+        for (int64_t iy = w.y0; iy < w.y1; ++iy) {
+          for (int64_t ix = w.x0; ix < w.x1; ++ix) sum += xp[iy * iw + ix];
         }
-        const int64_t div = opt.count_include_pad ? padded_count : (y1 - y0) * (x1 - x0);
-        py[(pl * g.oh + oy) * g.ow + ox] = sum / static_cast<float>(div);
+        py[(pl * g.oh + oy) * g.ow + ox] = sum / static_cast<float>(w.divisor);
       }
     }
   }
@@ -566,20 +521,10 @@ Tensor mean(const Tensor& x, std::vector<int64_t> dims, bool keepdim) {
     if (!reduce[i] || keepdim) out.push_back(out_keep[i]);
   }
   Tensor y = Tensor::Empty(out_keep);
-  const auto st = BroadcastStrides(out_keep, x.shape());
+  const auto st = nn::BroadcastStrides(out_keep, x.shape());
   const float* px = x.data<float>();
   float* py = y.data<float>();
-  std::vector<int64_t> idx(x.dim(), 0);
-  int64_t iy = 0;
-  for (int64_t i = 0, n = x.numel(); i < n; ++i) {
-    py[iy] += px[i];
-    for (int64_t d = x.dim() - 1; d >= 0; --d) {
-      iy += st[d];
-      if (++idx[d] < x.size(d)) break;
-      iy -= st[d] * x.size(d);
-      idx[d] = 0;
-    }
-  }
+  nn::ForEachBroadcast(x.shape(), st, st, [&](int64_t i, int64_t iy, int64_t) { py[iy] += px[i]; });
   const float count = static_cast<float>(x.numel() / std::max<int64_t>(1, y.numel()));
   for (int64_t i = 0, n = y.numel(); i < n; ++i) py[i] /= count;
   return y.Reshape(out);

@@ -5,6 +5,7 @@
 #include <vector>
 
 #include "qfx/core/parallel.h"
+#include "qfx/nn/geometry.h"
 #include "qfx/train/ops.h"
 
 namespace qfx {
@@ -82,18 +83,11 @@ Var avg_pool2d(Tape& t, const Var& x, const F::Pool2dOptions& opt) {
       const float* pg = dy.data<float>() + p * oh * ow;
       for (int64_t oy = 0; oy < oh; ++oy) {
         for (int64_t ox = 0; ox < ow; ++ox) {
-          int64_t y0 = oy * w.sh - w.ph, x0 = ox * w.sw - w.pw;
-          int64_t y1 = std::min(y0 + w.kh, ih + w.ph), x1 = std::min(x0 + w.kw, iw + w.pw);
-          const int64_t pool = (y1 - y0) * (x1 - x0);
-          y0 = std::max<int64_t>(y0, 0);
-          x0 = std::max<int64_t>(x0, 0);
-          y1 = std::min(y1, ih);
-          x1 = std::min(x1, iw);
-          const int64_t divisor = include_pad ? pool : (y1 - y0) * (x1 - x0);
-          if (divisor <= 0) continue;
-          const float g = pg[oy * ow + ox] / static_cast<float>(divisor);
-          for (int64_t iy = y0; iy < y1; ++iy) {
-            for (int64_t ix = x0; ix < x1; ++ix) pd[iy * iw + ix] += g;
+          const nn::AvgPoolWindow a = nn::AvgWindow(oy, ox, w.kh, w.kw, w.sh, w.sw, w.ph, w.pw, ih, iw, include_pad);
+          if (a.divisor <= 0) continue;
+          const float g = pg[oy * ow + ox] / static_cast<float>(a.divisor);
+          for (int64_t iy = a.y0; iy < a.y1; ++iy) {
+            for (int64_t ix = a.x0; ix < a.x1; ++ix) pd[iy * iw + ix] += g;
           }
         }
       }

@@ -1,0 +1,56 @@
+// qfx nn: shape arithmetic shared by the functional ops (src/nn) and their backward passes (src/train):
+// numpy broadcasting, and the window an average-pooling output reads with PyTorch's divisor rule.
+#pragma once
+
+#include <algorithm>
+#include <cstdint>
+#include <vector>
+
+#include "qfx/core/tensor.h"
+
+namespace qfx {
+namespace nn {
+
+// The broadcast of shapes a and b; throws naming `op` when they do not broadcast.
+Shape BroadcastShape(const char* op, const Shape& a, const Shape& b);
+// Element strides of shape `s` seen through broadcast shape `out` (0 along broadcast dimensions).
+std::vector<int64_t> BroadcastStrides(const Shape& s, const Shape& out);
+
+// Calls fn(i, ia, ib) for every element i of `out` (row-major) with the offsets that strides sa and sb
+// (from BroadcastStrides) give for it.
+template <typename Fn>
+void ForEachBroadcast(const Shape& out, const std::vector<int64_t>& sa, const std::vector<int64_t>& sb, Fn fn) {
+  std::vector<int64_t> idx(out.size(), 0);
+  int64_t ia = 0, ib = 0;
+  for (int64_t i = 0, n = NumElements(out); i < n; ++i) {
+    fn(i, ia, ib);
+    for (int64_t d = static_cast<int64_t>(out.size()) - 1; d >= 0; --d) {
+      ia += sa[d];
+      ib += sb[d];
+      if (++idx[d] < out[d]) break;
+      ia -= sa[d] * out[d];
+      ib -= sb[d] * out[d];
+      idx[d] = 0;
+    }
+  }
+}
+
+// The input rows [y0, y1) and columns [x0, x1) that average-pooling output (oy, ox) reads, and its divisor:
+// the window clipped to input + padding when count_include_pad, else to the input (PyTorch's rule).
+struct AvgPoolWindow {
+  int64_t y0, y1, x0, x1, divisor;
+};
+inline AvgPoolWindow AvgWindow(int64_t oy, int64_t ox, int64_t kh, int64_t kw, int64_t sh, int64_t sw, int64_t ph,
+                               int64_t pw, int64_t ih, int64_t iw, bool count_include_pad) {
+  int64_t y0 = oy * sh - ph, x0 = ox * sw - pw;
+  int64_t y1 = std::min(y0 + kh, ih + ph), x1 = std::min(x0 + kw, iw + pw);
+  const int64_t padded = (y1 - y0) * (x1 - x0);
+  y0 = std::max<int64_t>(y0, 0);
+  x0 = std::max<int64_t>(x0, 0);
+  y1 = std::min(y1, ih);
+  x1 = std::min(x1, iw);
+  return {y0, y1, x0, x1, count_include_pad ? padded : (y1 - y0) * (x1 - x0)};
+}
+
+}  // namespace nn
+}  // namespace qfx
