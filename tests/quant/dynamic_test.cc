@@ -114,7 +114,34 @@ TEST(Dynamic, MixedMappingsAndNonLinearTargetsAreExplained) {
   all.mapping.SetGlobal(*PresetQConfig("dynamic"));
   auto r3 = QuantizeDynamic(*gm3, all);
   ASSERT_TRUE(r3.ok()) << r3.status();
-  EXPECT_EQ(r3->left_float.at("relu"), "dynamic quantization covers Linear modules only");
+  EXPECT_EQ(r3->left_float.at("relu"), "dynamic quantization covers Linear modules and linear calls on parameters only");
+}
+
+// A model calling F::linear on its own parameters (traced as get_attr + call_function linear).
+class FunctionalHead : public nn::Module {
+ public:
+  FunctionalHead() {
+    w = register_parameter("w", testing::HashUniform("fw", {6, 5}, -1, 1));
+    b = register_parameter("b", testing::HashUniform("fb", {6}, -0.1, 0.1));
+  }
+  std::string type_name() const override { return "FunctionalHead"; }
+  Tensor forward(const Tensor& x) override { return F::relu(F::linear(x, w, b)); }
+  Tensor w, b;
+};
+
+TEST(Dynamic, FunctionalLinearOnParameters) {
+  auto model = std::make_shared<FunctionalHead>();
+  model->eval();
+  auto gm = *fx::SymbolicTrace(model);
+  const Tensor x = testing::HashUniform("fx", {3, 5}, -1, 1);
+  const Tensor fp32 = *RunModule(*gm, x);
+  auto report = QuantizeDynamic(*gm, *LoadQuantConfig("dynamic"));
+  ASSERT_TRUE(report.ok()) << report.status();
+  ASSERT_EQ(report->quantized, (std::vector<std::string>{"linear_dynamic"}));
+  EXPECT_EQ(gm->submodule("linear_dynamic")->type_name(), "DynamicQuantizedLinear");
+  for (fx::Node* n : gm->graph()) EXPECT_NE(n->op(), fx::Opcode::kGetAttr) << n->name();
+  const Tensor y = *RunModule(*gm, x);
+  for (int64_t i = 0; i < y.numel(); ++i) EXPECT_NEAR(y.data<float>()[i], fp32.data<float>()[i], 0.05);
 }
 
 TEST(Dynamic, BadInputIsNamed) {

@@ -53,8 +53,10 @@ struct PrepareReport {
 absl::StatusOr<PrepareReport> Prepare(fx::GraphModule& module, const PrepareOptions& options);
 
 // Dynamic quantization (the `dynamic` preset, or rule files whose qconfigs use a quint8 "placeholder"
-// activation observer): every Linear module whose qconfig is dynamic becomes a DynamicQuantizedLinear with
-// its weight quantized by the qconfig's weight observer; everything else stays float. Needs no
+// activation observer): every Linear module, and every functional linear on parameters (get_attr weight
+// and bias; it becomes a call of a new module named `<node>_dynamic`), whose qconfig is dynamic becomes a
+// DynamicQuantizedLinear with its weight quantized by the qconfig's weight observer; everything else stays
+// float. Needs no
 // calibration. A mapping that mixes dynamic and static qconfigs is an error (quantize in two passes).
 struct DynamicReport {
   std::vector<std::string> quantized;  // module paths
