@@ -23,9 +23,13 @@ struct U8S8GemmArgs {
 };
 
 // A packed for the 4-row tile: blocks of 4 rows, each [ceil(k/4)][4 rows] int32 holding 4 bytes of k;
-// missing rows and k are zero. Target-independent.
+// missing rows and k are zero. Then, from AmxWeightsOffset (64-byte aligned), A again for AMX: row-major
+// int8 with rows padded to a multiple of 32 and k to a multiple of 64 (zeros). Target-independent.
 constexpr int64_t kU8S8TileRows = 4;
 int64_t PackedU8S8Size(int64_t m, int64_t k);  // in int32s
+int64_t AmxPaddedRows(int64_t m);
+int64_t AmxPaddedK(int64_t k);
+int64_t AmxWeightsOffset(int64_t m, int64_t k);  // in int32s
 void PackU8S8Weights(const int8_t* a, int64_t m, int64_t k, int64_t lda, int32_t* packed);
 int32_t MaxPairAbsSum(const int8_t* a, int64_t m, int64_t k, int64_t lda);
 
@@ -44,8 +48,12 @@ void RequantizeRow(const int32_t* acc, int64_t n, int32_t correction, float mult
 void LinearFewRowsU8S8(const uint8_t* x, int64_t rows, int64_t k, const int8_t* w, int64_t m, int32_t max_pair,
                        int32_t* acc);
 
-// Dispatches to the best compiled SIMD target.
+// Dispatches to the best compiled SIMD target. On AVX3_DL CPUs with AMX-INT8 (Sapphire Rapids and later)
+// whose kernel grants the tile state, the GEMM runs on AMX tiles (tdpbsud, exact) unless the environment
+// sets QFX_DISABLE_AMX=1.
 void GemmU8S8(const U8S8GemmArgs& g);
+// True when GemmU8S8 uses AMX on this machine (for tests and benchmarks).
+bool AmxEnabled();
 const char* GemmU8S8TargetName();
 
 }  // namespace kernels

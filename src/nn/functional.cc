@@ -42,8 +42,9 @@ void CheckF32(const char* op, const Tensor& x, const char* what = "input") {
   if (x.dtype() != DType::kF32) ThrowInvalid(op, ": ", what, " ", x.ToString(), " must be f32");
 }
 
-void CheckRank(const char* op, const Tensor& x, int64_t rank, const char* layout) {
-  CheckF32(op, x);
+// Checks rank and (unless `quantized_ok` and x is a quint8 tensor) that x is f32.
+void CheckRank(const char* op, const Tensor& x, int64_t rank, const char* layout, bool quantized_ok = false) {
+  if (!(quantized_ok && x.is_quantized() && x.dtype() == DType::kU8)) CheckF32(op, x);
   if (x.dim() != rank) {
     ThrowInvalid(op, ": input ", x.ToString(), " must have rank ", rank, " (", layout, ")");
   }
@@ -113,7 +114,7 @@ std::vector<std::pair<int64_t, int64_t>> ValidTaps(int64_t out, int64_t stride, 
 }
 
 PoolGeometry MakePool(const char* op, const Tensor& x, const Pool2dOptions& opt) {
-  CheckRank(op, x, 4, "N, C, H, W");
+  CheckRank(op, x, 4, "N, C, H, W", /*quantized_ok=*/true);
   PoolGeometry g;
   std::tie(g.kh, g.kw) = Pair(op, "kernel_size", opt.kernel_size);
   std::tie(g.sh, g.sw) = opt.stride.empty() ? std::make_pair(g.kh, g.kw) : Pair(op, "stride", opt.stride);
@@ -363,30 +364,29 @@ Tensor dropout(const Tensor& x, double p, bool training) {
   return Map("dropout", x, [&](float v) { return keep(rng) ? v * scale : 0.f; });
 }
 
-Tensor max_pool2d(const Tensor& x, const Pool2dOptions& opt) {
-  QFX_TRACE_OP(OpId::kMaxPool2d, x, opt.kernel_size, opt.stride, opt.padding, opt.dilation, opt.ceil_mode);
-  QFX_QUANTIZED_VIA_FLOAT(x, [&](const Tensor& f) { return max_pool2d(f, opt); });
-  const PoolGeometry g = MakePool("max_pool2d", x, opt);
-  const int64_t planes = x.size(0) * x.size(1), ih = x.size(2), iw = x.size(3);
-  Tensor y = Tensor::Uninitialized({x.size(0), x.size(1), g.oh, g.ow});
-  const float* px = x.data<float>();
-  float* py = y.data<float>();
+namespace {
+
+// Max pooling of `planes` planes of T (float, or uint8 for quantized tensors: the max commutes with the
+// monotonic dequantization, so pooling the integers directly is exact).
+template <typename T>
+void MaxPoolPlanes(const PoolGeometry& g, int64_t planes, int64_t ih, int64_t iw, const T* px, T* py) {
   // Valid kernel taps per output row, and valid output columns per horizontal tap: the inner loop runs
   // over output columns with no bounds checks, so it vectorises.
   const auto rows = ValidTaps(g.oh, g.sh, g.ph, g.dh, g.kh, ih);
   std::vector<std::pair<int64_t, int64_t>> cols(g.kw);
   for (int64_t kx = 0; kx < g.kw; ++kx) cols[kx] = kernels::ValidOutputRange(g.ow, g.sw, kx * g.dw - g.pw, iw);
+  const T lowest = std::numeric_limits<T>::has_infinity ? -std::numeric_limits<T>::infinity() : std::numeric_limits<T>::lowest();
   ParallelFor(planes, 8, [&](int64_t b, int64_t e) {
     for (int64_t pl = b; pl < e; ++pl) {
-      const float* xp = px + pl * ih * iw;
+      const T* xp = px + pl * ih * iw;
       for (int64_t oy = 0; oy < g.oh; ++oy) {
-        float* __restrict o = py + (pl * g.oh + oy) * g.ow;
-        std::fill(o, o + g.ow, -std::numeric_limits<float>::infinity());
+        T* __restrict o = py + (pl * g.oh + oy) * g.ow;
+        std::fill(o, o + g.ow, lowest);
         for (int64_t ky = rows[oy].first; ky < rows[oy].second; ++ky) {
           for (int64_t kx = 0; kx < g.kw; ++kx) {
-            const float* __restrict xr = xp + (oy * g.sh - g.ph + ky * g.dh) * iw + kx * g.dw - g.pw;
+            const T* __restrict xr = xp + (oy * g.sh - g.ph + ky * g.dh) * iw + kx * g.dw - g.pw;
             for (int64_t ox = cols[kx].first; ox < cols[kx].second; ++ox) {
-              const float v = xr[ox * g.sw];
+              const T v = xr[ox * g.sw];
               o[ox] = (v > o[ox] || v != v) ? v : o[ox];  // NaN propagates, as in PyTorch
             }
           }
@@ -394,6 +394,22 @@ Tensor max_pool2d(const Tensor& x, const Pool2dOptions& opt) {
       }
     }
   });
+}
+
+}  // namespace
+
+Tensor max_pool2d(const Tensor& x, const Pool2dOptions& opt) {
+  QFX_TRACE_OP(OpId::kMaxPool2d, x, opt.kernel_size, opt.stride, opt.padding, opt.dilation, opt.ceil_mode);
+  if (x.is_quantized() && x.dtype() == DType::kU8) {
+    const PoolGeometry g = MakePool("max_pool2d", x, opt);
+    Tensor y = Tensor::Quantized({x.size(0), x.size(1), g.oh, g.ow}, DType::kU8, x.quant());
+    MaxPoolPlanes<uint8_t>(g, x.size(0) * x.size(1), x.size(2), x.size(3), x.data<uint8_t>(), y.data<uint8_t>());
+    return y;
+  }
+  QFX_QUANTIZED_VIA_FLOAT(x, [&](const Tensor& f) { return max_pool2d(f, opt); });
+  const PoolGeometry g = MakePool("max_pool2d", x, opt);
+  Tensor y = Tensor::Uninitialized({x.size(0), x.size(1), g.oh, g.ow});
+  MaxPoolPlanes<float>(g, x.size(0) * x.size(1), x.size(2), x.size(3), x.data<float>(), y.data<float>());
   return y;
 }
 

@@ -160,10 +160,101 @@ inline void U8S8Maddubs(const U8S8GemmArgs& g, const int32_t* packed_a, int64_t 
   }
 }
 
+#if HWY_TARGET == HWY_AVX3_DL
+// AMX (Sapphire Rapids): 32 x 32 blocks of C as four 16 x 16 int32 tiles (tmm0-3), each step multiplying
+// 64 k: two weight tiles (tmm4-5: 16 rows x 64 bytes of the zero-padded row-major copy) by two activation
+// tiles (tmm6-7: 16 k4-rows x 16 columns x 4 bytes, i.e. PackB's panel layout) with tdpbsud (s8 x u8, exact).
+struct alignas(64) AmxTileConfig {
+  uint8_t palette = 1, start_row = 0;
+  uint8_t reserved[14] = {};
+  uint16_t colsb[16] = {};
+  uint8_t rows[16] = {};
+};
+
+__attribute__((target("amx-tile"))) HWY_ATTR inline void AmxConfigure() {
+  AmxTileConfig cfg;
+  for (int t = 0; t < 8; ++t) cfg.colsb[t] = 64, cfg.rows[t] = 16;
+  _tile_loadconfig(&cfg);
+}
+
+__attribute__((target("amx-tile"))) HWY_ATTR inline void AmxRelease() { _tile_release(); }
+
+__attribute__((target("amx-tile,amx-int8"))) HWY_ATTR inline void AmxBlock(const int8_t* HWY_RESTRICT w, int64_t kp,
+                                                                            const uint8_t* HWY_RESTRICT pb,
+                                                                            int32_t* HWY_RESTRICT out) {
+  _tile_zero(0);
+  _tile_zero(1);
+  _tile_zero(2);
+  _tile_zero(3);
+  for (int64_t kk = 0; kk < kp; kk += 64) {
+    _tile_loadd(4, w + kk, kp);
+    _tile_loadd(5, w + 16 * kp + kk, kp);
+    _tile_loadd(6, pb + kk * 32, 128);
+    _tile_loadd(7, pb + kk * 32 + 64, 128);
+    _tile_dpbsud(0, 4, 6);
+    _tile_dpbsud(1, 4, 7);
+    _tile_dpbsud(2, 5, 6);
+    _tile_dpbsud(3, 5, 7);
+  }
+  _tile_stored(0, out, 128);
+  _tile_stored(1, out + 16, 128);
+  _tile_stored(2, out + 16 * 32, 128);
+  _tile_stored(3, out + 16 * 32 + 16, 128);
+}
+
+// Rows [m0, m1) (m0 a multiple of 32) and columns [n0, n1) of C on AMX; `w` is the padded weight copy.
+inline void U8S8Amx(const U8S8GemmArgs& g, const int8_t* w, int64_t m0, int64_t m1, int64_t n0, int64_t n1) {
+  const int64_t kp = AmxPaddedK(g.k);
+  thread_local hwy::AlignedFreeUniquePtr<uint8_t[]> panel;
+  thread_local size_t panel_size = 0;
+  const size_t need = static_cast<size_t>(kp * 32 + 64);
+  if (panel_size < need) {
+    panel = hwy::AllocateAligned<uint8_t>(need);
+    panel_size = need;
+  }
+  alignas(64) int32_t out[32 * 32];
+  AmxConfigure();
+  for (int64_t j = n0; j < n1; j += kNr) {
+    const int64_t cols = std::min(kNr, n1 - j);
+    PackB(g, j, j + cols, kp / 4, panel.get());
+    for (int64_t i = m0; i < m1; i += 32) {
+      AmxBlock(w + i * kp, kp, panel.get(), out);
+      for (int64_t r = 0; r < 32 && i + r < m1; ++r) {
+        std::memcpy(g.c + (i + r) * g.ldc + j, out + r * 32, static_cast<size_t>(cols) * sizeof(int32_t));
+      }
+    }
+  }
+  AmxRelease();
+}
+
+inline void GemmU8S8Amx(const U8S8GemmArgs& g) {
+  std::vector<int32_t> own;
+  const int32_t* packed = g.packed_a;
+  if (packed == nullptr) {
+    own.resize(static_cast<size_t>(PackedU8S8Size(g.m, g.k)));
+    PackU8S8Weights(g.a, g.m, g.k, g.lda, own.data());
+    packed = own.data();
+  }
+  const int8_t* w = reinterpret_cast<const int8_t*>(packed + AmxWeightsOffset(g.m, g.k));
+  const int64_t panels = (g.n + kNr - 1) / kNr, blocks = (g.m + 31) / 32;
+  if (panels >= blocks) {
+    ParallelFor(panels, 1, [&](int64_t b, int64_t e) { U8S8Amx(g, w, 0, g.m, b * kNr, std::min(g.n, e * kNr)); });
+  } else {
+    ParallelFor(blocks, 1, [&](int64_t b, int64_t e) { U8S8Amx(g, w, b * 32, std::min(g.m, e * 32), 0, g.n); });
+  }
+}
+#endif  // AVX3_DL
+
 #endif  // AVX2 / AVX3 / AVX3_DL
 
 inline void GemmU8S8Impl(const U8S8GemmArgs& g) {
   if (g.m == 0 || g.n == 0) return;
+#if HWY_TARGET == HWY_AVX3_DL
+  if (AmxEnabled()) {
+    GemmU8S8Amx(g);
+    return;
+  }
+#endif
 #ifdef QFX_U8S8_TILE
   if (kVnni || MaddubsIsExact(g)) {
     const int64_t blocks = (g.m + kMr - 1) / kMr;
