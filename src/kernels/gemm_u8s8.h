@@ -20,6 +20,9 @@ struct U8S8GemmArgs {
   // |a_k| + |a_k+1| over even k. Without them the GEMM packs and scans A on every call.
   const int32_t* packed_a = nullptr;
   int32_t a_max_pair = -1;
+  // Optional, only when GemmU8S8UsesAmx(): B already in the AMX panel layout (panels of 32 columns, each
+  // [AmxPaddedK(k)/4][32][4] bytes, zero past k and n); b is then not read.
+  const uint8_t* packed_b = nullptr;
 };
 
 // A packed for the 4-row tile: blocks of 4 rows, each [ceil(k/4)][4 rows] int32 holding 4 bytes of k;
@@ -52,8 +55,10 @@ void LinearFewRowsU8S8(const uint8_t* x, int64_t rows, int64_t k, const int8_t* 
 // whose kernel grants the tile state, the GEMM runs on AMX tiles (tdpbsud, exact) unless the environment
 // sets QFX_DISABLE_AMX=1.
 void GemmU8S8(const U8S8GemmArgs& g);
-// True when GemmU8S8 uses AMX on this machine (for tests and benchmarks).
+// True when the CPU and kernel allow AMX (see amx.cc).
 bool AmxEnabled();
+// True when GemmU8S8, as dispatched now, runs on AMX (AVX3_DL target and AmxEnabled()).
+bool GemmU8S8UsesAmx();
 const char* GemmU8S8TargetName();
 
 }  // namespace kernels

@@ -5,8 +5,13 @@
 // vpmaddubsw where exact), then the epilogue acc - x_zp * sum(w) + bias and the shared requantization.
 // Depthwise convolution runs directly per channel. Linear layers use the same GEMM on the transposed input.
 #include <algorithm>
+#include <cstring>
 #include <tuple>
 #include <vector>
+
+#if defined(__SSE2__)
+#include <emmintrin.h>
+#endif
 
 #include "qfx/core/parallel.h"
 #include "qfx/kernels/int8.h"
@@ -61,6 +66,58 @@ void DepthwiseQPlane(const QConvArgs& a, int64_t co, const uint8_t* xc, uint8_t*
   }
 }
 
+// The im2col matrix of one group built straight in the AMX GEMM's panel layout (U8S8GemmArgs::packed_b):
+// panels of 32 columns, each [kp/4][32 columns][4 k] bytes; k rows past kdim and columns past n are zero.
+// `direct`: 1x1 stride-1 unpadded, whose im2col rows are the input planes themselves.
+void Im2ColPanels(const Conv2dGeometry& g, const uint8_t* x, int64_t kdim, int64_t kp, bool direct, uint8_t pad,
+                  uint8_t* panels) {
+  const int64_t n = g.out_h() * g.out_w(), npanels = (n + 31) / 32;
+  ParallelFor(kp / 4, 4, [&](int64_t q0, int64_t q1) {
+    thread_local std::vector<uint8_t> rows;
+    rows.resize(static_cast<size_t>(4 * npanels * 32));
+    for (int64_t q = q0; q < q1; ++q) {
+      const uint8_t* r[4];
+      for (int64_t j = 0; j < 4; ++j) {
+        const int64_t k = q * 4 + j;
+        uint8_t* tmp = rows.data() + j * npanels * 32;
+        if (k < kdim && direct) {
+          r[j] = x + k * n;
+          continue;
+        }
+        if (k < kdim) {
+          Im2ColRow<uint8_t>(g, x, k, pad, tmp);
+        } else {
+          std::fill(tmp, tmp + n, uint8_t{0});
+        }
+        r[j] = tmp;
+      }
+      int64_t c = 0;
+#if defined(__SSE2__)
+      for (; c + 16 <= n; c += 16) {  // 16 columns of 4 rows -> 64 interleaved bytes
+        uint8_t* dst = panels + (c / 32) * kp * 32 + q * 128 + (c % 32) * 4;
+        const __m128i r0 = _mm_loadu_si128(reinterpret_cast<const __m128i*>(r[0] + c));
+        const __m128i r1 = _mm_loadu_si128(reinterpret_cast<const __m128i*>(r[1] + c));
+        const __m128i r2 = _mm_loadu_si128(reinterpret_cast<const __m128i*>(r[2] + c));
+        const __m128i r3 = _mm_loadu_si128(reinterpret_cast<const __m128i*>(r[3] + c));
+        const __m128i lo01 = _mm_unpacklo_epi8(r0, r1), hi01 = _mm_unpackhi_epi8(r0, r1);
+        const __m128i lo23 = _mm_unpacklo_epi8(r2, r3), hi23 = _mm_unpackhi_epi8(r2, r3);
+        _mm_storeu_si128(reinterpret_cast<__m128i*>(dst), _mm_unpacklo_epi16(lo01, lo23));
+        _mm_storeu_si128(reinterpret_cast<__m128i*>(dst + 16), _mm_unpackhi_epi16(lo01, lo23));
+        _mm_storeu_si128(reinterpret_cast<__m128i*>(dst + 32), _mm_unpacklo_epi16(hi01, hi23));
+        _mm_storeu_si128(reinterpret_cast<__m128i*>(dst + 48), _mm_unpackhi_epi16(hi01, hi23));
+      }
+#endif
+      for (; c < n; ++c) {
+        uint8_t* dst = panels + (c / 32) * kp * 32 + q * 128 + (c % 32) * 4;
+        dst[0] = r[0][c], dst[1] = r[1][c], dst[2] = r[2][c], dst[3] = r[3][c];
+      }
+      for (int64_t c = n; c < npanels * 32; ++c) {
+        std::memset(panels + (c / 32) * kp * 32 + q * 128 + (c % 32) * 4, 0, 4);
+      }
+    }
+  });
+}
+
 void DepthwiseQConv(const QConvArgs& a, const uint8_t* x, uint8_t* y) {
   const Conv2dGeometry& g = a.g;
   const int64_t ohw = g.out_h() * g.out_w(), mult = g.out_channels / g.in_channels;
@@ -103,21 +160,32 @@ void QConv2d(const QConvArgs& a, const uint8_t* x, uint8_t* y) {
   const int64_t kdim = cin_g * g.kernel_h * g.kernel_w;
   const bool direct = g.kernel_h == 1 && g.kernel_w == 1 && g.stride_h == 1 && g.stride_w == 1 && g.pad_h == 0 &&
                       g.pad_w == 0;
+  const bool panels = GemmU8S8UsesAmx();  // build the GEMM's packed B directly, skipping its packing pass
+  const int64_t kp = AmxPaddedK(kdim);
   thread_local std::vector<uint8_t> col_buffer;
   thread_local std::vector<int32_t> acc_buffer;
-  if (!direct) col_buffer.resize(static_cast<size_t>(kdim * ohw));
+  if (panels) {
+    col_buffer.resize(static_cast<size_t>((ohw + 31) / 32 * 32 * kp));
+  } else if (!direct) {
+    col_buffer.resize(static_cast<size_t>(kdim * ohw));
+  }
   acc_buffer.resize(static_cast<size_t>(cout_g * ohw));
   int32_t* const acc = acc_buffer.data();  // pointers: workers must not name the thread_locals themselves
   const int32_t b_max = std::max<int32_t>(MaxOf(x, g.batch * g.in_channels * g.in_h * g.in_w), a.x_zero_point);
   for (int64_t n = 0; n < g.batch; ++n) {
     for (int64_t grp = 0; grp < g.groups; ++grp) {
       const uint8_t* xg = x + (n * g.in_channels + grp * cin_g) * g.in_h * g.in_w;
-      if (!direct) Im2Col(g, xg, cin_g, static_cast<uint8_t>(a.x_zero_point), col_buffer.data());
+      if (panels) {
+        Im2ColPanels(g, xg, kdim, kp, direct, static_cast<uint8_t>(a.x_zero_point), col_buffer.data());
+      } else if (!direct) {
+        Im2Col(g, xg, cin_g, static_cast<uint8_t>(a.x_zero_point), col_buffer.data());
+      }
       U8S8GemmArgs gemm;
       gemm.m = cout_g, gemm.n = ohw, gemm.k = kdim;
       gemm.a = a.weight + grp * cout_g * kdim, gemm.lda = kdim;
       gemm.b = direct ? xg : col_buffer.data(), gemm.ldb = ohw;
       gemm.c = acc, gemm.ldc = ohw, gemm.b_max = b_max;
+      if (panels) gemm.packed_b = col_buffer.data();
       if (a.packed_weight != nullptr) {
         gemm.packed_a = a.packed_weight + grp * PackedU8S8Size(cout_g, kdim);
         gemm.a_max_pair = a.weight_max_pair;

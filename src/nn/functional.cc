@@ -6,6 +6,7 @@
 #include <cstring>
 #include <limits>
 #include <random>
+#include <type_traits>
 
 #include "qfx/core/parallel.h"
 #include "qfx/core/trace.h"
@@ -385,9 +386,18 @@ void MaxPoolPlanes(const PoolGeometry& g, int64_t planes, int64_t ih, int64_t iw
         for (int64_t ky = rows[oy].first; ky < rows[oy].second; ++ky) {
           for (int64_t kx = 0; kx < g.kw; ++kx) {
             const T* __restrict xr = xp + (oy * g.sh - g.ph + ky * g.dh) * iw + kx * g.dw - g.pw;
-            for (int64_t ox = cols[kx].first; ox < cols[kx].second; ++ox) {
-              const T v = xr[ox * g.sw];
-              o[ox] = (v > o[ox] || v != v) ? v : o[ox];  // NaN propagates, as in PyTorch
+            if constexpr (std::is_floating_point<T>::value) {
+              for (int64_t ox = cols[kx].first; ox < cols[kx].second; ++ox) {
+                const T v = xr[ox * g.sw];
+                o[ox] = (v > o[ox] || v != v) ? v : o[ox];  // NaN propagates, as in PyTorch
+              }
+            } else {  // uint8 stores may alias anything: keep the bounds and stride in registers
+              const int64_t lo = cols[kx].first, hi = cols[kx].second, sw = g.sw;
+              if (sw == 1) {
+                for (int64_t ox = lo; ox < hi; ++ox) o[ox] = std::max(o[ox], xr[ox]);
+              } else {
+                for (int64_t ox = lo; ox < hi; ++ox) o[ox] = std::max(o[ox], xr[ox * sw]);
+              }
             }
           }
         }

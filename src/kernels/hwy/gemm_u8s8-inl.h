@@ -216,9 +216,10 @@ inline void U8S8Amx(const U8S8GemmArgs& g, const int8_t* w, int64_t m0, int64_t 
   AmxConfigure();
   for (int64_t j = n0; j < n1; j += kNr) {
     const int64_t cols = std::min(kNr, n1 - j);
-    PackB(g, j, j + cols, kp / 4, panel.get());
+    const uint8_t* pb = g.packed_b ? g.packed_b + (j / kNr) * kp * kNr : panel.get();
+    if (!g.packed_b) PackB(g, j, j + cols, kp / 4, panel.get());
     for (int64_t i = m0; i < m1; i += 32) {
-      AmxBlock(w + i * kp, kp, panel.get(), out);
+      AmxBlock(w + i * kp, kp, pb, out);
       for (int64_t r = 0; r < 32 && i + r < m1; ++r) {
         std::memcpy(g.c + (i + r) * g.ldc + j, out + r * 32, static_cast<size_t>(cols) * sizeof(int32_t));
       }
@@ -363,6 +364,14 @@ inline void LinearFewRowsImpl(const uint8_t* x, int64_t rows, int64_t k, const i
       for (int64_t r = 0; r < rows; ++r) acc[o * rows + r] = DotU8S8(x + r * k, w + o * k, k, exact);
     }
   });
+}
+
+inline bool UsesAmxImpl() {
+#if HWY_TARGET == HWY_AVX3_DL
+  return AmxEnabled();
+#else
+  return false;
+#endif
 }
 
 inline const char* U8S8TargetName() { return hwy::TargetName(HWY_TARGET); }

@@ -19,6 +19,9 @@ HWY_EXPORT(GemmU8S8Impl);
 HWY_EXPORT(U8S8TargetName);
 HWY_EXPORT(RequantizeRowImpl);
 HWY_EXPORT(LinearFewRowsImpl);
+HWY_EXPORT(UsesAmxImpl);
+
+bool GemmU8S8UsesAmx() { return HWY_DYNAMIC_DISPATCH(UsesAmxImpl)(); }
 
 void LinearFewRowsU8S8(const uint8_t* x, int64_t rows, int64_t k, const int8_t* w, int64_t m, int32_t max_pair,
                        int32_t* acc) {
