@@ -4,6 +4,8 @@
 #include <cstdint>
 #include <cstdlib>
 
+#include "qfx/kernels/f32.h"  // Conv2dGeometry
+
 namespace qfx {
 namespace kernels {
 
@@ -50,6 +52,17 @@ void RequantizeRow(const int32_t* acc, int64_t n, int32_t correction, float mult
 // max_pair: MaxPairAbsSum of w, or -1 to compute it.
 void LinearFewRowsU8S8(const uint8_t* x, int64_t rows, int64_t k, const int8_t* w, int64_t m, int32_t max_pair,
                        int32_t* acc);
+
+// One output plane of a depthwise convolution, exact int32: acc[oy * OW + ox] = sum over the taps inside the
+// image of w[ky][kx] * (x[iy][ix] - x_zero_point) (padding contributes 0). g describes one channel.
+struct DepthwisePlaneArgs {
+  const Conv2dGeometry* g = nullptr;
+  const uint8_t* x = nullptr;  // [H, W]
+  const int8_t* w = nullptr;   // [KH, KW]
+  int32_t x_zero_point = 0;
+  int32_t* acc = nullptr;      // [OH, OW]
+};
+void DepthwiseAccumulate(const DepthwisePlaneArgs& p);
 
 // Dispatches to the best compiled SIMD target. On AVX3_DL CPUs with AMX-INT8 (Sapphire Rapids and later)
 // whose kernel grants the tile state, the GEMM runs on AMX tiles (tdpbsud, exact) unless the environment

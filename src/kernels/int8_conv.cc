@@ -33,37 +33,13 @@ void Epilogue(const QConvArgs& a, int64_t co, const int32_t* acc, int64_t n, uin
   RequantizeRow(acc, n, correction, a.multiplier[co], a.y_zero_point, a.lo, a.hi, y);
 }
 
-// One output plane of a depthwise convolution, row by row: int32 accumulation of (x - zp) * w over the
-// taps into one output row (which stays in L1), each tap's loop running only over output columns whose
-// input is inside the image (no branches, vectorises), then the row's requantization.
+// One output plane of a depthwise convolution: the exact int32 accumulation (DepthwiseAccumulate, SIMD)
+// of the whole plane, then one requantization of it.
 void DepthwiseQPlane(const QConvArgs& a, int64_t co, const uint8_t* xc, uint8_t* y, int32_t* acc) {
-  const Conv2dGeometry& g = a.g;
-  const int64_t oh = g.out_h(), ow = g.out_w();
-  const int8_t* w = a.weight + co * g.kernel_h * g.kernel_w;
-  int64_t ox0[16], ox1[16], off[16];
-  for (int64_t kx = 0; kx < g.kernel_w && kx < 16; ++kx) {
-    off[kx] = kx * g.dilation_w - g.pad_w;
-    std::tie(ox0[kx], ox1[kx]) = ValidOutputRange(ow, g.stride_w, off[kx], g.in_w);
-  }
-  for (int64_t oy = 0; oy < oh; ++oy) {
-    std::fill(acc, acc + ow, 0);
-    for (int64_t ky = 0; ky < g.kernel_h; ++ky) {
-      const int64_t iy = oy * g.stride_h - g.pad_h + ky * g.dilation_h;
-      if (iy < 0 || iy >= g.in_h) continue;  // padding: (zp - zp) * w = 0
-      for (int64_t kx = 0; kx < g.kernel_w; ++kx) {
-        const int32_t wv = w[ky * g.kernel_w + kx];
-        const uint8_t* xr = xc + iy * g.in_w + off[kx];
-        if (g.stride_w == 1) {
-          for (int64_t ox = ox0[kx]; ox < ox1[kx]; ++ox) acc[ox] += wv * (static_cast<int32_t>(xr[ox]) - a.x_zero_point);
-        } else {
-          for (int64_t ox = ox0[kx]; ox < ox1[kx]; ++ox) {
-            acc[ox] += wv * (static_cast<int32_t>(xr[ox * g.stride_w]) - a.x_zero_point);
-          }
-        }
-      }
-    }
-    RequantizeRow(acc, ow, a.bias ? a.bias[co] : 0, a.multiplier[co], a.y_zero_point, a.lo, a.hi, y + oy * ow);
-  }
+  DepthwisePlaneArgs p;
+  p.g = &a.g, p.x = xc, p.w = a.weight + co * a.g.kernel_h * a.g.kernel_w, p.x_zero_point = a.x_zero_point, p.acc = acc;
+  DepthwiseAccumulate(p);
+  RequantizeRow(acc, a.g.out_h() * a.g.out_w(), a.bias ? a.bias[co] : 0, a.multiplier[co], a.y_zero_point, a.lo, a.hi, y);
 }
 
 // The im2col matrix of one group built straight in the AMX GEMM's panel layout (U8S8GemmArgs::packed_b):
@@ -121,10 +97,9 @@ void Im2ColPanels(const Conv2dGeometry& g, const uint8_t* x, int64_t kdim, int64
 void DepthwiseQConv(const QConvArgs& a, const uint8_t* x, uint8_t* y) {
   const Conv2dGeometry& g = a.g;
   const int64_t ohw = g.out_h() * g.out_w(), mult = g.out_channels / g.in_channels;
-  if (g.kernel_w > 16) return ref::QConv2d(a, x, y);  // the tap tables above hold 16 columns
   ParallelFor(g.batch * g.out_channels, 2, [&](int64_t b, int64_t e) {
     thread_local std::vector<int32_t> acc;  // per thread, reused across calls
-    acc.resize(static_cast<size_t>(g.out_w()));
+    acc.resize(static_cast<size_t>(ohw));
     for (int64_t idx = b; idx < e; ++idx) {
       const int64_t n = idx / g.out_channels, co = idx % g.out_channels, ci = co / mult;
       DepthwiseQPlane(a, co, x + (n * g.in_channels + ci) * g.in_h * g.in_w, y + idx * ohw, acc.data());

@@ -4,6 +4,7 @@
 #include <cmath>
 #include <cstdio>
 #include <cstring>
+#include <iterator>
 #include <random>
 #include <vector>
 
@@ -47,6 +48,10 @@ void ConvSweep() {
       {1, 3, 9, 9, 8, 3, 1, 1, 1, 1},   {2, 4, 11, 10, 6, 3, 2, 2, 2, 1}, {1, 8, 7, 7, 12, 3, 1, 1, 1, 4},
       {2, 8, 10, 10, 8, 3, 2, 1, 1, 8}, {1, 4, 9, 9, 8, 5, 1, 2, 1, 4},   {1, 16, 5, 5, 24, 1, 1, 0, 1, 1},
       {1, 6, 8, 9, 6, 3, 1, 0, 1, 6},   {1, 5, 13, 6, 7, 7, 2, 3, 1, 1},  {1, 32, 6, 6, 40, 3, 1, 1, 1, 1},
+      // Depthwise rows wide enough for the SIMD loops (16+ int32 lanes), with a channel multiplier and dilation.
+      {1, 4, 9, 40, 4, 3, 1, 1, 1, 4},  {1, 3, 7, 35, 6, 5, 1, 4, 2, 3},  {2, 2, 6, 41, 2, 3, 2, 1, 1, 2},
+      // Wide K and N for the AMX tiles (k past 64, n past 32, ragged both).
+      {1, 24, 11, 9, 37, 3, 1, 1, 1, 1},
   };
   int checked = 0;
   for (int threads : {1, 2}) {
@@ -94,7 +99,7 @@ void ConvSweep() {
       }
     }
   }
-  EXPECT_EQ(checked, 144);
+  EXPECT_EQ(checked, static_cast<int>(2 * std::size(cases) * 4 * 2));  // threads x cases x zero points x ranges
   SetNumThreads(2);
 }
 

@@ -366,6 +366,42 @@ inline void LinearFewRowsImpl(const uint8_t* x, int64_t rows, int64_t k, const i
   });
 }
 
+// Depthwise accumulation (see DepthwisePlaneArgs): per output row and tap, a vector loop over the output
+// columns whose input lies inside the image (stride 1: contiguous loads widened to int32).
+inline void DepthwiseAccumulateImpl(const DepthwisePlaneArgs& p) {
+  namespace hn = hwy::HWY_NAMESPACE;
+  const hn::ScalableTag<int32_t> di;
+  const hn::Rebind<uint8_t, decltype(di)> du8;
+  const int64_t N = static_cast<int64_t>(hn::Lanes(di));
+  const Conv2dGeometry& g = *p.g;
+  const int64_t oh = g.out_h(), ow = g.out_w(), kh = g.kernel_h, kw = g.kernel_w, in_h = g.in_h, in_w = g.in_w;
+  const int64_t sh = g.stride_h, sw = g.stride_w, ph = g.pad_h, dh = g.dilation_h;
+  const int32_t zp = p.x_zero_point;
+  std::fill(p.acc, p.acc + oh * ow, 0);
+  for (int64_t kx = 0; kx < kw; ++kx) {
+    const int64_t off = kx * g.dilation_w - g.pad_w;
+    const auto [ox0, ox1] = ValidOutputRange(ow, sw, off, in_w);
+    for (int64_t ky = 0; ky < kh; ++ky) {
+      const int32_t w = p.w[ky * kw + kx];
+      const auto vw = hn::Set(di, w), vzp = hn::Set(di, zp);
+      for (int64_t oy = 0; oy < oh; ++oy) {
+        const int64_t iy = oy * sh - ph + ky * dh;
+        if (iy < 0 || iy >= in_h) continue;
+        const uint8_t* xr = p.x + iy * in_w + off;
+        int32_t* a = p.acc + oy * ow;
+        int64_t ox = ox0;
+        if (sw == 1) {
+          for (; ox + N <= ox1; ox += N) {
+            const auto xv = hn::Sub(hn::PromoteTo(di, hn::LoadU(du8, xr + ox)), vzp);
+            hn::StoreU(hn::Add(hn::LoadU(di, a + ox), hn::Mul(xv, vw)), di, a + ox);
+          }
+        }
+        for (; ox < ox1; ++ox) a[ox] += w * (static_cast<int32_t>(xr[ox * sw]) - zp);
+      }
+    }
+  }
+}
+
 inline bool UsesAmxImpl() {
 #if HWY_TARGET == HWY_AVX3_DL
   return AmxEnabled();

@@ -20,6 +20,9 @@ HWY_EXPORT(U8S8TargetName);
 HWY_EXPORT(RequantizeRowImpl);
 HWY_EXPORT(LinearFewRowsImpl);
 HWY_EXPORT(UsesAmxImpl);
+HWY_EXPORT(DepthwiseAccumulateImpl);
+
+void DepthwiseAccumulate(const DepthwisePlaneArgs& p) { HWY_DYNAMIC_DISPATCH(DepthwiseAccumulateImpl)(p); }
 
 bool GemmU8S8UsesAmx() { return HWY_DYNAMIC_DISPATCH(UsesAmxImpl)(); }
 
