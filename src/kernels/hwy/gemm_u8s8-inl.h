@@ -17,6 +17,7 @@
 #include <algorithm>
 #include <cstdlib>
 #include <cstring>
+#include <tuple>
 #include <vector>
 
 #include "hwy/aligned_allocator.h"
@@ -366,37 +367,62 @@ inline void LinearFewRowsImpl(const uint8_t* x, int64_t rows, int64_t k, const i
   });
 }
 
-// Depthwise accumulation (see DepthwisePlaneArgs): per output row and tap, a vector loop over the output
-// columns whose input lies inside the image (stride 1: contiguous loads widened to int32).
+// acc[ox] += w * (x[ox * stride] - zp) for ox from *ox while a whole vector of D fits before `last`
+// (stride 1: contiguous bytes; stride 2: the low bytes of uint16 pairs, stopping one short of `last` so
+// the odd byte read never passes the row). Advances *ox.
+template <class D>
+HWY_INLINE void DepthwiseTapRun(D d, const uint8_t* HWY_RESTRICT xr, int64_t sw, int32_t w, int32_t zp, int32_t* HWY_RESTRICT a,
+                                int64_t* ox, int64_t last) {
+  namespace hn = hwy::HWY_NAMESPACE;
+  const hn::Rebind<uint8_t, D> du8;
+  const hn::Rebind<uint16_t, D> du16;
+  const int64_t n = static_cast<int64_t>(hn::Lanes(d));
+  const auto vw = hn::Set(d, w), vzp = hn::Set(d, zp);
+  if (sw == 1) {
+    for (; *ox + n <= last; *ox += n) {
+      const auto xv = hn::Sub(hn::PromoteTo(d, hn::LoadU(du8, xr + *ox)), vzp);
+      hn::StoreU(hn::Add(hn::LoadU(d, a + *ox), hn::Mul(xv, vw)), d, a + *ox);
+    }
+  } else if (sw == 2) {
+    for (; *ox + n < last; *ox += n) {
+      const auto pairs = hn::LoadU(du16, reinterpret_cast<const uint16_t*>(xr + 2 * *ox));
+      const auto xv = hn::Sub(hn::PromoteTo(d, hn::And(pairs, hn::Set(du16, 0xFF))), vzp);
+      hn::StoreU(hn::Add(hn::LoadU(d, a + *ox), hn::Mul(xv, vw)), d, a + *ox);
+    }
+  }
+}
+
+// Depthwise accumulation (see DepthwisePlaneArgs; kernels up to 16 wide): per output row and tap, vector
+// runs over the output columns whose input lies inside the image — full vectors, then 8 and 4 lanes for
+// short rows (7, 14, 28 columns are common) — and a scalar rest; strides other than 1 and 2 are scalar.
 inline void DepthwiseAccumulateImpl(const DepthwisePlaneArgs& p) {
   namespace hn = hwy::HWY_NAMESPACE;
   const hn::ScalableTag<int32_t> di;
-  const hn::Rebind<uint8_t, decltype(di)> du8;
-  const int64_t N = static_cast<int64_t>(hn::Lanes(di));
+  const hn::CappedTag<int32_t, 8> d8;
+  const hn::CappedTag<int32_t, 4> d4;
   const Conv2dGeometry& g = *p.g;
   const int64_t oh = g.out_h(), ow = g.out_w(), kh = g.kernel_h, kw = g.kernel_w, in_h = g.in_h, in_w = g.in_w;
   const int64_t sh = g.stride_h, sw = g.stride_w, ph = g.pad_h, dh = g.dilation_h;
   const int32_t zp = p.x_zero_point;
   std::fill(p.acc, p.acc + oh * ow, 0);
+  int64_t off[16], first[16], last[16];  // per horizontal tap: input offset and valid output columns
   for (int64_t kx = 0; kx < kw; ++kx) {
-    const int64_t off = kx * g.dilation_w - g.pad_w;
-    const auto [ox0, ox1] = ValidOutputRange(ow, sw, off, in_w);
+    off[kx] = kx * g.dilation_w - g.pad_w;
+    std::tie(first[kx], last[kx]) = ValidOutputRange(ow, sw, off[kx], in_w);
+  }
+  for (int64_t oy = 0; oy < oh; ++oy) {  // one output row at a time: its accumulators stay in L1
+    int32_t* a = p.acc + oy * ow;
     for (int64_t ky = 0; ky < kh; ++ky) {
-      const int32_t w = p.w[ky * kw + kx];
-      const auto vw = hn::Set(di, w), vzp = hn::Set(di, zp);
-      for (int64_t oy = 0; oy < oh; ++oy) {
-        const int64_t iy = oy * sh - ph + ky * dh;
-        if (iy < 0 || iy >= in_h) continue;
-        const uint8_t* xr = p.x + iy * in_w + off;
-        int32_t* a = p.acc + oy * ow;
-        int64_t ox = ox0;
-        if (sw == 1) {
-          for (; ox + N <= ox1; ox += N) {
-            const auto xv = hn::Sub(hn::PromoteTo(di, hn::LoadU(du8, xr + ox)), vzp);
-            hn::StoreU(hn::Add(hn::LoadU(di, a + ox), hn::Mul(xv, vw)), di, a + ox);
-          }
-        }
-        for (; ox < ox1; ++ox) a[ox] += w * (static_cast<int32_t>(xr[ox * sw]) - zp);
+      const int64_t iy = oy * sh - ph + ky * dh;
+      if (iy < 0 || iy >= in_h) continue;
+      for (int64_t kx = 0; kx < kw; ++kx) {
+        const int32_t w = p.w[ky * kw + kx];
+        const uint8_t* xr = p.x + iy * in_w + off[kx];
+        int64_t ox = first[kx];
+        DepthwiseTapRun(di, xr, sw, w, zp, a, &ox, last[kx]);
+        DepthwiseTapRun(d8, xr, sw, w, zp, a, &ox, last[kx]);
+        DepthwiseTapRun(d4, xr, sw, w, zp, a, &ox, last[kx]);
+        for (; ox < last[kx]; ++ox) a[ox] += w * (static_cast<int32_t>(xr[ox * sw]) - zp);
       }
     }
   }
