@@ -25,6 +25,10 @@ struct U8S8GemmArgs {
   // Optional, only when GemmU8S8UsesAmx(): B already in the AMX panel layout (panels of 32 columns, each
   // [AmxPaddedK(k)/4][32][4] bytes, zero past k and n); b is then not read.
   const uint8_t* packed_b = nullptr;
+  // Optional, only when GemmU8S8UsesAmx(): each finished row segment C[row, col:col+n] goes to row_sink
+  // (while still in L1; a requantizing epilogue) instead of into c.
+  void (*row_sink)(void* ctx, int64_t row, int64_t col, const int32_t* acc, int64_t n) = nullptr;
+  void* sink_ctx = nullptr;
 };
 
 // A packed for the 4-row tile: blocks of 4 rows, each [ceil(k/4)][4 rows] int32 holding 4 bytes of k;

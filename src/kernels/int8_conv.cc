@@ -145,7 +145,7 @@ void QConv2d(const QConvArgs& a, const uint8_t* x, uint8_t* y) {
   } else if (!direct) {
     col_buffer.resize(static_cast<size_t>(kdim * ohw));
   }
-  acc_buffer.resize(static_cast<size_t>(cout_g * ohw));
+  if (!panels) acc_buffer.resize(static_cast<size_t>(cout_g * ohw));  // the AMX path requantizes in the kernel
   int32_t* const acc = acc_buffer.data();  // pointers: workers must not name the thread_locals themselves
   const int32_t b_max = std::max<int32_t>(MaxOf(x, g.batch * g.in_channels * g.in_h * g.in_w), a.x_zero_point);
   for (int64_t n = 0; n < g.batch; ++n) {

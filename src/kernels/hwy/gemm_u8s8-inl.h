@@ -222,7 +222,11 @@ inline void U8S8Amx(const U8S8GemmArgs& g, const int8_t* w, int64_t m0, int64_t 
     for (int64_t i = m0; i < m1; i += 32) {
       AmxBlock(w + i * kp, kp, pb, out);
       for (int64_t r = 0; r < 32 && i + r < m1; ++r) {
-        std::memcpy(g.c + (i + r) * g.ldc + j, out + r * 32, static_cast<size_t>(cols) * sizeof(int32_t));
+        if (g.row_sink != nullptr) {
+          g.row_sink(g.sink_ctx, i + r, j, out + r * 32, cols);
+        } else {
+          std::memcpy(g.c + (i + r) * g.ldc + j, out + r * 32, static_cast<size_t>(cols) * sizeof(int32_t));
+        }
       }
     }
   }
