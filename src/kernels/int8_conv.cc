@@ -161,10 +161,25 @@ void QConv2d(const QConvArgs& a, const uint8_t* x, uint8_t* y) {
       gemm.a = a.weight + grp * cout_g * kdim, gemm.lda = kdim;
       gemm.b = direct ? xg : col_buffer.data(), gemm.ldb = ohw;
       gemm.c = acc, gemm.ldc = ohw, gemm.b_max = b_max;
-      if (panels) gemm.packed_b = col_buffer.data();
       if (a.packed_weight != nullptr) {
         gemm.packed_a = a.packed_weight + grp * PackedU8S8Size(cout_g, kdim);
         gemm.a_max_pair = a.weight_max_pair;
+      }
+      if (panels) {  // AMX: packed B from Im2ColPanels; each 32x32 block is requantized as it finishes
+        struct Sink {
+          const QConvArgs* a;
+          int64_t co0;
+          uint8_t* y;  // this group's output planes
+          int64_t ohw;
+        } sink{&a, grp * cout_g, y + (n * g.out_channels + grp * cout_g) * ohw, ohw};
+        gemm.packed_b = col_buffer.data();
+        gemm.sink_ctx = &sink;
+        gemm.row_sink = [](void* ctx, int64_t row, int64_t col, const int32_t* acc_row, int64_t len) {
+          const Sink& s = *static_cast<const Sink*>(ctx);
+          Epilogue(*s.a, s.co0 + row, acc_row, len, s.y + row * s.ohw + col);
+        };
+        GemmU8S8(gemm);
+        continue;
       }
       GemmU8S8(gemm);
       ParallelFor(cout_g, 4, [&](int64_t b, int64_t e) {
