@@ -25,10 +25,16 @@ struct U8S8GemmArgs {
   // Optional, only when GemmU8S8UsesAmx(): B already in the AMX panel layout (panels of 32 columns, each
   // [AmxPaddedK(k)/4][32][4] bytes, zero past k and n); b is then not read.
   const uint8_t* packed_b = nullptr;
-  // Optional, only when GemmU8S8UsesAmx(): each finished row segment C[row, col:col+n] goes to row_sink
-  // (while still in L1; a requantizing epilogue) instead of into c.
-  void (*row_sink)(void* ctx, int64_t row, int64_t col, const int32_t* acc, int64_t n) = nullptr;
-  void* sink_ctx = nullptr;
+  // Optional, only when GemmU8S8UsesAmx(): instead of writing c, requantize each finished block while it is
+  // in L1: y[row * ldy + col] = Requantize(C[row, col] + correction[row], multiplier[row], zero_point, lo, hi).
+  struct Requant {
+    const int32_t* correction = nullptr;  // [m]
+    const float* multiplier = nullptr;    // [m]
+    int32_t zero_point = 0, lo = 0, hi = 255;
+    uint8_t* y = nullptr;
+    int64_t ldy = 0;
+  };
+  const Requant* requant = nullptr;
 };
 
 // A packed for the 4-row tile: blocks of 4 rows, each [ceil(k/4)][4 rows] int32 holding 4 bytes of k;

@@ -145,8 +145,11 @@ void QConv2d(const QConvArgs& a, const uint8_t* x, uint8_t* y) {
   } else if (!direct) {
     col_buffer.resize(static_cast<size_t>(kdim * ohw));
   }
+  thread_local std::vector<int32_t> correction_buffer;
   if (!panels) acc_buffer.resize(static_cast<size_t>(cout_g * ohw));  // the AMX path requantizes in the kernel
+  correction_buffer.resize(static_cast<size_t>(cout_g));
   int32_t* const acc = acc_buffer.data();  // pointers: workers must not name the thread_locals themselves
+  int32_t* const correction = correction_buffer.data();
   const int32_t b_max = std::max<int32_t>(MaxOf(x, g.batch * g.in_channels * g.in_h * g.in_w), a.x_zero_point);
   for (int64_t n = 0; n < g.batch; ++n) {
     for (int64_t grp = 0; grp < g.groups; ++grp) {
@@ -166,18 +169,16 @@ void QConv2d(const QConvArgs& a, const uint8_t* x, uint8_t* y) {
         gemm.a_max_pair = a.weight_max_pair;
       }
       if (panels) {  // AMX: packed B from Im2ColPanels; each 32x32 block is requantized as it finishes
-        struct Sink {
-          const QConvArgs* a;
-          int64_t co0;
-          uint8_t* y;  // this group's output planes
-          int64_t ohw;
-        } sink{&a, grp * cout_g, y + (n * g.out_channels + grp * cout_g) * ohw, ohw};
+        for (int64_t o = 0; o < cout_g; ++o) {
+          const int64_t co = grp * cout_g + o;
+          correction[o] = (a.bias ? a.bias[co] : 0) - a.x_zero_point * a.weight_sum[co];
+        }
+        U8S8GemmArgs::Requant q;
+        q.correction = correction, q.multiplier = a.multiplier + grp * cout_g;
+        q.zero_point = a.y_zero_point, q.lo = a.lo, q.hi = a.hi;
+        q.y = y + (n * g.out_channels + grp * cout_g) * ohw, q.ldy = ohw;
         gemm.packed_b = col_buffer.data();
-        gemm.sink_ctx = &sink;
-        gemm.row_sink = [](void* ctx, int64_t row, int64_t col, const int32_t* acc_row, int64_t len) {
-          const Sink& s = *static_cast<const Sink*>(ctx);
-          Epilogue(*s.a, s.co0 + row, acc_row, len, s.y + row * s.ohw + col);
-        };
+        gemm.requant = &q;
         GemmU8S8(gemm);
         continue;
       }

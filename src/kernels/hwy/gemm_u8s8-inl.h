@@ -203,6 +203,9 @@ __attribute__((target("amx-tile,amx-int8"))) HWY_ATTR inline void AmxBlock(const
   _tile_stored(3, out + 16 * 32 + 16, 128);
 }
 
+inline void RequantizeRowImpl(const int32_t* HWY_RESTRICT acc, int64_t n, int32_t correction, float multiplier,
+                              int32_t zero_point, int32_t lo, int32_t hi, uint8_t* HWY_RESTRICT y);
+
 // Rows [m0, m1) (m0 a multiple of 32) and columns [n0, n1) of C on AMX; `w` is the padded weight copy.
 inline void U8S8Amx(const U8S8GemmArgs& g, const int8_t* w, int64_t m0, int64_t m1, int64_t n0, int64_t n1) {
   const int64_t kp = AmxPaddedK(g.k);
@@ -222,8 +225,9 @@ inline void U8S8Amx(const U8S8GemmArgs& g, const int8_t* w, int64_t m0, int64_t 
     for (int64_t i = m0; i < m1; i += 32) {
       AmxBlock(w + i * kp, kp, pb, out);
       for (int64_t r = 0; r < 32 && i + r < m1; ++r) {
-        if (g.row_sink != nullptr) {
-          g.row_sink(g.sink_ctx, i + r, j, out + r * 32, cols);
+        if (const U8S8GemmArgs::Requant* q = g.requant) {
+          RequantizeRowImpl(out + r * 32, cols, q->correction[i + r], q->multiplier[i + r], q->zero_point, q->lo, q->hi,
+                            q->y + (i + r) * q->ldy + j);
         } else {
           std::memcpy(g.c + (i + r) * g.ldc + j, out + r * 32, static_cast<size_t>(cols) * sizeof(int32_t));
         }
