@@ -3,6 +3,7 @@
 #include <climits>
 #include <cmath>
 #include <cstdio>
+#include <cstdlib>
 #include <cstring>
 #include <iterator>
 #include <random>
@@ -37,6 +38,14 @@ void ConvSweep();
 template <typename Body>
 void ForEachTarget(Body body) {
   testing::ForEachTarget(Int8TargetName, body);
+}
+
+// Which GEMM paths this run covers: AMX where the CPU and kernel allow it, unless QFX_DISABLE_AMX=1 (the
+// kernels_int8_noamx_test target), so AMX machines test both.
+TEST(Int8Kernels, AmxFollowsTheMachineAndTheSwitch) {
+  const char* off = std::getenv("QFX_DISABLE_AMX");
+  if (off != nullptr && off[0] == '1') EXPECT_FALSE(AmxEnabled());
+  std::printf("AMX %s\n", AmxEnabled() ? "in use on AVX3_DL" : "not in use");
 }
 
 TEST(Int8Kernels, ConvMatchesOracleBitForBitOnEveryTarget) {
