@@ -42,6 +42,68 @@ void DepthwiseQPlane(const QConvArgs& a, int64_t co, const uint8_t* xc, uint8_t*
   RequantizeRow(acc, a.g.out_h() * a.g.out_w(), a.bias ? a.bias[co] : 0, a.multiplier[co], a.y_zero_point, a.lo, a.hi, y);
 }
 
+// dst[4 * c + j] = r[j][c] for c < n: four byte rows interleaved (SSE2 unpacks, 16 columns a step).
+void Interleave4(const uint8_t* const r[4], int64_t n, uint8_t* dst) {
+  int64_t c = 0;
+#if defined(__SSE2__)
+  for (; c + 16 <= n; c += 16) {
+    const __m128i r0 = _mm_loadu_si128(reinterpret_cast<const __m128i*>(r[0] + c));
+    const __m128i r1 = _mm_loadu_si128(reinterpret_cast<const __m128i*>(r[1] + c));
+    const __m128i r2 = _mm_loadu_si128(reinterpret_cast<const __m128i*>(r[2] + c));
+    const __m128i r3 = _mm_loadu_si128(reinterpret_cast<const __m128i*>(r[3] + c));
+    const __m128i lo01 = _mm_unpacklo_epi8(r0, r1), hi01 = _mm_unpackhi_epi8(r0, r1);
+    const __m128i lo23 = _mm_unpacklo_epi8(r2, r3), hi23 = _mm_unpackhi_epi8(r2, r3);
+    uint8_t* d = dst + 4 * c;
+    _mm_storeu_si128(reinterpret_cast<__m128i*>(d), _mm_unpacklo_epi16(lo01, lo23));
+    _mm_storeu_si128(reinterpret_cast<__m128i*>(d + 16), _mm_unpackhi_epi16(lo01, lo23));
+    _mm_storeu_si128(reinterpret_cast<__m128i*>(d + 32), _mm_unpacklo_epi16(hi01, hi23));
+    _mm_storeu_si128(reinterpret_cast<__m128i*>(d + 48), _mm_unpackhi_epi16(hi01, hi23));
+  }
+#endif
+  for (; c < n; ++c) dst[4 * c] = r[0][c], dst[4 * c + 1] = r[1][c], dst[4 * c + 2] = r[2][c], dst[4 * c + 3] = r[3][c];
+}
+
+// The implicit-GEMM AMX convolution of one image (see AmxConvArgs): builds the padded, 4-channel-interleaved
+// input, then runs the kernel. False when AMX is not in use.
+bool AmxConvImage(const QConvArgs& a, const uint8_t* x, uint8_t* y, int32_t* correction) {
+  const Conv2dGeometry& g = a.g;
+  const int64_t rows = g.in_h + 2 * g.pad_h, row_pixels = g.in_w + 2 * g.pad_w, c4s = g.in_channels / 4;
+  const int64_t image_row = c4s * row_pixels * 4;  // bytes of one padded image row, all channel groups
+  thread_local std::vector<uint8_t> x4_buffer;
+  x4_buffer.resize(static_cast<size_t>(rows * image_row + kAmxConvSlack));
+  uint8_t* const x4 = x4_buffer.data();
+  const uint8_t zp = static_cast<uint8_t>(a.x_zero_point);
+  ParallelFor(rows, 2, [&](int64_t r0, int64_t r1) {
+    for (int64_t r = r0; r < r1; ++r) {
+      uint8_t* p = x4 + r * image_row;
+      const int64_t iy = r - g.pad_h;
+      if (iy < 0 || iy >= g.in_h) {
+        std::memset(p, zp, static_cast<size_t>(image_row));
+        continue;
+      }
+      for (int64_t c4 = 0; c4 < c4s; ++c4) {
+        uint8_t* seg = p + c4 * row_pixels * 4;
+        std::memset(seg, zp, static_cast<size_t>(g.pad_w * 4));
+        std::memset(seg + (g.pad_w + g.in_w) * 4, zp, static_cast<size_t>(g.pad_w * 4));
+        const uint8_t* src[4];
+        for (int64_t j = 0; j < 4; ++j) src[j] = x + ((c4 * 4 + j) * g.in_h + iy) * g.in_w;
+        Interleave4(src, g.in_w, seg + g.pad_w * 4);
+      }
+    }
+  });
+  std::memset(x4 + rows * image_row, zp, kAmxConvSlack);
+  for (int64_t co = 0; co < g.out_channels; ++co) {
+    correction[co] = (a.bias ? a.bias[co] : 0) - a.x_zero_point * a.weight_sum[co];
+  }
+  AmxConvArgs c;
+  c.x4 = x4, c.row_pixels = row_pixels, c.w = a.tap_weight;
+  c.in_channels = g.in_channels, c.out_channels = g.out_channels, c.kernel_h = g.kernel_h, c.kernel_w = g.kernel_w;
+  c.out_h = g.out_h(), c.out_w = g.out_w();
+  c.requant.correction = correction, c.requant.multiplier = a.multiplier, c.requant.zero_point = a.y_zero_point;
+  c.requant.lo = a.lo, c.requant.hi = a.hi, c.requant.y = y, c.requant.ldy = c.out_h * c.out_w;
+  return AmxConvImplicit(c);
+}
+
 // The im2col matrix of one group built straight in the AMX GEMM's panel layout (U8S8GemmArgs::packed_b):
 // panels of 32 columns, each [kp/4][32 columns][4 k] bytes; k rows past kdim and columns past n are zero.
 // `direct`: 1x1 stride-1 unpadded, whose im2col rows are the input planes themselves.
@@ -118,6 +180,19 @@ void ComputeWeightSums(const int8_t* weight, int64_t rows, int64_t per_row, int3
   }
 }
 
+std::vector<int8_t> PrepackTapMajor(const int8_t* weight, int64_t out_channels, int64_t in_channels, int64_t groups,
+                                    int64_t kernel_h, int64_t kernel_w) {
+  const int64_t taps = kernel_h * kernel_w, kdim = taps * in_channels;
+  if (groups != 1 || in_channels % 64 != 0 || taps == 1) return {};
+  std::vector<int8_t> out(static_cast<size_t>((out_channels + 31) / 32 * 32 * kdim), 0);
+  for (int64_t co = 0; co < out_channels; ++co) {
+    for (int64_t ci = 0; ci < in_channels; ++ci) {
+      for (int64_t t = 0; t < taps; ++t) out[co * kdim + t * in_channels + ci] = weight[(co * in_channels + ci) * taps + t];
+    }
+  }
+  return out;
+}
+
 std::vector<int32_t> PrepackWeights(const int8_t* weight, int64_t groups, int64_t rows_per_group, int64_t per_row,
                                     int32_t* max_pair) {
   const int64_t per_group = PackedU8S8Size(rows_per_group, per_row);
@@ -137,6 +212,17 @@ void QConv2d(const QConvArgs& a, const uint8_t* x, uint8_t* y) {
   const bool direct = g.kernel_h == 1 && g.kernel_w == 1 && g.stride_h == 1 && g.stride_w == 1 && g.pad_h == 0 &&
                       g.pad_w == 0;
   const bool panels = GemmU8S8UsesAmx();  // build the GEMM's packed B directly, skipping its packing pass
+  thread_local std::vector<int32_t> correction_buffer;
+  correction_buffer.resize(static_cast<size_t>(g.out_channels));
+  if (a.tap_weight != nullptr && panels && g.groups == 1 && g.in_channels % 64 == 0 && g.stride_h == 1 &&
+      g.stride_w == 1 && g.dilation_h == 1 && g.dilation_w == 1) {  // implicit GEMM: no im2col at all
+    bool done = true;
+    for (int64_t n = 0; n < g.batch && done; ++n) {
+      done = AmxConvImage(a, x + n * g.in_channels * g.in_h * g.in_w, y + n * g.out_channels * ohw,
+                          correction_buffer.data());
+    }
+    if (done) return;
+  }
   const int64_t kp = AmxPaddedK(kdim);
   thread_local std::vector<uint8_t> col_buffer;
   thread_local std::vector<int32_t> acc_buffer;
@@ -145,9 +231,7 @@ void QConv2d(const QConvArgs& a, const uint8_t* x, uint8_t* y) {
   } else if (!direct) {
     col_buffer.resize(static_cast<size_t>(kdim * ohw));
   }
-  thread_local std::vector<int32_t> correction_buffer;
   if (!panels) acc_buffer.resize(static_cast<size_t>(cout_g * ohw));  // the AMX path requantizes in the kernel
-  correction_buffer.resize(static_cast<size_t>(cout_g));
   int32_t* const acc = acc_buffer.data();  // pointers: workers must not name the thread_locals themselves
   int32_t* const correction = correction_buffer.data();
   const int32_t b_max = std::max<int32_t>(MaxOf(x, g.batch * g.in_channels * g.in_h * g.in_w), a.x_zero_point);

@@ -96,6 +96,10 @@ void QuantizedWeighted::Prepack() {
   if (!depthwise) {
     const int64_t groups = layer_.is_conv ? layer_.groups : 1;
     packed_weight_ = kernels::PrepackWeights(layer_.weight_q.data<int8_t>(), groups, out / groups, per_row, &weight_max_pair_);
+    if (layer_.is_conv && layer_.stride == 1 && layer_.dilation == 1) {
+      tap_weight_ = kernels::PrepackTapMajor(layer_.weight_q.data<int8_t>(), out, layer_.in_channels, layer_.groups,
+                                             layer_.kernel, layer_.kernel);
+    }
   }
 }
 
@@ -119,6 +123,7 @@ Tensor QuantizedWeighted::forward(const Tensor& x) {
     a.weight_sum = weight_sum_.data(), a.multiplier = multiplier_.data(), a.y_zero_point = output_.zero_point;
     a.lo = clamp_lo_, a.hi = clamp_hi_;
     if (!packed_weight_.empty()) a.packed_weight = packed_weight_.data(), a.weight_max_pair = weight_max_pair_;
+    if (!tap_weight_.empty()) a.tap_weight = tap_weight_.data();
     Tensor y = Tensor::Quantized({a.g.batch, a.g.out_channels, a.g.out_h(), a.g.out_w()}, DType::kU8, output_);
     kernels::QConv2d(a, x.data<uint8_t>(), y.data<uint8_t>());
     return y;

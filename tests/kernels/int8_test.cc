@@ -61,8 +61,11 @@ void ConvSweep() {
       {1, 4, 9, 40, 4, 3, 1, 1, 1, 4},  {1, 3, 7, 35, 6, 5, 1, 4, 2, 3},  {2, 2, 6, 41, 2, 3, 2, 1, 1, 2},
       // Wide K and N for the AMX tiles (k past 64, n past 32, ragged both).
       {1, 24, 11, 9, 37, 3, 1, 1, 1, 1},
+      // The implicit-GEMM AMX convolution (C_in a multiple of 64, stride 1): rows wider than 32 columns,
+      // output channels past a 32 block, 5x5 taps, no padding, and a batch of two.
+      {1, 64, 5, 37, 33, 3, 1, 1, 1, 1}, {2, 128, 6, 7, 16, 5, 1, 2, 1, 1}, {1, 64, 6, 6, 8, 3, 1, 0, 1, 1},
   };
-  int checked = 0;
+  int checked = 0, tap_major = 0;
   for (int threads : {1, 2}) {
     SetNumThreads(threads);
     for (const Case& c : cases) {
@@ -103,12 +106,23 @@ void ConvSweep() {
         std::fill(y.begin(), y.end(), 0);
         QConv2d(a, x.data(), y.data());
         ASSERT_EQ(y, want) << "prepacked: cin " << c.cin << " k " << c.k << " groups " << c.groups;
+        // And with the tap-major copy, which enables the implicit-GEMM AMX path where it applies.
+        const std::vector<int8_t> taps = PrepackTapMajor(w.data(), c.cout, c.cin, c.groups, c.k, c.k);
+        if (!taps.empty()) {
+          a.tap_weight = taps.data();
+          std::fill(y.begin(), y.end(), 0);
+          QConv2d(a, x.data(), y.data());
+          ASSERT_EQ(y, want) << "tap-major: cin " << c.cin << " k " << c.k << " h " << c.h << " w " << c.w;
+          a.tap_weight = nullptr;
+          ++tap_major;
+        }
         ++checked;
        }
       }
     }
   }
   EXPECT_EQ(checked, static_cast<int>(2 * std::size(cases) * 4 * 2));  // threads x cases x zero points x ranges
+  EXPECT_EQ(tap_major, 3 * 2 * 4 * 2);
   SetNumThreads(2);
 }
 

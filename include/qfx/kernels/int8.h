@@ -62,10 +62,18 @@ struct QConvArgs {
   // Optional (fast path): per group, the weights packed by PrepackWeights and their pair bound.
   const int32_t* packed_weight = nullptr;
   int32_t weight_max_pair = -1;
+  // Optional (AMX fast path, from PrepackTapMajor): the weights tap-major, k = (ky * KW + kx) * C_in + ci.
+  const int8_t* tap_weight = nullptr;
   const float* multiplier = nullptr;    // [C_out]
   int32_t y_zero_point = 0;
   int32_t lo = 0, hi = 255;             // output clamp (ReLU: lo = y_zero_point)
 };
+
+// The weights of a one-group convolution reordered tap-major ([C_out rounded up to 32][KH * KW * C_in],
+// zero rows past C_out) for the implicit-GEMM AMX convolution, or empty when that path does not apply
+// (C_in not a multiple of 64, groups > 1, 1x1 kernels).
+std::vector<int8_t> PrepackTapMajor(const int8_t* weight, int64_t out_channels, int64_t in_channels, int64_t groups,
+                                    int64_t kernel_h, int64_t kernel_w);
 
 struct QLinearArgs {
   int64_t rows = 0, in = 0, out = 0;

@@ -21,6 +21,9 @@ HWY_EXPORT(RequantizeRowImpl);
 HWY_EXPORT(LinearFewRowsImpl);
 HWY_EXPORT(UsesAmxImpl);
 HWY_EXPORT(DepthwiseAccumulateImpl);
+HWY_EXPORT(AmxConvImplicitImpl);
+
+bool AmxConvImplicit(const AmxConvArgs& a) { return HWY_DYNAMIC_DISPATCH(AmxConvImplicitImpl)(a); }
 
 void DepthwiseAccumulate(const DepthwisePlaneArgs& p) { HWY_DYNAMIC_DISPATCH(DepthwiseAccumulateImpl)(p); }
 
