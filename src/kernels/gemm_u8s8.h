@@ -64,18 +64,19 @@ void LinearFewRowsU8S8(const uint8_t* x, int64_t rows, int64_t k, const int8_t* 
                        int32_t* acc);
 
 // Implicit-GEMM convolution on AMX (stride 1, dilation 1, one group, C_in a multiple of 64): x4 is the
-// zero-point-padded input with C_in in groups of 4 interleaved per pixel, row-major by padded image row
-// ([rows][C_in / 4][row_pixels][4] bytes, then slack the kernel may read), w the tap-major weights
+// zero-point-padded input with C_in in groups of 4 interleaved per pixel, one padded plane per group
+// ([C_in / 4][rows][row_pixels][4] bytes, plane_bytes apart, then slack the kernel may read), w the tap-major weights
 // (PrepackTapMajor). Output rows are requantized into y [C_out][OH * OW]. Returns false (doing nothing)
 // unless GemmU8S8UsesAmx().
 struct AmxConvArgs {
   const uint8_t* x4 = nullptr;
-  int64_t row_pixels = 0;
+  int64_t row_pixels = 0, plane_bytes = 0;
   const int8_t* w = nullptr;
   int64_t in_channels = 0, out_channels = 0, kernel_h = 0, kernel_w = 0, out_h = 0, out_w = 0;
   U8S8GemmArgs::Requant requant;  // per output channel; y, ldy = OH * OW
 };
-constexpr int64_t kAmxConvSlack = 256;  // bytes past the last x4 plane that the kernel may read
+// Bytes past the last x4 plane that the kernel may read: 32 positions past the last row plus the widest tap.
+inline int64_t AmxConvSlack(int64_t kernel_w) { return (32 + kernel_w + 16) * 4; }
 bool AmxConvImplicit(const AmxConvArgs& a);
 
 // One output plane of a depthwise convolution, exact int32: acc[oy * OW + ox] = sum over the taps inside the

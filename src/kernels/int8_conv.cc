@@ -68,35 +68,32 @@ void Interleave4(const uint8_t* const r[4], int64_t n, uint8_t* dst) {
 bool AmxConvImage(const QConvArgs& a, const uint8_t* x, uint8_t* y, int32_t* correction) {
   const Conv2dGeometry& g = a.g;
   const int64_t rows = g.in_h + 2 * g.pad_h, row_pixels = g.in_w + 2 * g.pad_w, c4s = g.in_channels / 4;
-  const int64_t image_row = c4s * row_pixels * 4;  // bytes of one padded image row, all channel groups
+  const int64_t plane = rows * row_pixels * 4, slack = AmxConvSlack(g.kernel_w);
   thread_local std::vector<uint8_t> x4_buffer;
-  x4_buffer.resize(static_cast<size_t>(rows * image_row + kAmxConvSlack));
+  x4_buffer.resize(static_cast<size_t>(c4s * plane + slack));
   uint8_t* const x4 = x4_buffer.data();
   const uint8_t zp = static_cast<uint8_t>(a.x_zero_point);
-  ParallelFor(rows, 2, [&](int64_t r0, int64_t r1) {
-    for (int64_t r = r0; r < r1; ++r) {
-      uint8_t* p = x4 + r * image_row;
-      const int64_t iy = r - g.pad_h;
-      if (iy < 0 || iy >= g.in_h) {
-        std::memset(p, zp, static_cast<size_t>(image_row));
-        continue;
-      }
-      for (int64_t c4 = 0; c4 < c4s; ++c4) {
-        uint8_t* seg = p + c4 * row_pixels * 4;
-        std::memset(seg, zp, static_cast<size_t>(g.pad_w * 4));
-        std::memset(seg + (g.pad_w + g.in_w) * 4, zp, static_cast<size_t>(g.pad_w * 4));
+  ParallelFor(c4s, 2, [&](int64_t b, int64_t e) {
+    for (int64_t c4 = b; c4 < e; ++c4) {
+      uint8_t* p = x4 + c4 * plane;
+      std::memset(p, zp, static_cast<size_t>(g.pad_h * row_pixels * 4));  // top padding rows
+      std::memset(p + (g.pad_h + g.in_h) * row_pixels * 4, zp, static_cast<size_t>(g.pad_h * row_pixels * 4));
+      for (int64_t iy = 0; iy < g.in_h; ++iy) {
+        uint8_t* row = p + (iy + g.pad_h) * row_pixels * 4;
+        std::memset(row, zp, static_cast<size_t>(g.pad_w * 4));
+        std::memset(row + (g.pad_w + g.in_w) * 4, zp, static_cast<size_t>(g.pad_w * 4));
         const uint8_t* src[4];
         for (int64_t j = 0; j < 4; ++j) src[j] = x + ((c4 * 4 + j) * g.in_h + iy) * g.in_w;
-        Interleave4(src, g.in_w, seg + g.pad_w * 4);
+        Interleave4(src, g.in_w, row + g.pad_w * 4);
       }
     }
   });
-  std::memset(x4 + rows * image_row, zp, kAmxConvSlack);
+  std::memset(x4 + c4s * plane, zp, static_cast<size_t>(slack));
   for (int64_t co = 0; co < g.out_channels; ++co) {
     correction[co] = (a.bias ? a.bias[co] : 0) - a.x_zero_point * a.weight_sum[co];
   }
   AmxConvArgs c;
-  c.x4 = x4, c.row_pixels = row_pixels, c.w = a.tap_weight;
+  c.x4 = x4, c.row_pixels = row_pixels, c.plane_bytes = plane, c.w = a.tap_weight;
   c.in_channels = g.in_channels, c.out_channels = g.out_channels, c.kernel_h = g.kernel_h, c.kernel_w = g.kernel_w;
   c.out_h = g.out_h(), c.out_w = g.out_w();
   c.requant.correction = correction, c.requant.multiplier = a.multiplier, c.requant.zero_point = a.y_zero_point;

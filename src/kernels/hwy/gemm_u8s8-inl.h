@@ -237,49 +237,57 @@ inline void U8S8Amx(const U8S8GemmArgs& g, const int8_t* w, int64_t m0, int64_t 
   AmxRelease();
 }
 
-// The implicit-GEMM convolution (see AmxConvArgs) for work items [i0, i1), item = co_block * OH + oy (so a
-// thread's items share a 32-channel weight block, which stays in L2): 32-column chunks of the output row
-// (two 16-pixel tiles read straight from the interleaved input: a tile row is 16 pixels x 4 channels of one
-// channel group, consecutive groups one padded row apart), every tap and 64 channels a step.
+// The implicit-GEMM convolution (see AmxConvArgs) for work items [i0, i1), item = co_block * chunks + chunk
+// (a thread's items share a 32-channel weight block, which stays in L2). The output is computed on the
+// padded grid, flattened: position f = oy * row_pixels + ox reads input position f + ky * row_pixels + kx
+// for tap (ky, kx), so a tile row is 16 consecutive positions x 4 channels of one channel group straight
+// from the input even across output rows; positions with ox >= OW are computed and dropped. 32 positions
+// a chunk (two tiles), every tap and 64 channels a step.
 __attribute__((target("amx-tile,amx-int8"))) HWY_ATTR inline void AmxConvItems(const AmxConvArgs& a, int64_t i0,
                                                                                 int64_t i1) {
   const int64_t kdim = a.kernel_h * a.kernel_w * a.in_channels, c64s = a.in_channels / 64;
-  const int64_t row_bytes = a.row_pixels * 4, image_row = a.in_channels / 4 * row_bytes;
+  const int64_t rp = a.row_pixels, plane = a.plane_bytes, chunks = (a.out_h * rp + 31) / 32;
   const U8S8GemmArgs::Requant& q = a.requant;
   alignas(64) int32_t out[32 * 32];
   AmxConfigure();
   for (int64_t item = i0; item < i1; ++item) {
-    const int64_t co = item / a.out_h * 32, oy = item % a.out_h;
-    for (int64_t ox0 = 0; ox0 < a.out_w; ox0 += 32) {
-      const int64_t cols = std::min<int64_t>(32, a.out_w - ox0);
-      _tile_zero(0);
-      _tile_zero(1);
-      _tile_zero(2);
-      _tile_zero(3);
-      for (int64_t ky = 0; ky < a.kernel_h; ++ky) {
-        for (int64_t kx = 0; kx < a.kernel_w; ++kx) {
-          const uint8_t* xp = a.x4 + (oy + ky) * image_row + (ox0 + kx) * 4;
-          const int8_t* wp = a.w + co * kdim + (ky * a.kernel_w + kx) * a.in_channels;
-          for (int64_t c = 0; c < c64s; ++c) {
-            _tile_loadd(4, wp + c * 64, kdim);
-            _tile_loadd(5, wp + 16 * kdim + c * 64, kdim);
-            _tile_loadd(6, xp + c * 16 * row_bytes, row_bytes);
-            _tile_loadd(7, xp + c * 16 * row_bytes + 64, row_bytes);
-            _tile_dpbsud(0, 4, 6);
-            _tile_dpbsud(1, 4, 7);
-            _tile_dpbsud(2, 5, 6);
-            _tile_dpbsud(3, 5, 7);
-          }
+    const int64_t co = item / chunks * 32, f0 = item % chunks * 32;
+    _tile_zero(0);
+    _tile_zero(1);
+    _tile_zero(2);
+    _tile_zero(3);
+    for (int64_t ky = 0; ky < a.kernel_h; ++ky) {
+      for (int64_t kx = 0; kx < a.kernel_w; ++kx) {
+        const uint8_t* xp = a.x4 + (f0 + ky * rp + kx) * 4;
+        const int8_t* wp = a.w + co * kdim + (ky * a.kernel_w + kx) * a.in_channels;
+        for (int64_t c = 0; c < c64s; ++c) {
+          _tile_loadd(4, wp + c * 64, kdim);
+          _tile_loadd(5, wp + 16 * kdim + c * 64, kdim);
+          _tile_loadd(6, xp + c * 16 * plane, plane);
+          _tile_loadd(7, xp + c * 16 * plane + 64, plane);
+          _tile_dpbsud(0, 4, 6);
+          _tile_dpbsud(1, 4, 7);
+          _tile_dpbsud(2, 5, 6);
+          _tile_dpbsud(3, 5, 7);
         }
       }
-      _tile_stored(0, out, 128);
-      _tile_stored(1, out + 16, 128);
-      _tile_stored(2, out + 16 * 32, 128);
-      _tile_stored(3, out + 16 * 32 + 16, 128);
-      for (int64_t r = 0; r < 32 && co + r < a.out_channels; ++r) {
-        RequantizeRowImpl(out + r * 32, cols, q.correction[co + r], q.multiplier[co + r], q.zero_point, q.lo, q.hi,
-                          q.y + (co + r) * q.ldy + oy * a.out_w + ox0);
+    }
+    _tile_stored(0, out, 128);
+    _tile_stored(1, out + 16, 128);
+    _tile_stored(2, out + 16 * 32, 128);
+    _tile_stored(3, out + 16 * 32 + 16, 128);
+    // Requantize the valid positions, one run per output row the chunk touches.
+    for (int64_t f = f0; f < f0 + 32 && f < a.out_h * rp;) {
+      const int64_t oy = f / rp, ox = f % rp;
+      const int64_t run_end = std::min(f0 + 32, oy * rp + rp);  // end of this row within the chunk
+      if (ox < a.out_w) {
+        const int64_t n = std::min(run_end, oy * rp + a.out_w) - f;
+        for (int64_t r = 0; r < 32 && co + r < a.out_channels; ++r) {
+          RequantizeRowImpl(out + r * 32 + (f - f0), n, q.correction[co + r], q.multiplier[co + r], q.zero_point, q.lo,
+                            q.hi, q.y + (co + r) * q.ldy + oy * a.out_w + ox);
+        }
       }
+      f = run_end;
     }
   }
   AmxRelease();
@@ -287,7 +295,7 @@ __attribute__((target("amx-tile,amx-int8"))) HWY_ATTR inline void AmxConvItems(c
 
 inline bool AmxConvImplicitImpl(const AmxConvArgs& a) {
   if (!AmxEnabled()) return false;
-  const int64_t items = (a.out_channels + 31) / 32 * a.out_h;
+  const int64_t items = (a.out_channels + 31) / 32 * ((a.out_h * a.row_pixels + 31) / 32);
   ParallelFor(items, 1, [&](int64_t b, int64_t e) { AmxConvItems(a, b, e); });
   return true;
 }
