@@ -1,5 +1,8 @@
 // qfx kernels: the int8 convolution and linear fast paths (see include/qfx/kernels/int8.h).
 //
+// With AMX (gemm_u8s8.h): stride-1 convolutions with 64k input channels run as an implicit GEMM over a
+// padded, 4-channel-interleaved copy of the input; the others write im2col straight into the AMX tile
+// layout; both requantize each block as it leaves the tiles. Without AMX:
 // Convolution: im2col of the u8 input with zero-point padding (so padded taps contribute 0 after the
 // correction; 1x1 stride-1 convolutions read the input directly), the uint8 x int8 GEMM (gemm_u8s8.h:
 // vpmaddubsw where exact), then the epilogue acc - x_zp * sum(w) + bias and the shared requantization.
@@ -126,28 +129,12 @@ void Im2ColPanels(const Conv2dGeometry& g, const uint8_t* x, int64_t kdim, int64
         }
         r[j] = tmp;
       }
-      int64_t c = 0;
-#if defined(__SSE2__)
-      for (; c + 16 <= n; c += 16) {  // 16 columns of 4 rows -> 64 interleaved bytes
-        uint8_t* dst = panels + (c / 32) * kp * 32 + q * 128 + (c % 32) * 4;
-        const __m128i r0 = _mm_loadu_si128(reinterpret_cast<const __m128i*>(r[0] + c));
-        const __m128i r1 = _mm_loadu_si128(reinterpret_cast<const __m128i*>(r[1] + c));
-        const __m128i r2 = _mm_loadu_si128(reinterpret_cast<const __m128i*>(r[2] + c));
-        const __m128i r3 = _mm_loadu_si128(reinterpret_cast<const __m128i*>(r[3] + c));
-        const __m128i lo01 = _mm_unpacklo_epi8(r0, r1), hi01 = _mm_unpackhi_epi8(r0, r1);
-        const __m128i lo23 = _mm_unpacklo_epi8(r2, r3), hi23 = _mm_unpackhi_epi8(r2, r3);
-        _mm_storeu_si128(reinterpret_cast<__m128i*>(dst), _mm_unpacklo_epi16(lo01, lo23));
-        _mm_storeu_si128(reinterpret_cast<__m128i*>(dst + 16), _mm_unpackhi_epi16(lo01, lo23));
-        _mm_storeu_si128(reinterpret_cast<__m128i*>(dst + 32), _mm_unpacklo_epi16(hi01, hi23));
-        _mm_storeu_si128(reinterpret_cast<__m128i*>(dst + 48), _mm_unpackhi_epi16(hi01, hi23));
-      }
-#endif
-      for (; c < n; ++c) {
-        uint8_t* dst = panels + (c / 32) * kp * 32 + q * 128 + (c % 32) * 4;
-        dst[0] = r[0][c], dst[1] = r[1][c], dst[2] = r[2][c], dst[3] = r[3][c];
-      }
-      for (int64_t c = n; c < npanels * 32; ++c) {
-        std::memset(panels + (c / 32) * kp * 32 + q * 128 + (c % 32) * 4, 0, 4);
+      for (int64_t p = 0; p < npanels; ++p) {  // panel p's row q: its 32 columns of the 4 rows, interleaved
+        const int64_t c0 = p * 32, cols = std::min<int64_t>(32, n - c0);
+        const uint8_t* shifted[4] = {r[0] + c0, r[1] + c0, r[2] + c0, r[3] + c0};
+        uint8_t* dst = panels + p * kp * 32 + q * 128;
+        Interleave4(shifted, cols, dst);
+        std::memset(dst + cols * 4, 0, static_cast<size_t>((32 - cols) * 4));
       }
     }
   });
