@@ -183,6 +183,26 @@ TEST(OpGradients, CrossEntropy) {
   EXPECT_THROW(ag::cross_entropy(t, t.Param(Random({4, 5}, 35)), bad), Error);
 }
 
+TEST(OpGradients, DropoutUsesItsMask) {
+  const Tensor x = Random({4, 50}, 44, 0.5f, 1.5f);  // no zeros: y / x recovers the mask
+  std::mt19937_64 rng(7);
+  Tape t;
+  const Var y = ag::dropout(t, t.Param(x), 0.3, /*training=*/true, rng);
+  t.Backward(ag::mean(t, y, {}, false));
+  const Tensor g = t.ParamGrad(x);
+  int dropped = 0;
+  for (int64_t i = 0; i < x.numel(); ++i) {
+    const float m = y.value.data<float>()[i] / x.data<float>()[i];  // 0 or 1 / 0.7
+    dropped += m == 0.f;
+    EXPECT_NEAR(g.data<float>()[i], m / x.numel(), 1e-6) << i;
+  }
+  EXPECT_GT(dropped, 20);
+  EXPECT_LT(dropped, 100);
+  Tape t2;  // eval: identity, no mask
+  const Var e = ag::dropout(t2, t2.Param(x), 0.3, /*training=*/false, rng);
+  EXPECT_EQ(e.value.raw_data(), x.raw_data());
+}
+
 TEST(OpGradients, FakeQuantizeStraightThrough) {
   quant::QParams qp;
   qp.scale = {0.1f};
@@ -316,6 +336,27 @@ TEST(GraphGradients, QatMnistCnnTrainModeForwardMatchesModule) {
   }
   tape.Backward(ag::cross_entropy(tape, *got, Labels(4, 10)));
   for (const auto& [name, p] : gm2->named_parameters()) EXPECT_TRUE(tape.ParamGrad(p).defined()) << name;
+}
+
+TEST(GraphGradients, FakeQuantOffTrainsTheFloatModel) {
+  nn::ManualSeed(6);
+  auto model = *models::Create("mnist_cnn");
+  auto gm = *fx::SymbolicTrace(model);
+  gm->eval();  // eval-mode batch norm, so both forwards below see the same statistics
+  const Tensor x = Random({2, 1, 28, 28}, 45, 0.f, 1.f);
+  const Tensor want = *RunModule(*gm, x);
+  gm->train();
+  quant::PrepareOptions opt;
+  opt.config = *quant::LoadQuantConfig("x86_qat");
+  ASSERT_TRUE(quant::PrepareQat(*gm, opt).ok());
+  quant::EnableFakeQuant(*gm, false);
+  quant::FreezeBnStats(*gm, true);
+  GraphForward forward(*gm);
+  Tape tape;
+  auto got = forward.Run(tape, x);
+  ASSERT_TRUE(got.ok()) << got.status();
+  // ConvBn folding is simulated (w * s, then / s), so allow float rounding; no quantization grid.
+  for (int64_t i = 0; i < want.numel(); ++i) EXPECT_NEAR(got->value.data<float>()[i], want.data<float>()[i], 1e-4) << i;
 }
 
 TEST(GraphGradients, UntrainableNodesAreListed) {
