@@ -5,7 +5,10 @@
 #include <set>
 
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
 #include "qfx/nn/ops.h"
+#include "qfx/quant/fused_modules.h"
+#include "qfx/quant/qat_modules.h"
 
 namespace qfx {
 namespace quant {
@@ -84,13 +87,16 @@ class Assigner {
       case fx::Opcode::kCallModule: {
         nn::Module* mod = gm.submodule(n.target().path);
         const std::string type = mod ? mod->type_name() : "";
-        MaybeQConfig q = ForModule(type, n.target().path, m_.global_);
+        MaybeQConfig q = Name(n.target().path, Regex(n.target().path, FusedOrObjectType(mod, type, n.target().path)));
         return Order(Parent(n.target().path), type, q);
       }
       default:
         return std::nullopt;
     }
   }
+
+  // Problems met while assigning (fused modules whose parts' object_type rules disagree).
+  const std::vector<std::string>& Notes() const { return notes_; }
 
   std::vector<std::string> Unused() const {
     std::vector<std::string> out;
@@ -118,6 +124,42 @@ class Assigner {
       }
     }
     return -1;
+  }
+
+  // The module types a fused module was made of (PyTorch's _FusedModule parts), or empty.
+  static std::vector<std::string> FusedParts(nn::Module* m) {
+    std::vector<std::string> parts;
+    if (auto* f = dynamic_cast<FusedSequential*>(m)) {
+      for (const auto& [name, child] : f->named_children()) parts.push_back(child->type_name());
+    } else if (auto* c = dynamic_cast<QatConv2d*>(m)) {
+      if (c->bn || c->relu) parts.push_back("Conv2d");
+      if (c->bn) parts.push_back(c->bn->type_name());
+      if (c->relu && !parts.empty()) parts.push_back("ReLU");
+    } else if (auto* l = dynamic_cast<QatLinear*>(m)) {
+      if (l->relu) parts = {"Linear", "ReLU"};
+    }
+    return parts;
+  }
+
+  // The object_type rule of a module; for a fused module without a rule of its own, its parts' rules when
+  // they agree (PyTorch's update_qconfig_for_fusion, which raises when they differ: here a note says so and
+  // the fused module keeps `fallback`).
+  MaybeQConfig FusedOrObjectType(nn::Module* m, const std::string& type, const std::string& path) {
+    const int own = Find(Kind::kObjectType, [&](const auto& r) { return r.key == type; });
+    if (own >= 0) return m_.rules_[own].qconfig;
+    const std::vector<std::string> parts = FusedParts(m);
+    if (parts.empty()) return m_.global_;
+    std::vector<int> rules;
+    for (const std::string& part : parts) rules.push_back(Find(Kind::kObjectType, [&](const auto& r) { return r.key == part; }));
+    bool agree = true;
+    for (int r : rules) {
+      agree = agree && (r < 0) == (rules[0] < 0) && (r < 0 || m_.rules_[r].qconfig == m_.rules_[rules[0]].qconfig);
+    }
+    if (agree) return rules[0] >= 0 ? m_.rules_[rules[0]].qconfig : m_.global_;
+    notes_.push_back(absl::StrCat("fused module '", path, "' (", type, " of ", absl::StrJoin(parts, ", "),
+                                  "): the object_type rules of its parts differ; give them the same qconfig (PyTorch "
+                                  "requires it) — it keeps the global qconfig"));
+    return m_.global_;
   }
 
   MaybeQConfig ObjectType(const std::string& type, const MaybeQConfig& fallback) {
@@ -161,6 +203,7 @@ class Assigner {
   std::vector<bool> used_;
   std::vector<std::regex> regexes_;
   std::map<std::string, std::map<std::string, int64_t>> counts_;
+  std::vector<std::string> notes_;
 };
 
 std::unordered_map<const fx::Node*, MaybeQConfig> QConfigMapping::Assign(fx::GraphModule& module,
@@ -168,7 +211,10 @@ std::unordered_map<const fx::Node*, MaybeQConfig> QConfigMapping::Assign(fx::Gra
   Assigner a(*this);
   std::unordered_map<const fx::Node*, MaybeQConfig> out;
   for (fx::Node* n : module.graph()) out[n] = a.Node(module, *n);
-  if (unused) *unused = a.Unused();
+  if (unused) {
+    *unused = a.Unused();
+    unused->insert(unused->end(), a.Notes().begin(), a.Notes().end());
+  }
   return out;
 }
 

@@ -159,6 +159,33 @@ TEST(Prepare, BackendConstraintsAreErrorsNamingTheNode) {
       << r.status();
 }
 
+// object_type rules reach fused modules through their parts, as PyTorch's update_qconfig_for_fusion: Conv2d
+// and ReLU rules that agree configure the fused ConvReLU2d; rules that disagree are reported.
+TEST(Prepare, FusedModulesTakeTheirPartsAgreeingRules) {
+  QConfig w2 = *PresetQConfig("x86");
+  w2.weight.quant_min = -2;
+  w2.weight.quant_max = 1;
+  for (bool with_relu : {true, false}) {
+    auto gm = TracedHashModel("mnist_cnn");
+    PrepareOptions opt;
+    opt.config = *LoadQuantConfig("x86");
+    opt.config.mapping.SetObjectType("Conv2d", w2);
+    if (with_relu) opt.config.mapping.SetObjectType("ReLU", w2);
+    auto r = Prepare(*gm, opt);
+    ASSERT_TRUE(r.ok()) << r.status();
+    EXPECT_EQ(gm->submodule("conv1")->type_name(), "ConvReLU2d");
+    EXPECT_EQ(r->weight_specs.at("conv1").quant_max.value_or(127), with_relu ? 1 : 127) << with_relu;
+    // Without the ReLU rule conv1's parts disagree; with it, fc1 (Linear, whose type has no rule, + the
+    // functional relu) does.
+    std::string notes;
+    for (const std::string& w : r->warnings) notes += w + "\n";
+    EXPECT_NE(notes.find(with_relu ? "fused module 'fc1' (LinearReLU of Linear, ReLU): the object_type rules of its parts differ"
+                                   : "fused module 'conv1' (ConvReLU2d of Conv2d, ReLU): the object_type rules of its parts differ"),
+              std::string::npos)
+        << notes;
+  }
+}
+
 TEST(Prepare, ReportsWhyNodesStayFloat) {
   auto gm = TracedHashModel("resnet18");
   PrepareOptions opt;

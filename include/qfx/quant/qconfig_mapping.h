@@ -6,6 +6,9 @@
 // the first match wins. A module_name rule also covers the module's submodules. A function or method
 // call takes its own object_type rule first and is then overridden by the rules of the module it is
 // called from (that module's type, regexes and names), as PyTorch's _generate_node_name_to_qconfig does.
+// A fused module (ConvReLU2d, ConvBnReLU2d, LinearReLU, BNReLU2d) with no object_type rule of its own takes
+// its parts' rules when they agree, as PyTorch's update_qconfig_for_fusion (which raises when they differ;
+// qfx reports it with the unused-rule warnings and keeps the global qconfig).
 // std::nullopt ("none") means: leave it in float.
 #pragma once
 
@@ -39,7 +42,8 @@ class QConfigMapping {
   const MaybeQConfig& global() const { return global_; }
 
   // The qconfig of every node of `graph` (placeholders and output get none), PyTorch's way. Each user rule
-  // that matched no node is described in *unused (e.g. "module_name 'fc2' matched no node").
+  // that matched no node is described in *unused (e.g. "module_name 'fc2' matched no node"), as is each
+  // fused module whose parts' object_type rules disagree.
   std::unordered_map<const fx::Node*, MaybeQConfig> Assign(fx::GraphModule& module,
                                                           std::vector<std::string>* unused = nullptr) const;
 
