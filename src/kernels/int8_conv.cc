@@ -31,9 +31,13 @@ uint8_t MaxOf(const uint8_t* x, int64_t n) {
   return m;
 }
 
+// What output channel co adds to its exact sum of x * w: its int32 bias minus x_zp * sum(w).
+int32_t ZeroPointCorrection(const QConvArgs& a, int64_t co) {
+  return (a.bias ? a.bias[co] : 0) - a.x_zero_point * a.weight_sum[co];
+}
+
 void Epilogue(const QConvArgs& a, int64_t co, const int32_t* acc, int64_t n, uint8_t* y) {
-  const int32_t correction = (a.bias ? a.bias[co] : 0) - a.x_zero_point * a.weight_sum[co];
-  RequantizeRow(acc, n, correction, a.multiplier[co], a.y_zero_point, a.lo, a.hi, y);
+  RequantizeRow(acc, n, ZeroPointCorrection(a, co), a.multiplier[co], a.y_zero_point, a.lo, a.hi, y);
 }
 
 // One output plane of a depthwise convolution: the exact int32 accumulation (DepthwiseAccumulate, SIMD)
@@ -67,8 +71,9 @@ void Interleave4(const uint8_t* const r[4], int64_t n, uint8_t* dst) {
 }
 
 // The implicit-GEMM AMX convolution of one image (see AmxConvArgs): builds the padded, 4-channel-interleaved
-// input, then runs the kernel. False when AMX is not in use.
-bool AmxConvImage(const QConvArgs& a, const uint8_t* x, uint8_t* y, int32_t* correction) {
+// input, then runs the kernel. `correction`: ZeroPointCorrection per output channel. False when AMX is not
+// in use.
+bool AmxConvImage(const QConvArgs& a, const uint8_t* x, uint8_t* y, const int32_t* correction) {
   const Conv2dGeometry& g = a.g;
   const int64_t rows = g.in_h + 2 * g.pad_h, row_pixels = g.in_w + 2 * g.pad_w, c4s = g.in_channels / 4;
   const int64_t plane = rows * row_pixels * 4, slack = AmxConvSlack(g.kernel_w);
@@ -92,9 +97,6 @@ bool AmxConvImage(const QConvArgs& a, const uint8_t* x, uint8_t* y, int32_t* cor
     }
   });
   std::memset(x4 + c4s * plane, zp, static_cast<size_t>(slack));
-  for (int64_t co = 0; co < g.out_channels; ++co) {
-    correction[co] = (a.bias ? a.bias[co] : 0) - a.x_zero_point * a.weight_sum[co];
-  }
   AmxConvArgs c;
   c.x4 = x4, c.row_pixels = row_pixels, c.plane_bytes = plane, c.w = a.tap_weight;
   c.in_channels = g.in_channels, c.out_channels = g.out_channels, c.kernel_h = g.kernel_h, c.kernel_w = g.kernel_w;
@@ -196,8 +198,11 @@ void QConv2d(const QConvArgs& a, const uint8_t* x, uint8_t* y) {
   const bool direct = g.kernel_h == 1 && g.kernel_w == 1 && g.stride_h == 1 && g.stride_w == 1 && g.pad_h == 0 &&
                       g.pad_w == 0;
   const bool panels = GemmU8S8UsesAmx();  // build the GEMM's packed B directly, skipping its packing pass
-  thread_local std::vector<int32_t> correction_buffer;
-  correction_buffer.resize(static_cast<size_t>(g.out_channels));
+  thread_local std::vector<int32_t> correction_buffer;  // the AMX paths requantize inside the kernel
+  if (panels) {
+    correction_buffer.resize(static_cast<size_t>(g.out_channels));
+    for (int64_t co = 0; co < g.out_channels; ++co) correction_buffer[co] = ZeroPointCorrection(a, co);
+  }
   if (a.tap_weight != nullptr && panels && g.groups == 1 && g.in_channels % 64 == 0 && g.stride_h == 1 &&
       g.stride_w == 1 && g.dilation_h == 1 && g.dilation_w == 1) {  // implicit GEMM: no im2col at all
     bool done = true;
@@ -237,12 +242,8 @@ void QConv2d(const QConvArgs& a, const uint8_t* x, uint8_t* y) {
         gemm.a_max_pair = a.weight_max_pair;
       }
       if (panels) {  // AMX: packed B from Im2ColPanels; each 32x32 block is requantized as it finishes
-        for (int64_t o = 0; o < cout_g; ++o) {
-          const int64_t co = grp * cout_g + o;
-          correction[o] = (a.bias ? a.bias[co] : 0) - a.x_zero_point * a.weight_sum[co];
-        }
         U8S8GemmArgs::Requant q;
-        q.correction = correction, q.multiplier = a.multiplier + grp * cout_g;
+        q.correction = correction + grp * cout_g, q.multiplier = a.multiplier + grp * cout_g;
         q.zero_point = a.y_zero_point, q.lo = a.lo, q.hi = a.hi;
         q.y = y + (n * g.out_channels + grp * cout_g) * ohw, q.ldy = ohw;
         gemm.packed_b = col_buffer.data();
