@@ -180,27 +180,41 @@ __attribute__((target("amx-tile"))) HWY_ATTR inline void AmxConfigure() {
 
 __attribute__((target("amx-tile"))) HWY_ATTR inline void AmxRelease() { _tile_release(); }
 
-__attribute__((target("amx-tile,amx-int8"))) HWY_ATTR inline void AmxBlock(const int8_t* HWY_RESTRICT w, int64_t kp,
-                                                                            const uint8_t* HWY_RESTRICT pb,
-                                                                            int32_t* HWY_RESTRICT out) {
+// The 2 x 2 tile steps shared by the AMX GEMM and convolution: C tiles tmm0-3 cleared; one step adds
+// W rows [0, 16) and [16, 32) (tmm4-5, rows w_stride apart) times the activation tiles of 16 columns each
+// (tmm6-7, rows x_stride apart); the four C tiles stored as a 32 x 32 int32 block (rows 128 bytes apart).
+__attribute__((target("amx-tile"))) HWY_ATTR inline void AmxZero4() {
   _tile_zero(0);
   _tile_zero(1);
   _tile_zero(2);
   _tile_zero(3);
-  for (int64_t kk = 0; kk < kp; kk += 64) {
-    _tile_loadd(4, w + kk, kp);
-    _tile_loadd(5, w + 16 * kp + kk, kp);
-    _tile_loadd(6, pb + kk * 32, 128);
-    _tile_loadd(7, pb + kk * 32 + 64, 128);
-    _tile_dpbsud(0, 4, 6);
-    _tile_dpbsud(1, 4, 7);
-    _tile_dpbsud(2, 5, 6);
-    _tile_dpbsud(3, 5, 7);
-  }
+}
+
+__attribute__((target("amx-tile,amx-int8"))) HWY_ATTR inline void AmxStep(const int8_t* w0, const int8_t* w1,
+                                                                           int64_t w_stride, const uint8_t* x0,
+                                                                           const uint8_t* x1, int64_t x_stride) {
+  _tile_loadd(4, w0, w_stride);
+  _tile_loadd(5, w1, w_stride);
+  _tile_loadd(6, x0, x_stride);
+  _tile_loadd(7, x1, x_stride);
+  _tile_dpbsud(0, 4, 6);
+  _tile_dpbsud(1, 4, 7);
+  _tile_dpbsud(2, 5, 6);
+  _tile_dpbsud(3, 5, 7);
+}
+
+__attribute__((target("amx-tile"))) HWY_ATTR inline void AmxStore4(int32_t* out) {
   _tile_stored(0, out, 128);
   _tile_stored(1, out + 16, 128);
   _tile_stored(2, out + 16 * 32, 128);
   _tile_stored(3, out + 16 * 32 + 16, 128);
+}
+
+HWY_INLINE void AmxBlock(const int8_t* HWY_RESTRICT w, int64_t kp, const uint8_t* HWY_RESTRICT pb,
+                         int32_t* HWY_RESTRICT out) {
+  AmxZero4();
+  for (int64_t kk = 0; kk < kp; kk += 64) AmxStep(w + kk, w + 16 * kp + kk, kp, pb + kk * 32, pb + kk * 32 + 64, 128);
+  AmxStore4(out);
 }
 
 inline void RequantizeRowImpl(const int32_t* HWY_RESTRICT acc, int64_t n, int32_t correction, float multiplier,
@@ -243,7 +257,7 @@ inline void U8S8Amx(const U8S8GemmArgs& g, const int8_t* w, int64_t m0, int64_t 
 // for tap (ky, kx), so a tile row is 16 consecutive positions x 4 channels of one channel group straight
 // from the input even across output rows; positions with ox >= OW are computed and dropped. 32 positions
 // a chunk (two tiles), every tap and 64 channels a step.
-__attribute__((target("amx-tile,amx-int8"))) HWY_ATTR inline void AmxConvItems(const AmxConvArgs& a, int64_t i0,
+HWY_INLINE void AmxConvItems(const AmxConvArgs& a, int64_t i0,
                                                                                 int64_t i1) {
   const int64_t kdim = a.kernel_h * a.kernel_w * a.in_channels, c64s = a.in_channels / 64;
   const int64_t rp = a.row_pixels, plane = a.plane_bytes, chunks = (a.out_h * rp + 31) / 32;
@@ -252,30 +266,17 @@ __attribute__((target("amx-tile,amx-int8"))) HWY_ATTR inline void AmxConvItems(c
   AmxConfigure();
   for (int64_t item = i0; item < i1; ++item) {
     const int64_t co = item / chunks * 32, f0 = item % chunks * 32;
-    _tile_zero(0);
-    _tile_zero(1);
-    _tile_zero(2);
-    _tile_zero(3);
+    AmxZero4();
     for (int64_t ky = 0; ky < a.kernel_h; ++ky) {
       for (int64_t kx = 0; kx < a.kernel_w; ++kx) {
         const uint8_t* xp = a.x4 + (f0 + ky * rp + kx) * 4;
         const int8_t* wp = a.w + co * kdim + (ky * a.kernel_w + kx) * a.in_channels;
         for (int64_t c = 0; c < c64s; ++c) {
-          _tile_loadd(4, wp + c * 64, kdim);
-          _tile_loadd(5, wp + 16 * kdim + c * 64, kdim);
-          _tile_loadd(6, xp + c * 16 * plane, plane);
-          _tile_loadd(7, xp + c * 16 * plane + 64, plane);
-          _tile_dpbsud(0, 4, 6);
-          _tile_dpbsud(1, 4, 7);
-          _tile_dpbsud(2, 5, 6);
-          _tile_dpbsud(3, 5, 7);
+          AmxStep(wp + c * 64, wp + 16 * kdim + c * 64, kdim, xp + c * 16 * plane, xp + c * 16 * plane + 64, plane);
         }
       }
     }
-    _tile_stored(0, out, 128);
-    _tile_stored(1, out + 16, 128);
-    _tile_stored(2, out + 16 * 32, 128);
-    _tile_stored(3, out + 16 * 32 + 16, 128);
+    AmxStore4(out);
     // Requantize the valid positions, one run per output row the chunk touches.
     for (int64_t f = f0; f < f0 + 32 && f < a.out_h * rp;) {
       const int64_t oy = f / rp, ox = f % rp;
