@@ -100,7 +100,7 @@ QParams FusedQParams(const Observer& obs) {
 
 }  // namespace
 
-Tensor FakeQuantize::forward(const Tensor& x) {
+void FakeQuantize::UpdateQParams(const Tensor& x) {
   const bool fused = IsMovingAverage(observer_->spec().kind);
   if (observer_enabled_) {
     (*observer_)(x);
@@ -108,6 +108,10 @@ Tensor FakeQuantize::forward(const Tensor& x) {
   } else if (qparams_.scale.empty()) {
     qparams_ = fused ? FusedQParams(*observer_) : observer_->CalculateQParams();
   }
+}
+
+Tensor FakeQuantize::forward(const Tensor& x) {
+  UpdateQParams(x);
   return fake_quant_enabled_ ? FakeQuantizeTensor(x, qparams_) : x;
 }
 

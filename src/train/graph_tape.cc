@@ -79,7 +79,7 @@ class Runner {
 
 Var Runner::FakeQuant(nn::Module& m, const Var& x) {
   if (auto* fq = dynamic_cast<quant::FakeQuantize*>(&m)) {
-    (*fq)(x.value);  // observes and updates the qparams, as the ordinary forward does
+    fq->UpdateQParams(x.value);  // the ordinary forward's observation; the fake-quantization is recorded here
     return fq->fake_quant_enabled() ? ag::fake_quantize(tape_, x, fq->qparams()) : x;
   }
   if (auto* obs = dynamic_cast<quant::Observer*>(&m)) {

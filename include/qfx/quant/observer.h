@@ -60,6 +60,9 @@ class FakeQuantize : public nn::Module {
   std::string type_name() const override { return "FakeQuantize"; }
   bool is_leaf() const override { return true; }
   Tensor forward(const Tensor& x) override;
+  // forward's first half: observe x (when enabled) and refresh qparams(), without fake-quantizing (the
+  // training engine records the fake-quantization itself).
+  void UpdateQParams(const Tensor& x);
 
   void enable_observer(bool on) { observer_enabled_ = on; }
   void enable_fake_quant(bool on) { fake_quant_enabled_ = on; }
