@@ -13,9 +13,8 @@
 
 namespace qfx {
 namespace train {
-namespace {
 
-absl::StatusOr<Tensor> WidenLabels(const Tensor& y) {
+absl::StatusOr<Tensor> IntegerLabels(const Tensor& y) {
   if (y.dtype() == DType::kI64) return y;
   if (y.dtype() == DType::kF32) return absl::InvalidArgumentError("labels must be integers, got " + y.ToString());
   Tensor out = Tensor::Uninitialized(y.shape(), DType::kI64);
@@ -28,6 +27,15 @@ absl::StatusOr<Tensor> WidenLabels(const Tensor& y) {
   }
   return out;
 }
+
+int64_t CountCorrect(const Tensor& logits, const Tensor& labels) {
+  const Tensor pred = F::argmax(logits);
+  int64_t correct = 0;
+  for (int64_t i = 0; i < labels.numel(); ++i) correct += pred.data<int64_t>()[i] == labels.data<int64_t>()[i];
+  return correct;
+}
+
+namespace {
 
 // Rows `idx` of t, gathered into a new [idx.size(), ...] tensor.
 Tensor Gather(const Tensor& t, const int64_t* idx, int64_t count) {
@@ -57,7 +65,7 @@ absl::StatusOr<BatchLoader> BatchLoader::Make(const Tensor& x, const Tensor& y, 
     return absl::InvalidArgumentError(
         absl::StrCat("labels ", y.ToString(), " must be one per input: [", x.size(0), "] for inputs ", x.ToString()));
   }
-  QFX_ASSIGN_OR_RETURN(Tensor labels, WidenLabels(y));
+  QFX_ASSIGN_OR_RETURN(Tensor labels, IntegerLabels(y));
   return BatchLoader(x, labels, batch, seed);
 }
 
@@ -78,13 +86,6 @@ bool BatchLoader::Next(Tensor* x, Tensor* y) {
 }
 
 namespace {
-
-int64_t Correct(const Tensor& logits, const Tensor& labels) {
-  const Tensor pred = F::argmax(logits);
-  int64_t correct = 0;
-  for (int64_t i = 0; i < labels.numel(); ++i) correct += pred.data<int64_t>()[i] == labels.data<int64_t>()[i];
-  return correct;
-}
 
 void ApplyFreezes(fx::GraphModule& module, const TrainOptions& o, int64_t epoch) {
   if (o.freeze_observers_after >= 0 && epoch >= o.freeze_observers_after) quant::EnableObservers(module, false);
@@ -128,7 +129,7 @@ absl::StatusOr<std::vector<EpochStats>> Train(fx::GraphModule& module, const Ten
                                                           ": the loss is not finite; lower the learning rate"));
       }
       loss_sum += l * by.numel();
-      correct += Correct(out->value, by);
+      correct += CountCorrect(out->value, by);
       seen += by.numel();
       ++step;
       if (callbacks.on_step) {

@@ -21,6 +21,7 @@
 #include "qfx/fx/tracer.h"
 #include "qfx/quant/metrics.h"
 #include "qfx/quant/model_file.h"
+#include "qfx/train/trainer.h"
 #include "qfx/quant/passes.h"
 
 namespace qfx {
@@ -230,19 +231,8 @@ absl::StatusOr<double> Top1(nn::Module& model, const Tensor& x, const Tensor& la
   model.eval();
   QFX_ASSIGN_OR_RETURN(Tensor y, RunBatched(model, x, batch, "eval"));
   if (y.dim() != 2) return absl::InvalidArgumentError(absl::StrCat("model output ", y.ToString(), " is not [N, classes]"));
-  const Tensor pred = F::argmax(y);
-  int64_t correct = 0;
-  for (int64_t i = 0; i < labels.size(0); ++i) {
-    int64_t label;
-    switch (labels.dtype()) {
-      case DType::kI64: label = labels.data<int64_t>()[i]; break;
-      case DType::kI32: label = labels.data<int32_t>()[i]; break;
-      case DType::kU8: label = labels.data<uint8_t>()[i]; break;
-      case DType::kI8: label = labels.data<int8_t>()[i]; break;
-      default: return absl::InvalidArgumentError(absl::StrCat("labels must be integers, got ", labels.ToString()));
-    }
-    correct += pred.data<int64_t>()[i] == label;
-  }
+  QFX_ASSIGN_OR_RETURN(const Tensor wide, train::IntegerLabels(labels));
+  const int64_t correct = train::CountCorrect(y, wide);
   return static_cast<double>(correct) / static_cast<double>(labels.size(0));
 }
 

@@ -18,6 +18,11 @@
 namespace qfx {
 namespace train {
 
+// y as i64 labels (i32 / u8 / i8 widened); an error naming the dtype for float labels.
+absl::StatusOr<Tensor> IntegerLabels(const Tensor& y);
+// How many rows of logits [N, C] have their argmax equal to the i64 label.
+int64_t CountCorrect(const Tensor& logits, const Tensor& labels);
+
 // Seeded, shuffled mini-batches over x [N, ...] (f32) and y [N] (i64; i32/u8/i8 labels are widened).
 class BatchLoader {
  public:
