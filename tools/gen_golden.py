@@ -34,6 +34,7 @@ import os
 import struct
 import subprocess
 import tempfile
+import time
 
 import numpy as np
 import torch
@@ -415,6 +416,23 @@ def write_prepare_qat_fixture(out):
                 json.dump(record, f, indent=0)
 
 
+def train_adam(model, x, y, epochs, lr=1e-3, batch=64):
+    """Adam with cross-entropy over shuffled mini-batches (torch.randperm each epoch); seconds per epoch."""
+    opt = torch.optim.Adam(model.parameters(), lr=lr)
+    seconds = []
+    for _ in range(epochs):
+        model.train()
+        start = time.perf_counter()
+        perm = torch.randperm(len(x))
+        for i in range(0, len(x), batch):
+            idx = perm[i:i + batch]
+            opt.zero_grad()
+            F.cross_entropy(model(x[idx]), y[idx]).backward()
+            opt.step()
+        seconds.append(time.perf_counter() - start)
+    return seconds
+
+
 def write_mnist_fixture(out):
     """mnist/: a mnist_cnn trained with PyTorch on the fetch_mnist.sh train split (Adam 1e-3, batch 64, 3 epochs,
     seed 0), 200 calibration and 400 test images, and PyTorch FX int8 logits on those (qnnpack and onednn,
@@ -431,15 +449,7 @@ def write_mnist_fixture(out):
         test_y = torch.from_numpy(np.load(os.path.join(tmp, "test_y.npy")))[:400]
     torch.manual_seed(0)
     model = MnistCnn()
-    opt = torch.optim.Adam(model.parameters(), lr=1e-3)
-    for epoch in range(3):
-        model.train()
-        perm = torch.randperm(len(train_x))
-        for i in range(0, len(train_x), 64):
-            idx = perm[i:i + 64]
-            opt.zero_grad()
-            F.cross_entropy(model(train_x[idx]), train_y[idx]).backward()
-            opt.step()
+    train_adam(model, train_x, train_y, epochs=3)
     model.eval()
     calib = train_x[:200]
     write_safetensors(os.path.join(d, "mnist_cnn_trained.safetensors"), list(model.state_dict().items()))

@@ -15,31 +15,12 @@ import re
 import subprocess
 import sys
 import tempfile
-import time
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from gen_golden import MnistCnn, write_safetensors  # noqa: E402
-
-
-def torch_train(model, x, y, epochs, seed):
-    torch.manual_seed(seed + 1000)
-    opt = torch.optim.Adam(model.parameters(), lr=1e-3)
-    seconds = []
-    for _ in range(epochs):
-        model.train()
-        start = time.perf_counter()
-        perm = torch.randperm(len(x))
-        for i in range(0, len(x), 64):
-            idx = perm[i:i + 64]
-            opt.zero_grad()
-            F.cross_entropy(model(x[idx]), y[idx]).backward()
-            opt.step()
-        seconds.append(time.perf_counter() - start)
-    return seconds
+from gen_golden import MnistCnn, train_adam, write_safetensors  # noqa: E402
 
 
 def qfx_train(qfx, init, data, epochs, seed, out):
@@ -78,7 +59,8 @@ def main():
             model = MnistCnn()
             init = os.path.join(tmp, f"init{seed}.safetensors")
             write_safetensors(init, list(model.state_dict().items()))
-            t_sec = torch_train(model, x, y, args.epochs, seed)
+            torch.manual_seed(seed + 1000)
+            t_sec = train_adam(model, x, y, args.epochs)
             model.eval()
             with torch.no_grad():
                 t_top1 = float((model(tx).argmax(1) == ty).float().mean())
