@@ -50,6 +50,14 @@ inline void U8S8Portable(const U8S8GemmArgs& g, int64_t m0, int64_t m1, int64_t 
   }
 }
 
+// g.packed_a, or A packed into *own when the caller did not prepack it.
+inline const int32_t* PackedWeights(const U8S8GemmArgs& g, std::vector<int32_t>* own) {
+  if (g.packed_a != nullptr) return g.packed_a;
+  own->resize(static_cast<size_t>(PackedU8S8Size(g.m, g.k)));
+  PackU8S8Weights(g.a, g.m, g.k, g.lda, own->data());
+  return own->data();
+}
+
 #if HWY_TARGET == HWY_AVX2 || HWY_TARGET == HWY_AVX3 || HWY_TARGET == HWY_AVX3_DL
 #define QFX_U8S8_TILE 1
 // AVX3_DL has VNNI: vpdpbusd adds u8 x s8 products of 4 bytes straight into int32 — exact, no int16 step.
@@ -303,12 +311,7 @@ inline bool AmxConvImplicitImpl(const AmxConvArgs& a) {
 
 inline void GemmU8S8Amx(const U8S8GemmArgs& g) {
   std::vector<int32_t> own;
-  const int32_t* packed = g.packed_a;
-  if (packed == nullptr) {
-    own.resize(static_cast<size_t>(PackedU8S8Size(g.m, g.k)));
-    PackU8S8Weights(g.a, g.m, g.k, g.lda, own.data());
-    packed = own.data();
-  }
+  const int32_t* packed = PackedWeights(g, &own);
   const int8_t* w = reinterpret_cast<const int8_t*>(packed + AmxWeightsOffset(g.m, g.k));
   const int64_t panels = (g.n + kNr - 1) / kNr, blocks = (g.m + 31) / 32;
   if (panels >= blocks) {
@@ -333,12 +336,7 @@ inline void GemmU8S8Impl(const U8S8GemmArgs& g) {
   if (kVnni || MaddubsIsExact(g)) {
     const int64_t blocks = (g.m + kMr - 1) / kMr;
     std::vector<int32_t> own;
-    const int32_t* packed_a = g.packed_a;
-    if (packed_a == nullptr) {
-      own.resize(static_cast<size_t>(PackedU8S8Size(g.m, g.k)));
-      PackU8S8Weights(g.a, g.m, g.k, g.lda, own.data());
-      packed_a = own.data();
-    }
+    const int32_t* packed_a = PackedWeights(g, &own);
     if (g.n >= g.m) {
       const int64_t panels = (g.n + kNr - 1) / kNr;
       ParallelFor(panels, 2, [&](int64_t b, int64_t e) {
