@@ -21,16 +21,27 @@ bool FunctionalLinearTensors(fx::GraphModule& gm, const fx::Node& n, Tensor* wei
   return n.args().size() < 3 || std::holds_alternative<std::monostate>(n.args()[2]) || attr(n.args()[2], bias);
 }
 
-// Replaces `n` (a functional linear) by a call of a new DynamicQuantizedLinear module named after it.
-absl::StatusOr<std::string> ReplaceFunctionalLinear(fx::GraphModule& gm, fx::Node* n, const Tensor& weight,
-                                                    const Tensor& bias, const QConfig& q) {
-  if (weight.dim() != 2) return absl::InvalidArgumentError(absl::StrCat("%", n->name(), ": weight must be 2-d"));
+// The DynamicQuantizedLinear for a Linear's float weight [out, in] and bias, quantized with q's weight spec.
+absl::StatusOr<std::shared_ptr<DynamicQuantizedLinear>> DynamicLinear(const Tensor& weight, const Tensor& bias,
+                                                                     const QConfig& q) {
+  if (weight.dim() != 2) return absl::InvalidArgumentError(absl::StrCat("weight ", weight.ToString(), " must be 2-d"));
+  if (q.weight.dtype != QDType::kQInt8) {
+    return absl::InvalidArgumentError(absl::StrCat("dynamic weight dtype must be qint8, got ", QDTypeName(q.weight.dtype)));
+  }
   QFX_ASSIGN_OR_RETURN(QuantizedLayer layer, QuantizeLayer(weight, bias, q.weight));
   layer.in_channels = weight.size(1);
   layer.out_channels = weight.size(0);
+  // fbgemm's linear_dynamic always quantizes activations with reduce_range on x86.
+  return std::make_shared<DynamicQuantizedLinear>(layer, /*reduce_range=*/true);
+}
+
+// Replaces `n` (a functional linear) by a call of a new DynamicQuantizedLinear module named after it.
+absl::StatusOr<std::string> ReplaceFunctionalLinear(fx::GraphModule& gm, fx::Node* n, const Tensor& weight,
+                                                    const Tensor& bias, const QConfig& q) {
+  QFX_ASSIGN_OR_RETURN(std::shared_ptr<DynamicQuantizedLinear> module, DynamicLinear(weight, bias, q));
   std::string path = n->name() + "_dynamic";
   for (int k = 1; gm.submodule(path) != nullptr; ++k) path = absl::StrCat(n->name(), "_dynamic_", k);
-  QFX_RETURN_IF_ERROR(gm.ReplaceSubmodule(path, std::make_shared<DynamicQuantizedLinear>(layer, true)));
+  QFX_RETURN_IF_ERROR(gm.ReplaceSubmodule(path, std::move(module)));
   fx::Node* call;
   {
     auto point = gm.graph().InsertingBefore(n);
@@ -78,16 +89,9 @@ absl::StatusOr<DynamicReport> QuantizeDynamic(fx::GraphModule& module, const Qua
       report.left_float[n->name()] = "dynamic quantization covers Linear modules and linear calls on parameters only";
       continue;
     }
-    if (q.weight.dtype != QDType::kQInt8) {
-      return absl::InvalidArgumentError(absl::StrCat("%", n->name(), ": dynamic weight dtype must be qint8, got ",
-                                                     QDTypeName(q.weight.dtype)));
-    }
-    absl::StatusOr<QuantizedLayer> layer = QuantizeLayer(linear->weight, linear->bias, q.weight);
-    if (!layer.ok()) return absl::Status(layer.status().code(), absl::StrCat("%", n->name(), ": ", layer.status().message()));
-    layer->in_channels = linear->in_features;
-    layer->out_channels = linear->out_features;
-    // fbgemm's linear_dynamic always quantizes activations with reduce_range on x86.
-    QFX_RETURN_IF_ERROR(module.ReplaceSubmodule(n->target().path, std::make_shared<DynamicQuantizedLinear>(*layer, true)));
+    absl::StatusOr<std::shared_ptr<DynamicQuantizedLinear>> m = DynamicLinear(linear->weight, linear->bias, q);
+    if (!m.ok()) return absl::Status(m.status().code(), absl::StrCat("%", n->name(), ": ", m.status().message()));
+    QFX_RETURN_IF_ERROR(module.ReplaceSubmodule(n->target().path, *std::move(m)));
     report.quantized.push_back(n->target().path);
   }
   module.graph().EliminateDeadCode();  // the functional weights' get_attr nodes
