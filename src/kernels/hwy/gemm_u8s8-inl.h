@@ -225,8 +225,42 @@ HWY_INLINE void AmxBlock(const int8_t* HWY_RESTRICT w, int64_t kp, const uint8_t
   AmxStore4(out);
 }
 
-inline void RequantizeRowImpl(const int32_t* HWY_RESTRICT acc, int64_t n, int32_t correction, float multiplier,
-                              int32_t zero_point, int32_t lo, int32_t hi, uint8_t* HWY_RESTRICT y);
+// The AMX epilogue: a finished 32 x 32 int32 block (out[r * 32 + lane]) requantized by the shared rule
+// (bit-identical to RequantizeRowImpl: the product clamped to +-2^30, then round-to-nearest-even) into rows
+// co + r of q.y. Where each lane goes is the same for every row, so it is worked out once per block as up to
+// one masked store per output row a 16-lane half touches: lane l of half h lands at y_row[offset + l] when bit l of mask is set
+// (the masked-off lanes are neither read nor written, so offset may point before the row).
+struct AmxStores {
+  int count[2] = {0, 0};
+  __mmask16 mask[2][16] = {};  // a half touches at most 16 rows (one per lane)
+  int64_t offset[2][16] = {};
+  void Add(int half, __mmask16 m, int64_t off) {
+    mask[half][count[half]] = m;
+    offset[half][count[half]++] = off;
+  }
+};
+
+HWY_ATTR inline void AmxRequantBlock(const int32_t* HWY_RESTRICT out, int64_t rows, const U8S8GemmArgs::Requant& q,
+                                     int64_t co, const AmxStores& st) {
+  const __m512 big = _mm512_set1_ps(1073741824.0f), nbig = _mm512_set1_ps(-1073741824.0f);
+  const __m512i zp = _mm512_set1_epi32(q.zero_point), lo = _mm512_set1_epi32(q.lo), hi = _mm512_set1_epi32(q.hi);
+  for (int64_t r = 0; r < rows; ++r) {
+    const __m512i corr = _mm512_set1_epi32(q.correction[co + r]);
+    const __m512 mult = _mm512_set1_ps(q.multiplier[co + r]);
+    const uintptr_t y_row = reinterpret_cast<uintptr_t>(q.y + (co + r) * q.ldy);
+    for (int h = 0; h < 2; ++h) {
+      const __m512i acc = _mm512_add_epi32(_mm512_load_si512(out + r * 32 + h * 16), corr);
+      __m512 v = _mm512_mul_ps(_mm512_cvtepi32_ps(acc), mult);
+      v = _mm512_min_ps(_mm512_max_ps(v, nbig), big);
+      __m512i y = _mm512_add_epi32(_mm512_cvtps_epi32(v), zp);
+      y = _mm512_min_epi32(_mm512_max_epi32(y, lo), hi);
+      const __m128i bytes = _mm512_cvtepi32_epi8(y);
+      for (int s = 0; s < st.count[h]; ++s) {
+        _mm_mask_storeu_epi8(reinterpret_cast<void*>(y_row + st.offset[h][s]), st.mask[h][s], bytes);
+      }
+    }
+  }
+}
 
 // Rows [m0, m1) (m0 a multiple of 32) and columns [n0, n1) of C on AMX; `w` is the padded weight copy.
 inline void U8S8Amx(const U8S8GemmArgs& g, const int8_t* w, int64_t m0, int64_t m1, int64_t n0, int64_t n1) {
@@ -244,15 +278,20 @@ inline void U8S8Amx(const U8S8GemmArgs& g, const int8_t* w, int64_t m0, int64_t 
     const int64_t cols = std::min(kNr, n1 - j);
     const uint8_t* pb = g.packed_b ? g.packed_b + (j / kNr) * kp * kNr : panel.get();
     if (!g.packed_b) PackB(g, j, j + cols, kp / 4, panel.get());
+    AmxStores st;  // columns [j, j + cols) of each row
+    for (int h = 0; h < 2 && cols > 16 * h; ++h) {
+      st.Add(h, static_cast<__mmask16>(_bzhi_u32(0xFFFFu, static_cast<unsigned>(std::min<int64_t>(16, cols - 16 * h)))),
+             j + 16 * h);
+    }
     for (int64_t i = m0; i < m1; i += 32) {
       AmxBlock(w + i * kp, kp, pb, out);
-      for (int64_t r = 0; r < 32 && i + r < m1; ++r) {
-        if (const U8S8GemmArgs::Requant* q = g.requant) {
-          RequantizeRowImpl(out + r * 32, cols, q->correction[i + r], q->multiplier[i + r], q->zero_point, q->lo, q->hi,
-                            q->y + (i + r) * q->ldy + j);
-        } else {
-          std::memcpy(g.c + (i + r) * g.ldc + j, out + r * 32, static_cast<size_t>(cols) * sizeof(int32_t));
-        }
+      const int64_t rows = std::min<int64_t>(32, m1 - i);
+      if (g.requant != nullptr) {
+        AmxRequantBlock(out, rows, *g.requant, i, st);
+        continue;
+      }
+      for (int64_t r = 0; r < rows; ++r) {
+        std::memcpy(g.c + (i + r) * g.ldc + j, out + r * 32, static_cast<size_t>(cols) * sizeof(int32_t));
       }
     }
   }
@@ -265,12 +304,35 @@ inline void U8S8Amx(const U8S8GemmArgs& g, const int8_t* w, int64_t m0, int64_t 
 // for tap (ky, kx), so a tile row is 16 consecutive positions x 4 channels of one channel group straight
 // from the input even across output rows; positions with ox >= OW are computed and dropped. 32 positions
 // a chunk (two tiles), every tap and 64 channels a step.
+// Where the 32 positions of the chunk at f0 go: one masked store per output row a half touches, over the
+// lanes with ox < OW (the padded grid's extra columns and positions past the last row are dropped).
+inline AmxStores AmxConvStores(const AmxConvArgs& a, int64_t f0) {
+  const int64_t rp = a.row_pixels, end = a.out_h * rp;
+  AmxStores st;
+  for (int h = 0; h < 2; ++h) {
+    for (int64_t l = 0; l < 16;) {
+      const int64_t f = f0 + 16 * h + l;
+      if (f >= end) break;
+      const int64_t oy = f / rp, ox = f % rp, run = std::min<int64_t>(16 - l, rp - ox);  // lanes left in this row
+      const int64_t valid = std::max<int64_t>(0, std::min(run, a.out_w - ox));
+      if (valid > 0) {
+        const unsigned bits = _bzhi_u32(0xFFFFu, static_cast<unsigned>(l + valid)) & ~_bzhi_u32(0xFFFFu, static_cast<unsigned>(l));
+        st.Add(h, static_cast<__mmask16>(bits), oy * a.out_w + ox - l);
+      }
+      l += run;
+    }
+  }
+  return st;
+}
+
 HWY_INLINE void AmxConvItems(const AmxConvArgs& a, int64_t i0,
                                                                                 int64_t i1) {
   const int64_t kdim = a.kernel_h * a.kernel_w * a.in_channels, c64s = a.in_channels / 64;
   const int64_t rp = a.row_pixels, plane = a.plane_bytes, chunks = (a.out_h * rp + 31) / 32;
   const U8S8GemmArgs::Requant& q = a.requant;
   alignas(64) int32_t out[32 * 32];
+  AmxStores stores;
+  int64_t stores_f0 = -1;
   AmxConfigure();
   for (int64_t item = i0; item < i1; ++item) {
     const int64_t co = item / chunks * 32, f0 = item % chunks * 32;
@@ -285,19 +347,8 @@ HWY_INLINE void AmxConvItems(const AmxConvArgs& a, int64_t i0,
       }
     }
     AmxStore4(out);
-    // Requantize the valid positions, one run per output row the chunk touches.
-    for (int64_t f = f0; f < f0 + 32 && f < a.out_h * rp;) {
-      const int64_t oy = f / rp, ox = f % rp;
-      const int64_t run_end = std::min(f0 + 32, oy * rp + rp);  // end of this row within the chunk
-      if (ox < a.out_w) {
-        const int64_t n = std::min(run_end, oy * rp + a.out_w) - f;
-        for (int64_t r = 0; r < 32 && co + r < a.out_channels; ++r) {
-          RequantizeRowImpl(out + r * 32 + (f - f0), n, q.correction[co + r], q.multiplier[co + r], q.zero_point, q.lo,
-                            q.hi, q.y + (co + r) * q.ldy + oy * a.out_w + ox);
-        }
-      }
-      f = run_end;
-    }
+    if (f0 != stores_f0) stores = AmxConvStores(a, f0), stores_f0 = f0;
+    AmxRequantBlock(out, std::min<int64_t>(32, a.out_channels - co), q, co, stores);
   }
   AmxRelease();
 }
