@@ -111,11 +111,14 @@ bool AmxConvImage(const QConvArgs& a, const uint8_t* x, uint8_t* y, const int32_
 // `direct`: 1x1 stride-1 unpadded, whose im2col rows are the input planes themselves.
 void Im2ColPanels(const Conv2dGeometry& g, const uint8_t* x, int64_t kdim, int64_t kp, bool direct, uint8_t pad,
                   uint8_t* panels) {
-  const int64_t n = g.out_h() * g.out_w(), npanels = (n + 31) / 32;
-  ParallelFor(kp / 4, 4, [&](int64_t q0, int64_t q1) {
+  const int64_t n = g.out_h() * g.out_w(), npanels = (n + 31) / 32, groups = kp / 4;
+  // Item i is k-group q = i / 2 for even i and groups - 1 - i / 2 for odd i, so that every thread's range
+  // mixes real rows with the cheap zero rows past kdim (contiguous ranges left one thread most of the zeros).
+  ParallelFor(groups, 4, [&](int64_t i0, int64_t i1) {
     thread_local std::vector<uint8_t> rows;
     rows.resize(static_cast<size_t>(4 * npanels * 32));
-    for (int64_t q = q0; q < q1; ++q) {
+    for (int64_t i = i0; i < i1; ++i) {
+      const int64_t q = i % 2 == 0 ? i / 2 : groups - 1 - i / 2;
       const uint8_t* r[4];
       for (int64_t j = 0; j < 4; ++j) {
         const int64_t k = q * 4 + j;
