@@ -311,6 +311,11 @@ void QLinearDynamic(const QLinearDynamicArgs& a, const uint8_t* x, float* y) {
   }
 }
 
+void GatherStridedU8(const uint8_t* x, int64_t stride, int64_t n, uint8_t* out) {
+  int64_t i = stride == 2 ? EvenBytes(x, 0, n, out) : 0;
+  for (; i < n; ++i) out[i] = x[i * stride];
+}
+
 const char* Int8TargetName() { return GemmU8S8TargetName(); }
 
 }  // namespace kernels

@@ -378,6 +378,7 @@ void MaxPoolPlanes(const PoolGeometry& g, int64_t planes, int64_t ih, int64_t iw
   for (int64_t kx = 0; kx < g.kw; ++kx) cols[kx] = kernels::ValidOutputRange(g.ow, g.sw, kx * g.dw - g.pw, iw);
   const T lowest = std::numeric_limits<T>::has_infinity ? -std::numeric_limits<T>::infinity() : std::numeric_limits<T>::lowest();
   ParallelFor(planes, 8, [&](int64_t b, int64_t e) {
+    std::vector<T> gathered(std::is_floating_point<T>::value ? 0 : g.ow);  // one strided tap row (uint8)
     for (int64_t pl = b; pl < e; ++pl) {
       const T* xp = px + pl * ih * iw;
       for (int64_t oy = 0; oy < g.oh; ++oy) {
@@ -393,11 +394,12 @@ void MaxPoolPlanes(const PoolGeometry& g, int64_t planes, int64_t ih, int64_t iw
               }
             } else {  // uint8 stores may alias anything: keep the bounds and stride in registers
               const int64_t lo = cols[kx].first, hi = cols[kx].second, sw = g.sw;
-              if (sw == 1) {
-                for (int64_t ox = lo; ox < hi; ++ox) o[ox] = std::max(o[ox], xr[ox]);
-              } else {
-                for (int64_t ox = lo; ox < hi; ++ox) o[ox] = std::max(o[ox], xr[ox * sw]);
+              const T* src = xr;
+              if (sw != 1) {  // gather the strided taps first (SIMD for stride 2), then a contiguous max
+                kernels::GatherStridedU8(xr + lo * sw, sw, hi - lo, gathered.data() + lo);
+                src = gathered.data();
               }
+              for (int64_t ox = lo; ox < hi; ++ox) o[ox] = std::max(o[ox], src[ox]);
             }
           }
         }

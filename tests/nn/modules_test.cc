@@ -173,6 +173,12 @@ TEST(QuantizedOps, ClampsAndPoolsMatchTheFloatDefinition) {
   pool.padding = {1, 1};
   same(F::max_pool2d(q, pool), F::max_pool2d(f, pool));
   same(F::adaptive_avg_pool2d(q, {1, 1}), F::adaptive_avg_pool2d(f, {1, 1}));
+  // Rows wide enough for the 16-byte stride-2 gather (35 output columns: two vectors and a ragged end).
+  Tensor wide = Tensor::Quantized({1, 2, 9, 70}, DType::kU8, QuantInfo{0.05f, 100});
+  for (int64_t i = 0; i < wide.numel(); ++i) wide.data<uint8_t>()[i] = static_cast<uint8_t>((i * 2654435761u) >> 24);
+  const Tensor pooled = F::max_pool2d(wide, pool), pooled_f = F::quantize(F::max_pool2d(F::dequantize(wide), pool), 0.05, 100);
+  ASSERT_EQ(pooled.numel(), 2 * 5 * 35);
+  for (int64_t i = 0; i < pooled.numel(); ++i) ASSERT_EQ(pooled.data<uint8_t>()[i], pooled_f.data<uint8_t>()[i]) << i;
   EXPECT_TRUE(F::flatten(q, 1).is_quantized());
   const Tensor added = F::q_add(q, q, 0.1, 128, /*relu=*/true);
   same(F::q_add(q, q, 0.05, 100, false), F::add(f, f));

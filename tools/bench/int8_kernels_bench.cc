@@ -89,6 +89,7 @@ BENCHMARK(BM_QConv2d)
     ->Args({64, 128, 56, 3, 2, 1, 2})      // layer2.0.conv1
     ->Args({64, 128, 56, 1, 2, 1, 2})      // layer2.0.downsample
     ->Args({128, 128, 28, 3, 1, 1, 2})     // layer2 (x3)
+    ->Args({128, 128, 28, 3, 1, 1, 1})     // layer2, one thread
     ->Args({128, 256, 28, 3, 2, 1, 2})     // layer3.0.conv1
     ->Args({256, 256, 14, 3, 1, 1, 2})     // layer3 (x3)
     ->Args({256, 512, 14, 3, 2, 1, 2})     // layer4.0.conv1

@@ -130,6 +130,8 @@ void QLinearDynamic(const QLinearDynamicArgs& a, const uint8_t* x, float* y);
 // a NaN or an infinity.
 void QuantizeU8(const float* x, int64_t n, float scale, int32_t zero_point, int32_t qmax, uint8_t* y);
 bool MinMax(const float* x, int64_t n, float* lo, float* hi);
+// out[i] = x[i * stride] for i < n (stride 2: 16 bytes a step; im2col and max pooling use it).
+void GatherStridedU8(const uint8_t* x, int64_t stride, int64_t n, uint8_t* out);
 // Name of the SIMD target the int8 GEMM dispatches to.
 const char* Int8TargetName();
 

@@ -325,14 +325,19 @@ inline AmxStores AmxConvStores(const AmxConvArgs& a, int64_t f0) {
   return st;
 }
 
-HWY_INLINE void AmxConvItems(const AmxConvArgs& a, int64_t i0,
-                                                                                int64_t i1) {
+__attribute__((target("amx-tile,amx-int8"))) HWY_ATTR inline void AmxConvItems(const AmxConvArgs& a, int64_t i0, int64_t i1) {
   const int64_t kdim = a.kernel_h * a.kernel_w * a.in_channels, c64s = a.in_channels / 64;
   const int64_t rp = a.row_pixels, plane = a.plane_bytes, chunks = (a.out_h * rp + 31) / 32;
-  const U8S8GemmArgs::Requant& q = a.requant;
-  alignas(64) int32_t out[32 * 32];
-  AmxStores stores;
-  int64_t stores_f0 = -1;
+  // Software-pipelined: item i's tile work is issued before item i - 1's epilogue, so the vector
+  // requantization runs while the tiles compute (two output buffers, two store plans).
+  alignas(64) int32_t out[2][32 * 32];
+  AmxStores stores[2];
+  int64_t stores_f0[2] = {-1, -1};
+  const auto epilogue = [&](int64_t item) {
+    const int64_t co = item / chunks * 32, f0 = item % chunks * 32, b = item & 1;
+    if (f0 != stores_f0[b]) stores[b] = AmxConvStores(a, f0), stores_f0[b] = f0;
+    AmxRequantBlock(out[b], std::min<int64_t>(32, a.out_channels - co), a.requant, co, stores[b]);
+  };
   AmxConfigure();
   for (int64_t item = i0; item < i1; ++item) {
     const int64_t co = item / chunks * 32, f0 = item % chunks * 32;
@@ -346,10 +351,10 @@ HWY_INLINE void AmxConvItems(const AmxConvArgs& a, int64_t i0,
         }
       }
     }
-    AmxStore4(out);
-    if (f0 != stores_f0) stores = AmxConvStores(a, f0), stores_f0 = f0;
-    AmxRequantBlock(out, std::min<int64_t>(32, a.out_channels - co), q, co, stores);
+    if (item > i0) epilogue(item - 1);
+    AmxStore4(out[item & 1]);
   }
+  if (i1 > i0) epilogue(i1 - 1);
   AmxRelease();
 }
 
