@@ -5,6 +5,7 @@
 #include <cstdlib>
 
 #include "qfx/kernels/f32.h"  // Conv2dGeometry
+#include "qfx/kernels/int8.h"  // QConvArgs
 
 namespace qfx {
 namespace kernels {
@@ -89,6 +90,11 @@ struct DepthwisePlaneArgs {
   int32_t* acc = nullptr;      // [OH, OW]
 };
 void DepthwiseAccumulate(const DepthwisePlaneArgs& p);
+
+// The whole depthwise convolution (one input channel per group, any channel multiplier) with VNNI byte
+// dot products, requantized; false (doing nothing) unless the dispatched target is AVX3_DL and the layer
+// has no dilation, a kernel at most 8 wide and horizontal stride 1 or 2.
+bool DepthwiseQConvVnni(const QConvArgs& a, const uint8_t* x, uint8_t* y);
 
 // Dispatches to the best compiled SIMD target. On AVX3_DL CPUs with AMX-INT8 (Sapphire Rapids and later)
 // whose kernel grants the tile state, the GEMM runs on AMX tiles (tdpbsud, exact) unless the environment

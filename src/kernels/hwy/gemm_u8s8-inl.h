@@ -376,6 +376,99 @@ inline void GemmU8S8Amx(const U8S8GemmArgs& g) {
     ParallelFor(blocks, 1, [&](int64_t b, int64_t e) { U8S8Amx(g, w, b * 32, std::min(g.m, e * 32), 0, g.n); });
   }
 }
+
+// Depthwise convolution with VNNI (AVX3_DL): 16 output columns of one row per vector. For each kernel
+// row, one 64-byte load of the input row (masked: columns outside the image read as the zero point, so
+// they cancel in the correction) and, per group of 4 horizontal taps, a vpermb that puts each output's
+// 4 input bytes (columns sw * ox + kx) in its int32 lane and a vpdpbusd with the 4 weights: a 3x3 kernel
+// is 3 loads, 3 permutes and 3 dot products per 16 outputs. Rows outside the image read as all zero
+// point. The accumulator starts at bias - zp * sum(w), so it ends as the exact sum of (x - zp) * w + bias,
+// requantized as AmxRequantBlock does. Kernels up to 8 wide, strides 1 and 2, no dilation.
+inline bool DepthwiseVnniApplies(const Conv2dGeometry& g) {
+  return g.dilation_h == 1 && g.dilation_w == 1 && g.kernel_w <= 8 && g.kernel_h <= 16 &&
+         (g.stride_w == 1 || g.stride_w == 2);
+}
+
+__attribute__((target("avx512vnni,avx512vbmi"))) HWY_ATTR inline void DepthwiseVnniChannels(const QConvArgs& a,
+    const uint8_t* HWY_RESTRICT x, uint8_t* HWY_RESTRICT y, int64_t i0, int64_t i1) {
+  const Conv2dGeometry& g = a.g;
+  const int64_t oh = g.out_h(), ow = g.out_w(), kh = g.kernel_h, kw = g.kernel_w, in_h = g.in_h, in_w = g.in_w;
+  const int64_t sw = g.stride_w, sh = g.stride_h, groups4 = (kw + 3) / 4, vectors = (ow + 15) / 16;
+  const int64_t mult = g.out_channels / g.in_channels;
+  // Per horizontal group: the byte permutation (lane j, byte b <- column sw * j + 4 * group + b) and the
+  // bytes that hold real taps.
+  __m512i idx[2];
+  __mmask64 taps[2];
+  for (int64_t q = 0; q < groups4; ++q) {
+    alignas(64) uint8_t table[64];
+    uint64_t m = 0;
+    for (int j = 0; j < 16; ++j) {
+      for (int b = 0; b < 4; ++b) {
+        table[4 * j + b] = static_cast<uint8_t>(sw * j + 4 * q + b);
+        if (4 * q + b < kw) m |= uint64_t{1} << (4 * j + b);
+      }
+    }
+    idx[q] = _mm512_load_si512(table);
+    taps[q] = m;
+  }
+  const __m512i zp_bytes = _mm512_set1_epi8(static_cast<char>(a.x_zero_point));
+  const __m512 big = _mm512_set1_ps(1073741824.0f), nbig = _mm512_set1_ps(-1073741824.0f);
+  const __m512i yzp = _mm512_set1_epi32(a.y_zero_point), lo = _mm512_set1_epi32(a.lo), hi = _mm512_set1_epi32(a.hi);
+  for (int64_t item = i0; item < i1; ++item) {
+    const int64_t n = item / g.out_channels, co = item % g.out_channels, ci = co / mult;
+    const uint8_t* xc = x + (n * g.in_channels + ci) * in_h * in_w;
+    uint8_t* yc = y + item * oh * ow;
+    const int8_t* w = a.weight + co * kh * kw;
+    __m512i wv[16][2];  // per kernel row and group: the 4 weights of every lane's bytes
+    int32_t wsum = 0;
+    for (int64_t ky = 0; ky < kh; ++ky) {
+      for (int64_t q = 0; q < groups4; ++q) {
+        uint32_t packed = 0;
+        for (int64_t b = 0; b < 4 && 4 * q + b < kw; ++b) {
+          packed |= static_cast<uint32_t>(static_cast<uint8_t>(w[ky * kw + 4 * q + b])) << (8 * b);
+          wsum += w[ky * kw + 4 * q + b];
+        }
+        wv[ky][q] = _mm512_set1_epi32(static_cast<int32_t>(packed));
+      }
+    }
+    const __m512i corr = _mm512_set1_epi32((a.bias ? a.bias[co] : 0) - a.x_zero_point * wsum);
+    const __m512 mul = _mm512_set1_ps(a.multiplier[co]);
+    for (int64_t oy = 0; oy < oh; ++oy) {
+      for (int64_t v = 0; v < vectors; ++v) {
+        const int64_t c0 = sw * 16 * v - g.pad_w;  // input column of lane 0, tap 0
+        const int64_t first = std::max<int64_t>(0, -c0), last = std::min<int64_t>(64, in_w - c0);
+        const __mmask64 inside = last > first ? (_bzhi_u64(~0ULL, static_cast<unsigned>(last)) &
+                                                 ~_bzhi_u64(~0ULL, static_cast<unsigned>(first)))
+                                              : 0;
+        __m512i acc = corr;
+        for (int64_t ky = 0; ky < kh; ++ky) {
+          const int64_t iy = oy * sh - g.pad_h + ky;
+          const __m512i row = (iy < 0 || iy >= in_h)
+                                  ? zp_bytes
+                                  : _mm512_mask_loadu_epi8(zp_bytes, inside,
+                                                           reinterpret_cast<const void*>(
+                                                               reinterpret_cast<uintptr_t>(xc + iy * in_w) + c0));
+          for (int64_t q = 0; q < groups4; ++q) {
+            acc = _mm512_dpbusd_epi32(acc, _mm512_maskz_permutexvar_epi8(taps[q], idx[q], row), wv[ky][q]);
+          }
+        }
+        __m512 f = _mm512_mul_ps(_mm512_cvtepi32_ps(acc), mul);
+        f = _mm512_min_ps(_mm512_max_ps(f, nbig), big);
+        __m512i q8 = _mm512_add_epi32(_mm512_cvtps_epi32(f), yzp);
+        q8 = _mm512_min_epi32(_mm512_max_epi32(q8, lo), hi);
+        const int64_t cols = std::min<int64_t>(16, ow - 16 * v);
+        _mm_mask_storeu_epi8(yc + oy * ow + 16 * v, static_cast<__mmask16>(_bzhi_u32(0xFFFFu, static_cast<unsigned>(cols))),
+                             _mm512_cvtepi32_epi8(q8));
+      }
+    }
+  }
+}
+
+inline bool DepthwiseQConvImpl(const QConvArgs& a, const uint8_t* x, uint8_t* y) {
+  if (!DepthwiseVnniApplies(a.g)) return false;
+  ParallelFor(a.g.batch * a.g.out_channels, 2, [&](int64_t b, int64_t e) { DepthwiseVnniChannels(a, x, y, b, e); });
+  return true;
+}
 #endif  // AVX3_DL
 
 #endif  // AVX2 / AVX3 / AVX3_DL
@@ -556,6 +649,7 @@ inline void DepthwiseAccumulateImpl(const DepthwisePlaneArgs& p) {
 
 #if HWY_TARGET != HWY_AVX3_DL
 inline bool AmxConvImplicitImpl(const AmxConvArgs&) { return false; }
+inline bool DepthwiseQConvImpl(const QConvArgs&, const uint8_t*, uint8_t*) { return false; }
 #endif
 
 inline bool UsesAmxImpl() {

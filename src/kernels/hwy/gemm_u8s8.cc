@@ -22,8 +22,13 @@ HWY_EXPORT(LinearFewRowsImpl);
 HWY_EXPORT(UsesAmxImpl);
 HWY_EXPORT(DepthwiseAccumulateImpl);
 HWY_EXPORT(AmxConvImplicitImpl);
+HWY_EXPORT(DepthwiseQConvImpl);
 
 bool AmxConvImplicit(const AmxConvArgs& a) { return HWY_DYNAMIC_DISPATCH(AmxConvImplicitImpl)(a); }
+
+bool DepthwiseQConvVnni(const QConvArgs& a, const uint8_t* x, uint8_t* y) {
+  return HWY_DYNAMIC_DISPATCH(DepthwiseQConvImpl)(a, x, y);
+}
 
 void DepthwiseAccumulate(const DepthwisePlaneArgs& p) { HWY_DYNAMIC_DISPATCH(DepthwiseAccumulateImpl)(p); }
 
