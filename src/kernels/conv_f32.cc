@@ -6,6 +6,7 @@
 #include "qfx/core/parallel.h"
 #include "qfx/kernels/f32.h"
 #include "src/kernels/im2col.h"
+#include "src/kernels/scratch.h"
 
 namespace qfx {
 namespace kernels {
@@ -60,7 +61,7 @@ void Conv2dF32(const Conv2dGeometry& g, const float* x, const float* w, const fl
   const bool direct = g.kernel_h == 1 && g.kernel_w == 1 && g.stride_h == 1 && g.stride_w == 1 &&
                       g.pad_h == 0 && g.pad_w == 0;
   thread_local std::vector<float> col;
-  if (!direct) col.resize(static_cast<size_t>(kdim * ohw));
+  if (!direct) GrowScratch(col, static_cast<size_t>(kdim * ohw));
   for (int64_t n = 0; n < g.batch; ++n) {
     for (int64_t grp = 0; grp < g.groups; ++grp) {
       const float* xg = x + (n * g.in_channels + grp * cin_g) * g.in_h * g.in_w;

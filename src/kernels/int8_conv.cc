@@ -20,6 +20,7 @@
 #include "qfx/kernels/int8.h"
 #include "src/kernels/gemm_u8s8.h"
 #include "src/kernels/im2col.h"
+#include "src/kernels/scratch.h"
 
 namespace qfx {
 namespace kernels {
@@ -78,7 +79,7 @@ bool AmxConvImage(const QConvArgs& a, const uint8_t* x, uint8_t* y, const int32_
   const int64_t rows = g.in_h + 2 * g.pad_h, row_pixels = g.in_w + 2 * g.pad_w, c4s = g.in_channels / 4;
   const int64_t plane = rows * row_pixels * 4, slack = AmxConvSlack(g.kernel_w);
   thread_local std::vector<uint8_t> x4_buffer;
-  x4_buffer.resize(static_cast<size_t>(c4s * plane + slack));
+  GrowScratch(x4_buffer, static_cast<size_t>(c4s * plane + slack));
   uint8_t* const x4 = x4_buffer.data();
   const uint8_t zp = static_cast<uint8_t>(a.x_zero_point);
   ParallelFor(c4s, 2, [&](int64_t b, int64_t e) {
@@ -116,7 +117,7 @@ void Im2ColPanels(const Conv2dGeometry& g, const uint8_t* x, int64_t kdim, int64
   // mixes real rows with the cheap zero rows past kdim (contiguous ranges left one thread most of the zeros).
   ParallelFor(groups, 4, [&](int64_t i0, int64_t i1) {
     thread_local std::vector<uint8_t> rows;
-    rows.resize(static_cast<size_t>(4 * npanels * 32));
+    GrowScratch(rows, static_cast<size_t>(4 * npanels * 32));
     for (int64_t i = i0; i < i1; ++i) {
       const int64_t q = i % 2 == 0 ? i / 2 : groups - 1 - i / 2;
       const uint8_t* r[4];
@@ -152,7 +153,7 @@ void DepthwiseQConv(const QConvArgs& a, const uint8_t* x, uint8_t* y) {
   if (g.kernel_w > 16) return ref::QConv2d(a, x, y);  // DepthwiseAccumulate's tap tables hold 16 columns
   ParallelFor(g.batch * g.out_channels, 2, [&](int64_t b, int64_t e) {
     thread_local std::vector<int32_t> acc;  // per thread, reused across calls
-    acc.resize(static_cast<size_t>(ohw));
+    GrowScratch(acc, static_cast<size_t>(ohw));
     for (int64_t idx = b; idx < e; ++idx) {
       const int64_t n = idx / g.out_channels, co = idx % g.out_channels, ci = co / mult;
       DepthwiseQPlane(a, co, x + (n * g.in_channels + ci) * g.in_h * g.in_w, y + idx * ohw, acc.data());
@@ -204,7 +205,7 @@ void QConv2d(const QConvArgs& a, const uint8_t* x, uint8_t* y) {
   const bool panels = GemmU8S8UsesAmx();  // build the GEMM's packed B directly, skipping its packing pass
   thread_local std::vector<int32_t> correction_buffer;  // the AMX paths requantize inside the kernel
   if (panels) {
-    correction_buffer.resize(static_cast<size_t>(g.out_channels));
+    GrowScratch(correction_buffer, static_cast<size_t>(g.out_channels));
     for (int64_t co = 0; co < g.out_channels; ++co) correction_buffer[co] = ZeroPointCorrection(a, co);
   }
   if (a.tap_weight != nullptr && panels && g.groups == 1 && g.in_channels % 64 == 0 && g.stride_h == 1 &&
@@ -220,11 +221,11 @@ void QConv2d(const QConvArgs& a, const uint8_t* x, uint8_t* y) {
   thread_local std::vector<uint8_t> col_buffer;
   thread_local std::vector<int32_t> acc_buffer;
   if (panels) {
-    col_buffer.resize(static_cast<size_t>((ohw + 31) / 32 * 32 * kp));
+    GrowScratch(col_buffer, static_cast<size_t>((ohw + 31) / 32 * 32 * kp));
   } else if (!direct) {
-    col_buffer.resize(static_cast<size_t>(kdim * ohw));
+    GrowScratch(col_buffer, static_cast<size_t>(kdim * ohw));
   }
-  if (!panels) acc_buffer.resize(static_cast<size_t>(cout_g * ohw));  // the AMX path requantizes in the kernel
+  if (!panels) GrowScratch(acc_buffer, static_cast<size_t>(cout_g * ohw));  // the AMX path requantizes in the kernel
   int32_t* const acc = acc_buffer.data();  // pointers: workers must not name the thread_locals themselves
   int32_t* const correction = correction_buffer.data();
   const int32_t b_max = std::max<int32_t>(MaxOf(x, g.batch * g.in_channels * g.in_h * g.in_w), a.x_zero_point);
@@ -273,7 +274,7 @@ void LinearAcc(const uint8_t* x, int64_t rows, int64_t in, const int8_t* w, int6
     LinearFewRowsU8S8(x, rows, in, w, out, max_pair, acc);
     return;
   }
-  xt.resize(static_cast<size_t>(in * rows));
+  GrowScratch(xt, static_cast<size_t>(in * rows));
   for (int64_t r = 0; r < rows; ++r) {
     for (int64_t k = 0; k < in; ++k) xt[k * rows + r] = x[r * in + k];
   }
@@ -290,7 +291,7 @@ void QLinear(const QLinearArgs& a, const uint8_t* x, uint8_t* y) {
   // y[r, o] = W[o, :] . x[r, :]: the GEMM C[out, rows] = W[out, in] x X^T[in, rows].
   thread_local std::vector<uint8_t> xt;  // reused across calls: no allocation once large enough
   thread_local std::vector<int32_t> acc;
-  acc.resize(static_cast<size_t>(a.out * a.rows));
+  GrowScratch(acc, static_cast<size_t>(a.out * a.rows));
   LinearAcc(x, a.rows, a.in, a.weight, a.out, a.packed_weight, a.weight_max_pair, xt, acc.data());
   for (int64_t o = 0; o < a.out; ++o) {
     const int32_t correction = (a.bias ? a.bias[o] : 0) - a.x_zero_point * a.weight_sum[o];
@@ -303,7 +304,7 @@ void QLinear(const QLinearArgs& a, const uint8_t* x, uint8_t* y) {
 void QLinearDynamic(const QLinearDynamicArgs& a, const uint8_t* x, float* y) {
   thread_local std::vector<uint8_t> xt;
   thread_local std::vector<int32_t> acc;
-  acc.resize(static_cast<size_t>(a.out * a.rows));
+  GrowScratch(acc, static_cast<size_t>(a.out * a.rows));
   LinearAcc(x, a.rows, a.in, a.weight, a.out, a.packed_weight, a.weight_max_pair, xt, acc.data());
   for (int64_t o = 0; o < a.out; ++o) {
     const int32_t correction = -a.x_zero_point * a.weight_sum[o];
