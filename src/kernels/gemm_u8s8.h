@@ -26,6 +26,9 @@ struct U8S8GemmArgs {
   // Optional, only when GemmU8S8UsesAmx(): B already in the AMX panel layout (panels of 32 columns, each
   // [AmxPaddedK(k)/4][32][4] bytes, zero past k and n); b is then not read.
   const uint8_t* packed_b = nullptr;
+  // Optional, only when GemmU8S8UsesAmx(): A already as the AMX kernel reads it (rows padded to 32, k to
+  // AmxPaddedK(k), zeros), e.g. PrepackWindowed's copy; packed_a and a are then not read.
+  const int8_t* amx_a = nullptr;
   // Optional, only when GemmU8S8UsesAmx(): instead of writing c, requantize each finished block while it is
   // in L1: y[row * ldy + col] = Requantize(C[row, col] + correction[row], multiplier[row], zero_point, lo, hi).
   struct Requant {
@@ -79,6 +82,13 @@ struct AmxConvArgs {
 // Bytes past the last x4 plane that the kernel may read: 32 positions past the last row plus the widest tap.
 inline int64_t AmxConvSlack(int64_t kernel_w) { return (32 + kernel_w + 16) * 4; }
 bool AmxConvImplicit(const AmxConvArgs& a);
+
+// The im2col matrix of one image in the windowed k order (see QConvArgs::window_weight) written straight
+// into the AMX panel layout (U8S8GemmArgs::packed_b; kp = AmxPaddedK of the windowed k): per 16 columns
+// and k-group, masked loads of the input rows the columns read (zero point outside the image) and one
+// permute. False (doing nothing) unless the dispatched target is AVX3_DL; g must have no dilation and a
+// kernel 2 to 8 wide, and describe one group.
+bool WindowPanels(const Conv2dGeometry& g, const uint8_t* x, int64_t kp, uint8_t pad, uint8_t* panels);
 
 // One output plane of a depthwise convolution, exact int32: acc[oy * OW + ox] = sum over the taps inside the
 // image of w[ky][kx] * (x[iy][ix] - x_zero_point) (padding contributes 0). g describes one channel.

@@ -184,6 +184,23 @@ std::vector<int8_t> PrepackTapMajor(const int8_t* weight, int64_t out_channels, 
   return out;
 }
 
+std::vector<int8_t> PrepackWindowed(const int8_t* weight, int64_t out_channels, int64_t in_channels, int64_t groups,
+                                    int64_t kernel_h, int64_t kernel_w) {
+  if (groups != 1 || kernel_w < 2 || kernel_w > 8) return {};
+  const int64_t gx = (kernel_w + 3) / 4, kdim = in_channels * kernel_h * gx * 4, kp = AmxPaddedK(kdim);
+  std::vector<int8_t> out(static_cast<size_t>(AmxPaddedRows(out_channels) * kp), 0);
+  for (int64_t co = 0; co < out_channels; ++co) {
+    for (int64_t ci = 0; ci < in_channels; ++ci) {
+      for (int64_t ky = 0; ky < kernel_h; ++ky) {
+        for (int64_t kx = 0; kx < kernel_w; ++kx) {
+          out[co * kp + (ci * kernel_h + ky) * gx * 4 + kx] = weight[((co * in_channels + ci) * kernel_h + ky) * kernel_w + kx];
+        }
+      }
+    }
+  }
+  return out;
+}
+
 std::vector<int32_t> PrepackWeights(const int8_t* weight, int64_t groups, int64_t rows_per_group, int64_t per_row,
                                     int32_t* max_pair) {
   const int64_t per_group = PackedU8S8Size(rows_per_group, per_row);
@@ -217,7 +234,10 @@ void QConv2d(const QConvArgs& a, const uint8_t* x, uint8_t* y) {
     }
     if (done) return;
   }
-  const int64_t kp = AmxPaddedK(kdim);
+  // With the windowed weights, im2col gathers whole 4-tap windows (WindowPanels); k grows to KW rounded up to 4.
+  const bool windowed = panels && a.window_weight != nullptr && g.groups == 1 && g.dilation_h == 1 &&
+                        g.dilation_w == 1 && g.kernel_w >= 2 && g.kernel_w <= 8;
+  const int64_t gemm_k = windowed ? cin_g * g.kernel_h * ((g.kernel_w + 3) / 4) * 4 : kdim, kp = AmxPaddedK(gemm_k);
   thread_local std::vector<uint8_t> col_buffer;
   thread_local std::vector<int32_t> acc_buffer;
   if (panels) {
@@ -228,11 +248,14 @@ void QConv2d(const QConvArgs& a, const uint8_t* x, uint8_t* y) {
   if (!panels) GrowScratch(acc_buffer, static_cast<size_t>(cout_g * ohw));  // the AMX path requantizes in the kernel
   int32_t* const acc = acc_buffer.data();  // pointers: workers must not name the thread_locals themselves
   int32_t* const correction = correction_buffer.data();
-  const int32_t b_max = std::max<int32_t>(MaxOf(x, g.batch * g.in_channels * g.in_h * g.in_w), a.x_zero_point);
+  // The bound of the vpmaddubsw path (the AMX path is exact for any input and does not need it).
+  const int32_t b_max = panels ? 255 : std::max<int32_t>(MaxOf(x, g.batch * g.in_channels * g.in_h * g.in_w), a.x_zero_point);
   for (int64_t n = 0; n < g.batch; ++n) {
     for (int64_t grp = 0; grp < g.groups; ++grp) {
       const uint8_t* xg = x + (n * g.in_channels + grp * cin_g) * g.in_h * g.in_w;
-      if (panels) {
+      if (windowed) {
+        WindowPanels(g, xg, kp, static_cast<uint8_t>(a.x_zero_point), col_buffer.data());
+      } else if (panels) {
         Im2ColPanels(g, xg, kdim, kp, direct, static_cast<uint8_t>(a.x_zero_point), col_buffer.data());
       } else if (!direct) {
         Im2Col(g, xg, cin_g, static_cast<uint8_t>(a.x_zero_point), col_buffer.data());
@@ -253,6 +276,7 @@ void QConv2d(const QConvArgs& a, const uint8_t* x, uint8_t* y) {
         q.y = y + (n * g.out_channels + grp * cout_g) * ohw, q.ldy = ohw;
         gemm.packed_b = col_buffer.data();
         gemm.requant = &q;
+        if (windowed) gemm.k = gemm_k, gemm.amx_a = a.window_weight;
         GemmU8S8(gemm);
         continue;
       }

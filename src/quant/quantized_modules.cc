@@ -100,6 +100,10 @@ void QuantizedWeighted::Prepack() {
       tap_weight_ = kernels::PrepackTapMajor(layer_.weight_q.data<int8_t>(), out, layer_.in_channels, layer_.groups,
                                              layer_.kernel, layer_.kernel);
     }
+    if (layer_.is_conv && layer_.dilation == 1 && tap_weight_.empty()) {
+      window_weight_ = kernels::PrepackWindowed(layer_.weight_q.data<int8_t>(), out, layer_.in_channels, layer_.groups,
+                                                layer_.kernel, layer_.kernel);
+    }
   }
 }
 
@@ -124,6 +128,7 @@ Tensor QuantizedWeighted::forward(const Tensor& x) {
     a.lo = clamp_lo_, a.hi = clamp_hi_;
     if (!packed_weight_.empty()) a.packed_weight = packed_weight_.data(), a.weight_max_pair = weight_max_pair_;
     if (!tap_weight_.empty()) a.tap_weight = tap_weight_.data();
+    if (!window_weight_.empty()) a.window_weight = window_weight_.data();
     Tensor y = Tensor::Quantized({a.g.batch, a.g.out_channels, a.g.out_h(), a.g.out_w()}, DType::kU8, output_);
     kernels::QConv2d(a, x.data<uint8_t>(), y.data<uint8_t>());
     return y;

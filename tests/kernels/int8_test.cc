@@ -69,7 +69,7 @@ void ConvSweep() {
       // Narrow rows: a 16-lane half of the epilogue spans up to 16 output rows (masked stores per row).
       {1, 64, 9, 2, 33, 3, 1, 1, 1, 1}, {1, 64, 20, 3, 40, 3, 1, 0, 1, 1},
   };
-  int checked = 0, tap_major = 0;
+  int checked = 0, tap_major = 0, windowed = 0;
   for (int threads : {1, 2}) {
     SetNumThreads(threads);
     for (const Case& c : cases) {
@@ -120,6 +120,16 @@ void ConvSweep() {
           a.tap_weight = nullptr;
           ++tap_major;
         }
+        // And with the windowed copy, which enables the AMX windowed im2col where it applies.
+        const std::vector<int8_t> windows = PrepackWindowed(w.data(), c.cout, c.cin, c.groups, c.k, c.k);
+        if (!windows.empty()) {
+          a.window_weight = windows.data();
+          std::fill(y.begin(), y.end(), 0);
+          QConv2d(a, x.data(), y.data());
+          ASSERT_EQ(y, want) << "windowed: cin " << c.cin << " k " << c.k << " h " << c.h << " w " << c.w;
+          a.window_weight = nullptr;
+          ++windowed;
+        }
         ++checked;
        }
       }
@@ -127,6 +137,7 @@ void ConvSweep() {
   }
   EXPECT_EQ(checked, static_cast<int>(2 * std::size(cases) * 4 * 2));  // threads x cases x zero points x ranges
   EXPECT_EQ(tap_major, 5 * 2 * 4 * 2);  // the five implicit-GEMM cases
+  EXPECT_GT(windowed, 0);
   SetNumThreads(2);
 }
 

@@ -52,7 +52,7 @@ BENCHMARK(BM_GemmU8S8)
     ->Unit(benchmark::kMicrosecond);
 
 // Args: C_in, C_out, H (= W), kernel, stride, groups, threads: one quantized convolution at batch 1 with
-// everything prepared as the converted model prepares it (packed weights, weight sums, tap-major copy),
+// everything prepared as the converted model prepares it (packed weights, weight sums, tap-major or windowed copy),
 // requantized to uint8. The shapes are resnet18's and mobilenet_v2's layers.
 void BM_QConv2d(benchmark::State& state) {
   Conv2dGeometry g;
@@ -69,10 +69,14 @@ void BM_QConv2d(benchmark::State& state) {
   ComputeWeightSums(w.data(), g.out_channels, per_row, sums.data());
   int32_t max_pair = -1;
   const auto packed = PrepackWeights(w.data(), g.groups, g.out_channels / g.groups, per_row, &max_pair);
-  const auto taps = PrepackTapMajor(w.data(), g.out_channels, g.in_channels, g.groups, g.kernel_h, g.kernel_w);
+  const auto taps = g.stride_h == 1 ? PrepackTapMajor(w.data(), g.out_channels, g.in_channels, g.groups, g.kernel_h, g.kernel_w)
+                                     : std::vector<int8_t>();
+  const auto windows = taps.empty() ? PrepackWindowed(w.data(), g.out_channels, g.in_channels, g.groups, g.kernel_h, g.kernel_w)
+                                    : std::vector<int8_t>();
   QConvArgs a;
   a.g = g, a.x_zero_point = 3, a.weight = w.data(), a.bias = bias.data(), a.weight_sum = sums.data();
   a.packed_weight = packed.data(), a.weight_max_pair = max_pair, a.tap_weight = taps.empty() ? nullptr : taps.data();
+  a.window_weight = windows.empty() ? nullptr : windows.data();
   a.multiplier = multiplier.data(), a.y_zero_point = 5;
   for (auto _ : state) {
     QConv2d(a, x.data(), y.data());

@@ -367,8 +367,8 @@ inline bool AmxConvImplicitImpl(const AmxConvArgs& a) {
 
 inline void GemmU8S8Amx(const U8S8GemmArgs& g) {
   std::vector<int32_t> own;
-  const int32_t* packed = PackedWeights(g, &own);
-  const int8_t* w = reinterpret_cast<const int8_t*>(packed + AmxWeightsOffset(g.m, g.k));
+  const int8_t* w = g.amx_a;
+  if (w == nullptr) w = reinterpret_cast<const int8_t*>(PackedWeights(g, &own) + AmxWeightsOffset(g.m, g.k));
   const int64_t panels = (g.n + kNr - 1) / kNr, blocks = (g.m + 31) / 32;
   if (panels >= blocks) {
     ParallelFor(panels, 1, [&](int64_t b, int64_t e) { U8S8Amx(g, w, 0, g.m, b * kNr, std::min(g.n, e * kNr)); });
@@ -467,6 +467,65 @@ __attribute__((target("avx512vnni,avx512vbmi"))) HWY_ATTR inline void DepthwiseV
 inline bool DepthwiseQConvImpl(const QConvArgs& a, const uint8_t* x, uint8_t* y) {
   if (!DepthwiseVnniApplies(a.g)) return false;
   ParallelFor(a.g.batch * a.g.out_channels, 2, [&](int64_t b, int64_t e) { DepthwiseVnniChannels(a, x, y, b, e); });
+  return true;
+}
+
+// WindowPanels (gemm_u8s8.h) for panels [p0, p1). A 16-column half of a panel covers output positions
+// n0 .. n0 + 15, which may run over several output rows; each row's run is one segment, gathered from its
+// own input row: the load starts where lane 0 of the run would read (so one permutation table serves
+// every segment: lane j, byte b <- loaded byte sw * j + b) and the permute writes only the run's lanes.
+struct WindowSegment {
+  __mmask64 lanes;  // the run's 4 bytes per lane
+  int64_t oy, col;  // output row; input column read by lane 0's byte 0 (tap group 0), may be negative
+};
+
+__attribute__((target("avx512vbmi"))) HWY_ATTR inline void WindowPanelRange(const Conv2dGeometry& g, const uint8_t* x,
+                                                                            int64_t kp, uint8_t pad, uint8_t* panels,
+                                                                            int64_t p0, int64_t p1) {
+  const int64_t ow = g.out_w(), n = g.out_h() * ow, gx = (g.kernel_w + 3) / 4, sw = g.stride_w;
+  const int64_t groups = g.in_channels * g.kernel_h * gx, in_w = g.in_w, in_h = g.in_h;
+  alignas(64) uint8_t table[64];
+  for (int j = 0; j < 16; ++j) {
+    for (int b = 0; b < 4; ++b) table[4 * j + b] = static_cast<uint8_t>(sw * j + b);
+  }
+  const __m512i idx = _mm512_load_si512(table), pad_bytes = _mm512_set1_epi8(static_cast<char>(pad));
+  WindowSegment seg[16];
+  for (int64_t p = p0; p < p1; ++p) {
+    for (int h = 0; h < 2; ++h) {
+      uint8_t* dst = panels + p * kp * 32 + h * 64;
+      int count = 0;
+      for (int64_t l = 0; l < 16;) {
+        const int64_t f = p * 32 + h * 16 + l;
+        if (f >= n) break;
+        const int64_t oy = f / ow, ox = f % ow, run = std::min<int64_t>(16 - l, ow - ox);
+        const uint64_t lanes = _bzhi_u64(~0ULL, static_cast<unsigned>(4 * (l + run))) & ~_bzhi_u64(~0ULL, static_cast<unsigned>(4 * l));
+        seg[count++] = WindowSegment{lanes, oy, (ox - l) * sw - g.pad_w};
+        l += run;
+      }
+      for (int64_t q = 0; q < groups; ++q) {
+        const int64_t ci = q / (g.kernel_h * gx), ky = q / gx % g.kernel_h, kx0 = q % gx * 4;
+        __m512i v = pad_bytes;
+        for (int s = 0; s < count; ++s) {
+          const int64_t iy = seg[s].oy * g.stride_h - g.pad_h + ky;
+          if (iy < 0 || iy >= in_h) continue;
+          const int64_t col = seg[s].col + kx0;  // input column of loaded byte 0
+          const int64_t first = std::max<int64_t>(0, -col), last = std::min<int64_t>(64, in_w - col);
+          if (last <= first) continue;
+          const __mmask64 inside = _bzhi_u64(~0ULL, static_cast<unsigned>(last)) & ~_bzhi_u64(~0ULL, static_cast<unsigned>(first));
+          const __m512i row = _mm512_mask_loadu_epi8(
+              pad_bytes, inside, reinterpret_cast<const void*>(reinterpret_cast<uintptr_t>(x + (ci * in_h + iy) * in_w) + col));
+          v = _mm512_mask_permutexvar_epi8(v, seg[s].lanes, idx, row);
+        }
+        _mm512_storeu_si512(dst + q * 128, v);
+      }
+      for (int64_t q = groups; q < kp / 4; ++q) _mm512_storeu_si512(dst + q * 128, _mm512_setzero_si512());
+    }
+  }
+}
+
+inline bool WindowPanelsImpl(const Conv2dGeometry& g, const uint8_t* x, int64_t kp, uint8_t pad, uint8_t* panels) {
+  const int64_t npanels = (g.out_h() * g.out_w() + 31) / 32;
+  ParallelFor(npanels, 1, [&](int64_t b, int64_t e) { WindowPanelRange(g, x, kp, pad, panels, b, e); });
   return true;
 }
 #endif  // AVX3_DL
@@ -650,6 +709,7 @@ inline void DepthwiseAccumulateImpl(const DepthwisePlaneArgs& p) {
 #if HWY_TARGET != HWY_AVX3_DL
 inline bool AmxConvImplicitImpl(const AmxConvArgs&) { return false; }
 inline bool DepthwiseQConvImpl(const QConvArgs&, const uint8_t*, uint8_t*) { return false; }
+inline bool WindowPanelsImpl(const Conv2dGeometry&, const uint8_t*, int64_t, uint8_t, uint8_t*) { return false; }
 #endif
 
 inline bool UsesAmxImpl() {

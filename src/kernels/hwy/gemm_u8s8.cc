@@ -23,8 +23,13 @@ HWY_EXPORT(UsesAmxImpl);
 HWY_EXPORT(DepthwiseAccumulateImpl);
 HWY_EXPORT(AmxConvImplicitImpl);
 HWY_EXPORT(DepthwiseQConvImpl);
+HWY_EXPORT(WindowPanelsImpl);
 
 bool AmxConvImplicit(const AmxConvArgs& a) { return HWY_DYNAMIC_DISPATCH(AmxConvImplicitImpl)(a); }
+
+bool WindowPanels(const Conv2dGeometry& g, const uint8_t* x, int64_t kp, uint8_t pad, uint8_t* panels) {
+  return HWY_DYNAMIC_DISPATCH(WindowPanelsImpl)(g, x, kp, pad, panels);
+}
 
 bool DepthwiseQConvVnni(const QConvArgs& a, const uint8_t* x, uint8_t* y) {
   return HWY_DYNAMIC_DISPATCH(DepthwiseQConvImpl)(a, x, y);
