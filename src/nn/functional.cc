@@ -367,41 +367,65 @@ Tensor dropout(const Tensor& x, double p, bool training) {
 
 namespace {
 
-// Max pooling of `planes` planes of T (float, or uint8 for quantized tensors: the max commutes with the
-// monotonic dequantization, so pooling the integers directly is exact).
-template <typename T>
-void MaxPoolPlanes(const PoolGeometry& g, int64_t planes, int64_t ih, int64_t iw, const T* px, T* py) {
+// Max pooling of `planes` float planes (NaN propagates, as in PyTorch).
+void MaxPoolPlanes(const PoolGeometry& g, int64_t planes, int64_t ih, int64_t iw, const float* px, float* py) {
   // Valid kernel taps per output row, and valid output columns per horizontal tap: the inner loop runs
   // over output columns with no bounds checks, so it vectorises.
   const auto rows = ValidTaps(g.oh, g.sh, g.ph, g.dh, g.kh, ih);
   std::vector<std::pair<int64_t, int64_t>> cols(g.kw);
   for (int64_t kx = 0; kx < g.kw; ++kx) cols[kx] = kernels::ValidOutputRange(g.ow, g.sw, kx * g.dw - g.pw, iw);
-  const T lowest = std::numeric_limits<T>::has_infinity ? -std::numeric_limits<T>::infinity() : std::numeric_limits<T>::lowest();
   ParallelFor(planes, 8, [&](int64_t b, int64_t e) {
-    std::vector<T> gathered(std::is_floating_point<T>::value ? 0 : g.ow);  // one strided tap row (uint8)
     for (int64_t pl = b; pl < e; ++pl) {
-      const T* xp = px + pl * ih * iw;
+      const float* xp = px + pl * ih * iw;
       for (int64_t oy = 0; oy < g.oh; ++oy) {
-        T* __restrict o = py + (pl * g.oh + oy) * g.ow;
-        std::fill(o, o + g.ow, lowest);
+        float* __restrict o = py + (pl * g.oh + oy) * g.ow;
+        std::fill(o, o + g.ow, -std::numeric_limits<float>::infinity());
         for (int64_t ky = rows[oy].first; ky < rows[oy].second; ++ky) {
           for (int64_t kx = 0; kx < g.kw; ++kx) {
-            const T* __restrict xr = xp + (oy * g.sh - g.ph + ky * g.dh) * iw + kx * g.dw - g.pw;
-            if constexpr (std::is_floating_point<T>::value) {
-              for (int64_t ox = cols[kx].first; ox < cols[kx].second; ++ox) {
-                const T v = xr[ox * g.sw];
-                o[ox] = (v > o[ox] || v != v) ? v : o[ox];  // NaN propagates, as in PyTorch
-              }
-            } else {  // uint8 stores may alias anything: keep the bounds and stride in registers
-              const int64_t lo = cols[kx].first, hi = cols[kx].second, sw = g.sw;
-              const T* src = xr;
-              if (sw != 1) {  // gather the strided taps first (SIMD for stride 2), then a contiguous max
-                kernels::GatherStridedU8(xr + lo * sw, sw, hi - lo, gathered.data() + lo);
-                src = gathered.data();
-              }
-              for (int64_t ox = lo; ox < hi; ++ox) o[ox] = std::max(o[ox], src[ox]);
+            const float* __restrict xr = xp + (oy * g.sh - g.ph + ky * g.dh) * iw + kx * g.dw - g.pw;
+            for (int64_t ox = cols[kx].first; ox < cols[kx].second; ++ox) {
+              const float v = xr[ox * g.sw];
+              o[ox] = (v > o[ox] || v != v) ? v : o[ox];
             }
           }
+        }
+      }
+    }
+  });
+}
+
+// Max pooling of quint8 planes, directly on the integers (the max commutes with the monotonic
+// dequantization, so this is exact), separably: an output row's valid kernel rows are first reduced to
+// one input-wide row (contiguous byte max, vectorised), then each horizontal tap takes its columns of that
+// row (gathered first for strides other than 1: SIMD for stride 2).
+void MaxPoolPlanesU8(const PoolGeometry& g, int64_t planes, int64_t ih, int64_t iw, const uint8_t* px, uint8_t* py) {
+  const auto rows = ValidTaps(g.oh, g.sh, g.ph, g.dh, g.kh, ih);
+  std::vector<std::pair<int64_t, int64_t>> cols(g.kw);
+  for (int64_t kx = 0; kx < g.kw; ++kx) cols[kx] = kernels::ValidOutputRange(g.ow, g.sw, kx * g.dw - g.pw, iw);
+  ParallelFor(planes, 8, [&](int64_t b, int64_t e) {
+    const int64_t width = iw;  // a local: uint8 stores may alias the captured references
+    std::vector<uint8_t> column_max(width), gathered(g.ow);
+    uint8_t* __restrict v = column_max.data();
+    for (int64_t pl = b; pl < e; ++pl) {
+      const uint8_t* xp = px + pl * ih * iw;
+      for (int64_t oy = 0; oy < g.oh; ++oy) {
+        uint8_t* __restrict o = py + (pl * g.oh + oy) * g.ow;
+        std::fill(o, o + g.ow, uint8_t{0});
+        const int64_t ky0 = rows[oy].first, ky1 = rows[oy].second;
+        if (ky0 >= ky1) continue;
+        std::copy(xp + (oy * g.sh - g.ph + ky0 * g.dh) * width, xp + (oy * g.sh - g.ph + ky0 * g.dh + 1) * width, v);
+        for (int64_t ky = ky0 + 1; ky < ky1; ++ky) {
+          const uint8_t* __restrict r = xp + (oy * g.sh - g.ph + ky * g.dh) * width;
+          for (int64_t i = 0; i < width; ++i) v[i] = std::max(v[i], r[i]);
+        }
+        for (int64_t kx = 0; kx < g.kw; ++kx) {
+          const int64_t lo = cols[kx].first, hi = cols[kx].second, sw = g.sw, off = kx * g.dw - g.pw;
+          const uint8_t* src = v + off;
+          if (sw != 1) {
+            kernels::GatherStridedU8(v + lo * sw + off, sw, hi - lo, gathered.data() + lo);
+            src = gathered.data();
+          }
+          for (int64_t ox = lo; ox < hi; ++ox) o[ox] = std::max(o[ox], src[ox]);
         }
       }
     }
@@ -415,13 +439,13 @@ Tensor max_pool2d(const Tensor& x, const Pool2dOptions& opt) {
   if (x.is_quantized() && x.dtype() == DType::kU8) {
     const PoolGeometry g = MakePool("max_pool2d", x, opt);
     Tensor y = Tensor::Quantized({x.size(0), x.size(1), g.oh, g.ow}, DType::kU8, x.quant());
-    MaxPoolPlanes<uint8_t>(g, x.size(0) * x.size(1), x.size(2), x.size(3), x.data<uint8_t>(), y.data<uint8_t>());
+    MaxPoolPlanesU8(g, x.size(0) * x.size(1), x.size(2), x.size(3), x.data<uint8_t>(), y.data<uint8_t>());
     return y;
   }
   QFX_QUANTIZED_VIA_FLOAT(x, [&](const Tensor& f) { return max_pool2d(f, opt); });
   const PoolGeometry g = MakePool("max_pool2d", x, opt);
   Tensor y = Tensor::Uninitialized({x.size(0), x.size(1), g.oh, g.ow});
-  MaxPoolPlanes<float>(g, x.size(0) * x.size(1), x.size(2), x.size(3), x.data<float>(), y.data<float>());
+  MaxPoolPlanes(g, x.size(0) * x.size(1), x.size(2), x.size(3), x.data<float>(), y.data<float>());
   return y;
 }
 
