@@ -475,50 +475,67 @@ inline bool DepthwiseQConvImpl(const QConvArgs& a, const uint8_t* x, uint8_t* y)
 // own input row: the load starts where lane 0 of the run would read (so one permutation table serves
 // every segment: lane j, byte b <- loaded byte sw * j + b) and the permute writes only the run's lanes.
 struct WindowSegment {
-  __mmask64 lanes;  // the run's 4 bytes per lane
-  int64_t oy, col;  // output row; input column read by lane 0's byte 0 (tap group 0), may be negative
+  __mmask64 lanes;     // the run's 4 bytes per lane
+  int64_t iy0;         // input row of kernel row 0
+  __mmask64 load[2];   // per tap group: the loaded bytes inside the image
+  int64_t col[2];      // per tap group: input column of loaded byte 0 (may be negative)
 };
+
+// The runs of the 16 columns from n0 (up to 16, one per output row touched) with what does not depend
+// on the input channel or kernel row worked out once.
+inline int WindowSegments(const Conv2dGeometry& g, int64_t n0, WindowSegment* seg) {
+  const int64_t ow = g.out_w(), n = g.out_h() * ow, gx = (g.kernel_w + 3) / 4;
+  int count = 0;
+  for (int64_t l = 0; l < 16 && n0 + l < n;) {
+    const int64_t oy = (n0 + l) / ow, ox = (n0 + l) % ow, run = std::min<int64_t>(16 - l, ow - ox);
+    WindowSegment& s = seg[count++];
+    s.lanes = _bzhi_u64(~0ULL, static_cast<unsigned>(4 * (l + run))) & ~_bzhi_u64(~0ULL, static_cast<unsigned>(4 * l));
+    s.iy0 = oy * g.stride_h - g.pad_h;
+    for (int64_t q = 0; q < gx; ++q) {
+      s.col[q] = (ox - l) * g.stride_w - g.pad_w + 4 * q;
+      const int64_t first = std::max<int64_t>(0, -s.col[q]), last = std::min<int64_t>(64, g.in_w - s.col[q]);
+      s.load[q] = last <= first ? 0
+                                : _bzhi_u64(~0ULL, static_cast<unsigned>(last)) & ~_bzhi_u64(~0ULL, static_cast<unsigned>(first));
+    }
+    l += run;
+  }
+  return count;
+}
 
 __attribute__((target("avx512vbmi"))) HWY_ATTR inline void WindowPanelRange(const Conv2dGeometry& g, const uint8_t* x,
                                                                             int64_t kp, uint8_t pad, uint8_t* panels,
                                                                             int64_t p0, int64_t p1) {
-  const int64_t ow = g.out_w(), n = g.out_h() * ow, gx = (g.kernel_w + 3) / 4, sw = g.stride_w;
-  const int64_t groups = g.in_channels * g.kernel_h * gx, in_w = g.in_w, in_h = g.in_h;
+  const int64_t gx = (g.kernel_w + 3) / 4, kh = g.kernel_h, in_w = g.in_w, in_h = g.in_h, channels = g.in_channels;
+  const int64_t groups = channels * kh * gx;
   alignas(64) uint8_t table[64];
   for (int j = 0; j < 16; ++j) {
-    for (int b = 0; b < 4; ++b) table[4 * j + b] = static_cast<uint8_t>(sw * j + b);
+    for (int b = 0; b < 4; ++b) table[4 * j + b] = static_cast<uint8_t>(g.stride_w * j + b);
   }
   const __m512i idx = _mm512_load_si512(table), pad_bytes = _mm512_set1_epi8(static_cast<char>(pad));
   WindowSegment seg[16];
   for (int64_t p = p0; p < p1; ++p) {
     for (int h = 0; h < 2; ++h) {
       uint8_t* dst = panels + p * kp * 32 + h * 64;
-      int count = 0;
-      for (int64_t l = 0; l < 16;) {
-        const int64_t f = p * 32 + h * 16 + l;
-        if (f >= n) break;
-        const int64_t oy = f / ow, ox = f % ow, run = std::min<int64_t>(16 - l, ow - ox);
-        const uint64_t lanes = _bzhi_u64(~0ULL, static_cast<unsigned>(4 * (l + run))) & ~_bzhi_u64(~0ULL, static_cast<unsigned>(4 * l));
-        seg[count++] = WindowSegment{lanes, oy, (ox - l) * sw - g.pad_w};
-        l += run;
-      }
-      for (int64_t q = 0; q < groups; ++q) {
-        const int64_t ci = q / (g.kernel_h * gx), ky = q / gx % g.kernel_h, kx0 = q % gx * 4;
-        __m512i v = pad_bytes;
-        for (int s = 0; s < count; ++s) {
-          const int64_t iy = seg[s].oy * g.stride_h - g.pad_h + ky;
-          if (iy < 0 || iy >= in_h) continue;
-          const int64_t col = seg[s].col + kx0;  // input column of loaded byte 0
-          const int64_t first = std::max<int64_t>(0, -col), last = std::min<int64_t>(64, in_w - col);
-          if (last <= first) continue;
-          const __mmask64 inside = _bzhi_u64(~0ULL, static_cast<unsigned>(last)) & ~_bzhi_u64(~0ULL, static_cast<unsigned>(first));
-          const __m512i row = _mm512_mask_loadu_epi8(
-              pad_bytes, inside, reinterpret_cast<const void*>(reinterpret_cast<uintptr_t>(x + (ci * in_h + iy) * in_w) + col));
-          v = _mm512_mask_permutexvar_epi8(v, seg[s].lanes, idx, row);
+      const int count = WindowSegments(g, p * 32 + h * 16, seg);
+      for (int64_t ci = 0; ci < channels; ++ci) {
+        const uint8_t* xc = x + ci * in_h * in_w;
+        for (int64_t ky = 0; ky < kh; ++ky) {
+          for (int64_t q = 0; q < gx; ++q) {
+            __m512i v = pad_bytes;
+            for (int s = 0; s < count; ++s) {
+              const int64_t iy = seg[s].iy0 + ky;
+              if (iy < 0 || iy >= in_h) continue;
+              const __m512i row = _mm512_mask_loadu_epi8(
+                  pad_bytes, seg[s].load[q],
+                  reinterpret_cast<const void*>(reinterpret_cast<uintptr_t>(xc + iy * in_w) + seg[s].col[q]));
+              v = _mm512_mask_permutexvar_epi8(v, seg[s].lanes, idx, row);
+            }
+            _mm512_storeu_si512(dst, v);
+            dst += 128;
+          }
         }
-        _mm512_storeu_si512(dst + q * 128, v);
       }
-      for (int64_t q = groups; q < kp / 4; ++q) _mm512_storeu_si512(dst + q * 128, _mm512_setzero_si512());
+      for (int64_t q = groups; q < kp / 4; ++q, dst += 128) _mm512_storeu_si512(dst, _mm512_setzero_si512());
     }
   }
 }
