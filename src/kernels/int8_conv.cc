@@ -78,7 +78,7 @@ bool AmxConvImage(const QConvArgs& a, const uint8_t* x, uint8_t* y, const int32_
   const Conv2dGeometry& g = a.g;
   const int64_t rows = g.in_h + 2 * g.pad_h, row_pixels = g.in_w + 2 * g.pad_w, c4s = g.in_channels / 4;
   const int64_t plane = rows * row_pixels * 4, slack = AmxConvSlack(g.kernel_w);
-  thread_local std::vector<uint8_t> x4_buffer;
+  thread_local AlignedVector<uint8_t> x4_buffer;
   GrowScratch(x4_buffer, static_cast<size_t>(c4s * plane + slack));
   uint8_t* const x4 = x4_buffer.data();
   const uint8_t zp = static_cast<uint8_t>(a.x_zero_point);
@@ -171,11 +171,11 @@ void ComputeWeightSums(const int8_t* weight, int64_t rows, int64_t per_row, int3
   }
 }
 
-std::vector<int8_t> PrepackTapMajor(const int8_t* weight, int64_t out_channels, int64_t in_channels, int64_t groups,
+AlignedVector<int8_t> PrepackTapMajor(const int8_t* weight, int64_t out_channels, int64_t in_channels, int64_t groups,
                                     int64_t kernel_h, int64_t kernel_w) {
   const int64_t taps = kernel_h * kernel_w, kdim = taps * in_channels;
   if (groups != 1 || in_channels % 64 != 0 || taps == 1) return {};
-  std::vector<int8_t> out(static_cast<size_t>((out_channels + 31) / 32 * 32 * kdim), 0);
+  AlignedVector<int8_t> out(static_cast<size_t>((out_channels + 31) / 32 * 32 * kdim), 0);
   for (int64_t co = 0; co < out_channels; ++co) {
     for (int64_t ci = 0; ci < in_channels; ++ci) {
       for (int64_t t = 0; t < taps; ++t) out[co * kdim + t * in_channels + ci] = weight[(co * in_channels + ci) * taps + t];
@@ -184,11 +184,11 @@ std::vector<int8_t> PrepackTapMajor(const int8_t* weight, int64_t out_channels, 
   return out;
 }
 
-std::vector<int8_t> PrepackWindowed(const int8_t* weight, int64_t out_channels, int64_t in_channels, int64_t groups,
+AlignedVector<int8_t> PrepackWindowed(const int8_t* weight, int64_t out_channels, int64_t in_channels, int64_t groups,
                                     int64_t kernel_h, int64_t kernel_w) {
   if (groups != 1 || kernel_w < 2 || kernel_w > 8) return {};
   const int64_t gx = (kernel_w + 3) / 4, kdim = in_channels * kernel_h * gx * 4, kp = AmxPaddedK(kdim);
-  std::vector<int8_t> out(static_cast<size_t>(AmxPaddedRows(out_channels) * kp), 0);
+  AlignedVector<int8_t> out(static_cast<size_t>(AmxPaddedRows(out_channels) * kp), 0);
   for (int64_t co = 0; co < out_channels; ++co) {
     for (int64_t ci = 0; ci < in_channels; ++ci) {
       for (int64_t ky = 0; ky < kernel_h; ++ky) {
@@ -201,10 +201,10 @@ std::vector<int8_t> PrepackWindowed(const int8_t* weight, int64_t out_channels, 
   return out;
 }
 
-std::vector<int32_t> PrepackWeights(const int8_t* weight, int64_t groups, int64_t rows_per_group, int64_t per_row,
+AlignedVector<int32_t> PrepackWeights(const int8_t* weight, int64_t groups, int64_t rows_per_group, int64_t per_row,
                                     int32_t* max_pair) {
   const int64_t per_group = PackedU8S8Size(rows_per_group, per_row);
-  std::vector<int32_t> packed(static_cast<size_t>(groups * per_group));
+  AlignedVector<int32_t> packed(static_cast<size_t>(groups * per_group));
   for (int64_t gi = 0; gi < groups; ++gi) {
     PackU8S8Weights(weight + gi * rows_per_group * per_row, rows_per_group, per_row, per_row, packed.data() + gi * per_group);
   }
@@ -238,7 +238,7 @@ void QConv2d(const QConvArgs& a, const uint8_t* x, uint8_t* y) {
   const bool windowed = panels && a.window_weight != nullptr && g.groups == 1 && g.dilation_h == 1 &&
                         g.dilation_w == 1 && g.kernel_w >= 2 && g.kernel_w <= 8;
   const int64_t gemm_k = windowed ? cin_g * g.kernel_h * ((g.kernel_w + 3) / 4) * 4 : kdim, kp = AmxPaddedK(gemm_k);
-  thread_local std::vector<uint8_t> col_buffer;
+  thread_local AlignedVector<uint8_t> col_buffer;
   thread_local std::vector<int32_t> acc_buffer;
   if (panels) {
     GrowScratch(col_buffer, static_cast<size_t>((ohw + 31) / 32 * 32 * kp));

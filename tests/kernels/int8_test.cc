@@ -104,14 +104,14 @@ void ConvSweep() {
         ASSERT_EQ(y, want) << "cin " << c.cin << " k " << c.k << " groups " << c.groups << " zp " << x_zp;
         // The same with the weights prepacked once (what QuantizedConv2d does).
         int32_t max_pair = -1;
-        const std::vector<int32_t> packed = PrepackWeights(w.data(), c.groups, c.cout / c.groups, per_row, &max_pair);
+        const auto packed = PrepackWeights(w.data(), c.groups, c.cout / c.groups, per_row, &max_pair);
         a.packed_weight = packed.data();
         a.weight_max_pair = max_pair;
         std::fill(y.begin(), y.end(), 0);
         QConv2d(a, x.data(), y.data());
         ASSERT_EQ(y, want) << "prepacked: cin " << c.cin << " k " << c.k << " groups " << c.groups;
         // And with the tap-major copy, which enables the implicit-GEMM AMX path where it applies.
-        const std::vector<int8_t> taps = PrepackTapMajor(w.data(), c.cout, c.cin, c.groups, c.k, c.k);
+        const auto taps = PrepackTapMajor(w.data(), c.cout, c.cin, c.groups, c.k, c.k);
         if (!taps.empty()) {
           a.tap_weight = taps.data();
           std::fill(y.begin(), y.end(), 0);
@@ -121,7 +121,7 @@ void ConvSweep() {
           ++tap_major;
         }
         // And with the windowed copy, which enables the AMX windowed im2col where it applies.
-        const std::vector<int8_t> windows = PrepackWindowed(w.data(), c.cout, c.cin, c.groups, c.k, c.k);
+        const auto windows = PrepackWindowed(w.data(), c.cout, c.cin, c.groups, c.k, c.k);
         if (!windows.empty()) {
           a.window_weight = windows.data();
           std::fill(y.begin(), y.end(), 0);
@@ -177,7 +177,7 @@ TEST(Int8Kernels, DynamicLinearMatchesOracleOnEveryTarget) {
           std::vector<int32_t> sums(out);
           ComputeWeightSums(w.data(), out, in, sums.data());
           int32_t max_pair = 0;
-          const std::vector<int32_t> packed = PrepackWeights(w.data(), 1, out, in, &max_pair);
+          const auto packed = PrepackWeights(w.data(), 1, out, in, &max_pair);
           QLinearDynamicArgs a;
           a.rows = rows, a.in = in, a.out = out, a.x_scale = 0.0173f, a.x_zero_point = 61, a.weight = w.data();
           a.w_scale = w_scale.data(), a.bias = bias.data(), a.weight_sum = sums.data();

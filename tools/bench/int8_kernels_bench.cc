@@ -31,7 +31,7 @@ void BM_GemmU8S8(benchmark::State& state) {
   const auto a = Random<int8_t>(m * k, -128, 127);
   const auto b = Random<uint8_t>(k * n, 0, 127);
   std::vector<int32_t> c(m * n);
-  std::vector<int32_t> packed(PackedU8S8Size(m, k));
+  AlignedVector<int32_t> packed(PackedU8S8Size(m, k));
   PackU8S8Weights(a.data(), m, k, k, packed.data());
   U8S8GemmArgs g;
   g.m = m, g.n = n, g.k = k, g.a = a.data(), g.lda = k, g.b = b.data(), g.ldb = n, g.c = c.data(), g.ldc = n;
@@ -70,9 +70,9 @@ void BM_QConv2d(benchmark::State& state) {
   int32_t max_pair = -1;
   const auto packed = PrepackWeights(w.data(), g.groups, g.out_channels / g.groups, per_row, &max_pair);
   const auto taps = g.stride_h == 1 ? PrepackTapMajor(w.data(), g.out_channels, g.in_channels, g.groups, g.kernel_h, g.kernel_w)
-                                     : std::vector<int8_t>();
+                                     : AlignedVector<int8_t>();
   const auto windows = taps.empty() ? PrepackWindowed(w.data(), g.out_channels, g.in_channels, g.groups, g.kernel_h, g.kernel_w)
-                                    : std::vector<int8_t>();
+                                    : AlignedVector<int8_t>();
   QConvArgs a;
   a.g = g, a.x_zero_point = 3, a.weight = w.data(), a.bias = bias.data(), a.weight_sum = sums.data();
   a.packed_weight = packed.data(), a.weight_max_pair = max_pair, a.tap_weight = taps.empty() ? nullptr : taps.data();

@@ -16,7 +16,9 @@
 #pragma once
 
 #include <cmath>
+#include <cstddef>
 #include <cstdint>
+#include <new>
 #include <vector>
 
 #include "qfx/kernels/f32.h"
@@ -52,6 +54,25 @@ inline int32_t QuantizeBias(float bias, float s_x, float s_w) {
   return static_cast<int32_t>(std::nearbyint(bias / (s_x * s_w)));
 }
 
+// Allocates every buffer at a 64-byte (cache line) boundary. AMX tile loads of rows that straddle two
+// lines run at about half speed, so prepacked weights and the kernels' scratch buffers use it.
+template <typename T>
+struct CacheAligned {
+  using value_type = T;
+  static constexpr std::align_val_t kAlign{64};
+  CacheAligned() = default;
+  template <typename U>
+  CacheAligned(const CacheAligned<U>&) {}  // NOLINT: allocator rebinding
+  T* allocate(size_t n) { return static_cast<T*>(::operator new(n * sizeof(T), kAlign)); }
+  void deallocate(T* p, size_t) { ::operator delete(p, kAlign); }
+  template <typename U>
+  bool operator==(const CacheAligned<U>&) const { return true; }
+  template <typename U>
+  bool operator!=(const CacheAligned<U>&) const { return false; }
+};
+template <typename T>
+using AlignedVector = std::vector<T, CacheAligned<T>>;
+
 // A quantized convolution or linear layer (linear: 1x1 "convolution" over [N, K] rows).
 struct QConvArgs {
   Conv2dGeometry g;
@@ -75,14 +96,14 @@ struct QConvArgs {
 // The weights of a one-group convolution reordered tap-major ([C_out rounded up to 32][KH * KW * C_in],
 // zero rows past C_out) for the implicit-GEMM AMX convolution, or empty when that path does not apply
 // (C_in not a multiple of 64, groups > 1, 1x1 kernels).
-std::vector<int8_t> PrepackTapMajor(const int8_t* weight, int64_t out_channels, int64_t in_channels, int64_t groups,
+AlignedVector<int8_t> PrepackTapMajor(const int8_t* weight, int64_t out_channels, int64_t in_channels, int64_t groups,
                                     int64_t kernel_h, int64_t kernel_w);
 
 // The weights of a one-group convolution with a kernel 2 to 8 wide in the windowed order above, as the
 // AMX GEMM reads them ([C_out rounded up to 32][K rounded up to 64], zero padded), or empty where that path
 // does not apply (groups > 1, 1-wide or wider kernels). Each 4-byte group of the matching im2col matrix
 // is then 4 neighbouring input bytes of one row, which the kernel gathers with one permute per 16 columns.
-std::vector<int8_t> PrepackWindowed(const int8_t* weight, int64_t out_channels, int64_t in_channels, int64_t groups,
+AlignedVector<int8_t> PrepackWindowed(const int8_t* weight, int64_t out_channels, int64_t in_channels, int64_t groups,
                                     int64_t kernel_h, int64_t kernel_w);
 
 struct QLinearArgs {
@@ -117,7 +138,7 @@ void ComputeWeightSums(const int8_t* weight, int64_t rows, int64_t per_row, int3
 
 // Packs a layer's int8 weights ([groups x rows_per_group, per_row]) once for the fast GEMM, group by
 // group, and returns the bound the fast path uses to decide exactness (see src/kernels/gemm_u8s8.h).
-std::vector<int32_t> PrepackWeights(const int8_t* weight, int64_t groups, int64_t rows_per_group, int64_t per_row,
+AlignedVector<int32_t> PrepackWeights(const int8_t* weight, int64_t groups, int64_t rows_per_group, int64_t per_row,
                                     int32_t* max_pair);
 
 // Elementwise quint8 add / mul with requantization — the definition the functional ops use:

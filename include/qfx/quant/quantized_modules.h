@@ -79,9 +79,9 @@ class QuantizedWeighted : public nn::Module {
   Tensor bias_q_;                 // i32 [out], registered as "bias"
   std::vector<int32_t> weight_sum_;
   std::vector<float> multiplier_;
-  std::vector<int32_t> packed_weight_;
-  std::vector<int8_t> tap_weight_;  // tap-major copy for the AMX implicit-GEMM convolution (may be empty)
-  std::vector<int8_t> window_weight_;  // windowed copy for the AMX im2col convolution (may be empty)
+  kernels::AlignedVector<int32_t> packed_weight_;
+  kernels::AlignedVector<int8_t> tap_weight_;  // tap-major copy for the AMX implicit-GEMM convolution (may be empty)
+  kernels::AlignedVector<int8_t> window_weight_;  // windowed copy for the AMX im2col convolution (may be empty)
   int32_t weight_max_pair_ = -1;
   int32_t clamp_lo_ = 0, clamp_hi_ = 255;  // output clamp (ReLU: clamp_lo_ = zero point)
 };
@@ -104,7 +104,8 @@ class DynamicQuantizedLinear : public nn::Module {
  private:
   QuantizedLayer layer_;
   bool reduce_range_;
-  std::vector<int32_t> weight_sum_, packed_weight_;
+  std::vector<int32_t> weight_sum_;
+  kernels::AlignedVector<int32_t> packed_weight_;
   int32_t weight_max_pair_ = -1;
 };
 

@@ -51,7 +51,7 @@ inline void U8S8Portable(const U8S8GemmArgs& g, int64_t m0, int64_t m1, int64_t 
 }
 
 // g.packed_a, or A packed into *own when the caller did not prepack it.
-inline const int32_t* PackedWeights(const U8S8GemmArgs& g, std::vector<int32_t>* own) {
+inline const int32_t* PackedWeights(const U8S8GemmArgs& g, AlignedVector<int32_t>* own) {
   if (g.packed_a != nullptr) return g.packed_a;
   own->resize(static_cast<size_t>(PackedU8S8Size(g.m, g.k)));
   PackU8S8Weights(g.a, g.m, g.k, g.lda, own->data());
@@ -366,7 +366,7 @@ inline bool AmxConvImplicitImpl(const AmxConvArgs& a) {
 }
 
 inline void GemmU8S8Amx(const U8S8GemmArgs& g) {
-  std::vector<int32_t> own;
+  AlignedVector<int32_t> own;
   const int8_t* w = g.amx_a;
   if (w == nullptr) w = reinterpret_cast<const int8_t*>(PackedWeights(g, &own) + AmxWeightsOffset(g.m, g.k));
   const int64_t panels = (g.n + kNr - 1) / kNr, blocks = (g.m + 31) / 32;
@@ -560,7 +560,7 @@ inline void GemmU8S8Impl(const U8S8GemmArgs& g) {
 #ifdef QFX_U8S8_TILE
   if (kVnni || MaddubsIsExact(g)) {
     const int64_t blocks = (g.m + kMr - 1) / kMr;
-    std::vector<int32_t> own;
+    AlignedVector<int32_t> own;
     const int32_t* packed_a = PackedWeights(g, &own);
     if (g.n >= g.m) {
       const int64_t panels = (g.n + kNr - 1) / kNr;
