@@ -290,8 +290,12 @@ inline void U8S8Amx(const U8S8GemmArgs& g, const int8_t* w, int64_t m0, int64_t 
         AmxRequantBlock(out, rows, *g.requant, i, st);
         continue;
       }
+      // The int32 block as it is, two masked 16-lane stores a row (a variable-length memcpy here became
+      // rep movs, slow right after the tile stores).
       for (int64_t r = 0; r < rows; ++r) {
-        std::memcpy(g.c + (i + r) * g.ldc + j, out + r * 32, static_cast<size_t>(cols) * sizeof(int32_t));
+        int32_t* c = g.c + (i + r) * g.ldc + j;
+        _mm512_mask_storeu_epi32(c, st.mask[0][0], _mm512_load_si512(out + r * 32));
+        if (st.count[1] > 0) _mm512_mask_storeu_epi32(c + 16, st.mask[1][0], _mm512_load_si512(out + r * 32 + 16));
       }
     }
   }
