@@ -235,8 +235,9 @@ void QConv2d(const QConvArgs& a, const uint8_t* x, uint8_t* y) {
     if (done) return;
   }
   // With the windowed weights, im2col gathers whole 4-tap windows (WindowPanels); k grows to KW rounded up to 4.
+  // (Its permute reaches 64 bytes: 16 columns at most 4 apart.)
   const bool windowed = panels && a.window_weight != nullptr && g.groups == 1 && g.dilation_h == 1 &&
-                        g.dilation_w == 1 && g.kernel_w >= 2 && g.kernel_w <= 8;
+                        g.dilation_w == 1 && g.kernel_w >= 2 && g.kernel_w <= 8 && g.stride_w <= 4;
   const int64_t gemm_k = windowed ? cin_g * g.kernel_h * ((g.kernel_w + 3) / 4) * 4 : kdim, kp = AmxPaddedK(gemm_k);
   thread_local AlignedVector<uint8_t> col_buffer;
   thread_local std::vector<int32_t> acc_buffer;

@@ -63,6 +63,8 @@ void ConvSweep() {
       {1, 24, 11, 9, 37, 3, 1, 1, 1, 1},
       // Stride 2 over rows wide enough for im2col's 16-byte even-byte gather (and its ragged end).
       {1, 3, 9, 75, 8, 7, 2, 3, 1, 1},
+      // Strides 4 (the widest the windowed im2col's permute reaches) and 5 (past it: the plain im2col).
+      {1, 5, 12, 40, 9, 3, 4, 1, 1, 1}, {1, 5, 12, 40, 9, 3, 5, 1, 1, 1},
       // The implicit-GEMM AMX convolution (C_in a multiple of 64, stride 1): rows wider than 32 columns,
       // output channels past a 32 block, 5x5 taps, no padding, and a batch of two.
       {1, 64, 5, 37, 33, 3, 1, 1, 1, 1}, {2, 128, 6, 7, 16, 5, 1, 2, 1, 1}, {1, 64, 6, 6, 8, 3, 1, 0, 1, 1},
