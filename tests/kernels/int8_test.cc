@@ -112,26 +112,20 @@ void ConvSweep() {
         std::fill(y.begin(), y.end(), 0);
         QConv2d(a, x.data(), y.data());
         ASSERT_EQ(y, want) << "prepacked: cin " << c.cin << " k " << c.k << " groups " << c.groups;
-        // And with the tap-major copy, which enables the implicit-GEMM AMX path where it applies.
-        const auto taps = PrepackTapMajor(w.data(), c.cout, c.cin, c.groups, c.k, c.k);
-        if (!taps.empty()) {
-          a.tap_weight = taps.data();
+        // And with each AMX weight copy where it applies: tap-major (the implicit GEMM) and windowed (the
+        // windowed im2col); the kernel must still match the oracle bit for bit.
+        const auto with_copy = [&](const AlignedVector<int8_t>& copy, const int8_t** field, const char* what,
+                                   int* count) {
+          if (copy.empty()) return;
+          *field = copy.data();
           std::fill(y.begin(), y.end(), 0);
           QConv2d(a, x.data(), y.data());
-          ASSERT_EQ(y, want) << "tap-major: cin " << c.cin << " k " << c.k << " h " << c.h << " w " << c.w;
-          a.tap_weight = nullptr;
-          ++tap_major;
-        }
-        // And with the windowed copy, which enables the AMX windowed im2col where it applies.
-        const auto windows = PrepackWindowed(w.data(), c.cout, c.cin, c.groups, c.k, c.k);
-        if (!windows.empty()) {
-          a.window_weight = windows.data();
-          std::fill(y.begin(), y.end(), 0);
-          QConv2d(a, x.data(), y.data());
-          ASSERT_EQ(y, want) << "windowed: cin " << c.cin << " k " << c.k << " h " << c.h << " w " << c.w;
-          a.window_weight = nullptr;
-          ++windowed;
-        }
+          *field = nullptr;
+          ++*count;
+          EXPECT_EQ(y, want) << what << ": cin " << c.cin << " k " << c.k << " h " << c.h << " w " << c.w;
+        };
+        with_copy(PrepackTapMajor(w.data(), c.cout, c.cin, c.groups, c.k, c.k), &a.tap_weight, "tap-major", &tap_major);
+        with_copy(PrepackWindowed(w.data(), c.cout, c.cin, c.groups, c.k, c.k), &a.window_weight, "windowed", &windowed);
         ++checked;
        }
       }
