@@ -1,7 +1,14 @@
-// qfx benchmarks: the int8 GEMM and quantized convolution (Google Benchmark). Reports G MAC/s; the
-// measured u8 x s8 (vpmaddubsw) peak here is about 75 G MAC/s per core (../shared/ENVIRONMENT.md).
-//   bazel run -c opt //tools/bench:int8_kernels_bench      (QFX_DISABLE_VNNI=1: the AVX2/AVX-512 vpmaddubsw path)
+// qfx benchmarks: the int8 GEMM and quantized convolution (Google Benchmark). Reports G MAC/s, and for
+// the GEMM also `of_peak`: the fraction of the one-core peak of the instruction its path uses (AMX
+// tdpbsud, AVX-512 VNNI vpdpbusd or vpmaddubsw), measured in the same run by register-only loops (the
+// BM_Peak* rows). ../shared/ENVIRONMENT.md's u8 x s8 (vpmaddubsw) peak is about 75 G MAC/s per core.
+//   bazel run -c opt //tools/bench:int8_kernels_bench      (QFX_DISABLE_VNNI=1: the AVX2/AVX-512 vpmaddubsw path;
+//   QFX_DISABLE_AMX=1: no AMX)
+#include <immintrin.h>
+
+#include <chrono>
 #include <cstdlib>
+#include <cstring>
 #include <random>
 #include <vector>
 
@@ -24,6 +31,111 @@ std::vector<T> Random(size_t n, int lo, int hi) {
   return v;
 }
 
+// Register-only multiply-accumulate loops: MACs per second of one core with independent accumulators
+// (the instruction's throughput, not its latency), timed over `iters` rounds.
+__attribute__((target("avx2"))) double PeakMaddubs(int64_t iters) {
+  constexpr int kChains = 6;  // 256-bit, as the GEMM's vpmaddubsw tile: b per chain, a shared
+  __m256i acc[kChains], b[kChains];
+  __m256i a = _mm256_set1_epi8(5);
+  const __m256i ones = _mm256_set1_epi16(1);
+  for (int i = 0; i < kChains; ++i) acc[i] = _mm256_setzero_si256(), b[i] = _mm256_set1_epi8(static_cast<char>(i + 1));
+  const auto t0 = std::chrono::steady_clock::now();
+  for (int64_t it = 0; it < iters; ++it) {
+    __asm__ volatile("" : "+x"(a));  // a changes every round, so the products are not hoisted
+#pragma GCC unroll 6
+    for (int i = 0; i < kChains; ++i) acc[i] = _mm256_add_epi32(acc[i], _mm256_madd_epi16(_mm256_maddubs_epi16(b[i], a), ones));
+  }
+  const double s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  int32_t sink[8];
+  for (int i = 1; i < kChains; ++i) acc[0] = _mm256_add_epi32(acc[0], acc[i]);
+  _mm256_storeu_si256(reinterpret_cast<__m256i*>(sink), acc[0]);
+  benchmark::DoNotOptimize(sink);
+  return static_cast<double>(iters) * kChains * 32 / s;
+}
+
+__attribute__((target("avx512f,avx512vnni"))) double PeakVnni(int64_t iters) {
+  constexpr int kChains = 16;  // latency 5, two a cycle: 10+ independent accumulators keep both ports busy
+  __m512i acc[kChains];
+  const __m512i a = _mm512_set1_epi8(5), b = _mm512_set1_epi8(3);
+  for (int i = 0; i < kChains; ++i) acc[i] = _mm512_set1_epi32(i);
+  const auto t0 = std::chrono::steady_clock::now();
+  for (int64_t it = 0; it < iters; ++it) {
+#pragma GCC unroll 16
+    for (int i = 0; i < kChains; ++i) acc[i] = _mm512_dpbusd_epi32(acc[i], b, a);
+  }
+  const double s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  alignas(64) int32_t sink[16];
+  for (int i = 1; i < kChains; ++i) acc[0] = _mm512_add_epi32(acc[0], acc[i]);
+  _mm512_store_si512(sink, acc[0]);
+  benchmark::DoNotOptimize(sink);
+  return static_cast<double>(iters) * kChains * 64 / s;
+}
+
+struct alignas(64) TileConfig {
+  uint8_t palette = 1, start_row = 0;
+  uint8_t reserved[14] = {};
+  uint16_t colsb[16] = {};
+  uint8_t rows[16] = {};
+};
+
+__attribute__((target("amx-tile,amx-int8"))) double PeakAmx(int64_t iters) {
+  TileConfig cfg;
+  for (int t = 0; t < 8; ++t) cfg.colsb[t] = 64, cfg.rows[t] = 16;
+  _tile_loadconfig(&cfg);
+  alignas(64) static int8_t data[16 * 64];
+  for (int i = 0; i < 16 * 64; ++i) data[i] = static_cast<int8_t>(i % 7);
+  _tile_zero(0);
+  _tile_zero(1);
+  _tile_zero(2);
+  _tile_zero(3);
+  _tile_loadd(4, data, 64);
+  _tile_loadd(5, data, 64);
+  _tile_loadd(6, data, 64);
+  _tile_loadd(7, data, 64);
+  const auto t0 = std::chrono::steady_clock::now();
+  for (int64_t it = 0; it < iters; ++it) {
+    _tile_dpbsud(0, 4, 6);
+    _tile_dpbsud(1, 4, 7);
+    _tile_dpbsud(2, 5, 6);
+    _tile_dpbsud(3, 5, 7);
+  }
+  alignas(64) static int32_t out[16 * 16];
+  _tile_stored(0, out, 64);
+  const double s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  _tile_release();
+  benchmark::DoNotOptimize(out);
+  return static_cast<double>(iters) * 4 * 16 * 16 * 64 / s;
+}
+
+bool UsesVnni() { return std::strcmp(GemmU8S8TargetName(), "AVX3_DL") == 0; }
+
+// The one-core peak of the instruction the GEMM dispatches to now, measured once.
+double GemmPeak() {
+  static const double peak = GemmU8S8UsesAmx() ? PeakAmx(2000000) : UsesVnni() ? PeakVnni(20000000) : PeakMaddubs(20000000);
+  return peak;
+}
+
+void BM_PeakMaddubs(benchmark::State& state) {
+  double rate = 0;
+  for (auto _ : state) rate = PeakMaddubs(1000000);
+  state.counters["GMAC/s"] = rate / 1e9;
+}
+void BM_PeakVnni(benchmark::State& state) {
+  if (!UsesVnni() && !GemmU8S8UsesAmx()) return state.SkipWithError("no AVX-512 VNNI target here");
+  double rate = 0;
+  for (auto _ : state) rate = PeakVnni(1000000);
+  state.counters["GMAC/s"] = rate / 1e9;
+}
+void BM_PeakAmx(benchmark::State& state) {
+  if (!GemmU8S8UsesAmx()) return state.SkipWithError("AMX not in use (CPU, kernel or QFX_DISABLE_AMX)");
+  double rate = 0;
+  for (auto _ : state) rate = PeakAmx(100000);
+  state.counters["GMAC/s"] = rate / 1e9;
+}
+BENCHMARK(BM_PeakMaddubs)->Unit(benchmark::kMicrosecond);
+BENCHMARK(BM_PeakVnni)->Unit(benchmark::kMicrosecond);
+BENCHMARK(BM_PeakAmx)->Unit(benchmark::kMicrosecond);
+
 // Args: M, N, K, threads. Activations in 0..127 (reduce_range), so every SIMD path is exact.
 void BM_GemmU8S8(benchmark::State& state) {
   const int64_t m = state.range(0), n = state.range(1), k = state.range(2);
@@ -36,13 +148,17 @@ void BM_GemmU8S8(benchmark::State& state) {
   U8S8GemmArgs g;
   g.m = m, g.n = n, g.k = k, g.a = a.data(), g.lda = k, g.b = b.data(), g.ldb = n, g.c = c.data(), g.ldc = n;
   g.b_max = 127, g.packed_a = packed.data(), g.a_max_pair = MaxPairAbsSum(a.data(), m, k, k);
+  const double peak = GemmPeak() * static_cast<double>(state.range(3));  // one core's peak times the threads
+  const auto t0 = std::chrono::steady_clock::now();
   for (auto _ : state) {
     GemmU8S8(g);
     benchmark::DoNotOptimize(c.data());
   }
-  state.counters["GMAC/s"] = benchmark::Counter(static_cast<double>(m * n * k), benchmark::Counter::kIsIterationInvariantRate,
-                                               benchmark::Counter::kIs1000);
-  state.SetLabel(GemmU8S8TargetName());
+  const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  const double rate = static_cast<double>(m * n * k) * static_cast<double>(state.iterations()) / seconds;
+  state.counters["GMAC/s"] = rate / 1e9;
+  state.counters["of_peak"] = rate / peak;
+  state.SetLabel(GemmU8S8UsesAmx() ? "AMX" : GemmU8S8TargetName());
 }
 BENCHMARK(BM_GemmU8S8)
     ->Args({512, 512, 512, 1})
