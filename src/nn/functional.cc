@@ -404,7 +404,9 @@ void MaxPoolPlanesU8(const PoolGeometry& g, int64_t planes, int64_t ih, int64_t 
   for (int64_t kx = 0; kx < g.kw; ++kx) cols[kx] = kernels::ValidOutputRange(g.ow, g.sw, kx * g.dw - g.pw, iw);
   ParallelFor(planes, 8, [&](int64_t b, int64_t e) {
     const int64_t width = iw;  // a local: uint8 stores may alias the captured references
-    std::vector<uint8_t> column_max(width), gathered(g.ow);
+    thread_local std::vector<uint8_t> column_max, gathered;  // per thread, grown once (no allocation per call)
+    if (column_max.size() < static_cast<size_t>(width)) column_max.resize(width);
+    if (gathered.size() < static_cast<size_t>(g.ow)) gathered.resize(g.ow);
     uint8_t* __restrict v = column_max.data();
     for (int64_t pl = b; pl < e; ++pl) {
       const uint8_t* xp = px + pl * ih * iw;
