@@ -381,13 +381,14 @@ inline void GemmU8S8Amx(const U8S8GemmArgs& g) {
   }
 }
 
-// Depthwise convolution with VNNI (AVX3_DL): 16 output columns of one row per vector. For each kernel
-// row, one 64-byte load of the input row (masked: columns outside the image read as the zero point, so
-// they cancel in the correction) and, per group of 4 horizontal taps, a vpermb that puts each output's
-// 4 input bytes (columns sw * ox + kx) in its int32 lane and a vpdpbusd with the 4 weights: a 3x3 kernel
-// is 3 loads, 3 permutes and 3 dot products per 16 outputs. Rows outside the image read as all zero
-// point. The accumulator starts at bias - zp * sum(w), so it ends as the exact sum of (x - zp) * w + bias,
-// requantized as AmxRequantBlock does. Kernels up to 8 wide, strides 1 and 2, no dilation.
+// Depthwise convolution with VNNI (AVX3_DL), in strips of 16 output columns. Each input row of a strip is
+// loaded once (64 bytes, masked: columns outside the image read as the zero point, so they cancel in the
+// correction) and, per group of 4 horizontal taps, permuted once by vpermb so that each output's 4 input
+// bytes (columns sw * ox + kx) fill its int32 lane; every output row then adds one vpdpbusd per kernel row
+// and group with the 4 weights: a 3x3 kernel at stride 1 is about 1 load, 1 permute and 3 dot products per
+// 16 outputs. Rows outside the image read as all zero point. The accumulator starts at bias - zp * sum(w),
+// so it ends as the exact sum of (x - zp) * w + bias, then the shared requantization. Kernels up to 8 wide,
+// strides 1 and 2 across (any down), no dilation.
 inline bool DepthwiseVnniApplies(const Conv2dGeometry& g) {
   return g.dilation_h == 1 && g.dilation_w == 1 && g.kernel_w <= 8 && g.kernel_h <= 16 &&
          (g.stride_w == 1 || g.stride_w == 2);
@@ -416,8 +417,14 @@ __attribute__((target("avx512vnni,avx512vbmi"))) HWY_ATTR inline void DepthwiseV
     taps[q] = m;
   }
   const __m512i zp_bytes = _mm512_set1_epi8(static_cast<char>(a.x_zero_point));
-  const __m512 big = _mm512_set1_ps(1073741824.0f), nbig = _mm512_set1_ps(-1073741824.0f);
-  const __m512i yzp = _mm512_set1_epi32(a.y_zero_point), lo = _mm512_set1_epi32(a.lo), hi = _mm512_set1_epi32(a.hi);
+  const __m512 flo = _mm512_set1_ps(static_cast<float>(a.lo - a.y_zero_point));
+  const __m512 fhi = _mm512_set1_ps(static_cast<float>(a.hi - a.y_zero_point));
+  const __m512i yzp = _mm512_set1_epi32(a.y_zero_point);
+  __m512i padding[2];  // a row outside the image, permuted
+  for (int64_t q = 0; q < groups4; ++q) padding[q] = _mm512_maskz_permutexvar_epi8(taps[q], idx[q], zp_bytes);
+  thread_local AlignedVector<__m512i> strip_buffer;  // the permuted input rows of one strip, 2 groups a row
+  if (strip_buffer.size() < static_cast<size_t>(2 * in_h)) strip_buffer.resize(static_cast<size_t>(2 * in_h));
+  __m512i* const strip = strip_buffer.data();
   for (int64_t item = i0; item < i1; ++item) {
     const int64_t n = item / g.out_channels, co = item % g.out_channels, ci = co / mult;
     const uint8_t* xc = x + (n * g.in_channels + ci) * in_h * in_w;
@@ -437,32 +444,32 @@ __attribute__((target("avx512vnni,avx512vbmi"))) HWY_ATTR inline void DepthwiseV
     }
     const __m512i corr = _mm512_set1_epi32((a.bias ? a.bias[co] : 0) - a.x_zero_point * wsum);
     const __m512 mul = _mm512_set1_ps(a.multiplier[co]);
-    for (int64_t oy = 0; oy < oh; ++oy) {
-      for (int64_t v = 0; v < vectors; ++v) {
-        const int64_t c0 = sw * 16 * v - g.pad_w;  // input column of lane 0, tap 0
-        const int64_t first = std::max<int64_t>(0, -c0), last = std::min<int64_t>(64, in_w - c0);
-        const __mmask64 inside = last > first ? (_bzhi_u64(~0ULL, static_cast<unsigned>(last)) &
-                                                 ~_bzhi_u64(~0ULL, static_cast<unsigned>(first)))
-                                              : 0;
+    for (int64_t v = 0; v < vectors; ++v) {  // a strip of 16 output columns, top to bottom
+      const int64_t c0 = sw * 16 * v - g.pad_w;  // input column of lane 0, tap 0
+      const int64_t first = std::max<int64_t>(0, -c0), last = std::min<int64_t>(64, in_w - c0);
+      const __mmask64 inside = last > first ? (_bzhi_u64(~0ULL, static_cast<unsigned>(last)) &
+                                               ~_bzhi_u64(~0ULL, static_cast<unsigned>(first)))
+                                            : 0;
+      // Each input row of the strip is loaded and permuted once, then used by every output row it feeds.
+      for (int64_t r = 0; r < in_h; ++r) {
+        const __m512i row = _mm512_mask_loadu_epi8(
+            zp_bytes, inside, reinterpret_cast<const void*>(reinterpret_cast<uintptr_t>(xc + r * in_w) + c0));
+        for (int64_t q = 0; q < groups4; ++q) strip[r * 2 + q] = _mm512_maskz_permutexvar_epi8(taps[q], idx[q], row);
+      }
+      const __mmask16 cols = static_cast<__mmask16>(_bzhi_u32(0xFFFFu, static_cast<unsigned>(std::min<int64_t>(16, ow - 16 * v))));
+      for (int64_t oy = 0; oy < oh; ++oy) {
         __m512i acc = corr;
         for (int64_t ky = 0; ky < kh; ++ky) {
           const int64_t iy = oy * sh - g.pad_h + ky;
-          const __m512i row = (iy < 0 || iy >= in_h)
-                                  ? zp_bytes
-                                  : _mm512_mask_loadu_epi8(zp_bytes, inside,
-                                                           reinterpret_cast<const void*>(
-                                                               reinterpret_cast<uintptr_t>(xc + iy * in_w) + c0));
-          for (int64_t q = 0; q < groups4; ++q) {
-            acc = _mm512_dpbusd_epi32(acc, _mm512_maskz_permutexvar_epi8(taps[q], idx[q], row), wv[ky][q]);
-          }
+          const __m512i* in = iy < 0 || iy >= in_h ? padding : strip + iy * 2;
+          for (int64_t q = 0; q < groups4; ++q) acc = _mm512_dpbusd_epi32(acc, in[q], wv[ky][q]);
         }
+        // The shared requantization with the clamp to [lo, hi] done on the float before rounding (exact:
+        // the bounds are integers and rounding is monotonic), which also keeps the conversion in range.
         __m512 f = _mm512_mul_ps(_mm512_cvtepi32_ps(acc), mul);
-        f = _mm512_min_ps(_mm512_max_ps(f, nbig), big);
-        __m512i q8 = _mm512_add_epi32(_mm512_cvtps_epi32(f), yzp);
-        q8 = _mm512_min_epi32(_mm512_max_epi32(q8, lo), hi);
-        const int64_t cols = std::min<int64_t>(16, ow - 16 * v);
-        _mm_mask_storeu_epi8(yc + oy * ow + 16 * v, static_cast<__mmask16>(_bzhi_u32(0xFFFFu, static_cast<unsigned>(cols))),
-                             _mm512_cvtepi32_epi8(q8));
+        f = _mm512_min_ps(_mm512_max_ps(f, flo), fhi);
+        const __m512i q8 = _mm512_add_epi32(_mm512_cvtps_epi32(f), yzp);
+        _mm_mask_storeu_epi8(yc + oy * ow + 16 * v, cols, _mm512_cvtepi32_epi8(q8));
       }
     }
   }
