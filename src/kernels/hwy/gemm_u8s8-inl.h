@@ -226,7 +226,7 @@ HWY_INLINE void AmxBlock(const int8_t* HWY_RESTRICT w, int64_t kp, const uint8_t
 }
 
 // The AMX epilogue: a finished 32 x 32 int32 block (out[r * 32 + lane]) requantized by the shared rule
-// (bit-identical to RequantizeRowImpl: the product clamped to +-2^30, then round-to-nearest-even) into rows
+// (bit-identical to RequantizeRowImpl; round-to-nearest-even) into rows
 // co + r of q.y. Where each lane goes is the same for every row, so it is worked out once per block as up to
 // one masked store per output row a 16-lane half touches: lane l of half h lands at y_row[offset + l] when bit l of mask is set
 // (the masked-off lanes are neither read nor written, so offset may point before the row).
@@ -242,8 +242,11 @@ struct AmxStores {
 
 HWY_ATTR inline void AmxRequantBlock(const int32_t* HWY_RESTRICT out, int64_t rows, const U8S8GemmArgs::Requant& q,
                                      int64_t co, const AmxStores& st) {
-  const __m512 big = _mm512_set1_ps(1073741824.0f), nbig = _mm512_set1_ps(-1073741824.0f);
-  const __m512i zp = _mm512_set1_epi32(q.zero_point), lo = _mm512_set1_epi32(q.lo), hi = _mm512_set1_epi32(q.hi);
+  // The clamp to [lo, hi] is done on the float before rounding, shifted by the zero point: exact, as the
+  // bounds are integers and rounding is monotonic, and it keeps the conversion in range.
+  const __m512 flo = _mm512_set1_ps(static_cast<float>(q.lo - q.zero_point));
+  const __m512 fhi = _mm512_set1_ps(static_cast<float>(q.hi - q.zero_point));
+  const __m512i zp = _mm512_set1_epi32(q.zero_point);
   for (int64_t r = 0; r < rows; ++r) {
     const __m512i corr = _mm512_set1_epi32(q.correction[co + r]);
     const __m512 mult = _mm512_set1_ps(q.multiplier[co + r]);
@@ -251,10 +254,8 @@ HWY_ATTR inline void AmxRequantBlock(const int32_t* HWY_RESTRICT out, int64_t ro
     for (int h = 0; h < 2; ++h) {
       const __m512i acc = _mm512_add_epi32(_mm512_load_si512(out + r * 32 + h * 16), corr);
       __m512 v = _mm512_mul_ps(_mm512_cvtepi32_ps(acc), mult);
-      v = _mm512_min_ps(_mm512_max_ps(v, nbig), big);
-      __m512i y = _mm512_add_epi32(_mm512_cvtps_epi32(v), zp);
-      y = _mm512_min_epi32(_mm512_max_epi32(y, lo), hi);
-      const __m128i bytes = _mm512_cvtepi32_epi8(y);
+      v = _mm512_min_ps(_mm512_max_ps(v, flo), fhi);
+      const __m128i bytes = _mm512_cvtepi32_epi8(_mm512_add_epi32(_mm512_cvtps_epi32(v), zp));
       for (int s = 0; s < st.count[h]; ++s) {
         _mm_mask_storeu_epi8(reinterpret_cast<void*>(y_row + st.offset[h][s]), st.mask[h][s], bytes);
       }
