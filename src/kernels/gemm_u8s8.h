@@ -67,12 +67,13 @@ void RequantizeRow(const int32_t* acc, int64_t n, int32_t correction, float mult
 void LinearFewRowsU8S8(const uint8_t* x, int64_t rows, int64_t k, const int8_t* w, int64_t m, int32_t max_pair,
                        int32_t* acc);
 
-// Implicit-GEMM convolution on AMX (stride 1, dilation 1, one group, C_in a multiple of 64): x4 is the
+// Implicit-GEMM convolution (stride 1, dilation 1, one group, C_in a multiple of 64): x4 is the
 // zero-point-padded input with C_in in groups of 4 interleaved per pixel, one padded plane per group
 // ([C_in / 4][rows][row_pixels][4] bytes, plane_bytes apart, then slack the kernel may read), w the tap-major weights
-// (PrepackTapMajor). Output rows are requantized into y [C_out][OH * OW]. Returns false (doing nothing)
-// unless GemmU8S8UsesAmx().
-struct AmxConvArgs {
+// (PrepackTapMajor). Output rows are requantized into y [C_out][OH * OW]. Runs on AMX tiles where
+// GemmU8S8UsesAmx(), else with AVX-512 VNNI on the AVX3_DL target; returns false (doing nothing) where
+// neither applies (ImplicitConvSupported() says so beforehand).
+struct ImplicitConvArgs {
   const uint8_t* x4 = nullptr;
   int64_t row_pixels = 0, plane_bytes = 0;
   const int8_t* w = nullptr;
@@ -80,8 +81,9 @@ struct AmxConvArgs {
   U8S8GemmArgs::Requant requant;  // per output channel; y, ldy = OH * OW
 };
 // Bytes past the last x4 plane that the kernel may read: 32 positions past the last row plus the widest tap.
-inline int64_t AmxConvSlack(int64_t kernel_w) { return (32 + kernel_w + 16) * 4; }
-bool AmxConvImplicit(const AmxConvArgs& a);
+inline int64_t ImplicitConvSlack(int64_t kernel_w) { return (32 + kernel_w + 16) * 4; }
+bool ImplicitConv(const ImplicitConvArgs& a);
+bool ImplicitConvSupported();
 
 // The im2col matrix of one image in the windowed k order (see QConvArgs::window_weight) written straight
 // into the AMX panel layout (U8S8GemmArgs::packed_b; kp = AmxPaddedK of the windowed k): per 16 columns

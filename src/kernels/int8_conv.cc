@@ -1,12 +1,13 @@
 // qfx kernels: the int8 convolution and linear fast paths (see include/qfx/kernels/int8.h).
 //
-// With AMX (gemm_u8s8.h): stride-1 convolutions with 64k input channels run as an implicit GEMM over a
-// padded, 4-channel-interleaved copy of the input; the others write im2col straight into the AMX tile
-// layout; both requantize each block as it leaves the tiles. Without AMX:
-// Convolution: im2col of the u8 input with zero-point padding (so padded taps contribute 0 after the
-// correction; 1x1 stride-1 convolutions read the input directly), the uint8 x int8 GEMM (gemm_u8s8.h:
-// vpmaddubsw where exact), then the epilogue acc - x_zp * sum(w) + bias and the shared requantization.
-// Depthwise convolution runs directly per channel. Linear layers use the same GEMM on the transposed input.
+// Stride-1 convolutions with 64k input channels run as an implicit GEMM over a padded, 4-channel-interleaved
+// copy of the input (gemm_u8s8.h: AMX tiles, or AVX-512 VNNI registers), requantized block by block. With
+// AMX the others write im2col straight into the tile layout (by 4-tap windows where the kernel allows) and
+// requantize each block as it leaves the tiles. Otherwise: im2col of the u8 input with zero-point padding
+// (so padded taps contribute 0 after the correction; 1x1 stride-1 convolutions read the input directly),
+// the uint8 x int8 GEMM (vpdpbusd, or vpmaddubsw where exact), then the epilogue acc - x_zp * sum(w) + bias
+// and the shared requantization. Depthwise convolution has its own kernels. Linear layers use the same
+// GEMM on the transposed input.
 #include <algorithm>
 #include <cstring>
 #include <tuple>
@@ -71,13 +72,12 @@ void Interleave4(const uint8_t* const r[4], int64_t n, uint8_t* dst) {
   for (; c < n; ++c) dst[4 * c] = r[0][c], dst[4 * c + 1] = r[1][c], dst[4 * c + 2] = r[2][c], dst[4 * c + 3] = r[3][c];
 }
 
-// The implicit-GEMM AMX convolution of one image (see AmxConvArgs): builds the padded, 4-channel-interleaved
-// input, then runs the kernel. `correction`: ZeroPointCorrection per output channel. False when AMX is not
-// in use.
-bool AmxConvImage(const QConvArgs& a, const uint8_t* x, uint8_t* y, const int32_t* correction) {
+// The implicit-GEMM convolution of one image (see ImplicitConvArgs): builds the padded, 4-channel-interleaved
+// input, then runs the kernel (AMX or VNNI). `correction`: ZeroPointCorrection per output channel.
+void ImplicitConvImage(const QConvArgs& a, const uint8_t* x, uint8_t* y, const int32_t* correction) {
   const Conv2dGeometry& g = a.g;
   const int64_t rows = g.in_h + 2 * g.pad_h, row_pixels = g.in_w + 2 * g.pad_w, c4s = g.in_channels / 4;
-  const int64_t plane = rows * row_pixels * 4, slack = AmxConvSlack(g.kernel_w);
+  const int64_t plane = rows * row_pixels * 4, slack = ImplicitConvSlack(g.kernel_w);
   thread_local AlignedVector<uint8_t> x4_buffer;
   GrowScratch(x4_buffer, static_cast<size_t>(c4s * plane + slack));
   uint8_t* const x4 = x4_buffer.data();
@@ -98,13 +98,13 @@ bool AmxConvImage(const QConvArgs& a, const uint8_t* x, uint8_t* y, const int32_
     }
   });
   std::memset(x4 + c4s * plane, zp, static_cast<size_t>(slack));
-  AmxConvArgs c;
+  ImplicitConvArgs c;
   c.x4 = x4, c.row_pixels = row_pixels, c.plane_bytes = plane, c.w = a.tap_weight;
   c.in_channels = g.in_channels, c.out_channels = g.out_channels, c.kernel_h = g.kernel_h, c.kernel_w = g.kernel_w;
   c.out_h = g.out_h(), c.out_w = g.out_w();
   c.requant.correction = correction, c.requant.multiplier = a.multiplier, c.requant.zero_point = a.y_zero_point;
   c.requant.lo = a.lo, c.requant.hi = a.hi, c.requant.y = y, c.requant.ldy = c.out_h * c.out_w;
-  return AmxConvImplicit(c);
+  ImplicitConv(c);
 }
 
 // The im2col matrix of one group built straight in the AMX GEMM's panel layout (U8S8GemmArgs::packed_b):
@@ -220,19 +220,18 @@ void QConv2d(const QConvArgs& a, const uint8_t* x, uint8_t* y) {
   const bool direct = g.kernel_h == 1 && g.kernel_w == 1 && g.stride_h == 1 && g.stride_w == 1 && g.pad_h == 0 &&
                       g.pad_w == 0;
   const bool panels = GemmU8S8UsesAmx();  // build the GEMM's packed B directly, skipping its packing pass
-  thread_local std::vector<int32_t> correction_buffer;  // the AMX paths requantize inside the kernel
-  if (panels) {
+  const bool implicit = a.tap_weight != nullptr && g.groups == 1 && g.in_channels % 64 == 0 && g.stride_h == 1 &&
+                        g.stride_w == 1 && g.dilation_h == 1 && g.dilation_w == 1 && ImplicitConvSupported();
+  thread_local std::vector<int32_t> correction_buffer;  // the AMX and implicit paths requantize inside the kernel
+  if (panels || implicit) {
     GrowScratch(correction_buffer, static_cast<size_t>(g.out_channels));
     for (int64_t co = 0; co < g.out_channels; ++co) correction_buffer[co] = ZeroPointCorrection(a, co);
   }
-  if (a.tap_weight != nullptr && panels && g.groups == 1 && g.in_channels % 64 == 0 && g.stride_h == 1 &&
-      g.stride_w == 1 && g.dilation_h == 1 && g.dilation_w == 1) {  // implicit GEMM: no im2col at all
-    bool done = true;
-    for (int64_t n = 0; n < g.batch && done; ++n) {
-      done = AmxConvImage(a, x + n * g.in_channels * g.in_h * g.in_w, y + n * g.out_channels * ohw,
-                          correction_buffer.data());
+  if (implicit) {  // implicit GEMM: no im2col at all
+    for (int64_t n = 0; n < g.batch; ++n) {
+      ImplicitConvImage(a, x + n * g.in_channels * g.in_h * g.in_w, y + n * g.out_channels * ohw, correction_buffer.data());
     }
-    if (done) return;
+    return;
   }
   // With the windowed weights, im2col gathers whole 4-tap windows (WindowPanels); k grows to KW rounded up to 4.
   // (Its permute reaches 64 bytes: 16 columns at most 4 apart.)

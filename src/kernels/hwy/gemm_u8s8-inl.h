@@ -303,7 +303,7 @@ inline void U8S8Amx(const U8S8GemmArgs& g, const int8_t* w, int64_t m0, int64_t 
   AmxRelease();
 }
 
-// The implicit-GEMM convolution (see AmxConvArgs) for work items [i0, i1), item = co_block * chunks + chunk
+// The implicit-GEMM convolution (see ImplicitConvArgs) for work items [i0, i1), item = co_block * chunks + chunk
 // (a thread's items share a 32-channel weight block, which stays in L2). The output is computed on the
 // padded grid, flattened: position f = oy * row_pixels + ox reads input position f + ky * row_pixels + kx
 // for tap (ky, kx), so a tile row is 16 consecutive positions x 4 channels of one channel group straight
@@ -311,7 +311,7 @@ inline void U8S8Amx(const U8S8GemmArgs& g, const int8_t* w, int64_t m0, int64_t 
 // a chunk (two tiles), every tap and 64 channels a step.
 // Where the 32 positions of the chunk at f0 go: one masked store per output row a half touches, over the
 // lanes with ox < OW (the padded grid's extra columns and positions past the last row are dropped).
-inline AmxStores AmxConvStores(const AmxConvArgs& a, int64_t f0) {
+inline AmxStores AmxConvStores(const ImplicitConvArgs& a, int64_t f0) {
   const int64_t rp = a.row_pixels, end = a.out_h * rp;
   AmxStores st;
   for (int h = 0; h < 2; ++h) {
@@ -330,7 +330,7 @@ inline AmxStores AmxConvStores(const AmxConvArgs& a, int64_t f0) {
   return st;
 }
 
-__attribute__((target("amx-tile,amx-int8"))) HWY_ATTR inline void AmxConvItems(const AmxConvArgs& a, int64_t i0, int64_t i1) {
+__attribute__((target("amx-tile,amx-int8"))) HWY_ATTR inline void AmxConvItems(const ImplicitConvArgs& a, int64_t i0, int64_t i1) {
   const int64_t kdim = a.kernel_h * a.kernel_w * a.in_channels, c64s = a.in_channels / 64;
   const int64_t rp = a.row_pixels, plane = a.plane_bytes, chunks = (a.out_h * rp + 31) / 32;
   // Software-pipelined: item i's tile work is issued before item i - 1's epilogue, so the vector
@@ -363,12 +363,76 @@ __attribute__((target("amx-tile,amx-int8"))) HWY_ATTR inline void AmxConvItems(c
   AmxRelease();
 }
 
-inline bool AmxConvImplicitImpl(const AmxConvArgs& a) {
-  if (!AmxEnabled()) return false;
-  const int64_t items = (a.out_channels + 31) / 32 * ((a.out_h * a.row_pixels + 31) / 32);
-  ParallelFor(items, 1, [&](int64_t b, int64_t e) { AmxConvItems(a, b, e); });
+// The implicit-GEMM convolution with AVX-512 VNNI (no AMX): blocks of kRows output channels x 32 positions
+// of the flattened padded grid (as AmxConvItems) in registers. A step takes one tap and 4 input channels:
+// the 32 positions' 4 bytes are 128 consecutive bytes of the x4 plane (two loads), each row's 4 weights one
+// broadcast, and 2 * kRows vpdpbusd. The block is requantized from the registers (no int32 round trip).
+template <int kRows>
+__attribute__((target("avx512vnni"))) HWY_ATTR inline void VnniConvBlock(const ImplicitConvArgs& a, int64_t co, int64_t f0,
+                                                                         const AmxStores& st) {
+  const int64_t kdim = a.kernel_h * a.kernel_w * a.in_channels, c4s = a.in_channels / 4, plane = a.plane_bytes;
+  __m512i acc[kRows][2];
+  for (int r = 0; r < kRows; ++r) acc[r][0] = acc[r][1] = _mm512_setzero_si512();
+  for (int64_t ky = 0; ky < a.kernel_h; ++ky) {
+    for (int64_t kx = 0; kx < a.kernel_w; ++kx) {
+      const uint8_t* xp = a.x4 + (f0 + ky * a.row_pixels + kx) * 4;
+      const int8_t* wp = a.w + co * kdim + (ky * a.kernel_w + kx) * a.in_channels;
+      for (int64_t c4 = 0; c4 < c4s; ++c4, xp += plane, wp += 4) {
+        const __m512i b0 = _mm512_loadu_si512(xp), b1 = _mm512_loadu_si512(xp + 64);
+#pragma GCC unroll 8
+        for (int r = 0; r < kRows; ++r) {
+          int32_t w4;
+          std::memcpy(&w4, wp + r * kdim, 4);
+          const __m512i wv = _mm512_set1_epi32(w4);
+          acc[r][0] = _mm512_dpbusd_epi32(acc[r][0], b0, wv);
+          acc[r][1] = _mm512_dpbusd_epi32(acc[r][1], b1, wv);
+        }
+      }
+    }
+  }
+  const U8S8GemmArgs::Requant& q = a.requant;
+  const __m512 flo = _mm512_set1_ps(static_cast<float>(q.lo - q.zero_point));
+  const __m512 fhi = _mm512_set1_ps(static_cast<float>(q.hi - q.zero_point));
+  const __m512i zp = _mm512_set1_epi32(q.zero_point);
+  for (int r = 0; r < kRows && co + r < a.out_channels; ++r) {
+    const __m512i corr = _mm512_set1_epi32(q.correction[co + r]);
+    const __m512 mult = _mm512_set1_ps(q.multiplier[co + r]);
+    const uintptr_t y_row = reinterpret_cast<uintptr_t>(q.y + (co + r) * q.ldy);
+    for (int h = 0; h < 2; ++h) {
+      __m512 v = _mm512_mul_ps(_mm512_cvtepi32_ps(_mm512_add_epi32(acc[r][h], corr)), mult);
+      v = _mm512_min_ps(_mm512_max_ps(v, flo), fhi);
+      const __m128i bytes = _mm512_cvtepi32_epi8(_mm512_add_epi32(_mm512_cvtps_epi32(v), zp));
+      for (int s = 0; s < st.count[h]; ++s) {
+        _mm_mask_storeu_epi8(reinterpret_cast<void*>(y_row + st.offset[h][s]), st.mask[h][s], bytes);
+      }
+    }
+  }
+}
+
+// Work items [i0, i1) of 8 channels x 32 positions, channel-major (the weights are padded to 32 rows, so a
+// last partial block reads zeros and stores only its real rows).
+inline void VnniConvItems(const ImplicitConvArgs& a, int64_t i0, int64_t i1) {
+  const int64_t chunks = (a.out_h * a.row_pixels + 31) / 32;
+  AmxStores stores;
+  int64_t stores_f0 = -1;
+  for (int64_t item = i0; item < i1; ++item) {
+    const int64_t co = item / chunks * 8, f0 = item % chunks * 32;
+    if (f0 != stores_f0) stores = AmxConvStores(a, f0), stores_f0 = f0;
+    VnniConvBlock<8>(a, co, f0, stores);
+  }
+}
+
+inline bool ImplicitConvImpl(const ImplicitConvArgs& a) {
+  const int64_t chunks = (a.out_h * a.row_pixels + 31) / 32;
+  if (AmxEnabled()) {
+    ParallelFor((a.out_channels + 31) / 32 * chunks, 1, [&](int64_t b, int64_t e) { AmxConvItems(a, b, e); });
+  } else {
+    ParallelFor((a.out_channels + 7) / 8 * chunks, 1, [&](int64_t b, int64_t e) { VnniConvItems(a, b, e); });
+  }
   return true;
 }
+
+inline bool ImplicitConvSupportedImpl() { return true; }
 
 inline void GemmU8S8Amx(const U8S8GemmArgs& g) {
   AlignedVector<int32_t> own;
@@ -736,7 +800,8 @@ inline void DepthwiseAccumulateImpl(const DepthwisePlaneArgs& p) {
 }
 
 #if HWY_TARGET != HWY_AVX3_DL
-inline bool AmxConvImplicitImpl(const AmxConvArgs&) { return false; }
+inline bool ImplicitConvImpl(const ImplicitConvArgs&) { return false; }
+inline bool ImplicitConvSupportedImpl() { return false; }
 inline bool DepthwiseQConvImpl(const QConvArgs&, const uint8_t*, uint8_t*) { return false; }
 inline bool WindowPanelsImpl(const Conv2dGeometry&, const uint8_t*, int64_t, uint8_t, uint8_t*) { return false; }
 #endif

@@ -21,11 +21,13 @@ HWY_EXPORT(RequantizeRowImpl);
 HWY_EXPORT(LinearFewRowsImpl);
 HWY_EXPORT(UsesAmxImpl);
 HWY_EXPORT(DepthwiseAccumulateImpl);
-HWY_EXPORT(AmxConvImplicitImpl);
+HWY_EXPORT(ImplicitConvImpl);
+HWY_EXPORT(ImplicitConvSupportedImpl);
 HWY_EXPORT(DepthwiseQConvImpl);
 HWY_EXPORT(WindowPanelsImpl);
 
-bool AmxConvImplicit(const AmxConvArgs& a) { return HWY_DYNAMIC_DISPATCH(AmxConvImplicitImpl)(a); }
+bool ImplicitConv(const ImplicitConvArgs& a) { return HWY_DYNAMIC_DISPATCH(ImplicitConvImpl)(a); }
+bool ImplicitConvSupported() { return HWY_DYNAMIC_DISPATCH(ImplicitConvSupportedImpl)(); }
 
 bool WindowPanels(const Conv2dGeometry& g, const uint8_t* x, int64_t kp, uint8_t pad, uint8_t* panels) {
   return HWY_DYNAMIC_DISPATCH(WindowPanelsImpl)(g, x, kp, pad, panels);
