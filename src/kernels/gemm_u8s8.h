@@ -23,12 +23,9 @@ struct U8S8GemmArgs {
   // |a_k| + |a_k+1| over even k. Without them the GEMM packs and scans A on every call.
   const int32_t* packed_a = nullptr;
   int32_t a_max_pair = -1;
-  // Optional, only when GemmU8S8UsesAmx(): B already in the AMX panel layout (panels of 32 columns, each
-  // [AmxPaddedK(k)/4][32][4] bytes, zero past k and n); b is then not read.
+  // Optional, only on the AVX3_DL target (AMX or VNNI; WindowPanelsSupported()): B already in the panel
+  // layout (panels of 32 columns, each [AmxPaddedK(k)/4][32][4] bytes, zero past k and n); b is then not read.
   const uint8_t* packed_b = nullptr;
-  // Optional, only when GemmU8S8UsesAmx(): A already as the AMX kernel reads it (rows padded to 32, k to
-  // AmxPaddedK(k), zeros), e.g. PrepackWindowed's copy; packed_a and a are then not read.
-  const int8_t* amx_a = nullptr;
   // Optional, only when GemmU8S8UsesAmx(): instead of writing c, requantize each finished block while it is
   // in L1: y[row * ldy + col] = Requantize(C[row, col] + correction[row], multiplier[row], zero_point, lo, hi).
   struct Requant {
@@ -91,6 +88,7 @@ bool ImplicitConvSupported();
 // permute. False (doing nothing) unless the dispatched target is AVX3_DL; g must have no dilation, a
 // kernel 2 to 8 wide, a horizontal stride of at most 4, and describe one group.
 bool WindowPanels(const Conv2dGeometry& g, const uint8_t* x, int64_t kp, uint8_t pad, uint8_t* panels);
+bool WindowPanelsSupported();
 
 // One output plane of a depthwise convolution, exact int32: acc[oy * OW + ox] = sum over the taps inside the
 // image of w[ky][kx] * (x[iy][ix] - x_zero_point) (padding contributes 0). g describes one channel.

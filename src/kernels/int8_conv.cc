@@ -184,21 +184,23 @@ AlignedVector<int8_t> PrepackTapMajor(const int8_t* weight, int64_t out_channels
   return out;
 }
 
-AlignedVector<int8_t> PrepackWindowed(const int8_t* weight, int64_t out_channels, int64_t in_channels, int64_t groups,
-                                    int64_t kernel_h, int64_t kernel_w) {
+AlignedVector<int32_t> PrepackWindowed(const int8_t* weight, int64_t out_channels, int64_t in_channels, int64_t groups,
+                                       int64_t kernel_h, int64_t kernel_w) {
   if (groups != 1 || kernel_w < 2 || kernel_w > 8) return {};
-  const int64_t gx = (kernel_w + 3) / 4, kdim = in_channels * kernel_h * gx * 4, kp = AmxPaddedK(kdim);
-  AlignedVector<int8_t> out(static_cast<size_t>(AmxPaddedRows(out_channels) * kp), 0);
+  const int64_t gx = (kernel_w + 3) / 4, kdim = in_channels * kernel_h * gx * 4;
+  std::vector<int8_t> rows(static_cast<size_t>(out_channels * kdim), 0);  // the windowed matrix, row-major
   for (int64_t co = 0; co < out_channels; ++co) {
     for (int64_t ci = 0; ci < in_channels; ++ci) {
       for (int64_t ky = 0; ky < kernel_h; ++ky) {
         for (int64_t kx = 0; kx < kernel_w; ++kx) {
-          out[co * kp + (ci * kernel_h + ky) * gx * 4 + kx] = weight[((co * in_channels + ci) * kernel_h + ky) * kernel_w + kx];
+          rows[co * kdim + (ci * kernel_h + ky) * gx * 4 + kx] = weight[((co * in_channels + ci) * kernel_h + ky) * kernel_w + kx];
         }
       }
     }
   }
-  return out;
+  AlignedVector<int32_t> packed(static_cast<size_t>(PackedU8S8Size(out_channels, kdim)));
+  PackU8S8Weights(rows.data(), out_channels, kdim, kdim, packed.data());
+  return packed;
 }
 
 AlignedVector<int32_t> PrepackWeights(const int8_t* weight, int64_t groups, int64_t rows_per_group, int64_t per_row,
@@ -233,14 +235,14 @@ void QConv2d(const QConvArgs& a, const uint8_t* x, uint8_t* y) {
     }
     return;
   }
-  // With the windowed weights, im2col gathers whole 4-tap windows (WindowPanels); k grows to KW rounded up to 4.
-  // (Its permute reaches 64 bytes: 16 columns at most 4 apart.)
-  const bool windowed = panels && a.window_weight != nullptr && g.groups == 1 && g.dilation_h == 1 &&
-                        g.dilation_w == 1 && g.kernel_w >= 2 && g.kernel_w <= 8 && g.stride_w <= 4;
+  // With the windowed weights, im2col gathers whole 4-tap windows (WindowPanels, on AVX3_DL) into the panel
+  // layout; k grows to KW rounded up to 4. (Its permute reaches 64 bytes: 16 columns at most 4 apart.)
+  const bool windowed = a.window_weight != nullptr && g.groups == 1 && g.dilation_h == 1 && g.dilation_w == 1 &&
+                        g.kernel_w >= 2 && g.kernel_w <= 8 && g.stride_w <= 4 && WindowPanelsSupported();
   const int64_t gemm_k = windowed ? cin_g * g.kernel_h * ((g.kernel_w + 3) / 4) * 4 : kdim, kp = AmxPaddedK(gemm_k);
   thread_local AlignedVector<uint8_t> col_buffer;
   thread_local std::vector<int32_t> acc_buffer;
-  if (panels) {
+  if (panels || windowed) {
     GrowScratch(col_buffer, static_cast<size_t>((ohw + 31) / 32 * 32 * kp));
   } else if (!direct) {
     GrowScratch(col_buffer, static_cast<size_t>(kdim * ohw));
@@ -249,7 +251,8 @@ void QConv2d(const QConvArgs& a, const uint8_t* x, uint8_t* y) {
   int32_t* const acc = acc_buffer.data();  // pointers: workers must not name the thread_locals themselves
   int32_t* const correction = correction_buffer.data();
   // The bound of the vpmaddubsw path (the AMX path is exact for any input and does not need it).
-  const int32_t b_max = panels ? 255 : std::max<int32_t>(MaxOf(x, g.batch * g.in_channels * g.in_h * g.in_w), a.x_zero_point);
+  const int32_t b_max =
+      panels || windowed ? 255 : std::max<int32_t>(MaxOf(x, g.batch * g.in_channels * g.in_h * g.in_w), a.x_zero_point);
   for (int64_t n = 0; n < g.batch; ++n) {
     for (int64_t grp = 0; grp < g.groups; ++grp) {
       const uint8_t* xg = x + (n * g.in_channels + grp * cin_g) * g.in_h * g.in_w;
@@ -269,6 +272,7 @@ void QConv2d(const QConvArgs& a, const uint8_t* x, uint8_t* y) {
         gemm.packed_a = a.packed_weight + grp * PackedU8S8Size(cout_g, kdim);
         gemm.a_max_pair = a.weight_max_pair;
       }
+      if (windowed) gemm.k = gemm_k, gemm.packed_a = a.window_weight, gemm.packed_b = col_buffer.data();
       if (panels) {  // AMX: packed B from Im2ColPanels; each 32x32 block is requantized as it finishes
         U8S8GemmArgs::Requant q;
         q.correction = correction + grp * cout_g, q.multiplier = a.multiplier + grp * cout_g;
@@ -276,7 +280,6 @@ void QConv2d(const QConvArgs& a, const uint8_t* x, uint8_t* y) {
         q.y = y + (n * g.out_channels + grp * cout_g) * ohw, q.ldy = ohw;
         gemm.packed_b = col_buffer.data();
         gemm.requant = &q;
-        if (windowed) gemm.k = gemm_k, gemm.amx_a = a.window_weight;
         GemmU8S8(gemm);
         continue;
       }

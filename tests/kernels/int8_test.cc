@@ -114,8 +114,7 @@ void ConvSweep() {
         ASSERT_EQ(y, want) << "prepacked: cin " << c.cin << " k " << c.k << " groups " << c.groups;
         // And with each AMX weight copy where it applies: tap-major (the implicit GEMM) and windowed (the
         // windowed im2col); the kernel must still match the oracle bit for bit.
-        const auto with_copy = [&](const AlignedVector<int8_t>& copy, const int8_t** field, const char* what,
-                                   int* count) {
+        const auto with_copy = [&](const auto& copy, auto* field, const char* what, int* count) {
           if (copy.empty()) return;
           *field = copy.data();
           std::fill(y.begin(), y.end(), 0);

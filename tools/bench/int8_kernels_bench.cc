@@ -188,7 +188,7 @@ void BM_QConv2d(benchmark::State& state) {
   const auto taps = g.stride_h == 1 ? PrepackTapMajor(w.data(), g.out_channels, g.in_channels, g.groups, g.kernel_h, g.kernel_w)
                                      : AlignedVector<int8_t>();
   const auto windows = taps.empty() ? PrepackWindowed(w.data(), g.out_channels, g.in_channels, g.groups, g.kernel_h, g.kernel_w)
-                                    : AlignedVector<int8_t>();
+                                    : AlignedVector<int32_t>();
   QConvArgs a;
   a.g = g, a.x_zero_point = 3, a.weight = w.data(), a.bias = bias.data(), a.weight_sum = sums.data();
   a.packed_weight = packed.data(), a.weight_max_pair = max_pair, a.tap_weight = taps.empty() ? nullptr : taps.data();

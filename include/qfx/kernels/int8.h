@@ -85,9 +85,10 @@ struct QConvArgs {
   int32_t weight_max_pair = -1;
   // Optional (AMX fast path, from PrepackTapMajor): the weights tap-major, k = (ky * KW + kx) * C_in + ci.
   const int8_t* tap_weight = nullptr;
-  // Optional (AMX fast path, from PrepackWindowed): the weights with each kernel row's taps in groups of 4,
-  // k = ((ci * KH + ky) * G + gx) * 4 + b for tap kx = 4 * gx + b (zero past KW), G = ceil(KW / 4).
-  const int8_t* window_weight = nullptr;
+  // Optional (AVX-512 VNNI and AMX fast path, from PrepackWindowed): the weights with each kernel row's taps
+  // in groups of 4, k = ((ci * KH + ky) * G + gx) * 4 + b for tap kx = 4 * gx + b (zero past KW),
+  // G = ceil(KW / 4), packed for the GEMM like PrepackWeights.
+  const int32_t* window_weight = nullptr;
   const float* multiplier = nullptr;    // [C_out]
   int32_t y_zero_point = 0;
   int32_t lo = 0, hi = 255;             // output clamp (ReLU: lo = y_zero_point)
@@ -99,11 +100,11 @@ struct QConvArgs {
 AlignedVector<int8_t> PrepackTapMajor(const int8_t* weight, int64_t out_channels, int64_t in_channels, int64_t groups,
                                     int64_t kernel_h, int64_t kernel_w);
 
-// The weights of a one-group convolution with a kernel 2 to 8 wide in the windowed order above, as the
-// AMX GEMM reads them ([C_out rounded up to 32][K rounded up to 64], zero padded), or empty where that path
-// does not apply (groups > 1, 1-wide or wider kernels). Each 4-byte group of the matching im2col matrix
-// is then 4 neighbouring input bytes of one row, which the kernel gathers with one permute per 16 columns.
-AlignedVector<int8_t> PrepackWindowed(const int8_t* weight, int64_t out_channels, int64_t in_channels, int64_t groups,
+// The weights of a one-group convolution with a kernel 2 to 8 wide in the windowed order above, packed for
+// the GEMM (both its layouts, as PrepackWeights), or empty where that path does not apply (groups > 1,
+// 1-wide or wider kernels). Each 4-byte group of the matching im2col matrix is then 4 neighbouring input
+// bytes of one row, which the kernels gather with one permute per 16 columns.
+AlignedVector<int32_t> PrepackWindowed(const int8_t* weight, int64_t out_channels, int64_t in_channels, int64_t groups,
                                     int64_t kernel_h, int64_t kernel_w);
 
 struct QLinearArgs {

@@ -81,7 +81,7 @@ class QuantizedWeighted : public nn::Module {
   std::vector<float> multiplier_;
   kernels::AlignedVector<int32_t> packed_weight_;
   kernels::AlignedVector<int8_t> tap_weight_;  // tap-major copy for the AMX implicit-GEMM convolution (may be empty)
-  kernels::AlignedVector<int8_t> window_weight_;  // windowed copy for the AMX im2col convolution (may be empty)
+  kernels::AlignedVector<int32_t> window_weight_;  // windowed copy for the windowed im2col (may be empty)
   int32_t weight_max_pair_ = -1;
   int32_t clamp_lo_ = 0, clamp_hi_ = 255;  // output clamp (ReLU: clamp_lo_ = zero point)
 };

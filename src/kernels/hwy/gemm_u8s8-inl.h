@@ -159,9 +159,11 @@ inline void U8S8Maddubs(const U8S8GemmArgs& g, const int32_t* packed_a, int64_t 
   alignas(64) int32_t tile[kMr * kNr];
   for (int64_t j = n0; j < n1; j += kNr) {
     const int64_t cols = std::min(kNr, n1 - j);
-    PackB(g, j, j + cols, k4s, pb);
+    // A prepacked B (AVX3_DL only, where the panels are 32 wide as AMX's) has panels AmxPaddedK(k) deep.
+    const uint8_t* panel_j = g.packed_b ? g.packed_b + (j / kNr) * AmxPaddedK(g.k) * kNr : pb;
+    if (!g.packed_b) PackB(g, j, j + cols, k4s, pb);
     for (int64_t i = m0; i < m1; i += kMr) {
-      Tile(packed_a + (i / kMr) * k4s * kMr, pb, k4s, tile);
+      Tile(packed_a + (i / kMr) * k4s * kMr, panel_j, k4s, tile);
       for (int64_t r = 0; r < kMr && i + r < m1; ++r) {
         std::memcpy(g.c + (i + r) * g.ldc + j, tile + r * kNr, static_cast<size_t>(cols) * sizeof(int32_t));
       }
@@ -436,8 +438,7 @@ inline bool ImplicitConvSupportedImpl() { return true; }
 
 inline void GemmU8S8Amx(const U8S8GemmArgs& g) {
   AlignedVector<int32_t> own;
-  const int8_t* w = g.amx_a;
-  if (w == nullptr) w = reinterpret_cast<const int8_t*>(PackedWeights(g, &own) + AmxWeightsOffset(g.m, g.k));
+  const int8_t* w = reinterpret_cast<const int8_t*>(PackedWeights(g, &own) + AmxWeightsOffset(g.m, g.k));
   const int64_t panels = (g.n + kNr - 1) / kNr, blocks = (g.m + 31) / 32;
   if (panels >= blocks) {
     ParallelFor(panels, 1, [&](int64_t b, int64_t e) { U8S8Amx(g, w, 0, g.m, b * kNr, std::min(g.n, e * kNr)); });
@@ -615,6 +616,8 @@ __attribute__((target("avx512vbmi"))) HWY_ATTR inline void WindowPanelRange(cons
     }
   }
 }
+
+inline bool WindowPanelsSupportedImpl() { return true; }
 
 inline bool WindowPanelsImpl(const Conv2dGeometry& g, const uint8_t* x, int64_t kp, uint8_t pad, uint8_t* panels) {
   const int64_t npanels = (g.out_h() * g.out_w() + 31) / 32;
@@ -804,6 +807,7 @@ inline bool ImplicitConvImpl(const ImplicitConvArgs&) { return false; }
 inline bool ImplicitConvSupportedImpl() { return false; }
 inline bool DepthwiseQConvImpl(const QConvArgs&, const uint8_t*, uint8_t*) { return false; }
 inline bool WindowPanelsImpl(const Conv2dGeometry&, const uint8_t*, int64_t, uint8_t, uint8_t*) { return false; }
+inline bool WindowPanelsSupportedImpl() { return false; }
 #endif
 
 inline bool UsesAmxImpl() {

@@ -25,6 +25,7 @@ HWY_EXPORT(ImplicitConvImpl);
 HWY_EXPORT(ImplicitConvSupportedImpl);
 HWY_EXPORT(DepthwiseQConvImpl);
 HWY_EXPORT(WindowPanelsImpl);
+HWY_EXPORT(WindowPanelsSupportedImpl);
 
 bool ImplicitConv(const ImplicitConvArgs& a) { return HWY_DYNAMIC_DISPATCH(ImplicitConvImpl)(a); }
 bool ImplicitConvSupported() { return HWY_DYNAMIC_DISPATCH(ImplicitConvSupportedImpl)(); }
@@ -32,6 +33,8 @@ bool ImplicitConvSupported() { return HWY_DYNAMIC_DISPATCH(ImplicitConvSupported
 bool WindowPanels(const Conv2dGeometry& g, const uint8_t* x, int64_t kp, uint8_t pad, uint8_t* panels) {
   return HWY_DYNAMIC_DISPATCH(WindowPanelsImpl)(g, x, kp, pad, panels);
 }
+
+bool WindowPanelsSupported() { return HWY_DYNAMIC_DISPATCH(WindowPanelsSupportedImpl)(); }
 
 bool DepthwiseQConvVnni(const QConvArgs& a, const uint8_t* x, uint8_t* y) {
   return HWY_DYNAMIC_DISPATCH(DepthwiseQConvImpl)(a, x, y);
