@@ -46,7 +46,7 @@ def qfx_median_ms(qfx, target, shape, threads, iters):
     return json.loads(out.stdout.strip().splitlines()[-1])["median_ms"]
 
 
-def torch_int8_median_ms(model, shape, engine, iters):
+def torch_int8_model(model, shape, engine):
     from torch.ao.quantization import get_default_qconfig_mapping
     from torch.ao.quantization.quantize_fx import prepare_fx, convert_fx
     torch.backends.quantized.engine = engine
@@ -55,7 +55,17 @@ def torch_int8_median_ms(model, shape, engine, iters):
     with torch.no_grad():
         for _ in range(4):
             prepared(torch.randn(*shape))
-    return torch_median_ms(convert_fx(prepared), shape, iters)
+    return convert_fx(prepared)
+
+
+def alternating_medians(measure_a, measure_b, rounds):
+    """Medians of `rounds` alternating measurements of two things, so that a slow phase of a shared
+    machine falls on both rather than on whichever happened to run then."""
+    a, b = [], []
+    for _ in range(rounds):
+        a.append(measure_a())
+        b.append(measure_b())
+    return statistics.median(a), statistics.median(b)
 
 
 def qfx_quantize(qfx, name, shape, workdir):
@@ -72,24 +82,31 @@ def main():
     ap.add_argument("--models", default="resnet18,mobilenet_v2")
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--iters", type=int, default=30)
+    ap.add_argument("--rounds", type=int, default=3, help="alternating rounds of the compared pairs (median taken)")
     ap.add_argument("--qfx", default=os.path.join(ROOT, "bazel-bin", "tools", "qfx"))
     args = ap.parse_args()
     if not os.path.exists(args.qfx):
         raise SystemExit(f"{args.qfx} not found: run `bazel build -c opt //tools:qfx` first")
     torch.set_num_threads(args.threads)
     shape = [1, 3, 224, 224]
-    print(f"threads {args.threads}, batch 1, input {shape}, median of {args.iters} runs")
+    print(f"threads {args.threads}, batch 1, input {shape}, median of {args.iters} runs; fp32 pairs and int8 "
+          f"onednn / qfx pairs alternate over {args.rounds} rounds (median of the round medians)")
     header = ["torch fp32", "qfx fp32", "qfx/torch", "torch onednn", "torch qnnpack", "qfx int8",
               "/onednn", "/qnnpack", "/qfx fp32"]
     print(f"{'model':<14}" + "".join(f"{h:>14}" for h in header) + "   (ms; ratios are qfx / other)")
     with tempfile.TemporaryDirectory() as workdir:
         for name in args.models.split(","):
             model = getattr(torchvision.models, name)().eval()
-            t = torch_median_ms(model, shape, args.iters)
-            q = qfx_median_ms(args.qfx, name, shape, args.threads, args.iters)
-            t_onednn = torch_int8_median_ms(model, shape, "onednn", args.iters)
-            t_qnnpack = torch_int8_median_ms(model, shape, "qnnpack", args.iters)
-            q8 = qfx_median_ms(args.qfx, qfx_quantize(args.qfx, name, shape, workdir), shape, args.threads, args.iters)
+            t, q = alternating_medians(lambda: torch_median_ms(model, shape, args.iters),
+                                       lambda: qfx_median_ms(args.qfx, name, shape, args.threads, args.iters), args.rounds)
+            qnnpack = torch_int8_model(model, shape, "qnnpack")
+            torch.backends.quantized.engine = "qnnpack"
+            t_qnnpack = torch_median_ms(qnnpack, shape, args.iters)
+            onednn = torch_int8_model(model, shape, "onednn")  # leaves the engine at onednn for the runs below
+            qfx_file = qfx_quantize(args.qfx, name, shape, workdir)
+            t_onednn, q8 = alternating_medians(lambda: torch_median_ms(onednn, shape, args.iters),
+                                               lambda: qfx_median_ms(args.qfx, qfx_file, shape, args.threads, args.iters),
+                                               args.rounds)
             row = [t, q, q / t, t_onednn, t_qnnpack, q8, q8 / t_onednn, q8 / t_qnnpack, q8 / q]
             print(f"{name:<14}" + "".join(f"{v:>14.2f}" for v in row))
 
