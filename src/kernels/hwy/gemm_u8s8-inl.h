@@ -227,12 +227,11 @@ HWY_INLINE void AmxBlock(const int8_t* HWY_RESTRICT w, int64_t kp, const uint8_t
   AmxStore4(out);
 }
 
-// The AMX epilogue: a finished 32 x 32 int32 block (out[r * 32 + lane]) requantized by the shared rule
-// (bit-identical to RequantizeRowImpl; round-to-nearest-even) into rows
-// co + r of q.y. Where each lane goes is the same for every row, so it is worked out once per block as up to
-// one masked store per output row a 16-lane half touches: lane l of half h lands at y_row[offset + l] when bit l of mask is set
-// (the masked-off lanes are neither read nor written, so offset may point before the row).
-struct AmxStores {
+// Where the 16 lanes of each half of a 32-lane block row go in an output row: one masked store per output
+// row the half touches (lane l of half h lands at y_row[offset + l] where bit l of the mask is set; the
+// masked-off lanes are neither read nor written, so offset may point before the row). The same for every
+// row of a block, so worked out once per block.
+struct LaneStores {
   int count[2] = {0, 0};
   __mmask16 mask[2][16] = {};  // a half touches at most 16 rows (one per lane)
   int64_t offset[2][16] = {};
@@ -242,27 +241,45 @@ struct AmxStores {
   }
 };
 
-HWY_ATTR inline void AmxRequantBlock(const int32_t* HWY_RESTRICT out, int64_t rows, const U8S8GemmArgs::Requant& q,
-                                     int64_t co, const AmxStores& st) {
-  // The clamp to [lo, hi] is done on the float before rounding, shifted by the zero point: exact, as the
-  // bounds are integers and rounding is monotonic, and it keeps the conversion in range.
-  const __m512 flo = _mm512_set1_ps(static_cast<float>(q.lo - q.zero_point));
-  const __m512 fhi = _mm512_set1_ps(static_cast<float>(q.hi - q.zero_point));
-  const __m512i zp = _mm512_set1_epi32(q.zero_point);
+// The shared requantization (bit-identical to RequantizeRowImpl) of 16 exact int32 sums, correction
+// included, to bytes. The clamp to [lo, hi] is done on the float before rounding, shifted by the zero point:
+// exact, as the bounds are integers and rounding is monotonic, and it keeps the conversion in range.
+struct Requant16 {
+  __m512 lo, hi;
+  __m512i zero_point;
+  Requant16(int32_t zp, int32_t lo_q, int32_t hi_q)
+      : lo(_mm512_set1_ps(static_cast<float>(lo_q - zp))),
+        hi(_mm512_set1_ps(static_cast<float>(hi_q - zp))),
+        zero_point(_mm512_set1_epi32(zp)) {}
+  __m128i operator()(__m512i acc, __m512 multiplier) const {
+    __m512 v = _mm512_mul_ps(_mm512_cvtepi32_ps(acc), multiplier);
+    v = _mm512_min_ps(_mm512_max_ps(v, lo), hi);
+    return _mm512_cvtepi32_epi8(_mm512_add_epi32(_mm512_cvtps_epi32(v), zero_point));
+  }
+};
+
+// Rows co, co + 1, ... of a block (row r's two halves in acc(r, 0) and acc(r, 1)) requantized into q.y.
+template <class Acc>
+HWY_INLINE void RequantStoreRows(const Acc& acc, int64_t rows, const U8S8GemmArgs::Requant& q, int64_t co,
+                                 const LaneStores& st) {
+  const Requant16 requant(q.zero_point, q.lo, q.hi);
   for (int64_t r = 0; r < rows; ++r) {
     const __m512i corr = _mm512_set1_epi32(q.correction[co + r]);
     const __m512 mult = _mm512_set1_ps(q.multiplier[co + r]);
     const uintptr_t y_row = reinterpret_cast<uintptr_t>(q.y + (co + r) * q.ldy);
     for (int h = 0; h < 2; ++h) {
-      const __m512i acc = _mm512_add_epi32(_mm512_load_si512(out + r * 32 + h * 16), corr);
-      __m512 v = _mm512_mul_ps(_mm512_cvtepi32_ps(acc), mult);
-      v = _mm512_min_ps(_mm512_max_ps(v, flo), fhi);
-      const __m128i bytes = _mm512_cvtepi32_epi8(_mm512_add_epi32(_mm512_cvtps_epi32(v), zp));
+      const __m128i bytes = requant(_mm512_add_epi32(acc(r, h), corr), mult);
       for (int s = 0; s < st.count[h]; ++s) {
         _mm_mask_storeu_epi8(reinterpret_cast<void*>(y_row + st.offset[h][s]), st.mask[h][s], bytes);
       }
     }
   }
+}
+
+// The AMX epilogue: a finished 32 x 32 int32 block (out[r * 32 + lane], from the tiles) requantized.
+HWY_ATTR inline void AmxRequantBlock(const int32_t* HWY_RESTRICT out, int64_t rows, const U8S8GemmArgs::Requant& q,
+                                     int64_t co, const LaneStores& st) {
+  RequantStoreRows([out](int64_t r, int h) { return _mm512_load_si512(out + r * 32 + h * 16); }, rows, q, co, st);
 }
 
 // Rows [m0, m1) (m0 a multiple of 32) and columns [n0, n1) of C on AMX; `w` is the padded weight copy.
@@ -281,7 +298,7 @@ inline void U8S8Amx(const U8S8GemmArgs& g, const int8_t* w, int64_t m0, int64_t 
     const int64_t cols = std::min(kNr, n1 - j);
     const uint8_t* pb = g.packed_b ? g.packed_b + (j / kNr) * kp * kNr : panel.get();
     if (!g.packed_b) PackB(g, j, j + cols, kp / 4, panel.get());
-    AmxStores st;  // columns [j, j + cols) of each row
+    LaneStores st;  // columns [j, j + cols) of each row
     for (int h = 0; h < 2 && cols > 16 * h; ++h) {
       st.Add(h, static_cast<__mmask16>(_bzhi_u32(0xFFFFu, static_cast<unsigned>(std::min<int64_t>(16, cols - 16 * h)))),
              j + 16 * h);
@@ -305,17 +322,11 @@ inline void U8S8Amx(const U8S8GemmArgs& g, const int8_t* w, int64_t m0, int64_t 
   AmxRelease();
 }
 
-// The implicit-GEMM convolution (see ImplicitConvArgs) for work items [i0, i1), item = co_block * chunks + chunk
-// (a thread's items share a 32-channel weight block, which stays in L2). The output is computed on the
-// padded grid, flattened: position f = oy * row_pixels + ox reads input position f + ky * row_pixels + kx
-// for tap (ky, kx), so a tile row is 16 consecutive positions x 4 channels of one channel group straight
-// from the input even across output rows; positions with ox >= OW are computed and dropped. 32 positions
-// a chunk (two tiles), every tap and 64 channels a step.
 // Where the 32 positions of the chunk at f0 go: one masked store per output row a half touches, over the
 // lanes with ox < OW (the padded grid's extra columns and positions past the last row are dropped).
-inline AmxStores AmxConvStores(const ImplicitConvArgs& a, int64_t f0) {
+inline LaneStores GridStores(const ImplicitConvArgs& a, int64_t f0) {
   const int64_t rp = a.row_pixels, end = a.out_h * rp;
-  AmxStores st;
+  LaneStores st;
   for (int h = 0; h < 2; ++h) {
     for (int64_t l = 0; l < 16;) {
       const int64_t f = f0 + 16 * h + l;
@@ -332,17 +343,23 @@ inline AmxStores AmxConvStores(const ImplicitConvArgs& a, int64_t f0) {
   return st;
 }
 
+// The implicit-GEMM convolution (see ImplicitConvArgs) for work items [i0, i1), item = co_block * chunks + chunk
+// (a thread's items share a 32-channel weight block, which stays in L2). The output is computed on the
+// padded grid, flattened: position f = oy * row_pixels + ox reads input position f + ky * row_pixels + kx
+// for tap (ky, kx), so a tile row is 16 consecutive positions x 4 channels of one channel group straight
+// from the input even across output rows; positions with ox >= OW are computed and dropped. 32 positions
+// a chunk (two tiles), every tap and 64 channels a step.
 __attribute__((target("amx-tile,amx-int8"))) HWY_ATTR inline void AmxConvItems(const ImplicitConvArgs& a, int64_t i0, int64_t i1) {
   const int64_t kdim = a.kernel_h * a.kernel_w * a.in_channels, c64s = a.in_channels / 64;
   const int64_t rp = a.row_pixels, plane = a.plane_bytes, chunks = (a.out_h * rp + 31) / 32;
   // Software-pipelined: item i's tile work is issued before item i - 1's epilogue, so the vector
   // requantization runs while the tiles compute (two output buffers, two store plans).
   alignas(64) int32_t out[2][32 * 32];
-  AmxStores stores[2];
+  LaneStores stores[2];
   int64_t stores_f0[2] = {-1, -1};
   const auto epilogue = [&](int64_t item) {
     const int64_t co = item / chunks * 32, f0 = item % chunks * 32, b = item & 1;
-    if (f0 != stores_f0[b]) stores[b] = AmxConvStores(a, f0), stores_f0[b] = f0;
+    if (f0 != stores_f0[b]) stores[b] = GridStores(a, f0), stores_f0[b] = f0;
     AmxRequantBlock(out[b], std::min<int64_t>(32, a.out_channels - co), a.requant, co, stores[b]);
   };
   AmxConfigure();
@@ -371,7 +388,7 @@ __attribute__((target("amx-tile,amx-int8"))) HWY_ATTR inline void AmxConvItems(c
 // broadcast, and 2 * kRows vpdpbusd. The block is requantized from the registers (no int32 round trip).
 template <int kRows>
 __attribute__((target("avx512vnni"))) HWY_ATTR inline void VnniConvBlock(const ImplicitConvArgs& a, int64_t co, int64_t f0,
-                                                                         const AmxStores& st) {
+                                                                         const LaneStores& st) {
   const int64_t kdim = a.kernel_h * a.kernel_w * a.in_channels, c4s = a.in_channels / 4, plane = a.plane_bytes;
   __m512i acc[kRows][2];
   for (int r = 0; r < kRows; ++r) acc[r][0] = acc[r][1] = _mm512_setzero_si512();
@@ -392,34 +409,19 @@ __attribute__((target("avx512vnni"))) HWY_ATTR inline void VnniConvBlock(const I
       }
     }
   }
-  const U8S8GemmArgs::Requant& q = a.requant;
-  const __m512 flo = _mm512_set1_ps(static_cast<float>(q.lo - q.zero_point));
-  const __m512 fhi = _mm512_set1_ps(static_cast<float>(q.hi - q.zero_point));
-  const __m512i zp = _mm512_set1_epi32(q.zero_point);
-  for (int r = 0; r < kRows && co + r < a.out_channels; ++r) {
-    const __m512i corr = _mm512_set1_epi32(q.correction[co + r]);
-    const __m512 mult = _mm512_set1_ps(q.multiplier[co + r]);
-    const uintptr_t y_row = reinterpret_cast<uintptr_t>(q.y + (co + r) * q.ldy);
-    for (int h = 0; h < 2; ++h) {
-      __m512 v = _mm512_mul_ps(_mm512_cvtepi32_ps(_mm512_add_epi32(acc[r][h], corr)), mult);
-      v = _mm512_min_ps(_mm512_max_ps(v, flo), fhi);
-      const __m128i bytes = _mm512_cvtepi32_epi8(_mm512_add_epi32(_mm512_cvtps_epi32(v), zp));
-      for (int s = 0; s < st.count[h]; ++s) {
-        _mm_mask_storeu_epi8(reinterpret_cast<void*>(y_row + st.offset[h][s]), st.mask[h][s], bytes);
-      }
-    }
-  }
+  RequantStoreRows([&acc](int64_t r, int h) { return acc[r][h]; }, std::min<int64_t>(kRows, a.out_channels - co),
+                   a.requant, co, st);
 }
 
 // Work items [i0, i1) of 8 channels x 32 positions, channel-major (the weights are padded to 32 rows, so a
 // last partial block reads zeros and stores only its real rows).
 inline void VnniConvItems(const ImplicitConvArgs& a, int64_t i0, int64_t i1) {
   const int64_t chunks = (a.out_h * a.row_pixels + 31) / 32;
-  AmxStores stores;
+  LaneStores stores;
   int64_t stores_f0 = -1;
   for (int64_t item = i0; item < i1; ++item) {
     const int64_t co = item / chunks * 8, f0 = item % chunks * 32;
-    if (f0 != stores_f0) stores = AmxConvStores(a, f0), stores_f0 = f0;
+    if (f0 != stores_f0) stores = GridStores(a, f0), stores_f0 = f0;
     VnniConvBlock<8>(a, co, f0, stores);
   }
 }
@@ -483,9 +485,7 @@ __attribute__((target("avx512vnni,avx512vbmi"))) HWY_ATTR inline void DepthwiseV
     taps[q] = m;
   }
   const __m512i zp_bytes = _mm512_set1_epi8(static_cast<char>(a.x_zero_point));
-  const __m512 flo = _mm512_set1_ps(static_cast<float>(a.lo - a.y_zero_point));
-  const __m512 fhi = _mm512_set1_ps(static_cast<float>(a.hi - a.y_zero_point));
-  const __m512i yzp = _mm512_set1_epi32(a.y_zero_point);
+  const Requant16 requant(a.y_zero_point, a.lo, a.hi);
   __m512i padding[2];  // a row outside the image, permuted
   for (int64_t q = 0; q < groups4; ++q) padding[q] = _mm512_maskz_permutexvar_epi8(taps[q], idx[q], zp_bytes);
   thread_local AlignedVector<__m512i> strip_buffer;  // the permuted input rows of one strip, 2 groups a row
@@ -530,12 +530,7 @@ __attribute__((target("avx512vnni,avx512vbmi"))) HWY_ATTR inline void DepthwiseV
           const __m512i* in = iy < 0 || iy >= in_h ? padding : strip + iy * 2;
           for (int64_t q = 0; q < groups4; ++q) acc = _mm512_dpbusd_epi32(acc, in[q], wv[ky][q]);
         }
-        // The shared requantization with the clamp to [lo, hi] done on the float before rounding (exact:
-        // the bounds are integers and rounding is monotonic), which also keeps the conversion in range.
-        __m512 f = _mm512_mul_ps(_mm512_cvtepi32_ps(acc), mul);
-        f = _mm512_min_ps(_mm512_max_ps(f, flo), fhi);
-        const __m512i q8 = _mm512_add_epi32(_mm512_cvtps_epi32(f), yzp);
-        _mm_mask_storeu_epi8(yc + oy * ow + 16 * v, cols, _mm512_cvtepi32_epi8(q8));
+        _mm_mask_storeu_epi8(yc + oy * ow + 16 * v, cols, requant(acc, mul));
       }
     }
   }
