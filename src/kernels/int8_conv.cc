@@ -214,84 +214,116 @@ AlignedVector<int32_t> PrepackWeights(const int8_t* weight, int64_t groups, int6
   return packed;
 }
 
-void QConv2d(const QConvArgs& a, const uint8_t* x, uint8_t* y) {
+namespace {
+
+// ZeroPointCorrection of every output channel, in a per-thread buffer (the AMX and implicit paths
+// requantize inside their kernels and take them from there).
+const int32_t* Corrections(const QConvArgs& a) {
+  thread_local std::vector<int32_t> buffer;
+  GrowScratch(buffer, static_cast<size_t>(a.g.out_channels));
+  for (int64_t co = 0; co < a.g.out_channels; ++co) buffer[co] = ZeroPointCorrection(a, co);
+  return buffer.data();
+}
+
+// Implicit GEMM (no im2col at all): stride 1, one group, 64k input channels, tap-major weights, AVX3_DL.
+bool UsesImplicit(const QConvArgs& a) {
   const Conv2dGeometry& g = a.g;
-  if (g.groups == g.in_channels && g.groups > 1 && g.out_channels % g.in_channels == 0) return DepthwiseQConv(a, x, y);
-  const int64_t ohw = g.out_h() * g.out_w(), cin_g = g.in_channels / g.groups, cout_g = g.out_channels / g.groups;
-  const int64_t kdim = cin_g * g.kernel_h * g.kernel_w;
-  const bool direct = g.kernel_h == 1 && g.kernel_w == 1 && g.stride_h == 1 && g.stride_w == 1 && g.pad_h == 0 &&
-                      g.pad_w == 0;
-  const bool panels = GemmU8S8UsesAmx();  // build the GEMM's packed B directly, skipping its packing pass
-  const bool implicit = a.tap_weight != nullptr && g.groups == 1 && g.in_channels % 64 == 0 && g.stride_h == 1 &&
-                        g.stride_w == 1 && g.dilation_h == 1 && g.dilation_w == 1 && ImplicitConvSupported();
-  thread_local std::vector<int32_t> correction_buffer;  // the AMX and implicit paths requantize inside the kernel
-  if (panels || implicit) {
-    GrowScratch(correction_buffer, static_cast<size_t>(g.out_channels));
-    for (int64_t co = 0; co < g.out_channels; ++co) correction_buffer[co] = ZeroPointCorrection(a, co);
+  return a.tap_weight != nullptr && g.groups == 1 && g.in_channels % 64 == 0 && g.stride_h == 1 && g.stride_w == 1 &&
+         g.dilation_h == 1 && g.dilation_w == 1 && ImplicitConvSupported();
+}
+
+// How an im2col + GEMM convolution runs, decided once per call.
+struct GemmPlan {
+  int64_t ohw, cin_g, cout_g, kdim;
+  bool direct;    // 1x1 stride 1 unpadded: the input planes are the im2col matrix
+  bool panels;    // AMX: im2col straight into the GEMM's panel layout, requantized in the kernel
+  bool windowed;  // im2col by 4-tap windows (WindowPanels, AVX3_DL) against the windowed weights
+  int64_t gemm_k, kp;  // the GEMM's k (grows to KW rounded up to 4 when windowed) and its panel depth
+};
+
+GemmPlan PlanGemm(const QConvArgs& a) {
+  const Conv2dGeometry& g = a.g;
+  GemmPlan p;
+  p.ohw = g.out_h() * g.out_w(), p.cin_g = g.in_channels / g.groups, p.cout_g = g.out_channels / g.groups;
+  p.kdim = p.cin_g * g.kernel_h * g.kernel_w;
+  p.direct = g.kernel_h == 1 && g.kernel_w == 1 && g.stride_h == 1 && g.stride_w == 1 && g.pad_h == 0 && g.pad_w == 0;
+  p.panels = GemmU8S8UsesAmx();
+  // (WindowPanels' permute reaches 64 bytes: 16 columns at most 4 apart.)
+  p.windowed = a.window_weight != nullptr && g.groups == 1 && g.dilation_h == 1 && g.dilation_w == 1 &&
+               g.kernel_w >= 2 && g.kernel_w <= 8 && g.stride_w <= 4 && WindowPanelsSupported();
+  p.gemm_k = p.windowed ? p.cin_g * g.kernel_h * ((g.kernel_w + 3) / 4) * 4 : p.kdim;
+  p.kp = AmxPaddedK(p.gemm_k);
+  return p;
+}
+
+// The GEMM's B operand for one image and group (xg): built into col, or xg itself when direct.
+const uint8_t* Columns(const QConvArgs& a, const GemmPlan& p, const uint8_t* xg, uint8_t* col) {
+  const uint8_t pad = static_cast<uint8_t>(a.x_zero_point);
+  if (p.windowed) {
+    WindowPanels(a.g, xg, p.kp, pad, col);
+  } else if (p.panels) {
+    Im2ColPanels(a.g, xg, p.kdim, p.kp, p.direct, pad, col);
+  } else if (p.direct) {
+    return xg;
+  } else {
+    Im2Col(a.g, xg, p.cin_g, pad, col);
   }
-  if (implicit) {  // implicit GEMM: no im2col at all
-    for (int64_t n = 0; n < g.batch; ++n) {
-      ImplicitConvImage(a, x + n * g.in_channels * g.in_h * g.in_w, y + n * g.out_channels * ohw, correction_buffer.data());
-    }
-    return;
-  }
-  // With the windowed weights, im2col gathers whole 4-tap windows (WindowPanels, on AVX3_DL) into the panel
-  // layout; k grows to KW rounded up to 4. (Its permute reaches 64 bytes: 16 columns at most 4 apart.)
-  const bool windowed = a.window_weight != nullptr && g.groups == 1 && g.dilation_h == 1 && g.dilation_w == 1 &&
-                        g.kernel_w >= 2 && g.kernel_w <= 8 && g.stride_w <= 4 && WindowPanelsSupported();
-  const int64_t gemm_k = windowed ? cin_g * g.kernel_h * ((g.kernel_w + 3) / 4) * 4 : kdim, kp = AmxPaddedK(gemm_k);
+  return col;
+}
+
+void GemmQConv(const QConvArgs& a, const uint8_t* x, uint8_t* y) {
+  const Conv2dGeometry& g = a.g;
+  const GemmPlan p = PlanGemm(a);
   thread_local AlignedVector<uint8_t> col_buffer;
   thread_local std::vector<int32_t> acc_buffer;
-  if (panels || windowed) {
-    GrowScratch(col_buffer, static_cast<size_t>((ohw + 31) / 32 * 32 * kp));
-  } else if (!direct) {
-    GrowScratch(col_buffer, static_cast<size_t>(kdim * ohw));
-  }
-  if (!panels) GrowScratch(acc_buffer, static_cast<size_t>(cout_g * ohw));  // the AMX path requantizes in the kernel
-  int32_t* const acc = acc_buffer.data();  // pointers: workers must not name the thread_locals themselves
-  int32_t* const correction = correction_buffer.data();
-  // The bound of the vpmaddubsw path (the AMX path is exact for any input and does not need it).
+  const bool packed_b = p.panels || p.windowed;
+  const int64_t col_bytes = packed_b ? (p.ohw + 31) / 32 * 32 * p.kp : p.direct ? 0 : p.kdim * p.ohw;
+  uint8_t* const col = GrowScratch(col_buffer, static_cast<size_t>(col_bytes));
+  // Pointers: workers must not name the thread_locals themselves. The AMX path requantizes in the kernel.
+  int32_t* const acc = p.panels ? nullptr : GrowScratch(acc_buffer, static_cast<size_t>(p.cout_g * p.ohw));
+  const int32_t* const correction = p.panels ? Corrections(a) : nullptr;
+  // The bound of the vpmaddubsw path (the AMX and VNNI paths are exact for any input and do not need it).
   const int32_t b_max =
-      panels || windowed ? 255 : std::max<int32_t>(MaxOf(x, g.batch * g.in_channels * g.in_h * g.in_w), a.x_zero_point);
+      packed_b ? 255 : std::max<int32_t>(MaxOf(x, g.batch * g.in_channels * g.in_h * g.in_w), a.x_zero_point);
   for (int64_t n = 0; n < g.batch; ++n) {
     for (int64_t grp = 0; grp < g.groups; ++grp) {
-      const uint8_t* xg = x + (n * g.in_channels + grp * cin_g) * g.in_h * g.in_w;
-      if (windowed) {
-        WindowPanels(g, xg, kp, static_cast<uint8_t>(a.x_zero_point), col_buffer.data());
-      } else if (panels) {
-        Im2ColPanels(g, xg, kdim, kp, direct, static_cast<uint8_t>(a.x_zero_point), col_buffer.data());
-      } else if (!direct) {
-        Im2Col(g, xg, cin_g, static_cast<uint8_t>(a.x_zero_point), col_buffer.data());
-      }
       U8S8GemmArgs gemm;
-      gemm.m = cout_g, gemm.n = ohw, gemm.k = kdim;
-      gemm.a = a.weight + grp * cout_g * kdim, gemm.lda = kdim;
-      gemm.b = direct ? xg : col_buffer.data(), gemm.ldb = ohw;
-      gemm.c = acc, gemm.ldc = ohw, gemm.b_max = b_max;
+      gemm.m = p.cout_g, gemm.n = p.ohw, gemm.k = p.kdim;
+      gemm.a = a.weight + grp * p.cout_g * p.kdim, gemm.lda = p.kdim;
+      gemm.b = Columns(a, p, x + (n * g.in_channels + grp * p.cin_g) * g.in_h * g.in_w, col), gemm.ldb = p.ohw;
+      gemm.c = acc, gemm.ldc = p.ohw, gemm.b_max = b_max;
       if (a.packed_weight != nullptr) {
-        gemm.packed_a = a.packed_weight + grp * PackedU8S8Size(cout_g, kdim);
+        gemm.packed_a = a.packed_weight + grp * PackedU8S8Size(p.cout_g, p.kdim);
         gemm.a_max_pair = a.weight_max_pair;
       }
-      if (windowed) gemm.k = gemm_k, gemm.packed_a = a.window_weight, gemm.packed_b = col_buffer.data();
-      if (panels) {  // AMX: packed B from Im2ColPanels; each 32x32 block is requantized as it finishes
+      if (packed_b) gemm.packed_b = col;
+      if (p.windowed) gemm.k = p.gemm_k, gemm.packed_a = a.window_weight;
+      uint8_t* const yg = y + (n * g.out_channels + grp * p.cout_g) * p.ohw;
+      if (p.panels) {  // each 32x32 block is requantized as it leaves the tiles
         U8S8GemmArgs::Requant q;
-        q.correction = correction + grp * cout_g, q.multiplier = a.multiplier + grp * cout_g;
-        q.zero_point = a.y_zero_point, q.lo = a.lo, q.hi = a.hi;
-        q.y = y + (n * g.out_channels + grp * cout_g) * ohw, q.ldy = ohw;
-        gemm.packed_b = col_buffer.data();
+        q.correction = correction + grp * p.cout_g, q.multiplier = a.multiplier + grp * p.cout_g;
+        q.zero_point = a.y_zero_point, q.lo = a.lo, q.hi = a.hi, q.y = yg, q.ldy = p.ohw;
         gemm.requant = &q;
         GemmU8S8(gemm);
         continue;
       }
       GemmU8S8(gemm);
-      ParallelFor(cout_g, 4, [&](int64_t b, int64_t e) {
-        for (int64_t o = b; o < e; ++o) {
-          const int64_t co = grp * cout_g + o;
-          Epilogue(a, co, acc + o * ohw, ohw, y + (n * g.out_channels + co) * ohw);
-        }
+      ParallelFor(p.cout_g, 4, [&](int64_t b, int64_t e) {
+        for (int64_t o = b; o < e; ++o) Epilogue(a, grp * p.cout_g + o, acc + o * p.ohw, p.ohw, yg + o * p.ohw);
       });
     }
   }
+}
+
+}  // namespace
+
+void QConv2d(const QConvArgs& a, const uint8_t* x, uint8_t* y) {
+  const Conv2dGeometry& g = a.g;
+  if (g.groups == g.in_channels && g.groups > 1 && g.out_channels % g.in_channels == 0) return DepthwiseQConv(a, x, y);
+  if (!UsesImplicit(a)) return GemmQConv(a, x, y);
+  const int32_t* correction = Corrections(a);
+  const int64_t x_image = g.in_channels * g.in_h * g.in_w, y_image = g.out_channels * g.out_h() * g.out_w();
+  for (int64_t n = 0; n < g.batch; ++n) ImplicitConvImage(a, x + n * x_image, y + n * y_image, correction);
 }
 
 // acc[out, rows] = W x X^T, the exact int32 products (the zero-point correction is the caller's).
