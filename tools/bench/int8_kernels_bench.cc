@@ -200,7 +200,7 @@ void BM_QConv2d(benchmark::State& state) {
   }
   state.counters["GMAC/s"] = benchmark::Counter(static_cast<double>(g.out_channels * g.out_h() * g.out_w() * per_row),
                                                benchmark::Counter::kIsIterationInvariantRate, benchmark::Counter::kIs1000);
-  state.SetLabel(GemmU8S8TargetName());
+  state.SetLabel(GemmU8S8UsesAmx() ? "AMX" : GemmU8S8TargetName());
 }
 BENCHMARK(BM_QConv2d)
     ->ArgNames({"cin", "cout", "hw", "k", "s", "g", "t"})
