@@ -1,8 +1,11 @@
 // qfx command line: parses flags with CLI11 and dispatches to the subcommands in commands.cc.
 //   qfx demo | quantize | run | eval | bench | dump | train | qat
 #include <cstdio>
+#include <cstdlib>
+#include <cstring>
 
 #include "CLI/CLI.hpp"
+#include "hwy/targets.h"
 #include "tools/qfx/commands.h"
 
 namespace {
@@ -33,9 +36,17 @@ void AddTrainFlags(CLI::App* cmd, qfx::cli::TrainFlags& f) {
   cmd->add_option("--gamma", f.gamma, "step schedule: decay factor")->capture_default_str();
 }
 
+// QFX_DISABLE_AVX512=1 keeps the kernels off the AVX-512 targets (AVX2 at most), to see how qfx runs on
+// a CPU without AVX-512 (results are identical by construction; only the speed changes).
+void ApplyTargetOverrides() {
+  const char* off = std::getenv("QFX_DISABLE_AVX512");
+  if (off != nullptr && std::strcmp(off, "1") == 0) hwy::DisableTargets(HWY_AVX3 | HWY_AVX3_DL);
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
+  ApplyTargetOverrides();
   CLI::App app{"qfx: graph-mode int8 quantization for C++ models"};
   app.require_subcommand(1);
 

@@ -1,12 +1,15 @@
 // qfx kernels, Highway targets: the int8 GEMM C[M,N] (int32) = A[M,K] (int8 weights) x B[K,N] (uint8
-// activations, row-major). Included once per SIMD target by gemm_u8s8.cc.
+// activations, row-major), and the convolution kernels built on the same instructions. Included once per
+// SIMD target by gemm_u8s8.cc.
 //
 // On AVX-512 VNNI (AVX3_DL) the inner loop is 512-bit vpdpbusd (u8 x s8, 4 products into int32, exact)
-// over a 4x32 tile. On AVX2 and AVX-512 it is vpmaddubsw (u8 x s8 pairs into int16) + vpmaddwd (into int32) over a 4x16 register tile: B is packed into panels of 16 columns x 4 k (64 bytes a step), A into
-// 4 rows x 4 k (one int32 broadcast per row). vpmaddubsw saturates when x0*w0 + x1*w1 leaves int16, so the
-// path is used only when max(x) * max over k-pairs of (|w_k| + |w_k+1|) <= 32767 — always true for
-// reduce_range activations (x <= 127) and for 7-bit weights; other layers take the exact portable loop.
-// Intrinsic-heavy by nature; the portable loop is the reference the tests hold every target to.
+// over a 4x32 tile, or AMX tiles where the CPU has them. On AVX2 and AVX-512 it is vpmaddubsw (u8 x s8
+// pairs into int16) + vpmaddwd (into int32) over a 4x16 register tile: B is packed into panels of 16
+// columns x 4 k (64 bytes a step), A into 4 rows x 4 k (one int32 broadcast per row). vpmaddubsw saturates
+// when x0*w0 + x1*w1 leaves int16; where max(x) * max over k-pairs of (|w_k| + |w_k+1|) could exceed 32767
+// (inputs above 127 with wide weights) each panel runs twice, on its low 7 bits and its top bit, and the
+// products add as lo + 128 * hi: exact at twice the work. Targets without these instructions take the
+// exact portable loop, the reference the tests hold every target to.
 #if defined(QFX_KERNELS_GEMM_U8S8_INL_H_) == defined(HWY_TARGET_TOGGLE)
 #ifdef QFX_KERNELS_GEMM_U8S8_INL_H_
 #undef QFX_KERNELS_GEMM_U8S8_INL_H_
@@ -144,28 +147,54 @@ HWY_ATTR inline void Tile(const int32_t* HWY_RESTRICT pa, const uint8_t* HWY_RES
 }
 #endif
 
-// The maddubs path over rows [m0, m1) and columns [n0, n1); `packed_a` holds all of A packed.
-inline void U8S8Maddubs(const U8S8GemmArgs& g, const int32_t* packed_a, int64_t m0, int64_t m1, int64_t n0, int64_t n1) {
-  const int64_t k4s = (g.k + 3) / 4;
-  // One packed panel per thread, kept between calls (no allocation once it is large enough).
+// Splits a packed panel in place into its low 7 bits and, in `hi`, its top bit (0 or 1 a byte), so that
+// x = lo + 128 * hi with both parts small enough for vpmaddubsw never to saturate.
+HWY_ATTR inline void SplitPanel(uint8_t* HWY_RESTRICT lo, uint8_t* HWY_RESTRICT hi, int64_t bytes) {
+  const __m256i low7 = _mm256_set1_epi8(0x7F), one = _mm256_set1_epi8(1);
+  for (int64_t i = 0; i < bytes; i += 32) {
+    const __m256i v = _mm256_load_si256(reinterpret_cast<const __m256i*>(lo + i));
+    _mm256_store_si256(reinterpret_cast<__m256i*>(hi + i), _mm256_and_si256(_mm256_srli_epi16(v, 7), one));
+    _mm256_store_si256(reinterpret_cast<__m256i*>(lo + i), _mm256_and_si256(v, low7));
+  }
+}
+
+// The tile path over rows [m0, m1) and columns [n0, n1); `packed_a` holds all of A packed. `split`
+// (vpmaddubsw where it could saturate: inputs above 127 with wide weights) runs each panel twice, on its
+// low 7 bits and on its top bit, and adds the two products as lo + 128 * hi: exact, at twice the work.
+inline void U8S8Maddubs(const U8S8GemmArgs& g, const int32_t* packed_a, int64_t m0, int64_t m1, int64_t n0, int64_t n1,
+                        bool split) {
+  const int64_t k4s = (g.k + 3) / 4, panel_bytes = k4s * kNr * 4;
+  // Packed panels per thread, kept between calls (no allocation once they are large enough).
   thread_local hwy::AlignedFreeUniquePtr<uint8_t[]> panel;
   thread_local size_t panel_size = 0;
-  const size_t need = static_cast<size_t>(k4s * kNr * 4 + 64);
+  const size_t need = static_cast<size_t>(2 * panel_bytes + 128);
   if (panel_size < need) {
     panel = hwy::AllocateAligned<uint8_t>(need);
     panel_size = need;
   }
   uint8_t* pb = panel.get();
-  alignas(64) int32_t tile[kMr * kNr];
+  uint8_t* pb_hi = pb + (panel_bytes + 63) / 64 * 64;
+  alignas(64) int32_t tile[kMr * kNr], tile_hi[kMr * kNr];
   for (int64_t j = n0; j < n1; j += kNr) {
     const int64_t cols = std::min(kNr, n1 - j);
     // A prepacked B (AVX3_DL only, where the panels are 32 wide as AMX's) has panels AmxPaddedK(k) deep.
     const uint8_t* panel_j = g.packed_b ? g.packed_b + (j / kNr) * AmxPaddedK(g.k) * kNr : pb;
     if (!g.packed_b) PackB(g, j, j + cols, k4s, pb);
+    if (split) SplitPanel(pb, pb_hi, panel_bytes);
     for (int64_t i = m0; i < m1; i += kMr) {
-      Tile(packed_a + (i / kMr) * k4s * kMr, panel_j, k4s, tile);
+      const int32_t* pa = packed_a + (i / kMr) * k4s * kMr;
+      Tile(pa, panel_j, k4s, tile);
+      if (split) {
+        Tile(pa, pb_hi, k4s, tile_hi);
+        for (int64_t t = 0; t < kMr * kNr; ++t) tile[t] += tile_hi[t] * 128;
+      }
+      // A whole row as a fixed-size copy (vector moves); a variable-length memcpy here became rep movs.
       for (int64_t r = 0; r < kMr && i + r < m1; ++r) {
-        std::memcpy(g.c + (i + r) * g.ldc + j, tile + r * kNr, static_cast<size_t>(cols) * sizeof(int32_t));
+        if (cols == kNr) {
+          std::memcpy(g.c + (i + r) * g.ldc + j, tile + r * kNr, kNr * sizeof(int32_t));
+        } else {
+          std::memcpy(g.c + (i + r) * g.ldc + j, tile + r * kNr, static_cast<size_t>(cols) * sizeof(int32_t));
+        }
       }
     }
   }
@@ -632,24 +661,23 @@ inline void GemmU8S8Impl(const U8S8GemmArgs& g) {
   }
 #endif
 #ifdef QFX_U8S8_TILE
-  if (kVnni || MaddubsIsExact(g)) {
-    const int64_t blocks = (g.m + kMr - 1) / kMr;
-    AlignedVector<int32_t> own;
-    const int32_t* packed_a = PackedWeights(g, &own);
-    if (g.n >= g.m) {
-      const int64_t panels = (g.n + kNr - 1) / kNr;
-      ParallelFor(panels, 2, [&](int64_t b, int64_t e) {
-        U8S8Maddubs(g, packed_a, 0, g.m, b * kNr, std::min(g.n, e * kNr));
-      });
-    } else {
-      ParallelFor(blocks, 2, [&](int64_t b, int64_t e) {
-        U8S8Maddubs(g, packed_a, b * kMr, std::min(g.m, e * kMr), 0, g.n);
-      });
-    }
-    return;
+  const bool split = !kVnni && !MaddubsIsExact(g);
+  const int64_t blocks = (g.m + kMr - 1) / kMr;
+  AlignedVector<int32_t> own;
+  const int32_t* packed_a = PackedWeights(g, &own);
+  if (g.n >= g.m) {
+    const int64_t panels = (g.n + kNr - 1) / kNr;
+    ParallelFor(panels, 2, [&](int64_t b, int64_t e) {
+      U8S8Maddubs(g, packed_a, 0, g.m, b * kNr, std::min(g.n, e * kNr), split);
+    });
+  } else {
+    ParallelFor(blocks, 2, [&](int64_t b, int64_t e) {
+      U8S8Maddubs(g, packed_a, b * kMr, std::min(g.m, e * kMr), 0, g.n, split);
+    });
   }
-#endif
+#else
   ParallelFor(g.m, 1, [&](int64_t b, int64_t e) { U8S8Portable(g, b, e, 0, g.n); });
+#endif
 }
 
 #undef QFX_U8S8_TILE
