@@ -83,7 +83,7 @@ bool ImplicitConv(const ImplicitConvArgs& a);
 bool ImplicitConvSupported();
 
 // The im2col matrix of one image in the windowed k order (see QConvArgs::window_weight) written straight
-// into the AMX panel layout (U8S8GemmArgs::packed_b; kp = AmxPaddedK of the windowed k): per 16 columns
+// into the GEMM's panel layout (U8S8GemmArgs::packed_b; kp = AmxPaddedK of the windowed k): per 16 columns
 // and k-group, masked loads of the input rows the columns read (zero point outside the image) and one
 // permute. False (doing nothing) unless the dispatched target is AVX3_DL; g must have no dilation, a
 // kernel 2 to 8 wide, a horizontal stride of at most 4, and describe one group.

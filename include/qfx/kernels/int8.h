@@ -83,7 +83,8 @@ struct QConvArgs {
   // Optional (fast path): per group, the weights packed by PrepackWeights and their pair bound.
   const int32_t* packed_weight = nullptr;
   int32_t weight_max_pair = -1;
-  // Optional (AMX fast path, from PrepackTapMajor): the weights tap-major, k = (ky * KW + kx) * C_in + ci.
+  // Optional (implicit-GEMM path, AMX or VNNI; from PrepackTapMajor): the weights tap-major,
+  // k = (ky * KW + kx) * C_in + ci.
   const int8_t* tap_weight = nullptr;
   // Optional (AVX-512 VNNI and AMX fast path, from PrepackWindowed): the weights with each kernel row's taps
   // in groups of 4, k = ((ci * KH + ky) * G + gx) * 4 + b for tap kx = 4 * gx + b (zero past KW),
@@ -95,7 +96,7 @@ struct QConvArgs {
 };
 
 // The weights of a one-group convolution reordered tap-major ([C_out rounded up to 32][KH * KW * C_in],
-// zero rows past C_out) for the implicit-GEMM AMX convolution, or empty when that path does not apply
+// zero rows past C_out) for the implicit-GEMM convolution, or empty when that path does not apply
 // (C_in not a multiple of 64, groups > 1, 1x1 kernels).
 AlignedVector<int8_t> PrepackTapMajor(const int8_t* weight, int64_t out_channels, int64_t in_channels, int64_t groups,
                                     int64_t kernel_h, int64_t kernel_w);
