@@ -236,7 +236,8 @@ bool UsesImplicit(const QConvArgs& a) {
 struct GemmPlan {
   int64_t ohw, cin_g, cout_g, kdim;
   bool direct;    // 1x1 stride 1 unpadded: the input planes are the im2col matrix
-  bool panels;    // AMX: im2col straight into the GEMM's panel layout, requantized in the kernel
+  bool panels;    // AMX: im2col straight into the GEMM's panel layout
+  bool fused;     // the GEMM requantizes each finished block itself (AVX3_DL: AMX or VNNI)
   bool windowed;  // im2col by 4-tap windows (WindowPanels, AVX3_DL) against the windowed weights
   int64_t gemm_k, kp;  // the GEMM's k (grows to KW rounded up to 4 when windowed) and its panel depth
 };
@@ -248,6 +249,7 @@ GemmPlan PlanGemm(const QConvArgs& a) {
   p.kdim = p.cin_g * g.kernel_h * g.kernel_w;
   p.direct = g.kernel_h == 1 && g.kernel_w == 1 && g.stride_h == 1 && g.stride_w == 1 && g.pad_h == 0 && g.pad_w == 0;
   p.panels = GemmU8S8UsesAmx();
+  p.fused = GemmU8S8Requantizes();
   // (WindowPanels' permute reaches 64 bytes: 16 columns at most 4 apart.)
   p.windowed = a.window_weight != nullptr && g.groups == 1 && g.dilation_h == 1 && g.dilation_w == 1 &&
                g.kernel_w >= 2 && g.kernel_w <= 8 && g.stride_w <= 4 && WindowPanelsSupported();
@@ -279,9 +281,9 @@ void GemmQConv(const QConvArgs& a, const uint8_t* x, uint8_t* y) {
   const bool packed_b = p.panels || p.windowed;
   const int64_t col_bytes = packed_b ? (p.ohw + 31) / 32 * 32 * p.kp : p.direct ? 0 : p.kdim * p.ohw;
   uint8_t* const col = GrowScratch(col_buffer, static_cast<size_t>(col_bytes));
-  // Pointers: workers must not name the thread_locals themselves. The AMX path requantizes in the kernel.
-  int32_t* const acc = p.panels ? nullptr : GrowScratch(acc_buffer, static_cast<size_t>(p.cout_g * p.ohw));
-  const int32_t* const correction = p.panels ? Corrections(a) : nullptr;
+  // Pointers: workers must not name the thread_locals themselves.
+  int32_t* const acc = p.fused ? nullptr : GrowScratch(acc_buffer, static_cast<size_t>(p.cout_g * p.ohw));
+  const int32_t* const correction = p.fused ? Corrections(a) : nullptr;
   // The bound of the vpmaddubsw path (the AMX and VNNI paths are exact for any input and do not need it).
   const int32_t b_max =
       packed_b ? 255 : std::max<int32_t>(MaxOf(x, g.batch * g.in_channels * g.in_h * g.in_w), a.x_zero_point);
@@ -299,7 +301,7 @@ void GemmQConv(const QConvArgs& a, const uint8_t* x, uint8_t* y) {
       if (packed_b) gemm.packed_b = col;
       if (p.windowed) gemm.k = p.gemm_k, gemm.packed_a = a.window_weight;
       uint8_t* const yg = y + (n * g.out_channels + grp * p.cout_g) * p.ohw;
-      if (p.panels) {  // each 32x32 block is requantized as it leaves the tiles
+      if (p.fused) {  // each block is requantized as it leaves the tiles or registers
         U8S8GemmArgs::Requant q;
         q.correction = correction + grp * p.cout_g, q.multiplier = a.multiplier + grp * p.cout_g;
         q.zero_point = a.y_zero_point, q.lo = a.lo, q.hi = a.hi, q.y = yg, q.ldy = p.ohw;

@@ -158,6 +158,12 @@ HWY_ATTR inline void SplitPanel(uint8_t* HWY_RESTRICT lo, uint8_t* HWY_RESTRICT 
   }
 }
 
+#if HWY_TARGET == HWY_AVX3_DL
+// Requantizes a finished 4 x 32 tile (rows [row, row + rows), columns [col, col + cols)) into q.y.
+inline void VnniRequantTile(const int32_t* tile, int64_t rows, int64_t cols, int64_t row, int64_t col,
+                            const U8S8GemmArgs::Requant& q);
+#endif
+
 // The tile path over rows [m0, m1) and columns [n0, n1); `packed_a` holds all of A packed. `split`
 // (vpmaddubsw where it could saturate: inputs above 127 with wide weights) runs each panel twice, on its
 // low 7 bits and on its top bit, and adds the two products as lo + 128 * hi: exact, at twice the work.
@@ -188,6 +194,12 @@ inline void U8S8Maddubs(const U8S8GemmArgs& g, const int32_t* packed_a, int64_t 
         Tile(pa, pb_hi, k4s, tile_hi);
         for (int64_t t = 0; t < kMr * kNr; ++t) tile[t] += tile_hi[t] * 128;
       }
+#if HWY_TARGET == HWY_AVX3_DL
+      if (g.requant != nullptr) {
+        VnniRequantTile(tile, std::min(kMr, m1 - i), cols, i, j, *g.requant);
+        continue;
+      }
+#endif
       // A whole row as a fixed-size copy (vector moves); a variable-length memcpy here became rep movs.
       for (int64_t r = 0; r < kMr && i + r < m1; ++r) {
         if (cols == kNr) {
@@ -262,8 +274,8 @@ HWY_INLINE void AmxBlock(const int8_t* HWY_RESTRICT w, int64_t kp, const uint8_t
 // row of a block, so worked out once per block.
 struct LaneStores {
   int count[2] = {0, 0};
-  __mmask16 mask[2][16] = {};  // a half touches at most 16 rows (one per lane)
-  int64_t offset[2][16] = {};
+  __mmask16 mask[2][16];  // a half touches at most 16 rows (one per lane); [count] entries are set
+  int64_t offset[2][16];
   void Add(int half, __mmask16 m, int64_t off) {
     mask[half][count[half]] = m;
     offset[half][count[half]++] = off;
@@ -303,6 +315,16 @@ HWY_INLINE void RequantStoreRows(const Acc& acc, int64_t rows, const U8S8GemmArg
       }
     }
   }
+}
+
+inline void VnniRequantTile(const int32_t* tile, int64_t rows, int64_t cols, int64_t row, int64_t col,
+                            const U8S8GemmArgs::Requant& q) {
+  LaneStores st;
+  for (int h = 0; h < 2 && cols > 16 * h; ++h) {
+    st.Add(h, static_cast<__mmask16>(_bzhi_u32(0xFFFFu, static_cast<unsigned>(std::min<int64_t>(16, cols - 16 * h)))),
+           col + 16 * h);
+  }
+  RequantStoreRows([tile](int64_t r, int h) { return _mm512_load_si512(tile + r * 32 + h * 16); }, rows, q, row, st);
 }
 
 // The AMX epilogue: a finished 32 x 32 int32 block (out[r * 32 + lane], from the tiles) requantized.
@@ -832,6 +854,8 @@ inline bool DepthwiseQConvImpl(const QConvArgs&, const uint8_t*, uint8_t*) { ret
 inline bool WindowPanelsImpl(const Conv2dGeometry&, const uint8_t*, int64_t, uint8_t, uint8_t*) { return false; }
 inline bool WindowPanelsSupportedImpl() { return false; }
 #endif
+
+inline bool RequantizesImpl() { return HWY_TARGET == HWY_AVX3_DL; }
 
 inline bool UsesAmxImpl() {
 #if HWY_TARGET == HWY_AVX3_DL

@@ -20,6 +20,7 @@ HWY_EXPORT(U8S8TargetName);
 HWY_EXPORT(RequantizeRowImpl);
 HWY_EXPORT(LinearFewRowsImpl);
 HWY_EXPORT(UsesAmxImpl);
+HWY_EXPORT(RequantizesImpl);
 HWY_EXPORT(DepthwiseAccumulateImpl);
 HWY_EXPORT(ImplicitConvImpl);
 HWY_EXPORT(ImplicitConvSupportedImpl);
@@ -43,6 +44,7 @@ bool DepthwiseQConvVnni(const QConvArgs& a, const uint8_t* x, uint8_t* y) {
 void DepthwiseAccumulate(const DepthwisePlaneArgs& p) { HWY_DYNAMIC_DISPATCH(DepthwiseAccumulateImpl)(p); }
 
 bool GemmU8S8UsesAmx() { return HWY_DYNAMIC_DISPATCH(UsesAmxImpl)(); }
+bool GemmU8S8Requantizes() { return HWY_DYNAMIC_DISPATCH(RequantizesImpl)(); }
 
 void LinearFewRowsU8S8(const uint8_t* x, int64_t rows, int64_t k, const int8_t* w, int64_t m, int32_t max_pair,
                        int32_t* acc) {
