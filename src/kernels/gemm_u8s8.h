@@ -26,7 +26,7 @@ struct U8S8GemmArgs {
   // Optional, only on the AVX3_DL target (AMX or VNNI; WindowPanelsSupported()): B already in the panel
   // layout (panels of 32 columns, each [AmxPaddedK(k)/4][32][4] bytes, zero past k and n); b is then not read.
   const uint8_t* packed_b = nullptr;
-  // Optional, only where GemmU8S8Requantizes(): instead of writing c, requantize each finished block while it
+  // Optional, only where GemmU8S8Requantizes(): instead of writing c, requantize each finished tile while it
   // is in L1: y[row * ldy + col] = Requantize(C[row, col] + correction[row], multiplier[row], zero_point, lo, hi).
   struct Requant {
     const int32_t* correction = nullptr;  // [m]
@@ -114,7 +114,8 @@ void GemmU8S8(const U8S8GemmArgs& g);
 bool AmxEnabled();
 // True when GemmU8S8, as dispatched now, runs on AMX (AVX3_DL target and AmxEnabled()).
 bool GemmU8S8UsesAmx();
-// True when GemmU8S8, as dispatched now, can requantize inside the kernel (U8S8GemmArgs::requant): AVX3_DL.
+// True when GemmU8S8, as dispatched now, can requantize inside the kernel (U8S8GemmArgs::requant): the
+// x86 targets (AVX2 and up).
 bool GemmU8S8Requantizes();
 const char* GemmU8S8TargetName();
 

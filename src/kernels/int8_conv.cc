@@ -237,7 +237,7 @@ struct GemmPlan {
   int64_t ohw, cin_g, cout_g, kdim;
   bool direct;    // 1x1 stride 1 unpadded: the input planes are the im2col matrix
   bool panels;    // AMX: im2col straight into the GEMM's panel layout
-  bool fused;     // the GEMM requantizes each finished block itself (AVX3_DL: AMX or VNNI)
+  bool fused;     // the GEMM requantizes each finished tile itself (x86 targets)
   bool windowed;  // im2col by 4-tap windows (WindowPanels, AVX3_DL) against the windowed weights
   int64_t gemm_k, kp;  // the GEMM's k (grows to KW rounded up to 4 when windowed) and its panel depth
 };

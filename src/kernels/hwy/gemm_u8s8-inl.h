@@ -163,6 +163,8 @@ HWY_ATTR inline void SplitPanel(uint8_t* HWY_RESTRICT lo, uint8_t* HWY_RESTRICT 
 inline void VnniRequantTile(const int32_t* tile, int64_t rows, int64_t cols, int64_t row, int64_t col,
                             const U8S8GemmArgs::Requant& q);
 #endif
+inline void RequantizeRowImpl(const int32_t* HWY_RESTRICT acc, int64_t n, int32_t correction, float multiplier,
+                              int32_t zero_point, int32_t lo, int32_t hi, uint8_t* HWY_RESTRICT y);
 
 // The tile path over rows [m0, m1) and columns [n0, n1); `packed_a` holds all of A packed. `split`
 // (vpmaddubsw where it could saturate: inputs above 127 with wide weights) runs each panel twice, on its
@@ -194,12 +196,17 @@ inline void U8S8Maddubs(const U8S8GemmArgs& g, const int32_t* packed_a, int64_t 
         Tile(pa, pb_hi, k4s, tile_hi);
         for (int64_t t = 0; t < kMr * kNr; ++t) tile[t] += tile_hi[t] * 128;
       }
+      if (const U8S8GemmArgs::Requant* q = g.requant) {  // requantized while the tile is in L1
 #if HWY_TARGET == HWY_AVX3_DL
-      if (g.requant != nullptr) {
-        VnniRequantTile(tile, std::min(kMr, m1 - i), cols, i, j, *g.requant);
+        VnniRequantTile(tile, std::min(kMr, m1 - i), cols, i, j, *q);
+#else
+        for (int64_t r = 0; r < kMr && i + r < m1; ++r) {
+          RequantizeRowImpl(tile + r * kNr, cols, q->correction[i + r], q->multiplier[i + r], q->zero_point, q->lo,
+                            q->hi, q->y + (i + r) * q->ldy + j);
+        }
+#endif
         continue;
       }
-#endif
       // A whole row as a fixed-size copy (vector moves); a variable-length memcpy here became rep movs.
       for (int64_t r = 0; r < kMr && i + r < m1; ++r) {
         if (cols == kNr) {
@@ -855,7 +862,10 @@ inline bool WindowPanelsImpl(const Conv2dGeometry&, const uint8_t*, int64_t, uin
 inline bool WindowPanelsSupportedImpl() { return false; }
 #endif
 
-inline bool RequantizesImpl() { return HWY_TARGET == HWY_AVX3_DL; }
+// The AMX and register-tile paths requantize; the portable loop (other targets) writes int32 only.
+inline bool RequantizesImpl() {
+  return HWY_TARGET == HWY_AVX2 || HWY_TARGET == HWY_AVX3 || HWY_TARGET == HWY_AVX3_DL;
+}
 
 inline bool UsesAmxImpl() {
 #if HWY_TARGET == HWY_AVX3_DL
