@@ -381,5 +381,11 @@ void GatherStridedU8(const uint8_t* x, int64_t stride, int64_t n, uint8_t* out) 
 
 const char* Int8TargetName() { return GemmU8S8TargetName(); }
 
+const char* Int8PathName() {
+  if (GemmU8S8UsesAmx()) return "AMX";
+  const char* target = GemmU8S8TargetName();
+  return std::strcmp(target, "AVX3_DL") == 0 ? "AVX-512 VNNI" : target;
+}
+
 }  // namespace kernels
 }  // namespace qfx

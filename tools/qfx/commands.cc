@@ -15,6 +15,8 @@
 #include "fmt/core.h"
 #include "qfx/core/parallel.h"
 #include "qfx/io/npy.h"
+#include "qfx/kernels/f32.h"
+#include "qfx/kernels/int8.h"
 #include "qfx/io/safetensors.h"
 #include "qfx/models/zoo.h"
 #include "qfx/nn/functional.h"
@@ -261,9 +263,10 @@ absl::Status Bench(const BenchFlags& f) {
   if (f.json) {
     fmt::print("{{\"median_ms\":{:.3f},\"min_ms\":{:.3f},\"max_ms\":{:.3f}}}\n", median, ms.front(), ms.back());
   } else {
-    fmt::print("{} {} threads {}: median {:.2f} ms, min {:.2f}, max {:.2f} ({} iters)\n",
-               f.model.file.empty() ? f.model.model + " fp32" : f.model.file,
-               ShapeToString(shape), NumThreads(), median, ms.front(), ms.back(), ms.size());
+    const bool int8 = !f.model.file.empty();
+    fmt::print("{} {} threads {}: median {:.2f} ms, min {:.2f}, max {:.2f} ({} iters; {} kernels: {})\n",
+               int8 ? f.model.file : f.model.model + " fp32", ShapeToString(shape), NumThreads(), median, ms.front(),
+               ms.back(), ms.size(), int8 ? "int8" : "fp32", int8 ? kernels::Int8PathName() : kernels::GemmF32TargetName());
   }
   return absl::OkStatus();
 }

@@ -167,6 +167,8 @@ bool MinMax(const float* x, int64_t n, float* lo, float* hi);
 void GatherStridedU8(const uint8_t* x, int64_t stride, int64_t n, uint8_t* out);
 // Name of the SIMD target the int8 GEMM dispatches to.
 const char* Int8TargetName();
+// What the int8 convolutions and GEMM run on now, for people: "AMX", "AVX-512 VNNI", or the target name.
+const char* Int8PathName();
 
 namespace ref {
 void QConv2d(const QConvArgs& a, const uint8_t* x, uint8_t* y);
