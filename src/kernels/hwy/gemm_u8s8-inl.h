@@ -795,25 +795,27 @@ inline void LinearFewRowsImpl(const uint8_t* x, int64_t rows, int64_t k, const i
 
 // acc[ox] += w * (x[ox * stride] - zp) for ox from *ox while a whole vector of D fits before `last`
 // (stride 1: contiguous bytes; stride 2: the low bytes of uint16 pairs, stopping one short of `last` so
-// the odd byte read never passes the row). Advances *ox.
+// the odd byte read never passes the row). Advances *ox. The product is formed in int16 (exact:
+// |x - zp| <= 255 and |w| <= 128) and widened for the int32 sum, which avoids the slow 32-bit multiply.
 template <class D>
 HWY_INLINE void DepthwiseTapRun(D d, const uint8_t* HWY_RESTRICT xr, int64_t sw, int32_t w, int32_t zp, int32_t* HWY_RESTRICT a,
                                 int64_t* ox, int64_t last) {
   namespace hn = hwy::HWY_NAMESPACE;
   const hn::Rebind<uint8_t, D> du8;
   const hn::Rebind<uint16_t, D> du16;
+  const hn::Rebind<int16_t, D> d16;
   const int64_t n = static_cast<int64_t>(hn::Lanes(d));
-  const auto vw = hn::Set(d, w), vzp = hn::Set(d, zp);
+  const auto vw = hn::Set(d16, static_cast<int16_t>(w)), vzp = hn::Set(d16, static_cast<int16_t>(zp));
   if (sw == 1) {
     for (; *ox + n <= last; *ox += n) {
-      const auto xv = hn::Sub(hn::PromoteTo(d, hn::LoadU(du8, xr + *ox)), vzp);
-      hn::StoreU(hn::Add(hn::LoadU(d, a + *ox), hn::Mul(xv, vw)), d, a + *ox);
+      const auto xv = hn::Sub(hn::PromoteTo(d16, hn::LoadU(du8, xr + *ox)), vzp);
+      hn::StoreU(hn::Add(hn::LoadU(d, a + *ox), hn::PromoteTo(d, hn::Mul(xv, vw))), d, a + *ox);
     }
   } else if (sw == 2) {
     for (; *ox + n < last; *ox += n) {
       const auto pairs = hn::LoadU(du16, reinterpret_cast<const uint16_t*>(xr + 2 * *ox));
-      const auto xv = hn::Sub(hn::PromoteTo(d, hn::And(pairs, hn::Set(du16, 0xFF))), vzp);
-      hn::StoreU(hn::Add(hn::LoadU(d, a + *ox), hn::Mul(xv, vw)), d, a + *ox);
+      const auto xv = hn::Sub(hn::BitCast(d16, hn::And(pairs, hn::Set(du16, 0xFF))), vzp);
+      hn::StoreU(hn::Add(hn::LoadU(d, a + *ox), hn::PromoteTo(d, hn::Mul(xv, vw))), d, a + *ox);
     }
   }
 }
