@@ -820,10 +820,10 @@ HWY_INLINE void DepthwiseTapRun(D d, const uint8_t* HWY_RESTRICT xr, int64_t sw,
   }
 }
 
-// Depthwise accumulation (see DepthwisePlaneArgs; kernels up to 16 wide): per output row and tap, vector
-// runs over the output columns whose input lies inside the image — full vectors, then 8 and 4 lanes for
-// short rows (7, 14, 28 columns are common) — and a scalar rest; strides other than 1 and 2 are scalar.
-inline void DepthwiseAccumulateImpl(const DepthwisePlaneArgs& p) {
+// Depthwise accumulation by tap runs (kernels up to 16 wide): per output row and tap, vector runs over the
+// output columns whose input lies inside the image — full vectors, then 8 and 4 lanes — and a scalar rest.
+// Used for strides other than 1 and 2 (scalar there).
+inline void DepthwiseAccumulateRuns(const DepthwisePlaneArgs& p) {
   namespace hn = hwy::HWY_NAMESPACE;
   const hn::ScalableTag<int32_t> di;
   const hn::CappedTag<int32_t, 8> d8;
@@ -853,6 +853,64 @@ inline void DepthwiseAccumulateImpl(const DepthwisePlaneArgs& p) {
         for (; ox < last[kx]; ++ox) a[ox] += w * (static_cast<int32_t>(xr[ox * sw]) - zp);
       }
     }
+  }
+}
+
+// Depthwise accumulation (see DepthwisePlaneArgs): the plane is first copied with zero-point borders (and
+// slack on the right), so every output row is whole vectors with no bounds checks and no scalar tails —
+// the lanes past OW read the slack and are dropped. A vector of outputs keeps its accumulator in a register
+// over all taps; products are formed in int16 (exact for u8 x s8) and widened. Stride 2 reads the low bytes
+// of uint16 pairs. (AVX3_DL CPUs use DepthwiseQConvVnni instead.)
+inline void DepthwiseAccumulateImpl(const DepthwisePlaneArgs& p) {
+  namespace hn = hwy::HWY_NAMESPACE;
+  const Conv2dGeometry& g = *p.g;
+  if (g.stride_w > 2) return DepthwiseAccumulateRuns(p);
+  const hn::ScalableTag<int32_t> d;
+  const hn::Rebind<int16_t, decltype(d)> d16;
+  const hn::Rebind<uint8_t, decltype(d)> du8;
+  const hn::Rebind<uint16_t, decltype(d)> du16;
+  const int64_t n = static_cast<int64_t>(hn::Lanes(d));
+  const int64_t oh = g.out_h(), ow = g.out_w(), kh = g.kernel_h, kw = g.kernel_w, sh = g.stride_h, sw = g.stride_w;
+  const int64_t dh = g.dilation_h, dw = g.dilation_w, vectors = (ow + n - 1) / n;
+  // The padded plane: rows of the image with pad_w zero points on the left and, on the right, enough for
+  // the last vector's widest read (pair loads read one byte past their last lane).
+  const int64_t rows = g.in_h + 2 * g.pad_h, pitch = g.pad_w + g.in_w + vectors * n * sw + (kw - 1) * dw + 2;
+  thread_local std::vector<uint8_t> plane_buffer;
+  thread_local std::vector<int32_t> row_buffer;
+  if (plane_buffer.size() < static_cast<size_t>(rows * pitch)) plane_buffer.resize(static_cast<size_t>(rows * pitch));
+  if (row_buffer.size() < static_cast<size_t>(vectors * n)) row_buffer.resize(static_cast<size_t>(vectors * n));
+  uint8_t* const plane = plane_buffer.data();
+  int32_t* const row = row_buffer.data();
+  const uint8_t zp8 = static_cast<uint8_t>(p.x_zero_point);
+  for (int64_t r = 0; r < rows; ++r) {
+    uint8_t* dst = plane + r * pitch;
+    const int64_t iy = r - g.pad_h;
+    if (iy < 0 || iy >= g.in_h) {
+      std::memset(dst, zp8, static_cast<size_t>(pitch));
+      continue;
+    }
+    std::memset(dst, zp8, static_cast<size_t>(g.pad_w));
+    std::memcpy(dst + g.pad_w, p.x + iy * g.in_w, static_cast<size_t>(g.in_w));
+    std::memset(dst + g.pad_w + g.in_w, zp8, static_cast<size_t>(pitch - g.pad_w - g.in_w));
+  }
+  const auto zp = hn::Set(d16, static_cast<int16_t>(p.x_zero_point));
+  const auto low = hn::Set(du16, 0xFF);
+  for (int64_t oy = 0; oy < oh; ++oy) {
+    for (int64_t v = 0; v < vectors; ++v) {
+      auto acc = hn::Zero(d);
+      for (int64_t ky = 0; ky < kh; ++ky) {
+        const uint8_t* in = plane + (oy * sh + ky * dh) * pitch + v * n * sw;
+        for (int64_t kx = 0; kx < kw; ++kx) {
+          const uint8_t* at = in + kx * dw;
+          const auto x = sw == 1 ? hn::PromoteTo(d16, hn::LoadU(du8, at))
+                                 : hn::BitCast(d16, hn::And(hn::LoadU(du16, reinterpret_cast<const uint16_t*>(at)), low));
+          const auto w = hn::Set(d16, static_cast<int16_t>(p.w[ky * kw + kx]));
+          acc = hn::Add(acc, hn::PromoteTo(d, hn::Mul(hn::Sub(x, zp), w)));
+        }
+      }
+      hn::StoreU(acc, d, row + v * n);
+    }
+    std::memcpy(p.acc + oy * ow, row, static_cast<size_t>(ow) * sizeof(int32_t));
   }
 }
 
