@@ -10,7 +10,6 @@
 // GEMM on the transposed input.
 #include <algorithm>
 #include <cstring>
-#include <tuple>
 #include <vector>
 
 #if defined(__SSE2__)
@@ -150,7 +149,6 @@ void DepthwiseQConv(const QConvArgs& a, const uint8_t* x, uint8_t* y) {
   const Conv2dGeometry& g = a.g;
   const int64_t ohw = g.out_h() * g.out_w(), mult = g.out_channels / g.in_channels;
   if (DepthwiseQConvVnni(a, x, y)) return;
-  if (g.kernel_w > 16) return ref::QConv2d(a, x, y);  // DepthwiseAccumulate's tap tables hold 16 columns
   ParallelFor(g.batch * g.out_channels, 2, [&](int64_t b, int64_t e) {
     thread_local std::vector<int32_t> acc;  // per thread, reused across calls
     GrowScratch(acc, static_cast<size_t>(ohw));

@@ -59,6 +59,8 @@ void ConvSweep() {
       {1, 6, 8, 9, 6, 3, 1, 0, 1, 6},   {1, 5, 13, 6, 7, 7, 2, 3, 1, 1},  {1, 32, 6, 6, 40, 3, 1, 1, 1, 1},
       // Depthwise rows wide enough for the SIMD loops (16+ int32 lanes), with a channel multiplier and dilation.
       {1, 4, 9, 40, 4, 3, 1, 1, 1, 4},  {1, 3, 7, 35, 6, 5, 1, 4, 2, 3},  {2, 2, 6, 41, 2, 3, 2, 1, 1, 2},
+      // Depthwise at stride 3 (scalar over the padded plane) and with a 17x17 kernel (past the VNNI kernel's 16 rows).
+      {1, 4, 11, 13, 4, 3, 3, 1, 1, 4}, {1, 2, 18, 40, 2, 17, 1, 8, 1, 2},
       // Wide K and N for the AMX tiles (k past 64, n past 32, ragged both).
       {1, 24, 11, 9, 37, 3, 1, 1, 1, 1},
       // Stride 2 over rows wide enough for im2col's 16-byte even-byte gather (and its ragged end).

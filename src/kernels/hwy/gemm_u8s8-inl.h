@@ -20,7 +20,6 @@
 #include <algorithm>
 #include <cstdlib>
 #include <cstring>
-#include <tuple>
 #include <vector>
 
 #include "hwy/aligned_allocator.h"
@@ -793,78 +792,14 @@ inline void LinearFewRowsImpl(const uint8_t* x, int64_t rows, int64_t k, const i
   });
 }
 
-// acc[ox] += w * (x[ox * stride] - zp) for ox from *ox while a whole vector of D fits before `last`
-// (stride 1: contiguous bytes; stride 2: the low bytes of uint16 pairs, stopping one short of `last` so
-// the odd byte read never passes the row). Advances *ox. The product is formed in int16 (exact:
-// |x - zp| <= 255 and |w| <= 128) and widened for the int32 sum, which avoids the slow 32-bit multiply.
-template <class D>
-HWY_INLINE void DepthwiseTapRun(D d, const uint8_t* HWY_RESTRICT xr, int64_t sw, int32_t w, int32_t zp, int32_t* HWY_RESTRICT a,
-                                int64_t* ox, int64_t last) {
-  namespace hn = hwy::HWY_NAMESPACE;
-  const hn::Rebind<uint8_t, D> du8;
-  const hn::Rebind<uint16_t, D> du16;
-  const hn::Rebind<int16_t, D> d16;
-  const int64_t n = static_cast<int64_t>(hn::Lanes(d));
-  const auto vw = hn::Set(d16, static_cast<int16_t>(w)), vzp = hn::Set(d16, static_cast<int16_t>(zp));
-  if (sw == 1) {
-    for (; *ox + n <= last; *ox += n) {
-      const auto xv = hn::Sub(hn::PromoteTo(d16, hn::LoadU(du8, xr + *ox)), vzp);
-      hn::StoreU(hn::Add(hn::LoadU(d, a + *ox), hn::PromoteTo(d, hn::Mul(xv, vw))), d, a + *ox);
-    }
-  } else if (sw == 2) {
-    for (; *ox + n < last; *ox += n) {
-      const auto pairs = hn::LoadU(du16, reinterpret_cast<const uint16_t*>(xr + 2 * *ox));
-      const auto xv = hn::Sub(hn::BitCast(d16, hn::And(pairs, hn::Set(du16, 0xFF))), vzp);
-      hn::StoreU(hn::Add(hn::LoadU(d, a + *ox), hn::PromoteTo(d, hn::Mul(xv, vw))), d, a + *ox);
-    }
-  }
-}
-
-// Depthwise accumulation by tap runs (kernels up to 16 wide): per output row and tap, vector runs over the
-// output columns whose input lies inside the image — full vectors, then 8 and 4 lanes — and a scalar rest.
-// Used for strides other than 1 and 2 (scalar there).
-inline void DepthwiseAccumulateRuns(const DepthwisePlaneArgs& p) {
-  namespace hn = hwy::HWY_NAMESPACE;
-  const hn::ScalableTag<int32_t> di;
-  const hn::CappedTag<int32_t, 8> d8;
-  const hn::CappedTag<int32_t, 4> d4;
-  const Conv2dGeometry& g = *p.g;
-  const int64_t oh = g.out_h(), ow = g.out_w(), kh = g.kernel_h, kw = g.kernel_w, in_h = g.in_h, in_w = g.in_w;
-  const int64_t sh = g.stride_h, sw = g.stride_w, ph = g.pad_h, dh = g.dilation_h;
-  const int32_t zp = p.x_zero_point;
-  std::fill(p.acc, p.acc + oh * ow, 0);
-  int64_t off[16], first[16], last[16];  // per horizontal tap: input offset and valid output columns
-  for (int64_t kx = 0; kx < kw; ++kx) {
-    off[kx] = kx * g.dilation_w - g.pad_w;
-    std::tie(first[kx], last[kx]) = ValidOutputRange(ow, sw, off[kx], in_w);
-  }
-  for (int64_t oy = 0; oy < oh; ++oy) {  // one output row at a time: its accumulators stay in L1
-    int32_t* a = p.acc + oy * ow;
-    for (int64_t ky = 0; ky < kh; ++ky) {
-      const int64_t iy = oy * sh - ph + ky * dh;
-      if (iy < 0 || iy >= in_h) continue;
-      for (int64_t kx = 0; kx < kw; ++kx) {
-        const int32_t w = p.w[ky * kw + kx];
-        const uint8_t* xr = p.x + iy * in_w + off[kx];
-        int64_t ox = first[kx];
-        DepthwiseTapRun(di, xr, sw, w, zp, a, &ox, last[kx]);
-        DepthwiseTapRun(d8, xr, sw, w, zp, a, &ox, last[kx]);
-        DepthwiseTapRun(d4, xr, sw, w, zp, a, &ox, last[kx]);
-        for (; ox < last[kx]; ++ox) a[ox] += w * (static_cast<int32_t>(xr[ox * sw]) - zp);
-      }
-    }
-  }
-}
-
 // Depthwise accumulation (see DepthwisePlaneArgs): the plane is first copied with zero-point borders (and
 // slack on the right), so every output row is whole vectors with no bounds checks and no scalar tails —
 // the lanes past OW read the slack and are dropped. A vector of outputs keeps its accumulator in a register
 // over all taps; products are formed in int16 (exact for u8 x s8) and widened. Stride 2 reads the low bytes
-// of uint16 pairs. (AVX3_DL CPUs use DepthwiseQConvVnni instead.)
+// of uint16 pairs; wider strides run scalar over the same plane. (AVX3_DL CPUs use DepthwiseQConvVnni.)
 inline void DepthwiseAccumulateImpl(const DepthwisePlaneArgs& p) {
   namespace hn = hwy::HWY_NAMESPACE;
   const Conv2dGeometry& g = *p.g;
-  if (g.stride_w > 2) return DepthwiseAccumulateRuns(p);
   const hn::ScalableTag<int32_t> d;
   const hn::Rebind<int16_t, decltype(d)> d16;
   const hn::Rebind<uint8_t, decltype(d)> du8;
@@ -892,6 +827,19 @@ inline void DepthwiseAccumulateImpl(const DepthwisePlaneArgs& p) {
     std::memset(dst, zp8, static_cast<size_t>(g.pad_w));
     std::memcpy(dst + g.pad_w, p.x + iy * g.in_w, static_cast<size_t>(g.in_w));
     std::memset(dst + g.pad_w + g.in_w, zp8, static_cast<size_t>(pitch - g.pad_w - g.in_w));
+  }
+  if (sw > 2) {
+    for (int64_t oy = 0; oy < oh; ++oy) {
+      for (int64_t ox = 0; ox < ow; ++ox) {
+        int32_t sum = 0;
+        for (int64_t ky = 0; ky < kh; ++ky) {
+          const uint8_t* in = plane + (oy * sh + ky * dh) * pitch + ox * sw;
+          for (int64_t kx = 0; kx < kw; ++kx) sum += p.w[ky * kw + kx] * (static_cast<int32_t>(in[kx * dw]) - p.x_zero_point);
+        }
+        p.acc[oy * ow + ox] = sum;
+      }
+    }
+    return;
   }
   const auto zp = hn::Set(d16, static_cast<int16_t>(p.x_zero_point));
   const auto low = hn::Set(du16, 0xFF);
