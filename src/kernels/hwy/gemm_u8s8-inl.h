@@ -158,9 +158,33 @@ HWY_ATTR inline void SplitPanel(uint8_t* HWY_RESTRICT lo, uint8_t* HWY_RESTRICT 
 }
 
 #if HWY_TARGET == HWY_AVX3_DL
-// Requantizes a finished 4 x 32 tile (rows [row, row + rows), columns [col, col + cols)) into q.y.
-inline void VnniRequantTile(const int32_t* tile, int64_t rows, int64_t cols, int64_t row, int64_t col,
-                            const U8S8GemmArgs::Requant& q);
+// Where the 16 lanes of each half of a 32-lane block row go in an output row: one masked store per output
+// row the half touches (lane l of half h lands at y_row[offset + l] where bit l of the mask is set; the
+// masked-off lanes are neither read nor written, so offset may point before the row). The same for every
+// row of a block, so worked out once per block.
+struct LaneStores {
+  int count[2] = {0, 0};
+  __mmask16 mask[2][16] = {};  // a half touches at most 16 rows (one per lane)
+  int64_t offset[2][16] = {};
+  void Add(int half, __mmask16 m, int64_t off) {
+    mask[half][count[half]] = m;
+    offset[half][count[half]++] = off;
+  }
+};
+
+// The stores of a plain row block: columns [col, col + cols) (cols <= 32) of each output row.
+inline LaneStores ColumnStores(int64_t col, int64_t cols) {
+  LaneStores st;
+  for (int h = 0; h < 2 && cols > 16 * h; ++h) {
+    st.Add(h, static_cast<__mmask16>(_bzhi_u32(0xFFFFu, static_cast<unsigned>(std::min<int64_t>(16, cols - 16 * h)))),
+           col + 16 * h);
+  }
+  return st;
+}
+
+// Requantizes a finished 4 x 32 tile (rows [row, row + rows), columns as `st`) into q.y.
+inline void VnniRequantTile(const int32_t* tile, int64_t rows, int64_t row, const U8S8GemmArgs::Requant& q,
+                            const LaneStores& st);
 #endif
 inline void RequantizeRowImpl(const int32_t* HWY_RESTRICT acc, int64_t n, int32_t correction, float multiplier,
                               int32_t zero_point, int32_t lo, int32_t hi, uint8_t* HWY_RESTRICT y);
@@ -188,6 +212,9 @@ inline void U8S8Maddubs(const U8S8GemmArgs& g, const int32_t* packed_a, int64_t 
     const uint8_t* panel_j = g.packed_b ? g.packed_b + (j / kNr) * AmxPaddedK(g.k) * kNr : pb;
     if (!g.packed_b) PackB(g, j, j + cols, k4s, pb);
     if (split) SplitPanel(pb, pb_hi, panel_bytes);
+#if HWY_TARGET == HWY_AVX3_DL
+    const LaneStores st = ColumnStores(j, cols);  // where a requantized tile's columns go
+#endif
     for (int64_t i = m0; i < m1; i += kMr) {
       const int32_t* pa = packed_a + (i / kMr) * k4s * kMr;
       Tile(pa, panel_j, k4s, tile);
@@ -197,7 +224,7 @@ inline void U8S8Maddubs(const U8S8GemmArgs& g, const int32_t* packed_a, int64_t 
       }
       if (const U8S8GemmArgs::Requant* q = g.requant) {  // requantized while the tile is in L1
 #if HWY_TARGET == HWY_AVX3_DL
-        VnniRequantTile(tile, std::min(kMr, m1 - i), cols, i, j, *q);
+        VnniRequantTile(tile, std::min(kMr, m1 - i), i, *q, st);
 #else
         for (int64_t r = 0; r < kMr && i + r < m1; ++r) {
           RequantizeRowImpl(tile + r * kNr, cols, q->correction[i + r], q->multiplier[i + r], q->zero_point, q->lo,
@@ -274,20 +301,6 @@ HWY_INLINE void AmxBlock(const int8_t* HWY_RESTRICT w, int64_t kp, const uint8_t
   AmxStore4(out);
 }
 
-// Where the 16 lanes of each half of a 32-lane block row go in an output row: one masked store per output
-// row the half touches (lane l of half h lands at y_row[offset + l] where bit l of the mask is set; the
-// masked-off lanes are neither read nor written, so offset may point before the row). The same for every
-// row of a block, so worked out once per block.
-struct LaneStores {
-  int count[2] = {0, 0};
-  __mmask16 mask[2][16];  // a half touches at most 16 rows (one per lane); [count] entries are set
-  int64_t offset[2][16];
-  void Add(int half, __mmask16 m, int64_t off) {
-    mask[half][count[half]] = m;
-    offset[half][count[half]++] = off;
-  }
-};
-
 // The shared requantization (bit-identical to RequantizeRowImpl) of 16 exact int32 sums, correction
 // included, to bytes. The clamp to [lo, hi] is done on the float before rounding, shifted by the zero point:
 // exact, as the bounds are integers and rounding is monotonic, and it keeps the conversion in range.
@@ -323,13 +336,8 @@ HWY_INLINE void RequantStoreRows(const Acc& acc, int64_t rows, const U8S8GemmArg
   }
 }
 
-inline void VnniRequantTile(const int32_t* tile, int64_t rows, int64_t cols, int64_t row, int64_t col,
-                            const U8S8GemmArgs::Requant& q) {
-  LaneStores st;
-  for (int h = 0; h < 2 && cols > 16 * h; ++h) {
-    st.Add(h, static_cast<__mmask16>(_bzhi_u32(0xFFFFu, static_cast<unsigned>(std::min<int64_t>(16, cols - 16 * h)))),
-           col + 16 * h);
-  }
+inline void VnniRequantTile(const int32_t* tile, int64_t rows, int64_t row, const U8S8GemmArgs::Requant& q,
+                            const LaneStores& st) {
   RequantStoreRows([tile](int64_t r, int h) { return _mm512_load_si512(tile + r * 32 + h * 16); }, rows, q, row, st);
 }
 
@@ -355,11 +363,7 @@ inline void U8S8Amx(const U8S8GemmArgs& g, const int8_t* w, int64_t m0, int64_t 
     const int64_t cols = std::min(kNr, n1 - j);
     const uint8_t* pb = g.packed_b ? g.packed_b + (j / kNr) * kp * kNr : panel.get();
     if (!g.packed_b) PackB(g, j, j + cols, kp / 4, panel.get());
-    LaneStores st;  // columns [j, j + cols) of each row
-    for (int h = 0; h < 2 && cols > 16 * h; ++h) {
-      st.Add(h, static_cast<__mmask16>(_bzhi_u32(0xFFFFu, static_cast<unsigned>(std::min<int64_t>(16, cols - 16 * h)))),
-             j + 16 * h);
-    }
+    const LaneStores st = ColumnStores(j, cols);
     for (int64_t i = m0; i < m1; i += 32) {
       AmxBlock(w + i * kp, kp, pb, out);
       const int64_t rows = std::min<int64_t>(32, m1 - i);
