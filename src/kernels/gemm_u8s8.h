@@ -104,7 +104,8 @@ void DepthwiseAccumulate(const DepthwisePlaneArgs& p);
 // The whole depthwise convolution (one input channel per group, any channel multiplier) with VNNI byte
 // dot products, requantized; false (doing nothing) unless the dispatched target is AVX3_DL and the layer
 // has no dilation, a kernel at most 8 wide and horizontal stride 1 or 2.
-bool DepthwiseQConvVnni(const QConvArgs& a, const uint8_t* x, uint8_t* y);
+// `correction`: per output channel, bias - x_zero_point * sum(w).
+bool DepthwiseQConvVnni(const QConvArgs& a, const int32_t* correction, const uint8_t* x, uint8_t* y);
 
 // Dispatches to the best compiled SIMD target. On AVX3_DL CPUs with AMX-INT8 (Sapphire Rapids and later)
 // whose kernel grants the tile state, the GEMM runs on AMX tiles (tdpbsud, exact) unless the environment

@@ -37,6 +37,15 @@ int32_t ZeroPointCorrection(const QConvArgs& a, int64_t co) {
   return (a.bias ? a.bias[co] : 0) - a.x_zero_point * a.weight_sum[co];
 }
 
+// ZeroPointCorrection of every output channel, in a per-thread buffer, for the kernels that requantize
+// themselves (fused GEMM epilogues, the implicit GEMM, VNNI depthwise).
+const int32_t* Corrections(const QConvArgs& a) {
+  thread_local std::vector<int32_t> buffer;
+  GrowScratch(buffer, static_cast<size_t>(a.g.out_channels));
+  for (int64_t co = 0; co < a.g.out_channels; ++co) buffer[co] = ZeroPointCorrection(a, co);
+  return buffer.data();
+}
+
 void Epilogue(const QConvArgs& a, int64_t co, const int32_t* acc, int64_t n, uint8_t* y) {
   RequantizeRow(acc, n, ZeroPointCorrection(a, co), a.multiplier[co], a.y_zero_point, a.lo, a.hi, y);
 }
@@ -148,7 +157,7 @@ void Im2ColPanels(const Conv2dGeometry& g, const uint8_t* x, int64_t kdim, int64
 void DepthwiseQConv(const QConvArgs& a, const uint8_t* x, uint8_t* y) {
   const Conv2dGeometry& g = a.g;
   const int64_t ohw = g.out_h() * g.out_w(), mult = g.out_channels / g.in_channels;
-  if (DepthwiseQConvVnni(a, x, y)) return;
+  if (DepthwiseQConvVnni(a, Corrections(a), x, y)) return;
   ParallelFor(g.batch * g.out_channels, 2, [&](int64_t b, int64_t e) {
     thread_local std::vector<int32_t> acc;  // per thread, reused across calls
     GrowScratch(acc, static_cast<size_t>(ohw));
@@ -213,15 +222,6 @@ AlignedVector<int32_t> PrepackWeights(const int8_t* weight, int64_t groups, int6
 }
 
 namespace {
-
-// ZeroPointCorrection of every output channel, in a per-thread buffer (the AMX and implicit paths
-// requantize inside their kernels and take them from there).
-const int32_t* Corrections(const QConvArgs& a) {
-  thread_local std::vector<int32_t> buffer;
-  GrowScratch(buffer, static_cast<size_t>(a.g.out_channels));
-  for (int64_t co = 0; co < a.g.out_channels; ++co) buffer[co] = ZeroPointCorrection(a, co);
-  return buffer.data();
-}
 
 // Implicit GEMM (no im2col at all): stride 1, one group, 64k input channels, tap-major weights, AVX3_DL.
 bool UsesImplicit(const QConvArgs& a) {

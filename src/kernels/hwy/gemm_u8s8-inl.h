@@ -515,7 +515,8 @@ inline void GemmU8S8Amx(const U8S8GemmArgs& g) {
 // correction) and, per group of 4 horizontal taps, permuted once by vpermb so that each output's 4 input
 // bytes (columns sw * ox + kx) fill its int32 lane; every output row then adds one vpdpbusd per kernel row
 // and group with the 4 weights: a 3x3 kernel at stride 1 is about 1 load, 1 permute and 3 dot products per
-// 16 outputs. Rows outside the image read as all zero point. The accumulator starts at bias - zp * sum(w),
+// 16 outputs. Rows outside the image read as all zero point. The accumulator starts at the channel's
+// correction, bias - zp * sum(w),
 // so it ends as the exact sum of (x - zp) * w + bias, then the shared requantization. Kernels up to 8 wide,
 // strides 1 and 2 across (any down), no dilation.
 inline bool DepthwiseVnniApplies(const Conv2dGeometry& g) {
@@ -524,7 +525,7 @@ inline bool DepthwiseVnniApplies(const Conv2dGeometry& g) {
 }
 
 __attribute__((target("avx512vnni,avx512vbmi"))) HWY_ATTR inline void DepthwiseVnniChannels(const QConvArgs& a,
-    const uint8_t* HWY_RESTRICT x, uint8_t* HWY_RESTRICT y, int64_t i0, int64_t i1) {
+    const int32_t* correction, const uint8_t* HWY_RESTRICT x, uint8_t* HWY_RESTRICT y, int64_t i0, int64_t i1) {
   const Conv2dGeometry& g = a.g;
   const int64_t oh = g.out_h(), ow = g.out_w(), kh = g.kernel_h, kw = g.kernel_w, in_h = g.in_h, in_w = g.in_w;
   const int64_t sw = g.stride_w, sh = g.stride_h, groups4 = (kw + 3) / 4, vectors = (ow + 15) / 16;
@@ -558,18 +559,16 @@ __attribute__((target("avx512vnni,avx512vbmi"))) HWY_ATTR inline void DepthwiseV
     uint8_t* yc = y + item * oh * ow;
     const int8_t* w = a.weight + co * kh * kw;
     __m512i wv[16][2];  // per kernel row and group: the 4 weights of every lane's bytes
-    int32_t wsum = 0;
     for (int64_t ky = 0; ky < kh; ++ky) {
       for (int64_t q = 0; q < groups4; ++q) {
         uint32_t packed = 0;
         for (int64_t b = 0; b < 4 && 4 * q + b < kw; ++b) {
           packed |= static_cast<uint32_t>(static_cast<uint8_t>(w[ky * kw + 4 * q + b])) << (8 * b);
-          wsum += w[ky * kw + 4 * q + b];
         }
         wv[ky][q] = _mm512_set1_epi32(static_cast<int32_t>(packed));
       }
     }
-    const __m512i corr = _mm512_set1_epi32((a.bias ? a.bias[co] : 0) - a.x_zero_point * wsum);
+    const __m512i corr = _mm512_set1_epi32(correction[co]);
     const __m512 mul = _mm512_set1_ps(a.multiplier[co]);
     for (int64_t v = 0; v < vectors; ++v) {  // a strip of 16 output columns, top to bottom
       const int64_t c0 = sw * 16 * v - g.pad_w;  // input column of lane 0, tap 0
@@ -597,9 +596,10 @@ __attribute__((target("avx512vnni,avx512vbmi"))) HWY_ATTR inline void DepthwiseV
   }
 }
 
-inline bool DepthwiseQConvImpl(const QConvArgs& a, const uint8_t* x, uint8_t* y) {
+inline bool DepthwiseQConvImpl(const QConvArgs& a, const int32_t* correction, const uint8_t* x, uint8_t* y) {
   if (!DepthwiseVnniApplies(a.g)) return false;
-  ParallelFor(a.g.batch * a.g.out_channels, 2, [&](int64_t b, int64_t e) { DepthwiseVnniChannels(a, x, y, b, e); });
+  ParallelFor(a.g.batch * a.g.out_channels, 2,
+              [&](int64_t b, int64_t e) { DepthwiseVnniChannels(a, correction, x, y, b, e); });
   return true;
 }
 
@@ -869,7 +869,7 @@ inline void DepthwiseAccumulateImpl(const DepthwisePlaneArgs& p) {
 #if HWY_TARGET != HWY_AVX3_DL
 inline bool ImplicitConvImpl(const ImplicitConvArgs&) { return false; }
 inline bool ImplicitConvSupportedImpl() { return false; }
-inline bool DepthwiseQConvImpl(const QConvArgs&, const uint8_t*, uint8_t*) { return false; }
+inline bool DepthwiseQConvImpl(const QConvArgs&, const int32_t*, const uint8_t*, uint8_t*) { return false; }
 inline bool WindowPanelsImpl(const Conv2dGeometry&, const uint8_t*, int64_t, uint8_t, uint8_t*) { return false; }
 inline bool WindowPanelsSupportedImpl() { return false; }
 #endif

@@ -37,8 +37,8 @@ bool WindowPanels(const Conv2dGeometry& g, const uint8_t* x, int64_t kp, uint8_t
 
 bool WindowPanelsSupported() { return HWY_DYNAMIC_DISPATCH(WindowPanelsSupportedImpl)(); }
 
-bool DepthwiseQConvVnni(const QConvArgs& a, const uint8_t* x, uint8_t* y) {
-  return HWY_DYNAMIC_DISPATCH(DepthwiseQConvImpl)(a, x, y);
+bool DepthwiseQConvVnni(const QConvArgs& a, const int32_t* correction, const uint8_t* x, uint8_t* y) {
+  return HWY_DYNAMIC_DISPATCH(DepthwiseQConvImpl)(a, correction, x, y);
 }
 
 void DepthwiseAccumulate(const DepthwisePlaneArgs& p) { HWY_DYNAMIC_DISPATCH(DepthwiseAccumulateImpl)(p); }
