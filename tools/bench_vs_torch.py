@@ -7,6 +7,10 @@ qnnpack), and qfx fp32 and int8 (`qfx quantize --qconfig x86`, then `qfx bench`)
 seeded: latency does not depend on their values. Prints each median and the ratios (below 1: qfx faster).
 
   tools/setup.sh --golden && bazel build -c opt //tools:qfx && /usr/bin/python3 tools/bench_vs_torch.py
+
+`--baseline OTHER_QFX` also times another qfx binary (say, a build of the previous commit) on the same .qfx
+files, alternating with this one, and prints this one's int8 latency over the baseline's (before / after a
+change, on the same machine in the same run).
 """
 import argparse
 import copy
@@ -84,6 +88,7 @@ def main():
     ap.add_argument("--iters", type=int, default=30)
     ap.add_argument("--rounds", type=int, default=3, help="alternating rounds of the compared pairs (median taken)")
     ap.add_argument("--qfx", default=os.path.join(ROOT, "bazel-bin", "tools", "qfx"))
+    ap.add_argument("--baseline", help="another qfx binary to time on the same .qfx files, alternating")
     args = ap.parse_args()
     if not os.path.exists(args.qfx):
         raise SystemExit(f"{args.qfx} not found: run `bazel build -c opt //tools:qfx` first")
@@ -109,6 +114,11 @@ def main():
                                                args.rounds)
             row = [t, q, q / t, t_onednn, t_qnnpack, q8, q8 / t_onednn, q8 / t_qnnpack, q8 / q]
             print(f"{name:<14}" + "".join(f"{v:>14.2f}" for v in row))
+            if args.baseline:
+                before, after = alternating_medians(
+                    lambda: qfx_median_ms(args.baseline, qfx_file, shape, args.threads, args.iters),
+                    lambda: qfx_median_ms(args.qfx, qfx_file, shape, args.threads, args.iters), args.rounds)
+                print(f"{'':<14}int8 baseline {before:.2f} ms, this build {after:.2f} ms: {after / before:.3f}x")
 
 
 if __name__ == "__main__":
