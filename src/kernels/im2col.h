@@ -6,30 +6,12 @@
 #include <cstdint>
 #include <type_traits>
 
-#if defined(__SSE2__)
-#include <emmintrin.h>
-#endif
-
 #include "qfx/core/parallel.h"
 #include "qfx/kernels/f32.h"
+#include "src/kernels/x86/u8_shuffle_sse2.h"  // EvenBytes
 
 namespace qfx {
 namespace kernels {
-
-// o[ox] = xr[2 * ox] for ox from ox0 while 16 outputs fit before ox1 (and their 32-byte read stays below
-// xr[2 * ox1 - 1]); returns the first ox not written. SSE2: the low bytes of 16-bit lanes, packed.
-inline int64_t EvenBytes(const uint8_t* xr, int64_t ox0, int64_t ox1, uint8_t* o) {
-  int64_t ox = ox0;
-#if defined(__SSE2__)
-  const __m128i low = _mm_set1_epi16(0x00FF);
-  for (; ox + 16 < ox1; ox += 16) {
-    const __m128i a = _mm_loadu_si128(reinterpret_cast<const __m128i*>(xr + 2 * ox));
-    const __m128i b = _mm_loadu_si128(reinterpret_cast<const __m128i*>(xr + 2 * ox + 16));
-    _mm_storeu_si128(reinterpret_cast<__m128i*>(o + ox), _mm_packus_epi16(_mm_and_si128(a, low), _mm_and_si128(b, low)));
-  }
-#endif
-  return ox;
-}
 
 // Row `row` = (ci*KH + ky)*KW + kx of the im2col matrix: out[oy*OW + ox] = x[ci][iy][ix], `pad` outside.
 template <typename T>

@@ -19,9 +19,8 @@ DynamicQuantizedLinear::DynamicQuantizedLinear(QuantizedLayer layer, bool reduce
 
 void DynamicQuantizedLinear::Prepack() {
   const int64_t out = layer_.out_channels, in = layer_.weight_q.numel() / out;
-  weight_sum_.resize(static_cast<size_t>(out));
-  kernels::ComputeWeightSums(layer_.weight_q.data<int8_t>(), out, in, weight_sum_.data());
-  packed_weight_ = kernels::PrepackWeights(layer_.weight_q.data<int8_t>(), 1, out, in, &weight_max_pair_);
+  packed_ = kernels::PackQLinearDynamic(in, out, layer_.weight_q.data<int8_t>(), layer_.weight_scale.data<float>(),
+                                        layer_.bias.data<float>());
 }
 
 Tensor DynamicQuantizedLinear::forward(const Tensor& x) {
@@ -46,12 +45,7 @@ Tensor DynamicQuantizedLinear::forward(const Tensor& x) {
   Shape shape = x.shape();
   shape.back() = out;
   Tensor y = Tensor::Uninitialized(shape);
-  kernels::QLinearDynamicArgs a;
-  a.rows = rows, a.in = in, a.out = out, a.x_scale = scale, a.x_zero_point = static_cast<int32_t>(zero_point);
-  a.weight = layer_.weight_q.data<int8_t>(), a.w_scale = layer_.weight_scale.data<float>();
-  a.bias = layer_.bias.data<float>(), a.weight_sum = weight_sum_.data();
-  a.packed_weight = packed_weight_.data(), a.weight_max_pair = weight_max_pair_;
-  kernels::QLinearDynamic(a, xq.data<uint8_t>(), y.data<float>());
+  kernels::RunDynamic(packed_, rows, scale, static_cast<int32_t>(zero_point), xq.data<uint8_t>(), y.data<float>());
   return y;
 }
 

@@ -87,7 +87,7 @@ class Lowerer {
     if (!src || !q_out) return absl::OkStatus();  // a float island: left as reference
     QFX_ASSIGN_OR_RETURN(QuantInfo in, QParamsOf(src));
     const QuantInfo out = QuantizeArgs(q_out);
-    QFX_RETURN_IF_ERROR(gm_.ReplaceSubmodule(n->target().path, std::make_shared<QuantizedWeighted>(ref.layer(), in, out)));
+    QFX_RETURN_IF_ERROR(gm_.ReplaceSubmodule(n->target().path, MakeQuantizedWeighted(ref.layer(), in, out)));
     n->set_arg(0, src);
     lowered_.insert(n->name());
     return Bypass(q_out, n, out);

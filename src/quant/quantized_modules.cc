@@ -69,84 +69,97 @@ Tensor ReferenceWeighted::forward(const Tensor& x) {
 QuantizedWeighted::QuantizedWeighted(QuantizedLayer layer, QuantInfo input, QuantInfo output)
     : layer_(std::move(layer)), input_(input), output_(output) {
   if (layer_.relu) clamp_lo_ = output_.zero_point;
-  bias_q_ = Tensor::Empty({layer_.out_channels}, DType::kI32);
   register_buffer("weight", layer_.weight_q);
   register_buffer("weight_scale", layer_.weight_scale);
   register_buffer("bias", layer_.bias);
-  Prepack();
 }
 
 void QuantizedWeighted::FoldClamp(float lo, float hi) {
   const float inv = 1.0f / output_.scale;
   if (!std::isinf(lo)) clamp_lo_ = std::max(clamp_lo_, kernels::QuantizeValue(lo, inv, output_.zero_point, 0, 255));
   if (!std::isinf(hi)) clamp_hi_ = std::min(clamp_hi_, kernels::QuantizeValue(hi, inv, output_.zero_point, 0, 255));
+  Prepack();
 }
 
-void QuantizedWeighted::Prepack() {
-  const int64_t out = layer_.out_channels, per_row = layer_.weight_q.numel() / out;
-  weight_sum_.resize(out);
-  multiplier_.resize(out);
-  kernels::ComputeWeightSums(layer_.weight_q.data<int8_t>(), out, per_row, weight_sum_.data());
-  for (int64_t o = 0; o < out; ++o) {
-    const float sw = layer_.weight_scale.data<float>()[o];
-    bias_q_.data<int32_t>()[o] = kernels::QuantizeBias(layer_.bias.data<float>()[o], input_.scale, sw);
-    multiplier_[o] = kernels::RequantMultiplier(input_.scale, sw, output_.scale);
-  }
-  const bool depthwise = layer_.is_conv && layer_.groups == layer_.in_channels && layer_.groups > 1;
-  if (!depthwise) {
-    const int64_t groups = layer_.is_conv ? layer_.groups : 1;
-    packed_weight_ = kernels::PrepackWeights(layer_.weight_q.data<int8_t>(), groups, out / groups, per_row, &weight_max_pair_);
-    if (layer_.is_conv && layer_.stride == 1 && layer_.dilation == 1) {
-      tap_weight_ = kernels::PrepackTapMajor(layer_.weight_q.data<int8_t>(), out, layer_.in_channels, layer_.groups,
-                                             layer_.kernel, layer_.kernel);
-    }
-    if (layer_.is_conv && layer_.dilation == 1 && tap_weight_.empty()) {
-      window_weight_ = kernels::PrepackWindowed(layer_.weight_q.data<int8_t>(), out, layer_.in_channels, layer_.groups,
-                                                layer_.kernel, layer_.kernel);
-    }
-  }
+kernels::QRequantValues QuantizedWeighted::RequantValues() const {
+  return kernels::RequantFromScales(layer_.out_channels, input_.scale, layer_.weight_scale.data<float>(),
+                                    layer_.bias.data<float>(), output_.scale);
 }
 
-Tensor QuantizedWeighted::forward(const Tensor& x) {
+kernels::QRequant QuantizedWeighted::Requant(const kernels::QRequantValues& values) const {
+  kernels::QRequant rq;
+  rq.x_zero_point = input_.zero_point;
+  rq.bias = values.bias.data();
+  rq.multiplier = values.multiplier.data();
+  rq.y_zero_point = output_.zero_point;
+  rq.lo = clamp_lo_;
+  rq.hi = clamp_hi_;
+  return rq;
+}
+
+void QuantizedWeighted::CheckInput(const Tensor& x) const {
   if (!x.is_quantized() || x.dtype() != DType::kU8) ThrowInvalid(type_name(), ": input ", x.ToString(), " must be quint8");
   if (x.quant().scale != input_.scale || x.quant().zero_point != input_.zero_point) {
     ThrowInvalid(type_name(), ": input qparams (", x.quant().scale, ", ", x.quant().zero_point, ") differ from the (",
                  input_.scale, ", ", input_.zero_point, ") it was converted for");
   }
-  if (layer_.is_conv) {
-    if (x.dim() != 4 || x.size(1) != layer_.in_channels) {
-      ThrowInvalid(type_name(), ": input ", x.ToString(), " must be [N, ", layer_.in_channels, ", H, W]");
-    }
-    kernels::QConvArgs a;
-    a.g.batch = x.size(0), a.g.in_channels = layer_.in_channels, a.g.in_h = x.size(2), a.g.in_w = x.size(3);
-    a.g.out_channels = layer_.out_channels, a.g.kernel_h = a.g.kernel_w = layer_.kernel;
-    a.g.stride_h = a.g.stride_w = layer_.stride, a.g.pad_h = a.g.pad_w = layer_.padding;
-    a.g.dilation_h = a.g.dilation_w = layer_.dilation, a.g.groups = layer_.groups;
-    if (a.g.out_h() <= 0 || a.g.out_w() <= 0) ThrowInvalid(type_name(), ": input ", x.ToString(), " is smaller than the kernel");
-    a.x_zero_point = input_.zero_point, a.weight = layer_.weight_q.data<int8_t>(), a.bias = bias_q_.data<int32_t>();
-    a.weight_sum = weight_sum_.data(), a.multiplier = multiplier_.data(), a.y_zero_point = output_.zero_point;
-    a.lo = clamp_lo_, a.hi = clamp_hi_;
-    if (!packed_weight_.empty()) a.packed_weight = packed_weight_.data(), a.weight_max_pair = weight_max_pair_;
-    if (!tap_weight_.empty()) a.tap_weight = tap_weight_.data();
-    if (!window_weight_.empty()) a.window_weight = window_weight_.data();
-    Tensor y = Tensor::Quantized({a.g.batch, a.g.out_channels, a.g.out_h(), a.g.out_w()}, DType::kU8, output_);
-    kernels::QConv2d(a, x.data<uint8_t>(), y.data<uint8_t>());
-    return y;
+}
+
+QuantizedConv2d::QuantizedConv2d(QuantizedLayer layer, QuantInfo input, QuantInfo output)
+    : QuantizedWeighted(std::move(layer), input, output) {
+  Prepack();
+}
+
+void QuantizedConv2d::Prepack() {
+  kernels::QConv2dShape shape;
+  shape.in_channels = layer_.in_channels;
+  shape.out_channels = layer_.out_channels;
+  shape.kernel_h = shape.kernel_w = layer_.kernel;
+  shape.stride_h = shape.stride_w = layer_.stride;
+  shape.pad_h = shape.pad_w = layer_.padding;
+  shape.dilation_h = shape.dilation_w = layer_.dilation;
+  shape.groups = layer_.groups;
+  const kernels::QRequantValues values = RequantValues();
+  packed_ = kernels::PackQConv2d(shape, layer_.weight_q.data<int8_t>(), Requant(values));
+}
+
+Tensor QuantizedConv2d::forward(const Tensor& x) {
+  CheckInput(x);
+  if (x.dim() != 4 || x.size(1) != layer_.in_channels) {
+    ThrowInvalid(type_name(), ": input ", x.ToString(), " must be [N, ", layer_.in_channels, ", H, W]");
   }
+  const kernels::Conv2dGeometry g = packed_.shape().Geometry(x.size(0), x.size(2), x.size(3));
+  if (g.out_h() <= 0 || g.out_w() <= 0) ThrowInvalid(type_name(), ": input ", x.ToString(), " is smaller than the kernel");
+  Tensor y = Tensor::Quantized({g.batch, g.out_channels, g.out_h(), g.out_w()}, DType::kU8, output_);
+  kernels::Run(packed_, g.batch, g.in_h, g.in_w, x.data<uint8_t>(), y.data<uint8_t>());
+  return y;
+}
+
+QuantizedLinear::QuantizedLinear(QuantizedLayer layer, QuantInfo input, QuantInfo output)
+    : QuantizedWeighted(std::move(layer), input, output) {
+  Prepack();
+}
+
+void QuantizedLinear::Prepack() {
+  const kernels::QRequantValues values = RequantValues();
+  packed_ = kernels::PackQLinear(layer_.in_channels, layer_.out_channels, layer_.weight_q.data<int8_t>(), Requant(values));
+}
+
+Tensor QuantizedLinear::forward(const Tensor& x) {
+  CheckInput(x);
   if (x.dim() < 1 || x.size(-1) != layer_.in_channels) {
     ThrowInvalid(type_name(), ": input ", x.ToString(), " must end in ", layer_.in_channels, " features");
   }
-  kernels::QLinearArgs a;
-  a.rows = x.numel() / layer_.in_channels, a.in = layer_.in_channels, a.out = layer_.out_channels;
-  a.x_zero_point = input_.zero_point, a.weight = layer_.weight_q.data<int8_t>(), a.bias = bias_q_.data<int32_t>();
-  a.weight_sum = weight_sum_.data(), a.multiplier = multiplier_.data(), a.y_zero_point = output_.zero_point;
-  a.lo = clamp_lo_, a.hi = clamp_hi_;
-  if (!packed_weight_.empty()) a.packed_weight = packed_weight_.data(), a.weight_max_pair = weight_max_pair_;
   Shape shape = x.shape();
   shape.back() = layer_.out_channels;
   Tensor y = Tensor::Quantized(shape, DType::kU8, output_);
-  kernels::QLinear(a, x.data<uint8_t>(), y.data<uint8_t>());
+  kernels::Run(packed_, x.numel() / layer_.in_channels, x.data<uint8_t>(), y.data<uint8_t>());
   return y;
+}
+
+std::shared_ptr<QuantizedWeighted> MakeQuantizedWeighted(QuantizedLayer layer, QuantInfo input, QuantInfo output) {
+  if (layer.is_conv) return std::make_shared<QuantizedConv2d>(std::move(layer), input, output);
+  return std::make_shared<QuantizedLinear>(std::move(layer), input, output);
 }
 
 nlohmann::json QuantizedWeighted::Config() const {
@@ -183,17 +196,20 @@ absl::StatusOr<std::shared_ptr<QuantizedWeighted>> QuantizedWeighted::FromConfig
   l.weight_q = Tensor::Zeros(wshape, DType::kI8);
   l.weight_scale = Tensor::Full({l.out_channels}, 1.f);
   l.bias = Tensor::Zeros({l.out_channels});
-  auto m = std::make_shared<QuantizedWeighted>(std::move(l), in, out);
+  int32_t clamp_lo = 0, clamp_hi = 255;
   try {
-    m->clamp_lo_ = c.at("clamp_lo").get<int32_t>();
-    m->clamp_hi_ = c.at("clamp_hi").get<int32_t>();
+    clamp_lo = c.at("clamp_lo").get<int32_t>();
+    clamp_hi = c.at("clamp_hi").get<int32_t>();
   } catch (const nlohmann::json::exception& e) {
     return absl::InvalidArgumentError(absl::StrCat("quantized layer config: ", e.what()));
   }
-  if (m->clamp_lo_ < 0 || m->clamp_hi_ > 255 || m->clamp_lo_ > m->clamp_hi_) {
+  if (clamp_lo < 0 || clamp_hi > 255 || clamp_lo > clamp_hi) {
     return absl::InvalidArgumentError("quantized layer config: clamp_lo..clamp_hi must lie in 0..255");
   }
-  return m;
+  std::shared_ptr<QuantizedWeighted> m = MakeQuantizedWeighted(std::move(l), in, out);
+  m->clamp_lo_ = clamp_lo;
+  m->clamp_hi_ = clamp_hi;
+  return m;  // the caller loads the weights and packs (Prepack)
 }
 
 }  // namespace quant

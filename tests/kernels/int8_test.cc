@@ -1,5 +1,7 @@
 // qfx tests: the int8 convolution and linear fast paths against the scalar oracle, bit for bit, over
-// sweeps of shapes, strides, paddings, dilations, groups (incl. depthwise), zero points, clamps and threads.
+// sweeps of shapes, strides, paddings, dilations, groups (incl. depthwise), zero points, clamps and threads,
+// on every compiled target, through the public kernel API: each layer packed for the path the rules choose
+// and then for every other path that fits it and runs here, with aligned and misaligned buffers.
 #include <climits>
 #include <cmath>
 #include <cstdio>
@@ -13,7 +15,8 @@
 #include "hwy/targets.h"
 #include "qfx/core/parallel.h"
 #include "qfx/kernels/int8.h"
-#include "src/kernels/gemm_u8s8.h"
+#include "qfx/kernels/qconv.h"
+#include "src/kernels/qu8_dispatch.h"  // AmxEnabled, RequantizeRow
 #include "tests/testing/targets.h"
 
 namespace qfx {
@@ -44,12 +47,42 @@ void ForEachTarget(Body body) {
 // kernels_int8_noamx_test target), so AMX machines test both.
 TEST(Int8Kernels, AmxFollowsTheMachineAndTheSwitch) {
   const char* off = std::getenv("QFX_DISABLE_AMX");
-  if (off != nullptr && off[0] == '1') EXPECT_FALSE(AmxEnabled());
+  if (off != nullptr && off[0] == '1') {
+    EXPECT_FALSE(AmxEnabled());
+  }
   std::printf("AMX %s\n", AmxEnabled() ? "in use on AVX3_DL" : "not in use");
 }
 
 TEST(Int8Kernels, ConvMatchesOracleBitForBitOnEveryTarget) {
   ForEachTarget([] { ConvSweep(); });
+}
+
+constexpr QConvPath kConvPaths[] = {
+    QConvPath::kDepthwiseVnni, QConvPath::kDepthwise,   QConvPath::kImplicitAmx, QConvPath::kImplicitVnni,
+    QConvPath::kWindowedAmx,   QConvPath::kWindowedVnni, QConvPath::kGemmAmx,    QConvPath::kGemmVnni,
+    QConvPath::kGemmMaddubs,   QConvPath::kGemmPortable};
+constexpr QLinearPath kLinearPaths[] = {QLinearPath::kAmx, QLinearPath::kVnni, QLinearPath::kMaddubs,
+                                        QLinearPath::kPortable};
+
+QConv2dShape ShapeOf(const Case& c) {
+  QConv2dShape s;
+  s.in_channels = c.cin, s.out_channels = c.cout, s.groups = c.groups;
+  s.kernel_h = s.kernel_w = c.k;
+  s.stride_h = s.stride_w = c.stride;
+  s.pad_h = s.pad_w = c.pad;
+  s.dilation_h = s.dilation_w = c.dilation;
+  return s;
+}
+
+// y from x through a packed layer, with both buffers `offset` bytes past a 64-byte boundary.
+std::vector<uint8_t> RunAt(const PackedQConv2d& p, const Case& c, const std::vector<uint8_t>& x, size_t y_size,
+                           size_t offset) {
+  std::vector<uint8_t> xbuf(x.size() + 64 + offset), ybuf(y_size + 64 + offset);
+  uint8_t* xp = xbuf.data() + (64 - reinterpret_cast<uintptr_t>(xbuf.data()) % 64) % 64 + offset;
+  uint8_t* yp = ybuf.data() + (64 - reinterpret_cast<uintptr_t>(ybuf.data()) % 64) % 64 + offset;
+  std::copy(x.begin(), x.end(), xp);
+  Run(p, c.batch, c.h, c.w, xp, yp);
+  return std::vector<uint8_t>(yp, yp + y_size);
 }
 
 void ConvSweep() {
@@ -72,61 +105,55 @@ void ConvSweep() {
       {1, 64, 5, 37, 33, 3, 1, 1, 1, 1}, {2, 128, 6, 7, 16, 5, 1, 2, 1, 1}, {1, 64, 6, 6, 8, 3, 1, 0, 1, 1},
       // Narrow rows: a 16-lane half of the epilogue spans up to 16 output rows (masked stores per row).
       {1, 64, 9, 2, 33, 3, 1, 1, 1, 1}, {1, 64, 20, 3, 40, 3, 1, 0, 1, 1},
+      // Channel counts that are no multiple of any vector width: depthwise 17 and 19 channels, a grouped
+      // layer of 3 x 7 channels, a 1x1 layer of 33 -> 47, and 65 input channels (one past the implicit GEMM).
+      {1, 17, 9, 23, 17, 3, 1, 1, 1, 17}, {1, 19, 10, 21, 19, 5, 2, 2, 1, 19}, {1, 21, 7, 11, 35, 3, 1, 1, 1, 7},
+      {1, 33, 7, 18, 47, 1, 1, 0, 1, 1},  {1, 65, 6, 9, 19, 3, 1, 1, 1, 1},
   };
-  int checked = 0, tap_major = 0, windowed = 0;
+  int checked = 0, tap_major = 0, windowed = 0, forced = 0;
+  const Int8Isa isa = Int8Isa::Current();
   for (int threads : {1, 2}) {
     SetNumThreads(threads);
     for (const Case& c : cases) {
       for (int32_t x_zp : {0, 3, 128, 255}) {
        for (int x_hi : {127, 255}) {  // reduce_range activations take vpmaddubsw; full-range ones may not
         QConvArgs a;
-        a.g.batch = c.batch, a.g.in_channels = c.cin, a.g.in_h = c.h, a.g.in_w = c.w, a.g.out_channels = c.cout;
-        a.g.kernel_h = a.g.kernel_w = c.k;
-        a.g.stride_h = a.g.stride_w = c.stride;
-        a.g.pad_h = a.g.pad_w = c.pad;
-        a.g.dilation_h = a.g.dilation_w = c.dilation;
-        a.g.groups = c.groups;
+        a.g = ShapeOf(c).Geometry(c.batch, c.h, c.w);
         const int64_t per_row = c.cin / c.groups * c.k * c.k;
         const auto x = Random<uint8_t>(c.batch * c.cin * c.h * c.w, 0, x_hi, 1);
         const auto w = Random<int8_t>(c.cout * per_row, x_zp == 255 ? -64 : -128, x_zp == 255 ? 63 : 127, 2);
         const auto bias = Random<int32_t>(c.cout, -5000, 5000, 3);
         std::vector<float> mult(c.cout);
         for (int64_t o = 0; o < c.cout; ++o) mult[o] = 0.0007f + 0.0001f * static_cast<float>(o);
-        std::vector<int32_t> sums(c.cout);
-        ComputeWeightSums(w.data(), c.cout, per_row, sums.data());
         a.x_zero_point = x_zp;
         a.weight = w.data();
         a.bias = bias.data();
-        a.weight_sum = sums.data();
         a.multiplier = mult.data();
         a.y_zero_point = 17;
         a.lo = x_zp == 3 ? 17 : 0;  // a fused-ReLU clamp on one sweep
+        QRequant rq;
+        rq.x_zero_point = x_zp, rq.bias = bias.data(), rq.multiplier = mult.data();
+        rq.y_zero_point = a.y_zero_point, rq.lo = a.lo, rq.hi = a.hi;
         const size_t out = static_cast<size_t>(c.batch * c.cout * a.g.out_h() * a.g.out_w());
-        std::vector<uint8_t> y(out), want(out);
+        std::vector<uint8_t> want(out);
         ref::QConv2d(a, x.data(), want.data());
-        QConv2d(a, x.data(), y.data());
-        ASSERT_EQ(y, want) << "cin " << c.cin << " k " << c.k << " groups " << c.groups << " zp " << x_zp;
-        // The same with the weights prepacked once (what QuantizedConv2d does).
-        int32_t max_pair = -1;
-        const auto packed = PrepackWeights(w.data(), c.groups, c.cout / c.groups, per_row, &max_pair);
-        a.packed_weight = packed.data();
-        a.weight_max_pair = max_pair;
-        std::fill(y.begin(), y.end(), 0);
-        QConv2d(a, x.data(), y.data());
-        ASSERT_EQ(y, want) << "prepacked: cin " << c.cin << " k " << c.k << " groups " << c.groups;
-        // And with each AMX weight copy where it applies: tap-major (the implicit GEMM) and windowed (the
-        // windowed im2col); the kernel must still match the oracle bit for bit.
-        const auto with_copy = [&](const auto& copy, auto* field, const char* what, int* count) {
-          if (copy.empty()) return;
-          *field = copy.data();
-          std::fill(y.begin(), y.end(), 0);
-          QConv2d(a, x.data(), y.data());
-          *field = nullptr;
-          ++*count;
-          EXPECT_EQ(y, want) << what << ": cin " << c.cin << " k " << c.k << " h " << c.h << " w " << c.w;
-        };
-        with_copy(PrepackTapMajor(w.data(), c.cout, c.cin, c.groups, c.k, c.k), &a.tap_weight, "tap-major", &tap_major);
-        with_copy(PrepackWindowed(w.data(), c.cout, c.cin, c.groups, c.k, c.k), &a.window_weight, "windowed", &windowed);
+        // The path the rules choose (what QuantizedConv2d packs), aligned and misaligned.
+        const PackedQConv2d chosen = PackQConv2d(ShapeOf(c), w.data(), rq);
+        EXPECT_EQ(chosen.path(), SelectQConvPath(ShapeOf(c), isa));
+        for (size_t offset : {0, 1, 3}) {
+          ASSERT_EQ(RunAt(chosen, c, x, out, offset), want)
+              << PathName(chosen.path()) << " offset " << offset << ": cin " << c.cin << " k " << c.k << " groups "
+              << c.groups << " zp " << x_zp;
+        }
+        // Every other path that computes this layer and runs here: each must match the oracle bit for bit.
+        for (QConvPath path : kConvPaths) {
+          if (!PathFits(path, ShapeOf(c)) || !PathRuns(path, isa)) continue;
+          EXPECT_EQ(RunAt(PackQConv2d(ShapeOf(c), w.data(), rq, path), c, x, out, 1), want)
+              << PathName(path) << ": cin " << c.cin << " k " << c.k << " h " << c.h << " w " << c.w;
+          ++forced;
+        }
+        tap_major += PathFits(QConvPath::kImplicitVnni, ShapeOf(c));
+        windowed += PathFits(QConvPath::kWindowedVnni, ShapeOf(c));
         ++checked;
        }
       }
@@ -135,11 +162,24 @@ void ConvSweep() {
   EXPECT_EQ(checked, static_cast<int>(2 * std::size(cases) * 4 * 2));  // threads x cases x zero points x ranges
   EXPECT_EQ(tap_major, 5 * 2 * 4 * 2);  // the five implicit-GEMM cases
   EXPECT_GT(windowed, 0);
+  EXPECT_GE(forced, checked);
+  std::printf("  %d layers, %d forced-path runs\n", checked, forced);
   SetNumThreads(2);
+}
+
+// y from x through a packed linear layer, both buffers `offset` bytes past an odd address when offset > 0.
+template <typename T, typename RunFn>
+std::vector<T> RunLinearAt(const std::vector<uint8_t>& x, size_t y_size, size_t offset, RunFn run) {
+  std::vector<uint8_t> xbuf(x.size() + offset);
+  std::vector<T> ybuf(y_size + 1);
+  std::copy(x.begin(), x.end(), xbuf.begin() + offset);
+  run(xbuf.data() + offset, ybuf.data() + (offset > 0 ? 1 : 0));
+  return std::vector<T>(ybuf.begin() + (offset > 0 ? 1 : 0), ybuf.begin() + (offset > 0 ? 1 : 0) + y_size);
 }
 
 TEST(Int8Kernels, LinearMatchesOracleBitForBitOnEveryTarget) {
   ForEachTarget([] {
+  const Int8Isa isa = Int8Isa::Current();
   for (int64_t rows : {1, 3, 17}) {
     for (int64_t in : {1, 7, 64, 300}) {
       const int64_t out = 13;
@@ -147,15 +187,26 @@ TEST(Int8Kernels, LinearMatchesOracleBitForBitOnEveryTarget) {
       const auto w = Random<int8_t>(out * in, -128, 127, 5);
       const auto bias = Random<int32_t>(out, -100000, 100000, 6);
       std::vector<float> mult(out, 0.0003f);
-      std::vector<int32_t> sums(out);
-      ComputeWeightSums(w.data(), out, in, sums.data());
       QLinearArgs a;
       a.rows = rows, a.in = in, a.out = out, a.x_zero_point = 99, a.weight = w.data(), a.bias = bias.data();
-      a.weight_sum = sums.data(), a.multiplier = mult.data(), a.y_zero_point = 128;
-      std::vector<uint8_t> y(rows * out), want(rows * out);
+      a.multiplier = mult.data(), a.y_zero_point = 128;
+      QRequant rq;
+      rq.x_zero_point = 99, rq.bias = bias.data(), rq.multiplier = mult.data(), rq.y_zero_point = 128;
+      std::vector<uint8_t> want(rows * out);
       ref::QLinear(a, x.data(), want.data());
-      QLinear(a, x.data(), y.data());
-      ASSERT_EQ(y, want) << rows << "x" << in;
+      const PackedQLinear chosen = PackQLinear(in, out, w.data(), rq);
+      EXPECT_EQ(chosen.path(), SelectQLinearPath(isa));
+      for (size_t offset : {0, 1}) {
+        ASSERT_EQ(RunLinearAt<uint8_t>(x, want.size(), offset, [&](const uint8_t* px, uint8_t* py) { kernels::Run(chosen, rows, px, py); }),
+                  want)
+            << rows << "x" << in << " offset " << offset;
+      }
+      for (QLinearPath path : kLinearPaths) {
+        if (!PathRuns(path, isa)) continue;
+        const PackedQLinear p = PackQLinear(in, out, w.data(), rq, path);
+        ASSERT_EQ(RunLinearAt<uint8_t>(x, want.size(), 1, [&](const uint8_t* px, uint8_t* py) { kernels::Run(p, rows, px, py); }), want)
+            << PathName(path) << " " << rows << "x" << in;
+      }
     }
   }
   });
@@ -163,6 +214,7 @@ TEST(Int8Kernels, LinearMatchesOracleBitForBitOnEveryTarget) {
 
 TEST(Int8Kernels, DynamicLinearMatchesOracleOnEveryTarget) {
   ForEachTarget([&] {
+    const Int8Isa isa = Int8Isa::Current();
     for (int64_t rows : {1, 3, 64}) {
       for (int64_t in : {1, 17, 784}) {
         const int64_t out = 37;
@@ -171,20 +223,25 @@ TEST(Int8Kernels, DynamicLinearMatchesOracleOnEveryTarget) {
           const auto w = Random<int8_t>(out * in, -128, 127, 21);
           std::vector<float> w_scale(out), bias(out);
           for (int64_t o = 0; o < out; ++o) w_scale[o] = 0.001f * (o + 1), bias[o] = 0.01f * (o - 18);
-          std::vector<int32_t> sums(out);
-          ComputeWeightSums(w.data(), out, in, sums.data());
-          int32_t max_pair = 0;
-          const auto packed = PrepackWeights(w.data(), 1, out, in, &max_pair);
           QLinearDynamicArgs a;
           a.rows = rows, a.in = in, a.out = out, a.x_scale = 0.0173f, a.x_zero_point = 61, a.weight = w.data();
-          a.w_scale = w_scale.data(), a.bias = bias.data(), a.weight_sum = sums.data();
-          std::vector<float> y(rows * out), want(rows * out), y_packed(rows * out);
+          a.w_scale = w_scale.data(), a.bias = bias.data();
+          std::vector<float> want(rows * out);
           ref::QLinearDynamic(a, x.data(), want.data());
-          QLinearDynamic(a, x.data(), y.data());
-          a.packed_weight = packed.data(), a.weight_max_pair = max_pair;
-          QLinearDynamic(a, x.data(), y_packed.data());
+          const PackedQLinear chosen = PackQLinearDynamic(in, out, w.data(), w_scale.data(), bias.data());
+          const auto run = [&](const PackedQLinear& p, size_t offset) {
+            return RunLinearAt<float>(x, want.size(), offset, [&](const uint8_t* px, float* py) {
+              RunDynamic(p, rows, a.x_scale, a.x_zero_point, px, py);
+            });
+          };
+          const std::vector<float> y = run(chosen, 0), y_misaligned = run(chosen, 1);
           ASSERT_EQ(0, std::memcmp(y.data(), want.data(), y.size() * sizeof(float))) << rows << "x" << in;
-          ASSERT_EQ(0, std::memcmp(y_packed.data(), want.data(), y.size() * sizeof(float))) << rows << "x" << in;
+          ASSERT_EQ(0, std::memcmp(y_misaligned.data(), want.data(), y.size() * sizeof(float))) << rows << "x" << in;
+          for (QLinearPath path : kLinearPaths) {
+            if (!PathRuns(path, isa)) continue;
+            const std::vector<float> yp = run(PackQLinearDynamic(in, out, w.data(), w_scale.data(), bias.data(), path), 1);
+            ASSERT_EQ(0, std::memcmp(yp.data(), want.data(), yp.size() * sizeof(float))) << PathName(path);
+          }
         }
       }
     }

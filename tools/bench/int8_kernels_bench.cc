@@ -15,8 +15,8 @@
 #include "benchmark/benchmark.h"
 #include "hwy/targets.h"
 #include "qfx/core/parallel.h"
-#include "qfx/kernels/int8.h"
-#include "src/kernels/gemm_u8s8.h"
+#include "qfx/kernels/qconv.h"
+#include "src/kernels/qu8_dispatch.h"
 
 namespace qfx {
 namespace kernels {
@@ -107,11 +107,24 @@ __attribute__((target("amx-tile,amx-int8"))) double PeakAmx(int64_t iters) {
   return static_cast<double>(iters) * 4 * 16 * 16 * 64 / s;
 }
 
-bool UsesVnni() { return std::strcmp(GemmU8S8TargetName(), "AVX3_DL") == 0; }
+bool UsesVnni() { return Int8Isa::Current().target == HWY_AVX3_DL; }
+bool UsesAmx() { return Int8Isa::Current().amx; }
+
+// The GEMM of the current ISA's linear path (as a layer packed now would run it).
+void Gemm(const U8S8GemmArgs& g) {
+  switch (SelectQLinearPath(Int8Isa::Current())) {
+    case QLinearPath::kAmx:
+      return GemmU8S8Amx(g);
+    case QLinearPath::kPortable:
+      return GemmU8S8Portable(g);
+    default:
+      return GemmU8S8Tile(g);
+  }
+}
 
 // The one-core peak of the instruction the GEMM dispatches to now, measured once.
 double GemmPeak() {
-  static const double peak = GemmU8S8UsesAmx() ? PeakAmx(2000000) : UsesVnni() ? PeakVnni(20000000) : PeakMaddubs(20000000);
+  static const double peak = UsesAmx() ? PeakAmx(2000000) : UsesVnni() ? PeakVnni(20000000) : PeakMaddubs(20000000);
   return peak;
 }
 
@@ -121,13 +134,13 @@ void BM_PeakMaddubs(benchmark::State& state) {
   state.counters["GMAC/s"] = rate / 1e9;
 }
 void BM_PeakVnni(benchmark::State& state) {
-  if (!UsesVnni() && !GemmU8S8UsesAmx()) return state.SkipWithError("no AVX-512 VNNI target here");
+  if (!UsesVnni() && !UsesAmx()) return state.SkipWithError("no AVX-512 VNNI target here");
   double rate = 0;
   for (auto _ : state) rate = PeakVnni(1000000);
   state.counters["GMAC/s"] = rate / 1e9;
 }
 void BM_PeakAmx(benchmark::State& state) {
-  if (!GemmU8S8UsesAmx()) return state.SkipWithError("AMX not in use (CPU, kernel or QFX_DISABLE_AMX)");
+  if (!UsesAmx()) return state.SkipWithError("AMX not in use (CPU, kernel or QFX_DISABLE_AMX)");
   double rate = 0;
   for (auto _ : state) rate = PeakAmx(100000);
   state.counters["GMAC/s"] = rate / 1e9;
@@ -151,14 +164,14 @@ void BM_GemmU8S8(benchmark::State& state) {
   const double peak = GemmPeak() * static_cast<double>(state.range(3));  // one core's peak times the threads
   const auto t0 = std::chrono::steady_clock::now();
   for (auto _ : state) {
-    GemmU8S8(g);
+    Gemm(g);
     benchmark::DoNotOptimize(c.data());
   }
   const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
   const double rate = static_cast<double>(m * n * k) * static_cast<double>(state.iterations()) / seconds;
   state.counters["GMAC/s"] = rate / 1e9;
   state.counters["of_peak"] = rate / peak;
-  state.SetLabel(GemmU8S8UsesAmx() ? "AMX" : GemmU8S8TargetName());
+  state.SetLabel(PathName(SelectQLinearPath(Int8Isa::Current())));
 }
 BENCHMARK(BM_GemmU8S8)
     ->Args({512, 512, 512, 1})
@@ -167,40 +180,34 @@ BENCHMARK(BM_GemmU8S8)
     ->Args({512, 49, 4608, 2})   // resnet18 layer4 3x3 conv
     ->Unit(benchmark::kMicrosecond);
 
-// Args: C_in, C_out, H (= W), kernel, stride, groups, threads: one quantized convolution at batch 1 with
-// everything prepared as the converted model prepares it (packed weights, weight sums, tap-major or windowed copy),
-// requantized to uint8. The shapes are resnet18's and mobilenet_v2's layers.
+// Args: C_in, C_out, H (= W), kernel, stride, groups, threads: one quantized convolution at batch 1, packed
+// as the converted model packs it (PackQConv2d: the path the rules choose here), requantized to uint8. The
+// shapes are resnet18's and mobilenet_v2's layers; the label names the path.
 void BM_QConv2d(benchmark::State& state) {
-  Conv2dGeometry g;
-  g.in_channels = state.range(0), g.out_channels = state.range(1), g.in_h = g.in_w = state.range(2);
-  g.kernel_h = g.kernel_w = state.range(3), g.stride_h = g.stride_w = state.range(4), g.groups = state.range(5);
-  g.pad_h = g.pad_w = g.kernel_h / 2;
+  QConv2dShape shape;
+  shape.in_channels = state.range(0), shape.out_channels = state.range(1);
+  shape.kernel_h = shape.kernel_w = state.range(3), shape.stride_h = shape.stride_w = state.range(4);
+  shape.groups = state.range(5);
+  shape.pad_h = shape.pad_w = shape.kernel_h / 2;
+  const int64_t hw = state.range(2);
+  const Conv2dGeometry g = shape.Geometry(1, hw, hw);
   SetNumThreads(static_cast<int>(state.range(6)));
   const int64_t per_row = g.in_channels / g.groups * g.kernel_h * g.kernel_w;
   const auto w = Random<int8_t>(g.out_channels * per_row, -128, 127);
   const auto x = Random<uint8_t>(g.in_channels * g.in_h * g.in_w, 0, 255);
   std::vector<uint8_t> y(g.out_channels * g.out_h() * g.out_w());
-  std::vector<int32_t> sums(g.out_channels), bias(g.out_channels, 100);
+  std::vector<int32_t> bias(g.out_channels, 100);
   std::vector<float> multiplier(g.out_channels, 1.f / 4096);
-  ComputeWeightSums(w.data(), g.out_channels, per_row, sums.data());
-  int32_t max_pair = -1;
-  const auto packed = PrepackWeights(w.data(), g.groups, g.out_channels / g.groups, per_row, &max_pair);
-  const auto taps = g.stride_h == 1 ? PrepackTapMajor(w.data(), g.out_channels, g.in_channels, g.groups, g.kernel_h, g.kernel_w)
-                                     : AlignedVector<int8_t>();
-  const auto windows = taps.empty() ? PrepackWindowed(w.data(), g.out_channels, g.in_channels, g.groups, g.kernel_h, g.kernel_w)
-                                    : AlignedVector<int32_t>();
-  QConvArgs a;
-  a.g = g, a.x_zero_point = 3, a.weight = w.data(), a.bias = bias.data(), a.weight_sum = sums.data();
-  a.packed_weight = packed.data(), a.weight_max_pair = max_pair, a.tap_weight = taps.empty() ? nullptr : taps.data();
-  a.window_weight = windows.empty() ? nullptr : windows.data();
-  a.multiplier = multiplier.data(), a.y_zero_point = 5;
+  QRequant rq;
+  rq.x_zero_point = 3, rq.bias = bias.data(), rq.multiplier = multiplier.data(), rq.y_zero_point = 5;
+  const PackedQConv2d conv = PackQConv2d(shape, w.data(), rq);
   for (auto _ : state) {
-    QConv2d(a, x.data(), y.data());
+    Run(conv, 1, hw, hw, x.data(), y.data());
     benchmark::DoNotOptimize(y.data());
   }
   state.counters["GMAC/s"] = benchmark::Counter(static_cast<double>(g.out_channels * g.out_h() * g.out_w() * per_row),
                                                benchmark::Counter::kIsIterationInvariantRate, benchmark::Counter::kIs1000);
-  state.SetLabel(GemmU8S8UsesAmx() ? "AMX" : GemmU8S8TargetName());
+  state.SetLabel(PathName(conv.path()));
 }
 BENCHMARK(BM_QConv2d)
     ->ArgNames({"cin", "cout", "hw", "k", "s", "g", "t"})

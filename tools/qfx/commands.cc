@@ -7,7 +7,9 @@
 #include <chrono>
 #include <cmath>
 #include <cstdio>
+#include <map>
 #include <random>
+#include <string>
 #include <vector>
 
 #include "absl/strings/numbers.h"
@@ -16,7 +18,7 @@
 #include "qfx/core/parallel.h"
 #include "qfx/io/npy.h"
 #include "qfx/kernels/f32.h"
-#include "qfx/kernels/int8.h"
+#include "qfx/kernels/qconv.h"
 #include "qfx/io/safetensors.h"
 #include "qfx/models/zoo.h"
 #include "qfx/nn/functional.h"
@@ -25,6 +27,7 @@
 #include "qfx/quant/model_file.h"
 #include "qfx/train/trainer.h"
 #include "qfx/quant/passes.h"
+#include "qfx/quant/quantized_modules.h"
 
 namespace qfx {
 namespace cli {
@@ -253,6 +256,23 @@ absl::Status Eval(const EvalFlags& f) {
   return absl::OkStatus();
 }
 
+// What the int8 layers of a model run on: the ISA, then the convolution and linear paths with their counts,
+// e.g. "AVX2: gemm_maddubs x20, linear_maddubs x1".
+std::string Int8Paths(nn::Module& model) {
+  std::map<std::string, int> counts;
+  for (const auto& [path, m] : model.named_modules()) {
+    if (auto* c = dynamic_cast<const quant::QuantizedConv2d*>(m)) ++counts[kernels::PathName(c->packed().path())];
+    if (auto* l = dynamic_cast<const quant::QuantizedLinear*>(m)) ++counts[kernels::PathName(l->packed().path())];
+  }
+  std::string out = kernels::Int8PathName();
+  const char* sep = ": ";
+  for (const auto& [name, n] : counts) {
+    out += fmt::format("{}{} x{}", sep, name, n);
+    sep = ", ";
+  }
+  return out;
+}
+
 absl::Status Bench(const BenchFlags& f) {
   QFX_ASSIGN_OR_RETURN(auto model, LoadModel(f.model));
   QFX_ASSIGN_OR_RETURN(Shape shape, InputShape(f.model, f.shape));
@@ -266,7 +286,7 @@ absl::Status Bench(const BenchFlags& f) {
     const bool int8 = !f.model.file.empty();
     fmt::print("{} {} threads {}: median {:.2f} ms, min {:.2f}, max {:.2f} ({} iters; {} kernels: {})\n",
                int8 ? f.model.file : f.model.model + " fp32", ShapeToString(shape), NumThreads(), median, ms.front(),
-               ms.back(), ms.size(), int8 ? "int8" : "fp32", int8 ? kernels::Int8PathName() : kernels::GemmF32TargetName());
+               ms.back(), ms.size(), int8 ? "int8" : "fp32", int8 ? Int8Paths(*model) : kernels::GemmF32TargetName());
   }
   return absl::OkStatus();
 }

@@ -3,8 +3,10 @@
 //   ReferenceWeighted   the reference quantized form of a Conv2d / Linear (plain, fused with ReLU, or QAT
 //                       with its batch norm folded): runs in float with dequantized int8 weights (PyTorch's
 //                       reference modules) and carries the int8 weights for lowering.
-//   QuantizedConv2d     int8 convolution with a fused requantizing epilogue (optional ReLU clamp)
-//   QuantizedLinear     the same for Linear
+//   QuantizedConv2d     int8 convolution with a fused requantizing epilogue (optional ReLU clamp); type
+//                       names QuantizedConv2d / QuantizedConvReLU2d
+//   QuantizedLinear     the same for Linear (QuantizedLinear / QuantizedLinearReLU)
+// Both derive from QuantizedWeighted (qparams, clamp, .qfx config) and hold a packed kernel.
 //   DynamicQuantizedLinear  dynamic quantization's Linear: float in and out, int8 per-channel weights,
 //                       the input quantized per call from its own min/max (PyTorch's linear_dynamic)
 // Quantized modules take and return quint8 tensors (per-tensor qparams) and check their input's qparams.
@@ -17,7 +19,7 @@
 #include <vector>
 
 #include "nlohmann/json.hpp"
-#include "qfx/kernels/int8.h"
+#include "qfx/kernels/qconv.h"
 #include "qfx/nn/modules.h"
 #include "qfx/quant/observer.h"
 
@@ -51,40 +53,65 @@ class ReferenceWeighted : public nn::Module {
   F::Conv2dOptions options_;
 };
 
+// The shared part of QuantizedConv2d and QuantizedLinear: the int8 layer, its input and output qparams,
+// the output clamp, and the .qfx configuration. Each subclass holds its packed kernel (qfx/kernels/qconv.h)
+// and calls only the public kernel API.
 class QuantizedWeighted : public nn::Module {
  public:
-  QuantizedWeighted(QuantizedLayer layer, QuantInfo input, QuantInfo output);
-  std::string type_name() const override {
-    return layer_.is_conv ? (layer_.relu ? "QuantizedConvReLU2d" : "QuantizedConv2d")
-                          : (layer_.relu ? "QuantizedLinearReLU" : "QuantizedLinear");
-  }
   bool is_leaf() const override { return true; }
-  Tensor forward(const Tensor& x) override;
   nlohmann::json Config() const;
+  // QuantizedConv2d or QuantizedLinear, as the config's is_conv says.
   static absl::StatusOr<std::shared_ptr<QuantizedWeighted>> FromConfig(const nlohmann::json& config);
   // Narrows the output clamp to the quantized values of [lo, hi] (a following ReLU6 / Hardtanh / ReLU
-  // folded into the epilogue: exact, as the clamp commutes with quantization).
+  // folded into the epilogue: exact, as the clamp commutes with quantization), and packs again.
   void FoldClamp(float lo, float hi);
   int32_t clamp_lo() const { return clamp_lo_; }
   int32_t clamp_hi() const { return clamp_hi_; }
-  // Recomputes what derives from the weights (int32 bias, weight sums, multipliers): call after loading
-  // new weights into the state_dict.
-  void Prepack();
+  // Packs the kernel again from what is in the state_dict (int32 bias and multipliers from the scales,
+  // the weight layouts): call after loading new weights.
+  virtual void Prepack() = 0;
   const QuantInfo& input_qparams() const { return input_; }
   const QuantInfo& output_qparams() const { return output_; }
 
- private:
+ protected:
+  QuantizedWeighted(QuantizedLayer layer, QuantInfo input, QuantInfo output);
+  // The kernel's requantization of this layer (values in `values`, which must outlive the returned view).
+  kernels::QRequant Requant(const kernels::QRequantValues& values) const;
+  kernels::QRequantValues RequantValues() const;
+  // Throws unless x is quint8 with the qparams the layer was converted for.
+  void CheckInput(const Tensor& x) const;
+
   QuantizedLayer layer_;
   QuantInfo input_, output_;
-  Tensor bias_q_;                 // i32 [out], registered as "bias"
-  std::vector<int32_t> weight_sum_;
-  std::vector<float> multiplier_;
-  kernels::AlignedVector<int32_t> packed_weight_;
-  kernels::AlignedVector<int8_t> tap_weight_;  // tap-major copy for the AMX implicit-GEMM convolution (may be empty)
-  kernels::AlignedVector<int32_t> window_weight_;  // windowed copy for the windowed im2col (may be empty)
-  int32_t weight_max_pair_ = -1;
   int32_t clamp_lo_ = 0, clamp_hi_ = 255;  // output clamp (ReLU: clamp_lo_ = zero point)
 };
+
+class QuantizedConv2d final : public QuantizedWeighted {
+ public:
+  QuantizedConv2d(QuantizedLayer layer, QuantInfo input, QuantInfo output);
+  std::string type_name() const override { return layer_.relu ? "QuantizedConvReLU2d" : "QuantizedConv2d"; }
+  Tensor forward(const Tensor& x) override;
+  void Prepack() override;
+  const kernels::PackedQConv2d& packed() const { return packed_; }
+
+ private:
+  kernels::PackedQConv2d packed_;
+};
+
+class QuantizedLinear final : public QuantizedWeighted {
+ public:
+  QuantizedLinear(QuantizedLayer layer, QuantInfo input, QuantInfo output);
+  std::string type_name() const override { return layer_.relu ? "QuantizedLinearReLU" : "QuantizedLinear"; }
+  Tensor forward(const Tensor& x) override;
+  void Prepack() override;
+  const kernels::PackedQLinear& packed() const { return packed_; }
+
+ private:
+  kernels::PackedQLinear packed_;
+};
+
+// The lowered module of a reference Conv2d / Linear layer: QuantizedConv2d or QuantizedLinear.
+std::shared_ptr<QuantizedWeighted> MakeQuantizedWeighted(QuantizedLayer layer, QuantInfo input, QuantInfo output);
 
 // PyTorch's dynamically quantized Linear (torch.ao.nn.quantized.dynamic.Linear, fbgemm's linear_dynamic
 // with reduce_range): each call takes the input's min and max (widened to include 0), chooses quint8
@@ -104,9 +131,7 @@ class DynamicQuantizedLinear : public nn::Module {
  private:
   QuantizedLayer layer_;
   bool reduce_range_;
-  std::vector<int32_t> weight_sum_;
-  kernels::AlignedVector<int32_t> packed_weight_;
-  int32_t weight_max_pair_ = -1;
+  kernels::PackedQLinear packed_;
 };
 
 // Quantizes a float layer's weight with `spec` (a weight observer run over it), as convert does.

@@ -1,4 +1,4 @@
-// qfx kernels: whether the int8 GEMM may use Intel AMX tiles on this machine (see gemm_u8s8.h).
+// qfx kernels, x86: whether the int8 kernels may use Intel AMX tiles on this machine (path.cc asks).
 // Needs the CPU's AMX-TILE and AMX-INT8 features and the kernel's permission for the tile state
 // (arch_prctl(ARCH_REQ_XCOMP_PERM, XFEATURE_XTILEDATA), Linux 5.16+); QFX_DISABLE_AMX=1 turns it off.
 #include <cpuid.h>
@@ -7,7 +7,7 @@
 
 #include <cstdlib>
 
-#include "src/kernels/gemm_u8s8.h"
+#include "src/kernels/qu8_dispatch.h"
 
 namespace qfx {
 namespace kernels {
