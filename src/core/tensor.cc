@@ -13,22 +13,32 @@ namespace qfx {
 
 size_t DTypeSize(DType dtype) {
   switch (dtype) {
-    case DType::kF32: return 4;
-    case DType::kI8: return 1;
-    case DType::kU8: return 1;
-    case DType::kI32: return 4;
-    case DType::kI64: return 8;
+    case DType::kF32:
+      return 4;
+    case DType::kI8:
+      return 1;
+    case DType::kU8:
+      return 1;
+    case DType::kI32:
+      return 4;
+    case DType::kI64:
+      return 8;
   }
   return 0;
 }
 
 const char* DTypeName(DType dtype) {
   switch (dtype) {
-    case DType::kF32: return "f32";
-    case DType::kI8: return "i8";
-    case DType::kU8: return "u8";
-    case DType::kI32: return "i32";
-    case DType::kI64: return "i64";
+    case DType::kF32:
+      return "f32";
+    case DType::kI8:
+      return "i8";
+    case DType::kU8:
+      return "u8";
+    case DType::kI32:
+      return "i32";
+    case DType::kI64:
+      return "i64";
   }
   return "?";
 }
@@ -46,8 +56,8 @@ int64_t NumElements(absl::Span<const int64_t> shape) {
 int64_t NormalizeDim(int64_t dim, int64_t rank, const char* what) {
   const int64_t d = dim < 0 ? dim + rank : dim;
   if (d < 0 || d >= rank) {
-    ThrowInvalid(what, ": dim ", dim, " is out of range for a tensor of rank ", rank,
-                 " (use -", rank, "..", rank - 1, ")");
+    ThrowInvalid(what, ": dim ", dim, " is out of range for a tensor of rank ", rank, " (use -", rank, "..", rank - 1,
+                 ")");
   }
   return d;
 }
@@ -136,8 +146,8 @@ Tensor Tensor::Full(Shape shape, float value) {
 Tensor Tensor::FromVector(Shape shape, const std::vector<float>& values) {
   Tensor t = Empty(std::move(shape));
   if (static_cast<int64_t>(values.size()) != t.numel()) {
-    ThrowInvalid("Tensor::FromVector: ", values.size(), " values do not fill shape ", ShapeToString(t.shape_),
-                 " (", t.numel(), " elements)");
+    ThrowInvalid("Tensor::FromVector: ", values.size(), " values do not fill shape ", ShapeToString(t.shape_), " (",
+                 t.numel(), " elements)");
   }
   std::memcpy(t.raw_data(), values.data(), values.size() * sizeof(float));
   return t;
@@ -186,7 +196,9 @@ int64_t Tensor::size(int64_t d) const { return shape_[NormalizeDim(d, dim(), "Te
 std::string Tensor::ToString() const {
   if (proxy_) return "traced value";
   if (!defined()) return "undefined";
-  if (quant_) return absl::StrCat("q", DTypeName(dtype_), ShapeToString(shape_), "(scale=", quant_->scale, ", zp=", quant_->zero_point, ")");
+  if (quant_)
+    return absl::StrCat("q", DTypeName(dtype_), ShapeToString(shape_), "(scale=", quant_->scale,
+                        ", zp=", quant_->zero_point, ")");
   return absl::StrCat(DTypeName(dtype_), ShapeToString(shape_));
 }
 
@@ -246,8 +258,8 @@ Tensor Tensor::Reshape(Shape shape) const {
     shape[infer] = numel() / known;
   }
   if (NumElements(shape) != numel()) {
-    ThrowInvalid("reshape of ", ToString(), " to ", ShapeToString(shape), ": element counts differ (",
-                 numel(), " vs ", NumElements(shape), ")");
+    ThrowInvalid("reshape of ", ToString(), " to ", ShapeToString(shape), ": element counts differ (", numel(), " vs ",
+                 NumElements(shape), ")");
   }
   Tensor t = *this;
   t.shape_ = std::move(shape);

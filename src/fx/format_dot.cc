@@ -36,19 +36,26 @@ std::string Cluster(const Node& n, const std::map<const Node*, std::string>& ass
 
 const char* Fill(Opcode op) {
   switch (op) {
-    case Opcode::kPlaceholder: return "#d9ead3";
-    case Opcode::kGetAttr: return "#fff2cc";
-    case Opcode::kCallFunction: return "#cfe2f3";
-    case Opcode::kCallMethod: return "#d9d2e9";
-    case Opcode::kCallModule: return "#ffffff";
-    case Opcode::kOutput: return "#f4cccc";
+    case Opcode::kPlaceholder:
+      return "#d9ead3";
+    case Opcode::kGetAttr:
+      return "#fff2cc";
+    case Opcode::kCallFunction:
+      return "#cfe2f3";
+    case Opcode::kCallMethod:
+      return "#d9d2e9";
+    case Opcode::kCallModule:
+      return "#ffffff";
+    case Opcode::kOutput:
+      return "#f4cccc";
   }
   return "#ffffff";
 }
 
 std::string Label(const Node& n) {
   std::string label = absl::StrCat(n.name(), "\\n", OpcodeName(n.op()), "[", n.target_string(), "]");
-  if (n.meta.tensor) absl::StrAppend(&label, "\\n", DTypeName(n.meta.tensor->dtype), ShapeToString(n.meta.tensor->shape));
+  if (n.meta.tensor)
+    absl::StrAppend(&label, "\\n", DTypeName(n.meta.tensor->dtype), ShapeToString(n.meta.tensor->shape));
   return label;
 }
 
@@ -63,8 +70,9 @@ std::string FormatDot(const Graph& graph, const std::string& title) {
     if (it == clusters.end()) it = clusters.insert(clusters.end(), {c, {}});
     it->second.push_back(n);
   }
-  std::string out = absl::StrCat("digraph ", Quote(title), " {\n  rankdir=TB;\n  label=", Quote(title),
-                                 ";\n  node [shape=box, style=\"rounded,filled\", fontname=\"Helvetica\", fontsize=10];\n");
+  std::string out =
+      absl::StrCat("digraph ", Quote(title), " {\n  rankdir=TB;\n  label=", Quote(title),
+                   ";\n  node [shape=box, style=\"rounded,filled\", fontname=\"Helvetica\", fontsize=10];\n");
   for (const auto& [cluster, nodes] : clusters) {
     const std::string indent = cluster.empty() ? "  " : "    ";
     if (!cluster.empty()) {

@@ -33,7 +33,8 @@ json ArgToJson(const Argument& a) {
 // Parses JSON values back into Arguments; `where` prefixes errors.
 class Reader {
  public:
-  Reader(std::string source, const std::map<std::string, Node*>& defined) : source_(std::move(source)), defined_(defined) {}
+  Reader(std::string source, const std::map<std::string, Node*>& defined)
+      : source_(std::move(source)), defined_(defined) {}
 
   absl::StatusOr<Argument> Arg(const json& v, const std::string& where) const {
     if (v.is_null()) return Argument(std::monostate());
@@ -59,7 +60,8 @@ class Reader {
     }
     const std::string name = v["node"].get<std::string>();
     auto it = defined_.find(name);
-    if (it == defined_.end()) return Error(where, absl::StrCat("refers to %", name, ", which is not defined before this node"));
+    if (it == defined_.end())
+      return Error(where, absl::StrCat("refers to %", name, ", which is not defined before this node"));
     return it->second;
   }
 
@@ -106,7 +108,10 @@ absl::Status ReadMeta(const Reader& r, const json& v, const std::string& where, 
   const std::string dtype = v.value("dtype", "f32");
   bool known = false;
   for (DType d : {DType::kF32, DType::kI8, DType::kU8, DType::kI32, DType::kI64}) {
-    if (dtype == DTypeName(d)) meta.dtype = d, known = true;
+    if (dtype == DTypeName(d)) {
+      meta.dtype = d;
+      known = true;
+    }
   }
   if (!known) return r.Error(where, absl::StrCat("unknown dtype '", dtype, "'"));
   n->meta.tensor = meta;
@@ -127,8 +132,9 @@ absl::Status ReadNode(const Reader& r, Graph& g, const json& v, size_t index, st
   where = absl::StrCat("node ", index, " (%", name, ")");
   Opcode op;
   if (!ParseOpcode(v["op"].get<std::string>(), &op)) {
-    return r.Error(where, absl::StrCat("op '", v["op"].get<std::string>(),
-                                       "' must be placeholder, get_attr, call_function, call_method, call_module or output"));
+    return r.Error(where,
+                   absl::StrCat("op '", v["op"].get<std::string>(),
+                                "' must be placeholder, get_attr, call_function, call_method, call_module or output"));
   }
   QFX_ASSIGN_OR_RETURN(Target target, ParseTarget(r, op, v["target"].get<std::string>(), where));
   std::vector<Argument> args;
@@ -162,8 +168,11 @@ std::string GraphToJson(const Graph& graph) {
     for (const Argument& a : n->args()) args.push_back(ArgToJson(a));
     json kwargs = json::object();
     for (const auto& [k, a] : n->kwargs()) kwargs[k] = ArgToJson(a);
-    json node = {{"name", n->name()}, {"op", OpcodeName(n->op())}, {"target", n->target_string()},
-                 {"args", args},      {"kwargs", kwargs}};
+    json node = {{"name", n->name()},
+                 {"op", OpcodeName(n->op())},
+                 {"target", n->target_string()},
+                 {"args", args},
+                 {"kwargs", kwargs}};
     if (n->meta.tensor) {
       node["shape"] = n->meta.tensor->shape;
       node["dtype"] = DTypeName(n->meta.tensor->dtype);
@@ -188,9 +197,11 @@ absl::StatusOr<std::unique_ptr<Graph>> GraphFromJson(const std::string& text, co
   if (!doc.is_object() || doc.value("format", "") != "qfx.graph") {
     return absl::InvalidArgumentError(absl::StrCat(source, ": not a qfx graph (\"format\": \"qfx.graph\" is missing)"));
   }
-  if (!doc.contains("version") || !doc["version"].is_number_integer() || doc["version"].get<int>() != kGraphJsonVersion) {
+  if (!doc.contains("version") || !doc["version"].is_number_integer() ||
+      doc["version"].get<int>() != kGraphJsonVersion) {
     return absl::InvalidArgumentError(absl::StrCat(source, ": graph version ", doc.value("version", json()).dump(),
-                                                   " is not supported (this qfx reads version ", kGraphJsonVersion, ")"));
+                                                   " is not supported (this qfx reads version ", kGraphJsonVersion,
+                                                   ")"));
   }
   if (!doc.contains("nodes") || !doc["nodes"].is_array()) {
     return absl::InvalidArgumentError(absl::StrCat(source, ": \"nodes\" must be a list"));

@@ -95,7 +95,8 @@ std::string FormatCode(const Graph& graph) {
       case Opcode::kCallMethod: {
         const std::string self = args.empty() ? "?" : args.front();
         if (!args.empty()) args.erase(args.begin());
-        absl::StrAppend(&out, "    ", n->name(), " = ", self, ".", n->target_string(), "(", absl::StrJoin(args, ", "), ")\n");
+        absl::StrAppend(&out, "    ", n->name(), " = ", self, ".", n->target_string(), "(", absl::StrJoin(args, ", "),
+                        ")\n");
         break;
       }
       case Opcode::kOutput:

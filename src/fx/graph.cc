@@ -14,8 +14,8 @@ namespace qfx {
 namespace fx {
 namespace {
 
-constexpr const char* kOpcodeNames[] = {"placeholder", "get_attr", "call_function", "call_method", "call_module",
-                                        "output"};
+constexpr const char* kOpcodeNames[] = {"placeholder", "get_attr",    "call_function",
+                                        "call_method", "call_module", "output"};
 
 void CollectNodes(const Argument& a, std::vector<Node*>& out) {
   auto add = [&](Node* n) {
@@ -147,7 +147,8 @@ std::string Graph::UniqueName(const std::string& hint) {
   int num = 0;
   const size_t us = candidate.rfind('_');
   if (us != std::string::npos && us + 1 < candidate.size() &&
-      std::all_of(candidate.begin() + us + 1, candidate.end(), [](char c) { return std::isdigit(static_cast<unsigned char>(c)); }) &&
+      std::all_of(candidate.begin() + us + 1, candidate.end(),
+                  [](char c) { return std::isdigit(static_cast<unsigned char>(c)); }) &&
       candidate.size() - us - 1 < 9) {
     base = candidate.substr(0, us);
     num = std::stoi(candidate.substr(us + 1));
@@ -179,9 +180,13 @@ Node* Graph::CreateNode(Opcode op, Target target, std::vector<Argument> args,
   return n;
 }
 
-Node* Graph::Placeholder(const std::string& name) { return CreateNode(Opcode::kPlaceholder, {OpId::kNumOps, name}, {}, {}, name); }
+Node* Graph::Placeholder(const std::string& name) {
+  return CreateNode(Opcode::kPlaceholder, {OpId::kNumOps, name}, {}, {}, name);
+}
 
-Node* Graph::GetAttr(const std::string& path) { return CreateNode(Opcode::kGetAttr, {OpId::kNumOps, path}, {}, {}, path); }
+Node* Graph::GetAttr(const std::string& path) {
+  return CreateNode(Opcode::kGetAttr, {OpId::kNumOps, path}, {}, {}, path);
+}
 
 Node* Graph::CallFunction(OpId op, std::vector<Argument> args) {
   return CreateNode(Opcode::kCallFunction, {op, ""}, std::move(args), {}, nn::GetOpSchema(op).name);
@@ -195,7 +200,9 @@ Node* Graph::CallModule(const std::string& path, std::vector<Argument> args) {
   return CreateNode(Opcode::kCallModule, {OpId::kNumOps, path}, std::move(args), {}, path);
 }
 
-Node* Graph::Output(Argument result) { return CreateNode(Opcode::kOutput, {OpId::kNumOps, "output"}, {std::move(result)}, {}, "output"); }
+Node* Graph::Output(Argument result) {
+  return CreateNode(Opcode::kOutput, {OpId::kNumOps, "output"}, {std::move(result)}, {}, "output");
+}
 
 Graph::InsertPoint::~InsertPoint() { graph_->insert_before_ = saved_; }
 
@@ -244,7 +251,9 @@ std::string FormatArgument(const Argument& a) {
     std::string operator()(int64_t v) const { return absl::StrCat(v); }
     std::string operator()(double v) const { return absl::StrCat(v); }
     std::string operator()(bool v) const { return v ? "True" : "False"; }
-    std::string operator()(const std::vector<int64_t>& v) const { return absl::StrCat("[", absl::StrJoin(v, ", "), "]"); }
+    std::string operator()(const std::vector<int64_t>& v) const {
+      return absl::StrCat("[", absl::StrJoin(v, ", "), "]");
+    }
     std::string operator()(const std::vector<Node*>& v) const {
       std::vector<std::string> parts;
       for (Node* n : v) parts.push_back((*this)(n));

@@ -72,7 +72,8 @@ absl::Status GraphModule::ReplaceSubmodule(const std::string& path, std::shared_
   for (size_t dot = path.find('.'); dot != std::string::npos; dot = path.find('.', start)) {
     prefix = path.substr(0, dot);
     nn::Module* child = submodule(prefix);
-    if (child == nullptr) return absl::NotFoundError(absl::StrCat("ReplaceSubmodule('", path, "'): no module '", prefix, "'"));
+    if (child == nullptr)
+      return absl::NotFoundError(absl::StrCat("ReplaceSubmodule('", path, "'): no module '", prefix, "'"));
     if (std::find(owned_parents_.begin(), owned_parents_.end(), child) == owned_parents_.end()) {
       auto copy = std::make_shared<CopiedParent>(*child);
       owned_parents_.push_back(copy.get());
@@ -102,7 +103,8 @@ absl::Status GraphModule::DeleteUnusedSubmodules() {
       called.insert(p);
       add_with_parents(p);
     }
-    if (n->op() == Opcode::kGetAttr) add_with_parents(p.rfind('.') == std::string::npos ? "" : p.substr(0, p.rfind('.')));
+    if (n->op() == Opcode::kGetAttr)
+      add_with_parents(p.rfind('.') == std::string::npos ? "" : p.substr(0, p.rfind('.')));
   }
   // Walk every path (no de-duplication: a module reachable twice is checked at each path).
   std::vector<std::string> doomed;
@@ -167,7 +169,8 @@ absl::StatusOr<Tensor> Interpreter::Run(const nn::ForwardArgs& inputs) {
     if (!s.ok()) return absl::Status(s.code(), absl::StrCat(Where(*n), ": ", s.message()));
     OnValue(*n, value);
     if (n->op() == Opcode::kOutput) {
-      if (!std::holds_alternative<Tensor>(value)) return absl::InvalidArgumentError("the graph's output is not a tensor");
+      if (!std::holds_alternative<Tensor>(value))
+        return absl::InvalidArgumentError("the graph's output is not a tensor");
       return std::get<Tensor>(value);
     }
     env[n] = std::move(value);
@@ -181,12 +184,18 @@ OpArg Interpreter::Execute(const Node& n, const nn::ForwardArgs& inputs,
   std::vector<OpArg> args;
   for (const Argument& a : n.args()) args.push_back(Resolve(a, env));
   switch (n.op()) {
-    case Opcode::kPlaceholder: return Placeholder(n, inputs);
-    case Opcode::kGetAttr: return GetAttr(n);
-    case Opcode::kCallFunction: return CallFunction(n, args);
-    case Opcode::kCallMethod: return CallMethod(n, args);
-    case Opcode::kCallModule: return CallModule(n, args);
-    case Opcode::kOutput: return args.at(0);
+    case Opcode::kPlaceholder:
+      return Placeholder(n, inputs);
+    case Opcode::kGetAttr:
+      return GetAttr(n);
+    case Opcode::kCallFunction:
+      return CallFunction(n, args);
+    case Opcode::kCallMethod:
+      return CallMethod(n, args);
+    case Opcode::kCallModule:
+      return CallModule(n, args);
+    case Opcode::kOutput:
+      return args.at(0);
   }
   throw Error(absl::InternalError("illegal opcode"));
 }
@@ -199,7 +208,9 @@ Tensor Interpreter::GetAttr(const Node& n) {
   return t;
 }
 
-Tensor Interpreter::CallFunction(const Node& n, const std::vector<OpArg>& args) { return nn::RunOp(n.target().op, args); }
+Tensor Interpreter::CallFunction(const Node& n, const std::vector<OpArg>& args) {
+  return nn::RunOp(n.target().op, args);
+}
 
 Tensor Interpreter::CallMethod(const Node& n, const std::vector<OpArg>& args) { return nn::RunOp(n.target().op, args); }
 
@@ -224,7 +235,8 @@ class ShapeRecorder : public Interpreter {
 
  protected:
   void OnValue(Node& n, const OpArg& value) override {
-    if (const Tensor* t = std::get_if<Tensor>(&value); t && t->defined()) n.meta.tensor = TensorMeta{t->shape(), t->dtype()};
+    if (const Tensor* t = std::get_if<Tensor>(&value); t && t->defined())
+      n.meta.tensor = TensorMeta{t->shape(), t->dtype()};
   }
 };
 
@@ -233,8 +245,8 @@ class ShapeRecorder : public Interpreter {
 absl::Status PropagateShapes(GraphModule& module, const std::vector<Shape>& shapes) {
   const std::vector<std::string> names = module.forward_arg_names();
   if (names.size() != shapes.size()) {
-    return absl::InvalidArgumentError(absl::StrCat("PropagateShapes: the graph takes ", names.size(),
-                                                   " inputs but ", shapes.size(), " shapes were given"));
+    return absl::InvalidArgumentError(absl::StrCat("PropagateShapes: the graph takes ", names.size(), " inputs but ",
+                                                   shapes.size(), " shapes were given"));
   }
   nn::ForwardArgs inputs;
   for (size_t i = 0; i < names.size(); ++i) {

@@ -12,8 +12,8 @@ namespace fx {
 namespace {
 
 absl::Status Bad(const Node& n, const std::string& rule) {
-  return absl::InternalError(absl::StrCat("Lint: node %", n.name(), " (", OpcodeName(n.op()), "[target=",
-                                          n.target_string(), "]): ", rule));
+  return absl::InternalError(
+      absl::StrCat("Lint: node %", n.name(), " (", OpcodeName(n.op()), "[target=", n.target_string(), "]): ", rule));
 }
 
 bool Contains(const std::vector<Node*>& v, const Node* n) { return std::find(v.begin(), v.end(), n) != v.end(); }
@@ -25,8 +25,8 @@ absl::Status CheckTarget(const Node& n, nn::Module* owner) {
       if (n.target().op >= OpId::kNumOps) return Bad(n, "target must be a registered op");
       const nn::OpSchema& op = nn::GetOpSchema(n.target().op);
       if (op.is_method != (n.op() == Opcode::kCallMethod)) {
-        return Bad(n, absl::StrCat("op '", op.name, "' is a ", op.is_method ? "method" : "function",
-                                   "; use ", op.is_method ? "call_method" : "call_function"));
+        return Bad(n, absl::StrCat("op '", op.name, "' is a ", op.is_method ? "method" : "function", "; use ",
+                                   op.is_method ? "call_method" : "call_function"));
       }
       const int argc = static_cast<int>(n.args().size());
       if (argc < op.min_args || argc > op.max_args) {
@@ -74,11 +74,13 @@ absl::Status Graph::Lint(nn::Module* owner) const {
     output_seen = n->op_ == Opcode::kOutput;
     for (const Node* in : n->inputs()) {
       if (in->graph_ != this) return Bad(*n, absl::StrCat("uses %", in->name_, " from another graph"));
-      if (!seen.count(in)) return Bad(*n, absl::StrCat("uses %", in->name_, " before it is defined (topological order)"));
+      if (!seen.count(in))
+        return Bad(*n, absl::StrCat("uses %", in->name_, " before it is defined (topological order)"));
       if (!Contains(in->users_, n)) return Bad(*n, absl::StrCat("is missing from the users of its input %", in->name_));
     }
     for (const Node* u : n->users_) {
-      if (!Contains(u->inputs(), n)) return Bad(*n, absl::StrCat("lists %", u->name_, " as a user but it does not use it"));
+      if (!Contains(u->inputs(), n))
+        return Bad(*n, absl::StrCat("lists %", u->name_, " as a user but it does not use it"));
     }
     QFX_RETURN_IF_ERROR(CheckTarget(*n, owner));
     seen.insert(n);

@@ -204,7 +204,7 @@ absl::StatusOr<std::vector<SubgraphMatch>> ReplacePattern(GraphModule& module, c
     for (Node*& in : inputs) {
       for (auto it = replaced.find(in); it != replaced.end(); it = replaced.find(in)) in = it->second;
     }
-    QFX_ASSIGN_OR_RETURN(Node* value, InsertCopy(graph, replacement, inputs, m.anchor));
+    QFX_ASSIGN_OR_RETURN(Node * value, InsertCopy(graph, replacement, inputs, m.anchor));
     m.anchor->ReplaceAllUsesWith(value);
     replaced[m.anchor] = value;
     // Erase the matched nodes, users before producers (reverse graph order).

@@ -58,7 +58,8 @@ class Tracer : public TraceHook, public nn::ModuleTraceHook {
     std::vector<Argument> graph_args;
     for (const OpArg& a : args) graph_args.push_back(ToArgument(a));
     const nn::OpSchema& schema = nn::GetOpSchema(op);
-    Node* n = schema.is_method ? graph_.CallMethod(op, std::move(graph_args)) : graph_.CallFunction(op, std::move(graph_args));
+    Node* n = schema.is_method ? graph_.CallMethod(op, std::move(graph_args))
+                               : graph_.CallFunction(op, std::move(graph_args));
     SetScope(n);
     return Proxy(n);
   }
@@ -103,15 +104,16 @@ class Tracer : public TraceHook, public nn::ModuleTraceHook {
 
   [[noreturn]] void Fail(const std::string& problem, const std::string& fix) const {
     const auto& [path, type] = scope_.back();
-    const std::string where = path.empty() ? absl::StrCat("the root module (", type, ")")
-                                           : absl::StrCat("module '", path, "' (", type, ")");
+    const std::string where =
+        path.empty() ? absl::StrCat("the root module (", type, ")") : absl::StrCat("module '", path, "' (", type, ")");
     std::string message = absl::StrCat("TraceError in ", where, ": ", problem, ". ");
     if (!fix.empty()) {
       absl::StrAppend(&message, "Fix: ", fix, ".");
     } else if (path.empty()) {
-      absl::StrAppend(&message, "Either pass the value as a concrete argument (TracerOptions::concrete_args), "
-                                "or move the code that needs it into a submodule and make that a leaf "
-                                "(TracerOptions::leaf_modules).");
+      absl::StrAppend(&message,
+                      "Either pass the value as a concrete argument (TracerOptions::concrete_args), "
+                      "or move the code that needs it into a submodule and make that a leaf "
+                      "(TracerOptions::leaf_modules).");
     } else {
       absl::StrAppend(&message, "Either make '", path, "' a leaf module (TracerOptions::leaf_modules = {\"", path,
                       "\"}) so it is called as a whole, or pass the value as a concrete argument "
@@ -123,7 +125,8 @@ class Tracer : public TraceHook, public nn::ModuleTraceHook {
   Node* NodeOf(const Tensor& t, const std::string& what) {
     if (t.is_proxy()) {
       const auto* handle = static_cast<const ProxyHandle*>(t.proxy_handle());
-      if (handle->tracer != this) Fail(absl::StrCat(what, " is a traced value from another trace"), "do not keep traced values");
+      if (handle->tracer != this)
+        Fail(absl::StrCat(what, " is a traced value from another trace"), "do not keep traced values");
       return handle->node;
     }
     if (!t.defined()) Fail(absl::StrCat(what, " is an undefined tensor"), "return or pass a defined tensor");

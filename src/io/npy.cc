@@ -115,14 +115,16 @@ absl::StatusOr<Tensor> ParseNpy(const std::string& file, const char* data, size_
   }
   if (hstart + hlen > size) return Bad(file, absl::StrCat("header of ", hlen, " bytes runs past the end of the file"));
   QFX_ASSIGN_OR_RETURN(Header h, ParseHeaderDict(file, absl::string_view(data + hstart, hlen)));
-  if (h.fortran) return absl::UnimplementedError(absl::StrCat(file, ": Fortran-order arrays are not supported; save with np.ascontiguousarray"));
+  if (h.fortran)
+    return absl::UnimplementedError(
+        absl::StrCat(file, ": Fortran-order arrays are not supported; save with np.ascontiguousarray"));
   const Descr* d = nullptr;
   for (const Descr& e : kDescrs) {
     if (h.descr == e.text || (e.size == 1 && h.descr == absl::StrCat("<", e.text + 1))) d = &e;
   }
   if (d == nullptr) {
-    return absl::UnimplementedError(absl::StrCat(file, ": dtype '", h.descr,
-                                                 "' is not supported; use <f4, <f8, <i8, <i4, |i1 or |u1"));
+    return absl::UnimplementedError(
+        absl::StrCat(file, ": dtype '", h.descr, "' is not supported; use <f4, <f8, <i8, <i4, |i1 or |u1"));
   }
   const size_t numel = static_cast<size_t>(NumElements(h.shape));
   const size_t body = size - hstart - hlen;

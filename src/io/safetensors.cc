@@ -20,8 +20,8 @@ struct DTypeName {
   const char* name;
   DType dtype;
 };
-constexpr DTypeName kDTypes[] = {{"F32", DType::kF32}, {"I64", DType::kI64}, {"I32", DType::kI32},
-                                 {"I8", DType::kI8},   {"U8", DType::kU8}};
+constexpr DTypeName kDTypes[] = {
+    {"F32", DType::kF32}, {"I64", DType::kI64}, {"I32", DType::kI32}, {"I8", DType::kI8}, {"U8", DType::kU8}};
 
 absl::StatusOr<DType> ParseDType(const std::string& file, const std::string& tensor, const std::string& s) {
   for (const auto& d : kDTypes) {
@@ -171,8 +171,8 @@ absl::Status WriteSafetensors(const std::string& path, const nn::NamedTensors& t
       return absl::InvalidArgumentError(absl::StrCat(path, ": tensor name '", name, "' is reserved or repeated"));
     }
     offset = (offset + 63) / 64 * 64;
-    header[name] = {{"dtype", DTypeString(t.dtype())}, {"shape", t.shape()},
-                    {"data_offsets", {offset, offset + t.nbytes()}}};
+    header[name] = {
+        {"dtype", DTypeString(t.dtype())}, {"shape", t.shape()}, {"data_offsets", {offset, offset + t.nbytes()}}};
     offset += t.nbytes();
   }
   std::string text = header.dump();

@@ -42,8 +42,7 @@ void DepthwiseConv(const Conv2dGeometry& g, const float* x, const float* w, cons
   ParallelFor(g.batch * g.out_channels, 4, [&](int64_t b, int64_t e) {
     for (int64_t idx = b; idx < e; ++idx) {
       const int64_t n = idx / g.out_channels, co = idx % g.out_channels, ci = co / mult;
-      DepthwisePlane(g, x + (n * g.in_channels + ci) * hw, w + co * khw, bias ? bias[co] : 0.f,
-                     y + idx * ohw);
+      DepthwisePlane(g, x + (n * g.in_channels + ci) * hw, w + co * khw, bias ? bias[co] : 0.f, y + idx * ohw);
     }
   });
 }
@@ -58,8 +57,8 @@ void Conv2dF32(const Conv2dGeometry& g, const float* x, const float* w, const fl
   const int64_t ohw = g.out_h() * g.out_w();
   const int64_t cin_g = g.in_channels / g.groups, cout_g = g.out_channels / g.groups;
   const int64_t kdim = cin_g * g.kernel_h * g.kernel_w;
-  const bool direct = g.kernel_h == 1 && g.kernel_w == 1 && g.stride_h == 1 && g.stride_w == 1 &&
-                      g.pad_h == 0 && g.pad_w == 0;
+  const bool direct =
+      g.kernel_h == 1 && g.kernel_w == 1 && g.stride_h == 1 && g.stride_w == 1 && g.pad_h == 0 && g.pad_w == 0;
   thread_local std::vector<float> col;
   if (!direct) GrowScratch(col, static_cast<size_t>(kdim * ohw));
   for (int64_t n = 0; n < g.batch; ++n) {

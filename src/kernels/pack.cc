@@ -33,18 +33,33 @@ bool IsDepthwise(QConvPath p) { return p == QConvPath::kDepthwiseVnni || p == QC
 
 Conv2dGeometry QConv2dShape::Geometry(int64_t batch, int64_t in_h, int64_t in_w) const {
   Conv2dGeometry g;
-  g.batch = batch, g.in_h = in_h, g.in_w = in_w;
-  g.in_channels = in_channels, g.out_channels = out_channels, g.groups = groups;
-  g.kernel_h = kernel_h, g.kernel_w = kernel_w, g.stride_h = stride_h, g.stride_w = stride_w;
-  g.pad_h = pad_h, g.pad_w = pad_w, g.dilation_h = dilation_h, g.dilation_w = dilation_w;
+  g.batch = batch;
+  g.in_h = in_h;
+  g.in_w = in_w;
+  g.in_channels = in_channels;
+  g.out_channels = out_channels;
+  g.groups = groups;
+  g.kernel_h = kernel_h;
+  g.kernel_w = kernel_w;
+  g.stride_h = stride_h;
+  g.stride_w = stride_w;
+  g.pad_h = pad_h;
+  g.pad_w = pad_w;
+  g.dilation_h = dilation_h;
+  g.dilation_w = dilation_w;
   return g;
 }
 
 QConvArgs PackedQConv2dState::Args(const Conv2dGeometry& g) const {
   QConvArgs a;
   a.g = g;
-  a.x_zero_point = x_zero_point, a.weight = weight.data(), a.bias = bias.data(), a.multiplier = multiplier.data();
-  a.y_zero_point = y_zero_point, a.lo = lo, a.hi = hi;
+  a.x_zero_point = x_zero_point;
+  a.weight = weight.data();
+  a.bias = bias.data();
+  a.multiplier = multiplier.data();
+  a.y_zero_point = y_zero_point;
+  a.lo = lo;
+  a.hi = hi;
   return a;
 }
 
@@ -67,11 +82,15 @@ PackedQConv2d PackQConv2d(const QConv2dShape& shape, const int8_t* weight, const
   auto s = std::make_shared<PackedQConv2dState>();
   const int64_t out = shape.out_channels, cin_g = shape.in_channels / shape.groups;
   const int64_t per_row = cin_g * shape.kernel_h * shape.kernel_w;
-  s->shape = shape, s->path = p;
+  s->shape = shape;
+  s->path = p;
   s->weight.assign(weight, weight + out * per_row);
   s->bias = rq.bias ? std::vector<int32_t>(rq.bias, rq.bias + out) : std::vector<int32_t>(static_cast<size_t>(out), 0);
   s->multiplier.assign(rq.multiplier, rq.multiplier + out);
-  s->x_zero_point = rq.x_zero_point, s->y_zero_point = rq.y_zero_point, s->lo = rq.lo, s->hi = rq.hi;
+  s->x_zero_point = rq.x_zero_point;
+  s->y_zero_point = rq.y_zero_point;
+  s->lo = rq.lo;
+  s->hi = rq.hi;
   std::vector<int32_t> sums(static_cast<size_t>(out));
   ComputeWeightSums(weight, out, per_row, sums.data());
   s->correction = Corrections(s->bias, sums, rq.x_zero_point);
@@ -92,7 +111,9 @@ std::shared_ptr<PackedQLinearState> PackLinearWeights(int64_t in, int64_t out, c
   const QLinearPath p = path.value_or(SelectQLinearPath(isa));
   if (!PathRuns(p, isa)) BadPath("QLinear", PathName(p));
   auto s = std::make_shared<PackedQLinearState>();
-  s->in = in, s->out = out, s->path = p;
+  s->in = in;
+  s->out = out;
+  s->path = p;
   s->weight.assign(weight, weight + in * out);
   s->weight_sum.resize(static_cast<size_t>(out));
   ComputeWeightSums(weight, out, in, s->weight_sum.data());
@@ -109,12 +130,14 @@ PackedQLinear PackQLinear(int64_t in, int64_t out, const int8_t* weight, const Q
       rq.bias ? std::vector<int32_t>(rq.bias, rq.bias + out) : std::vector<int32_t>(static_cast<size_t>(out), 0);
   s->correction = Corrections(bias, s->weight_sum, rq.x_zero_point);
   s->multiplier.assign(rq.multiplier, rq.multiplier + out);
-  s->y_zero_point = rq.y_zero_point, s->lo = rq.lo, s->hi = rq.hi;
+  s->y_zero_point = rq.y_zero_point;
+  s->lo = rq.lo;
+  s->hi = rq.hi;
   return PackedQLinear(std::move(s));
 }
 
-PackedQLinear PackQLinearDynamic(int64_t in, int64_t out, const int8_t* weight, const float* w_scale,
-                                 const float* bias, std::optional<QLinearPath> path) {
+PackedQLinear PackQLinearDynamic(int64_t in, int64_t out, const int8_t* weight, const float* w_scale, const float* bias,
+                                 std::optional<QLinearPath> path) {
   auto s = PackLinearWeights(in, out, weight, path);
   s->w_scale.assign(w_scale, w_scale + out);
   s->bias = bias ? std::vector<float>(bias, bias + out) : std::vector<float>(static_cast<size_t>(out), 0.f);

@@ -19,10 +19,10 @@ struct PackedQConv2dState {
   std::vector<float> multiplier;    // [C_out]
   std::vector<int32_t> correction;  // [C_out]: bias - x_zero_point * sum(w), for kernels that requantize
   int32_t x_zero_point = 0, y_zero_point = 0, lo = 0, hi = 255;
-  AlignedVector<int32_t> gemm;       // GEMM paths: PackGroups (every non-depthwise path keeps it)
-  int32_t max_pair = -1;             // MaxPairAbsSum of the weights (vpmaddubsw's bound)
-  AlignedVector<int8_t> tap_major;   // implicit paths: PackTapMajor
-  AlignedVector<int32_t> windowed;   // windowed paths: PackWindowed
+  AlignedVector<int32_t> gemm;      // GEMM paths: PackGroups (every non-depthwise path keeps it)
+  int32_t max_pair = -1;            // MaxPairAbsSum of the weights (vpmaddubsw's bound)
+  AlignedVector<int8_t> tap_major;  // implicit paths: PackTapMajor
+  AlignedVector<int32_t> windowed;  // windowed paths: PackWindowed
   // The oracle's view of this layer for an input geometry.
   QConvArgs Args(const Conv2dGeometry& g) const;
 };

@@ -64,10 +64,10 @@ void Im2ColPanels(const Conv2dGeometry& g, const uint8_t* x, int64_t kdim, int64
 // How an im2col + GEMM convolution runs, from its path, decided once per call.
 struct GemmPlan {
   int64_t ohw, cin_g, cout_g, kdim;
-  bool direct;    // 1x1 stride 1 unpadded: the input planes are the im2col matrix
-  bool panels;    // AMX: im2col straight into the GEMM's panel layout
-  bool fused;     // the GEMM requantizes each finished tile itself
-  bool windowed;  // im2col by 4-tap windows (WindowPanels) against the windowed weights
+  bool direct;         // 1x1 stride 1 unpadded: the input planes are the im2col matrix
+  bool panels;         // AMX: im2col straight into the GEMM's panel layout
+  bool fused;          // the GEMM requantizes each finished tile itself
+  bool windowed;       // im2col by 4-tap windows (WindowPanels) against the windowed weights
   int64_t gemm_k, kp;  // the GEMM's k (grows to KW rounded up to 4 when windowed) and its panel depth
 };
 

@@ -52,13 +52,13 @@ using AlignedVector = std::vector<T, CacheAligned<T>>;
 
 struct U8S8GemmArgs {
   int64_t m = 0, n = 0, k = 0;
-  const int8_t* a = nullptr;   // [m, k] weights, row stride lda
+  const int8_t* a = nullptr;  // [m, k] weights, row stride lda
   int64_t lda = 0;
   const uint8_t* b = nullptr;  // [k, n] activations, row stride ldb
   int64_t ldb = 0;
-  int32_t* c = nullptr;        // [m, n] exact int32 products, row stride ldc
+  int32_t* c = nullptr;  // [m, n] exact int32 products, row stride ldc
   int64_t ldc = 0;
-  int32_t b_max = 255;         // the largest value in b (bounds vpmaddubsw's pair sums)
+  int32_t b_max = 255;  // the largest value in b (bounds vpmaddubsw's pair sums)
   // Prepared once per layer (PackU8S8Weights): A packed for the SIMD tile and the AMX tiles, and the
   // largest |a_k| + |a_k+1| over even k (vpmaddubsw's bound). Without them the GEMM packs and scans A on
   // every call (benchmarks only; every packed layer has them).
@@ -143,7 +143,7 @@ struct DepthwisePlaneArgs {
   const uint8_t* x = nullptr;  // [H, W]
   const int8_t* w = nullptr;   // [KH, KW]
   int32_t x_zero_point = 0;
-  int32_t* acc = nullptr;      // [OH, OW]
+  int32_t* acc = nullptr;  // [OH, OW]
 };
 void DepthwiseAccumulate(const DepthwisePlaneArgs& p);
 

@@ -12,7 +12,9 @@ namespace kernels {
 
 namespace {
 
-int64_t TileSize(int64_t m, int64_t k) { return (m + kU8S8TileRows - 1) / kU8S8TileRows * ((k + 3) / 4) * kU8S8TileRows; }
+int64_t TileSize(int64_t m, int64_t k) {
+  return (m + kU8S8TileRows - 1) / kU8S8TileRows * ((k + 3) / 4) * kU8S8TileRows;
+}
 
 }  // namespace
 
@@ -20,9 +22,7 @@ int64_t AmxPaddedRows(int64_t m) { return (m + 31) / 32 * 32; }
 int64_t AmxPaddedK(int64_t k) { return (k + 63) / 64 * 64; }
 int64_t AmxWeightsOffset(int64_t m, int64_t k) { return (TileSize(m, k) + 15) / 16 * 16; }  // 64-byte aligned
 
-int64_t PackedU8S8Size(int64_t m, int64_t k) {
-  return AmxWeightsOffset(m, k) + AmxPaddedRows(m) * AmxPaddedK(k) / 4;
-}
+int64_t PackedU8S8Size(int64_t m, int64_t k) { return AmxWeightsOffset(m, k) + AmxPaddedRows(m) * AmxPaddedK(k) / 4; }
 
 void PackU8S8Weights(const int8_t* a, int64_t m, int64_t k, int64_t lda, int32_t* packed) {
   const int64_t k4s = (k + 3) / 4;
@@ -30,7 +30,8 @@ void PackU8S8Weights(const int8_t* a, int64_t m, int64_t k, int64_t lda, int32_t
   for (int64_t i = 0; i < m; ++i) {
     int32_t* block = packed + (i / kU8S8TileRows) * k4s * kU8S8TileRows;
     const int64_t r = i % kU8S8TileRows;
-    for (int64_t p = 0; p < k; ++p) reinterpret_cast<int8_t*>(block + (p / 4) * kU8S8TileRows + r)[p % 4] = a[i * lda + p];
+    for (int64_t p = 0; p < k; ++p)
+      reinterpret_cast<int8_t*>(block + (p / 4) * kU8S8TileRows + r)[p % 4] = a[i * lda + p];
   }
   // The AMX copy: rows padded to 32 and k to 64 with zeros (memset above), row stride AmxPaddedK(k) bytes.
   int8_t* amx = reinterpret_cast<int8_t*>(packed + AmxWeightsOffset(m, k));
@@ -42,7 +43,8 @@ int32_t MaxPairAbsSum(const int8_t* a, int64_t m, int64_t k, int64_t lda) {
   for (int64_t i = 0; i < m; ++i) {
     const int8_t* row = a + i * lda;
     for (int64_t p = 0; p < k; p += 2) {
-      const int32_t pair = std::abs(static_cast<int32_t>(row[p])) + (p + 1 < k ? std::abs(static_cast<int32_t>(row[p + 1])) : 0);
+      const int32_t pair =
+          std::abs(static_cast<int32_t>(row[p])) + (p + 1 < k ? std::abs(static_cast<int32_t>(row[p + 1])) : 0);
       worst = pair > worst ? pair : worst;
     }
   }
@@ -63,7 +65,8 @@ AlignedVector<int8_t> PackTapMajor(const int8_t* weight, int64_t out_channels, i
   AlignedVector<int8_t> out(static_cast<size_t>((out_channels + 31) / 32 * 32 * kdim), 0);
   for (int64_t co = 0; co < out_channels; ++co) {
     for (int64_t ci = 0; ci < in_channels; ++ci) {
-      for (int64_t t = 0; t < taps; ++t) out[co * kdim + t * in_channels + ci] = weight[(co * in_channels + ci) * taps + t];
+      for (int64_t t = 0; t < taps; ++t)
+        out[co * kdim + t * in_channels + ci] = weight[(co * in_channels + ci) * taps + t];
     }
   }
   return out;
@@ -77,7 +80,8 @@ AlignedVector<int32_t> PackWindowed(const int8_t* weight, int64_t out_channels, 
     for (int64_t ci = 0; ci < in_channels; ++ci) {
       for (int64_t ky = 0; ky < kernel_h; ++ky) {
         for (int64_t kx = 0; kx < kernel_w; ++kx) {
-          rows[co * kdim + (ci * kernel_h + ky) * gx * 4 + kx] = weight[((co * in_channels + ci) * kernel_h + ky) * kernel_w + kx];
+          rows[co * kdim + (ci * kernel_h + ky) * gx * 4 + kx] =
+              weight[((co * in_channels + ci) * kernel_h + ky) * kernel_w + kx];
         }
       }
     }
@@ -92,7 +96,8 @@ AlignedVector<int32_t> PackGroups(const int8_t* weight, int64_t groups, int64_t 
   const int64_t per_group = PackedU8S8Size(rows_per_group, per_row);
   AlignedVector<int32_t> packed(static_cast<size_t>(groups * per_group));
   for (int64_t gi = 0; gi < groups; ++gi) {
-    PackU8S8Weights(weight + gi * rows_per_group * per_row, rows_per_group, per_row, per_row, packed.data() + gi * per_group);
+    PackU8S8Weights(weight + gi * rows_per_group * per_row, rows_per_group, per_row, per_row,
+                    packed.data() + gi * per_group);
   }
   *max_pair = MaxPairAbsSum(weight, groups * rows_per_group, per_row, per_row);
   return packed;

@@ -50,7 +50,8 @@ void RunDynamic(const PackedQLinear& linear, int64_t rows, float x_scale, int32_
   for (int64_t o = 0; o < s.out; ++o) {
     const int32_t correction = -x_zero_point * s.weight_sum[o];
     const float scale = x_scale * s.w_scale[o], bias = s.bias[o];
-    for (int64_t r = 0; r < rows; ++r) y[r * s.out + o] = static_cast<float>(acc[o * rows + r] + correction) * scale + bias;
+    for (int64_t r = 0; r < rows; ++r)
+      y[r * s.out + o] = static_cast<float>(acc[o * rows + r] + correction) * scale + bias;
   }
 }
 

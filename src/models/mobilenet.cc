@@ -34,7 +34,7 @@ class InvertedResidualV2 : public Module {
 class MobileNetV2 : public Module {
  public:
   explicit MobileNetV2(int64_t num_classes = 1000) {
-    const int64_t setting[7][4] = {{1, 16, 1, 1}, {6, 24, 2, 2}, {6, 32, 3, 2}, {6, 64, 4, 2},
+    const int64_t setting[7][4] = {{1, 16, 1, 1}, {6, 24, 2, 2},  {6, 32, 3, 2}, {6, 64, 4, 2},
                                    {6, 96, 3, 1}, {6, 160, 3, 2}, {6, 320, 1, 1}};
     int64_t input_channel = MakeDivisible(32), last_channel = MakeDivisible(1280);
     auto feats = std::make_shared<nn::Sequential>();
@@ -123,10 +123,10 @@ class MobileNetV3 : public Module {
  public:
   explicit MobileNetV3(int64_t num_classes = 1000) {
     const BneckConfig setting[] = {
-        {16, 3, 16, 16, true, false, 2},   {16, 3, 72, 24, false, false, 2}, {24, 3, 88, 24, false, false, 1},
-        {24, 5, 96, 40, true, true, 2},    {40, 5, 240, 40, true, true, 1},  {40, 5, 240, 40, true, true, 1},
-        {40, 5, 120, 48, true, true, 1},   {48, 5, 144, 48, true, true, 1},  {48, 5, 288, 96, true, true, 2},
-        {96, 5, 576, 96, true, true, 1},   {96, 5, 576, 96, true, true, 1},
+        {16, 3, 16, 16, true, false, 2}, {16, 3, 72, 24, false, false, 2}, {24, 3, 88, 24, false, false, 1},
+        {24, 5, 96, 40, true, true, 2},  {40, 5, 240, 40, true, true, 1},  {40, 5, 240, 40, true, true, 1},
+        {40, 5, 120, 48, true, true, 1}, {48, 5, 144, 48, true, true, 1},  {48, 5, 288, 96, true, true, 2},
+        {96, 5, 576, 96, true, true, 1}, {96, 5, 576, 96, true, true, 1},
     };
     const int64_t last_channel = 1024;
     auto feats = std::make_shared<nn::Sequential>();
@@ -135,11 +135,11 @@ class MobileNetV3 : public Module {
     feats->push_back(ConvNormActivation(96, 576, 1, 1, 1, V3Activation(true), kV3BnEps, kV3BnMomentum));
     features_ = register_module("features", feats);
     avgpool_ = register_module("avgpool", std::make_shared<nn::AdaptiveAvgPool2d>(1));
-    classifier_ = register_module("classifier", std::make_shared<nn::Sequential>(std::initializer_list<ModulePtr>{
-                                                    std::make_shared<nn::Linear>(576, last_channel),
-                                                    std::make_shared<nn::Hardswish>(),
-                                                    std::make_shared<nn::Dropout>(0.2),
-                                                    std::make_shared<nn::Linear>(last_channel, num_classes)}));
+    classifier_ = register_module(
+        "classifier",
+        std::make_shared<nn::Sequential>(std::initializer_list<ModulePtr>{
+            std::make_shared<nn::Linear>(576, last_channel), std::make_shared<nn::Hardswish>(),
+            std::make_shared<nn::Dropout>(0.2), std::make_shared<nn::Linear>(last_channel, num_classes)}));
   }
   std::string type_name() const override { return "MobileNetV3"; }
   Tensor forward(const Tensor& x) override {

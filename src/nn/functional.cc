@@ -19,20 +19,20 @@ namespace F {
 namespace {
 
 // Records the op instead of running it when an argument is a traced value (see qfx/core/trace.h).
-#define QFX_TRACE_OP(op, ...)                                  \
-  do {                                                         \
-    Tensor qfx_traced_;                                        \
+#define QFX_TRACE_OP(op, ...)                                            \
+  do {                                                                   \
+    Tensor qfx_traced_;                                                  \
     if (MaybeTrace(op, {__VA_ARGS__}, &qfx_traced_)) return qfx_traced_; \
   } while (0)
 
 // Share-qparams ops on a quantized input: computed on the dequantized values and quantized back with the
 // input's own qparams (exact for max / clamp ops, round-half-to-even for averages).
-#define QFX_QUANTIZED_VIA_FLOAT(x, call)                                                     \
-  do {                                                                                       \
-    if ((x).is_quantized()) {                                                                \
-      const Tensor qfx_f_ = dequantize(x);                                                   \
-      return quantize(call(qfx_f_), (x).quant().scale, (x).quant().zero_point);              \
-    }                                                                                        \
+#define QFX_QUANTIZED_VIA_FLOAT(x, call)                                        \
+  do {                                                                          \
+    if ((x).is_quantized()) {                                                   \
+      const Tensor qfx_f_ = dequantize(x);                                      \
+      return quantize(call(qfx_f_), (x).quant().scale, (x).quant().zero_point); \
+    }                                                                           \
   } while (0)
 
 // An optional tensor argument: None when undefined.
@@ -107,8 +107,8 @@ int64_t PoolOutSize(int64_t in, int64_t k, int64_t s, int64_t p, int64_t d, bool
 
 // For each output position o along one axis: the taps [first, second) whose input lies inside [0, in)
 // (taps play the role of outputs: tap t reads o * stride - pad + t * dil).
-std::vector<std::pair<int64_t, int64_t>> ValidTaps(int64_t out, int64_t stride, int64_t pad, int64_t dil,
-                                                    int64_t k, int64_t in) {
+std::vector<std::pair<int64_t, int64_t>> ValidTaps(int64_t out, int64_t stride, int64_t pad, int64_t dil, int64_t k,
+                                                   int64_t in) {
   std::vector<std::pair<int64_t, int64_t>> taps(out);
   for (int64_t o = 0; o < out; ++o) taps[o] = kernels::ValidOutputRange(k, dil, o * stride - pad, in);
   return taps;
@@ -151,13 +151,12 @@ Tensor conv2d(const Tensor& x, const Tensor& weight, const Tensor& bias, const C
   std::tie(g.pad_h, g.pad_w) = Pair("conv2d", "padding", opt.padding);
   std::tie(g.dilation_h, g.dilation_w) = Pair("conv2d", "dilation", opt.dilation);
   if (g.groups <= 0 || g.out_channels % g.groups != 0 || g.in_channels % g.groups != 0) {
-    ThrowInvalid("conv2d: groups ", g.groups, " must divide in_channels ", g.in_channels,
-                 " and out_channels ", g.out_channels);
+    ThrowInvalid("conv2d: groups ", g.groups, " must divide in_channels ", g.in_channels, " and out_channels ",
+                 g.out_channels);
   }
   if (weight.size(1) * g.groups != g.in_channels) {
-    ThrowInvalid("conv2d: input ", x.ToString(), " has ", g.in_channels, " channels but weight ",
-                 weight.ToString(), " expects ", weight.size(1) * g.groups, " (", weight.size(1), " x groups ",
-                 g.groups, ")");
+    ThrowInvalid("conv2d: input ", x.ToString(), " has ", g.in_channels, " channels but weight ", weight.ToString(),
+                 " expects ", weight.size(1) * g.groups, " (", weight.size(1), " x groups ", g.groups, ")");
   }
   if (bias.defined() && (bias.dim() != 1 || bias.size(0) != g.out_channels)) {
     ThrowInvalid("conv2d: bias ", bias.ToString(), " must be [", g.out_channels, "]");
@@ -403,7 +402,7 @@ void MaxPoolPlanesU8(const PoolGeometry& g, int64_t planes, int64_t ih, int64_t 
   std::vector<std::pair<int64_t, int64_t>> cols(g.kw);
   for (int64_t kx = 0; kx < g.kw; ++kx) cols[kx] = kernels::ValidOutputRange(g.ow, g.sw, kx * g.dw - g.pw, iw);
   ParallelFor(planes, 8, [&](int64_t b, int64_t e) {
-    const int64_t width = iw;  // a local: uint8 stores may alias the captured references
+    const int64_t width = iw;                                // a local: uint8 stores may alias the captured references
     thread_local std::vector<uint8_t> column_max, gathered;  // per thread, grown once (no allocation per call)
     if (column_max.size() < static_cast<size_t>(width)) column_max.resize(width);
     if (gathered.size() < static_cast<size_t>(g.ow)) gathered.resize(g.ow);
@@ -464,7 +463,8 @@ Tensor avg_pool2d(const Tensor& x, const Pool2dOptions& opt) {
     const float* xp = px + pl * ih * iw;
     for (int64_t oy = 0; oy < g.oh; ++oy) {
       for (int64_t ox = 0; ox < g.ow; ++ox) {
-        const nn::AvgPoolWindow w = nn::AvgWindow(oy, ox, g.kh, g.kw, g.sh, g.sw, g.ph, g.pw, ih, iw, opt.count_include_pad);
+        const nn::AvgPoolWindow w =
+            nn::AvgWindow(oy, ox, g.kh, g.kw, g.sh, g.sw, g.ph, g.pw, ih, iw, opt.count_include_pad);
         float sum = 0.f;
         for (int64_t iy = w.y0; iy < w.y1; ++iy) {
           for (int64_t ix = w.x0; ix < w.x1; ++ix) sum += xp[iy * iw + ix];
@@ -534,8 +534,7 @@ Tensor cat(const std::vector<Tensor>& xs, int64_t dim) {
     bool ok = s.size() == s0.size();
     for (size_t j = 0; ok && j < s.size(); ++j) ok = static_cast<int64_t>(j) == d || s[j] == s0[j];
     if (!ok) {
-      ThrowInvalid("cat: tensor ", i, " ", xs[i].ToString(), " must match ", xs[0].ToString(),
-                   " in every dim but ", d);
+      ThrowInvalid("cat: tensor ", i, " ", xs[i].ToString(), " must match ", xs[0].ToString(), " in every dim but ", d);
     }
     out[d] += s[d];
   }

@@ -13,8 +13,8 @@ Shape BroadcastShape(const char* op, const Shape& a, const Shape& b) {
     const int64_t da = i < rank - a.size() ? 1 : a[i - (rank - a.size())];
     const int64_t db = i < rank - b.size() ? 1 : b[i - (rank - b.size())];
     if (da != db && da != 1 && db != 1) {
-      ThrowInvalid(op, ": shapes ", ShapeToString(a), " and ", ShapeToString(b),
-                   " cannot broadcast (dim ", i, ": ", da, " vs ", db, ")");
+      ThrowInvalid(op, ": shapes ", ShapeToString(a), " and ", ShapeToString(b), " cannot broadcast (dim ", i, ": ", da,
+                   " vs ", db, ")");
     }
     out[i] = da == 1 ? db : da;
   }

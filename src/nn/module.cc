@@ -21,9 +21,7 @@ std::string ArgNames(const ForwardArgs& args) {
 }  // namespace
 
 ModuleTraceHook* ActiveModuleTraceHook() { return t_module_hook; }
-ScopedModuleTraceHook::ScopedModuleTraceHook(ModuleTraceHook* hook) : previous_(t_module_hook) {
-  t_module_hook = hook;
-}
+ScopedModuleTraceHook::ScopedModuleTraceHook(ModuleTraceHook* hook) : previous_(t_module_hook) { t_module_hook = hook; }
 ScopedModuleTraceHook::~ScopedModuleTraceHook() { t_module_hook = previous_; }
 
 const OpArg& ForwardArgs::get(const std::string& name) const {
@@ -43,7 +41,8 @@ template <typename T>
 static T Scalar(const ForwardArgs& args, const std::string& name, const char* kind) {
   const OpArg& v = args.get(name);
   if (const Tensor* t = std::get_if<Tensor>(&v); t && t->is_proxy()) {
-    if (TraceHook* hook = ActiveTraceHook()) hook->ConcreteValueRequired(absl::StrCat("the value of argument '", name, "'"));
+    if (TraceHook* hook = ActiveTraceHook())
+      hook->ConcreteValueRequired(absl::StrCat("the value of argument '", name, "'"));
   }
   if (const T* x = std::get_if<T>(&v)) return *x;
   ThrowInvalid("forward argument '", name, "' must be ", kind);
@@ -54,8 +53,7 @@ int64_t ForwardArgs::integer(const std::string& name) const { return Scalar<int6
 double ForwardArgs::real(const std::string& name) const { return Scalar<double>(*this, name, "a number"); }
 
 Tensor Module::forward(const Tensor&) {
-  throw Error(absl::UnimplementedError(
-      absl::StrCat(type_name(), " has no forward(); call its submodules instead")));
+  throw Error(absl::UnimplementedError(absl::StrCat(type_name(), " has no forward(); call its submodules instead")));
 }
 
 Tensor Module::forward_args(const ForwardArgs& args) {
@@ -66,7 +64,8 @@ Tensor Module::forward_args(const ForwardArgs& args) {
 }
 
 Tensor Module::operator()(const Tensor& x) {
-  if (x.is_proxy() && t_module_hook != nullptr) return t_module_hook->CallModule(*this, {{{forward_arg_names()[0], x}}});
+  if (x.is_proxy() && t_module_hook != nullptr)
+    return t_module_hook->CallModule(*this, {{{forward_arg_names()[0], x}}});
   return forward(x);
 }
 
@@ -243,7 +242,8 @@ absl::Status Module::SetSubmodule(const std::string& path, std::shared_ptr<Modul
   const size_t dot = path.rfind('.');
   Module* parent = dot == std::string::npos ? this : submodule(path.substr(0, dot));
   if (parent == nullptr) {
-    return absl::NotFoundError(absl::StrCat("SetSubmodule('", path, "'): parent '", path.substr(0, dot), "' does not exist"));
+    return absl::NotFoundError(
+        absl::StrCat("SetSubmodule('", path, "'): parent '", path.substr(0, dot), "' does not exist"));
   }
   const std::string name = dot == std::string::npos ? path : path.substr(dot + 1);
   auto& kids = parent->children_;

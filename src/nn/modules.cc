@@ -43,8 +43,7 @@ Linear::Linear(int64_t in, int64_t out, bool has_bias) : in_features(in), out_fe
 
 Tensor Linear::forward(const Tensor& x) { return F::linear(x, weight, bias); }
 
-BatchNormBase::BatchNormBase(int64_t c, double eps, double momentum)
-    : num_features(c), eps(eps), momentum(momentum) {
+BatchNormBase::BatchNormBase(int64_t c, double eps, double momentum) : num_features(c), eps(eps), momentum(momentum) {
   if (c <= 0) ThrowInvalid("BatchNorm(", c, "): num_features must be positive");
   weight = register_parameter("weight", Tensor::Full({c}, 1.f));
   bias = register_parameter("bias", Tensor::Zeros({c}));

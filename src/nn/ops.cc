@@ -10,13 +10,20 @@ namespace {
 
 const char* Kind(const OpArg& a) {
   switch (a.index()) {
-    case 0: return "None";
-    case 1: return "a tensor";
-    case 2: return "an integer";
-    case 3: return "a number";
-    case 4: return "a bool";
-    case 5: return "a list of integers";
-    default: return "a list of tensors";
+    case 0:
+      return "None";
+    case 1:
+      return "a tensor";
+    case 2:
+      return "an integer";
+    case 3:
+      return "a number";
+    case 4:
+      return "a bool";
+    case 5:
+      return "a list of integers";
+    default:
+      return "a list of tensors";
   }
 }
 
@@ -33,9 +40,7 @@ struct Args {
     ThrowInvalid(op, ": argument ", i, " must be ", want, ", got ", i < v.size() ? Kind(v[i]) : "nothing");
   }
   Tensor T(size_t i) const { return Get<Tensor>(i, "a tensor"); }
-  Tensor OptT(size_t i) const {
-    return i < v.size() && std::holds_alternative<std::monostate>(v[i]) ? Tensor() : T(i);
-  }
+  Tensor OptT(size_t i) const { return i < v.size() && std::holds_alternative<std::monostate>(v[i]) ? Tensor() : T(i); }
   int64_t I(size_t i) const { return Get<int64_t>(i, "an integer"); }
   bool B(size_t i) const { return Get<bool>(i, "a bool"); }
   double D(size_t i) const {
@@ -100,11 +105,20 @@ const std::vector<OpSchema>& Registry() {
       {OpId::kMul, "mul", false, "_operator.mul", 2, 2, RunMul},
       {OpId::kCat, "cat", false, "torch.cat", 2, 2, RunCat},
       {OpId::kFlatten, "flatten", false, "torch.flatten", 3, 3,
-       [](const std::vector<OpArg>& v) { Args a{"flatten", v}; return F::flatten(a.T(0), a.I(1), a.I(2)); }},
+       [](const std::vector<OpArg>& v) {
+         Args a{"flatten", v};
+         return F::flatten(a.T(0), a.I(1), a.I(2));
+       }},
       {OpId::kReshape, "reshape", false, "torch.reshape", 2, 2,
-       [](const std::vector<OpArg>& v) { Args a{"reshape", v}; return F::reshape(a.T(0), a.Ints(1)); }},
+       [](const std::vector<OpArg>& v) {
+         Args a{"reshape", v};
+         return F::reshape(a.T(0), a.Ints(1));
+       }},
       {OpId::kMean, "mean", false, "torch.mean", 3, 3,
-       [](const std::vector<OpArg>& v) { Args a{"mean", v}; return F::mean(a.T(0), a.Ints(1), a.B(2)); }},
+       [](const std::vector<OpArg>& v) {
+         Args a{"mean", v};
+         return F::mean(a.T(0), a.Ints(1), a.B(2));
+       }},
       {OpId::kRelu, "relu", false, "torch.nn.functional.relu", 1, 1, QFX_UNARY(relu)},
       {OpId::kRelu6, "relu6", false, "torch.nn.functional.relu6", 1, 1, QFX_UNARY(relu6)},
       {OpId::kHardtanh, "hardtanh", false, "torch.nn.functional.hardtanh", 3, 3,
@@ -118,37 +132,70 @@ const std::vector<OpSchema>& Registry() {
       {OpId::kTanh, "tanh", false, "torch.tanh", 1, 1, QFX_UNARY(tanh)},
       {OpId::kSilu, "silu", false, "torch.nn.functional.silu", 1, 1, QFX_UNARY(silu)},
       {OpId::kSoftmax, "softmax", false, "torch.nn.functional.softmax", 2, 2,
-       [](const std::vector<OpArg>& v) { Args a{"softmax", v}; return F::softmax(a.T(0), a.I(1)); }},
+       [](const std::vector<OpArg>& v) {
+         Args a{"softmax", v};
+         return F::softmax(a.T(0), a.I(1));
+       }},
       {OpId::kDropout, "dropout", false, "torch.nn.functional.dropout", 3, 3,
-       [](const std::vector<OpArg>& v) { Args a{"dropout", v}; return F::dropout(a.T(0), a.D(1), a.B(2)); }},
+       [](const std::vector<OpArg>& v) {
+         Args a{"dropout", v};
+         return F::dropout(a.T(0), a.D(1), a.B(2));
+       }},
       {OpId::kConv2d, "conv2d", false, "torch.conv2d", 7, 7, RunConv2d},
       {OpId::kLinear, "linear", false, "torch._C._nn.linear", 3, 3,
-       [](const std::vector<OpArg>& v) { Args a{"linear", v}; return F::linear(a.T(0), a.T(1), a.OptT(2)); }},
+       [](const std::vector<OpArg>& v) {
+         Args a{"linear", v};
+         return F::linear(a.T(0), a.T(1), a.OptT(2));
+       }},
       {OpId::kBatchNorm, "batch_norm", false, "torch.nn.functional.batch_norm", 8, 8, RunBatchNorm},
       {OpId::kMaxPool2d, "max_pool2d", false, "torch.nn.functional.max_pool2d", 6, 6, RunMaxPool},
       {OpId::kAvgPool2d, "avg_pool2d", false, "torch._C._nn.avg_pool2d", 6, 6, RunAvgPool},
       {OpId::kAdaptiveAvgPool2d, "adaptive_avg_pool2d", false, "torch.nn.functional.adaptive_avg_pool2d", 2, 2,
-       [](const std::vector<OpArg>& v) { Args a{"adaptive_avg_pool2d", v}; return F::adaptive_avg_pool2d(a.T(0), a.Ints(1)); }},
+       [](const std::vector<OpArg>& v) {
+         Args a{"adaptive_avg_pool2d", v};
+         return F::adaptive_avg_pool2d(a.T(0), a.Ints(1));
+       }},
       {OpId::kQuantize, "quantize", false, "torch.quantize_per_tensor", 3, 3,
-       [](const std::vector<OpArg>& v) { Args a{"quantize", v}; return F::quantize(a.T(0), a.D(1), a.I(2)); }},
+       [](const std::vector<OpArg>& v) {
+         Args a{"quantize", v};
+         return F::quantize(a.T(0), a.D(1), a.I(2));
+       }},
       {OpId::kDequantize, "dequantize", false, "torch.dequantize", 1, 1, QFX_UNARY(dequantize)},
       {OpId::kQAdd, "q_add", false, "torch.ops.quantized.add", 5, 5,
-       [](const std::vector<OpArg>& v) { Args a{"q_add", v}; return F::q_add(a.T(0), a.T(1), a.D(2), a.I(3), a.B(4)); }},
+       [](const std::vector<OpArg>& v) {
+         Args a{"q_add", v};
+         return F::q_add(a.T(0), a.T(1), a.D(2), a.I(3), a.B(4));
+       }},
       {OpId::kQMul, "q_mul", false, "torch.ops.quantized.mul", 4, 4,
-       [](const std::vector<OpArg>& v) { Args a{"q_mul", v}; return F::q_mul(a.T(0), a.T(1), a.D(2), a.I(3)); }},
+       [](const std::vector<OpArg>& v) {
+         Args a{"q_mul", v};
+         return F::q_mul(a.T(0), a.T(1), a.D(2), a.I(3));
+       }},
       {OpId::kQCat, "q_cat", false, "torch.ops.quantized.cat", 4, 4,
        [](const std::vector<OpArg>& v) {
          Args a{"q_cat", v};
          return F::q_cat(a.Get<std::vector<Tensor>>(0, "a list of tensors"), a.I(1), a.D(2), a.I(3));
        }},
       {OpId::kQUnary, "q_unary", false, "torch.ops.quantized.unary", 4, 4,
-       [](const std::vector<OpArg>& v) { Args a{"q_unary", v}; return F::q_unary(a.T(0), a.I(1), a.D(2), a.I(3)); }},
+       [](const std::vector<OpArg>& v) {
+         Args a{"q_unary", v};
+         return F::q_unary(a.T(0), a.I(1), a.D(2), a.I(3));
+       }},
       {OpId::kMethodReshape, "reshape", true, "reshape", 2, 2,
-       [](const std::vector<OpArg>& v) { Args a{"reshape", v}; return a.T(0).Reshape(a.Ints(1)); }},
+       [](const std::vector<OpArg>& v) {
+         Args a{"reshape", v};
+         return a.T(0).Reshape(a.Ints(1));
+       }},
       {OpId::kMethodView, "view", true, "view", 2, 2,
-       [](const std::vector<OpArg>& v) { Args a{"view", v}; return a.T(0).View(a.Ints(1)); }},
+       [](const std::vector<OpArg>& v) {
+         Args a{"view", v};
+         return a.T(0).View(a.Ints(1));
+       }},
       {OpId::kMethodFlatten, "flatten", true, "flatten", 3, 3,
-       [](const std::vector<OpArg>& v) { Args a{"flatten", v}; return a.T(0).Flatten(a.I(1), a.I(2)); }},
+       [](const std::vector<OpArg>& v) {
+         Args a{"flatten", v};
+         return a.T(0).Flatten(a.I(1), a.I(2));
+       }},
   };
   return *ops;
 }

@@ -15,22 +15,26 @@ namespace qfx {
 namespace F {
 namespace {
 
-#define QFX_TRACE_QOP(op, ...)                                            \
-  do {                                                                    \
-    Tensor qfx_traced_;                                                   \
+#define QFX_TRACE_QOP(op, ...)                                           \
+  do {                                                                   \
+    Tensor qfx_traced_;                                                  \
     if (MaybeTrace(op, {__VA_ARGS__}, &qfx_traced_)) return qfx_traced_; \
   } while (0)
 
 void CheckQ(const char* op, const Tensor& q) {
-  if (!q.is_quantized() || q.dtype() != DType::kU8) ThrowInvalid(op, ": input ", q.ToString(), " must be a quint8 tensor");
+  if (!q.is_quantized() || q.dtype() != DType::kU8)
+    ThrowInvalid(op, ": input ", q.ToString(), " must be a quint8 tensor");
 }
 
 QuantInfo OutQ(const char* op, double scale, int64_t zp) {
-  if (!(scale > 0) || zp < 0 || zp > 255) ThrowInvalid(op, ": output scale ", scale, " / zero point ", zp, " are invalid");
+  if (!(scale > 0) || zp < 0 || zp > 255)
+    ThrowInvalid(op, ": output scale ", scale, " / zero point ", zp, " are invalid");
   return QuantInfo{static_cast<float>(scale), static_cast<int32_t>(zp)};
 }
 
-float Deq(uint8_t q, const QuantInfo& qi) { return static_cast<float>(static_cast<int32_t>(q) - qi.zero_point) * qi.scale; }
+float Deq(uint8_t q, const QuantInfo& qi) {
+  return static_cast<float>(static_cast<int32_t>(q) - qi.zero_point) * qi.scale;
+}
 
 uint8_t Quant(float v, const QuantInfo& qi) {
   return static_cast<uint8_t>(kernels::QuantizeValue(v, 1.0f / qi.scale, qi.zero_point, 0, 255));
@@ -44,9 +48,12 @@ Tensor BinaryQ(const char* op, const Tensor& a, const Tensor& b, QuantInfo out, 
   Tensor y = Tensor::Quantized(a.shape(), DType::kU8, out);
   kernels::QBinaryArgs args;
   args.n = a.numel();
-  args.a_scale = a.quant().scale, args.a_zero_point = a.quant().zero_point;
-  args.b_scale = b.quant().scale, args.b_zero_point = b.quant().zero_point;
-  args.y_scale = out.scale, args.y_zero_point = out.zero_point;
+  args.a_scale = a.quant().scale;
+  args.a_zero_point = a.quant().zero_point;
+  args.b_scale = b.quant().scale;
+  args.b_zero_point = b.quant().zero_point;
+  args.y_scale = out.scale;
+  args.y_zero_point = out.zero_point;
   args.relu = relu;
   kernel(args, a.data<uint8_t>(), b.data<uint8_t>(), y.data<uint8_t>());
   return y;
@@ -113,15 +120,32 @@ Tensor q_unary(const Tensor& q, int64_t op, double scale, int64_t zero_point) {
   const Tensor xs = Tensor::FromVector({256}, std::vector<float>(x.begin(), x.end()));
   Tensor fx;
   switch (static_cast<OpId>(op)) {
-    case OpId::kHardswish: fx = hardswish(xs); break;
-    case OpId::kHardsigmoid: fx = hardsigmoid(xs); break;
-    case OpId::kSigmoid: fx = sigmoid(xs); break;
-    case OpId::kTanh: fx = tanh(xs); break;
-    case OpId::kSilu: fx = silu(xs); break;
-    case OpId::kRelu: fx = relu(xs); break;
-    case OpId::kRelu6: fx = relu6(xs); break;
-    case OpId::kDropout: fx = xs; break;  // eval: identity (a requantization)
-    default: ThrowInvalid("q_unary: op ", op, " has no quantized table form");
+    case OpId::kHardswish:
+      fx = hardswish(xs);
+      break;
+    case OpId::kHardsigmoid:
+      fx = hardsigmoid(xs);
+      break;
+    case OpId::kSigmoid:
+      fx = sigmoid(xs);
+      break;
+    case OpId::kTanh:
+      fx = tanh(xs);
+      break;
+    case OpId::kSilu:
+      fx = silu(xs);
+      break;
+    case OpId::kRelu:
+      fx = relu(xs);
+      break;
+    case OpId::kRelu6:
+      fx = relu6(xs);
+      break;
+    case OpId::kDropout:
+      fx = xs;
+      break;  // eval: identity (a requantization)
+    default:
+      ThrowInvalid("q_unary: op ", op, " has no quantized table form");
   }
   std::array<uint8_t, 256> table{};
   for (int i = 0; i < 256; ++i) table[i] = Quant(fx.data<float>()[i], out);

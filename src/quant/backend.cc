@@ -38,12 +38,13 @@ std::vector<BackendPattern> PreparePatterns() {
       {"cat", {Function({OpId::kCat})}, OT::kShareInputObserver},
       {"hardswish", {OpMatcher{{"Hardswish"}, {OpId::kHardswish}, {}}}, OT::kOwnObserver},
       {"dropout", {OpMatcher{{"Dropout"}, {OpId::kDropout}, {}}}, OT::kOwnObserver},
-      {"fixed-qparams", {OpMatcher{{"Sigmoid", "Hardsigmoid", "Tanh"}, {OpId::kSigmoid, OpId::kHardsigmoid, OpId::kTanh}, {}}},
+      {"fixed-qparams",
+       {OpMatcher{{"Sigmoid", "Hardsigmoid", "Tanh"}, {OpId::kSigmoid, OpId::kHardsigmoid, OpId::kTanh}, {}}},
        OT::kOwnObserver},
       {"share-qparams",
        {OpMatcher{{"AdaptiveAvgPool2d", "AvgPool2d", "Hardtanh", "Identity", "MaxPool2d", "ReLU", "ReLU6", "Flatten"},
-                  {OpId::kAdaptiveAvgPool2d, OpId::kHardtanh, OpId::kMaxPool2d, OpId::kAvgPool2d, OpId::kRelu, OpId::kRelu6,
-                   OpId::kFlatten, OpId::kReshape},
+                  {OpId::kAdaptiveAvgPool2d, OpId::kHardtanh, OpId::kMaxPool2d, OpId::kAvgPool2d, OpId::kRelu,
+                   OpId::kRelu6, OpId::kFlatten, OpId::kReshape},
                   {OpId::kMethodReshape, OpId::kMethodView, OpId::kMethodFlatten}}},
        OT::kShareInputObserver},
   };
@@ -89,8 +90,9 @@ const BackendPattern* MatchPattern(const BackendConfig& config, fx::GraphModule&
       ok = n != nullptr && p.ops[i].Matches(gm, *n) && (n == node || n->users().size() == 1);
       if (!ok) break;
       chain.push_back(n);
-      n = i > 0 && !n->args().empty() && std::holds_alternative<fx::Node*>(n->args()[0]) ? std::get<fx::Node*>(n->args()[0])
-                                                                                          : nullptr;
+      n = i > 0 && !n->args().empty() && std::holds_alternative<fx::Node*>(n->args()[0])
+              ? std::get<fx::Node*>(n->args()[0])
+              : nullptr;
     }
     if (!ok) continue;
     std::reverse(chain.begin(), chain.end());

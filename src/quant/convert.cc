@@ -36,10 +36,14 @@ const QParams* TrainedQParams(nn::Module* m) {
 absl::StatusOr<QParams> ObserverQParams(nn::Module* m, const fx::Node& n) {
   QParams qp;
   absl::Status s = CatchErrors([&] {
-    if (const QParams* trained = TrainedQParams(m)) qp = *trained;
-    else if (auto* fq = dynamic_cast<FakeQuantize*>(m)) qp = fq->CalculateQParams();
-    else if (auto* obs = dynamic_cast<Observer*>(m)) qp = obs->CalculateQParams();
-    else ThrowInvalid("not an observer");
+    if (const QParams* trained = TrainedQParams(m))
+      qp = *trained;
+    else if (auto* fq = dynamic_cast<FakeQuantize*>(m))
+      qp = fq->CalculateQParams();
+    else if (auto* obs = dynamic_cast<Observer*>(m))
+      qp = obs->CalculateQParams();
+    else
+      ThrowInvalid("not an observer");
   });
   if (!s.ok()) return absl::Status(s.code(), absl::StrCat("Convert: %", n.name(), ": ", s.message()));
   if (qp.scale.size() != 1 || qp.dtype != QDType::kQUInt8) {
@@ -56,7 +60,8 @@ absl::Status ReplaceObservers(fx::GraphModule& gm) {
     fx::Node* dq;
     {
       auto point = gm.graph().InsertingBefore(n);
-      fx::Node* q = gm.graph().CallFunction(OpId::kQuantize, {input, static_cast<double>(qp.scale[0]), qp.zero_point[0]});
+      fx::Node* q =
+          gm.graph().CallFunction(OpId::kQuantize, {input, static_cast<double>(qp.scale[0]), qp.zero_point[0]});
       dq = gm.graph().CallFunction(OpId::kDequantize, {q});
     }
     n->ReplaceAllUsesWith(dq);
@@ -75,12 +80,16 @@ absl::StatusOr<QuantizedLayer> LayerOf(nn::Module* m, const ObserverSpec& spec) 
   QuantizedLayer l;
   if (auto* conv = dynamic_cast<nn::Conv2d*>(m)) {
     QFX_ASSIGN_OR_RETURN(l, QuantizeLayer(conv->weight, conv->bias, spec));
-    l.in_channels = conv->in_channels, l.kernel = conv->kernel_size, l.stride = conv->options.stride[0];
-    l.padding = conv->options.padding[0], l.dilation = conv->options.dilation[0], l.groups = conv->options.groups;
+    l.in_channels = conv->in_channels;
+    l.kernel = conv->kernel_size;
+    l.stride = conv->options.stride[0];
+    l.padding = conv->options.padding[0];
+    l.dilation = conv->options.dilation[0];
+    l.groups = conv->options.groups;
   } else if (auto* qconv = dynamic_cast<QatConv2d*>(m)) {
     std::shared_ptr<nn::Conv2d> plain;
-    nn::Conv2dArgs args{qconv->options.stride[0], qconv->options.padding[0], qconv->options.dilation[0], qconv->options.groups,
-                        qconv->bias.defined()};
+    nn::Conv2dArgs args{qconv->options.stride[0], qconv->options.padding[0], qconv->options.dilation[0],
+                        qconv->options.groups, qconv->bias.defined()};
     plain = std::make_shared<nn::Conv2d>(qconv->weight.size(1) * qconv->options.groups, qconv->out_channels,
                                          qconv->weight.size(2), args);
     plain->weight.CopyFrom(qconv->weight);
@@ -90,17 +99,24 @@ absl::StatusOr<QuantizedLayer> LayerOf(nn::Module* m, const ObserverSpec& spec) 
     const QParams* trained = TrainedQParams(qconv->weight_fake_quant.get());
     QFX_ASSIGN_OR_RETURN(l, trained ? QuantizeLayer(plain->weight, plain->bias, *trained)
                                     : QuantizeLayer(plain->weight, plain->bias, spec));
-    l.in_channels = plain->in_channels, l.kernel = plain->kernel_size, l.stride = args.stride;
-    l.padding = args.padding, l.dilation = args.dilation, l.groups = args.groups;
+    l.in_channels = plain->in_channels;
+    l.kernel = plain->kernel_size;
+    l.stride = args.stride;
+    l.padding = args.padding;
+    l.dilation = args.dilation;
+    l.groups = args.groups;
     relu = qconv->relu;
   } else if (auto* linear = dynamic_cast<nn::Linear*>(m)) {
     QFX_ASSIGN_OR_RETURN(l, QuantizeLayer(linear->weight, linear->bias, spec));
-    l.is_conv = false, l.in_channels = linear->in_features;
+    l.is_conv = false;
+    l.in_channels = linear->in_features;
   } else if (auto* qlinear = dynamic_cast<QatLinear*>(m)) {
     const QParams* trained = TrainedQParams(qlinear->weight_fake_quant.get());
     QFX_ASSIGN_OR_RETURN(l, trained ? QuantizeLayer(qlinear->weight, qlinear->bias, *trained)
                                     : QuantizeLayer(qlinear->weight, qlinear->bias, spec));
-    l.is_conv = false, l.in_channels = qlinear->weight.size(1), relu = qlinear->relu;
+    l.is_conv = false;
+    l.in_channels = qlinear->weight.size(1);
+    relu = qlinear->relu;
   } else {
     return absl::InternalError(absl::StrCat("Convert: ", m->type_name(), " is not a weighted layer"));
   }
@@ -116,7 +132,9 @@ absl::Status ConvertToReference(fx::GraphModule& gm, const PrepareReport& report
     nn::Module* m = gm.submodule(path);
     if (m == nullptr) return absl::InternalError(absl::StrCat("Convert: weighted module '", path, "' is gone"));
     absl::StatusOr<QuantizedLayer> layer = LayerOf(m, spec);
-    if (!layer.ok()) return absl::Status(layer.status().code(), absl::StrCat("Convert: module '", path, "': ", layer.status().message()));
+    if (!layer.ok())
+      return absl::Status(layer.status().code(),
+                          absl::StrCat("Convert: module '", path, "': ", layer.status().message()));
     QFX_RETURN_IF_ERROR(gm.ReplaceSubmodule(path, std::make_shared<ReferenceWeighted>(*std::move(layer))));
   }
   QFX_RETURN_IF_ERROR(gm.DeleteUnusedSubmodules());

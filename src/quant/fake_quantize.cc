@@ -20,8 +20,8 @@ Tensor FakeQuantizeTensor(const Tensor& x, const QParams& qp) {
     channels = x.size(axis);
     for (int64_t d = axis + 1; d < x.dim(); ++d) inner *= x.size(d);
     if (channels != static_cast<int64_t>(qp.scale.size())) {
-      ThrowInvalid("fake_quantize: input ", x.ToString(), " has ", channels, " channels on axis ", axis, " but there are ",
-                   qp.scale.size(), " scales");
+      ThrowInvalid("fake_quantize: input ", x.ToString(), " has ", channels, " channels on axis ", axis,
+                   " but there are ", qp.scale.size(), " scales");
     }
   }
   for (int64_t i = 0, n = x.numel(); i < n; ++i) {
@@ -42,8 +42,8 @@ FakeQuantize::FakeQuantize(std::shared_ptr<Observer> observer) : observer_(std::
 
 // ATen's ChooseQuantizationParams (aten/src/ATen/native/quantized/cpu/QuantUtils.h), used by the fused
 // moving-average observer + fake-quant op.
-void ChooseQuantizationParams(float min, float max, int64_t qmin, int64_t qmax, bool preserve_sparsity, float* scale_out,
-                              int64_t* zero_point_out) {
+void ChooseQuantizationParams(float min, float max, int64_t qmin, int64_t qmax, bool preserve_sparsity,
+                              float* scale_out, int64_t* zero_point_out) {
   constexpr float kSmallScale = 6.1e-5f;
   if (min < 0 && max > 0 && preserve_sparsity) {
     const int64_t symmetric_qmin = -((qmax - qmin) / 2 + 1), symmetric_qmax = (qmax - qmin) / 2;

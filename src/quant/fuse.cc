@@ -15,14 +15,16 @@ const T* ModuleAt(fx::GraphModule& gm, const fx::Node* n) {
 }
 
 // The module that replaces a matched chain.
-absl::StatusOr<std::shared_ptr<nn::Module>> FusedModule(fx::GraphModule& gm, Fusion f, const std::vector<fx::Node*>& chain) {
+absl::StatusOr<std::shared_ptr<nn::Module>> FusedModule(fx::GraphModule& gm, Fusion f,
+                                                        const std::vector<fx::Node*>& chain) {
   const auto relu = [] { return std::make_shared<nn::ReLU>(); };
   const nn::BatchNormBase* bn = chain.size() > 1 ? ModuleAt<nn::BatchNormBase>(gm, chain[1]) : nullptr;
   switch (f) {
     case Fusion::kConvBn:
       return std::shared_ptr<nn::Module>(FoldBatchNorm(*ModuleAt<nn::Conv2d>(gm, chain[0]), *bn));
     case Fusion::kConvBnReLU:
-      return std::shared_ptr<nn::Module>(MakeFused("ConvReLU2d", FoldBatchNorm(*ModuleAt<nn::Conv2d>(gm, chain[0]), *bn), relu()));
+      return std::shared_ptr<nn::Module>(
+          MakeFused("ConvReLU2d", FoldBatchNorm(*ModuleAt<nn::Conv2d>(gm, chain[0]), *bn), relu()));
     case Fusion::kLinearBn:
       return std::shared_ptr<nn::Module>(FoldBatchNorm(*ModuleAt<nn::Linear>(gm, chain[0]), *bn));
     case Fusion::kConvReLU:

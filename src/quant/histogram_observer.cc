@@ -170,7 +170,8 @@ class HistogramObserver : public Observer {
       start_bin = next_start;
       end_bin = next_end;
     }
-    return {min_val_ + bin_width * static_cast<float>(start_bin), min_val_ + bin_width * static_cast<float>(end_bin + 1)};
+    return {min_val_ + bin_width * static_cast<float>(start_bin),
+            min_val_ + bin_width * static_cast<float>(end_bin + 1)};
   }
 
   std::vector<float> histogram_;

@@ -27,8 +27,8 @@ class Lowerer {
     gm_.graph().EliminateDeadCode();
     for (const auto& [name, pattern] : report_.quantized) {
       if (!lowered_.count(name)) {
-        return absl::InternalError(absl::StrCat("Lower: node %", name, " (", pattern,
-                                                ") was prepared for int8 but has no int8 lowering"));
+        return absl::InternalError(
+            absl::StrCat("Lower: node %", name, " (", pattern, ") was prepared for int8 but has no int8 lowering"));
       }
     }
     QFX_RETURN_IF_ERROR(gm_.DeleteUnusedSubmodules());
@@ -51,7 +51,8 @@ class Lowerer {
   absl::StatusOr<QuantInfo> QParamsOf(const fx::Node* n) const {
     if (IsCall(n, OpId::kQuantize)) return QuantizeArgs(n);
     auto it = qparams_.find(n);
-    if (it == qparams_.end()) return absl::InternalError(absl::StrCat("Lower: qparams of %", n->name(), " are unknown"));
+    if (it == qparams_.end())
+      return absl::InternalError(absl::StrCat("Lower: qparams of %", n->name(), " are unknown"));
     return it->second;
   }
 
@@ -71,7 +72,8 @@ class Lowerer {
 
   absl::Status LowerNode(fx::Node* n) {
     const std::string type = ModuleType(n);
-    if (auto* ref = dynamic_cast<ReferenceWeighted*>(n->op() == fx::Opcode::kCallModule ? gm_.submodule(n->target().path) : nullptr)) {
+    if (auto* ref = dynamic_cast<ReferenceWeighted*>(
+            n->op() == fx::Opcode::kCallModule ? gm_.submodule(n->target().path) : nullptr)) {
       return LowerWeighted(n, *ref);
     }
     if (IsCall(n, OpId::kAdd) || IsCall(n, OpId::kMul)) return LowerBinary(n);
@@ -101,7 +103,10 @@ class Lowerer {
     bool relu = false;
     if (IsCall(n, OpId::kAdd) && n->users().size() == 1) {
       fx::Node* u = n->users()[0];
-      if (IsCall(u, OpId::kRelu) || ModuleType(u) == "ReLU") relu = true, last = u;
+      if (IsCall(u, OpId::kRelu) || ModuleType(u) == "ReLU") {
+        relu = true;
+        last = u;
+      }
     }
     fx::Node* q_out = OutputQuantize(last);
     if (!q_out) return absl::OkStatus();
@@ -110,9 +115,11 @@ class Lowerer {
     {
       auto point = gm_.graph().InsertingBefore(n);
       if (IsCall(n, OpId::kAdd)) {
-        lowered = gm_.graph().CallFunction(OpId::kQAdd, {a, b, static_cast<double>(out.scale), int64_t{out.zero_point}, relu});
+        lowered = gm_.graph().CallFunction(OpId::kQAdd,
+                                           {a, b, static_cast<double>(out.scale), int64_t{out.zero_point}, relu});
       } else {
-        lowered = gm_.graph().CallFunction(OpId::kQMul, {a, b, static_cast<double>(out.scale), int64_t{out.zero_point}});
+        lowered =
+            gm_.graph().CallFunction(OpId::kQMul, {a, b, static_cast<double>(out.scale), int64_t{out.zero_point}});
       }
     }
     lowered_.insert(last->name());
@@ -135,7 +142,8 @@ class Lowerer {
     fx::Node* lowered;
     {
       auto point = gm_.graph().InsertingBefore(n);
-      lowered = gm_.graph().CallFunction(OpId::kQCat, {srcs, n->args()[1], static_cast<double>(out.scale), int64_t{out.zero_point}});
+      lowered = gm_.graph().CallFunction(OpId::kQCat,
+                                         {srcs, n->args()[1], static_cast<double>(out.scale), int64_t{out.zero_point}});
     }
     lowered_.insert(n->name());
     QFX_RETURN_IF_ERROR(Bypass(q_out, lowered, out));
@@ -144,10 +152,11 @@ class Lowerer {
 
   static bool IsShare(const fx::Node* n, const std::string& type) {
     static const std::set<std::string> modules = {"MaxPool2d", "AvgPool2d", "AdaptiveAvgPool2d", "ReLU",
-                                                  "ReLU6", "Hardtanh", "Identity", "Flatten"};
-    static const std::set<OpId> ops = {OpId::kMaxPool2d, OpId::kAvgPool2d, OpId::kAdaptiveAvgPool2d, OpId::kRelu,
-                                       OpId::kRelu6, OpId::kHardtanh, OpId::kFlatten, OpId::kReshape,
-                                       OpId::kMethodReshape, OpId::kMethodView, OpId::kMethodFlatten};
+                                                  "ReLU6",     "Hardtanh",  "Identity",          "Flatten"};
+    static const std::set<OpId> ops = {OpId::kMaxPool2d,  OpId::kAvgPool2d,    OpId::kAdaptiveAvgPool2d,
+                                       OpId::kRelu,       OpId::kRelu6,        OpId::kHardtanh,
+                                       OpId::kFlatten,    OpId::kReshape,      OpId::kMethodReshape,
+                                       OpId::kMethodView, OpId::kMethodFlatten};
     if (n->op() == fx::Opcode::kCallModule) return modules.count(type) > 0;
     return (n->op() == fx::Opcode::kCallFunction || n->op() == fx::Opcode::kCallMethod) && ops.count(n->target().op);
   }
@@ -159,12 +168,14 @@ class Lowerer {
     QFX_ASSIGN_OR_RETURN(QuantInfo in, QParamsOf(src));
     const QuantInfo out = QuantizeArgs(q_out);
     if (in.scale != out.scale || in.zero_point != out.zero_point) {
-      return absl::InternalError(absl::StrCat("Lower: %", n->name(), " shares its input's qparams but its output observer differs"));
+      return absl::InternalError(
+          absl::StrCat("Lower: %", n->name(), " shares its input's qparams but its output observer differs"));
     }
     lowered_.insert(n->name());
     float lo, hi;
-    auto* producer = src->op() == fx::Opcode::kCallModule ? dynamic_cast<QuantizedWeighted*>(gm_.submodule(src->target().path))
-                                                          : nullptr;
+    auto* producer = src->op() == fx::Opcode::kCallModule
+                         ? dynamic_cast<QuantizedWeighted*>(gm_.submodule(src->target().path))
+                         : nullptr;
     if (producer && src->users().size() == 1 && ClampBounds(n, &lo, &hi)) {
       // conv / linear followed by relu / relu6 / hardtanh: the clamp moves into the epilogue.
       producer->FoldClamp(lo, hi);
@@ -196,16 +207,17 @@ class Lowerer {
   }
 
   static int64_t UnaryOp(const fx::Node* n, const std::string& type) {
-    static const std::map<std::string, OpId> modules = {{"Hardswish", OpId::kHardswish}, {"Sigmoid", OpId::kSigmoid},
-                                                        {"Hardsigmoid", OpId::kHardsigmoid}, {"Tanh", OpId::kTanh},
-                                                        {"SiLU", OpId::kSilu}, {"Dropout", OpId::kDropout}};
+    static const std::map<std::string, OpId> modules = {
+        {"Hardswish", OpId::kHardswish}, {"Sigmoid", OpId::kSigmoid}, {"Hardsigmoid", OpId::kHardsigmoid},
+        {"Tanh", OpId::kTanh},           {"SiLU", OpId::kSilu},       {"Dropout", OpId::kDropout}};
     if (n->op() == fx::Opcode::kCallModule) {
       auto it = modules.find(type);
       return it == modules.end() ? -1 : static_cast<int64_t>(it->second);
     }
-    static const std::set<OpId> ops = {OpId::kHardswish, OpId::kSigmoid, OpId::kHardsigmoid, OpId::kTanh, OpId::kSilu,
-                                       OpId::kDropout};
-    return n->op() == fx::Opcode::kCallFunction && ops.count(n->target().op) ? static_cast<int64_t>(n->target().op) : -1;
+    static const std::set<OpId> ops = {OpId::kHardswish, OpId::kSigmoid, OpId::kHardsigmoid,
+                                       OpId::kTanh,      OpId::kSilu,    OpId::kDropout};
+    return n->op() == fx::Opcode::kCallFunction && ops.count(n->target().op) ? static_cast<int64_t>(n->target().op)
+                                                                             : -1;
   }
 
   absl::Status LowerUnary(fx::Node* n, int64_t op) {
@@ -216,7 +228,8 @@ class Lowerer {
     fx::Node* lowered;
     {
       auto point = gm_.graph().InsertingBefore(n);
-      lowered = gm_.graph().CallFunction(OpId::kQUnary, {src, op, static_cast<double>(out.scale), int64_t{out.zero_point}});
+      lowered =
+          gm_.graph().CallFunction(OpId::kQUnary, {src, op, static_cast<double>(out.scale), int64_t{out.zero_point}});
     }
     lowered_.insert(n->name());
     QFX_RETURN_IF_ERROR(Bypass(q_out, lowered, out));

@@ -3,8 +3,8 @@
 
 #include <set>
 
-#include "absl/strings/str_cat.h"
 #include "absl/strings/numbers.h"
+#include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
 #include "qfx/fx/formats.h"
 #include "qfx/io/safetensors.h"
@@ -53,7 +53,8 @@ std::string Leaf(const std::string& p) { return p.rfind('.') == std::string::npo
 
 }  // namespace
 
-absl::Status SaveModel(const std::string& path, fx::GraphModule& gm, const Shape& input_shape, const std::string& source) {
+absl::Status SaveModel(const std::string& path, fx::GraphModule& gm, const Shape& input_shape,
+                       const std::string& source) {
   json modules = json::object();
   nn::NamedTensors tensors;
   std::set<std::string> seen;
@@ -71,10 +72,9 @@ absl::Status SaveModel(const std::string& path, fx::GraphModule& gm, const Shape
       tensors.emplace_back(target, gm.tensor_at(target));
     }
   }
-  std::map<std::string, std::string> meta = {{"format", kFormat},          {"version", kVersion},
-                                             {"graph", fx::GraphToJson(gm.graph())},
-                                             {"modules", modules.dump()}, {"source", source},
-                                             {"input_shape", ShapeToString(input_shape)}};
+  std::map<std::string, std::string> meta = {
+      {"format", kFormat},         {"version", kVersion}, {"graph", fx::GraphToJson(gm.graph())},
+      {"modules", modules.dump()}, {"source", source},    {"input_shape", ShapeToString(input_shape)}};
   return io::WriteSafetensors(path, tensors, meta);
 }
 
@@ -103,9 +103,11 @@ absl::StatusOr<ModelFile> LoadModel(const std::string& path) {
     auto it = st.metadata.find(key);
     return it == st.metadata.end() ? nullptr : &it->second;
   };
-  if (!meta("format") || *meta("format") != kFormat) return Bad(path, "not a qfx model file (metadata 'format' is not 'qfx.model')");
+  if (!meta("format") || *meta("format") != kFormat)
+    return Bad(path, "not a qfx model file (metadata 'format' is not 'qfx.model')");
   if (!meta("version") || *meta("version") != kVersion) {
-    return Bad(path, absl::StrCat("model file version ", meta("version") ? *meta("version") : "?", " is not supported (this qfx reads ", kVersion, ")"));
+    return Bad(path, absl::StrCat("model file version ", meta("version") ? *meta("version") : "?",
+                                  " is not supported (this qfx reads ", kVersion, ")"));
   }
   for (const char* key : {"graph", "modules"}) {
     if (!meta(key)) return Bad(path, absl::StrCat("metadata '", key, "' is missing"));
@@ -123,7 +125,8 @@ absl::StatusOr<ModelFile> LoadModel(const std::string& path) {
   for (fx::Node* n : *graph) {
     if (n->op() != fx::Opcode::kGetAttr) continue;
     auto it = by_name.find(n->target().path);
-    if (it == by_name.end()) return Bad(path, absl::StrCat("attribute '", n->target().path, "' read by %", n->name(), " is missing"));
+    if (it == by_name.end())
+      return Bad(path, absl::StrCat("attribute '", n->target().path, "' read by %", n->name(), " is missing"));
     QFX_ASSIGN_OR_RETURN(Container * parent, ContainerAt(*root, Parent(n->target().path)));
     parent->AddBuffer(Leaf(n->target().path), it->second.Clone());
   }
@@ -143,7 +146,8 @@ absl::StatusOr<ModelFile> LoadModel(const std::string& path) {
   if (const std::string* shape = meta("input_shape"); shape && shape->size() > 2) {
     for (absl::string_view d : absl::StrSplit(shape->substr(1, shape->size() - 2), ", ")) {
       int64_t v;
-      if (!absl::SimpleAtoi(d, &v)) return Bad(path, absl::StrCat("metadata 'input_shape' ", *shape, " is not a shape"));
+      if (!absl::SimpleAtoi(d, &v))
+        return Bad(path, absl::StrCat("metadata 'input_shape' ", *shape, " is not a shape"));
       out.input_shape.push_back(v);
     }
   }

@@ -12,8 +12,8 @@ namespace {
 using json = nlohmann::json;
 
 json PoolConfig(const F::Pool2dOptions& o) {
-  return {{"kernel_size", o.kernel_size}, {"stride", o.stride}, {"padding", o.padding}, {"dilation", o.dilation},
-          {"ceil_mode", o.ceil_mode}, {"count_include_pad", o.count_include_pad}};
+  return {{"kernel_size", o.kernel_size}, {"stride", o.stride},       {"padding", o.padding},
+          {"dilation", o.dilation},       {"ceil_mode", o.ceil_mode}, {"count_include_pad", o.count_include_pad}};
 }
 
 F::Pool2dOptions PoolFrom(const json& c) {
@@ -33,12 +33,15 @@ absl::StatusOr<json> ModuleConfig(const nn::Module& m) {
   if (auto* q = dynamic_cast<const QuantizedWeighted*>(&m)) return q->Config();
   if (auto* d = dynamic_cast<const DynamicQuantizedLinear*>(&m)) return d->Config();
   if (auto* c = dynamic_cast<const nn::Conv2d*>(&m)) {
-    return json{{"in", c->in_channels}, {"out", c->out_channels}, {"kernel", c->kernel_size}, {"stride", c->options.stride[0]},
-                {"padding", c->options.padding[0]}, {"dilation", c->options.dilation[0]}, {"groups", c->options.groups},
-                {"bias", c->bias.defined()}};
+    return json{
+        {"in", c->in_channels},           {"out", c->out_channels},           {"kernel", c->kernel_size},
+        {"stride", c->options.stride[0]}, {"padding", c->options.padding[0]}, {"dilation", c->options.dilation[0]},
+        {"groups", c->options.groups},    {"bias", c->bias.defined()}};
   }
-  if (auto* l = dynamic_cast<const nn::Linear*>(&m)) return json{{"in", l->in_features}, {"out", l->out_features}, {"bias", l->bias.defined()}};
-  if (auto* b = dynamic_cast<const nn::BatchNormBase*>(&m)) return json{{"num_features", b->num_features}, {"eps", b->eps}, {"momentum", b->momentum}};
+  if (auto* l = dynamic_cast<const nn::Linear*>(&m))
+    return json{{"in", l->in_features}, {"out", l->out_features}, {"bias", l->bias.defined()}};
+  if (auto* b = dynamic_cast<const nn::BatchNormBase*>(&m))
+    return json{{"num_features", b->num_features}, {"eps", b->eps}, {"momentum", b->momentum}};
   if (auto* h = dynamic_cast<const nn::Hardtanh*>(&m)) return json{{"min_val", h->min_val}, {"max_val", h->max_val}};
   if (auto* s = dynamic_cast<const nn::Softmax*>(&m)) return json{{"dim", s->dim}};
   if (auto* p = dynamic_cast<const nn::MaxPool2d*>(&m)) return PoolConfig(p->options);
@@ -54,7 +57,8 @@ absl::StatusOr<json> ModuleConfig(const nn::Module& m) {
     }
     return json{{"parts", parts}};
   }
-  static const char* kStateless[] = {"ReLU", "ReLU6", "Hardswish", "Hardsigmoid", "Sigmoid", "Tanh", "SiLU", "Identity"};
+  static const char* kStateless[] = {"ReLU",    "ReLU6", "Hardswish", "Hardsigmoid",
+                                     "Sigmoid", "Tanh",  "SiLU",      "Identity"};
   for (const char* t : kStateless) {
     if (m.type_name() == t) return json::object();
   }
@@ -70,12 +74,13 @@ absl::StatusOr<std::shared_ptr<nn::Module>> MakeModule(const std::string& type, 
       } else if (type.rfind("Quantized", 0) == 0) {
         m = ValueOrThrow(QuantizedWeighted::FromConfig(c));
       } else if (type == "Conv2d") {
-        m = std::make_shared<nn::Conv2d>(c.at("in").get<int64_t>(), c.at("out").get<int64_t>(), c.at("kernel").get<int64_t>(),
-                                         nn::Conv2dArgs{c.at("stride").get<int64_t>(), c.at("padding").get<int64_t>(),
-                                                        c.at("dilation").get<int64_t>(), c.at("groups").get<int64_t>(),
-                                                        c.at("bias").get<bool>()});
+        m = std::make_shared<nn::Conv2d>(
+            c.at("in").get<int64_t>(), c.at("out").get<int64_t>(), c.at("kernel").get<int64_t>(),
+            nn::Conv2dArgs{c.at("stride").get<int64_t>(), c.at("padding").get<int64_t>(),
+                           c.at("dilation").get<int64_t>(), c.at("groups").get<int64_t>(), c.at("bias").get<bool>()});
       } else if (type == "Linear") {
-        m = std::make_shared<nn::Linear>(c.at("in").get<int64_t>(), c.at("out").get<int64_t>(), c.at("bias").get<bool>());
+        m = std::make_shared<nn::Linear>(c.at("in").get<int64_t>(), c.at("out").get<int64_t>(),
+                                         c.at("bias").get<bool>());
       } else if (type == "BatchNorm2d" || type == "BatchNorm1d") {
         const int64_t n = c.at("num_features").get<int64_t>();
         const double eps = c.at("eps").get<double>(), mom = c.at("momentum").get<double>();
@@ -105,14 +110,22 @@ absl::StatusOr<std::shared_ptr<nn::Module>> MakeModule(const std::string& type, 
         auto first = ValueOrThrow(MakeModule(parts[0].at("type").get<std::string>(), parts[0].at("config")));
         auto second = ValueOrThrow(MakeModule(parts[1].at("type").get<std::string>(), parts[1].at("config")));
         m = MakeFused(type, first, second);
-      } else if (type == "ReLU") { m = std::make_shared<nn::ReLU>();
-      } else if (type == "ReLU6") { m = std::make_shared<nn::ReLU6>();
-      } else if (type == "Hardswish") { m = std::make_shared<nn::Hardswish>();
-      } else if (type == "Hardsigmoid") { m = std::make_shared<nn::Hardsigmoid>();
-      } else if (type == "Sigmoid") { m = std::make_shared<nn::Sigmoid>();
-      } else if (type == "Tanh") { m = std::make_shared<nn::Tanh>();
-      } else if (type == "SiLU") { m = std::make_shared<nn::SiLU>();
-      } else if (type == "Identity") { m = std::make_shared<nn::Identity>();
+      } else if (type == "ReLU") {
+        m = std::make_shared<nn::ReLU>();
+      } else if (type == "ReLU6") {
+        m = std::make_shared<nn::ReLU6>();
+      } else if (type == "Hardswish") {
+        m = std::make_shared<nn::Hardswish>();
+      } else if (type == "Hardsigmoid") {
+        m = std::make_shared<nn::Hardsigmoid>();
+      } else if (type == "Sigmoid") {
+        m = std::make_shared<nn::Sigmoid>();
+      } else if (type == "Tanh") {
+        m = std::make_shared<nn::Tanh>();
+      } else if (type == "SiLU") {
+        m = std::make_shared<nn::SiLU>();
+      } else if (type == "Identity") {
+        m = std::make_shared<nn::Identity>();
       } else {
         throw Error(absl::UnimplementedError(absl::StrCat("unknown module type '", type, "'")));
       }

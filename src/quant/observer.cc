@@ -30,7 +30,8 @@ QParams Observer::FromMinMax(const std::vector<float>& min_val, const std::vecto
   qp.dtype = spec_.dtype;
   qp.qscheme = spec_.qscheme;
   qp.ch_axis = spec_.ch_axis;
-  const bool uninitialized = min_val.empty() || (min_val.size() == 1 && min_val[0] == INFINITY && max_val[0] == -INFINITY);
+  const bool uninitialized =
+      min_val.empty() || (min_val.size() == 1 && min_val[0] == INFINITY && max_val[0] == -INFINITY);
   if (uninitialized) {  // PyTorch warns and returns its defaults
     qp.scale = {1.f};
     qp.zero_point = {0};
@@ -133,7 +134,7 @@ class PerChannelMinMaxObserver : public Observer {
   explicit PerChannelMinMaxObserver(const ObserverSpec& s) : Observer(s) {}
   std::string type_name() const override {
     return spec_.kind == ObserverKind::kPerChannelMinMax ? "PerChannelMinMaxObserver"
-                                                          : "MovingAveragePerChannelMinMaxObserver";
+                                                         : "MovingAveragePerChannelMinMaxObserver";
   }
   Tensor forward(const Tensor& x) override {
     CheckInput("PerChannelMinMaxObserver", x);
@@ -195,9 +196,12 @@ class PassThroughObserver : public Observer {
   explicit PassThroughObserver(const ObserverSpec& s) : Observer(s) {}
   std::string type_name() const override {
     switch (spec_.kind) {
-      case ObserverKind::kPlaceholder: return "PlaceholderObserver";
-      case ObserverKind::kReuseInput: return "ReuseInputObserver";
-      default: return "NoopObserver";
+      case ObserverKind::kPlaceholder:
+        return "PlaceholderObserver";
+      case ObserverKind::kReuseInput:
+        return "ReuseInputObserver";
+      default:
+        return "NoopObserver";
     }
   }
   Tensor forward(const Tensor& x) override { return x; }

@@ -14,10 +14,14 @@ namespace quant {
 
 const char* FloatReasonText(FloatReason r) {
   switch (r) {
-    case FloatReason::kNoRule: return "no qconfig rule applies";
-    case FloatReason::kQConfigNone: return "qconfig is none";
-    case FloatReason::kNoKernel: return "no int8 kernel for this op in the backend";
-    case FloatReason::kNotAnOp: return "not an op";
+    case FloatReason::kNoRule:
+      return "no qconfig rule applies";
+    case FloatReason::kQConfigNone:
+      return "qconfig is none";
+    case FloatReason::kNoKernel:
+      return "no int8 kernel for this op in the backend";
+    case FloatReason::kNotAnOp:
+      return "not an op";
   }
   return "?";
 }
@@ -31,29 +35,31 @@ struct Match {
 };
 
 std::string Where(const std::string& backend, const fx::Node& n) {
-  return absl::StrCat("Prepare (", backend, "): node %", n.name(), " (", fx::OpcodeName(n.op()), "[target=",
-                      n.target_string(), "])");
+  return absl::StrCat("Prepare (", backend, "): node %", n.name(), " (", fx::OpcodeName(n.op()),
+                      "[target=", n.target_string(), "])");
 }
 
 absl::Status CheckConstraints(const BackendConfig& b, const Match& m) {
   const fx::Node& n = *m.chain.back();
   const ObserverSpec& a = m.qconfig.activation;
   if (a.kind == ObserverKind::kPlaceholder || a.kind == ObserverKind::kNoop) {
-    return absl::InvalidArgumentError(absl::StrCat(Where(b.name, n), ": activation observer '", ObserverKindName(a.kind),
-                                                   "' (", QDTypeName(a.dtype), ") must be a quint8 observer: the ", b.name,
-                                                   " backend has no static kernel for it (a quint8 placeholder is a dynamic qconfig: use qfx quantize, "
-                                                   "which quantizes those dynamically, with no calibration)"));
+    return absl::InvalidArgumentError(absl::StrCat(
+        Where(b.name, n), ": activation observer '", ObserverKindName(a.kind), "' (", QDTypeName(a.dtype),
+        ") must be a quint8 observer: the ", b.name,
+        " backend has no static kernel for it (a quint8 placeholder is a dynamic qconfig: use qfx quantize, "
+        "which quantizes those dynamically, with no calibration)"));
   }
   if (a.kind != ObserverKind::kReuseInput && a.dtype != b.activation_dtype) {
-    return absl::InvalidArgumentError(absl::StrCat(Where(b.name, n), ": activation dtype ", QDTypeName(a.dtype), " must be ",
-                                                   QDTypeName(b.activation_dtype), ": the ", b.name,
-                                                   " int8 kernels take ", QDTypeName(b.activation_dtype), " activations"));
+    return absl::InvalidArgumentError(absl::StrCat(
+        Where(b.name, n), ": activation dtype ", QDTypeName(a.dtype), " must be ", QDTypeName(b.activation_dtype),
+        ": the ", b.name, " int8 kernels take ", QDTypeName(b.activation_dtype), " activations"));
   }
   if (!m.pattern->weighted) return absl::OkStatus();
   const ObserverSpec& w = m.qconfig.weight;
   if (w.dtype != b.weight_dtype) {
-    return absl::InvalidArgumentError(absl::StrCat(Where(b.name, n), ": weight dtype ", QDTypeName(w.dtype), " must be ",
-                                                   QDTypeName(b.weight_dtype), " for the ", b.name, " int8 kernels"));
+    return absl::InvalidArgumentError(absl::StrCat(Where(b.name, n), ": weight dtype ", QDTypeName(w.dtype),
+                                                   " must be ", QDTypeName(b.weight_dtype), " for the ", b.name,
+                                                   " int8 kernels"));
   }
   if (b.symmetric_weights && !IsSymmetric(w.qscheme)) {
     return absl::InvalidArgumentError(absl::StrCat(Where(b.name, n), ": weight qscheme ", QSchemeName(w.qscheme),
@@ -92,9 +98,10 @@ class Preparer {
       if (!is_op || match_of_.count(n)) continue;
       Match m;
       if (!MatchWithQConfig(n, &m)) {
-        report_.left_float[n->name()] = !qconfigs_[n].has_value()
-                                            ? (mapping_.global().has_value() ? FloatReason::kQConfigNone : FloatReason::kNoRule)
-                                            : FloatReason::kNoKernel;
+        report_.left_float[n->name()] =
+            !qconfigs_[n].has_value()
+                ? (mapping_.global().has_value() ? FloatReason::kQConfigNone : FloatReason::kNoRule)
+                : FloatReason::kNoKernel;
         continue;
       }
       QFX_RETURN_IF_ERROR(CheckConstraints(backend_, m));
@@ -154,8 +161,8 @@ class Preparer {
 
   absl::Status ObserveInputs(const Match& m) {
     fx::Node* first = m.chain.front();
-    const size_t count = first->op() == fx::Opcode::kCallModule ? std::min<size_t>(1, first->args().size())
-                                                                 : first->args().size();
+    const size_t count =
+        first->op() == fx::Opcode::kCallModule ? std::min<size_t>(1, first->args().size()) : first->args().size();
     for (size_t i = 0; i < count; ++i) {
       const fx::Argument& a = first->args()[i];
       if (const auto* v = std::get_if<fx::Node*>(&a); v && (*v)->op() != fx::Opcode::kGetAttr) {
@@ -179,7 +186,8 @@ class Preparer {
     const ObserverSpec& a = m.qconfig.activation;
     if (a.kind != ObserverKind::kFixedQParams && a.kind != ObserverKind::kReuseInput) return a;
     ObserverSpec s = mapping_.global() ? mapping_.global()->activation : PresetQConfig(backend_.name)->activation;
-    if (s.kind == ObserverKind::kFixedQParams || s.kind == ObserverKind::kReuseInput) s = PresetQConfig(backend_.name)->activation;
+    if (s.kind == ObserverKind::kFixedQParams || s.kind == ObserverKind::kReuseInput)
+      s = PresetQConfig(backend_.name)->activation;
     return s;
   }
 

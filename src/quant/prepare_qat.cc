@@ -13,8 +13,9 @@ namespace {
 
 absl::StatusOr<std::shared_ptr<nn::Module>> WeightFakeQuant(const fx::Node& n, const QConfig& q) {
   if (!q.weight.fake_quant) {
-    return absl::InvalidArgumentError(absl::StrCat("PrepareQat: node %", n.name(), " (", n.target().path, "): weight spec ",
-                                                   q.weight.ToString(), " must be a fake-quant spec for QAT (use a _qat "
+    return absl::InvalidArgumentError(absl::StrCat("PrepareQat: node %", n.name(), " (", n.target().path,
+                                                   "): weight spec ", q.weight.ToString(),
+                                                   " must be a fake-quant spec for QAT (use a _qat "
                                                    "preset, or fake_quant = true in the rule file)"));
   }
   return MakeObserverOrFakeQuantize(q.weight);

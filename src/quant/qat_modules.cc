@@ -8,8 +8,11 @@ namespace quant {
 
 QatConv2d::QatConv2d(const nn::Conv2d& conv, std::shared_ptr<nn::BatchNormBase> bn_module, bool with_relu,
                      std::shared_ptr<nn::Module> wfq)
-    : options(conv.options), out_channels(conv.out_channels), bn(std::move(bn_module)),
-      weight_fake_quant(std::move(wfq)), relu(with_relu) {
+    : options(conv.options),
+      out_channels(conv.out_channels),
+      bn(std::move(bn_module)),
+      weight_fake_quant(std::move(wfq)),
+      relu(with_relu) {
   weight = register_parameter("weight", conv.weight);
   if (conv.bias.defined()) bias = register_parameter("bias", conv.bias);
   if (bn) register_module("bn", bn);

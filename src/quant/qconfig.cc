@@ -10,35 +10,52 @@ namespace quant {
 
 const char* QDTypeName(QDType d) {
   switch (d) {
-    case QDType::kQUInt8: return "quint8";
-    case QDType::kQInt8: return "qint8";
-    case QDType::kQInt32: return "qint32";
-    case QDType::kFloat16: return "float16";
+    case QDType::kQUInt8:
+      return "quint8";
+    case QDType::kQInt8:
+      return "qint8";
+    case QDType::kQInt32:
+      return "qint32";
+    case QDType::kFloat16:
+      return "float16";
   }
   return "?";
 }
 
 const char* QSchemeName(QScheme s) {
   switch (s) {
-    case QScheme::kPerTensorAffine: return "per_tensor_affine";
-    case QScheme::kPerTensorSymmetric: return "per_tensor_symmetric";
-    case QScheme::kPerChannelAffine: return "per_channel_affine";
-    case QScheme::kPerChannelSymmetric: return "per_channel_symmetric";
+    case QScheme::kPerTensorAffine:
+      return "per_tensor_affine";
+    case QScheme::kPerTensorSymmetric:
+      return "per_tensor_symmetric";
+    case QScheme::kPerChannelAffine:
+      return "per_channel_affine";
+    case QScheme::kPerChannelSymmetric:
+      return "per_channel_symmetric";
   }
   return "?";
 }
 
 const char* ObserverKindName(ObserverKind k) {
   switch (k) {
-    case ObserverKind::kMinMax: return "minmax";
-    case ObserverKind::kMovingAverageMinMax: return "moving_average_minmax";
-    case ObserverKind::kPerChannelMinMax: return "per_channel_minmax";
-    case ObserverKind::kMovingAveragePerChannelMinMax: return "moving_average_per_channel_minmax";
-    case ObserverKind::kHistogram: return "histogram";
-    case ObserverKind::kPlaceholder: return "placeholder";
-    case ObserverKind::kFixedQParams: return "fixed_qparams";
-    case ObserverKind::kReuseInput: return "reuse_input";
-    case ObserverKind::kNoop: return "noop";
+    case ObserverKind::kMinMax:
+      return "minmax";
+    case ObserverKind::kMovingAverageMinMax:
+      return "moving_average_minmax";
+    case ObserverKind::kPerChannelMinMax:
+      return "per_channel_minmax";
+    case ObserverKind::kMovingAveragePerChannelMinMax:
+      return "moving_average_per_channel_minmax";
+    case ObserverKind::kHistogram:
+      return "histogram";
+    case ObserverKind::kPlaceholder:
+      return "placeholder";
+    case ObserverKind::kFixedQParams:
+      return "fixed_qparams";
+    case ObserverKind::kReuseInput:
+      return "reuse_input";
+    case ObserverKind::kNoop:
+      return "noop";
   }
   return "?";
 }
@@ -75,7 +92,8 @@ std::string ObserverSpec::ToString() const {
                                QSchemeName(qscheme));
   if (reduce_range) absl::StrAppend(&s, ", reduce_range");
   if (quant_min && quant_max) absl::StrAppend(&s, ", range ", *quant_min, "..", *quant_max);
-  if (kind == ObserverKind::kFixedQParams) absl::StrAppend(&s, ", scale ", fixed_scale, ", zero_point ", fixed_zero_point);
+  if (kind == ObserverKind::kFixedQParams)
+    absl::StrAppend(&s, ", scale ", fixed_scale, ", zero_point ", fixed_zero_point);
   return s + ")";
 }
 
@@ -91,7 +109,8 @@ absl::StatusOr<std::pair<int64_t, int64_t>> QuantRange(const ObserverSpec& s) {
     if (!(lo <= 0 && 0 <= hi)) {
       return absl::InvalidArgumentError(absl::StrCat("custom range ", lo, "..", hi, " must include 0"));
     }
-    if (!(lo < hi)) return absl::InvalidArgumentError(absl::StrCat("quant_min ", lo, " must be less than quant_max ", hi));
+    if (!(lo < hi))
+      return absl::InvalidArgumentError(absl::StrCat("quant_min ", lo, " must be less than quant_max ", hi));
     const int64_t dmin = s.dtype == QDType::kQInt8 ? -128 : s.dtype == QDType::kQUInt8 ? 0 : INT32_MIN;
     const int64_t dmax = s.dtype == QDType::kQInt8 ? 127 : s.dtype == QDType::kQUInt8 ? 255 : INT32_MAX;
     if (lo < dmin || hi > dmax) {
@@ -101,10 +120,14 @@ absl::StatusOr<std::pair<int64_t, int64_t>> QuantRange(const ObserverSpec& s) {
     return s.reduce_range ? std::make_pair(floor_half(lo), floor_half(hi)) : std::make_pair(lo, hi);
   }
   switch (s.dtype) {
-    case QDType::kQInt8: return s.reduce_range ? std::make_pair<int64_t, int64_t>(-64, 63) : std::make_pair<int64_t, int64_t>(-128, 127);
-    case QDType::kQUInt8: return s.reduce_range ? std::make_pair<int64_t, int64_t>(0, 127) : std::make_pair<int64_t, int64_t>(0, 255);
-    case QDType::kQInt32: return std::make_pair<int64_t, int64_t>(INT32_MIN, INT32_MAX);
-    case QDType::kFloat16: return std::make_pair<int64_t, int64_t>(0, 15);
+    case QDType::kQInt8:
+      return s.reduce_range ? std::make_pair<int64_t, int64_t>(-64, 63) : std::make_pair<int64_t, int64_t>(-128, 127);
+    case QDType::kQUInt8:
+      return s.reduce_range ? std::make_pair<int64_t, int64_t>(0, 127) : std::make_pair<int64_t, int64_t>(0, 255);
+    case QDType::kQInt32:
+      return std::make_pair<int64_t, int64_t>(INT32_MIN, INT32_MAX);
+    case QDType::kFloat16:
+      return std::make_pair<int64_t, int64_t>(0, 15);
   }
   return absl::InternalError("unknown dtype");
 }
@@ -117,12 +140,13 @@ absl::Status ValidateSpec(const ObserverSpec& s) {
   const bool per_channel_kind =
       s.kind == ObserverKind::kPerChannelMinMax || s.kind == ObserverKind::kMovingAveragePerChannelMinMax;
   if (uniform && s.dtype == QDType::kFloat16) {
-    return absl::InvalidArgumentError(absl::StrCat(name, " observer cannot produce float16; use observer = \"placeholder\""));
+    return absl::InvalidArgumentError(
+        absl::StrCat(name, " observer cannot produce float16; use observer = \"placeholder\""));
   }
   if (uniform && per_channel_kind != IsPerChannel(s.qscheme)) {
     return absl::InvalidArgumentError(absl::StrCat(
-        name, " observer needs a ", per_channel_kind ? "per_channel" : "per_tensor", " qscheme, got ", QSchemeName(s.qscheme),
-        per_channel_kind ? "" : " (use per_channel_minmax for per-channel quantization)"));
+        name, " observer needs a ", per_channel_kind ? "per_channel" : "per_tensor", " qscheme, got ",
+        QSchemeName(s.qscheme), per_channel_kind ? "" : " (use per_channel_minmax for per-channel quantization)"));
   }
   if (uniform && s.kind != ObserverKind::kHistogram && s.qscheme == QScheme::kPerTensorSymmetric && s.reduce_range &&
       s.dtype == QDType::kQUInt8) {

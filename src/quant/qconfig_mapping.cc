@@ -15,9 +15,12 @@ namespace quant {
 
 std::string QConfigMapping::Rule::Describe() const {
   switch (kind) {
-    case Kind::kObjectType: return absl::StrCat("object_type '", key, "'");
-    case Kind::kModuleNameRegex: return absl::StrCat("module_name_regex '", key, "'");
-    case Kind::kModuleName: return absl::StrCat("module_name '", key, "'");
+    case Kind::kObjectType:
+      return absl::StrCat("object_type '", key, "'");
+    case Kind::kModuleNameRegex:
+      return absl::StrCat("module_name_regex '", key, "'");
+    case Kind::kModuleName:
+      return absl::StrCat("module_name '", key, "'");
     case Kind::kModuleNameObjectTypeOrder:
       return absl::StrCat("module_name_object_type_order ('", key, "', '", type, "', ", index, ")");
   }
@@ -150,7 +153,8 @@ class Assigner {
     const std::vector<std::string> parts = FusedParts(m);
     if (parts.empty()) return m_.global_;
     std::vector<int> rules;
-    for (const std::string& part : parts) rules.push_back(Find(Kind::kObjectType, [&](const auto& r) { return r.key == part; }));
+    for (const std::string& part : parts)
+      rules.push_back(Find(Kind::kObjectType, [&](const auto& r) { return r.key == part; }));
     bool agree = true;
     for (int r : rules) {
       agree = agree && (r < 0) == (rules[0] < 0) && (r < 0 || m_.rules_[r].qconfig == m_.rules_[rules[0]].qconfig);
@@ -207,7 +211,7 @@ class Assigner {
 };
 
 std::unordered_map<const fx::Node*, MaybeQConfig> QConfigMapping::Assign(fx::GraphModule& module,
-                                                                        std::vector<std::string>* unused) const {
+                                                                         std::vector<std::string>* unused) const {
   Assigner a(*this);
   std::unordered_map<const fx::Node*, MaybeQConfig> out;
   for (fx::Node* n : module.graph()) out[n] = a.Node(module, *n);
@@ -261,8 +265,9 @@ absl::StatusOr<PresetParts> Parts(const std::string& name) {
   if (base == "x86" || base == "fbgemm") return PresetParts{qat, true, true};
   if (base == "onednn") return PresetParts{qat, false, true};
   if (base == "qnnpack") return PresetParts{qat, false, false};
-  return absl::NotFoundError(absl::StrCat("unknown qconfig preset '", name,
-                                          "'; presets: x86 fbgemm qnnpack onednn and their _qat forms, or a .toml rule file"));
+  return absl::NotFoundError(
+      absl::StrCat("unknown qconfig preset '", name,
+                   "'; presets: x86 fbgemm qnnpack onednn and their _qat forms, or a .toml rule file"));
 }
 
 QConfig GlobalQConfig(const PresetParts& p) {
@@ -286,9 +291,8 @@ QConfig GlobalQConfig(const PresetParts& p) {
 }  // namespace
 
 const std::vector<std::string>& PresetNames() {
-  static const auto* names = new std::vector<std::string>{"x86",     "fbgemm",     "qnnpack",     "onednn",
-                                                          "x86_qat", "fbgemm_qat", "qnnpack_qat", "onednn_qat",
-                                                          "dynamic"};
+  static const auto* names = new std::vector<std::string>{
+      "x86", "fbgemm", "qnnpack", "onednn", "x86_qat", "fbgemm_qat", "qnnpack_qat", "onednn_qat", "dynamic"};
   return *names;
 }
 
@@ -320,10 +324,13 @@ absl::StatusOr<QConfigMapping> PresetMapping(const std::string& name) {
   // Ops with fixed output ranges: _FIXED_QPARAMS_OP_TO_OBSERVER.
   // Their weight entry is PyTorch's default_weight_observer / default_weight_fake_quant (never used).
   ObserverSpec weight = Spec(ObserverKind::kMinMax, QDType::kQInt8, QScheme::kPerTensorSymmetric);
-  if (p.qat) weight = FakeQuant(WithRange(Spec(ObserverKind::kMovingAverageMinMax, QDType::kQInt8, QScheme::kPerTensorSymmetric), -128, 127));
+  if (p.qat)
+    weight = FakeQuant(
+        WithRange(Spec(ObserverKind::kMovingAverageMinMax, QDType::kQInt8, QScheme::kPerTensorSymmetric), -128, 127));
   const QConfig sigmoid_like{Fixed(1.f / 256.f, 0, p.qat), weight};
   const QConfig tanh_like{Fixed(2.f / 256.f, 128, p.qat), weight};
-  for (const char* t : {"Hardsigmoid", "hardsigmoid", "Sigmoid", "sigmoid", "Softmax"}) m.SetObjectType(t, sigmoid_like);
+  for (const char* t : {"Hardsigmoid", "hardsigmoid", "Sigmoid", "sigmoid", "Softmax"})
+    m.SetObjectType(t, sigmoid_like);
   for (const char* t : {"Tanh", "tanh"}) m.SetObjectType(t, tanh_like);
   // reshape shares its input's observer.
   m.SetObjectType("reshape", QConfig{Spec(ObserverKind::kReuseInput, QDType::kQUInt8, QScheme::kPerTensorAffine),

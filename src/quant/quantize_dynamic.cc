@@ -23,10 +23,11 @@ bool FunctionalLinearTensors(fx::GraphModule& gm, const fx::Node& n, Tensor* wei
 
 // The DynamicQuantizedLinear for a Linear's float weight [out, in] and bias, quantized with q's weight spec.
 absl::StatusOr<std::shared_ptr<DynamicQuantizedLinear>> DynamicLinear(const Tensor& weight, const Tensor& bias,
-                                                                     const QConfig& q) {
+                                                                      const QConfig& q) {
   if (weight.dim() != 2) return absl::InvalidArgumentError(absl::StrCat("weight ", weight.ToString(), " must be 2-d"));
   if (q.weight.dtype != QDType::kQInt8) {
-    return absl::InvalidArgumentError(absl::StrCat("dynamic weight dtype must be qint8, got ", QDTypeName(q.weight.dtype)));
+    return absl::InvalidArgumentError(
+        absl::StrCat("dynamic weight dtype must be qint8, got ", QDTypeName(q.weight.dtype)));
   }
   QFX_ASSIGN_OR_RETURN(QuantizedLayer layer, QuantizeLayer(weight, bias, q.weight));
   layer.in_channels = weight.size(1);
@@ -66,7 +67,8 @@ absl::StatusOr<DynamicReport> QuantizeDynamic(fx::GraphModule& module, const Qua
   const auto assigned = config.mapping.Assign(module, &report.warnings);
   for (fx::Node* n : module.graph()) {
     auto it = assigned.find(n);
-    if (n->op() == fx::Opcode::kPlaceholder || n->op() == fx::Opcode::kOutput || n->op() == fx::Opcode::kGetAttr) continue;
+    if (n->op() == fx::Opcode::kPlaceholder || n->op() == fx::Opcode::kOutput || n->op() == fx::Opcode::kGetAttr)
+      continue;
     if (it == assigned.end() || !it->second) {
       report.left_float[n->name()] = "qconfig none";
       continue;
@@ -74,17 +76,20 @@ absl::StatusOr<DynamicReport> QuantizeDynamic(fx::GraphModule& module, const Qua
     const QConfig& q = *it->second;
     if (!IsDynamic(q)) {
       return absl::InvalidArgumentError(absl::StrCat(
-          "%", n->name(), " gets a static qconfig (activation ", q.activation.ToString(), ") in a mapping with dynamic "
+          "%", n->name(), " gets a static qconfig (activation ", q.activation.ToString(),
+          ") in a mapping with dynamic "
           "qconfigs; qfx quantizes a model either dynamically or statically: split the rules into two files"));
     }
     Tensor fw, fb;
     if (FunctionalLinearTensors(module, *n, &fw, &fb)) {
       absl::StatusOr<std::string> path = ReplaceFunctionalLinear(module, n, fw, fb, q);
-      if (!path.ok()) return absl::Status(path.status().code(), absl::StrCat("%", n->name(), ": ", path.status().message()));
+      if (!path.ok())
+        return absl::Status(path.status().code(), absl::StrCat("%", n->name(), ": ", path.status().message()));
       report.quantized.push_back(*path);
       continue;
     }
-    auto* linear = n->op() == fx::Opcode::kCallModule ? dynamic_cast<nn::Linear*>(module.submodule(n->target().path)) : nullptr;
+    auto* linear =
+        n->op() == fx::Opcode::kCallModule ? dynamic_cast<nn::Linear*>(module.submodule(n->target().path)) : nullptr;
     if (linear == nullptr) {
       report.left_float[n->name()] = "dynamic quantization covers Linear modules and linear calls on parameters only";
       continue;

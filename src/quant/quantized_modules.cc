@@ -24,7 +24,8 @@ absl::StatusOr<QuantizedLayer> QuantizeLayer(const Tensor& weight, const Tensor&
 absl::StatusOr<QuantizedLayer> QuantizeLayer(const Tensor& weight, const Tensor& bias, const QParams& qp) {
   if (qp.scale.size() != 1 && static_cast<int64_t>(qp.scale.size()) != weight.size(0)) {
     return absl::InvalidArgumentError(absl::StrCat("weight ", weight.ToString(), " has ", weight.size(0),
-                                                   " output channels but its qparams have ", qp.scale.size(), " scales"));
+                                                   " output channels but its qparams have ", qp.scale.size(),
+                                                   " scales"));
   }
   const int64_t out = weight.size(0), per_row = weight.numel() / out;
   QuantizedLayer l;
@@ -35,13 +36,15 @@ absl::StatusOr<QuantizedLayer> QuantizeLayer(const Tensor& weight, const Tensor&
   for (int64_t o = 0; o < out; ++o) {
     const size_t c = qp.scale.size() == 1 ? 0 : static_cast<size_t>(o);
     if (qp.zero_point[c] != 0) {
-      return absl::InvalidArgumentError(absl::StrCat("weight zero point ", qp.zero_point[c], " must be 0 (symmetric weights)"));
+      return absl::InvalidArgumentError(
+          absl::StrCat("weight zero point ", qp.zero_point[c], " must be 0 (symmetric weights)"));
     }
     const float scale = qp.scale[c], inv = 1.0f / scale;
     l.weight_scale.data<float>()[o] = scale;
     for (int64_t i = 0; i < per_row; ++i) {
-      l.weight_q.data<int8_t>()[o * per_row + i] = static_cast<int8_t>(kernels::QuantizeValue(
-          weight.data<float>()[o * per_row + i], inv, 0, static_cast<int32_t>(qp.quant_min), static_cast<int32_t>(qp.quant_max)));
+      l.weight_q.data<int8_t>()[o * per_row + i] = static_cast<int8_t>(
+          kernels::QuantizeValue(weight.data<float>()[o * per_row + i], inv, 0, static_cast<int32_t>(qp.quant_min),
+                                 static_cast<int32_t>(qp.quant_max)));
     }
   }
   return l;
@@ -51,7 +54,8 @@ ReferenceWeighted::ReferenceWeighted(QuantizedLayer layer) : layer_(std::move(la
   weight_deq_ = Tensor::Empty(layer_.weight_q.shape());
   const int64_t per_row = weight_deq_.numel() / layer_.out_channels;
   for (int64_t i = 0; i < weight_deq_.numel(); ++i) {
-    weight_deq_.data<float>()[i] = static_cast<float>(layer_.weight_q.data<int8_t>()[i]) * layer_.weight_scale.data<float>()[i / per_row];
+    weight_deq_.data<float>()[i] =
+        static_cast<float>(layer_.weight_q.data<int8_t>()[i]) * layer_.weight_scale.data<float>()[i / per_row];
   }
   options_.stride = {layer_.stride, layer_.stride};
   options_.padding = {layer_.padding, layer_.padding};
@@ -62,7 +66,8 @@ ReferenceWeighted::ReferenceWeighted(QuantizedLayer layer) : layer_(std::move(la
 }
 
 Tensor ReferenceWeighted::forward(const Tensor& x) {
-  const Tensor y = layer_.is_conv ? F::conv2d(x, weight_deq_, layer_.bias, options_) : F::linear(x, weight_deq_, layer_.bias);
+  const Tensor y =
+      layer_.is_conv ? F::conv2d(x, weight_deq_, layer_.bias, options_) : F::linear(x, weight_deq_, layer_.bias);
   return layer_.relu ? F::relu(y) : y;
 }
 
@@ -98,7 +103,8 @@ kernels::QRequant QuantizedWeighted::Requant(const kernels::QRequantValues& valu
 }
 
 void QuantizedWeighted::CheckInput(const Tensor& x) const {
-  if (!x.is_quantized() || x.dtype() != DType::kU8) ThrowInvalid(type_name(), ": input ", x.ToString(), " must be quint8");
+  if (!x.is_quantized() || x.dtype() != DType::kU8)
+    ThrowInvalid(type_name(), ": input ", x.ToString(), " must be quint8");
   if (x.quant().scale != input_.scale || x.quant().zero_point != input_.zero_point) {
     ThrowInvalid(type_name(), ": input qparams (", x.quant().scale, ", ", x.quant().zero_point, ") differ from the (",
                  input_.scale, ", ", input_.zero_point, ") it was converted for");
@@ -129,7 +135,8 @@ Tensor QuantizedConv2d::forward(const Tensor& x) {
     ThrowInvalid(type_name(), ": input ", x.ToString(), " must be [N, ", layer_.in_channels, ", H, W]");
   }
   const kernels::Conv2dGeometry g = packed_.shape().Geometry(x.size(0), x.size(2), x.size(3));
-  if (g.out_h() <= 0 || g.out_w() <= 0) ThrowInvalid(type_name(), ": input ", x.ToString(), " is smaller than the kernel");
+  if (g.out_h() <= 0 || g.out_w() <= 0)
+    ThrowInvalid(type_name(), ": input ", x.ToString(), " is smaller than the kernel");
   Tensor y = Tensor::Quantized({g.batch, g.out_channels, g.out_h(), g.out_w()}, DType::kU8, output_);
   kernels::Run(packed_, g.batch, g.in_h, g.in_w, x.data<uint8_t>(), y.data<uint8_t>());
   return y;
@@ -142,7 +149,8 @@ QuantizedLinear::QuantizedLinear(QuantizedLayer layer, QuantInfo input, QuantInf
 
 void QuantizedLinear::Prepack() {
   const kernels::QRequantValues values = RequantValues();
-  packed_ = kernels::PackQLinear(layer_.in_channels, layer_.out_channels, layer_.weight_q.data<int8_t>(), Requant(values));
+  packed_ =
+      kernels::PackQLinear(layer_.in_channels, layer_.out_channels, layer_.weight_q.data<int8_t>(), Requant(values));
 }
 
 Tensor QuantizedLinear::forward(const Tensor& x) {
@@ -163,11 +171,21 @@ std::shared_ptr<QuantizedWeighted> MakeQuantizedWeighted(QuantizedLayer layer, Q
 }
 
 nlohmann::json QuantizedWeighted::Config() const {
-  return {{"is_conv", layer_.is_conv}, {"relu", layer_.relu}, {"in_channels", layer_.in_channels},
-          {"out_channels", layer_.out_channels}, {"kernel", layer_.kernel}, {"stride", layer_.stride},
-          {"padding", layer_.padding}, {"dilation", layer_.dilation}, {"groups", layer_.groups},
-          {"input_scale", input_.scale}, {"input_zero_point", input_.zero_point}, {"output_scale", output_.scale},
-          {"output_zero_point", output_.zero_point}, {"clamp_lo", clamp_lo_}, {"clamp_hi", clamp_hi_}};
+  return {{"is_conv", layer_.is_conv},
+          {"relu", layer_.relu},
+          {"in_channels", layer_.in_channels},
+          {"out_channels", layer_.out_channels},
+          {"kernel", layer_.kernel},
+          {"stride", layer_.stride},
+          {"padding", layer_.padding},
+          {"dilation", layer_.dilation},
+          {"groups", layer_.groups},
+          {"input_scale", input_.scale},
+          {"input_zero_point", input_.zero_point},
+          {"output_scale", output_.scale},
+          {"output_zero_point", output_.zero_point},
+          {"clamp_lo", clamp_lo_},
+          {"clamp_hi", clamp_hi_}};
 }
 
 absl::StatusOr<std::shared_ptr<QuantizedWeighted>> QuantizedWeighted::FromConfig(const nlohmann::json& c) {
@@ -188,7 +206,8 @@ absl::StatusOr<std::shared_ptr<QuantizedWeighted>> QuantizedWeighted::FromConfig
   } catch (const nlohmann::json::exception& e) {
     return absl::InvalidArgumentError(absl::StrCat("quantized layer config: ", e.what()));
   }
-  if (l.out_channels <= 0 || l.in_channels <= 0 || l.groups <= 0 || l.kernel <= 0 || !(in.scale > 0) || !(out.scale > 0)) {
+  if (l.out_channels <= 0 || l.in_channels <= 0 || l.groups <= 0 || l.kernel <= 0 || !(in.scale > 0) ||
+      !(out.scale > 0)) {
     return absl::InvalidArgumentError("quantized layer config has non-positive sizes or scales");
   }
   const Shape wshape = l.is_conv ? Shape{l.out_channels, l.in_channels / l.groups, l.kernel, l.kernel}

@@ -19,21 +19,23 @@ class RuleReader {
   explicit RuleReader(std::string path) : path_(std::move(path)) {}
 
   absl::Status Error(const toml::node& at, const std::string& what) const {
-    return absl::InvalidArgumentError(absl::StrCat(path_, ":", static_cast<int64_t>(at.source().begin.line), ": ", what));
+    return absl::InvalidArgumentError(
+        absl::StrCat(path_, ":", static_cast<int64_t>(at.source().begin.line), ": ", what));
   }
 
   absl::Status OnlyKeys(const toml::table& t, const std::set<std::string>& allowed, const std::string& where) const {
     for (const auto& [k, v] : t) {
       if (!allowed.count(std::string(k.str()))) {
-        return Error(v, absl::StrCat("unknown key '", std::string(k.str()), "' in ", where, " (allowed: ",
-                                     absl::StrJoin(allowed, ", "), ")"));
+        return Error(v, absl::StrCat("unknown key '", std::string(k.str()), "' in ", where,
+                                     " (allowed: ", absl::StrJoin(allowed, ", "), ")"));
       }
     }
     return absl::OkStatus();
   }
 
   template <typename T>
-  absl::StatusOr<T> Get(const toml::table& t, const std::string& key, const std::string& where, const char* kind) const {
+  absl::StatusOr<T> Get(const toml::table& t, const std::string& key, const std::string& where,
+                        const char* kind) const {
     const toml::node* n = t.get(key);
     if (n == nullptr) return Error(t, absl::StrCat("missing key '", key, "' in ", where));
     std::optional<T> v = n->value_exact<T>();
@@ -44,16 +46,18 @@ class RuleReader {
   absl::StatusOr<ObserverSpec> Spec(const toml::node& node, const std::string& where) const {
     const toml::table* t = node.as_table();
     if (t == nullptr) return Error(node, absl::StrCat(where, " must be a table like { observer = \"minmax\", ... }"));
-    QFX_RETURN_IF_ERROR(OnlyKeys(*t,
-                                 {"observer", "dtype", "qscheme", "reduce_range", "quant_min", "quant_max", "ch_axis", "eps",
-                                  "averaging_constant", "bins", "upsample_rate", "scale", "zero_point", "fake_quant"},
-                                 where));
+    QFX_RETURN_IF_ERROR(
+        OnlyKeys(*t,
+                 {"observer", "dtype", "qscheme", "reduce_range", "quant_min", "quant_max", "ch_axis", "eps",
+                  "averaging_constant", "bins", "upsample_rate", "scale", "zero_point", "fake_quant"},
+                 where));
     ObserverSpec s;
     QFX_ASSIGN_OR_RETURN(std::string observer, Get<std::string>(*t, "observer", where, "a string"));
     if (!ParseObserverKind(observer, &s.kind)) {
-      return Error(*t->get("observer"), absl::StrCat("unknown observer '", observer, "' in ", where,
-                                                     " (minmax, moving_average_minmax, per_channel_minmax, "
-                                                     "moving_average_per_channel_minmax, histogram, placeholder, fixed_qparams)"));
+      return Error(*t->get("observer"),
+                   absl::StrCat("unknown observer '", observer, "' in ", where,
+                                " (minmax, moving_average_minmax, per_channel_minmax, "
+                                "moving_average_per_channel_minmax, histogram, placeholder, fixed_qparams)"));
     }
     if (s.kind == ObserverKind::kPerChannelMinMax || s.kind == ObserverKind::kMovingAveragePerChannelMinMax) {
       s.qscheme = QScheme::kPerChannelAffine;  // PyTorch's default for per-channel observers
@@ -68,12 +72,14 @@ class RuleReader {
   absl::Status Optional(const toml::table& t, const std::string& where, ObserverSpec* s) const {
     if (t.contains("dtype")) {
       QFX_ASSIGN_OR_RETURN(std::string v, Get<std::string>(t, "dtype", where, "a string"));
-      if (!ParseQDType(v, &s->dtype)) return Error(*t.get("dtype"), absl::StrCat("unknown dtype '", v, "' (quint8, qint8, qint32, float16)"));
+      if (!ParseQDType(v, &s->dtype))
+        return Error(*t.get("dtype"), absl::StrCat("unknown dtype '", v, "' (quint8, qint8, qint32, float16)"));
     }
     if (t.contains("qscheme")) {
       QFX_ASSIGN_OR_RETURN(std::string v, Get<std::string>(t, "qscheme", where, "a string"));
       if (!ParseQScheme(v, &s->qscheme)) {
-        return Error(*t.get("qscheme"), absl::StrCat("unknown qscheme '", v, "' (per_tensor_affine, per_tensor_symmetric, "
+        return Error(*t.get("qscheme"), absl::StrCat("unknown qscheme '", v,
+                                                     "' (per_tensor_affine, per_tensor_symmetric, "
                                                      "per_channel_affine, per_channel_symmetric)"));
       }
     }
@@ -121,11 +127,13 @@ class RuleFileParser {
                                      "module_name", "module_name_object_type_order"},
                                     "the top level"));
     QFX_ASSIGN_OR_RETURN(int64_t version, r_.Get<int64_t>(root_, "version", "the top level", "an integer"));
-    if (version != 1) return r_.Error(*root_.get("version"), absl::StrCat("version ", version, " is not supported (use version = 1)"));
+    if (version != 1)
+      return r_.Error(*root_.get("version"), absl::StrCat("version ", version, " is not supported (use version = 1)"));
     if (root_.contains("backend")) {
       QFX_ASSIGN_OR_RETURN(out_.backend, r_.Get<std::string>(root_, "backend", "the top level", "a string"));
       if (out_.backend != "x86" && out_.backend != "fbgemm" && out_.backend != "qnnpack" && out_.backend != "onednn") {
-        return r_.Error(*root_.get("backend"), absl::StrCat("unknown backend '", out_.backend, "' (x86, fbgemm, qnnpack, onednn)"));
+        return r_.Error(*root_.get("backend"),
+                        absl::StrCat("unknown backend '", out_.backend, "' (x86, fbgemm, qnnpack, onednn)"));
       }
     }
     QFX_RETURN_IF_ERROR(NamedQConfigs());
@@ -145,7 +153,8 @@ class RuleFileParser {
     if (t == nullptr) return r_.Error(*node, "[qconfig] must hold named tables like [qconfig.my_int8]");
     for (const auto& [k, v] : *t) {
       const std::string name(k.str()), where = absl::StrCat("[qconfig.", name, "]");
-      if (name == "none" || IsPreset(name)) return r_.Error(v, absl::StrCat(where, ": '", name, "' is reserved (a preset or none)"));
+      if (name == "none" || IsPreset(name))
+        return r_.Error(v, absl::StrCat(where, ": '", name, "' is reserved (a preset or none)"));
       const toml::table* q = v.as_table();
       if (q == nullptr) return r_.Error(v, absl::StrCat(where, " must be a table with activation and weight"));
       QFX_RETURN_IF_ERROR(r_.OnlyKeys(*q, {"activation", "weight"}, where));
@@ -243,9 +252,8 @@ absl::StatusOr<QuantConfig> ParseRuleFile(const std::string& text, const std::st
   try {
     root = toml::parse(text, path);
   } catch (const toml::parse_error& e) {
-    return absl::InvalidArgumentError(
-        absl::StrCat(path, ":", static_cast<int64_t>(e.source().begin.line), ": ", std::string(e.description()),
-                     " (not valid TOML)"));
+    return absl::InvalidArgumentError(absl::StrCat(path, ":", static_cast<int64_t>(e.source().begin.line), ": ",
+                                                   std::string(e.description()), " (not valid TOML)"));
   }
   return RuleFileParser(root, path).Run();
 }
@@ -262,8 +270,8 @@ absl::StatusOr<QuantConfig> LoadQuantConfig(const std::string& spec) {
   }
   std::ifstream f(spec);
   if (!f) {
-    return absl::NotFoundError(absl::StrCat("--qconfig '", spec, "' is neither a preset (", absl::StrJoin(PresetNames(), ", "),
-                                            ") nor a readable rule file"));
+    return absl::NotFoundError(absl::StrCat("--qconfig '", spec, "' is neither a preset (",
+                                            absl::StrJoin(PresetNames(), ", "), ") nor a readable rule file"));
   }
   std::stringstream ss;
   ss << f.rdbuf();

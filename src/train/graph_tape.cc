@@ -23,16 +23,21 @@ using Value = std::variant<std::monostate, Var, int64_t, double, bool, std::vect
 
 const std::vector<std::string>& SimpleModuleTypes() {
   static const auto* types = new std::vector<std::string>{
-      "Conv2d", "Linear", "BatchNorm1d", "BatchNorm2d", "ReLU", "ReLU6", "Hardtanh", "Hardswish", "Hardsigmoid",
-      "Sigmoid", "Tanh", "SiLU", "Softmax", "MaxPool2d", "AvgPool2d", "AdaptiveAvgPool2d", "Flatten", "Dropout",
-      "Identity"};
+      "Conv2d",      "Linear",  "BatchNorm1d", "BatchNorm2d", "ReLU",    "ReLU6",     "Hardtanh",  "Hardswish",
+      "Hardsigmoid", "Sigmoid", "Tanh",        "SiLU",        "Softmax", "MaxPool2d", "AvgPool2d", "AdaptiveAvgPool2d",
+      "Flatten",     "Dropout", "Identity"};
   return *types;
 }
 
 bool HasBackward(OpId op) {
   switch (op) {
-    case OpId::kQuantize: case OpId::kDequantize: case OpId::kQAdd: case OpId::kQMul: case OpId::kQCat:
-    case OpId::kQUnary: case OpId::kNumOps:
+    case OpId::kQuantize:
+    case OpId::kDequantize:
+    case OpId::kQAdd:
+    case OpId::kQMul:
+    case OpId::kQCat:
+    case OpId::kQUnary:
+    case OpId::kNumOps:
       return false;
     default:
       return true;
@@ -55,8 +60,8 @@ std::string Unsupported(nn::Module& m) {
   for (const std::string& t : SimpleModuleTypes()) {
     if (m.type_name() == t) return "";
   }
-  return absl::StrCat("module type ", m.type_name(), " has no backward (differentiable: ",
-                      absl::StrJoin(DifferentiableModuleTypes(), ", "), ")");
+  return absl::StrCat("module type ", m.type_name(),
+                      " has no backward (differentiable: ", absl::StrJoin(DifferentiableModuleTypes(), ", "), ")");
 }
 
 class Runner {
@@ -147,7 +152,8 @@ Var Runner::Module(nn::Module& m, const Var& x) {
   if (auto* p = dynamic_cast<nn::MaxPool2d*>(&m)) return ag::max_pool2d(tape_, x, p->options);
   if (auto* p = dynamic_cast<nn::AvgPool2d*>(&m)) return ag::avg_pool2d(tape_, x, p->options);
   if (auto* p = dynamic_cast<nn::AdaptiveAvgPool2d*>(&m)) return ag::adaptive_avg_pool2d(tape_, x, p->output_size);
-  if (auto* f = dynamic_cast<nn::Flatten*>(&m)) return ag::reshape(tape_, x, x.value.Flatten(f->start_dim, f->end_dim).shape());
+  if (auto* f = dynamic_cast<nn::Flatten*>(&m))
+    return ag::reshape(tape_, x, x.value.Flatten(f->start_dim, f->end_dim).shape());
   if (auto* d = dynamic_cast<nn::Dropout*>(&m)) return ag::dropout(tape_, x, d->p, d->is_training(), rng_);
   ThrowInvalid(Unsupported(m));
 }
@@ -161,7 +167,8 @@ const T& Get(const std::vector<Value>& args, size_t i, const char* want) {
 }
 
 double Number(const std::vector<Value>& args, size_t i) {
-  if (i < args.size() && std::holds_alternative<int64_t>(args[i])) return static_cast<double>(std::get<int64_t>(args[i]));
+  if (i < args.size() && std::holds_alternative<int64_t>(args[i]))
+    return static_cast<double>(std::get<int64_t>(args[i]));
   return Get<double>(args, i, "a number");
 }
 
@@ -175,32 +182,45 @@ Var Runner::Function(OpId op, const std::vector<Value>& a) {
   auto x = [&]() { return Get<Var>(a, 0, "a tensor"); };
   auto other = [&]() {
     return std::holds_alternative<Var>(a.at(1)) ? std::get<Var>(a[1])
-                                                 : Tape::Constant(Tensor::Full({}, static_cast<float>(Number(a, 1))));
+                                                : Tape::Constant(Tensor::Full({}, static_cast<float>(Number(a, 1))));
   };
   switch (op) {
-    case OpId::kAdd: return ag::add(tape_, x(), other());
-    case OpId::kMul: return ag::mul(tape_, x(), other());
-    case OpId::kCat: return ag::cat(tape_, Get<std::vector<Var>>(a, 0, "a list of tensors"), Get<int64_t>(a, 1, "an integer"));
+    case OpId::kAdd:
+      return ag::add(tape_, x(), other());
+    case OpId::kMul:
+      return ag::mul(tape_, x(), other());
+    case OpId::kCat:
+      return ag::cat(tape_, Get<std::vector<Var>>(a, 0, "a list of tensors"), Get<int64_t>(a, 1, "an integer"));
     case OpId::kFlatten:
     case OpId::kMethodFlatten:
-      return ag::reshape(tape_, x(), x().value.Flatten(Get<int64_t>(a, 1, "an integer"), Get<int64_t>(a, 2, "an integer")).shape());
+      return ag::reshape(tape_, x(),
+                         x().value.Flatten(Get<int64_t>(a, 1, "an integer"), Get<int64_t>(a, 2, "an integer")).shape());
     case OpId::kReshape:
     case OpId::kMethodReshape:
     case OpId::kMethodView:
       return ag::reshape(tape_, x(), Get<std::vector<int64_t>>(a, 1, "a list of integers"));
     case OpId::kMean:
       return ag::mean(tape_, x(), Get<std::vector<int64_t>>(a, 1, "a list of integers"), Get<bool>(a, 2, "a bool"));
-    case OpId::kRelu: return ag::relu(tape_, x());
-    case OpId::kRelu6: return ag::relu6(tape_, x());
+    case OpId::kRelu:
+      return ag::relu(tape_, x());
+    case OpId::kRelu6:
+      return ag::relu6(tape_, x());
     case OpId::kHardtanh:
       return ag::hardtanh(tape_, x(), static_cast<float>(Number(a, 1)), static_cast<float>(Number(a, 2)));
-    case OpId::kHardswish: return ag::hardswish(tape_, x());
-    case OpId::kHardsigmoid: return ag::hardsigmoid(tape_, x());
-    case OpId::kSigmoid: return ag::sigmoid(tape_, x());
-    case OpId::kTanh: return ag::tanh(tape_, x());
-    case OpId::kSilu: return ag::silu(tape_, x());
-    case OpId::kSoftmax: return ag::softmax(tape_, x(), Get<int64_t>(a, 1, "an integer"));
-    case OpId::kDropout: return ag::dropout(tape_, x(), Number(a, 1), Get<bool>(a, 2, "a bool"), rng_);
+    case OpId::kHardswish:
+      return ag::hardswish(tape_, x());
+    case OpId::kHardsigmoid:
+      return ag::hardsigmoid(tape_, x());
+    case OpId::kSigmoid:
+      return ag::sigmoid(tape_, x());
+    case OpId::kTanh:
+      return ag::tanh(tape_, x());
+    case OpId::kSilu:
+      return ag::silu(tape_, x());
+    case OpId::kSoftmax:
+      return ag::softmax(tape_, x(), Get<int64_t>(a, 1, "an integer"));
+    case OpId::kDropout:
+      return ag::dropout(tape_, x(), Number(a, 1), Get<bool>(a, 2, "a bool"), rng_);
     case OpId::kConv2d: {
       F::Conv2dOptions o;
       o.stride = Get<std::vector<int64_t>>(a, 3, "a list of integers");
@@ -209,7 +229,8 @@ Var Runner::Function(OpId op, const std::vector<Value>& a) {
       o.groups = Get<int64_t>(a, 6, "an integer");
       return ag::conv2d(tape_, x(), Get<Var>(a, 1, "a tensor"), OptVar(a, 2), o);
     }
-    case OpId::kLinear: return ag::linear(tape_, x(), Get<Var>(a, 1, "a tensor"), OptVar(a, 2));
+    case OpId::kLinear:
+      return ag::linear(tape_, x(), Get<Var>(a, 1, "a tensor"), OptVar(a, 2));
     case OpId::kBatchNorm:
       return ag::batch_norm(tape_, x(), OptTensor(a, 1), OptTensor(a, 2), OptVar(a, 3), OptVar(a, 4),
                             Get<bool>(a, 5, "a bool"), Number(a, 6), Number(a, 7));
@@ -283,14 +304,16 @@ absl::StatusOr<Var> GraphForward::Run(Tape& tape, const Tensor& x) {
       for (fx::Node* n : *list) vars.push_back(std::get<Var>(env.at(n)));
       return vars;
     }
-    return std::visit([](const auto& v) -> Value {
-      using T = std::decay_t<decltype(v)>;
-      if constexpr (std::is_same_v<T, fx::Node*> || std::is_same_v<T, std::vector<fx::Node*>>) {
-        return std::monostate();
-      } else {
-        return v;
-      }
-    }, arg);
+    return std::visit(
+        [](const auto& v) -> Value {
+          using T = std::decay_t<decltype(v)>;
+          if constexpr (std::is_same_v<T, fx::Node*> || std::is_same_v<T, std::vector<fx::Node*>>) {
+            return std::monostate();
+          } else {
+            return v;
+          }
+        },
+        arg);
   };
   for (fx::Node* n : module_.graph()) {
     Value value;
@@ -298,7 +321,9 @@ absl::StatusOr<Var> GraphForward::Run(Tape& tape, const Tensor& x) {
       std::vector<Value> args;
       for (const fx::Argument& a : n->args()) args.push_back(resolve(a));
       switch (n->op()) {
-        case fx::Opcode::kPlaceholder: value = Tape::Constant(x); break;
+        case fx::Opcode::kPlaceholder:
+          value = Tape::Constant(x);
+          break;
         case fx::Opcode::kGetAttr: {
           const Tensor t = module_.tensor_at(n->target().path);
           if (!t.defined()) ThrowInvalid("attribute '", n->target().path, "' does not exist");
@@ -313,8 +338,12 @@ absl::StatusOr<Var> GraphForward::Run(Tape& tape, const Tensor& x) {
           break;
         }
         case fx::Opcode::kCallFunction:
-        case fx::Opcode::kCallMethod: value = runner.Function(n->target().op, args); break;
-        case fx::Opcode::kOutput: value = args.at(0); break;
+        case fx::Opcode::kCallMethod:
+          value = runner.Function(n->target().op, args);
+          break;
+        case fx::Opcode::kOutput:
+          value = args.at(0);
+          break;
       }
     });
     if (!s.ok()) return absl::Status(s.code(), absl::StrCat("while training through ", Where(*n), ": ", s.message()));

@@ -94,7 +94,8 @@ Var dropout(Tape& t, const Var& x, double p, bool training, std::mt19937_64& rng
   Tensor mask = Tensor::Uninitialized(x.value.shape());
   std::bernoulli_distribution keep(1 - p);
   for (int64_t i = 0, n = mask.numel(); i < n; ++i) mask.data<float>()[i] = keep(rng) ? scale : 0.f;
-  return t.Record(F::mul(x.value, mask), {x}, [mask](const Tensor& dy) { return std::vector<Tensor>{F::mul(dy, mask)}; });
+  return t.Record(F::mul(x.value, mask), {x},
+                  [mask](const Tensor& dy) { return std::vector<Tensor>{F::mul(dy, mask)}; });
 }
 
 }  // namespace ag

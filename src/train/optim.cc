@@ -112,10 +112,13 @@ absl::StatusOr<std::unique_ptr<Optimizer>> MakeOptimizer(const nn::NamedTensors&
 
 absl::Status ValidateSchedule(const ScheduleOptions& s) {
   if (s.kind != "constant" && s.kind != "step" && s.kind != "cosine") {
-    return absl::InvalidArgumentError(absl::StrCat("learning-rate schedule '", s.kind, "' is unknown; use constant, step or cosine"));
+    return absl::InvalidArgumentError(
+        absl::StrCat("learning-rate schedule '", s.kind, "' is unknown; use constant, step or cosine"));
   }
-  if (s.kind == "step" && s.step_size < 1) return absl::InvalidArgumentError("step schedule: step size must be at least 1");
-  if (s.kind == "cosine" && s.total_epochs < 1) return absl::InvalidArgumentError("cosine schedule: needs at least 1 epoch");
+  if (s.kind == "step" && s.step_size < 1)
+    return absl::InvalidArgumentError("step schedule: step size must be at least 1");
+  if (s.kind == "cosine" && s.total_epochs < 1)
+    return absl::InvalidArgumentError("cosine schedule: needs at least 1 epoch");
   return absl::OkStatus();
 }
 

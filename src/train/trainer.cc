@@ -20,9 +20,15 @@ absl::StatusOr<Tensor> IntegerLabels(const Tensor& y) {
   Tensor out = Tensor::Uninitialized(y.shape(), DType::kI64);
   for (int64_t i = 0, n = y.numel(); i < n; ++i) {
     switch (y.dtype()) {
-      case DType::kI32: out.data<int64_t>()[i] = y.data<int32_t>()[i]; break;
-      case DType::kU8: out.data<int64_t>()[i] = y.data<uint8_t>()[i]; break;
-      default: out.data<int64_t>()[i] = y.data<int8_t>()[i]; break;
+      case DType::kI32:
+        out.data<int64_t>()[i] = y.data<int32_t>()[i];
+        break;
+      case DType::kU8:
+        out.data<int64_t>()[i] = y.data<uint8_t>()[i];
+        break;
+      default:
+        out.data<int64_t>()[i] = y.data<int8_t>()[i];
+        break;
     }
   }
   return out;
@@ -44,7 +50,8 @@ Tensor Gather(const Tensor& t, const int64_t* idx, int64_t count) {
   Tensor out = Tensor::Uninitialized(shape, t.dtype());
   const size_t row = t.nbytes() / static_cast<size_t>(t.size(0));
   for (int64_t i = 0; i < count; ++i) {
-    std::memcpy(static_cast<char*>(out.raw_data()) + i * row, static_cast<const char*>(t.raw_data()) + idx[i] * row, row);
+    std::memcpy(static_cast<char*>(out.raw_data()) + i * row, static_cast<const char*>(t.raw_data()) + idx[i] * row,
+                row);
   }
   return out;
 }
@@ -115,18 +122,21 @@ absl::StatusOr<std::vector<EpochStats>> Train(fx::GraphModule& module, const Ten
     while (loader.Next(&bx, &by)) {
       Tape tape;
       absl::StatusOr<Var> out = forward.Run(tape, bx);
-      if (!out.ok()) return absl::Status(out.status().code(), absl::StrCat("epoch ", epoch + 1, " step ", step + 1, ": ", out.status().message()));
+      if (!out.ok())
+        return absl::Status(out.status().code(),
+                            absl::StrCat("epoch ", epoch + 1, " step ", step + 1, ": ", out.status().message()));
       Var loss;
       const absl::Status s = CatchErrors([&] {
         loss = ag::cross_entropy(tape, *out, by);
         tape.Backward(loss);
       });
-      if (!s.ok()) return absl::Status(s.code(), absl::StrCat("epoch ", epoch + 1, " step ", step + 1, ": ", s.message()));
+      if (!s.ok())
+        return absl::Status(s.code(), absl::StrCat("epoch ", epoch + 1, " step ", step + 1, ": ", s.message()));
       opt->Step(tape);
       const double l = loss.value.data<float>()[0];
       if (!std::isfinite(l)) {
-        return absl::FailedPreconditionError(absl::StrCat("epoch ", epoch + 1, " step ", step + 1,
-                                                          ": the loss is not finite; lower the learning rate"));
+        return absl::FailedPreconditionError(
+            absl::StrCat("epoch ", epoch + 1, " step ", step + 1, ": the loss is not finite; lower the learning rate"));
       }
       loss_sum += l * by.numel();
       correct += CountCorrect(out->value, by);

@@ -49,14 +49,15 @@ TEST(Tensor, ShapeAndTypeErrorsAreClear) {
     }
     return std::string("no error");
   };
-  EXPECT_EQ(message([&] { t.Reshape({4, 2}); }),
-            "reshape of f32[2, 3] to [4, 2]: element counts differ (6 vs 8)");
+  EXPECT_EQ(message([&] { t.Reshape({4, 2}); }), "reshape of f32[2, 3] to [4, 2]: element counts differ (6 vs 8)");
   EXPECT_EQ(message([&] { t.data<int8_t>(); }), "tensor f32[2, 3] read as i8: dtypes must match");
   EXPECT_EQ(message([&] { t.at({2, 0}); }), "index 2 out of range for dim 0 of tensor f32[2, 3]");
   EXPECT_EQ(message([&] { t.Reshape({-1, -1}); }), "reshape of f32[2, 3] to [-1, -1]: only one -1 allowed");
   EXPECT_EQ(message([&] { t.Flatten(2); }),
             "flatten start_dim: dim 2 is out of range for a tensor of rank 2 (use -2..1)");
-  EXPECT_EQ(message([&] { Tensor::FromVector({2}, {1, 2, 3}); }),
+  EXPECT_EQ(message([&] {
+              Tensor::FromVector({2}, {1, 2, 3});
+            }),
             "Tensor::FromVector: 3 values do not fill shape [2] (2 elements)");
 }
 

@@ -1,7 +1,7 @@
 // qfx tests: graph formats. JSON round trips of every zoo model are identical; the reader rejects
 // malformed documents naming the node and field; table, code and DOT output for a known graph.
-#include "gtest/gtest.h"
 #include "qfx/fx/formats.h"
+#include "gtest/gtest.h"
 #include "qfx/fx/tracer.h"
 #include "qfx/models/zoo.h"
 
@@ -49,8 +49,8 @@ TEST(Json, EveryArgumentKindRoundTrips) {
   Node* y = g.Placeholder("y");
   Node* c = g.CallFunction(OpId::kCat, {std::vector<Node*>{x, y}, int64_t{1}});
   Node* h = g.CallFunction(OpId::kHardtanh, {c, -2.0, 1.0});
-  Node* bn = g.CallFunction(OpId::kBatchNorm, {h, std::monostate(), std::monostate(), std::monostate(),
-                                                std::monostate(), true, 0.1, 1e-5});
+  Node* bn = g.CallFunction(
+      OpId::kBatchNorm, {h, std::monostate(), std::monostate(), std::monostate(), std::monostate(), true, 0.1, 1e-5});
   Node* r = g.CallMethod(OpId::kMethodReshape, {bn, std::vector<int64_t>{-1}});
   g.Output(r);
   auto loaded = GraphFromJson(GraphToJson(g));
@@ -68,13 +68,15 @@ TEST(Json, MalformedDocumentsNameTheProblem) {
   const Case cases[] = {
       {"{", "g.json: not valid JSON"},
       {R"({"version": 1, "nodes": []})", "not a qfx graph"},
-      {R"({"format": "qfx.graph", "version": 7, "nodes": []})", "graph version 7 is not supported (this qfx reads version 1)"},
+      {R"({"format": "qfx.graph", "version": 7, "nodes": []})",
+       "graph version 7 is not supported (this qfx reads version 1)"},
       {head + x + R"(, {"name": "r", "op": "call_function", "target": "relux", "args": [{"node": "x"}]}]})",
        "g.json: node 1 (%r): unknown function 'relux'"},
       {head + x + R"(, {"name": "r", "op": "call_fn", "target": "relu"}]})", "node 1 (%r): op 'call_fn' must be"},
       {head + x + R"(, {"name": "r", "op": "call_function", "target": "relu", "args": [{"node": "z"}]}]})",
        "node 1 (%r) arg 0: refers to %z, which is not defined before this node"},
-      {head + x + R"(, {"name": "r", "op": "call_function", "target": "relu", "colour": 1}]})", "node 1: unknown key 'colour'"},
+      {head + x + R"(, {"name": "r", "op": "call_function", "target": "relu", "colour": 1}]})",
+       "node 1: unknown key 'colour'"},
       {head + x + R"(, {"name": "x", "op": "call_function", "target": "relu", "args": [{"node": "x"}]}]})",
        "node 1 (%x): name is used by an earlier node"},
       {head + x + R"(, {"name": "a b", "op": "output", "target": "output", "args": [{"node": "x"}]}]})",
@@ -104,8 +106,10 @@ TEST(Formats, TableCodeAndDot) {
       << table;
   const std::string code = FormatCode(gm->graph());
   EXPECT_EQ(code.substr(0, code.find('\n') + 1), "def forward(self, x):\n");
-  EXPECT_NE(code.find("    relu_1 = self.relu(bn2)\n    pool_1 = self.pool(relu_1)\n    flatten = F.flatten(pool_1, 1, -1)\n"),
-            std::string::npos)
+  EXPECT_NE(
+      code.find(
+          "    relu_1 = self.relu(bn2)\n    pool_1 = self.pool(relu_1)\n    flatten = F.flatten(pool_1, 1, -1)\n"),
+      std::string::npos)
       << code;
   EXPECT_NE(code.find("    return fc2\n"), std::string::npos);
   auto r18 = Traced("resnet18", /*shapes=*/true);

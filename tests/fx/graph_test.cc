@@ -45,8 +45,10 @@ TEST(Graph, CreationNamesUsersAndFormat) {
   Node* add2 = s.g.CallFunction(OpId::kAdd, {s.add, 1.5});
   EXPECT_EQ(add2->name(), "add_1");
   EXPECT_EQ(s.g.CallModule("layer1.0.conv1", {s.x})->name(), "layer1_0_conv1");
-  EXPECT_EQ(Graph::FormatNode(*s.add), "%add : [num_users=2] = call_function[target=add](args = (%relu, %x), kwargs = {})");
-  EXPECT_EQ(Graph::FormatNode(*add2), "%add_1 : [num_users=0] = call_function[target=add](args = (%add, 1.5), kwargs = {})");
+  EXPECT_EQ(Graph::FormatNode(*s.add),
+            "%add : [num_users=2] = call_function[target=add](args = (%relu, %x), kwargs = {})");
+  EXPECT_EQ(Graph::FormatNode(*add2),
+            "%add_1 : [num_users=0] = call_function[target=add](args = (%add, 1.5), kwargs = {})");
   EXPECT_EQ(Graph::FormatNode(*s.out), "return add");
 }
 
@@ -73,7 +75,8 @@ TEST(Graph, ReplaceAllUsesWithAndEraseNode) {
   EXPECT_EQ(Names(s.g.nodes()), (std::vector<std::string>{"x", "relu", "sigmoid", "add", "output"}));
   const absl::Status busy = s.g.EraseNode(s.relu);
   EXPECT_EQ(busy.code(), absl::StatusCode::kFailedPrecondition);
-  EXPECT_EQ(busy.message(), "EraseNode: node %relu still has 2 user(s): %add, %sigmoid; replace its uses first (ReplaceAllUsesWith)");
+  EXPECT_EQ(busy.message(),
+            "EraseNode: node %relu still has 2 user(s): %add, %sigmoid; replace its uses first (ReplaceAllUsesWith)");
   const auto changed = s.relu->ReplaceAllUsesWith(s.x);
   EXPECT_EQ(changed.size(), 2u);
   EXPECT_TRUE(s.relu->users().empty());
@@ -134,7 +137,8 @@ TEST(Graph, LintCatchesEachCorruption) {
   {
     Small s;
     s.g.MoveBefore(s.add, s.relu);
-    EXPECT_EQ(LintOf(s).message(), "Lint: node %add (call_function[target=add]): uses %relu before it is defined (topological order)");
+    EXPECT_EQ(LintOf(s).message(),
+              "Lint: node %add (call_function[target=add]): uses %relu before it is defined (topological order)");
   }
   {
     Small s;

@@ -23,7 +23,8 @@ Tensor Input(Shape shape) {
 }
 
 std::string TorchTarget(const Node& n) {
-  if (n.op() == Opcode::kCallFunction || n.op() == Opcode::kCallMethod) return nn::GetOpSchema(n.target().op).torch_name;
+  if (n.op() == Opcode::kCallFunction || n.op() == Opcode::kCallMethod)
+    return nn::GetOpSchema(n.target().op).torch_name;
   return n.target().path;
 }
 
@@ -118,7 +119,8 @@ TEST(Tracer, LeafModulesByPathOrType) {
   auto gm = SymbolicTrace(*model, opt);
   ASSERT_TRUE(gm.ok()) << gm.status();
   int blocks = 0;
-  for (Node* n : (*gm)->graph()) blocks += n->op() == Opcode::kCallModule && (*gm)->submodule(n->target().path)->type_name() == "BasicBlock";
+  for (Node* n : (*gm)->graph())
+    blocks += n->op() == Opcode::kCallModule && (*gm)->submodule(n->target().path)->type_name() == "BasicBlock";
   EXPECT_EQ(blocks, 8);
   opt.leaf_modules.clear();
   opt.is_leaf = [](const nn::Module& m, const std::string& path) { return path == "layer4" || m.is_leaf(); };
@@ -263,10 +265,11 @@ TEST(Interpreter, ErrorsNameTheNode) {
   ASSERT_TRUE(gm.ok());
   auto y = RunModule(**gm, Tensor::Zeros({1, 3, 28, 28}));
   ASSERT_FALSE(y.ok());
-  EXPECT_EQ(y.status().message().rfind("while executing %conv1 : call_module[target=conv1]: conv2d: input f32[1, 3, 28, "
-                                       "28] has 3 channels",
-                                       0),
-            0u)
+  EXPECT_EQ(
+      y.status().message().rfind("while executing %conv1 : call_module[target=conv1]: conv2d: input f32[1, 3, 28, "
+                                 "28] has 3 channels",
+                                 0),
+      0u)
       << y.status();
 }
 

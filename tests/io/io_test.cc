@@ -228,9 +228,11 @@ TEST(Npy, BadFilesNameTheProblem) {
   };
   const Case cases[] = {
       {"hello", "missing the \\x93NUMPY magic"},
-      {NpyBytes(1, "{'descr': '>f4', 'fortran_order': False, 'shape': (1,), }", "abcd"), "dtype '>f4' is not supported"},
+      {NpyBytes(1, "{'descr': '>f4', 'fortran_order': False, 'shape': (1,), }", "abcd"),
+       "dtype '>f4' is not supported"},
       {NpyBytes(1, "{'descr': '<f4', 'fortran_order': True, 'shape': (1,), }", "abcd"), "Fortran-order"},
-      {NpyBytes(1, "{'descr': '<f4', 'fortran_order': False, 'shape': (2,), }", "abcd"), "needs 8 data bytes but the file has 4"},
+      {NpyBytes(1, "{'descr': '<f4', 'fortran_order': False, 'shape': (2,), }", "abcd"),
+       "needs 8 data bytes but the file has 4"},
       {NpyBytes(1, "{'descr': '<f4', 'fortran_order': False}", ""), "header has no 'shape'"},
       {NpyBytes(1, "{'descr': '<f4', 'fortran_order': False, 'shape': (x,), }", ""), "shape entry 'x'"},
       {NpyBytes(1, "not a dict", ""), "not a {...} dict"},

@@ -50,7 +50,12 @@ TEST(GemmF32, MatchesOracleOnEveryTarget) {
               const auto a = Random(m * (k + 3), 1), b = Random(k * n, 2);
               std::vector<float> c(m * (n + 1), -7.f), want(m * (n + 1), -7.f);
               GemmArgs g;
-              g.m = m, g.n = n, g.k = k, g.a = a.data(), g.lda = k + 3, g.b = b.data();
+              g.m = m;
+              g.n = n;
+              g.k = k;
+              g.a = a.data();
+              g.lda = k + 3;
+              g.b = b.data();
               g.b_row_stride = transposed ? 1 : n;
               g.b_col_stride = transposed ? k : 1;
               g.ldc = n + 1;
@@ -83,7 +88,11 @@ TEST(Conv2dF32, MatchesOracleOnEveryTarget) {
   ForEachTarget([&] {
     for (const ConvCase& c : cases) {
       Conv2dGeometry g;
-      g.batch = c.batch, g.in_channels = c.cin, g.in_h = c.h, g.in_w = c.w, g.out_channels = c.cout;
+      g.batch = c.batch;
+      g.in_channels = c.cin;
+      g.in_h = c.h;
+      g.in_w = c.w;
+      g.out_channels = c.cout;
       g.kernel_h = g.kernel_w = c.k;
       g.stride_h = g.stride_w = c.stride;
       g.pad_h = g.pad_w = c.pad;

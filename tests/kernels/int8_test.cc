@@ -57,16 +57,18 @@ TEST(Int8Kernels, ConvMatchesOracleBitForBitOnEveryTarget) {
   ForEachTarget([] { ConvSweep(); });
 }
 
-constexpr QConvPath kConvPaths[] = {
-    QConvPath::kDepthwiseVnni, QConvPath::kDepthwise,   QConvPath::kImplicitAmx, QConvPath::kImplicitVnni,
-    QConvPath::kWindowedAmx,   QConvPath::kWindowedVnni, QConvPath::kGemmAmx,    QConvPath::kGemmVnni,
-    QConvPath::kGemmMaddubs,   QConvPath::kGemmPortable};
+constexpr QConvPath kConvPaths[] = {QConvPath::kDepthwiseVnni, QConvPath::kDepthwise,   QConvPath::kImplicitAmx,
+                                    QConvPath::kImplicitVnni,  QConvPath::kWindowedAmx, QConvPath::kWindowedVnni,
+                                    QConvPath::kGemmAmx,       QConvPath::kGemmVnni,    QConvPath::kGemmMaddubs,
+                                    QConvPath::kGemmPortable};
 constexpr QLinearPath kLinearPaths[] = {QLinearPath::kAmx, QLinearPath::kVnni, QLinearPath::kMaddubs,
                                         QLinearPath::kPortable};
 
 QConv2dShape ShapeOf(const Case& c) {
   QConv2dShape s;
-  s.in_channels = c.cin, s.out_channels = c.cout, s.groups = c.groups;
+  s.in_channels = c.cin;
+  s.out_channels = c.cout;
+  s.groups = c.groups;
   s.kernel_h = s.kernel_w = c.k;
   s.stride_h = s.stride_w = c.stride;
   s.pad_h = s.pad_w = c.pad;
@@ -87,28 +89,44 @@ std::vector<uint8_t> RunAt(const PackedQConv2d& p, const Case& c, const std::vec
 
 void ConvSweep() {
   const Case cases[] = {
-      {1, 3, 9, 9, 8, 3, 1, 1, 1, 1},   {2, 4, 11, 10, 6, 3, 2, 2, 2, 1}, {1, 8, 7, 7, 12, 3, 1, 1, 1, 4},
-      {2, 8, 10, 10, 8, 3, 2, 1, 1, 8}, {1, 4, 9, 9, 8, 5, 1, 2, 1, 4},   {1, 16, 5, 5, 24, 1, 1, 0, 1, 1},
-      {1, 6, 8, 9, 6, 3, 1, 0, 1, 6},   {1, 5, 13, 6, 7, 7, 2, 3, 1, 1},  {1, 32, 6, 6, 40, 3, 1, 1, 1, 1},
+      {1, 3, 9, 9, 8, 3, 1, 1, 1, 1},
+      {2, 4, 11, 10, 6, 3, 2, 2, 2, 1},
+      {1, 8, 7, 7, 12, 3, 1, 1, 1, 4},
+      {2, 8, 10, 10, 8, 3, 2, 1, 1, 8},
+      {1, 4, 9, 9, 8, 5, 1, 2, 1, 4},
+      {1, 16, 5, 5, 24, 1, 1, 0, 1, 1},
+      {1, 6, 8, 9, 6, 3, 1, 0, 1, 6},
+      {1, 5, 13, 6, 7, 7, 2, 3, 1, 1},
+      {1, 32, 6, 6, 40, 3, 1, 1, 1, 1},
       // Depthwise rows wide enough for the SIMD loops (16+ int32 lanes), with a channel multiplier and dilation.
-      {1, 4, 9, 40, 4, 3, 1, 1, 1, 4},  {1, 3, 7, 35, 6, 5, 1, 4, 2, 3},  {2, 2, 6, 41, 2, 3, 2, 1, 1, 2},
+      {1, 4, 9, 40, 4, 3, 1, 1, 1, 4},
+      {1, 3, 7, 35, 6, 5, 1, 4, 2, 3},
+      {2, 2, 6, 41, 2, 3, 2, 1, 1, 2},
       // Depthwise at stride 3 (scalar over the padded plane) and with a 17x17 kernel (past the VNNI kernel's 16 rows).
-      {1, 4, 11, 13, 4, 3, 3, 1, 1, 4}, {1, 2, 18, 40, 2, 17, 1, 8, 1, 2},
+      {1, 4, 11, 13, 4, 3, 3, 1, 1, 4},
+      {1, 2, 18, 40, 2, 17, 1, 8, 1, 2},
       // Wide K and N for the AMX tiles (k past 64, n past 32, ragged both).
       {1, 24, 11, 9, 37, 3, 1, 1, 1, 1},
       // Stride 2 over rows wide enough for im2col's 16-byte even-byte gather (and its ragged end).
       {1, 3, 9, 75, 8, 7, 2, 3, 1, 1},
       // Strides 4 (the widest the windowed im2col's permute reaches) and 5 (past it: the plain im2col).
-      {1, 5, 12, 40, 9, 3, 4, 1, 1, 1}, {1, 5, 12, 40, 9, 3, 5, 1, 1, 1},
+      {1, 5, 12, 40, 9, 3, 4, 1, 1, 1},
+      {1, 5, 12, 40, 9, 3, 5, 1, 1, 1},
       // The implicit-GEMM AMX convolution (C_in a multiple of 64, stride 1): rows wider than 32 columns,
       // output channels past a 32 block, 5x5 taps, no padding, and a batch of two.
-      {1, 64, 5, 37, 33, 3, 1, 1, 1, 1}, {2, 128, 6, 7, 16, 5, 1, 2, 1, 1}, {1, 64, 6, 6, 8, 3, 1, 0, 1, 1},
+      {1, 64, 5, 37, 33, 3, 1, 1, 1, 1},
+      {2, 128, 6, 7, 16, 5, 1, 2, 1, 1},
+      {1, 64, 6, 6, 8, 3, 1, 0, 1, 1},
       // Narrow rows: a 16-lane half of the epilogue spans up to 16 output rows (masked stores per row).
-      {1, 64, 9, 2, 33, 3, 1, 1, 1, 1}, {1, 64, 20, 3, 40, 3, 1, 0, 1, 1},
+      {1, 64, 9, 2, 33, 3, 1, 1, 1, 1},
+      {1, 64, 20, 3, 40, 3, 1, 0, 1, 1},
       // Channel counts that are no multiple of any vector width: depthwise 17 and 19 channels, a grouped
       // layer of 3 x 7 channels, a 1x1 layer of 33 -> 47, and 65 input channels (one past the implicit GEMM).
-      {1, 17, 9, 23, 17, 3, 1, 1, 1, 17}, {1, 19, 10, 21, 19, 5, 2, 2, 1, 19}, {1, 21, 7, 11, 35, 3, 1, 1, 1, 7},
-      {1, 33, 7, 18, 47, 1, 1, 0, 1, 1},  {1, 65, 6, 9, 19, 3, 1, 1, 1, 1},
+      {1, 17, 9, 23, 17, 3, 1, 1, 1, 17},
+      {1, 19, 10, 21, 19, 5, 2, 2, 1, 19},
+      {1, 21, 7, 11, 35, 3, 1, 1, 1, 7},
+      {1, 33, 7, 18, 47, 1, 1, 0, 1, 1},
+      {1, 65, 6, 9, 19, 3, 1, 1, 1, 1},
   };
   int checked = 0, tap_major = 0, windowed = 0, forced = 0;
   const Int8Isa isa = Int8Isa::Current();
@@ -116,51 +134,55 @@ void ConvSweep() {
     SetNumThreads(threads);
     for (const Case& c : cases) {
       for (int32_t x_zp : {0, 3, 128, 255}) {
-       for (int x_hi : {127, 255}) {  // reduce_range activations take vpmaddubsw; full-range ones may not
-        QConvArgs a;
-        a.g = ShapeOf(c).Geometry(c.batch, c.h, c.w);
-        const int64_t per_row = c.cin / c.groups * c.k * c.k;
-        const auto x = Random<uint8_t>(c.batch * c.cin * c.h * c.w, 0, x_hi, 1);
-        const auto w = Random<int8_t>(c.cout * per_row, x_zp == 255 ? -64 : -128, x_zp == 255 ? 63 : 127, 2);
-        const auto bias = Random<int32_t>(c.cout, -5000, 5000, 3);
-        std::vector<float> mult(c.cout);
-        for (int64_t o = 0; o < c.cout; ++o) mult[o] = 0.0007f + 0.0001f * static_cast<float>(o);
-        a.x_zero_point = x_zp;
-        a.weight = w.data();
-        a.bias = bias.data();
-        a.multiplier = mult.data();
-        a.y_zero_point = 17;
-        a.lo = x_zp == 3 ? 17 : 0;  // a fused-ReLU clamp on one sweep
-        QRequant rq;
-        rq.x_zero_point = x_zp, rq.bias = bias.data(), rq.multiplier = mult.data();
-        rq.y_zero_point = a.y_zero_point, rq.lo = a.lo, rq.hi = a.hi;
-        const size_t out = static_cast<size_t>(c.batch * c.cout * a.g.out_h() * a.g.out_w());
-        std::vector<uint8_t> want(out);
-        ref::QConv2d(a, x.data(), want.data());
-        // The path the rules choose (what QuantizedConv2d packs), aligned and misaligned.
-        const PackedQConv2d chosen = PackQConv2d(ShapeOf(c), w.data(), rq);
-        EXPECT_EQ(chosen.path(), SelectQConvPath(ShapeOf(c), isa));
-        for (size_t offset : {0, 1, 3}) {
-          ASSERT_EQ(RunAt(chosen, c, x, out, offset), want)
-              << PathName(chosen.path()) << " offset " << offset << ": cin " << c.cin << " k " << c.k << " groups "
-              << c.groups << " zp " << x_zp;
+        for (int x_hi : {127, 255}) {  // reduce_range activations take vpmaddubsw; full-range ones may not
+          QConvArgs a;
+          a.g = ShapeOf(c).Geometry(c.batch, c.h, c.w);
+          const int64_t per_row = c.cin / c.groups * c.k * c.k;
+          const auto x = Random<uint8_t>(c.batch * c.cin * c.h * c.w, 0, x_hi, 1);
+          const auto w = Random<int8_t>(c.cout * per_row, x_zp == 255 ? -64 : -128, x_zp == 255 ? 63 : 127, 2);
+          const auto bias = Random<int32_t>(c.cout, -5000, 5000, 3);
+          std::vector<float> mult(c.cout);
+          for (int64_t o = 0; o < c.cout; ++o) mult[o] = 0.0007f + 0.0001f * static_cast<float>(o);
+          a.x_zero_point = x_zp;
+          a.weight = w.data();
+          a.bias = bias.data();
+          a.multiplier = mult.data();
+          a.y_zero_point = 17;
+          a.lo = x_zp == 3 ? 17 : 0;  // a fused-ReLU clamp on one sweep
+          QRequant rq;
+          rq.x_zero_point = x_zp;
+          rq.bias = bias.data();
+          rq.multiplier = mult.data();
+          rq.y_zero_point = a.y_zero_point;
+          rq.lo = a.lo;
+          rq.hi = a.hi;
+          const size_t out = static_cast<size_t>(c.batch * c.cout * a.g.out_h() * a.g.out_w());
+          std::vector<uint8_t> want(out);
+          ref::QConv2d(a, x.data(), want.data());
+          // The path the rules choose (what QuantizedConv2d packs), aligned and misaligned.
+          const PackedQConv2d chosen = PackQConv2d(ShapeOf(c), w.data(), rq);
+          EXPECT_EQ(chosen.path(), SelectQConvPath(ShapeOf(c), isa));
+          for (size_t offset : {0, 1, 3}) {
+            ASSERT_EQ(RunAt(chosen, c, x, out, offset), want)
+                << PathName(chosen.path()) << " offset " << offset << ": cin " << c.cin << " k " << c.k << " groups "
+                << c.groups << " zp " << x_zp;
+          }
+          // Every other path that computes this layer and runs here: each must match the oracle bit for bit.
+          for (QConvPath path : kConvPaths) {
+            if (!PathFits(path, ShapeOf(c)) || !PathRuns(path, isa)) continue;
+            EXPECT_EQ(RunAt(PackQConv2d(ShapeOf(c), w.data(), rq, path), c, x, out, 1), want)
+                << PathName(path) << ": cin " << c.cin << " k " << c.k << " h " << c.h << " w " << c.w;
+            ++forced;
+          }
+          tap_major += PathFits(QConvPath::kImplicitVnni, ShapeOf(c));
+          windowed += PathFits(QConvPath::kWindowedVnni, ShapeOf(c));
+          ++checked;
         }
-        // Every other path that computes this layer and runs here: each must match the oracle bit for bit.
-        for (QConvPath path : kConvPaths) {
-          if (!PathFits(path, ShapeOf(c)) || !PathRuns(path, isa)) continue;
-          EXPECT_EQ(RunAt(PackQConv2d(ShapeOf(c), w.data(), rq, path), c, x, out, 1), want)
-              << PathName(path) << ": cin " << c.cin << " k " << c.k << " h " << c.h << " w " << c.w;
-          ++forced;
-        }
-        tap_major += PathFits(QConvPath::kImplicitVnni, ShapeOf(c));
-        windowed += PathFits(QConvPath::kWindowedVnni, ShapeOf(c));
-        ++checked;
-       }
       }
     }
   }
   EXPECT_EQ(checked, static_cast<int>(2 * std::size(cases) * 4 * 2));  // threads x cases x zero points x ranges
-  EXPECT_EQ(tap_major, 5 * 2 * 4 * 2);  // the five implicit-GEMM cases
+  EXPECT_EQ(tap_major, 5 * 2 * 4 * 2);                                 // the five implicit-GEMM cases
   EXPECT_GT(windowed, 0);
   EXPECT_GE(forced, checked);
   std::printf("  %d layers, %d forced-path runs\n", checked, forced);
@@ -179,36 +201,48 @@ std::vector<T> RunLinearAt(const std::vector<uint8_t>& x, size_t y_size, size_t 
 
 TEST(Int8Kernels, LinearMatchesOracleBitForBitOnEveryTarget) {
   ForEachTarget([] {
-  const Int8Isa isa = Int8Isa::Current();
-  for (int64_t rows : {1, 3, 17}) {
-    for (int64_t in : {1, 7, 64, 300}) {
-      const int64_t out = 13;
-      const auto x = Random<uint8_t>(rows * in, 0, 255, 4);
-      const auto w = Random<int8_t>(out * in, -128, 127, 5);
-      const auto bias = Random<int32_t>(out, -100000, 100000, 6);
-      std::vector<float> mult(out, 0.0003f);
-      QLinearArgs a;
-      a.rows = rows, a.in = in, a.out = out, a.x_zero_point = 99, a.weight = w.data(), a.bias = bias.data();
-      a.multiplier = mult.data(), a.y_zero_point = 128;
-      QRequant rq;
-      rq.x_zero_point = 99, rq.bias = bias.data(), rq.multiplier = mult.data(), rq.y_zero_point = 128;
-      std::vector<uint8_t> want(rows * out);
-      ref::QLinear(a, x.data(), want.data());
-      const PackedQLinear chosen = PackQLinear(in, out, w.data(), rq);
-      EXPECT_EQ(chosen.path(), SelectQLinearPath(isa));
-      for (size_t offset : {0, 1}) {
-        ASSERT_EQ(RunLinearAt<uint8_t>(x, want.size(), offset, [&](const uint8_t* px, uint8_t* py) { kernels::Run(chosen, rows, px, py); }),
-                  want)
-            << rows << "x" << in << " offset " << offset;
-      }
-      for (QLinearPath path : kLinearPaths) {
-        if (!PathRuns(path, isa)) continue;
-        const PackedQLinear p = PackQLinear(in, out, w.data(), rq, path);
-        ASSERT_EQ(RunLinearAt<uint8_t>(x, want.size(), 1, [&](const uint8_t* px, uint8_t* py) { kernels::Run(p, rows, px, py); }), want)
-            << PathName(path) << " " << rows << "x" << in;
+    const Int8Isa isa = Int8Isa::Current();
+    for (int64_t rows : {1, 3, 17}) {
+      for (int64_t in : {1, 7, 64, 300}) {
+        const int64_t out = 13;
+        const auto x = Random<uint8_t>(rows * in, 0, 255, 4);
+        const auto w = Random<int8_t>(out * in, -128, 127, 5);
+        const auto bias = Random<int32_t>(out, -100000, 100000, 6);
+        std::vector<float> mult(out, 0.0003f);
+        QLinearArgs a;
+        a.rows = rows;
+        a.in = in;
+        a.out = out;
+        a.x_zero_point = 99;
+        a.weight = w.data();
+        a.bias = bias.data();
+        a.multiplier = mult.data();
+        a.y_zero_point = 128;
+        QRequant rq;
+        rq.x_zero_point = 99;
+        rq.bias = bias.data();
+        rq.multiplier = mult.data();
+        rq.y_zero_point = 128;
+        std::vector<uint8_t> want(rows * out);
+        ref::QLinear(a, x.data(), want.data());
+        const PackedQLinear chosen = PackQLinear(in, out, w.data(), rq);
+        EXPECT_EQ(chosen.path(), SelectQLinearPath(isa));
+        for (size_t offset : {0, 1}) {
+          ASSERT_EQ(RunLinearAt<uint8_t>(x, want.size(), offset,
+                                         [&](const uint8_t* px, uint8_t* py) { kernels::Run(chosen, rows, px, py); }),
+                    want)
+              << rows << "x" << in << " offset " << offset;
+        }
+        for (QLinearPath path : kLinearPaths) {
+          if (!PathRuns(path, isa)) continue;
+          const PackedQLinear p = PackQLinear(in, out, w.data(), rq, path);
+          ASSERT_EQ(RunLinearAt<uint8_t>(x, want.size(), 1,
+                                         [&](const uint8_t* px, uint8_t* py) { kernels::Run(p, rows, px, py); }),
+                    want)
+              << PathName(path) << " " << rows << "x" << in;
+        }
       }
     }
-  }
   });
 }
 
@@ -222,10 +256,19 @@ TEST(Int8Kernels, DynamicLinearMatchesOracleOnEveryTarget) {
           const auto x = Random<uint8_t>(rows * in, 0, x_max, 20 + rows);
           const auto w = Random<int8_t>(out * in, -128, 127, 21);
           std::vector<float> w_scale(out), bias(out);
-          for (int64_t o = 0; o < out; ++o) w_scale[o] = 0.001f * (o + 1), bias[o] = 0.01f * (o - 18);
+          for (int64_t o = 0; o < out; ++o) {
+            w_scale[o] = 0.001f * (o + 1);
+            bias[o] = 0.01f * (o - 18);
+          }
           QLinearDynamicArgs a;
-          a.rows = rows, a.in = in, a.out = out, a.x_scale = 0.0173f, a.x_zero_point = 61, a.weight = w.data();
-          a.w_scale = w_scale.data(), a.bias = bias.data();
+          a.rows = rows;
+          a.in = in;
+          a.out = out;
+          a.x_scale = 0.0173f;
+          a.x_zero_point = 61;
+          a.weight = w.data();
+          a.w_scale = w_scale.data();
+          a.bias = bias.data();
           std::vector<float> want(rows * out);
           ref::QLinearDynamic(a, x.data(), want.data());
           const PackedQLinear chosen = PackQLinearDynamic(in, out, w.data(), w_scale.data(), bias.data());
@@ -239,7 +282,8 @@ TEST(Int8Kernels, DynamicLinearMatchesOracleOnEveryTarget) {
           ASSERT_EQ(0, std::memcmp(y_misaligned.data(), want.data(), y.size() * sizeof(float))) << rows << "x" << in;
           for (QLinearPath path : kLinearPaths) {
             if (!PathRuns(path, isa)) continue;
-            const std::vector<float> yp = run(PackQLinearDynamic(in, out, w.data(), w_scale.data(), bias.data(), path), 1);
+            const std::vector<float> yp =
+                run(PackQLinearDynamic(in, out, w.data(), w_scale.data(), bias.data(), path), 1);
             ASSERT_EQ(0, std::memcmp(yp.data(), want.data(), yp.size() * sizeof(float))) << PathName(path);
           }
         }
@@ -288,7 +332,8 @@ TEST(Int8Kernels, VectorRequantizationEqualsTheScalarRuleOnEveryTarget) {
     for (float mult : {0.5f, 0.013f, 3.7f, 1e-9f, 1e6f}) {
       for (int32_t zp : {0, 77, 255}) {
         std::vector<uint8_t> y(acc.size());
-        RequantizeRow(acc.data(), static_cast<int64_t>(acc.size()), 3, mult, zp, zp == 77 ? 77 : 0, zp == 0 ? 200 : 255, y.data());
+        RequantizeRow(acc.data(), static_cast<int64_t>(acc.size()), 3, mult, zp, zp == 77 ? 77 : 0, zp == 0 ? 200 : 255,
+                      y.data());
         for (size_t i = 0; i < acc.size(); ++i) {
           ASSERT_EQ(y[i], Requantize(acc[i] + 3, mult, zp, zp == 77 ? 77 : 0, zp == 0 ? 200 : 255))
               << "acc " << acc[i] << " mult " << mult << " zp " << zp;
@@ -305,8 +350,14 @@ TEST(Int8Kernels, AddAndMulMatchOracleOnEveryTarget) {
     for (bool relu : {false, true}) {
       for (float ys : {0.02f, 0.31f, 1e-5f}) {
         QBinaryArgs q;
-        q.n = n, q.a_scale = 0.05f, q.a_zero_point = 120, q.b_scale = 0.031f, q.b_zero_point = 7;
-        q.y_scale = ys, q.y_zero_point = 128, q.relu = relu;
+        q.n = n;
+        q.a_scale = 0.05f;
+        q.a_zero_point = 120;
+        q.b_scale = 0.031f;
+        q.b_zero_point = 7;
+        q.y_scale = ys;
+        q.y_zero_point = 128;
+        q.relu = relu;
         std::vector<uint8_t> y(n), want(n);
         ref::QAdd(q, a.data(), b.data(), want.data());
         QAdd(q, a.data(), b.data(), y.data());

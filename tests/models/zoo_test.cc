@@ -1,10 +1,10 @@
 // qfx tests: every zoo model against PyTorch/torchvision (fixtures from tools/gen_golden.py):
 // same state_dict keys, dtypes and shapes in the same order, and the same fp32 output (1e-4 relative)
 // on deterministic hash weights; plus a real PyTorch-exported state_dict loading with strict=true.
+#include "qfx/models/zoo.h"
 #include "gtest/gtest.h"
 #include "nlohmann/json.hpp"
 #include "qfx/io/safetensors.h"
-#include "qfx/models/zoo.h"
 #include "tests/testing/golden.h"
 
 namespace qfx {

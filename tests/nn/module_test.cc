@@ -31,13 +31,12 @@ std::vector<std::string> Keys(const nn::NamedTensors& d) {
 
 TEST(Module, StateDictOrderIsPyTorchs) {
   Net net;
-  EXPECT_EQ(Keys(net.state_dict()),
-            (std::vector<std::string>{"scale", "step", "conv.weight", "conv.bias", "bn.weight", "bn.bias",
-                                      "bn.running_mean", "bn.running_var", "bn.num_batches_tracked",
-                                      "head.1.weight", "head.1.bias"}));
-  EXPECT_EQ(Keys(net.named_parameters()),
-            (std::vector<std::string>{"scale", "conv.weight", "conv.bias", "bn.weight", "bn.bias", "head.1.weight",
-                                      "head.1.bias"}));
+  EXPECT_EQ(
+      Keys(net.state_dict()),
+      (std::vector<std::string>{"scale", "step", "conv.weight", "conv.bias", "bn.weight", "bn.bias", "bn.running_mean",
+                                "bn.running_var", "bn.num_batches_tracked", "head.1.weight", "head.1.bias"}));
+  EXPECT_EQ(Keys(net.named_parameters()), (std::vector<std::string>{"scale", "conv.weight", "conv.bias", "bn.weight",
+                                                                    "bn.bias", "head.1.weight", "head.1.bias"}));
   std::vector<std::string> names;
   for (const auto& [name, m] : net.named_modules()) names.push_back(name + ":" + m->type_name());
   EXPECT_EQ(names, (std::vector<std::string>{":Net", "conv:Conv2d", "bn:BatchNorm2d", "head:Sequential",
@@ -66,10 +65,10 @@ TEST(Module, LoadStateDictRoundTripsAndCopiesInPlace) {
 TEST(Module, LoadStateDictErrorListsEveryProblemExactly) {
   Net net;
   nn::NamedTensors d = net.state_dict();
-  d.erase(d.begin() + 2);                                // conv.weight missing
-  d.erase(d.begin() + 6);                                // bn.running_var missing (index shifted)
-  d.emplace_back("head.2.weight", Tensor::Zeros({1}));   // unexpected
-  d[0].second = Tensor::Zeros({2});                      // scale: shape mismatch
+  d.erase(d.begin() + 2);                               // conv.weight missing
+  d.erase(d.begin() + 6);                               // bn.running_var missing (index shifted)
+  d.emplace_back("head.2.weight", Tensor::Zeros({1}));  // unexpected
+  d[0].second = Tensor::Zeros({2});                     // scale: shape mismatch
   const absl::Status s = net.load_state_dict(d, /*strict=*/true);
   ASSERT_FALSE(s.ok());
   EXPECT_EQ(s.code(), absl::StatusCode::kInvalidArgument);

@@ -106,14 +106,20 @@ TEST_P(FunctionalGolden, MatchesPyTorch) {
 
 INSTANTIATE_TEST_SUITE_P(
     Functional, FunctionalGolden,
-    ::testing::Values(
-        FunctionalCase{"f_add_broadcast", [](const Tensor& a, const Tensor& b) { return F::add(a, b); }},
-        FunctionalCase{"f_mul_broadcast", [](const Tensor& a, const Tensor& b) { return F::mul(a, b); }},
-        FunctionalCase{"f_cat_dim1", [](const Tensor& a, const Tensor& b) { return F::cat({a, b}, 1); }},
-        FunctionalCase{"f_mean_23_keepdim", [](const Tensor& a, const Tensor&) { return F::mean(a, {2, 3}, true); }},
-        FunctionalCase{"f_mean_1", [](const Tensor& a, const Tensor&) { return F::mean(a, {1}); }},
-        FunctionalCase{"f_softmax_last", [](const Tensor& a, const Tensor&) { return F::softmax(a, -1); }},
-        FunctionalCase{"f_flatten_1", [](const Tensor& a, const Tensor&) { return F::flatten(a, 1); }}),
+    ::testing::Values(FunctionalCase{"f_add_broadcast", [](const Tensor& a, const Tensor& b) { return F::add(a, b); }},
+                      FunctionalCase{"f_mul_broadcast", [](const Tensor& a, const Tensor& b) { return F::mul(a, b); }},
+                      FunctionalCase{"f_cat_dim1",
+                                     [](const Tensor& a, const Tensor& b) {
+                                       return F::cat({a, b}, 1);
+                                     }},
+                      FunctionalCase{"f_mean_23_keepdim",
+                                     [](const Tensor& a, const Tensor&) {
+                                       return F::mean(a, {2, 3}, true);
+                                     }},
+                      FunctionalCase{"f_mean_1", [](const Tensor& a, const Tensor&) { return F::mean(a, {1}); }},
+                      FunctionalCase{"f_softmax_last",
+                                     [](const Tensor& a, const Tensor&) { return F::softmax(a, -1); }},
+                      FunctionalCase{"f_flatten_1", [](const Tensor& a, const Tensor&) { return F::flatten(a, 1); }}),
     [](const auto& info) { return std::string(info.param.name); });
 
 TEST(Functional, ShapeErrorsNameTheOpAndTheRule) {
@@ -176,7 +182,8 @@ TEST(QuantizedOps, ClampsAndPoolsMatchTheFloatDefinition) {
   // Rows wide enough for the 16-byte stride-2 gather (35 output columns: two vectors and a ragged end).
   Tensor wide = Tensor::Quantized({1, 2, 9, 70}, DType::kU8, QuantInfo{0.05f, 100});
   for (int64_t i = 0; i < wide.numel(); ++i) wide.data<uint8_t>()[i] = static_cast<uint8_t>((i * 2654435761u) >> 24);
-  const Tensor pooled = F::max_pool2d(wide, pool), pooled_f = F::quantize(F::max_pool2d(F::dequantize(wide), pool), 0.05, 100);
+  const Tensor pooled = F::max_pool2d(wide, pool),
+               pooled_f = F::quantize(F::max_pool2d(F::dequantize(wide), pool), 0.05, 100);
   ASSERT_EQ(pooled.numel(), 2 * 5 * 35);
   for (int64_t i = 0; i < pooled.numel(); ++i) ASSERT_EQ(pooled.data<uint8_t>()[i], pooled_f.data<uint8_t>()[i]) << i;
   EXPECT_TRUE(F::flatten(q, 1).is_quantized());

@@ -73,7 +73,6 @@ namespace qfx {
 namespace quant {
 namespace {
 
-
 class Resnet18Sqnr : public ::testing::TestWithParam<std::string> {};
 
 // On the same (hash) weights and calibration data, qfx's int8 resnet18 is at least as close to fp32 as
@@ -93,7 +92,8 @@ TEST_P(Resnet18Sqnr, AtLeastPyTorchsMinusHalfADecibel) {
   ASSERT_TRUE(report.ok());
   ASSERT_TRUE(RunModule(*gm, calib).ok());
   ASSERT_TRUE(Convert(*gm, *report).ok());
-  const double ours = SqnrDb(fp32, *RunModule(*gm, x)), theirs = SqnrDb(testing::Get(fx, "fp32"), testing::Get(fx, GetParam()));
+  const double ours = SqnrDb(fp32, *RunModule(*gm, x)),
+               theirs = SqnrDb(testing::Get(fx, "fp32"), testing::Get(fx, GetParam()));
   std::printf("resnet18 %s: SQNR vs fp32: qfx %.2f dB, PyTorch %.2f dB\n", GetParam().c_str(), ours, theirs);
   EXPECT_GE(ours, theirs - 0.5);
 }

@@ -5,8 +5,8 @@
 #include "gtest/gtest.h"
 #include "qfx/fx/tracer.h"
 #include "qfx/models/zoo.h"
-#include "qfx/nn/modules.h"
 #include "qfx/nn/functional.h"
+#include "qfx/nn/modules.h"
 #include "qfx/quant/metrics.h"
 #include "qfx/quant/passes.h"
 #include "tests/testing/golden.h"
@@ -14,7 +14,6 @@
 namespace qfx {
 namespace quant {
 namespace {
-
 
 struct Case {
   std::string model, qconfig;
@@ -62,8 +61,11 @@ TEST_P(ConvertZoo, LoweredMatchesReferenceAndStaysCloseToFloat) {
     within_step += std::fabs(y->data<float>()[i] - ref->data<float>()[i]) <= grid * 1.001 + 1e-7;
   }
   const double sqnr_ref = SqnrDb(fp32, *ref), sqnr_int8 = SqnrDb(fp32, *y);
-  std::printf("%s/%s: int8 vs reference: %lld/%lld equal, %lld within one step; SQNR vs fp32: reference %.1f dB, int8 %.1f dB\n",
-              name.c_str(), qconfig.c_str(), (long long)exact, (long long)y->numel(), (long long)within_step, sqnr_ref, sqnr_int8);
+  std::printf(
+      "%s/%s: int8 vs reference: %lld/%lld equal, %lld within one step; SQNR vs fp32: reference %.1f dB, int8 %.1f "
+      "dB\n",
+      name.c_str(), qconfig.c_str(), (long long)exact, (long long)y->numel(), (long long)within_step, sqnr_ref,
+      sqnr_int8);
   const fx::Node* result = std::get<fx::Node*>(gm->graph().output_node()->args()[0]);
   if (result->op() == fx::Opcode::kCallFunction && result->target().op == OpId::kDequantize) {
     EXPECT_GE(within_step, y->numel() * 99 / 100);
@@ -88,9 +90,11 @@ TEST_P(ConvertZoo, LoweredMatchesReferenceAndStaysCloseToFloat) {
 INSTANTIATE_TEST_SUITE_P(Zoo, ConvertZoo,
                          ::testing::Values(Case{"mnist_cnn", "x86"}, Case{"mnist_cnn", "qnnpack"}, Case{"mlp", "x86"},
                                            Case{"resnet18", "x86"}, Case{"mobilenet_v2", "qnnpack"},
-                                           Case{"mobilenet_v3_small", "x86"}, Case{"resnet18", "tools/qconfigs/mixed.toml"}),
+                                           Case{"mobilenet_v3_small", "x86"},
+                                           Case{"resnet18", "tools/qconfigs/mixed.toml"}),
                          [](const auto& info) {
-                           std::string q = info.param.qconfig.find('/') == std::string::npos ? info.param.qconfig : "mixed";
+                           std::string q =
+                               info.param.qconfig.find('/') == std::string::npos ? info.param.qconfig : "mixed";
                            return info.param.model + "_" + q;
                          });
 
@@ -142,7 +146,8 @@ TEST(Convert, CatPoolsReshapeAndFunctionalActivationsLower) {
   const std::string code = gm->graph().ToString();
   EXPECT_NE(code.find("call_function[target=q_cat]"), std::string::npos) << code;
   EXPECT_NE(code.find("call_function[target=q_unary]"), std::string::npos) << code;
-  EXPECT_EQ(code.find("call_function[target=relu6]"), std::string::npos) << "relu6 folds into the stem's clamp\n" << code;
+  EXPECT_EQ(code.find("call_function[target=relu6]"), std::string::npos) << "relu6 folds into the stem's clamp\n"
+                                                                         << code;
   const Tensor y = *RunModule(*gm, x);
   // sigmoid's output grid is fixed at 1/256: int8 and reference agree to one step.
   for (int64_t i = 0; i < y.numel(); ++i) EXPECT_NEAR(y.data<float>()[i], ref.data<float>()[i], 1.0 / 256 + 1e-6) << i;

@@ -46,7 +46,8 @@ TEST(Dynamic, CloseToPyTorchDynamicQuantization) {
   const Tensor x = testing::Get(st, "x"), fp32 = testing::Get(st, "fp32");
   const Tensor ours_fp32 = *RunModule(*gm, x);
   ASSERT_TRUE(QuantizeDynamic(*gm, *LoadQuantConfig("dynamic")).ok());
-  for (const auto& [in, want_name] : {std::pair<Tensor, std::string>{x, "dynamic"}, {testing::Get(st, "x1"), "dynamic1"}}) {
+  for (const auto& [in, want_name] :
+       {std::pair<Tensor, std::string>{x, "dynamic"}, {testing::Get(st, "x1"), "dynamic1"}}) {
     const Tensor got = *RunModule(*gm, in), want = testing::Get(st, want_name);
     ASSERT_EQ(got.shape(), want.shape());
     // Both quantize each layer's input from its own range with the same formulas: the int8 products are
@@ -114,7 +115,8 @@ TEST(Dynamic, MixedMappingsAndNonLinearTargetsAreExplained) {
   all.mapping.SetGlobal(*PresetQConfig("dynamic"));
   auto r3 = QuantizeDynamic(*gm3, all);
   ASSERT_TRUE(r3.ok()) << r3.status();
-  EXPECT_EQ(r3->left_float.at("relu"), "dynamic quantization covers Linear modules and linear calls on parameters only");
+  EXPECT_EQ(r3->left_float.at("relu"),
+            "dynamic quantization covers Linear modules and linear calls on parameters only");
 }
 
 // A model calling F::linear on its own parameters (traced as get_attr + call_function linear).

@@ -55,7 +55,8 @@ TEST_P(ModelFileRoundTrip, ReloadedModelIsBitIdentical) {
 
 INSTANTIATE_TEST_SUITE_P(Zoo, ModelFileRoundTrip,
                          ::testing::Values(std::make_pair(std::string("mnist_cnn"), std::string("x86")),
-                                           std::make_pair(std::string("resnet18"), std::string("tools/qconfigs/mixed.toml")),
+                                           std::make_pair(std::string("resnet18"),
+                                                          std::string("tools/qconfigs/mixed.toml")),
                                            std::make_pair(std::string("mobilenet_v3_small"), std::string("qnnpack")),
                                            std::make_pair(std::string("mobilenet_v2"), std::string("x86"))),
                          [](const auto& info) { return info.param.first; });
@@ -77,7 +78,8 @@ TEST(ModelFile, MalformedFilesNameTheProblem) {
   EXPECT_NE(rewrite("f.qfx", s2).message().find("not a qfx model file"), std::string::npos);
   auto s3 = st;
   s3.tensors.erase(s3.tensors.begin());
-  EXPECT_NE(rewrite("t.qfx", s3).message().find("1 missing key(s): conv1.weight"), std::string::npos) << rewrite("t.qfx", s3);
+  EXPECT_NE(rewrite("t.qfx", s3).message().find("1 missing key(s): conv1.weight"), std::string::npos)
+      << rewrite("t.qfx", s3);
   auto s4 = st;
   s4.tensors[0].second = Tensor::Zeros(s4.tensors[0].second.shape());  // f32 instead of i8
   EXPECT_NE(rewrite("d.qfx", s4).message().find("conv1.weight: checkpoint f32"), std::string::npos);

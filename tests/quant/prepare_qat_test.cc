@@ -56,7 +56,8 @@ TEST_P(PrepareQatVsPyTorch, SamePlacementModulesAndOutput) {
   const auto ref = want["output"].get<std::vector<float>>();
   ASSERT_EQ(y->numel(), static_cast<int64_t>(ref.size()));
   // The output is fake-quantized: values sit on a grid; allow a value to land one grid step away.
-  auto* out_fq = dynamic_cast<FakeQuantize*>(gm->submodule(std::get<fx::Node*>(gm->graph().output_node()->args()[0])->target().path));
+  auto* out_fq = dynamic_cast<FakeQuantize*>(
+      gm->submodule(std::get<fx::Node*>(gm->graph().output_node()->args()[0])->target().path));
   ASSERT_NE(out_fq, nullptr);
   const float step = out_fq->qparams().scale[0];
   int same = 0;
@@ -89,7 +90,8 @@ TEST(PrepareQat, NeedsTrainingModeAndFakeQuantSpecs) {
   opt.config = *LoadQuantConfig("x86");
   auto r = PrepareQat(*gm, opt);
   ASSERT_FALSE(r.ok());
-  EXPECT_NE(r.status().message().find("must be a fake-quant spec for QAT (use a _qat preset"), std::string::npos) << r.status();
+  EXPECT_NE(r.status().message().find("must be a fake-quant spec for QAT (use a _qat preset"), std::string::npos)
+      << r.status();
 }
 
 TEST(PrepareQat, FreezeBnStatsAndSwitches) {

@@ -43,7 +43,8 @@ TEST_P(FuseZoo, FusedComputesTheSameAndLeavesTheRootAlone) {
   EXPECT_EQ(testing::MaxRelError(eager, before), 0.0);
 }
 
-INSTANTIATE_TEST_SUITE_P(Zoo, FuseZoo, ::testing::Values("resnet18", "mobilenet_v2", "mobilenet_v3_small", "mnist_cnn", "mlp"));
+INSTANTIATE_TEST_SUITE_P(Zoo, FuseZoo,
+                         ::testing::Values("resnet18", "mobilenet_v2", "mobilenet_v3_small", "mnist_cnn", "mlp"));
 
 TEST(Fuse, NamesAndModulesFollowPyTorch) {
   auto gm = TracedHashModel("mnist_cnn");
@@ -128,7 +129,8 @@ TEST_P(PrepareVsPyTorch, SameObserverPlacementAndCalibratedQParams) {
 INSTANTIATE_TEST_SUITE_P(Zoo, PrepareVsPyTorch,
                          ::testing::Values(PrepareCase{"mnist_cnn", "qnnpack"}, PrepareCase{"mnist_cnn", "x86"},
                                            PrepareCase{"mnist_cnn", "minmax"}, PrepareCase{"resnet18", "minmax"},
-                                           PrepareCase{"mobilenet_v2", "minmax"}, PrepareCase{"mobilenet_v3_small", "minmax"},
+                                           PrepareCase{"mobilenet_v2", "minmax"},
+                                           PrepareCase{"mobilenet_v3_small", "minmax"},
                                            PrepareCase{"resnet18", "qnnpack"}, PrepareCase{"resnet18", "x86"},
                                            PrepareCase{"mobilenet_v2", "qnnpack"}, PrepareCase{"mobilenet_v2", "x86"},
                                            PrepareCase{"mobilenet_v3_small", "qnnpack"},
@@ -179,9 +181,11 @@ TEST(Prepare, FusedModulesTakeTheirPartsAgreeingRules) {
     // functional relu) does.
     std::string notes;
     for (const std::string& w : r->warnings) notes += w + "\n";
-    EXPECT_NE(notes.find(with_relu ? "fused module 'fc1' (LinearReLU of Linear, ReLU): the object_type rules of its parts differ"
-                                   : "fused module 'conv1' (ConvReLU2d of Conv2d, ReLU): the object_type rules of its parts differ"),
-              std::string::npos)
+    EXPECT_NE(
+        notes.find(
+            with_relu ? "fused module 'fc1' (LinearReLU of Linear, ReLU): the object_type rules of its parts differ"
+                      : "fused module 'conv1' (ConvReLU2d of Conv2d, ReLU): the object_type rules of its parts differ"),
+        std::string::npos)
         << notes;
   }
 }

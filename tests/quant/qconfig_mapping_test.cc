@@ -1,10 +1,10 @@
 // qfx tests: QConfigMapping precedence (PyTorch's rules), the presets, and TOML rule files: every error
 // names file, line and key; every example in tools/qconfigs/ loads; preset files equal the presets.
 
+#include "qfx/quant/qconfig_mapping.h"
 #include "gtest/gtest.h"
 #include "qfx/fx/tracer.h"
 #include "qfx/models/zoo.h"
-#include "qfx/quant/qconfig_mapping.h"
 
 namespace qfx {
 namespace quant {
@@ -20,7 +20,8 @@ QConfig Tag(int64_t tag) {
 
 int64_t TagOf(const MaybeQConfig& q) { return q ? q->activation.bins : -1; }
 
-std::map<std::string, int64_t> Tags(fx::GraphModule& gm, const QConfigMapping& m, std::vector<std::string>* unused = nullptr) {
+std::map<std::string, int64_t> Tags(fx::GraphModule& gm, const QConfigMapping& m,
+                                    std::vector<std::string>* unused = nullptr) {
   std::map<std::string, int64_t> out;
   for (const auto& [node, q] : m.Assign(gm, unused)) out[node->name()] = TagOf(q);
   return out;
@@ -34,7 +35,7 @@ TEST(QConfigMapping, PrecedenceGlobalTypeRegexNameOrder) {
   m.SetGlobal(Tag(1));
   m.SetObjectType("Conv2d", Tag(2));
   ASSERT_TRUE(m.SetModuleNameRegex("layer1\\.0\\..*", Tag(3)).ok());
-  ASSERT_TRUE(m.SetModuleNameRegex("layer1\\..*", Tag(4)).ok());  // later regex: layer1.0 takes the first
+  ASSERT_TRUE(m.SetModuleNameRegex("layer1\\..*", Tag(4)).ok());    // later regex: layer1.0 takes the first
   m.SetModuleName("layer2", Tag(5));                                // covers submodules
   m.SetModuleName("layer2.0.conv2", Tag(6));                        // a deeper name wins
   m.SetModuleNameObjectTypeOrder("layer3.0", "Conv2d", 1, Tag(7));  // the second Conv2d called in layer3.0
@@ -102,7 +103,8 @@ TEST(Presets, MatchPyTorchDefaults) {
   const auto assigned = PresetMapping("qnnpack")->Assign(*gm);
   for (const auto& [n, q] : assigned) {
     if (n->op() == fx::Opcode::kCallModule && gm->submodule(n->target().path)->type_name() == "Hardsigmoid") {
-      EXPECT_EQ(q->activation.ToString(), "fixed_qparams(quint8, per_tensor_affine, range 0..255, scale 0.00390625, zero_point 0)");
+      EXPECT_EQ(q->activation.ToString(),
+                "fixed_qparams(quint8, per_tensor_affine, range 0..255, scale 0.00390625, zero_point 0)");
     }
   }
 }
@@ -154,21 +156,27 @@ TEST(RuleFiles, ErrorsNameFileLineAndKey) {
       {head + "[global]\nqconfig = \"x68\"\n", "r.toml:3: unknown qconfig 'x68' in [global]"},
       {head + "[global]\nqconfig = 3\n", "r.toml:3: 'qconfig' in [global] must be a string"},
       {head + "[qconfig.a]\nactivation = { observer = \"minmax\" }\n", "r.toml:2: [qconfig.a] needs 'weight'"},
-      {head + "[qconfig.a]\nactivation = { observer = \"minmax\", dtyp = \"qint8\" }\nweight = { observer = \"minmax\" }\n",
+      {head + "[qconfig.a]\nactivation = { observer = \"minmax\", dtyp = \"qint8\" }\nweight = { observer = \"minmax\" "
+              "}\n",
        "r.toml:3: unknown key 'dtyp' in [qconfig.a].activation"},
       {head + "[qconfig.a]\nactivation = { observer = \"maxmin\" }\nweight = { observer = \"minmax\" }\n",
        "r.toml:3: unknown observer 'maxmin' in [qconfig.a].activation"},
-      {head + "[qconfig.a]\nactivation = { observer = \"minmax\", dtype = \"int7\" }\nweight = { observer = \"minmax\" }\n",
+      {head + "[qconfig.a]\nactivation = { observer = \"minmax\", dtype = \"int7\" }\nweight = { observer = \"minmax\" "
+              "}\n",
        "r.toml:3: unknown dtype 'int7'"},
-      {head + "[qconfig.a]\nactivation = { observer = \"minmax\", qscheme = \"per_channel_affine\" }\nweight = { observer = \"minmax\" }\n",
+      {head + "[qconfig.a]\nactivation = { observer = \"minmax\", qscheme = \"per_channel_affine\" }\nweight = { "
+              "observer = \"minmax\" }\n",
        "r.toml:3: [qconfig.a].activation: minmax observer needs a per_tensor qscheme"},
-      {head + "[qconfig.a]\nactivation = { observer = \"minmax\", quant_min = 0 }\nweight = { observer = \"minmax\" }\n",
+      {head +
+           "[qconfig.a]\nactivation = { observer = \"minmax\", quant_min = 0 }\nweight = { observer = \"minmax\" }\n",
        "r.toml:3: [qconfig.a].activation: quant_min and quant_max must be given together"},
       {head + "[qconfig.x86]\nactivation = { observer = \"minmax\" }\nweight = { observer = \"minmax\" }\n",
        "r.toml:2: [qconfig.x86]: 'x86' is reserved"},
-      {head + "[[module_name_regex]]\nregex = 'layer('\nqconfig = \"none\"\n", "r.toml:3: module_name_regex 'layer(' is not a valid regex"},
+      {head + "[[module_name_regex]]\nregex = 'layer('\nqconfig = \"none\"\n",
+       "r.toml:3: module_name_regex 'layer(' is not a valid regex"},
       {head + "[[module_name]]\nqconfig = \"none\"\n", "missing key 'name' in [[module_name]]"},
-      {head + "[[object_type]]\ntype = \"Linear\"\nqconfig = \"none\"\nwhy = 1\n", "r.toml:5: unknown key 'why' in [[object_type]]"},
+      {head + "[[object_type]]\ntype = \"Linear\"\nqconfig = \"none\"\nwhy = 1\n",
+       "r.toml:5: unknown key 'why' in [[object_type]]"},
       {head + "[[module_name_object_type_order]]\nmodule = \"a\"\ntype = \"add\"\nindex = -1\nqconfig = \"none\"\n",
        "r.toml:5: index must be >= 0"},
       {head + "object_type = 3\n", "r.toml:2: 'object_type' must be written as [[object_type]] tables"},

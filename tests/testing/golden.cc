@@ -62,14 +62,18 @@ void HashInit(nn::Module& model) {
     }
     double lo, hi;
     if (absl::EndsWith(key, "running_var")) {
-      lo = 0.5, hi = 1.5;
+      lo = 0.5;
+      hi = 1.5;
     } else if (absl::EndsWith(key, "running_mean") || absl::EndsWith(key, "bias")) {
-      lo = -0.1, hi = 0.1;
+      lo = -0.1;
+      hi = 0.1;
     } else if (t.dim() == 1) {
-      lo = 0.5, hi = 1.0;
+      lo = 0.5;
+      hi = 1.0;
     } else {
       const double b = std::sqrt(6.0 / static_cast<double>(t.numel() / t.size(0)));
-      lo = -b, hi = b;
+      lo = -b;
+      hi = b;
     }
     dict.emplace_back(key, HashUniform(key, t.shape(), lo, hi));
   }

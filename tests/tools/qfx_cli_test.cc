@@ -83,8 +83,7 @@ TEST(Cli, ErrorsNameTheFileAndTheRule) {
   r.input = Tmp("bad_x.npy");
   r.output = Tmp("never.npy");
   s = cli::Run(r);
-  EXPECT_NE(s.message().find("batch at row 0: conv2d: input f32[3, 1, 28, 28] has 1 channels"), std::string::npos)
-      << s;
+  EXPECT_NE(s.message().find("batch at row 0: conv2d: input f32[3, 1, 28, 28] has 1 channels"), std::string::npos) << s;
   EXPECT_EQ(std::fopen(Tmp("never.npy").c_str(), "r"), nullptr);
 }
 
@@ -101,8 +100,11 @@ TEST(Cli, QuantizeThenRunEvalBenchAndDumpTheQfxFile) {
   const absl::Status s = cli::Quantize(q);
   const std::string out = ::testing::internal::GetCapturedStdout();
   ASSERT_TRUE(s.ok()) << s;
-  EXPECT_NE(out.find("quantized mnist_cnn with qnnpack (backend qnnpack): 7 int8 patterns, 8 observers calibrated on 16 inputs"),
-            std::string::npos) << out;
+  EXPECT_NE(
+      out.find(
+          "quantized mnist_cnn with qnnpack (backend qnnpack): 7 int8 patterns, 8 observers calibrated on 16 inputs"),
+      std::string::npos)
+      << out;
   EXPECT_NE(out.find("every op is int8"), std::string::npos) << out;
   cli::RunFlags r;
   r.model.file = Tmp("cnn.qfx");

@@ -73,14 +73,23 @@ void GradCheck(const Fn& fn, const std::vector<Tensor>& inputs, double h = 1e-2,
 }
 
 TEST(ConvBackwardKernel, MatchesOracleOverShapes) {
-  struct Case { int64_t n, cin, h, w, cout, k, stride, pad, dil, groups; };
-  for (const Case& c : {Case{2, 3, 7, 6, 4, 3, 1, 1, 1, 1}, Case{1, 4, 9, 9, 6, 3, 2, 0, 1, 2},
-                        Case{2, 6, 8, 7, 6, 3, 1, 2, 2, 6}, Case{1, 5, 5, 5, 7, 1, 1, 0, 1, 1},
-                        Case{1, 8, 11, 10, 8, 5, 3, 2, 1, 4}}) {
+  struct Case {
+    int64_t n, cin, h, w, cout, k, stride, pad, dil, groups;
+  };
+  for (const Case& c :
+       {Case{2, 3, 7, 6, 4, 3, 1, 1, 1, 1}, Case{1, 4, 9, 9, 6, 3, 2, 0, 1, 2}, Case{2, 6, 8, 7, 6, 3, 1, 2, 2, 6},
+        Case{1, 5, 5, 5, 7, 1, 1, 0, 1, 1}, Case{1, 8, 11, 10, 8, 5, 3, 2, 1, 4}}) {
     kernels::Conv2dGeometry g;
-    g.batch = c.n; g.in_channels = c.cin; g.in_h = c.h; g.in_w = c.w; g.out_channels = c.cout;
-    g.kernel_h = g.kernel_w = c.k; g.stride_h = g.stride_w = c.stride; g.pad_h = g.pad_w = c.pad;
-    g.dilation_h = g.dilation_w = c.dil; g.groups = c.groups;
+    g.batch = c.n;
+    g.in_channels = c.cin;
+    g.in_h = c.h;
+    g.in_w = c.w;
+    g.out_channels = c.cout;
+    g.kernel_h = g.kernel_w = c.k;
+    g.stride_h = g.stride_w = c.stride;
+    g.pad_h = g.pad_w = c.pad;
+    g.dilation_h = g.dilation_w = c.dil;
+    g.groups = c.groups;
     const Tensor x = Random({c.n, c.cin, c.h, c.w}, 1), w = Random({c.cout, c.cin / c.groups, c.k, c.k}, 2);
     const Tensor dy = Random({c.n, c.cout, g.out_h(), g.out_w()}, 3);
     Tensor dx = Tensor::Empty(x.shape()), dw = Tensor::Empty(w.shape()), db = Tensor::Empty({c.cout});
@@ -113,13 +122,15 @@ TEST(OpGradients, ConvAndLinear) {
 }
 
 TEST(OpGradients, BatchNormTrainAndEval) {
-  GradCheck([](Tape& t, const std::vector<Var>& v) {
-    return ag::batch_norm(t, v[0], Tensor(), Tensor(), v[1], v[2], true, 0.1, 1e-5);
-  }, {Random({3, 4, 3, 2}, 9), Random({4}, 10, 0.5f, 1.5f), Random({4}, 11)}, 1e-2, 3e-2);
+  GradCheck(
+      [](Tape& t, const std::vector<Var>& v) {
+        return ag::batch_norm(t, v[0], Tensor(), Tensor(), v[1], v[2], true, 0.1, 1e-5);
+      },
+      {Random({3, 4, 3, 2}, 9), Random({4}, 10, 0.5f, 1.5f), Random({4}, 11)}, 1e-2, 3e-2);
   const Tensor rm = Random({4}, 12), rv = Random({4}, 13, 0.5f, 2.f);
-  GradCheck([&](Tape& t, const std::vector<Var>& v) {
-    return ag::batch_norm(t, v[0], rm, rv, v[1], v[2], false, 0.1, 1e-5);
-  }, {Random({2, 4, 3}, 14), Random({4}, 15), Random({4}, 16)});
+  GradCheck(
+      [&](Tape& t, const std::vector<Var>& v) { return ag::batch_norm(t, v[0], rm, rv, v[1], v[2], false, 0.1, 1e-5); },
+      {Random({2, 4, 3}, 14), Random({4}, 15), Random({4}, 16)});
 }
 
 TEST(OpGradients, Activations) {
@@ -148,14 +159,19 @@ TEST(OpGradients, Pools) {
   mp.stride = {2, 2};
   mp.padding = {1, 1};
   mp.ceil_mode = true;
-  GradCheck([&](Tape& t, const std::vector<Var>& v) { return ag::max_pool2d(t, v[0], mp); }, {Random({2, 2, 7, 6}, 20)}, 1e-3);
+  GradCheck([&](Tape& t, const std::vector<Var>& v) { return ag::max_pool2d(t, v[0], mp); }, {Random({2, 2, 7, 6}, 20)},
+            1e-3);
   F::Pool2dOptions ap = mp;
   for (bool include_pad : {true, false}) {
     ap.count_include_pad = include_pad;
-    GradCheck([&](Tape& t, const std::vector<Var>& v) { return ag::avg_pool2d(t, v[0], ap); }, {Random({1, 3, 7, 6}, 21)});
+    GradCheck([&](Tape& t, const std::vector<Var>& v) { return ag::avg_pool2d(t, v[0], ap); },
+              {Random({1, 3, 7, 6}, 21)});
   }
-  GradCheck([](Tape& t, const std::vector<Var>& v) { return ag::adaptive_avg_pool2d(t, v[0], {3, 2}); },
-            {Random({2, 2, 7, 5}, 22)});
+  GradCheck(
+      [](Tape& t, const std::vector<Var>& v) {
+        return ag::adaptive_avg_pool2d(t, v[0], {3, 2});
+      },
+      {Random({2, 2, 7, 5}, 22)});
 }
 
 TEST(OpGradients, BroadcastCatReshapeMean) {
@@ -165,10 +181,17 @@ TEST(OpGradients, BroadcastCatReshapeMean) {
             {Random({2, 3, 4, 4}, 25), Random({2, 3, 1, 1}, 26)});
   GradCheck([](Tape& t, const std::vector<Var>& v) { return ag::div(t, v[0], v[1]); },
             {Random({3, 4}, 27), Random({4}, 28, 0.5f, 2.f)});
-  GradCheck([](Tape& t, const std::vector<Var>& v) { return ag::cat(t, {v[0], v[1]}, 1); },
-            {Random({2, 3, 2}, 29), Random({2, 1, 2}, 30)});
+  GradCheck(
+      [](Tape& t, const std::vector<Var>& v) {
+        return ag::cat(t, {v[0], v[1]}, 1);
+      },
+      {Random({2, 3, 2}, 29), Random({2, 1, 2}, 30)});
   GradCheck([](Tape& t, const std::vector<Var>& v) { return ag::reshape(t, v[0], {4, -1}); }, {Random({2, 2, 3}, 31)});
-  GradCheck([](Tape& t, const std::vector<Var>& v) { return ag::mean(t, v[0], {2, 3}, true); }, {Random({2, 3, 4, 2}, 32)});
+  GradCheck(
+      [](Tape& t, const std::vector<Var>& v) {
+        return ag::mean(t, v[0], {2, 3}, true);
+      },
+      {Random({2, 3, 4, 2}, 32)});
   GradCheck([](Tape& t, const std::vector<Var>& v) { return ag::mean(t, v[0], {-1}, false); }, {Random({2, 3, 4}, 33)});
 }
 
@@ -291,7 +314,8 @@ TEST(GraphGradients, TapedForwardEqualsForward) {
     auto gm = *fx::SymbolicTrace(model);
     gm->eval();
     const Shape shape = std::string(name).rfind("m", 0) == 0 && std::string(name) != "mobilenet_v3_small"
-                            ? Shape{2, 1, 28, 28} : Shape{1, 3, 64, 64};
+                            ? Shape{2, 1, 28, 28}
+                            : Shape{1, 3, 64, 64};
     const Tensor x = Random(shape, 41);
     const Tensor want = *RunModule(*gm, x);
     GraphForward forward(*gm);
@@ -303,7 +327,8 @@ TEST(GraphGradients, TapedForwardEqualsForward) {
     // And every parameter receives a gradient.
     tape.Backward(ag::cross_entropy(tape, ag::reshape(tape, *got, {got->value.size(0), -1}),
                                     Labels(got->value.size(0), got->value.numel() / got->value.size(0))));
-    for (const auto& [pname, p] : gm->named_parameters()) EXPECT_TRUE(tape.ParamGrad(p).defined()) << name << " " << pname;
+    for (const auto& [pname, p] : gm->named_parameters())
+      EXPECT_TRUE(tape.ParamGrad(p).defined()) << name << " " << pname;
   }
 }
 
@@ -332,7 +357,8 @@ TEST(GraphGradients, QatMnistCnnTrainModeForwardMatchesModule) {
   ASSERT_EQ(sd1.size(), sd2.size());
   for (size_t k = 0; k < sd1.size(); ++k) {
     ASSERT_EQ(sd1[k].first, sd2[k].first);
-    ASSERT_EQ(0, std::memcmp(sd1[k].second.raw_data(), sd2[k].second.raw_data(), sd1[k].second.nbytes())) << sd1[k].first;
+    ASSERT_EQ(0, std::memcmp(sd1[k].second.raw_data(), sd2[k].second.raw_data(), sd1[k].second.nbytes()))
+        << sd1[k].first;
   }
   tape.Backward(ag::cross_entropy(tape, *got, Labels(4, 10)));
   for (const auto& [name, p] : gm2->named_parameters()) EXPECT_TRUE(tape.ParamGrad(p).defined()) << name;

@@ -31,7 +31,8 @@ double RelError(const Tensor& got, const Tensor& want) {
   EXPECT_EQ(got.shape(), want.shape());
   if (got.shape() != want.shape()) return 1e9;
   double scale = 1e-12, err = 0;
-  for (int64_t i = 0; i < want.numel(); ++i) scale = std::max(scale, static_cast<double>(std::fabs(want.data<float>()[i])));
+  for (int64_t i = 0; i < want.numel(); ++i)
+    scale = std::max(scale, static_cast<double>(std::fabs(want.data<float>()[i])));
   for (int64_t i = 0; i < want.numel(); ++i) {
     err = std::max(err, static_cast<double>(std::fabs(got.data<float>()[i] - want.data<float>()[i])));
   }
@@ -55,16 +56,18 @@ const std::map<std::string, std::pair<int, Fn>>& Cases() {
     c2.padding = {2, 2};
     c2.dilation = {2, 2};
     c2.groups = 2;
-    (*m)["conv2d_groups_dilation"] = {2, [c2](Tape& t, const std::vector<Var>& v) { return ag::conv2d(t, v[0], v[1], Var{}, c2); }};
+    (*m)["conv2d_groups_dilation"] = {
+        2, [c2](Tape& t, const std::vector<Var>& v) { return ag::conv2d(t, v[0], v[1], Var{}, c2); }};
     F::Conv2dOptions c3;
     c3.stride = {2, 2};
     c3.padding = {1, 1};
     c3.groups = 4;
-    (*m)["conv2d_depthwise"] = {3, [c3](Tape& t, const std::vector<Var>& v) { return ag::conv2d(t, v[0], v[1], v[2], c3); }};
+    (*m)["conv2d_depthwise"] = {
+        3, [c3](Tape& t, const std::vector<Var>& v) { return ag::conv2d(t, v[0], v[1], v[2], c3); }};
     (*m)["linear"] = {3, [](Tape& t, const std::vector<Var>& v) { return ag::linear(t, v[0], v[1], v[2]); }};
     (*m)["batch_norm_train"] = {3, [](Tape& t, const std::vector<Var>& v) {
-      return ag::batch_norm(t, v[0], Tensor(), Tensor(), v[1], v[2], true, 0.1, 1e-5);
-    }};
+                                  return ag::batch_norm(t, v[0], Tensor(), Tensor(), v[1], v[2], true, 0.1, 1e-5);
+                                }};
     (*m)["relu"] = {1, [](Tape& t, const std::vector<Var>& v) { return ag::relu(t, v[0]); }};
     (*m)["relu6"] = {1, [](Tape& t, const std::vector<Var>& v) { return ag::relu6(t, v[0]); }};
     (*m)["hardtanh"] = {1, [](Tape& t, const std::vector<Var>& v) { return ag::hardtanh(t, v[0], -0.5f, 0.7f); }};
@@ -83,17 +86,19 @@ const std::map<std::string, std::pair<int, Fn>>& Cases() {
     F::Pool2dOptions ap = mp;
     ap.count_include_pad = false;
     (*m)["avg_pool2d"] = {1, [ap](Tape& t, const std::vector<Var>& v) { return ag::avg_pool2d(t, v[0], ap); }};
-    (*m)["adaptive_avg_pool2d"] = {1, [](Tape& t, const std::vector<Var>& v) { return ag::adaptive_avg_pool2d(t, v[0], {3, 2}); }};
+    (*m)["adaptive_avg_pool2d"] = {1, [](Tape& t, const std::vector<Var>& v) {
+                                     return ag::adaptive_avg_pool2d(t, v[0], {3, 2});
+                                   }};
     (*m)["add_broadcast"] = {2, [](Tape& t, const std::vector<Var>& v) { return ag::add(t, v[0], v[1]); }};
     (*m)["mul_broadcast"] = {2, [](Tape& t, const std::vector<Var>& v) { return ag::mul(t, v[0], v[1]); }};
     (*m)["cat"] = {2, [](Tape& t, const std::vector<Var>& v) { return ag::cat(t, {v[0], v[1]}, 1); }};
     (*m)["mean_23"] = {1, [](Tape& t, const std::vector<Var>& v) { return ag::mean(t, v[0], {2, 3}, true); }};
     (*m)["cross_entropy"] = {1, [](Tape& t, const std::vector<Var>& v) {
-      Tensor l = Tensor::Empty({4}, DType::kI64);
-      const int64_t want[] = {3, 0, 4, 1};
-      for (int i = 0; i < 4; ++i) l.data<int64_t>()[i] = want[i];
-      return ag::reshape(t, ag::cross_entropy(t, v[0], l), {1});
-    }};
+                               Tensor l = Tensor::Empty({4}, DType::kI64);
+                               const int64_t want[] = {3, 0, 4, 1};
+                               for (int i = 0; i < 4; ++i) l.data<int64_t>()[i] = want[i];
+                               return ag::reshape(t, ag::cross_entropy(t, v[0], l), {1});
+                             }};
     return m;
   }();
   return *cases;

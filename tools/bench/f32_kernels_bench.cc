@@ -30,22 +30,30 @@ void BM_GemmF32(benchmark::State& state) {
   const auto a = Random(m * k), b = Random(k * n);
   std::vector<float> c(m * n);
   GemmArgs g;
-  g.m = m, g.n = n, g.k = k, g.a = a.data(), g.lda = k, g.b = b.data(), g.b_row_stride = n, g.c = c.data(), g.ldc = n;
+  g.m = m;
+  g.n = n;
+  g.k = k;
+  g.a = a.data();
+  g.lda = k;
+  g.b = b.data();
+  g.b_row_stride = n;
+  g.c = c.data();
+  g.ldc = n;
   for (auto _ : state) {
     GemmF32(g);
     benchmark::DoNotOptimize(c.data());
   }
-  state.counters["GFMA/s"] = benchmark::Counter(static_cast<double>(m * n * k), benchmark::Counter::kIsIterationInvariantRate,
-                                               benchmark::Counter::kIs1000);
+  state.counters["GFMA/s"] = benchmark::Counter(
+      static_cast<double>(m * n * k), benchmark::Counter::kIsIterationInvariantRate, benchmark::Counter::kIs1000);
   state.SetLabel(GemmF32TargetName());
 }
 BENCHMARK(BM_GemmF32)
     ->Args({512, 512, 512, 1})
     ->Args({512, 512, 512, 2})
-    ->Args({64, 3136, 576, 1})    // resnet18 layer1 3x3 conv as GEMM
+    ->Args({64, 3136, 576, 1})  // resnet18 layer1 3x3 conv as GEMM
     ->Args({64, 3136, 576, 2})
-    ->Args({512, 49, 4608, 2})    // resnet18 layer4 3x3 conv
-    ->Args({1, 1000, 512, 1})     // resnet18 fc at batch 1
+    ->Args({512, 49, 4608, 2})  // resnet18 layer4 3x3 conv
+    ->Args({1, 1000, 512, 1})   // resnet18 fc at batch 1
     ->Unit(benchmark::kMicrosecond);
 
 // Args: C_in, H (= W), C_out, kernel, stride, groups, threads.
@@ -68,15 +76,15 @@ void BM_Conv2dF32(benchmark::State& state) {
   }
   const double macs = static_cast<double>(g.out_channels) * g.out_h() * g.out_w() * (g.in_channels / g.groups) *
                       g.kernel_h * g.kernel_w;
-  state.counters["GFMA/s"] = benchmark::Counter(macs, benchmark::Counter::kIsIterationInvariantRate,
-                                               benchmark::Counter::kIs1000);
+  state.counters["GFMA/s"] =
+      benchmark::Counter(macs, benchmark::Counter::kIsIterationInvariantRate, benchmark::Counter::kIs1000);
 }
 BENCHMARK(BM_Conv2dF32)
-    ->Args({3, 224, 64, 7, 2, 1, 2})     // resnet18 conv1
-    ->Args({64, 56, 64, 3, 1, 1, 2})     // layer1
-    ->Args({128, 28, 128, 3, 1, 1, 2})   // layer2
-    ->Args({256, 14, 256, 3, 1, 1, 2})   // layer3
-    ->Args({512, 7, 512, 3, 1, 1, 2})    // layer4
+    ->Args({3, 224, 64, 7, 2, 1, 2})      // resnet18 conv1
+    ->Args({64, 56, 64, 3, 1, 1, 2})      // layer1
+    ->Args({128, 28, 128, 3, 1, 1, 2})    // layer2
+    ->Args({256, 14, 256, 3, 1, 1, 2})    // layer3
+    ->Args({512, 7, 512, 3, 1, 1, 2})     // layer4
     ->Args({144, 56, 144, 3, 1, 144, 2})  // mobilenet_v2 depthwise
     ->Unit(benchmark::kMicrosecond);
 

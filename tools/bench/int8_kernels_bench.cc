@@ -38,12 +38,16 @@ __attribute__((target("avx2"))) double PeakMaddubs(int64_t iters) {
   __m256i acc[kChains], b[kChains];
   __m256i a = _mm256_set1_epi8(5);
   const __m256i ones = _mm256_set1_epi16(1);
-  for (int i = 0; i < kChains; ++i) acc[i] = _mm256_setzero_si256(), b[i] = _mm256_set1_epi8(static_cast<char>(i + 1));
+  for (int i = 0; i < kChains; ++i) {
+    acc[i] = _mm256_setzero_si256();
+    b[i] = _mm256_set1_epi8(static_cast<char>(i + 1));
+  }
   const auto t0 = std::chrono::steady_clock::now();
   for (int64_t it = 0; it < iters; ++it) {
     __asm__ volatile("" : "+x"(a));  // a changes every round, so the products are not hoisted
 #pragma GCC unroll 6
-    for (int i = 0; i < kChains; ++i) acc[i] = _mm256_add_epi32(acc[i], _mm256_madd_epi16(_mm256_maddubs_epi16(b[i], a), ones));
+    for (int i = 0; i < kChains; ++i)
+      acc[i] = _mm256_add_epi32(acc[i], _mm256_madd_epi16(_mm256_maddubs_epi16(b[i], a), ones));
   }
   const double s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
   int32_t sink[8];
@@ -80,7 +84,10 @@ struct alignas(64) TileConfig {
 
 __attribute__((target("amx-tile,amx-int8"))) double PeakAmx(int64_t iters) {
   TileConfig cfg;
-  for (int t = 0; t < 8; ++t) cfg.colsb[t] = 64, cfg.rows[t] = 16;
+  for (int t = 0; t < 8; ++t) {
+    cfg.colsb[t] = 64;
+    cfg.rows[t] = 16;
+  }
   _tile_loadconfig(&cfg);
   alignas(64) static int8_t data[16 * 64];
   for (int i = 0; i < 16 * 64; ++i) data[i] = static_cast<int8_t>(i % 7);
@@ -159,8 +166,18 @@ void BM_GemmU8S8(benchmark::State& state) {
   AlignedVector<int32_t> packed(PackedU8S8Size(m, k));
   PackU8S8Weights(a.data(), m, k, k, packed.data());
   U8S8GemmArgs g;
-  g.m = m, g.n = n, g.k = k, g.a = a.data(), g.lda = k, g.b = b.data(), g.ldb = n, g.c = c.data(), g.ldc = n;
-  g.b_max = 127, g.packed_a = packed.data(), g.a_max_pair = MaxPairAbsSum(a.data(), m, k, k);
+  g.m = m;
+  g.n = n;
+  g.k = k;
+  g.a = a.data();
+  g.lda = k;
+  g.b = b.data();
+  g.ldb = n;
+  g.c = c.data();
+  g.ldc = n;
+  g.b_max = 127;
+  g.packed_a = packed.data();
+  g.a_max_pair = MaxPairAbsSum(a.data(), m, k, k);
   const double peak = GemmPeak() * static_cast<double>(state.range(3));  // one core's peak times the threads
   const auto t0 = std::chrono::steady_clock::now();
   for (auto _ : state) {
@@ -176,8 +193,8 @@ void BM_GemmU8S8(benchmark::State& state) {
 BENCHMARK(BM_GemmU8S8)
     ->Args({512, 512, 512, 1})
     ->Args({512, 512, 512, 2})
-    ->Args({64, 3136, 576, 2})   // resnet18 layer1 3x3 conv as GEMM
-    ->Args({512, 49, 4608, 2})   // resnet18 layer4 3x3 conv
+    ->Args({64, 3136, 576, 2})  // resnet18 layer1 3x3 conv as GEMM
+    ->Args({512, 49, 4608, 2})  // resnet18 layer4 3x3 conv
     ->Unit(benchmark::kMicrosecond);
 
 // Args: C_in, C_out, H (= W), kernel, stride, groups, threads: one quantized convolution at batch 1, packed
@@ -185,8 +202,10 @@ BENCHMARK(BM_GemmU8S8)
 // shapes are resnet18's and mobilenet_v2's layers; the label names the path.
 void BM_QConv2d(benchmark::State& state) {
   QConv2dShape shape;
-  shape.in_channels = state.range(0), shape.out_channels = state.range(1);
-  shape.kernel_h = shape.kernel_w = state.range(3), shape.stride_h = shape.stride_w = state.range(4);
+  shape.in_channels = state.range(0);
+  shape.out_channels = state.range(1);
+  shape.kernel_h = shape.kernel_w = state.range(3);
+  shape.stride_h = shape.stride_w = state.range(4);
   shape.groups = state.range(5);
   shape.pad_h = shape.pad_w = shape.kernel_h / 2;
   const int64_t hw = state.range(2);
@@ -199,35 +218,39 @@ void BM_QConv2d(benchmark::State& state) {
   std::vector<int32_t> bias(g.out_channels, 100);
   std::vector<float> multiplier(g.out_channels, 1.f / 4096);
   QRequant rq;
-  rq.x_zero_point = 3, rq.bias = bias.data(), rq.multiplier = multiplier.data(), rq.y_zero_point = 5;
+  rq.x_zero_point = 3;
+  rq.bias = bias.data();
+  rq.multiplier = multiplier.data();
+  rq.y_zero_point = 5;
   const PackedQConv2d conv = PackQConv2d(shape, w.data(), rq);
   for (auto _ : state) {
     Run(conv, 1, hw, hw, x.data(), y.data());
     benchmark::DoNotOptimize(y.data());
   }
-  state.counters["GMAC/s"] = benchmark::Counter(static_cast<double>(g.out_channels * g.out_h() * g.out_w() * per_row),
-                                               benchmark::Counter::kIsIterationInvariantRate, benchmark::Counter::kIs1000);
+  state.counters["GMAC/s"] =
+      benchmark::Counter(static_cast<double>(g.out_channels * g.out_h() * g.out_w() * per_row),
+                         benchmark::Counter::kIsIterationInvariantRate, benchmark::Counter::kIs1000);
   state.SetLabel(PathName(conv.path()));
 }
 BENCHMARK(BM_QConv2d)
     ->ArgNames({"cin", "cout", "hw", "k", "s", "g", "t"})
-    ->Args({3, 64, 224, 7, 2, 1, 2})       // resnet18 conv1
-    ->Args({64, 64, 56, 3, 1, 1, 2})       // layer1 (x4)
-    ->Args({64, 128, 56, 3, 2, 1, 2})      // layer2.0.conv1
-    ->Args({64, 128, 56, 1, 2, 1, 2})      // layer2.0.downsample
-    ->Args({128, 128, 28, 3, 1, 1, 2})     // layer2 (x3)
-    ->Args({128, 128, 28, 3, 1, 1, 1})     // layer2, one thread
-    ->Args({128, 256, 28, 3, 2, 1, 2})     // layer3.0.conv1
-    ->Args({256, 256, 14, 3, 1, 1, 2})     // layer3 (x3)
-    ->Args({256, 512, 14, 3, 2, 1, 2})     // layer4.0.conv1
-    ->Args({512, 512, 7, 3, 1, 1, 2})      // layer4 (x3)
-    ->Args({32, 32, 112, 3, 1, 32, 2})     // mobilenet_v2 depthwise 112x112
-    ->Args({144, 144, 56, 3, 2, 144, 2})   // depthwise stride 2
-    ->Args({576, 576, 14, 3, 1, 576, 2})   // depthwise 14x14
-    ->Args({960, 960, 7, 3, 1, 960, 2})    // depthwise 7x7
-    ->Args({96, 576, 14, 1, 1, 1, 2})      // 1x1 expansion
-    ->Args({576, 96, 14, 1, 1, 1, 2})      // 1x1 projection
-    ->Args({24, 144, 56, 1, 1, 1, 2})      // 1x1 expansion 56x56
+    ->Args({3, 64, 224, 7, 2, 1, 2})      // resnet18 conv1
+    ->Args({64, 64, 56, 3, 1, 1, 2})      // layer1 (x4)
+    ->Args({64, 128, 56, 3, 2, 1, 2})     // layer2.0.conv1
+    ->Args({64, 128, 56, 1, 2, 1, 2})     // layer2.0.downsample
+    ->Args({128, 128, 28, 3, 1, 1, 2})    // layer2 (x3)
+    ->Args({128, 128, 28, 3, 1, 1, 1})    // layer2, one thread
+    ->Args({128, 256, 28, 3, 2, 1, 2})    // layer3.0.conv1
+    ->Args({256, 256, 14, 3, 1, 1, 2})    // layer3 (x3)
+    ->Args({256, 512, 14, 3, 2, 1, 2})    // layer4.0.conv1
+    ->Args({512, 512, 7, 3, 1, 1, 2})     // layer4 (x3)
+    ->Args({32, 32, 112, 3, 1, 32, 2})    // mobilenet_v2 depthwise 112x112
+    ->Args({144, 144, 56, 3, 2, 144, 2})  // depthwise stride 2
+    ->Args({576, 576, 14, 3, 1, 576, 2})  // depthwise 14x14
+    ->Args({960, 960, 7, 3, 1, 960, 2})   // depthwise 7x7
+    ->Args({96, 576, 14, 1, 1, 1, 2})     // 1x1 expansion
+    ->Args({576, 96, 14, 1, 1, 1, 2})     // 1x1 projection
+    ->Args({24, 144, 56, 1, 1, 1, 2})     // 1x1 expansion 56x56
     ->Unit(benchmark::kMicrosecond);
 
 }  // namespace

@@ -16,18 +16,18 @@
 #include "absl/strings/str_split.h"
 #include "fmt/core.h"
 #include "qfx/core/parallel.h"
+#include "qfx/fx/tracer.h"
 #include "qfx/io/npy.h"
+#include "qfx/io/safetensors.h"
 #include "qfx/kernels/f32.h"
 #include "qfx/kernels/qconv.h"
-#include "qfx/io/safetensors.h"
 #include "qfx/models/zoo.h"
 #include "qfx/nn/functional.h"
-#include "qfx/fx/tracer.h"
 #include "qfx/quant/metrics.h"
 #include "qfx/quant/model_file.h"
-#include "qfx/train/trainer.h"
 #include "qfx/quant/passes.h"
 #include "qfx/quant/quantized_modules.h"
+#include "qfx/train/trainer.h"
 
 namespace qfx {
 namespace cli {
@@ -35,9 +35,7 @@ namespace {
 
 using Clock = std::chrono::steady_clock;
 
-double MsSince(Clock::time_point t0) {
-  return std::chrono::duration<double, std::milli>(Clock::now() - t0).count();
-}
+double MsSince(Clock::time_point t0) { return std::chrono::duration<double, std::milli>(Clock::now() - t0).count(); }
 
 Tensor SeededInput(const Shape& shape, uint64_t seed) {
   Tensor x = Tensor::Empty(shape);
@@ -91,7 +89,8 @@ absl::StatusOr<Tensor> RunBatched(nn::Module& model, const Tensor& x, int64_t ba
 }  // namespace
 
 absl::StatusOr<std::shared_ptr<nn::Module>> LoadModel(const ModelFlags& f) {
-  if (!f.file.empty() && !f.model.empty()) return absl::InvalidArgumentError("give either a .qfx file or --model, not both");
+  if (!f.file.empty() && !f.model.empty())
+    return absl::InvalidArgumentError("give either a .qfx file or --model, not both");
   if (!f.file.empty()) {
     QFX_ASSIGN_OR_RETURN(quant::ModelFile file, quant::LoadModel(f.file));
     return std::shared_ptr<nn::Module>(file.module);
@@ -119,7 +118,8 @@ absl::StatusOr<Shape> InputShape(const ModelFlags& model, const std::string& sha
   if (!shape_flag.empty()) return ParseShape(shape_flag);
   if (!model.file.empty()) {
     QFX_ASSIGN_OR_RETURN(quant::ModelFile file, quant::LoadModel(model.file));
-    if (file.input_shape.empty()) return absl::InvalidArgumentError(absl::StrCat(model.file, " records no input shape: pass --shape"));
+    if (file.input_shape.empty())
+      return absl::InvalidArgumentError(absl::StrCat(model.file, " records no input shape: pass --shape"));
     return file.input_shape;
   }
   QFX_ASSIGN_OR_RETURN(auto info, models::GetModelInfo(model.model));
@@ -148,7 +148,8 @@ absl::StatusOr<int64_t> Calibrate(fx::GraphModule& gm, const Tensor& x, const st
     const int64_t n = std::min(batch, total - i);
     absl::StatusOr<Tensor> y = RunModule(gm, x.Narrow0(i, n));
     if (!y.ok()) {
-      return absl::Status(y.status().code(), absl::StrCat(path, ": calibration batch at row ", i, ": ", y.status().message()));
+      return absl::Status(y.status().code(),
+                          absl::StrCat(path, ": calibration batch at row ", i, ": ", y.status().message()));
     }
     progress.Update(i + n);
   }
@@ -185,14 +186,16 @@ absl::Status Demo() {
   QFX_ASSIGN_OR_RETURN(auto model, models::Create(name, /*seed=*/0));
   Shape batch_shape = info.input_shape;
   batch_shape[0] = 8;
-  const Tensor x = SeededInput(info.input_shape, /*seed=*/1), eval = SeededInput(batch_shape, 2), calib = SeededInput(batch_shape, 3);
+  const Tensor x = SeededInput(info.input_shape, /*seed=*/1), eval = SeededInput(batch_shape, 2),
+               calib = SeededInput(batch_shape, 3);
   fmt::print("qfx demo: {} ({}), seeded weights, seeded input {}, {} threads\n", name, info.description,
              ShapeToString(x.shape()), NumThreads());
   QFX_ASSIGN_OR_RETURN(Tensor y, RunModule(*model, x));
   std::vector<int64_t> idx(y.size(1));
   for (size_t i = 0; i < idx.size(); ++i) idx[i] = static_cast<int64_t>(i);
   const float* logits = y.data<float>();
-  std::partial_sort(idx.begin(), idx.begin() + 5, idx.end(), [&](int64_t a, int64_t b) { return logits[a] > logits[b]; });
+  std::partial_sort(idx.begin(), idx.begin() + 5, idx.end(),
+                    [&](int64_t a, int64_t b) { return logits[a] > logits[b]; });
   fmt::print("top-5 logits (class: logit):\n");
   for (int i = 0; i < 5; ++i) fmt::print("  {:4d}: {:+.5f}\n", idx[i], logits[idx[i]]);
   QFX_ASSIGN_OR_RETURN(const double fp32_ms, MedianMs(*model, x, 5));
@@ -206,8 +209,8 @@ absl::Status Demo() {
   QFX_ASSIGN_OR_RETURN(quant::PrepareReport report, quant::Prepare(*gm, po));
   QFX_RETURN_IF_ERROR(RunModule(*gm, calib).status());
   QFX_RETURN_IF_ERROR(quant::Convert(*gm, report));
-  fmt::print("quantized with x86 in {:.0f} ms: {} int8 patterns, {} left in float\n", MsSince(t0), report.quantized.size(),
-             report.left_float.size());
+  fmt::print("quantized with x86 in {:.0f} ms: {} int8 patterns, {} left in float\n", MsSince(t0),
+             report.quantized.size(), report.left_float.size());
 
   QFX_ASSIGN_OR_RETURN(Tensor ref, RunModule(*model, eval));
   QFX_ASSIGN_OR_RETURN(Tensor q, RunModule(*gm, eval));
@@ -235,7 +238,8 @@ absl::Status Run(const RunFlags& f) {
 absl::StatusOr<double> Top1(nn::Module& model, const Tensor& x, const Tensor& labels, int64_t batch) {
   model.eval();
   QFX_ASSIGN_OR_RETURN(Tensor y, RunBatched(model, x, batch, "eval"));
-  if (y.dim() != 2) return absl::InvalidArgumentError(absl::StrCat("model output ", y.ToString(), " is not [N, classes]"));
+  if (y.dim() != 2)
+    return absl::InvalidArgumentError(absl::StrCat("model output ", y.ToString(), " is not [N, classes]"));
   QFX_ASSIGN_OR_RETURN(const Tensor wide, train::IntegerLabels(labels));
   const int64_t correct = train::CountCorrect(y, wide);
   return static_cast<double>(correct) / static_cast<double>(labels.size(0));

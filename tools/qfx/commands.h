@@ -54,8 +54,8 @@ struct DumpFlags {
 struct QuantizeFlags {
   ModelFlags model;
   std::string qconfig = "x86";
-  std::string calib;         // .npy calibration inputs
-  int64_t calib_batches = 0; // 0: all
+  std::string calib;          // .npy calibration inputs
+  int64_t calib_batches = 0;  // 0: all
   int64_t batch = 32;
   std::string out;
 };
@@ -70,7 +70,7 @@ struct TrainFlags {
   std::string schedule = "constant";  // constant | step | cosine
   int64_t step_size = 1;
   double gamma = 0.1;
-  std::string qconfig = "x86_qat";  // qat only
+  std::string qconfig = "x86_qat";                            // qat only
   int64_t freeze_bn_after = -1, freeze_observers_after = -1;  // qat only; -1: never
   std::string out;
 };

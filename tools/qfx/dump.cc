@@ -37,7 +37,8 @@ bool OnPath(const std::string& tool) {
 absl::Status RenderDot(const std::string& dot_text, const std::string& format, const std::string& out) {
   if (!OnPath("dot")) {
     return absl::FailedPreconditionError(
-        absl::StrCat("--format ", format, " needs Graphviz's `dot`, which is not on PATH: install it with "
+        absl::StrCat("--format ", format,
+                     " needs Graphviz's `dot`, which is not on PATH: install it with "
                      "`apt-get install graphviz` (tools/setup.sh does), or use --format dot and render it elsewhere"));
   }
   const std::string dot_file = absl::StrCat(out, ".tmp.", ::getpid(), ".dot");
@@ -131,7 +132,8 @@ absl::Status Dump(const DumpFlags& f) {
         QFX_RETURN_IF_ERROR(Calibrate(*gm, calib, f.calib, f.batch, /*max_batches=*/0).status());
       }
       if (f.stage == "converted") {
-        if (f.calib.empty()) return absl::InvalidArgumentError("--stage converted needs --calib X.npy to calibrate with");
+        if (f.calib.empty())
+          return absl::InvalidArgumentError("--stage converted needs --calib X.npy to calibrate with");
         if (qat) return absl::InvalidArgumentError("--stage converted takes a post-training qconfig, not a _qat one");
         QFX_RETURN_IF_ERROR(quant::Convert(*gm, report));
       } else {
@@ -139,11 +141,13 @@ absl::Status Dump(const DumpFlags& f) {
       }
     }
   } else if (f.stage != "traced") {
-    return absl::InvalidArgumentError(absl::StrCat("--stage '", f.stage, "' must be traced, fused, prepared or converted"));
+    return absl::InvalidArgumentError(
+        absl::StrCat("--stage '", f.stage, "' must be traced, fused, prepared or converted"));
   }
   QFX_RETURN_IF_ERROR(fx::PropagateShapes(*gm, {shape}));
-  QFX_ASSIGN_OR_RETURN(std::string text, Render(gm->graph(), f.format, f.model.file.empty() ? f.model.model : f.model.file,
-                                                notes.empty() ? nullptr : &notes));
+  QFX_ASSIGN_OR_RETURN(std::string text,
+                       Render(gm->graph(), f.format, f.model.file.empty() ? f.model.model : f.model.file,
+                              notes.empty() ? nullptr : &notes));
   if (f.format == "svg" || f.format == "png") {
     if (f.out.empty()) return absl::InvalidArgumentError(absl::StrCat("--format ", f.format, " needs --out FILE"));
     return RenderDot(text, f.format, f.out);

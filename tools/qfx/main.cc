@@ -12,11 +12,14 @@ namespace {
 
 void AddModelFlags(CLI::App* cmd, qfx::cli::ModelFlags& f, bool accepts_file = true) {
   if (accepts_file) cmd->add_option("model_file", f.file, "a .qfx model file (from qfx quantize) instead of --model");
-  CLI::Option* model = cmd->add_option("--model", f.model, "zoo model name (resnet18, resnet50, mobilenet_v2, "
-                                                           "mobilenet_v3_small, mlp, mnist_cnn)");
+  CLI::Option* model = cmd->add_option("--model", f.model,
+                                       "zoo model name (resnet18, resnet50, mobilenet_v2, "
+                                       "mobilenet_v3_small, mlp, mnist_cnn)");
   if (!accepts_file) model->required();
   cmd->add_option("--weights", f.weights, "safetensors file with the model's state_dict (PyTorch names)");
-  cmd->add_option("--seed", f.seed, "seed of the default initialisation when --weights is not given (train, qat: also of shuffling and dropout)");
+  cmd->add_option(
+      "--seed", f.seed,
+      "seed of the default initialisation when --weights is not given (train, qat: also of shuffling and dropout)");
 }
 
 void AddTrainFlags(CLI::App* cmd, qfx::cli::TrainFlags& f) {
@@ -27,11 +30,14 @@ void AddTrainFlags(CLI::App* cmd, qfx::cli::TrainFlags& f) {
   cmd->add_option("--epochs", f.epochs, "epochs")->capture_default_str()->check(CLI::PositiveNumber);
   cmd->add_option("--batch", f.batch, "mini-batch size")->capture_default_str()->check(CLI::PositiveNumber);
   cmd->add_option("--lr", f.lr, "learning rate")->capture_default_str()->check(CLI::PositiveNumber);
-  cmd->add_option("--optimizer", f.optimizer, "adam | sgd")->capture_default_str()->check(CLI::IsMember({"adam", "sgd"}));
+  cmd->add_option("--optimizer", f.optimizer, "adam | sgd")
+      ->capture_default_str()
+      ->check(CLI::IsMember({"adam", "sgd"}));
   cmd->add_option("--momentum", f.momentum, "sgd momentum")->capture_default_str();
   cmd->add_option("--weight-decay", f.weight_decay, "L2 weight decay")->capture_default_str();
   cmd->add_option("--schedule", f.schedule, "constant | step | cosine (per epoch)")
-      ->capture_default_str()->check(CLI::IsMember({"constant", "step", "cosine"}));
+      ->capture_default_str()
+      ->check(CLI::IsMember({"constant", "step", "cosine"}));
   cmd->add_option("--step-size", f.step_size, "step schedule: epochs per decay")->capture_default_str();
   cmd->add_option("--gamma", f.gamma, "step schedule: decay factor")->capture_default_str();
 }
@@ -75,22 +81,26 @@ int main(int argc, char** argv) {
   bench_cmd->add_flag("--json", bench.json, "print one JSON line");
 
   qfx::cli::QuantizeFlags quantize;
-  CLI::App* quantize_cmd = app.add_subcommand("quantize", "fuse, prepare, calibrate, convert and save an int8 .qfx model");
+  CLI::App* quantize_cmd =
+      app.add_subcommand("quantize", "fuse, prepare, calibrate, convert and save an int8 .qfx model");
   AddModelFlags(quantize_cmd, quantize.model, /*accepts_file=*/false);
-  quantize_cmd->add_option("--qconfig", quantize.qconfig, "preset (x86 fbgemm qnnpack onednn dynamic) or rule file (default x86)");
+  quantize_cmd->add_option("--qconfig", quantize.qconfig,
+                           "preset (x86 fbgemm qnnpack onednn dynamic) or rule file (default x86)");
   quantize_cmd->add_option("--calib", quantize.calib, "calibration inputs, .npy [N, ...] (not for dynamic)");
   quantize_cmd->add_option("--calib-batches", quantize.calib_batches, "use at most this many batches (default all)");
   quantize_cmd->add_option("--batch", quantize.batch, "calibration batch size")->check(CLI::PositiveNumber);
   quantize_cmd->add_option("--out", quantize.out, "the .qfx file to write")->required();
 
   qfx::cli::DumpFlags dump;
-  CLI::App* dump_cmd = app.add_subcommand("dump", "trace a model and show its graph (table, code, json, dot, svg, png)");
+  CLI::App* dump_cmd =
+      app.add_subcommand("dump", "trace a model and show its graph (table, code, json, dot, svg, png)");
   AddModelFlags(dump_cmd, dump.model);
   dump_cmd->add_option("--format", dump.format, "table | code | json | dot | svg | png (default table)");
   dump_cmd->add_option("--out", dump.out, "output file (default: stdout; required for svg and png)");
   dump_cmd->add_option("--shape", dump.shape, "input shape for the shape column (default: the model's)");
   dump_cmd->add_option("--stage", dump.stage, "traced | fused | prepared | converted (default traced)");
-  dump_cmd->add_option("--qconfig", dump.qconfig, "preset (x86 fbgemm qnnpack onednn, *_qat) or rule file (default x86)");
+  dump_cmd->add_option("--qconfig", dump.qconfig,
+                       "preset (x86 fbgemm qnnpack onednn, *_qat) or rule file (default x86)");
   dump_cmd->add_option("--calib", dump.calib, "calibrate with this .npy (prepared: show qparams; converted: required)");
   dump_cmd->add_option("--batch", dump.batch, "calibration batch size")->check(CLI::PositiveNumber);
 
@@ -103,13 +113,16 @@ int main(int argc, char** argv) {
   qfx::cli::TrainFlags qat = train;
   qat.epochs = 1;
   qat.lr = 1e-4;
-  CLI::App* qat_cmd = app.add_subcommand("qat", "quantization-aware fine-tuning, then convert to int8 and save a .qfx model");
+  CLI::App* qat_cmd =
+      app.add_subcommand("qat", "quantization-aware fine-tuning, then convert to int8 and save a .qfx model");
   AddModelFlags(qat_cmd, qat.model, /*accepts_file=*/false);
   AddTrainFlags(qat_cmd, qat);
-  qat_cmd->add_option("--qconfig", qat.qconfig, "QAT preset (x86_qat fbgemm_qat qnnpack_qat onednn_qat) or rule file "
-                                                "(default x86_qat)");
+  qat_cmd->add_option("--qconfig", qat.qconfig,
+                      "QAT preset (x86_qat fbgemm_qat qnnpack_qat onednn_qat) or rule file "
+                      "(default x86_qat)");
   qat_cmd->add_option("--freeze-bn-after", qat.freeze_bn_after, "freeze batch-norm statistics after this many epochs");
-  qat_cmd->add_option("--freeze-observers-after", qat.freeze_observers_after, "freeze observers after this many epochs");
+  qat_cmd->add_option("--freeze-observers-after", qat.freeze_observers_after,
+                      "freeze observers after this many epochs");
   qat_cmd->add_option("--out", qat.out, "the .qfx file to write")->required();
 
   CLI11_PARSE(app, argc, argv);

@@ -36,7 +36,8 @@ absl::Status QuantizeDynamically(const QuantizeFlags& f, const quant::QuantConfi
   QFX_ASSIGN_OR_RETURN(quant::DynamicReport report, quant::QuantizeDynamic(gm, config));
   for (const std::string& w : report.warnings) std::fprintf(stderr, "qfx: warning: %s\n", w.c_str());
   QFX_ASSIGN_OR_RETURN(auto info, models::GetModelInfo(f.model.model));
-  QFX_RETURN_IF_ERROR(quant::SaveModel(f.out, gm, info.input_shape, absl::StrCat(f.model.model, " quantized with ", f.qconfig)));
+  QFX_RETURN_IF_ERROR(
+      quant::SaveModel(f.out, gm, info.input_shape, absl::StrCat(f.model.model, " quantized with ", f.qconfig)));
   fmt::print("quantized {} with {} (dynamic): {} Linear layers int8, activations quantized per call\n", f.model.model,
              f.qconfig, report.quantized.size());
   for (const auto& [node, reason] : report.left_float) fmt::print("  float: %{} ({})\n", node, reason);
@@ -50,13 +51,15 @@ absl::Status Quantize(const QuantizeFlags& f) {
   QFX_ASSIGN_OR_RETURN(auto model, LoadModel(f.model));
   QFX_ASSIGN_OR_RETURN(quant::QuantConfig config, quant::LoadQuantConfig(f.qconfig));
   if (config.mapping.global() && config.mapping.global()->activation.fake_quant) {
-    return absl::InvalidArgumentError(absl::StrCat("--qconfig ", f.qconfig, " is for quantization-aware training; use qfx qat"));
+    return absl::InvalidArgumentError(
+        absl::StrCat("--qconfig ", f.qconfig, " is for quantization-aware training; use qfx qat"));
   }
   const int64_t fp32_bytes = StateBytes(*model);
   QFX_ASSIGN_OR_RETURN(auto gm, fx::SymbolicTrace(model));
   if (quant::HasDynamicQConfig(config.mapping, *gm)) return QuantizeDynamically(f, config, *gm, fp32_bytes);
   if (f.calib.empty()) {
-    return absl::InvalidArgumentError(absl::StrCat("--qconfig ", f.qconfig, " is static: give --calib X.npy with "
+    return absl::InvalidArgumentError(absl::StrCat("--qconfig ", f.qconfig,
+                                                   " is static: give --calib X.npy with "
                                                    "calibration inputs (only the dynamic preset needs none)"));
   }
   QFX_ASSIGN_OR_RETURN(Tensor calib, ReadCalibration(f.calib));
@@ -68,12 +71,14 @@ absl::Status Quantize(const QuantizeFlags& f) {
   QFX_RETURN_IF_ERROR(quant::Convert(*gm, report));
   Shape input_shape = calib.shape();
   input_shape[0] = 1;
-  QFX_RETURN_IF_ERROR(quant::SaveModel(f.out, *gm, input_shape, absl::StrCat(f.model.model, " quantized with ", f.qconfig)));
-  fmt::print("quantized {} with {} (backend {}): {} int8 patterns, {} observers calibrated on {} inputs\n", f.model.model,
-             f.qconfig, config.backend, report.quantized.size(), report.observers, used);
+  QFX_RETURN_IF_ERROR(
+      quant::SaveModel(f.out, *gm, input_shape, absl::StrCat(f.model.model, " quantized with ", f.qconfig)));
+  fmt::print("quantized {} with {} (backend {}): {} int8 patterns, {} observers calibrated on {} inputs\n",
+             f.model.model, f.qconfig, config.backend, report.quantized.size(), report.observers, used);
   std::map<std::string, int> reasons;
   for (const auto& [node, reason] : report.left_float) ++reasons[quant::FloatReasonText(reason)];
-  for (const auto& [node, reason] : report.left_float) fmt::print("  float: %{} ({})\n", node, quant::FloatReasonText(reason));
+  for (const auto& [node, reason] : report.left_float)
+    fmt::print("  float: %{} ({})\n", node, quant::FloatReasonText(reason));
   if (report.left_float.empty()) fmt::print("  every op is int8\n");
   PrintSizes(fp32_bytes, f.out);
   return absl::OkStatus();

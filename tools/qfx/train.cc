@@ -43,13 +43,14 @@ train::TrainCallbacks Reporter(int64_t epochs) {
     if (!tty) return;
     const int width = 24, filled = static_cast<int>(width * s.step / std::max<int64_t>(1, s.steps));
     std::fprintf(stderr, "\repoch %lld/%lld [%s%s] %lld/%lld loss %.4f acc %.4f ", static_cast<long long>(s.epoch + 1),
-                 static_cast<long long>(epochs), std::string(filled, '#').c_str(), std::string(width - filled, '.').c_str(),
-                 static_cast<long long>(s.step), static_cast<long long>(s.steps), s.loss, s.accuracy);
+                 static_cast<long long>(epochs), std::string(filled, '#').c_str(),
+                 std::string(width - filled, '.').c_str(), static_cast<long long>(s.step),
+                 static_cast<long long>(s.steps), s.loss, s.accuracy);
     if (s.step == s.steps) std::fprintf(stderr, "\r\033[K");
   };
   cb.on_epoch = [epochs](const train::EpochStats& e) {
-    fmt::print("epoch {}/{}: loss {:.4f} train-acc {:.4f} lr {:.3g} ({:.1f} s)\n", e.epoch + 1, epochs, e.loss, e.accuracy,
-               e.lr, e.seconds);
+    fmt::print("epoch {}/{}: loss {:.4f} train-acc {:.4f} lr {:.3g} ({:.1f} s)\n", e.epoch + 1, epochs, e.loss,
+               e.accuracy, e.lr, e.seconds);
     std::fflush(stdout);
   };
   return cb;
@@ -83,7 +84,8 @@ absl::Status ReportTest(nn::Module& model, const TrainFlags& f, const char* what
 }
 
 absl::Status CheckTestFlags(const TrainFlags& f) {
-  if (f.test_x.empty() != f.test_y.empty()) return absl::InvalidArgumentError("give both --test-x and --test-y, or neither");
+  if (f.test_x.empty() != f.test_y.empty())
+    return absl::InvalidArgumentError("give both --test-x and --test-y, or neither");
   return absl::OkStatus();
 }
 
@@ -112,9 +114,10 @@ absl::Status Qat(const TrainFlags& f) {
   options.freeze_observers_after = f.freeze_observers_after;
   QFX_ASSIGN_OR_RETURN(quant::QuantConfig config, quant::LoadQuantConfig(f.qconfig));
   if (!config.mapping.global() || !config.mapping.global()->activation.fake_quant) {
-    return absl::InvalidArgumentError(absl::StrCat("--qconfig ", f.qconfig,
-                                                   " is for post-training quantization (no fake-quant); use a *_qat preset "
-                                                   "such as x86_qat, or a rule file with fake_quant = true"));
+    return absl::InvalidArgumentError(
+        absl::StrCat("--qconfig ", f.qconfig,
+                     " is for post-training quantization (no fake-quant); use a *_qat preset "
+                     "such as x86_qat, or a rule file with fake_quant = true"));
   }
   QFX_ASSIGN_OR_RETURN(auto model, LoadModel(f.model));
   QFX_ASSIGN_OR_RETURN(Data data, ReadPair(f.train_x, f.train_y));

@@ -19,8 +19,7 @@ namespace qfx {
 // An absl::Status thrown from inside forward code. what() is the status message.
 class Error : public std::runtime_error {
  public:
-  explicit Error(absl::Status status)
-      : std::runtime_error(std::string(status.message())), status_(std::move(status)) {}
+  explicit Error(absl::Status status) : std::runtime_error(std::string(status.message())), status_(std::move(status)) {}
   const absl::Status& status() const { return status_; }
 
  private:
@@ -62,15 +61,14 @@ absl::Status CatchErrors(Fn&& fn) {
 #define QFX_CONCAT_(a, b) QFX_CONCAT_INNER_(a, b)
 
 // Returns from the enclosing function if expr yields a non-OK absl::Status.
-#define QFX_RETURN_IF_ERROR(expr)                    \
-  do {                                               \
-    ::absl::Status qfx_status_ = (expr);             \
-    if (!qfx_status_.ok()) return qfx_status_;       \
+#define QFX_RETURN_IF_ERROR(expr)              \
+  do {                                         \
+    ::absl::Status qfx_status_ = (expr);       \
+    if (!qfx_status_.ok()) return qfx_status_; \
   } while (0)
 
 // Declares or assigns lhs from an absl::StatusOr expression, returning its status on error.
-#define QFX_ASSIGN_OR_RETURN(lhs, expr) \
-  QFX_ASSIGN_OR_RETURN_IMPL_(QFX_CONCAT_(qfx_statusor_, __LINE__), lhs, expr)
+#define QFX_ASSIGN_OR_RETURN(lhs, expr) QFX_ASSIGN_OR_RETURN_IMPL_(QFX_CONCAT_(qfx_statusor_, __LINE__), lhs, expr)
 #define QFX_ASSIGN_OR_RETURN_IMPL_(tmp, lhs, expr) \
   auto tmp = (expr);                               \
   if (!tmp.ok()) return tmp.status();              \

@@ -25,11 +25,26 @@ const char* DTypeName(DType dtype);  // "f32", "i8", "u8", "i32", "i64"
 
 template <typename T>
 constexpr DType DTypeOf();
-template <> constexpr DType DTypeOf<float>() { return DType::kF32; }
-template <> constexpr DType DTypeOf<int8_t>() { return DType::kI8; }
-template <> constexpr DType DTypeOf<uint8_t>() { return DType::kU8; }
-template <> constexpr DType DTypeOf<int32_t>() { return DType::kI32; }
-template <> constexpr DType DTypeOf<int64_t>() { return DType::kI64; }
+template <>
+constexpr DType DTypeOf<float>() {
+  return DType::kF32;
+}
+template <>
+constexpr DType DTypeOf<int8_t>() {
+  return DType::kI8;
+}
+template <>
+constexpr DType DTypeOf<uint8_t>() {
+  return DType::kU8;
+}
+template <>
+constexpr DType DTypeOf<int32_t>() {
+  return DType::kI32;
+}
+template <>
+constexpr DType DTypeOf<int64_t>() {
+  return DType::kI64;
+}
 
 using Shape = std::vector<int64_t>;
 
@@ -78,7 +93,7 @@ class Tensor {
   // A quantized tensor: integer data plus per-tensor qparams (views keep them).
   static Tensor Quantized(Shape shape, DType dtype, QuantInfo q);
   bool is_quantized() const { return quant_ != nullptr; }
-  const QuantInfo& quant() const;  // throws when not quantized
+  const QuantInfo& quant() const;       // throws when not quantized
   Tensor WithQuant(QuantInfo q) const;  // same storage, these qparams
 
   // A proxy stands for a value during symbolic tracing (see trace.h): `handle` belongs to the tracer.

@@ -21,12 +21,39 @@ namespace qfx {
 // The registry in src/nn/ops.cc gives each its names, argument schema and fp32 implementation.
 enum class OpId : uint16_t {
   // call_function
-  kAdd, kMul, kCat, kFlatten, kReshape, kMean, kRelu, kRelu6, kHardtanh, kHardswish, kHardsigmoid, kSigmoid,
-  kTanh, kSilu, kSoftmax, kDropout, kConv2d, kLinear, kBatchNorm, kMaxPool2d, kAvgPool2d, kAdaptiveAvgPool2d,
+  kAdd,
+  kMul,
+  kCat,
+  kFlatten,
+  kReshape,
+  kMean,
+  kRelu,
+  kRelu6,
+  kHardtanh,
+  kHardswish,
+  kHardsigmoid,
+  kSigmoid,
+  kTanh,
+  kSilu,
+  kSoftmax,
+  kDropout,
+  kConv2d,
+  kLinear,
+  kBatchNorm,
+  kMaxPool2d,
+  kAvgPool2d,
+  kAdaptiveAvgPool2d,
   // quantized call_function ops (convert produces them)
-  kQuantize, kDequantize, kQAdd, kQMul, kQCat, kQUnary,
+  kQuantize,
+  kDequantize,
+  kQAdd,
+  kQMul,
+  kQCat,
+  kQUnary,
   // call_method
-  kMethodReshape, kMethodView, kMethodFlatten,
+  kMethodReshape,
+  kMethodView,
+  kMethodFlatten,
   kNumOps
 };
 

@@ -95,7 +95,8 @@ class Node {
  private:
   friend class Graph;
   friend struct GraphTestPeer;  // tests corrupt nodes on purpose to exercise Lint
-  Node(Graph* graph, Opcode op, Target target, std::string name) : graph_(graph), op_(op), target_(std::move(target)), name_(std::move(name)) {}
+  Node(Graph* graph, Opcode op, Target target, std::string name)
+      : graph_(graph), op_(op), target_(std::move(target)), name_(std::move(name)) {}
   void Relink(const std::vector<Node*>& old_inputs);
 
   Graph* graph_;

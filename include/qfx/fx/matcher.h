@@ -19,15 +19,15 @@ namespace qfx {
 namespace fx {
 
 struct MatchOptions {
-  bool match_placeholder = false;   // placeholders match only graph placeholders
-  bool remove_overlapping = true;   // keep the earliest of overlapping matches
-  bool ignore_literals = false;     // constants in args match any constant
+  bool match_placeholder = false;  // placeholders match only graph placeholders
+  bool remove_overlapping = true;  // keep the earliest of overlapping matches
+  bool ignore_literals = false;    // constants in args match any constant
 };
 
 struct SubgraphMatch {
-  Node* anchor = nullptr;                              // graph node matched to the pattern's output value
-  std::vector<Node*> placeholder_nodes;                // graph values bound to the pattern's placeholders, in order
-  std::unordered_map<const Node*, Node*> nodes_map;    // pattern node -> graph node
+  Node* anchor = nullptr;                            // graph node matched to the pattern's output value
+  std::vector<Node*> placeholder_nodes;              // graph values bound to the pattern's placeholders, in order
+  std::unordered_map<const Node*, Node*> nodes_map;  // pattern node -> graph node
 };
 
 // Every match of `pattern` in `graph`, in graph order of their anchors. Owners resolve module types

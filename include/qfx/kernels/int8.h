@@ -58,20 +58,20 @@ inline int32_t QuantizeBias(float bias, float s_x, float s_w) {
 struct QConvArgs {
   Conv2dGeometry g;
   int32_t x_zero_point = 0;
-  const int8_t* weight = nullptr;       // [C_out, C_in / groups, KH, KW]
-  const int32_t* bias = nullptr;        // [C_out], quantized with s_x * s_w (may be null)
-  const float* multiplier = nullptr;    // [C_out]
+  const int8_t* weight = nullptr;     // [C_out, C_in / groups, KH, KW]
+  const int32_t* bias = nullptr;      // [C_out], quantized with s_x * s_w (may be null)
+  const float* multiplier = nullptr;  // [C_out]
   int32_t y_zero_point = 0;
-  int32_t lo = 0, hi = 255;             // output clamp (ReLU: lo = y_zero_point)
+  int32_t lo = 0, hi = 255;  // output clamp (ReLU: lo = y_zero_point)
 };
 
 // The oracle's linear layer: y [rows, out] from x [rows, in].
 struct QLinearArgs {
   int64_t rows = 0, in = 0, out = 0;
   int32_t x_zero_point = 0;
-  const int8_t* weight = nullptr;       // [out, in]
-  const int32_t* bias = nullptr;        // [out] (may be null)
-  const float* multiplier = nullptr;    // [out]
+  const int8_t* weight = nullptr;     // [out, in]
+  const int32_t* bias = nullptr;      // [out] (may be null)
+  const float* multiplier = nullptr;  // [out]
   int32_t y_zero_point = 0;
   int32_t lo = 0, hi = 255;
 };
@@ -82,9 +82,9 @@ struct QLinearDynamicArgs {
   int64_t rows = 0, in = 0, out = 0;
   float x_scale = 1.f;
   int32_t x_zero_point = 0;
-  const int8_t* weight = nullptr;          // [out, in]
-  const float* w_scale = nullptr;          // [out]
-  const float* bias = nullptr;             // [out] (may be null)
+  const int8_t* weight = nullptr;  // [out, in]
+  const float* w_scale = nullptr;  // [out]
+  const float* bias = nullptr;     // [out] (may be null)
 };
 
 // Elementwise quint8 add / mul with requantization — the definition the functional ops use:

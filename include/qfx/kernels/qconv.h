@@ -39,7 +39,7 @@ struct QRequant {
   const int32_t* bias = nullptr;      // [out] (null: zero)
   const float* multiplier = nullptr;  // [out]
   int32_t y_zero_point = 0;
-  int32_t lo = 0, hi = 255;           // output clamp (a fused ReLU: lo = y_zero_point)
+  int32_t lo = 0, hi = 255;  // output clamp (a fused ReLU: lo = y_zero_point)
 };
 
 // The per-channel int32 bias and multipliers of a layer from its scales (QuantizeBias, RequantMultiplier).
@@ -132,8 +132,8 @@ PackedQLinear PackQLinear(int64_t in, int64_t out, const int8_t* weight, const Q
 void Run(const PackedQLinear& linear, int64_t rows, const uint8_t* x, uint8_t* y);
 // Dynamic quantization's linear layer (float out): x quantized per call by the caller with (x_scale,
 // x_zero_point); y[r, o] = float(acc) * (x_scale * w_scale[o]) + bias[o] (bias may be null).
-PackedQLinear PackQLinearDynamic(int64_t in, int64_t out, const int8_t* weight, const float* w_scale,
-                                 const float* bias, std::optional<QLinearPath> path = std::nullopt);
+PackedQLinear PackQLinearDynamic(int64_t in, int64_t out, const int8_t* weight, const float* w_scale, const float* bias,
+                                 std::optional<QLinearPath> path = std::nullopt);
 void RunDynamic(const PackedQLinear& linear, int64_t rows, float x_scale, int32_t x_zero_point, const uint8_t* x,
                 float* y);
 

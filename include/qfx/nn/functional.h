@@ -23,8 +23,8 @@ Tensor linear(const Tensor& x, const Tensor& weight, const Tensor& bias);  // bi
 
 // Batch norm over dim 1 of [N, C, ...]. In training, uses batch statistics and, when running stats
 // are given, updates them in place with momentum (unbiased variance, as PyTorch).
-Tensor batch_norm(const Tensor& x, const Tensor& running_mean, const Tensor& running_var,
-                  const Tensor& weight, const Tensor& bias, bool training, double momentum, double eps);
+Tensor batch_norm(const Tensor& x, const Tensor& running_mean, const Tensor& running_var, const Tensor& weight,
+                  const Tensor& bias, bool training, double momentum, double eps);
 
 Tensor relu(const Tensor& x);
 Tensor relu6(const Tensor& x);

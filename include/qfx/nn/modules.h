@@ -81,12 +81,12 @@ class BatchNorm1d : public BatchNormBase {
 };
 
 // Stateless elementwise modules.
-#define QFX_ELEMENTWISE_MODULE(Name, fn)                                        \
-  class Name : public Module {                                                 \
-   public:                                                                     \
-    std::string type_name() const override { return #Name; }                   \
-    bool is_leaf() const override { return true; }                             \
-    Tensor forward(const Tensor& x) override { return F::fn(x); }              \
+#define QFX_ELEMENTWISE_MODULE(Name, fn)                          \
+  class Name : public Module {                                    \
+   public:                                                        \
+    std::string type_name() const override { return #Name; }      \
+    bool is_leaf() const override { return true; }                \
+    Tensor forward(const Tensor& x) override { return F::fn(x); } \
   };
 QFX_ELEMENTWISE_MODULE(ReLU, relu)
 QFX_ELEMENTWISE_MODULE(ReLU6, relu6)

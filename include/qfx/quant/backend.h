@@ -22,19 +22,19 @@ struct OpMatcher {
 };
 
 enum class ObservationType : uint8_t {
-  kOwnObserver,          // the output gets an observer of its own (PyTorch's OUTPUT_USE_DIFFERENT_OBSERVER_AS_INPUT)
-  kShareInputObserver,   // the output shares its input's observer (OUTPUT_SHARE_OBSERVER_WITH_INPUT)
-  kBinary,               // own with two tensor inputs, shared with one (add / mul with a scalar)
+  kOwnObserver,         // the output gets an observer of its own (PyTorch's OUTPUT_USE_DIFFERENT_OBSERVER_AS_INPUT)
+  kShareInputObserver,  // the output shares its input's observer (OUTPUT_SHARE_OBSERVER_WITH_INPUT)
+  kBinary,              // own with two tensor inputs, shared with one (add / mul with a scalar)
 };
 
 enum class Fusion : uint8_t { kNone, kConvBn, kConvBnReLU, kConvReLU, kLinearBn, kLinearReLU, kBnReLU };
 
 struct BackendPattern {
-  std::string name;              // "conv-bn-relu", "add-relu", "maxpool", ...
-  std::vector<OpMatcher> ops;    // in execution order; each op's args[0] is the previous op's output
+  std::string name;            // "conv-bn-relu", "add-relu", "maxpool", ...
+  std::vector<OpMatcher> ops;  // in execution order; each op's args[0] is the previous op's output
   ObservationType observation = ObservationType::kOwnObserver;
-  Fusion fusion = Fusion::kNone; // what Fuse turns it into (kNone: a pattern for Prepare)
-  bool weighted = false;         // takes a qint8 weight (conv, linear and their fusions)
+  Fusion fusion = Fusion::kNone;  // what Fuse turns it into (kNone: a pattern for Prepare)
+  bool weighted = false;          // takes a qint8 weight (conv, linear and their fusions)
 };
 
 struct BackendConfig {

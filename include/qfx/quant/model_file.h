@@ -23,7 +23,7 @@ namespace quant {
 
 struct ModelFile {
   std::shared_ptr<fx::GraphModule> module;
-  Shape input_shape;    // may be empty
+  Shape input_shape;  // may be empty
   std::string source;
 };
 

@@ -18,8 +18,8 @@ namespace qfx {
 namespace quant {
 
 struct QParams {
-  std::vector<float> scale;          // one per tensor, or one per channel
-  std::vector<int64_t> zero_point;   // same length as scale
+  std::vector<float> scale;         // one per tensor, or one per channel
+  std::vector<int64_t> zero_point;  // same length as scale
   int64_t quant_min = 0, quant_max = 255;
   QDType dtype = QDType::kQUInt8;
   QScheme qscheme = QScheme::kPerTensorAffine;

@@ -59,7 +59,7 @@ absl::StatusOr<PrepareReport> Prepare(fx::GraphModule& module, const PrepareOpti
 // float. Needs no
 // calibration. A mapping that mixes dynamic and static qconfigs is an error (quantize in two passes).
 struct DynamicReport {
-  std::vector<std::string> quantized;  // module paths
+  std::vector<std::string> quantized;             // module paths
   std::map<std::string, std::string> left_float;  // node name -> why
   std::vector<std::string> warnings;
 };

@@ -18,19 +18,19 @@ namespace quant {
 enum class QDType : uint8_t { kQUInt8, kQInt8, kQInt32, kFloat16 };
 enum class QScheme : uint8_t { kPerTensorAffine, kPerTensorSymmetric, kPerChannelAffine, kPerChannelSymmetric };
 enum class ObserverKind : uint8_t {
-  kMinMax,                          // MinMaxObserver
-  kMovingAverageMinMax,             // MovingAverageMinMaxObserver
-  kPerChannelMinMax,                // PerChannelMinMaxObserver
-  kMovingAveragePerChannelMinMax,   // MovingAveragePerChannelMinMaxObserver
-  kHistogram,                       // HistogramObserver
-  kPlaceholder,                     // PlaceholderObserver (float16 / dynamic: records nothing)
-  kFixedQParams,                    // FixedQParamsObserver (sigmoid, tanh, ... outputs)
-  kReuseInput,                      // ReuseInputObserver (reshape-like ops share their input's)
-  kNoop,                            // NoopObserver
+  kMinMax,                         // MinMaxObserver
+  kMovingAverageMinMax,            // MovingAverageMinMaxObserver
+  kPerChannelMinMax,               // PerChannelMinMaxObserver
+  kMovingAveragePerChannelMinMax,  // MovingAveragePerChannelMinMaxObserver
+  kHistogram,                      // HistogramObserver
+  kPlaceholder,                    // PlaceholderObserver (float16 / dynamic: records nothing)
+  kFixedQParams,                   // FixedQParamsObserver (sigmoid, tanh, ... outputs)
+  kReuseInput,                     // ReuseInputObserver (reshape-like ops share their input's)
+  kNoop,                           // NoopObserver
 };
 
-const char* QDTypeName(QDType d);          // "quint8", "qint8", "qint32", "float16"
-const char* QSchemeName(QScheme s);        // "per_tensor_affine", ...
+const char* QDTypeName(QDType d);              // "quint8", "qint8", "qint32", "float16"
+const char* QSchemeName(QScheme s);            // "per_tensor_affine", ...
 const char* ObserverKindName(ObserverKind k);  // "minmax", "moving_average_minmax", "per_channel_minmax", ...
 // Inverses of the names above; false for an unknown name.
 bool ParseQDType(const std::string& name, QDType* out);
@@ -48,9 +48,9 @@ struct ObserverSpec {
   int64_t ch_axis = 0;
   float eps = std::numeric_limits<float>::epsilon();
   double averaging_constant = 0.01;  // moving-average observers
-  int64_t bins = 2048;                // histogram
-  int64_t upsample_rate = 128;        // histogram
-  float fixed_scale = 1.f;            // fixed-qparams observer
+  int64_t bins = 2048;               // histogram
+  int64_t upsample_rate = 128;       // histogram
+  float fixed_scale = 1.f;           // fixed-qparams observer
   int64_t fixed_zero_point = 0;
   // QAT: wrap the observer in a FakeQuantize module (its output is fake-quantized).
   bool fake_quant = false;
@@ -72,7 +72,8 @@ struct QConfig {
 
 // A dynamic qconfig: activations quantized at run time (a quint8 placeholder observer), weights int8.
 inline bool IsDynamic(const QConfig& q) {
-  return q.activation.kind == ObserverKind::kPlaceholder && q.activation.dtype == QDType::kQUInt8 && !q.activation.fake_quant;
+  return q.activation.kind == ObserverKind::kPlaceholder && q.activation.dtype == QDType::kQUInt8 &&
+         !q.activation.fake_quant;
 }
 
 }  // namespace quant

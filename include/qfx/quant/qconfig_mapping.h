@@ -45,13 +45,13 @@ class QConfigMapping {
   // that matched no node is described in *unused (e.g. "module_name 'fc2' matched no node"), as is each
   // fused module whose parts' object_type rules disagree.
   std::unordered_map<const fx::Node*, MaybeQConfig> Assign(fx::GraphModule& module,
-                                                          std::vector<std::string>* unused = nullptr) const;
+                                                           std::vector<std::string>* unused = nullptr) const;
 
   struct Rule {
     enum class Kind { kObjectType, kModuleNameRegex, kModuleName, kModuleNameObjectTypeOrder } kind;
-    std::string key;       // type, regex or module name
-    std::string type;      // module_name_object_type_order only
-    int64_t index = 0;     // module_name_object_type_order only
+    std::string key;    // type, regex or module name
+    std::string type;   // module_name_object_type_order only
+    int64_t index = 0;  // module_name_object_type_order only
     MaybeQConfig qconfig;
     std::string Describe() const;
   };

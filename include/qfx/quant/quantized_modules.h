@@ -41,8 +41,10 @@ struct QuantizedLayer {
 class ReferenceWeighted : public nn::Module {
  public:
   explicit ReferenceWeighted(QuantizedLayer layer);
-  std::string type_name() const override { return layer_.is_conv ? (layer_.relu ? "ReferenceConvReLU2d" : "ReferenceConv2d")
-                                                                  : (layer_.relu ? "ReferenceLinearReLU" : "ReferenceLinear"); }
+  std::string type_name() const override {
+    return layer_.is_conv ? (layer_.relu ? "ReferenceConvReLU2d" : "ReferenceConv2d")
+                          : (layer_.relu ? "ReferenceLinearReLU" : "ReferenceLinear");
+  }
   bool is_leaf() const override { return true; }
   Tensor forward(const Tensor& x) override;
   const QuantizedLayer& layer() const { return layer_; }

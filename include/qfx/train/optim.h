@@ -17,9 +17,9 @@ namespace train {
 struct OptimizerOptions {
   std::string kind = "adam";  // "adam" or "sgd"
   double lr = 1e-3;
-  double momentum = 0.9;      // sgd
+  double momentum = 0.9;  // sgd
   double weight_decay = 0;
-  bool nesterov = false;      // sgd
+  bool nesterov = false;                          // sgd
   double beta1 = 0.9, beta2 = 0.999, eps = 1e-8;  // adam
 };
 
@@ -37,13 +37,14 @@ class Optimizer {
 };
 
 // Errors name the bad option ("optimizer 'rmsprop' is unknown; use adam or sgd").
-absl::StatusOr<std::unique_ptr<Optimizer>> MakeOptimizer(const nn::NamedTensors& params, const OptimizerOptions& options);
+absl::StatusOr<std::unique_ptr<Optimizer>> MakeOptimizer(const nn::NamedTensors& params,
+                                                         const OptimizerOptions& options);
 
 struct ScheduleOptions {
   std::string kind = "constant";  // "constant", "step" (StepLR) or "cosine" (CosineAnnealingLR)
   int64_t step_size = 1;          // step: multiply by gamma every step_size epochs
   double gamma = 0.1;
-  int64_t total_epochs = 1;       // cosine: T_max
+  int64_t total_epochs = 1;  // cosine: T_max
   double eta_min = 0;
 };
 

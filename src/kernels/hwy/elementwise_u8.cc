@@ -20,8 +20,12 @@ HWY_EXPORT(QMulImpl);
 HWY_EXPORT(QuantizeU8Impl);
 HWY_EXPORT(MinMaxImpl);
 
-void QAdd(const QBinaryArgs& q, const uint8_t* a, const uint8_t* b, uint8_t* y) { HWY_DYNAMIC_DISPATCH(QAddImpl)(q, a, b, y); }
-void QMul(const QBinaryArgs& q, const uint8_t* a, const uint8_t* b, uint8_t* y) { HWY_DYNAMIC_DISPATCH(QMulImpl)(q, a, b, y); }
+void QAdd(const QBinaryArgs& q, const uint8_t* a, const uint8_t* b, uint8_t* y) {
+  HWY_DYNAMIC_DISPATCH(QAddImpl)(q, a, b, y);
+}
+void QMul(const QBinaryArgs& q, const uint8_t* a, const uint8_t* b, uint8_t* y) {
+  HWY_DYNAMIC_DISPATCH(QMulImpl)(q, a, b, y);
+}
 void QuantizeU8(const float* x, int64_t n, float scale, int32_t zero_point, int32_t qmax, uint8_t* y) {
   HWY_DYNAMIC_DISPATCH(QuantizeU8Impl)(x, n, 1.0f / scale, zero_point, qmax, y);
 }

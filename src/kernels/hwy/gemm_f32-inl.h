@@ -24,9 +24,9 @@ namespace kernels {
 namespace HWY_NAMESPACE {
 namespace hn = hwy::HWY_NAMESPACE;
 
-constexpr int64_t kRows = 6;    // rows of C per micro-tile
-constexpr int64_t kKc = 256;    // depth of one packed block of B
-constexpr int64_t kNc = 384;    // columns of one packed block of B
+constexpr int64_t kRows = 6;  // rows of C per micro-tile
+constexpr int64_t kKc = 256;  // depth of one packed block of B
+constexpr int64_t kNc = 384;  // columns of one packed block of B
 
 // Packs B[k0 : k0+kc, j0 : j0+nc] into panels of `nr` columns; panel p is kc rows of nr floats.
 // Row-major B is read row by row (sequential reads); a transposed B column by column.
@@ -60,8 +60,8 @@ inline void PackB(const GemmArgs& g, int64_t k0, int64_t kc, int64_t j0, int64_t
 
 // C[R x nr tile] (+)= A[R rows, kc] * panel. `accumulate` adds to C; `cols` <= nr are written.
 template <int R>
-HWY_INLINE void MicroKernel(const float* HWY_RESTRICT a, int64_t lda, const float* HWY_RESTRICT panel,
-                            int64_t kc, float* HWY_RESTRICT c, int64_t ldc, int64_t cols, bool accumulate) {
+HWY_INLINE void MicroKernel(const float* HWY_RESTRICT a, int64_t lda, const float* HWY_RESTRICT panel, int64_t kc,
+                            float* HWY_RESTRICT c, int64_t ldc, int64_t cols, bool accumulate) {
   const hn::ScalableTag<float> d;
   const size_t N = hn::Lanes(d);
   using V = hn::Vec<decltype(d)>;
@@ -103,15 +103,21 @@ HWY_INLINE void MicroKernel(const float* HWY_RESTRICT a, int64_t lda, const floa
   }
 }
 
-inline void MicroKernelRows(int64_t rows, const float* a, int64_t lda, const float* panel, int64_t kc,
-                            float* c, int64_t ldc, int64_t cols, bool accumulate) {
+inline void MicroKernelRows(int64_t rows, const float* a, int64_t lda, const float* panel, int64_t kc, float* c,
+                            int64_t ldc, int64_t cols, bool accumulate) {
   switch (rows) {
-    case 6: return MicroKernel<6>(a, lda, panel, kc, c, ldc, cols, accumulate);
-    case 5: return MicroKernel<5>(a, lda, panel, kc, c, ldc, cols, accumulate);
-    case 4: return MicroKernel<4>(a, lda, panel, kc, c, ldc, cols, accumulate);
-    case 3: return MicroKernel<3>(a, lda, panel, kc, c, ldc, cols, accumulate);
-    case 2: return MicroKernel<2>(a, lda, panel, kc, c, ldc, cols, accumulate);
-    default: return MicroKernel<1>(a, lda, panel, kc, c, ldc, cols, accumulate);
+    case 6:
+      return MicroKernel<6>(a, lda, panel, kc, c, ldc, cols, accumulate);
+    case 5:
+      return MicroKernel<5>(a, lda, panel, kc, c, ldc, cols, accumulate);
+    case 4:
+      return MicroKernel<4>(a, lda, panel, kc, c, ldc, cols, accumulate);
+    case 3:
+      return MicroKernel<3>(a, lda, panel, kc, c, ldc, cols, accumulate);
+    case 2:
+      return MicroKernel<2>(a, lda, panel, kc, c, ldc, cols, accumulate);
+    default:
+      return MicroKernel<1>(a, lda, panel, kc, c, ldc, cols, accumulate);
   }
 }
 
@@ -135,8 +141,8 @@ inline void GemmBlock(const GemmArgs& g, int64_t m0, int64_t m1, int64_t n0, int
       for (int64_t i = m0; i < m1; i += kRows) {
         const int64_t rows = std::min(kRows, m1 - i);
         for (int64_t jp = 0; jp < nc; jp += nr) {
-          MicroKernelRows(rows, g.a + i * g.lda + pc, g.lda, packed.get() + jp * kc, kc,
-                          g.c + i * g.ldc + jc + jp, g.ldc, std::min(nr, nc - jp), pc > 0);
+          MicroKernelRows(rows, g.a + i * g.lda + pc, g.lda, packed.get() + jp * kc, kc, g.c + i * g.ldc + jc + jp,
+                          g.ldc, std::min(nr, nc - jp), pc > 0);
         }
       }
     }
@@ -183,14 +189,10 @@ inline void GemmF32Impl(const GemmArgs& g) {
   const int64_t nr = static_cast<int64_t>(2 * hn::Lanes(d));
   if (g.n >= g.m) {
     const int64_t panels = (g.n + nr - 1) / nr;
-    ParallelFor(panels, 4, [&](int64_t b, int64_t e) {
-      GemmBlock(g, 0, g.m, b * nr, std::min(g.n, e * nr));
-    });
+    ParallelFor(panels, 4, [&](int64_t b, int64_t e) { GemmBlock(g, 0, g.m, b * nr, std::min(g.n, e * nr)); });
   } else {
     const int64_t tiles = (g.m + kRows - 1) / kRows;
-    ParallelFor(tiles, 2, [&](int64_t b, int64_t e) {
-      GemmBlock(g, b * kRows, std::min(g.m, e * kRows), 0, g.n);
-    });
+    ParallelFor(tiles, 2, [&](int64_t b, int64_t e) { GemmBlock(g, b * kRows, std::min(g.m, e * kRows), 0, g.n); });
   }
 }
 

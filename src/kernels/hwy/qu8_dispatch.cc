@@ -13,6 +13,7 @@
 #include "hwy/foreach_target.h"  // IWYU pragma: keep
 #include "hwy/highway.h"
 // In dependency order: the requantization, then the GEMMs, then the convolution kernels built on them.
+// clang-format off
 #include "src/kernels/hwy/qu8_requant-inl.h"
 #include "src/kernels/hwy/qu8_gemm_portable-inl.h"
 #include "src/kernels/x86/qu8_requant_avx512-inl.h"
@@ -30,6 +31,7 @@
 #include "src/kernels/hwy/qu8_linear_few_rows-inl.h"
 #include "src/kernels/hwy/qu8_dwconv-inl.h"
 #include "src/kernels/hwy/qu8_unavailable-inl.h"
+// clang-format on
 
 #if HWY_ONCE
 namespace qfx {

@@ -63,7 +63,8 @@ inline void DepthwiseAccumulateImpl(const DepthwisePlaneArgs& p) {
         int32_t sum = 0;
         for (int64_t ky = 0; ky < kh; ++ky) {
           const uint8_t* in = plane + (oy * sh + ky * dh) * pitch + ox * sw;
-          for (int64_t kx = 0; kx < kw; ++kx) sum += p.w[ky * kw + kx] * (static_cast<int32_t>(in[kx * dw]) - p.x_zero_point);
+          for (int64_t kx = 0; kx < kw; ++kx)
+            sum += p.w[ky * kw + kx] * (static_cast<int32_t>(in[kx * dw]) - p.x_zero_point);
         }
         p.acc[oy * ow + ox] = sum;
       }
@@ -79,8 +80,9 @@ inline void DepthwiseAccumulateImpl(const DepthwisePlaneArgs& p) {
         const uint8_t* in = plane + (oy * sh + ky * dh) * pitch + v * n * sw;
         for (int64_t kx = 0; kx < kw; ++kx) {
           const uint8_t* at = in + kx * dw;
-          const auto x = sw == 1 ? hn::PromoteTo(d16, hn::LoadU(du8, at))
-                                 : hn::BitCast(d16, hn::And(hn::LoadU(du16, reinterpret_cast<const uint16_t*>(at)), low));
+          const auto x = sw == 1
+                             ? hn::PromoteTo(d16, hn::LoadU(du8, at))
+                             : hn::BitCast(d16, hn::And(hn::LoadU(du16, reinterpret_cast<const uint16_t*>(at)), low));
           const auto w = hn::Set(d16, static_cast<int16_t>(p.w[ky * kw + kx]));
           acc = hn::Add(acc, hn::PromoteTo(d, hn::Mul(hn::Sub(x, zp), w)));
         }

@@ -37,7 +37,6 @@ inline void U8S8Portable(const U8S8GemmArgs& g, int64_t m0, int64_t m1, int64_t 
   }
 }
 
-
 inline void GemmU8S8PortableImpl(const U8S8GemmArgs& g) {
   if (g.m == 0 || g.n == 0) return;
   ParallelFor(g.m, 1, [&](int64_t b, int64_t e) { U8S8Portable(g, b, e, 0, g.n); });

@@ -39,9 +39,12 @@ void Conv2dBackwardF32(const Conv2dGeometry& g, const float* x, const float* w, 
       }
     }
   }
-  if (dx) for (size_t i = 0; i < gx.size(); ++i) dx[i] = static_cast<float>(gx[i]);
-  if (dw) for (size_t i = 0; i < gw.size(); ++i) dw[i] = static_cast<float>(gw[i]);
-  if (db) for (size_t i = 0; i < gb.size(); ++i) db[i] = static_cast<float>(gb[i]);
+  if (dx)
+    for (size_t i = 0; i < gx.size(); ++i) dx[i] = static_cast<float>(gx[i]);
+  if (dw)
+    for (size_t i = 0; i < gw.size(); ++i) dw[i] = static_cast<float>(gw[i]);
+  if (db)
+    for (size_t i = 0; i < gb.size(); ++i) db[i] = static_cast<float>(gb[i]);
 }
 
 }  // namespace ref

@@ -32,7 +32,8 @@ void QConv2d(const QConvArgs& a, const uint8_t* x, uint8_t* y) {
               }
             }
           }
-          y[((n * g.out_channels + co) * oh + oy) * ow + ox] = Requantize(acc, a.multiplier[co], a.y_zero_point, a.lo, a.hi);
+          y[((n * g.out_channels + co) * oh + oy) * ow + ox] =
+              Requantize(acc, a.multiplier[co], a.y_zero_point, a.lo, a.hi);
         }
       }
     }

@@ -38,7 +38,10 @@ struct alignas(64) AmxTileConfig {
 
 __attribute__((target("amx-tile"))) HWY_ATTR inline void AmxConfigure() {
   AmxTileConfig cfg;
-  for (int t = 0; t < 8; ++t) cfg.colsb[t] = 64, cfg.rows[t] = 16;
+  for (int t = 0; t < 8; ++t) {
+    cfg.colsb[t] = 64;
+    cfg.rows[t] = 16;
+  }
   _tile_loadconfig(&cfg);
 }
 
@@ -55,8 +58,8 @@ __attribute__((target("amx-tile"))) HWY_ATTR inline void AmxZero4() {
 }
 
 __attribute__((target("amx-tile,amx-int8"))) HWY_ATTR inline void AmxStep(const int8_t* w0, const int8_t* w1,
-                                                                           int64_t w_stride, const uint8_t* x0,
-                                                                           const uint8_t* x1, int64_t x_stride) {
+                                                                          int64_t w_stride, const uint8_t* x0,
+                                                                          const uint8_t* x1, int64_t x_stride) {
   _tile_loadd(4, w0, w_stride);
   _tile_loadd(5, w1, w_stride);
   _tile_loadd(6, x0, x_stride);

@@ -35,7 +35,8 @@ namespace HWY_NAMESPACE {
 // for tap (ky, kx), so a tile row is 16 consecutive positions x 4 channels of one channel group straight
 // from the input even across output rows; positions with ox >= OW are computed and dropped. 32 positions
 // a chunk (two tiles), every tap and 64 channels a step.
-__attribute__((target("amx-tile,amx-int8"))) HWY_ATTR inline void AmxConvItems(const ImplicitConvArgs& a, int64_t i0, int64_t i1) {
+__attribute__((target("amx-tile,amx-int8"))) HWY_ATTR inline void AmxConvItems(const ImplicitConvArgs& a, int64_t i0,
+                                                                               int64_t i1) {
   const int64_t kdim = a.kernel_h * a.kernel_w * a.in_channels, c64s = a.in_channels / 64;
   const int64_t rp = a.row_pixels, plane = a.plane_bytes, chunks = (a.out_h * rp + 31) / 32;
   // Software-pipelined: item i's tile work is issued before item i - 1's epilogue, so the vector
@@ -45,7 +46,10 @@ __attribute__((target("amx-tile,amx-int8"))) HWY_ATTR inline void AmxConvItems(c
   int64_t stores_f0[2] = {-1, -1};
   const auto epilogue = [&](int64_t item) {
     const int64_t co = item / chunks * 32, f0 = item % chunks * 32, b = item & 1;
-    if (f0 != stores_f0[b]) stores[b] = GridStores(a, f0), stores_f0[b] = f0;
+    if (f0 != stores_f0[b]) {
+      stores[b] = GridStores(a, f0);
+      stores_f0[b] = f0;
+    }
     AmxRequantBlock(out[b], std::min<int64_t>(32, a.out_channels - co), a.requant, co, stores[b]);
   };
   AmxConfigure();

@@ -38,8 +38,9 @@ namespace HWY_NAMESPACE {
 // correction, bias - zp * sum(w),
 // so it ends as the exact sum of (x - zp) * w + bias, then the shared requantization. Kernels up to 8 wide,
 // strides 1 and 2 across (any down), no dilation.
-__attribute__((target("avx512vnni,avx512vbmi"))) HWY_ATTR inline void DepthwiseVnniChannels(const QConvArgs& a,
-    const int32_t* correction, const uint8_t* HWY_RESTRICT x, uint8_t* HWY_RESTRICT y, int64_t i0, int64_t i1) {
+__attribute__((target("avx512vnni,avx512vbmi"))) HWY_ATTR inline void DepthwiseVnniChannels(
+    const QConvArgs& a, const int32_t* correction, const uint8_t* HWY_RESTRICT x, uint8_t* HWY_RESTRICT y, int64_t i0,
+    int64_t i1) {
   const Conv2dGeometry& g = a.g;
   const int64_t oh = g.out_h(), ow = g.out_w(), kh = g.kernel_h, kw = g.kernel_w, in_h = g.in_h, in_w = g.in_w;
   const int64_t sw = g.stride_w, sh = g.stride_h, groups4 = (kw + 3) / 4, vectors = (ow + 15) / 16;
@@ -84,19 +85,21 @@ __attribute__((target("avx512vnni,avx512vbmi"))) HWY_ATTR inline void DepthwiseV
     }
     const __m512i corr = _mm512_set1_epi32(correction[co]);
     const __m512 mul = _mm512_set1_ps(a.multiplier[co]);
-    for (int64_t v = 0; v < vectors; ++v) {  // a strip of 16 output columns, top to bottom
+    for (int64_t v = 0; v < vectors; ++v) {      // a strip of 16 output columns, top to bottom
       const int64_t c0 = sw * 16 * v - g.pad_w;  // input column of lane 0, tap 0
       const int64_t first = std::max<int64_t>(0, -c0), last = std::min<int64_t>(64, in_w - c0);
-      const __mmask64 inside = last > first ? (_bzhi_u64(~0ULL, static_cast<unsigned>(last)) &
-                                               ~_bzhi_u64(~0ULL, static_cast<unsigned>(first)))
-                                            : 0;
+      const __mmask64 inside =
+          last > first
+              ? (_bzhi_u64(~0ULL, static_cast<unsigned>(last)) & ~_bzhi_u64(~0ULL, static_cast<unsigned>(first)))
+              : 0;
       // Each input row of the strip is loaded and permuted once, then used by every output row it feeds.
       for (int64_t r = 0; r < in_h; ++r) {
         const __m512i row = _mm512_mask_loadu_epi8(
             zp_bytes, inside, reinterpret_cast<const void*>(reinterpret_cast<uintptr_t>(xc + r * in_w) + c0));
         for (int64_t q = 0; q < groups4; ++q) strip[r * 2 + q] = _mm512_maskz_permutexvar_epi8(taps[q], idx[q], row);
       }
-      const __mmask16 cols = static_cast<__mmask16>(_bzhi_u32(0xFFFFu, static_cast<unsigned>(std::min<int64_t>(16, ow - 16 * v))));
+      const __mmask16 cols =
+          static_cast<__mmask16>(_bzhi_u32(0xFFFFu, static_cast<unsigned>(std::min<int64_t>(16, ow - 16 * v))));
       for (int64_t oy = 0; oy < oh; ++oy) {
         __m512i acc = corr;
         for (int64_t ky = 0; ky < kh; ++ky) {

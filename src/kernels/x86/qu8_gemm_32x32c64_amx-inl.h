@@ -15,8 +15,8 @@
 #include <cstring>
 #include <vector>
 
-#include "hwy/highway.h"
 #include "hwy/aligned_allocator.h"
+#include "hwy/highway.h"
 #include "qfx/core/parallel.h"
 #include "src/kernels/qu8_dispatch.h"
 

@@ -16,8 +16,8 @@
 #include <cstring>
 #include <vector>
 
-#include "hwy/highway.h"
 #include "hwy/aligned_allocator.h"
+#include "hwy/highway.h"
 #include "qfx/core/parallel.h"
 #include "src/kernels/qu8_dispatch.h"
 
@@ -48,18 +48,18 @@ HWY_ATTR inline void PackB(const U8S8GemmArgs& g, int64_t n0, int64_t n1, int64_
     const int64_t p = s * 4;
     if (full_width && p + 4 <= g.k) {
       for (int64_t half = 0; half < kNr; half += 16) {
-      uint8_t* dst = out + s * kNr * 4 + half * 4;
-      const uint8_t* r = g.b + p * g.ldb + n0 + half;
-      const __m128i a = _mm_loadu_si128(reinterpret_cast<const __m128i*>(r));
-      const __m128i b = _mm_loadu_si128(reinterpret_cast<const __m128i*>(r + g.ldb));
-      const __m128i c = _mm_loadu_si128(reinterpret_cast<const __m128i*>(r + 2 * g.ldb));
-      const __m128i d = _mm_loadu_si128(reinterpret_cast<const __m128i*>(r + 3 * g.ldb));
-      const __m128i ab_lo = _mm_unpacklo_epi8(a, b), ab_hi = _mm_unpackhi_epi8(a, b);
-      const __m128i cd_lo = _mm_unpacklo_epi8(c, d), cd_hi = _mm_unpackhi_epi8(c, d);
-      _mm_store_si128(reinterpret_cast<__m128i*>(dst), _mm_unpacklo_epi16(ab_lo, cd_lo));
-      _mm_store_si128(reinterpret_cast<__m128i*>(dst + 16), _mm_unpackhi_epi16(ab_lo, cd_lo));
-      _mm_store_si128(reinterpret_cast<__m128i*>(dst + 32), _mm_unpacklo_epi16(ab_hi, cd_hi));
-      _mm_store_si128(reinterpret_cast<__m128i*>(dst + 48), _mm_unpackhi_epi16(ab_hi, cd_hi));
+        uint8_t* dst = out + s * kNr * 4 + half * 4;
+        const uint8_t* r = g.b + p * g.ldb + n0 + half;
+        const __m128i a = _mm_loadu_si128(reinterpret_cast<const __m128i*>(r));
+        const __m128i b = _mm_loadu_si128(reinterpret_cast<const __m128i*>(r + g.ldb));
+        const __m128i c = _mm_loadu_si128(reinterpret_cast<const __m128i*>(r + 2 * g.ldb));
+        const __m128i d = _mm_loadu_si128(reinterpret_cast<const __m128i*>(r + 3 * g.ldb));
+        const __m128i ab_lo = _mm_unpacklo_epi8(a, b), ab_hi = _mm_unpackhi_epi8(a, b);
+        const __m128i cd_lo = _mm_unpacklo_epi8(c, d), cd_hi = _mm_unpackhi_epi8(c, d);
+        _mm_store_si128(reinterpret_cast<__m128i*>(dst), _mm_unpacklo_epi16(ab_lo, cd_lo));
+        _mm_store_si128(reinterpret_cast<__m128i*>(dst + 16), _mm_unpackhi_epi16(ab_lo, cd_lo));
+        _mm_store_si128(reinterpret_cast<__m128i*>(dst + 32), _mm_unpacklo_epi16(ab_hi, cd_hi));
+        _mm_store_si128(reinterpret_cast<__m128i*>(dst + 48), _mm_unpackhi_epi16(ab_hi, cd_hi));
       }
       continue;
     }
@@ -76,7 +76,7 @@ HWY_ATTR inline void PackB(const U8S8GemmArgs& g, int64_t n0, int64_t n1, int64_
 // (vpmaddubsw where it could saturate: inputs above 127 with wide weights) runs each panel twice, on its
 // low 7 bits and on its top bit, and adds the two products as lo + 128 * hi: exact, at twice the work.
 inline void U8S8Tiles(const U8S8GemmArgs& g, const int32_t* packed_a, int64_t m0, int64_t m1, int64_t n0, int64_t n1,
-                        bool split) {
+                      bool split) {
   const int64_t k4s = (g.k + 3) / 4, panel_bytes = k4s * kNr * 4;
   // Packed panels per thread, kept between calls (no allocation once they are large enough).
   thread_local hwy::AlignedFreeUniquePtr<uint8_t[]> panel;
@@ -138,13 +138,11 @@ inline void GemmU8S8TileImpl(const U8S8GemmArgs& g) {
   const int32_t* packed_a = PackedWeights(g, &own);
   if (g.n >= g.m) {
     const int64_t panels = (g.n + kNr - 1) / kNr;
-    ParallelFor(panels, 2, [&](int64_t b, int64_t e) {
-      U8S8Tiles(g, packed_a, 0, g.m, b * kNr, std::min(g.n, e * kNr), split);
-    });
+    ParallelFor(panels, 2,
+                [&](int64_t b, int64_t e) { U8S8Tiles(g, packed_a, 0, g.m, b * kNr, std::min(g.n, e * kNr), split); });
   } else {
-    ParallelFor(blocks, 2, [&](int64_t b, int64_t e) {
-      U8S8Tiles(g, packed_a, b * kMr, std::min(g.m, e * kMr), 0, g.n, split);
-    });
+    ParallelFor(blocks, 2,
+                [&](int64_t b, int64_t e) { U8S8Tiles(g, packed_a, b * kMr, std::min(g.m, e * kMr), 0, g.n, split); });
   }
 }
 

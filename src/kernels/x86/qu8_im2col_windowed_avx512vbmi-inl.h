@@ -34,10 +34,10 @@ namespace HWY_NAMESPACE {
 // own input row: the load starts where lane 0 of the run would read (so one permutation table serves
 // every segment: lane j, byte b <- loaded byte sw * j + b) and the permute writes only the run's lanes.
 struct WindowSegment {
-  __mmask64 lanes;     // the run's 4 bytes per lane
-  int64_t iy0;         // input row of kernel row 0
-  __mmask64 load[2];   // per tap group: the loaded bytes inside the image
-  int64_t col[2];      // per tap group: input column of loaded byte 0 (may be negative)
+  __mmask64 lanes;    // the run's 4 bytes per lane
+  int64_t iy0;        // input row of kernel row 0
+  __mmask64 load[2];  // per tap group: the loaded bytes inside the image
+  int64_t col[2];     // per tap group: input column of loaded byte 0 (may be negative)
 };
 
 // The runs of the 16 columns from n0 (up to 16, one per output row touched) with what does not depend
@@ -53,8 +53,9 @@ inline int WindowSegments(const Conv2dGeometry& g, int64_t n0, WindowSegment* se
     for (int64_t q = 0; q < gx; ++q) {
       s.col[q] = (ox - l) * g.stride_w - g.pad_w + 4 * q;
       const int64_t first = std::max<int64_t>(0, -s.col[q]), last = std::min<int64_t>(64, g.in_w - s.col[q]);
-      s.load[q] = last <= first ? 0
-                                : _bzhi_u64(~0ULL, static_cast<unsigned>(last)) & ~_bzhi_u64(~0ULL, static_cast<unsigned>(first));
+      s.load[q] = last <= first
+                      ? 0
+                      : _bzhi_u64(~0ULL, static_cast<unsigned>(last)) & ~_bzhi_u64(~0ULL, static_cast<unsigned>(first));
     }
     l += run;
   }

@@ -110,7 +110,8 @@ inline LaneStores GridStores(const ImplicitConvArgs& a, int64_t f0) {
       const int64_t oy = f / rp, ox = f % rp, run = std::min<int64_t>(16 - l, rp - ox);  // lanes left in this row
       const int64_t valid = std::max<int64_t>(0, std::min(run, a.out_w - ox));
       if (valid > 0) {
-        const unsigned bits = _bzhi_u32(0xFFFFu, static_cast<unsigned>(l + valid)) & ~_bzhi_u32(0xFFFFu, static_cast<unsigned>(l));
+        const unsigned bits =
+            _bzhi_u32(0xFFFFu, static_cast<unsigned>(l + valid)) & ~_bzhi_u32(0xFFFFu, static_cast<unsigned>(l));
         st.Add(h, static_cast<__mmask16>(bits), oy * a.out_w + ox - l);
       }
       l += run;

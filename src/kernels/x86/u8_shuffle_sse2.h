@@ -22,7 +22,8 @@ inline int64_t EvenBytes(const uint8_t* xr, int64_t ox0, int64_t ox1, uint8_t* o
   for (; ox + 16 < ox1; ox += 16) {
     const __m128i a = _mm_loadu_si128(reinterpret_cast<const __m128i*>(xr + 2 * ox));
     const __m128i b = _mm_loadu_si128(reinterpret_cast<const __m128i*>(xr + 2 * ox + 16));
-    _mm_storeu_si128(reinterpret_cast<__m128i*>(o + ox), _mm_packus_epi16(_mm_and_si128(a, low), _mm_and_si128(b, low)));
+    _mm_storeu_si128(reinterpret_cast<__m128i*>(o + ox),
+                     _mm_packus_epi16(_mm_and_si128(a, low), _mm_and_si128(b, low)));
   }
 #endif
   return ox;
