@@ -31,36 +31,8 @@ bool IsDepthwise(QConvPath p) { return p == QConvPath::kDepthwiseVnni || p == QC
 
 }  // namespace
 
-Conv2dGeometry QConv2dShape::Geometry(int64_t batch, int64_t in_h, int64_t in_w) const {
-  Conv2dGeometry g;
-  g.batch = batch;
-  g.in_h = in_h;
-  g.in_w = in_w;
-  g.in_channels = in_channels;
-  g.out_channels = out_channels;
-  g.groups = groups;
-  g.kernel_h = kernel_h;
-  g.kernel_w = kernel_w;
-  g.stride_h = stride_h;
-  g.stride_w = stride_w;
-  g.pad_h = pad_h;
-  g.pad_w = pad_w;
-  g.dilation_h = dilation_h;
-  g.dilation_w = dilation_w;
-  return g;
-}
-
 QConvArgs PackedQConv2dState::Args(const Conv2dGeometry& g) const {
-  QConvArgs a;
-  a.g = g;
-  a.x_zero_point = x_zero_point;
-  a.weight = weight.data();
-  a.bias = bias.data();
-  a.multiplier = multiplier.data();
-  a.y_zero_point = y_zero_point;
-  a.lo = lo;
-  a.hi = hi;
-  return a;
+  return QConvArgs{g, x_zero_point, weight.data(), bias.data(), multiplier.data(), y_zero_point, lo, hi};
 }
 
 QRequantValues RequantFromScales(int64_t out, float x_scale, const float* w_scale, const float* bias, float y_scale) {

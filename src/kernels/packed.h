@@ -52,6 +52,9 @@ QLinearPath RunnablePath(QLinearPath packed, const Int8Isa& isa);
 void RunDepthwise(const PackedQConv2dState& s, QConvPath path, const Conv2dGeometry& g, const uint8_t* x, uint8_t* y);
 void RunImplicit(const PackedQConv2dState& s, QConvPath path, const Conv2dGeometry& g, const uint8_t* x, uint8_t* y);
 void RunGemmConv(const PackedQConv2dState& s, QConvPath path, const Conv2dGeometry& g, const uint8_t* x, uint8_t* y);
+// The GEMM of an ISA, named by the linear path that uses it (kVnni and kMaddubs both run the register
+// tiles, which are the dispatched target's).
+void GemmU8S8On(QLinearPath isa, const U8S8GemmArgs& g);
 // acc[out, rows] = W x X^T, exact int32 (the zero-point correction is the caller's).
 void LinearAcc(const PackedQLinearState& s, QLinearPath path, const uint8_t* x, int64_t rows, int32_t* acc);
 

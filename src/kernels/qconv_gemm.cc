@@ -100,16 +100,10 @@ const uint8_t* Columns(const Conv2dGeometry& g, const GemmPlan& p, uint8_t pad, 
   return col;
 }
 
-void RunGemm(QConvPath path, const U8S8GemmArgs& gemm) {
-  switch (path) {
-    case QConvPath::kGemmAmx:
-    case QConvPath::kWindowedAmx:
-      return GemmU8S8Amx(gemm);
-    case QConvPath::kGemmPortable:
-      return GemmU8S8Portable(gemm);
-    default:
-      return GemmU8S8Tile(gemm);
-  }
+// The GEMM's ISA on a convolution path (the tile GEMM is the target's: VNNI or vpmaddubsw).
+QLinearPath GemmIsa(QConvPath path) {
+  if (path == QConvPath::kGemmAmx || path == QConvPath::kWindowedAmx) return QLinearPath::kAmx;
+  return path == QConvPath::kGemmPortable ? QLinearPath::kPortable : QLinearPath::kVnni;
 }
 
 // The requantization pass of the portable path: acc [cout_g, ohw] of one group into yg.
@@ -141,16 +135,9 @@ void RunGemmConv(const PackedQConv2dState& s, QConvPath path, const Conv2dGeomet
   const uint8_t pad = static_cast<uint8_t>(s.x_zero_point);
   for (int64_t n = 0; n < g.batch; ++n) {
     for (int64_t grp = 0; grp < g.groups; ++grp) {
-      U8S8GemmArgs gemm;
-      gemm.m = p.cout_g;
-      gemm.n = p.ohw;
-      gemm.k = p.kdim;
-      gemm.a = s.weight.data() + grp * p.cout_g * p.kdim;
-      gemm.lda = p.kdim;
-      gemm.b = Columns(g, p, pad, x + (n * g.in_channels + grp * p.cin_g) * g.in_h * g.in_w, col);
-      gemm.ldb = p.ohw;
-      gemm.c = acc;
-      gemm.ldc = p.ohw;
+      const uint8_t* b = Columns(g, p, pad, x + (n * g.in_channels + grp * p.cin_g) * g.in_h * g.in_w, col);
+      U8S8GemmArgs gemm = U8S8GemmArgs::Of(p.cout_g, p.ohw, p.kdim, s.weight.data() + grp * p.cout_g * p.kdim, p.kdim,
+                                           b, p.ohw, acc, p.ohw);
       gemm.b_max = b_max;
       gemm.packed_a = s.gemm.data() + grp * PackedU8S8Size(p.cout_g, p.kdim);
       gemm.a_max_pair = s.max_pair;
@@ -171,7 +158,7 @@ void RunGemmConv(const PackedQConv2dState& s, QConvPath path, const Conv2dGeomet
         q.ldy = p.ohw;
         gemm.requant = &q;
       }
-      RunGemm(path, gemm);
+      GemmU8S8On(GemmIsa(path), gemm);
       if (!p.fused) Epilogue(s, p, grp, acc, yg);
     }
   }

@@ -16,26 +16,21 @@ void LinearAcc(const PackedQLinearState& s, QLinearPath path, const uint8_t* x, 
   for (int64_t r = 0; r < rows; ++r) {
     for (int64_t k = 0; k < s.in; ++k) xt[k * rows + r] = x[r * s.in + k];
   }
-  U8S8GemmArgs gemm;
-  gemm.m = s.out;
-  gemm.n = rows;
-  gemm.k = s.in;
-  gemm.a = s.weight.data();
-  gemm.lda = s.in;
-  gemm.b = xt;
-  gemm.ldb = rows;
-  gemm.c = acc;
-  gemm.ldc = rows;
+  U8S8GemmArgs gemm = U8S8GemmArgs::Of(s.out, rows, s.in, s.weight.data(), s.in, xt, rows, acc, rows);
   gemm.b_max = MaxOfU8(x, rows * s.in);
   gemm.packed_a = s.gemm.data();
   gemm.a_max_pair = s.max_pair;
-  switch (path) {
+  GemmU8S8On(path, gemm);
+}
+
+void GemmU8S8On(QLinearPath isa, const U8S8GemmArgs& g) {
+  switch (isa) {
     case QLinearPath::kAmx:
-      return GemmU8S8Amx(gemm);
+      return GemmU8S8Amx(g);
     case QLinearPath::kPortable:
-      return GemmU8S8Portable(gemm);
+      return GemmU8S8Portable(g);
     default:
-      return GemmU8S8Tile(gemm);
+      return GemmU8S8Tile(g);  // vpdpbusd on AVX3_DL, vpmaddubsw on AVX2 / AVX3
   }
 }
 

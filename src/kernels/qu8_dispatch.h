@@ -51,6 +51,12 @@ template <typename T>
 using AlignedVector = std::vector<T, CacheAligned<T>>;
 
 struct U8S8GemmArgs {
+  // The plain operands: C[m, n] = A[m, k] x B[k, n] with the given row strides (the rest as defaulted).
+  static U8S8GemmArgs Of(int64_t m, int64_t n, int64_t k, const int8_t* a, int64_t lda, const uint8_t* b, int64_t ldb,
+                         int32_t* c, int64_t ldc) {
+    return U8S8GemmArgs{m, n, k, a, lda, b, ldb, c, ldc};
+  }
+
   int64_t m = 0, n = 0, k = 0;
   const int8_t* a = nullptr;  // [m, k] weights, row stride lda
   int64_t lda = 0;

@@ -117,14 +117,9 @@ QuantizedConv2d::QuantizedConv2d(QuantizedLayer layer, QuantInfo input, QuantInf
 }
 
 void QuantizedConv2d::Prepack() {
-  kernels::QConv2dShape shape;
-  shape.in_channels = layer_.in_channels;
-  shape.out_channels = layer_.out_channels;
-  shape.kernel_h = shape.kernel_w = layer_.kernel;
-  shape.stride_h = shape.stride_w = layer_.stride;
-  shape.pad_h = shape.pad_w = layer_.padding;
-  shape.dilation_h = shape.dilation_w = layer_.dilation;
-  shape.groups = layer_.groups;
+  const kernels::QConv2dShape shape =
+      kernels::QConv2dShape::Square(layer_.in_channels, layer_.out_channels, layer_.kernel, layer_.stride,
+                                    layer_.padding, layer_.dilation, layer_.groups);
   const kernels::QRequantValues values = RequantValues();
   packed_ = kernels::PackQConv2d(shape, layer_.weight_q.data<int8_t>(), Requant(values));
 }

@@ -87,17 +87,8 @@ TEST(Conv2dF32, MatchesOracleOnEveryTarget) {
   };
   ForEachTarget([&] {
     for (const ConvCase& c : cases) {
-      Conv2dGeometry g;
-      g.batch = c.batch;
-      g.in_channels = c.cin;
-      g.in_h = c.h;
-      g.in_w = c.w;
-      g.out_channels = c.cout;
-      g.kernel_h = g.kernel_w = c.k;
-      g.stride_h = g.stride_w = c.stride;
-      g.pad_h = g.pad_w = c.pad;
-      g.dilation_h = g.dilation_w = c.dilation;
-      g.groups = c.groups;
+      const Conv2dGeometry g =
+          Conv2dGeometry::Square(c.batch, c.cin, c.h, c.w, c.cout, c.k, c.stride, c.pad, c.dilation, c.groups);
       const auto x = Random(c.batch * c.cin * c.h * c.w, 3);
       const auto w = Random(c.cout * (c.cin / c.groups) * c.k * c.k, 4);
       const auto b = Random(c.cout, 5);

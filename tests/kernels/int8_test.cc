@@ -65,15 +65,7 @@ constexpr QLinearPath kLinearPaths[] = {QLinearPath::kAmx, QLinearPath::kVnni, Q
                                         QLinearPath::kPortable};
 
 QConv2dShape ShapeOf(const Case& c) {
-  QConv2dShape s;
-  s.in_channels = c.cin;
-  s.out_channels = c.cout;
-  s.groups = c.groups;
-  s.kernel_h = s.kernel_w = c.k;
-  s.stride_h = s.stride_w = c.stride;
-  s.pad_h = s.pad_w = c.pad;
-  s.dilation_h = s.dilation_w = c.dilation;
-  return s;
+  return QConv2dShape::Square(c.cin, c.cout, c.k, c.stride, c.pad, c.dilation, c.groups);
 }
 
 // y from x through a packed layer, with both buffers `offset` bytes past a 64-byte boundary.

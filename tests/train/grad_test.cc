@@ -79,17 +79,8 @@ TEST(ConvBackwardKernel, MatchesOracleOverShapes) {
   for (const Case& c :
        {Case{2, 3, 7, 6, 4, 3, 1, 1, 1, 1}, Case{1, 4, 9, 9, 6, 3, 2, 0, 1, 2}, Case{2, 6, 8, 7, 6, 3, 1, 2, 2, 6},
         Case{1, 5, 5, 5, 7, 1, 1, 0, 1, 1}, Case{1, 8, 11, 10, 8, 5, 3, 2, 1, 4}}) {
-    kernels::Conv2dGeometry g;
-    g.batch = c.n;
-    g.in_channels = c.cin;
-    g.in_h = c.h;
-    g.in_w = c.w;
-    g.out_channels = c.cout;
-    g.kernel_h = g.kernel_w = c.k;
-    g.stride_h = g.stride_w = c.stride;
-    g.pad_h = g.pad_w = c.pad;
-    g.dilation_h = g.dilation_w = c.dil;
-    g.groups = c.groups;
+    const kernels::Conv2dGeometry g =
+        kernels::Conv2dGeometry::Square(c.n, c.cin, c.h, c.w, c.cout, c.k, c.stride, c.pad, c.dil, c.groups);
     const Tensor x = Random({c.n, c.cin, c.h, c.w}, 1), w = Random({c.cout, c.cin / c.groups, c.k, c.k}, 2);
     const Tensor dy = Random({c.n, c.cout, g.out_h(), g.out_w()}, 3);
     Tensor dx = Tensor::Empty(x.shape()), dw = Tensor::Empty(w.shape()), db = Tensor::Empty({c.cout});

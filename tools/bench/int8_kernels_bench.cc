@@ -16,6 +16,7 @@
 #include "hwy/targets.h"
 #include "qfx/core/parallel.h"
 #include "qfx/kernels/qconv.h"
+#include "src/kernels/packed.h"  // GemmU8S8On
 #include "src/kernels/qu8_dispatch.h"
 
 namespace qfx {
@@ -118,16 +119,7 @@ bool UsesVnni() { return Int8Isa::Current().target == HWY_AVX3_DL; }
 bool UsesAmx() { return Int8Isa::Current().amx; }
 
 // The GEMM of the current ISA's linear path (as a layer packed now would run it).
-void Gemm(const U8S8GemmArgs& g) {
-  switch (SelectQLinearPath(Int8Isa::Current())) {
-    case QLinearPath::kAmx:
-      return GemmU8S8Amx(g);
-    case QLinearPath::kPortable:
-      return GemmU8S8Portable(g);
-    default:
-      return GemmU8S8Tile(g);
-  }
-}
+void Gemm(const U8S8GemmArgs& g) { GemmU8S8On(SelectQLinearPath(Int8Isa::Current()), g); }
 
 // The one-core peak of the instruction the GEMM dispatches to now, measured once.
 double GemmPeak() {
@@ -165,16 +157,7 @@ void BM_GemmU8S8(benchmark::State& state) {
   std::vector<int32_t> c(m * n);
   AlignedVector<int32_t> packed(PackedU8S8Size(m, k));
   PackU8S8Weights(a.data(), m, k, k, packed.data());
-  U8S8GemmArgs g;
-  g.m = m;
-  g.n = n;
-  g.k = k;
-  g.a = a.data();
-  g.lda = k;
-  g.b = b.data();
-  g.ldb = n;
-  g.c = c.data();
-  g.ldc = n;
+  U8S8GemmArgs g = U8S8GemmArgs::Of(m, n, k, a.data(), k, b.data(), n, c.data(), n);
   g.b_max = 127;
   g.packed_a = packed.data();
   g.a_max_pair = MaxPairAbsSum(a.data(), m, k, k);
@@ -201,13 +184,9 @@ BENCHMARK(BM_GemmU8S8)
 // as the converted model packs it (PackQConv2d: the path the rules choose here), requantized to uint8. The
 // shapes are resnet18's and mobilenet_v2's layers; the label names the path.
 void BM_QConv2d(benchmark::State& state) {
-  QConv2dShape shape;
-  shape.in_channels = state.range(0);
-  shape.out_channels = state.range(1);
-  shape.kernel_h = shape.kernel_w = state.range(3);
-  shape.stride_h = shape.stride_w = state.range(4);
-  shape.groups = state.range(5);
-  shape.pad_h = shape.pad_w = shape.kernel_h / 2;
+  const int64_t kernel = state.range(3);
+  const QConv2dShape shape =
+      QConv2dShape::Square(state.range(0), state.range(1), kernel, state.range(4), kernel / 2, 1, state.range(5));
   const int64_t hw = state.range(2);
   const Conv2dGeometry g = shape.Geometry(1, hw, hw);
   SetNumThreads(static_cast<int>(state.range(6)));

@@ -33,6 +33,12 @@ struct Conv2dGeometry {
   int64_t groups = 1;
   int64_t out_h() const { return (in_h + 2 * pad_h - dilation_h * (kernel_h - 1) - 1) / stride_h + 1; }
   int64_t out_w() const { return (in_w + 2 * pad_w - dilation_w * (kernel_w - 1) - 1) / stride_w + 1; }
+  // A square kernel with the same stride, padding and dilation along both axes.
+  static Conv2dGeometry Square(int64_t batch, int64_t in_channels, int64_t in_h, int64_t in_w, int64_t out_channels,
+                               int64_t kernel, int64_t stride, int64_t pad, int64_t dilation, int64_t groups) {
+    return Conv2dGeometry{batch,  in_channels, in_h, in_w, out_channels, kernel,   kernel,
+                          stride, stride,      pad,  pad,  dilation,     dilation, groups};
+  }
 };
 
 // For one kernel tap along an axis: the outputs [first, second) whose input position

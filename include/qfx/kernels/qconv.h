@@ -22,13 +22,25 @@
 namespace qfx {
 namespace kernels {
 
-// What a quantized convolution is, fixed at convert time (the input's size comes with each Run).
-struct QConv2dShape {
-  int64_t in_channels = 0, out_channels = 0, kernel_h = 1, kernel_w = 1;
-  int64_t stride_h = 1, stride_w = 1, pad_h = 0, pad_w = 0, dilation_h = 1, dilation_w = 1;
-  int64_t groups = 1;
+// What a quantized convolution is, fixed at convert time: a Conv2dGeometry whose batch and input size
+// are not used (they come with each Run).
+struct QConv2dShape : Conv2dGeometry {
+  // A square kernel with the same stride, padding and dilation along both axes.
+  static QConv2dShape Square(int64_t in_channels, int64_t out_channels, int64_t kernel, int64_t stride, int64_t pad,
+                             int64_t dilation, int64_t groups) {
+    QConv2dShape s;
+    static_cast<Conv2dGeometry&>(s) =
+        Conv2dGeometry::Square(1, in_channels, 0, 0, out_channels, kernel, stride, pad, dilation, groups);
+    return s;
+  }
   // The full geometry for an input of batch x in_h x in_w.
-  Conv2dGeometry Geometry(int64_t batch, int64_t in_h, int64_t in_w) const;
+  Conv2dGeometry Geometry(int64_t batch, int64_t in_h, int64_t in_w) const {
+    Conv2dGeometry g = *this;
+    g.batch = batch;
+    g.in_h = in_h;
+    g.in_w = in_w;
+    return g;
+  }
   bool depthwise() const { return groups == in_channels && groups > 1 && out_channels % in_channels == 0; }
 };
 

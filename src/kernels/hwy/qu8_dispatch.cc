@@ -1,8 +1,8 @@
 // qfx kernels, Highway: run-time dispatch of every int8 kernel (declared in src/kernels/qu8_dispatch.h).
-// foreach_target.h compiles this file once per SIMD target, each time including the kernel files below;
-// a kernel file compiles its code only for the targets it names (x86/ files: AVX2 and up) and
-// hwy/qu8_unavailable-inl.h fills the gaps. AVX3_DL (AVX-512 with VNNI) is compiled here too: Highway 1.0.3
-// leaves it out unless asked.
+// foreach_target.h compiles this file once per SIMD target, each time including the kernel files below
+// inside qfx::kernels::HWY_NAMESPACE; a kernel file compiles its code only for the targets it names (x86/
+// files: AVX2 and up) and hwy/qu8_unavailable-inl.h fills the gaps. AVX3_DL (AVX-512 with VNNI) is
+// compiled here too: Highway 1.0.3 leaves it out unless asked.
 #ifndef HWY_WANT_AVX3_DL
 #define HWY_WANT_AVX3_DL 1
 #endif
@@ -11,7 +11,26 @@
 #undef HWY_TARGET_INCLUDE
 #define HWY_TARGET_INCLUDE "src/kernels/hwy/qu8_dispatch.cc"
 #include "hwy/foreach_target.h"  // IWYU pragma: keep
+// What the kernel files use; they are included inside the per-target namespace below.
+#include <algorithm>
+#include <cstdint>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <vector>
+
+#include "hwy/aligned_allocator.h"
 #include "hwy/highway.h"
+#include "qfx/core/parallel.h"
+#if HWY_TARGET == HWY_AVX2 || HWY_TARGET == HWY_AVX3 || HWY_TARGET == HWY_AVX3_DL
+#include <immintrin.h>
+#endif
+
+HWY_BEFORE_NAMESPACE();
+namespace qfx {
+namespace kernels {
+namespace HWY_NAMESPACE {
+
 // In dependency order: the requantization, then the GEMMs, then the convolution kernels built on them.
 // clang-format off
 #include "src/kernels/hwy/qu8_requant-inl.h"
@@ -32,6 +51,11 @@
 #include "src/kernels/hwy/qu8_dwconv-inl.h"
 #include "src/kernels/hwy/qu8_unavailable-inl.h"
 // clang-format on
+
+}  // namespace HWY_NAMESPACE
+}  // namespace kernels
+}  // namespace qfx
+HWY_AFTER_NAMESPACE();
 
 #if HWY_ONCE
 namespace qfx {

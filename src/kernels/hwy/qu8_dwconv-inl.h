@@ -1,25 +1,9 @@
 // qfx kernels, Highway (every target): DepthwiseAccumulate, one output plane of a depthwise convolution as
 // exact int32 sums (see DepthwisePlaneArgs). The kDepthwise path (targets without AVX-512 VNNI, dilated
 // layers, kernels wider than 8): the driver requantizes the plane with RequantizeRow afterwards.
-#if defined(QFX_HWY_QU8_DWCONV_INL_H_) == defined(HWY_TARGET_TOGGLE)
-#ifdef QFX_HWY_QU8_DWCONV_INL_H_
-#undef QFX_HWY_QU8_DWCONV_INL_H_
-#else
-#define QFX_HWY_QU8_DWCONV_INL_H_
-#endif
-
-#include <algorithm>
-#include <cstdint>
-#include <cstring>
-#include <vector>
-
-#include "hwy/highway.h"
-#include "src/kernels/qu8_dispatch.h"
-
-HWY_BEFORE_NAMESPACE();
-namespace qfx {
-namespace kernels {
-namespace HWY_NAMESPACE {
+//
+// Included by hwy/qu8_dispatch.cc once per Highway target, inside qfx::kernels::HWY_NAMESPACE (which
+// also brings the includes).
 
 // Depthwise accumulation (see DepthwisePlaneArgs): the plane is first copied with zero-point borders (and
 // slack on the right), so every output row is whole vectors with no bounds checks and no scalar tails —
@@ -92,10 +76,3 @@ inline void DepthwiseAccumulateImpl(const DepthwisePlaneArgs& p) {
     std::memcpy(p.acc + oy * ow, row, static_cast<size_t>(ow) * sizeof(int32_t));
   }
 }
-
-}  // namespace HWY_NAMESPACE
-}  // namespace kernels
-}  // namespace qfx
-HWY_AFTER_NAMESPACE();
-
-#endif  // QFX_HWY_QU8_DWCONV_INL_H_

@@ -1,26 +1,9 @@
 // qfx kernels, Highway (every target): GemmU8S8Portable, C[M,N] (int32) = A[M,K] (int8, row-major, lda)
 // x B[K,N] (uint8, row-major, ldb), the exact portable loop. Reads g.a and g.b only (no packed layouts);
 // writes int32 C (no fused requantization). The kGemmPortable path: targets without x86 tiles.
-#if defined(QFX_HWY_QU8_GEMM_PORTABLE_INL_H_) == defined(HWY_TARGET_TOGGLE)
-#ifdef QFX_HWY_QU8_GEMM_PORTABLE_INL_H_
-#undef QFX_HWY_QU8_GEMM_PORTABLE_INL_H_
-#else
-#define QFX_HWY_QU8_GEMM_PORTABLE_INL_H_
-#endif
-
-#include <algorithm>
-#include <cstdint>
-#include <cstring>
-#include <vector>
-
-#include "hwy/highway.h"
-#include "qfx/core/parallel.h"
-#include "src/kernels/qu8_dispatch.h"
-
-HWY_BEFORE_NAMESPACE();
-namespace qfx {
-namespace kernels {
-namespace HWY_NAMESPACE {
+//
+// Included by hwy/qu8_dispatch.cc once per Highway target, inside qfx::kernels::HWY_NAMESPACE (which
+// also brings the includes).
 
 // Exact portable loop over rows [m0, m1) and columns [n0, n1).
 inline void U8S8Portable(const U8S8GemmArgs& g, int64_t m0, int64_t m1, int64_t n0, int64_t n1) {
@@ -41,10 +24,3 @@ inline void GemmU8S8PortableImpl(const U8S8GemmArgs& g) {
   if (g.m == 0 || g.n == 0) return;
   ParallelFor(g.m, 1, [&](int64_t b, int64_t e) { U8S8Portable(g, b, e, 0, g.n); });
 }
-
-}  // namespace HWY_NAMESPACE
-}  // namespace kernels
-}  // namespace qfx
-HWY_AFTER_NAMESPACE();
-
-#endif  // QFX_HWY_QU8_GEMM_PORTABLE_INL_H_

@@ -3,26 +3,9 @@
 // acc[o * rows + r] = sum_k x[r, k] * w[o, k], exact. The dot product is the target's: vpdpbusd on
 // AVX3_DL (x86/qu8_dot_avx512vnni-inl.h), vpmaddubsw where exact on AVX2 / AVX3 (x86/qu8_dot_avx2-inl.h),
 // the portable loop below elsewhere. x and w may have any alignment.
-#if defined(QFX_HWY_QU8_LINEAR_FEW_ROWS_INL_H_) == defined(HWY_TARGET_TOGGLE)
-#ifdef QFX_HWY_QU8_LINEAR_FEW_ROWS_INL_H_
-#undef QFX_HWY_QU8_LINEAR_FEW_ROWS_INL_H_
-#else
-#define QFX_HWY_QU8_LINEAR_FEW_ROWS_INL_H_
-#endif
-
-#include <algorithm>
-#include <cstdint>
-#include <cstring>
-#include <vector>
-
-#include "hwy/highway.h"
-#include "qfx/core/parallel.h"
-#include "src/kernels/qu8_dispatch.h"
-
-HWY_BEFORE_NAMESPACE();
-namespace qfx {
-namespace kernels {
-namespace HWY_NAMESPACE {
+//
+// Included by hwy/qu8_dispatch.cc once per Highway target, inside qfx::kernels::HWY_NAMESPACE (which
+// also brings the includes); the code below compiles only for the targets its #if names.
 
 #if !(HWY_TARGET == HWY_AVX2 || HWY_TARGET == HWY_AVX3 || HWY_TARGET == HWY_AVX3_DL)
 inline int32_t DotU8S8(const uint8_t* x, const int8_t* w, int64_t k, bool) {
@@ -44,10 +27,3 @@ inline void LinearFewRowsImpl(const uint8_t* x, int64_t rows, int64_t k, const i
     }
   });
 }
-
-}  // namespace HWY_NAMESPACE
-}  // namespace kernels
-}  // namespace qfx
-HWY_AFTER_NAMESPACE();
-
-#endif  // QFX_HWY_QU8_LINEAR_FEW_ROWS_INL_H_

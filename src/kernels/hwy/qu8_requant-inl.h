@@ -1,25 +1,9 @@
 // qfx kernels, Highway (every target): RequantizeRow, the shared requantization of a row of exact int32
 // sums into uint8, bit-identical to kernels::Requantize (THE RULES). Used by the depthwise and portable
-// GEMM paths' epilogues and by the vpmaddubsw tiles. Included per target by hwy/qu8_dispatch.cc.
-#if defined(QFX_HWY_QU8_REQUANT_INL_H_) == defined(HWY_TARGET_TOGGLE)
-#ifdef QFX_HWY_QU8_REQUANT_INL_H_
-#undef QFX_HWY_QU8_REQUANT_INL_H_
-#else
-#define QFX_HWY_QU8_REQUANT_INL_H_
-#endif
-
-#include <algorithm>
-#include <cstdint>
-#include <cstring>
-#include <vector>
-
-#include "hwy/highway.h"
-#include "src/kernels/qu8_dispatch.h"
-
-HWY_BEFORE_NAMESPACE();
-namespace qfx {
-namespace kernels {
-namespace HWY_NAMESPACE {
+// GEMM paths' epilogues and by the vpmaddubsw tiles.
+//
+// Included by hwy/qu8_dispatch.cc once per Highway target, inside qfx::kernels::HWY_NAMESPACE (which
+// also brings the includes).
 
 // y[j] = clamp(nearbyint(float(acc[j] + correction) * multiplier) + zero_point, lo, hi): the shared
 // requantization (qfx/kernels/int8.h), vectorised. The product is clamped to +-2^30 before the
@@ -45,10 +29,3 @@ inline void RequantizeRowImpl(const int32_t* HWY_RESTRICT acc, int64_t n, int32_
   }
   for (; j < n; ++j) y[j] = Requantize(acc[j] + correction, multiplier, zero_point, lo, hi);
 }
-
-}  // namespace HWY_NAMESPACE
-}  // namespace kernels
-}  // namespace qfx
-HWY_AFTER_NAMESPACE();
-
-#endif  // QFX_HWY_QU8_REQUANT_INL_H_

@@ -1,24 +1,9 @@
 // qfx kernels, Highway (every target): what each target reports, and stand-ins for the x86 kernels on the
 // targets that do not compile them. The path rules (path.cc) never pick a kernel the dispatched target
 // lacks, so a stand-in that runs is a broken invariant: it says which kernel and target, and aborts.
-#if defined(QFX_HWY_QU8_UNAVAILABLE_INL_H_) == defined(HWY_TARGET_TOGGLE)
-#ifdef QFX_HWY_QU8_UNAVAILABLE_INL_H_
-#undef QFX_HWY_QU8_UNAVAILABLE_INL_H_
-#else
-#define QFX_HWY_QU8_UNAVAILABLE_INL_H_
-#endif
-
-#include <cstdint>
-#include <cstdio>
-#include <cstdlib>
-
-#include "hwy/highway.h"
-#include "src/kernels/qu8_dispatch.h"
-
-HWY_BEFORE_NAMESPACE();
-namespace qfx {
-namespace kernels {
-namespace HWY_NAMESPACE {
+//
+// Included by hwy/qu8_dispatch.cc once per Highway target, inside qfx::kernels::HWY_NAMESPACE (which
+// also brings the includes).
 
 inline int64_t Int8TargetImpl() { return HWY_TARGET; }
 
@@ -43,10 +28,3 @@ inline void WindowPanelsImpl(const Conv2dGeometry&, const uint8_t*, int64_t, uin
   Unavailable("WindowPanels");
 }
 #endif
-
-}  // namespace HWY_NAMESPACE
-}  // namespace kernels
-}  // namespace qfx
-HWY_AFTER_NAMESPACE();
-
-#endif  // QFX_HWY_QU8_UNAVAILABLE_INL_H_

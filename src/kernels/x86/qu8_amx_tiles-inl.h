@@ -1,28 +1,8 @@
 // qfx kernels, x86 AMX (Highway's AVX3_DL target, run only where AmxEnabled()): the tile configuration
 // and the 2 x 2 tile step shared by the AMX GEMM and the implicit AMX convolution.
-#if defined(QFX_X86_QU8_AMX_TILES_INL_H_) == defined(HWY_TARGET_TOGGLE)
-#ifdef QFX_X86_QU8_AMX_TILES_INL_H_
-#undef QFX_X86_QU8_AMX_TILES_INL_H_
-#else
-#define QFX_X86_QU8_AMX_TILES_INL_H_
-#endif
-
-#include <algorithm>
-#include <cstdint>
-#include <cstring>
-#include <vector>
-
-#include "hwy/highway.h"
-#include "src/kernels/qu8_dispatch.h"
-
-#if HWY_TARGET == HWY_AVX3_DL
-#include <immintrin.h>
-#endif
-
-HWY_BEFORE_NAMESPACE();
-namespace qfx {
-namespace kernels {
-namespace HWY_NAMESPACE {
+//
+// Included by hwy/qu8_dispatch.cc once per Highway target, inside qfx::kernels::HWY_NAMESPACE (which
+// also brings the includes); the code below compiles only for the targets its #if names.
 
 #if HWY_TARGET == HWY_AVX3_DL
 
@@ -85,10 +65,3 @@ HWY_INLINE void AmxBlock(const int8_t* HWY_RESTRICT w, int64_t kp, const uint8_t
 }
 
 #endif  // HWY_TARGET == HWY_AVX3_DL
-
-}  // namespace HWY_NAMESPACE
-}  // namespace kernels
-}  // namespace qfx
-HWY_AFTER_NAMESPACE();
-
-#endif  // QFX_X86_QU8_AMX_TILES_INL_H_

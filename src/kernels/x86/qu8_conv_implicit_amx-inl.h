@@ -2,30 +2,9 @@
 // convolution (no im2col; see ImplicitConvArgs for the x4 input and tap-major weight layouts) on AMX tiles,
 // 32 output channels x 32 positions a work item, requantized as each block leaves the tiles. The
 // kImplicitAmx path: one group, C_in a multiple of 64, stride 1, no dilation.
-#if defined(QFX_X86_QU8_CONV_IMPLICIT_AMX_INL_H_) == defined(HWY_TARGET_TOGGLE)
-#ifdef QFX_X86_QU8_CONV_IMPLICIT_AMX_INL_H_
-#undef QFX_X86_QU8_CONV_IMPLICIT_AMX_INL_H_
-#else
-#define QFX_X86_QU8_CONV_IMPLICIT_AMX_INL_H_
-#endif
-
-#include <algorithm>
-#include <cstdint>
-#include <cstring>
-#include <vector>
-
-#include "hwy/highway.h"
-#include "qfx/core/parallel.h"
-#include "src/kernels/qu8_dispatch.h"
-
-#if HWY_TARGET == HWY_AVX3_DL
-#include <immintrin.h>
-#endif
-
-HWY_BEFORE_NAMESPACE();
-namespace qfx {
-namespace kernels {
-namespace HWY_NAMESPACE {
+//
+// Included by hwy/qu8_dispatch.cc once per Highway target, inside qfx::kernels::HWY_NAMESPACE (which
+// also brings the includes); the code below compiles only for the targets its #if names.
 
 #if HWY_TARGET == HWY_AVX3_DL
 
@@ -78,10 +57,3 @@ inline void ImplicitConvAmxImpl(const ImplicitConvArgs& a) {
 }
 
 #endif  // HWY_TARGET == HWY_AVX3_DL
-
-}  // namespace HWY_NAMESPACE
-}  // namespace kernels
-}  // namespace qfx
-HWY_AFTER_NAMESPACE();
-
-#endif  // QFX_X86_QU8_CONV_IMPLICIT_AMX_INL_H_

@@ -2,30 +2,9 @@
 // convolution (see ImplicitConvArgs) in registers, 8 output channels x 32 positions a block, requantized
 // from the registers. The kImplicitVnni path (AVX-512 VNNI without AMX): one group, C_in a multiple of 64,
 // stride 1, no dilation.
-#if defined(QFX_X86_QU8_CONV_IMPLICIT_AVX512VNNI_INL_H_) == defined(HWY_TARGET_TOGGLE)
-#ifdef QFX_X86_QU8_CONV_IMPLICIT_AVX512VNNI_INL_H_
-#undef QFX_X86_QU8_CONV_IMPLICIT_AVX512VNNI_INL_H_
-#else
-#define QFX_X86_QU8_CONV_IMPLICIT_AVX512VNNI_INL_H_
-#endif
-
-#include <algorithm>
-#include <cstdint>
-#include <cstring>
-#include <vector>
-
-#include "hwy/highway.h"
-#include "qfx/core/parallel.h"
-#include "src/kernels/qu8_dispatch.h"
-
-#if HWY_TARGET == HWY_AVX3_DL
-#include <immintrin.h>
-#endif
-
-HWY_BEFORE_NAMESPACE();
-namespace qfx {
-namespace kernels {
-namespace HWY_NAMESPACE {
+//
+// Included by hwy/qu8_dispatch.cc once per Highway target, inside qfx::kernels::HWY_NAMESPACE (which
+// also brings the includes); the code below compiles only for the targets its #if names.
 
 #if HWY_TARGET == HWY_AVX3_DL
 
@@ -82,10 +61,3 @@ inline void ImplicitConvVnniImpl(const ImplicitConvArgs& a) {
 }
 
 #endif  // HWY_TARGET == HWY_AVX3_DL
-
-}  // namespace HWY_NAMESPACE
-}  // namespace kernels
-}  // namespace qfx
-HWY_AFTER_NAMESPACE();
-
-#endif  // QFX_X86_QU8_CONV_IMPLICIT_AVX512VNNI_INL_H_

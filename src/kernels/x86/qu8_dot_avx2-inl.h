@@ -1,29 +1,9 @@
 // qfx kernels, x86 AVX2 (Highway's AVX2 and AVX3 targets): DotU8S8, one uint8 x int8 dot product,
 // vpmaddubsw + vpmaddwd 32 bytes a step when the caller says it is exact, the scalar loop for the rest.
 // Used by LinearFewRowsU8S8.
-#if defined(QFX_X86_QU8_DOT_AVX2_INL_H_) == defined(HWY_TARGET_TOGGLE)
-#ifdef QFX_X86_QU8_DOT_AVX2_INL_H_
-#undef QFX_X86_QU8_DOT_AVX2_INL_H_
-#else
-#define QFX_X86_QU8_DOT_AVX2_INL_H_
-#endif
-
-#include <algorithm>
-#include <cstdint>
-#include <cstring>
-#include <vector>
-
-#include "hwy/highway.h"
-#include "src/kernels/qu8_dispatch.h"
-
-#if HWY_TARGET == HWY_AVX2 || HWY_TARGET == HWY_AVX3
-#include <immintrin.h>
-#endif
-
-HWY_BEFORE_NAMESPACE();
-namespace qfx {
-namespace kernels {
-namespace HWY_NAMESPACE {
+//
+// Included by hwy/qu8_dispatch.cc once per Highway target, inside qfx::kernels::HWY_NAMESPACE (which
+// also brings the includes); the code below compiles only for the targets its #if names.
 
 #if HWY_TARGET == HWY_AVX2 || HWY_TARGET == HWY_AVX3
 
@@ -47,10 +27,3 @@ HWY_ATTR inline int32_t DotU8S8(const uint8_t* x, const int8_t* w, int64_t k, bo
 }
 
 #endif  // HWY_TARGET == HWY_AVX2 || HWY_TARGET == HWY_AVX3
-
-}  // namespace HWY_NAMESPACE
-}  // namespace kernels
-}  // namespace qfx
-HWY_AFTER_NAMESPACE();
-
-#endif  // QFX_X86_QU8_DOT_AVX2_INL_H_

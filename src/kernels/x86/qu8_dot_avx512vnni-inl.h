@@ -1,28 +1,8 @@
 // qfx kernels, x86 AVX-512 VNNI (Highway's AVX3_DL target): DotU8S8, one exact uint8 x int8 dot product,
 // 64 bytes a step with vpdpbusd and a masked tail (any alignment). Used by LinearFewRowsU8S8.
-#if defined(QFX_X86_QU8_DOT_AVX512VNNI_INL_H_) == defined(HWY_TARGET_TOGGLE)
-#ifdef QFX_X86_QU8_DOT_AVX512VNNI_INL_H_
-#undef QFX_X86_QU8_DOT_AVX512VNNI_INL_H_
-#else
-#define QFX_X86_QU8_DOT_AVX512VNNI_INL_H_
-#endif
-
-#include <algorithm>
-#include <cstdint>
-#include <cstring>
-#include <vector>
-
-#include "hwy/highway.h"
-#include "src/kernels/qu8_dispatch.h"
-
-#if HWY_TARGET == HWY_AVX3_DL
-#include <immintrin.h>
-#endif
-
-HWY_BEFORE_NAMESPACE();
-namespace qfx {
-namespace kernels {
-namespace HWY_NAMESPACE {
+//
+// Included by hwy/qu8_dispatch.cc once per Highway target, inside qfx::kernels::HWY_NAMESPACE (which
+// also brings the includes); the code below compiles only for the targets its #if names.
 
 #if HWY_TARGET == HWY_AVX3_DL
 
@@ -41,10 +21,3 @@ __attribute__((target("avx512vnni"))) HWY_ATTR inline int32_t DotU8S8(const uint
 }
 
 #endif  // HWY_TARGET == HWY_AVX3_DL
-
-}  // namespace HWY_NAMESPACE
-}  // namespace kernels
-}  // namespace qfx
-HWY_AFTER_NAMESPACE();
-
-#endif  // QFX_X86_QU8_DOT_AVX512VNNI_INL_H_

@@ -2,30 +2,9 @@
 // depthwise convolution (one input channel per group, any channel multiplier), requantized. Input and
 // output are NCHW uint8 with any alignment (masked loads and stores). The kDepthwiseVnni path: no
 // dilation, kernels at most 8 wide and 16 tall, horizontal stride 1 or 2 (the rules in path.cc).
-#if defined(QFX_X86_QU8_DWCONV_AVX512VNNI_INL_H_) == defined(HWY_TARGET_TOGGLE)
-#ifdef QFX_X86_QU8_DWCONV_AVX512VNNI_INL_H_
-#undef QFX_X86_QU8_DWCONV_AVX512VNNI_INL_H_
-#else
-#define QFX_X86_QU8_DWCONV_AVX512VNNI_INL_H_
-#endif
-
-#include <algorithm>
-#include <cstdint>
-#include <cstring>
-#include <vector>
-
-#include "hwy/highway.h"
-#include "qfx/core/parallel.h"
-#include "src/kernels/qu8_dispatch.h"
-
-#if HWY_TARGET == HWY_AVX3_DL
-#include <immintrin.h>
-#endif
-
-HWY_BEFORE_NAMESPACE();
-namespace qfx {
-namespace kernels {
-namespace HWY_NAMESPACE {
+//
+// Included by hwy/qu8_dispatch.cc once per Highway target, inside qfx::kernels::HWY_NAMESPACE (which
+// also brings the includes); the code below compiles only for the targets its #if names.
 
 #if HWY_TARGET == HWY_AVX3_DL
 
@@ -119,10 +98,3 @@ inline void DepthwiseQConvVnniImpl(const QConvArgs& a, const int32_t* correction
 }
 
 #endif  // HWY_TARGET == HWY_AVX3_DL
-
-}  // namespace HWY_NAMESPACE
-}  // namespace kernels
-}  // namespace qfx
-HWY_AFTER_NAMESPACE();
-
-#endif  // QFX_X86_QU8_DWCONV_AVX512VNNI_INL_H_

@@ -3,31 +3,9 @@
 // padded to 32, k to 64, 64-byte aligned: tile rows that straddle cache lines load at half speed); B: 32
 // column panels AmxPaddedK(k) deep (PackB's, or prepacked: g.packed_b). Requantizes each block as it
 // leaves the tiles (g.requant), or stores int32 with masked stores. The kGemmAmx, kWindowedAmx, kAmx paths.
-#if defined(QFX_X86_QU8_GEMM_32X32C64_AMX_INL_H_) == defined(HWY_TARGET_TOGGLE)
-#ifdef QFX_X86_QU8_GEMM_32X32C64_AMX_INL_H_
-#undef QFX_X86_QU8_GEMM_32X32C64_AMX_INL_H_
-#else
-#define QFX_X86_QU8_GEMM_32X32C64_AMX_INL_H_
-#endif
-
-#include <algorithm>
-#include <cstdint>
-#include <cstring>
-#include <vector>
-
-#include "hwy/aligned_allocator.h"
-#include "hwy/highway.h"
-#include "qfx/core/parallel.h"
-#include "src/kernels/qu8_dispatch.h"
-
-#if HWY_TARGET == HWY_AVX3_DL
-#include <immintrin.h>
-#endif
-
-HWY_BEFORE_NAMESPACE();
-namespace qfx {
-namespace kernels {
-namespace HWY_NAMESPACE {
+//
+// Included by hwy/qu8_dispatch.cc once per Highway target, inside qfx::kernels::HWY_NAMESPACE (which
+// also brings the includes); the code below compiles only for the targets its #if names.
 
 #if HWY_TARGET == HWY_AVX3_DL
 
@@ -80,10 +58,3 @@ inline void GemmU8S8AmxImpl(const U8S8GemmArgs& g) {
 }
 
 #endif  // HWY_TARGET == HWY_AVX3_DL
-
-}  // namespace HWY_NAMESPACE
-}  // namespace kernels
-}  // namespace qfx
-HWY_AFTER_NAMESPACE();
-
-#endif  // QFX_X86_QU8_GEMM_32X32C64_AMX_INL_H_

@@ -5,29 +5,9 @@
 // MaddubsIsExact fails, the driver (x86/qu8_gemm_tile-inl.h) runs each panel twice, on its low 7 bits and
 // its top bit (SplitPanel), and adds the products as lo + 128 * hi: exact at twice the work.
 // The kGemmMaddubs / kMaddubs paths.
-#if defined(QFX_X86_QU8_GEMM_4X16C4_AVX2_INL_H_) == defined(HWY_TARGET_TOGGLE)
-#ifdef QFX_X86_QU8_GEMM_4X16C4_AVX2_INL_H_
-#undef QFX_X86_QU8_GEMM_4X16C4_AVX2_INL_H_
-#else
-#define QFX_X86_QU8_GEMM_4X16C4_AVX2_INL_H_
-#endif
-
-#include <algorithm>
-#include <cstdint>
-#include <cstring>
-#include <vector>
-
-#include "hwy/highway.h"
-#include "src/kernels/qu8_dispatch.h"
-
-#if HWY_TARGET == HWY_AVX2 || HWY_TARGET == HWY_AVX3
-#include <immintrin.h>
-#endif
-
-HWY_BEFORE_NAMESPACE();
-namespace qfx {
-namespace kernels {
-namespace HWY_NAMESPACE {
+//
+// Included by hwy/qu8_dispatch.cc once per Highway target, inside qfx::kernels::HWY_NAMESPACE (which
+// also brings the includes); the code below compiles only for the targets its #if names.
 
 #if HWY_TARGET == HWY_AVX2 || HWY_TARGET == HWY_AVX3
 
@@ -67,10 +47,3 @@ HWY_ATTR inline void SplitPanel(uint8_t* HWY_RESTRICT lo, uint8_t* HWY_RESTRICT 
 }
 
 #endif  // HWY_TARGET == HWY_AVX2 || HWY_TARGET == HWY_AVX3
-
-}  // namespace HWY_NAMESPACE
-}  // namespace kernels
-}  // namespace qfx
-HWY_AFTER_NAMESPACE();
-
-#endif  // QFX_X86_QU8_GEMM_4X16C4_AVX2_INL_H_

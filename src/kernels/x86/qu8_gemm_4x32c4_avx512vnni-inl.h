@@ -3,29 +3,9 @@
 // x 4 k per step (PackU8S8Weights' tile layout); B: a panel of 32 columns x 4 k (128 bytes a step, 64-byte
 // aligned: PackB's, or WindowPanels' / Im2ColPanels' prepacked panels). The kGemmVnni / kWindowedVnni /
 // kVnni paths; the driver is x86/qu8_gemm_tile-inl.h.
-#if defined(QFX_X86_QU8_GEMM_4X32C4_AVX512VNNI_INL_H_) == defined(HWY_TARGET_TOGGLE)
-#ifdef QFX_X86_QU8_GEMM_4X32C4_AVX512VNNI_INL_H_
-#undef QFX_X86_QU8_GEMM_4X32C4_AVX512VNNI_INL_H_
-#else
-#define QFX_X86_QU8_GEMM_4X32C4_AVX512VNNI_INL_H_
-#endif
-
-#include <algorithm>
-#include <cstdint>
-#include <cstring>
-#include <vector>
-
-#include "hwy/highway.h"
-#include "src/kernels/qu8_dispatch.h"
-
-#if HWY_TARGET == HWY_AVX3_DL
-#include <immintrin.h>
-#endif
-
-HWY_BEFORE_NAMESPACE();
-namespace qfx {
-namespace kernels {
-namespace HWY_NAMESPACE {
+//
+// Included by hwy/qu8_dispatch.cc once per Highway target, inside qfx::kernels::HWY_NAMESPACE (which
+// also brings the includes); the code below compiles only for the targets its #if names.
 
 #if HWY_TARGET == HWY_AVX3_DL
 
@@ -57,10 +37,3 @@ __attribute__((target("avx512vnni"))) HWY_ATTR inline void Tile(const int32_t* H
 }
 
 #endif  // HWY_TARGET == HWY_AVX3_DL
-
-}  // namespace HWY_NAMESPACE
-}  // namespace kernels
-}  // namespace qfx
-HWY_AFTER_NAMESPACE();
-
-#endif  // QFX_X86_QU8_GEMM_4X32C4_AVX512VNNI_INL_H_

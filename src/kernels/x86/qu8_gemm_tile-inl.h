@@ -4,31 +4,9 @@
 // target's: 4 x 32 vpdpbusd on AVX3_DL (x86/qu8_gemm_4x32c4_avx512vnni-inl.h), 4 x 16 vpmaddubsw on AVX2 and
 // AVX3 (x86/qu8_gemm_4x16c4_avx2-inl.h). With g.requant each finished tile is requantized while it is in
 // L1 (no int32 round trip). Panels per thread are kept between calls (no allocation once large enough).
-#if defined(QFX_X86_QU8_GEMM_TILE_INL_H_) == defined(HWY_TARGET_TOGGLE)
-#ifdef QFX_X86_QU8_GEMM_TILE_INL_H_
-#undef QFX_X86_QU8_GEMM_TILE_INL_H_
-#else
-#define QFX_X86_QU8_GEMM_TILE_INL_H_
-#endif
-
-#include <algorithm>
-#include <cstdint>
-#include <cstring>
-#include <vector>
-
-#include "hwy/aligned_allocator.h"
-#include "hwy/highway.h"
-#include "qfx/core/parallel.h"
-#include "src/kernels/qu8_dispatch.h"
-
-#if HWY_TARGET == HWY_AVX2 || HWY_TARGET == HWY_AVX3 || HWY_TARGET == HWY_AVX3_DL
-#include <immintrin.h>
-#endif
-
-HWY_BEFORE_NAMESPACE();
-namespace qfx {
-namespace kernels {
-namespace HWY_NAMESPACE {
+//
+// Included by hwy/qu8_dispatch.cc once per Highway target, inside qfx::kernels::HWY_NAMESPACE (which
+// also brings the includes); the code below compiles only for the targets its #if names.
 
 #if HWY_TARGET == HWY_AVX2 || HWY_TARGET == HWY_AVX3 || HWY_TARGET == HWY_AVX3_DL
 
@@ -147,10 +125,3 @@ inline void GemmU8S8TileImpl(const U8S8GemmArgs& g) {
 }
 
 #endif  // HWY_TARGET == HWY_AVX2 || HWY_TARGET == HWY_AVX3 || HWY_TARGET == HWY_AVX3_DL
-
-}  // namespace HWY_NAMESPACE
-}  // namespace kernels
-}  // namespace qfx
-HWY_AFTER_NAMESPACE();
-
-#endif  // QFX_X86_QU8_GEMM_TILE_INL_H_

@@ -2,30 +2,9 @@
 // and group in the windowed k order (PackWindowed's weights) written straight into the GEMM's 32-column
 // panel layout, one masked row load and one vpermb per 16 columns and k-group. The kWindowedAmx and
 // kWindowedVnni paths: one group, no dilation, kernels 2 to 8 wide, horizontal stride at most 4.
-#if defined(QFX_X86_QU8_IM2COL_WINDOWED_AVX512VBMI_INL_H_) == defined(HWY_TARGET_TOGGLE)
-#ifdef QFX_X86_QU8_IM2COL_WINDOWED_AVX512VBMI_INL_H_
-#undef QFX_X86_QU8_IM2COL_WINDOWED_AVX512VBMI_INL_H_
-#else
-#define QFX_X86_QU8_IM2COL_WINDOWED_AVX512VBMI_INL_H_
-#endif
-
-#include <algorithm>
-#include <cstdint>
-#include <cstring>
-#include <vector>
-
-#include "hwy/highway.h"
-#include "qfx/core/parallel.h"
-#include "src/kernels/qu8_dispatch.h"
-
-#if HWY_TARGET == HWY_AVX3_DL
-#include <immintrin.h>
-#endif
-
-HWY_BEFORE_NAMESPACE();
-namespace qfx {
-namespace kernels {
-namespace HWY_NAMESPACE {
+//
+// Included by hwy/qu8_dispatch.cc once per Highway target, inside qfx::kernels::HWY_NAMESPACE (which
+// also brings the includes); the code below compiles only for the targets its #if names.
 
 #if HWY_TARGET == HWY_AVX3_DL
 
@@ -106,10 +85,3 @@ inline void WindowPanelsImpl(const Conv2dGeometry& g, const uint8_t* x, int64_t 
 }
 
 #endif  // HWY_TARGET == HWY_AVX3_DL
-
-}  // namespace HWY_NAMESPACE
-}  // namespace kernels
-}  // namespace qfx
-HWY_AFTER_NAMESPACE();
-
-#endif  // QFX_X86_QU8_IM2COL_WINDOWED_AVX512VBMI_INL_H_

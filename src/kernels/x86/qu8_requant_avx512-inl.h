@@ -2,29 +2,9 @@
 // kernels. Requant16 is the shared requantization (THE RULES, bit-identical to RequantizeRow) of 16 int32
 // sums; LaneStores plans the masked byte stores of a 32-lane block row into the output (ColumnStores for
 // plain GEMM columns, GridStores for the implicit convolution's padded grid), worked out once per block.
-#if defined(QFX_X86_QU8_REQUANT_AVX512_INL_H_) == defined(HWY_TARGET_TOGGLE)
-#ifdef QFX_X86_QU8_REQUANT_AVX512_INL_H_
-#undef QFX_X86_QU8_REQUANT_AVX512_INL_H_
-#else
-#define QFX_X86_QU8_REQUANT_AVX512_INL_H_
-#endif
-
-#include <algorithm>
-#include <cstdint>
-#include <cstring>
-#include <vector>
-
-#include "hwy/highway.h"
-#include "src/kernels/qu8_dispatch.h"
-
-#if HWY_TARGET == HWY_AVX3_DL
-#include <immintrin.h>
-#endif
-
-HWY_BEFORE_NAMESPACE();
-namespace qfx {
-namespace kernels {
-namespace HWY_NAMESPACE {
+//
+// Included by hwy/qu8_dispatch.cc once per Highway target, inside qfx::kernels::HWY_NAMESPACE (which
+// also brings the includes); the code below compiles only for the targets its #if names.
 
 #if HWY_TARGET == HWY_AVX3_DL
 
@@ -121,10 +101,3 @@ inline LaneStores GridStores(const ImplicitConvArgs& a, int64_t f0) {
 }
 
 #endif  // HWY_TARGET == HWY_AVX3_DL
-
-}  // namespace HWY_NAMESPACE
-}  // namespace kernels
-}  // namespace qfx
-HWY_AFTER_NAMESPACE();
-
-#endif  // QFX_X86_QU8_REQUANT_AVX512_INL_H_
