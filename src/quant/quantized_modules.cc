@@ -205,6 +205,12 @@ absl::StatusOr<std::shared_ptr<QuantizedWeighted>> QuantizedWeighted::FromConfig
       !(out.scale > 0)) {
     return absl::InvalidArgumentError("quantized layer config has non-positive sizes or scales");
   }
+  if (l.is_conv && (l.in_channels % l.groups != 0 || l.out_channels % l.groups != 0 || l.stride <= 0 ||
+                    l.dilation <= 0 || l.padding < 0)) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "quantized layer config: groups ", l.groups, " must divide in_channels ", l.in_channels, " and out_channels ",
+        l.out_channels, ", stride and dilation must be positive and padding not negative"));
+  }
   const Shape wshape = l.is_conv ? Shape{l.out_channels, l.in_channels / l.groups, l.kernel, l.kernel}
                                  : Shape{l.out_channels, l.in_channels};
   l.weight_q = Tensor::Zeros(wshape, DType::kI8);
