@@ -3,6 +3,7 @@
 #include <cstring>
 
 #include "gtest/gtest.h"
+#include "nlohmann/json.hpp"
 #include "qfx/fx/tracer.h"
 #include "qfx/io/safetensors.h"
 #include "qfx/models/zoo.h"
@@ -89,6 +90,18 @@ TEST(ModelFile, MalformedFilesNameTheProblem) {
   auto s6 = st;
   s6.metadata["graph"] = "{";
   EXPECT_NE(rewrite("g.qfx", s6).message().find("(graph): not valid JSON"), std::string::npos);
+  // A quantized convolution whose groups do not divide its channels (the kernels would read past the weights).
+  auto s7 = st;
+  nlohmann::json modules = nlohmann::json::parse(s7.metadata["modules"]);
+  for (auto& [name, m] : modules.items()) {
+    if (m["type"] == "QuantizedConvReLU2d" || m["type"] == "QuantizedConv2d") {
+      m["config"]["groups"] = 3;
+      break;
+    }
+  }
+  s7.metadata["modules"] = modules.dump();
+  EXPECT_NE(rewrite("groups.qfx", s7).message().find("groups 3 must divide in_channels"), std::string::npos)
+      << rewrite("groups.qfx", s7);
   EXPECT_EQ(LoadModel(Tmp("absent.qfx")).status().code(), absl::StatusCode::kNotFound);
 }
 
