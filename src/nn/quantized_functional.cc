@@ -5,11 +5,13 @@
 #include <array>
 #include <cmath>
 #include <cstring>
+#include <string>
 
 #include "qfx/core/parallel.h"
 #include "qfx/core/trace.h"
 #include "qfx/kernels/int8.h"
 #include "qfx/nn/functional.h"
+#include "qfx/nn/ops.h"
 
 namespace qfx {
 namespace F {
@@ -145,7 +147,10 @@ Tensor q_unary(const Tensor& q, int64_t op, double scale, int64_t zero_point) {
       fx = xs;
       break;  // eval: identity (a requantization)
     default:
-      ThrowInvalid("q_unary: op ", op, " has no quantized table form");
+      ThrowInvalid("q_unary: op ",
+                   op >= 0 && op < static_cast<int64_t>(OpId::kNumOps) ? nn::GetOpSchema(static_cast<OpId>(op)).name
+                                                                       : std::to_string(op).c_str(),
+                   " has no quantized table form");
   }
   std::array<uint8_t, 256> table{};
   for (int i = 0; i < 256; ++i) table[i] = Quant(fx.data<float>()[i], out);

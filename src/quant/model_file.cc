@@ -1,6 +1,7 @@
 // qfx quant: .qfx model files (see include/qfx/quant/model_file.h).
 #include "qfx/quant/model_file.h"
 
+#include <iterator>
 #include <set>
 
 #include "absl/strings/numbers.h"
@@ -8,6 +9,7 @@
 #include "absl/strings/str_split.h"
 #include "qfx/fx/formats.h"
 #include "qfx/io/safetensors.h"
+#include "qfx/nn/ops.h"
 #include "qfx/quant/quantized_modules.h"
 
 namespace qfx {
@@ -16,7 +18,24 @@ namespace {
 
 using json = nlohmann::json;
 constexpr const char* kFormat = "qfx.model";
-constexpr const char* kVersion = "1";
+constexpr const char* kVersion = "2";  // 2: q_unary nodes name their op; 1 (still read): an OpId ordinal
+
+// The op names of version 1's OpId ordinals (q_unary stored its op as one), frozen here so that a
+// reordered enum cannot change what an old file means.
+constexpr const char* kV1Ops[] = {"add",         "mul",
+                                  "cat",         "flatten",
+                                  "reshape",     "mean",
+                                  "relu",        "relu6",
+                                  "hardtanh",    "hardswish",
+                                  "hardsigmoid", "sigmoid",
+                                  "tanh",        "silu",
+                                  "softmax",     "dropout",
+                                  "conv2d",      "linear",
+                                  "batch_norm",  "max_pool2d",
+                                  "avg_pool2d",  "adaptive_avg_pool2d",
+                                  "quantize",    "dequantize",
+                                  "q_add",       "q_mul",
+                                  "q_cat",       "q_unary"};
 
 // A plain parent in a loaded model's module tree; holds attributes that get_attr nodes read.
 class Container : public nn::Module {
@@ -51,6 +70,58 @@ absl::StatusOr<Container*> ContainerAt(Container& root, const std::string& path)
 std::string Parent(const std::string& p) { return p.rfind('.') == std::string::npos ? "" : p.substr(0, p.rfind('.')); }
 std::string Leaf(const std::string& p) { return p.rfind('.') == std::string::npos ? p : p.substr(p.rfind('.') + 1); }
 
+// The op argument (args[1]) of each q_unary node in a graph's JSON, with `fn(node, arg)` rewriting it.
+template <typename Fn>
+absl::Status ForEachUnaryOp(json& graph, Fn fn) {
+  if (!graph.is_object() || !graph.contains("nodes") || !graph["nodes"].is_array()) return absl::OkStatus();
+  for (json& node : graph["nodes"]) {
+    if (!node.is_object() || node.value("op", "") != "call_function" || node.value("target", "") != "q_unary") continue;
+    if (!node.contains("args") || !node["args"].is_array() || node["args"].size() < 2) continue;  // lint names it
+    QFX_RETURN_IF_ERROR(fn(node, node["args"][1]));
+  }
+  return absl::OkStatus();
+}
+
+// The graph as version 2 stores it: q_unary ops by their registered names.
+std::string GraphJsonForFile(const fx::Graph& g) {
+  json graph = json::parse(fx::GraphToJson(g));
+  const absl::Status s = ForEachUnaryOp(graph, [](json&, json& op) {
+    if (op.is_number_integer()) op = nn::GetOpSchema(static_cast<OpId>(op.get<int64_t>())).name;
+    return absl::OkStatus();
+  });
+  (void)s;  // the rewrite above cannot fail
+  return graph.dump();
+}
+
+// A file's graph JSON with each q_unary op turned into the current OpId ordinal: a registered function
+// name (version 2) or a version-1 ordinal; anything else is an error naming the node and the op.
+absl::StatusOr<std::string> GraphJsonFromFile(const std::string& path, const std::string& text, int version) {
+  json graph;
+  try {
+    graph = json::parse(text);
+  } catch (const json::exception&) {
+    return text;  // GraphFromJson reports it with its position
+  }
+  QFX_RETURN_IF_ERROR(ForEachUnaryOp(graph, [&](const json& node, json& op) -> absl::Status {
+    const std::string where = absl::StrCat(path, ": node %", node.value("name", "?"), " (q_unary): ");
+    std::string name;
+    if (version == 1 && op.is_number_integer() && op.get<int64_t>() >= 0 &&
+        op.get<int64_t>() < static_cast<int64_t>(std::size(kV1Ops))) {
+      name = kV1Ops[op.get<int64_t>()];
+    } else if (version >= 2 && op.is_string()) {
+      name = op.get<std::string>();
+    } else {
+      return absl::InvalidArgumentError(absl::StrCat(where, "op ", op.dump(), " must be ",
+                                                     version == 1 ? "an op number of version 1" : "an op name"));
+    }
+    const nn::OpSchema* schema = nn::FindOp(name, /*is_method=*/false);
+    if (schema == nullptr) return absl::InvalidArgumentError(absl::StrCat(where, "unknown op '", name, "'"));
+    op = static_cast<int64_t>(schema->id);
+    return absl::OkStatus();
+  }));
+  return graph.dump();
+}
+
 }  // namespace
 
 absl::Status SaveModel(const std::string& path, fx::GraphModule& gm, const Shape& input_shape,
@@ -73,7 +144,7 @@ absl::Status SaveModel(const std::string& path, fx::GraphModule& gm, const Shape
     }
   }
   std::map<std::string, std::string> meta = {
-      {"format", kFormat},         {"version", kVersion}, {"graph", fx::GraphToJson(gm.graph())},
+      {"format", kFormat},         {"version", kVersion}, {"graph", GraphJsonForFile(gm.graph())},
       {"modules", modules.dump()}, {"source", source},    {"input_shape", ShapeToString(input_shape)}};
   return io::WriteSafetensors(path, tensors, meta);
 }
@@ -105,9 +176,10 @@ absl::StatusOr<ModelFile> LoadModel(const std::string& path) {
   };
   if (!meta("format") || *meta("format") != kFormat)
     return Bad(path, "not a qfx model file (metadata 'format' is not 'qfx.model')");
-  if (!meta("version") || *meta("version") != kVersion) {
+  int version = 0;
+  if (!meta("version") || !absl::SimpleAtoi(*meta("version"), &version) || version < 1 || version > 2) {
     return Bad(path, absl::StrCat("model file version ", meta("version") ? *meta("version") : "?",
-                                  " is not supported (this qfx reads ", kVersion, ")"));
+                                  " is not supported (this qfx reads 1 to ", kVersion, ")"));
   }
   for (const char* key : {"graph", "modules"}) {
     if (!meta(key)) return Bad(path, absl::StrCat("metadata '", key, "' is missing"));
@@ -120,7 +192,8 @@ absl::StatusOr<ModelFile> LoadModel(const std::string& path) {
   }
   auto root = std::make_shared<Container>();
   QFX_RETURN_IF_ERROR(BuildModules(path, modules, *root));
-  QFX_ASSIGN_OR_RETURN(std::unique_ptr<fx::Graph> graph, fx::GraphFromJson(*meta("graph"), path + " (graph)"));
+  QFX_ASSIGN_OR_RETURN(const std::string graph_json, GraphJsonFromFile(path, *meta("graph"), version));
+  QFX_ASSIGN_OR_RETURN(std::unique_ptr<fx::Graph> graph, fx::GraphFromJson(graph_json, path + " (graph)"));
   std::map<std::string, Tensor> by_name(st.tensors.begin(), st.tensors.end());
   for (fx::Node* n : *graph) {
     if (n->op() != fx::Opcode::kGetAttr) continue;

@@ -9,8 +9,10 @@
 #include <cstring>
 #include <memory>
 #include <string>
+#include <vector>
 
 #include "gtest/gtest.h"
+#include "nlohmann/json.hpp"
 #include "qfx/fx/tracer.h"
 #include "qfx/io/safetensors.h"
 #include "qfx/nn/functional.h"
@@ -71,6 +73,57 @@ TEST(ModelFileV1, WrittenBeforeOpNamesLoadsAndRunsBitIdentically) {
   ASSERT_TRUE(y.ok()) << y.status();
   ASSERT_EQ(y->shape(), want.shape());
   EXPECT_EQ(0, std::memcmp(y->raw_data(), want.raw_data(), want.nbytes()));
+}
+
+std::string Tmp(const std::string& name) {
+  const char* d = std::getenv("TEST_TMPDIR");
+  return std::string(d ? d : "/tmp") + "/" + name;
+}
+
+// The q_unary op arguments of a .qfx file's graph, as stored.
+std::vector<nlohmann::json> StoredUnaryOps(const io::Safetensors& st) {
+  std::vector<nlohmann::json> ops;
+  const nlohmann::json graph = nlohmann::json::parse(st.metadata.at("graph"));
+  for (const auto& node : graph["nodes"]) {
+    if (node["target"] == "q_unary") ops.push_back(node["args"][1]);
+  }
+  return ops;
+}
+
+// Rewrites the stored op of the first q_unary node and loads the file again.
+absl::Status WithFirstUnaryOp(io::Safetensors st, const nlohmann::json& op, const std::string& version) {
+  nlohmann::json graph = nlohmann::json::parse(st.metadata.at("graph"));
+  for (auto& node : graph["nodes"]) {
+    if (node["target"] != "q_unary") continue;
+    node["args"][1] = op;
+    break;
+  }
+  st.metadata["graph"] = graph.dump();
+  st.metadata["version"] = version;
+  EXPECT_TRUE(io::WriteSafetensors(Tmp("edited.qfx"), st.tensors, st.metadata).ok());
+  return LoadModel(Tmp("edited.qfx")).status();
+}
+
+TEST(ModelFileV1, SavedAgainItNamesItsOpsAndUnknownOpsAreErrors) {
+  auto loaded = LoadModel("tests/data/quant/unary_v1.qfx");
+  ASSERT_TRUE(loaded.ok()) << loaded.status();
+  ASSERT_TRUE(SaveModel(Tmp("v2.qfx"), *loaded->module, loaded->input_shape, loaded->source).ok());
+  const io::Safetensors v2 = *io::ReadSafetensors(Tmp("v2.qfx"));
+  EXPECT_EQ(v2.metadata.at("version"), "2");
+  EXPECT_EQ(StoredUnaryOps(v2), (std::vector<nlohmann::json>{"hardswish", "sigmoid", "tanh"}));
+  const io::Safetensors io = testing::ReadFixture("quant/unary_v1_io.safetensors");
+  auto again = LoadModel(Tmp("v2.qfx"));
+  ASSERT_TRUE(again.ok()) << again.status();
+  auto y = RunModule(*again->module, testing::Get(io, "x"));
+  ASSERT_TRUE(y.ok()) << y.status();
+  EXPECT_EQ(0, std::memcmp(y->raw_data(), testing::Get(io, "y").raw_data(), y->nbytes()));
+  EXPECT_NE(WithFirstUnaryOp(v2, "gelu_typo", "2").message().find("node %q_unary (q_unary): unknown op 'gelu_typo'"),
+            std::string::npos)
+      << WithFirstUnaryOp(v2, "gelu_typo", "2");
+  EXPECT_NE(WithFirstUnaryOp(v2, 9, "2").message().find("op 9 must be an op name"), std::string::npos);
+  const io::Safetensors v1 = *io::ReadSafetensors("tests/data/quant/unary_v1.qfx");
+  EXPECT_NE(WithFirstUnaryOp(v1, 99, "1").message().find("op 99 must be an op number of version 1"), std::string::npos)
+      << WithFirstUnaryOp(v1, 99, "1");
 }
 
 }  // namespace

@@ -3,8 +3,10 @@
 //
 // Format (safetensors carrier): tensors = the GraphModule's state_dict (int8 weights, per-channel weight
 // scales, biases, float parameters of float layers); __metadata__:
-//   "format": "qfx.model", "version": "1",
-//   "graph":   the graph in the JSON schema of qfx/fx/formats.h,
+//   "format": "qfx.model", "version": "2",
+//   "graph":   the graph in the JSON schema of qfx/fx/formats.h; the op of a q_unary node (its second
+//              argument) is the op's registered name ("hardswish"); version 1 files, which stored the
+//              OpId number of their day there, still load,
 //   "modules": {"conv1": {"type": "QuantizedConvReLU2d", "config": {...}}, ...} for every called module,
 //   "input_shape": "[1, 3, 224, 224]" (the shape the model was quantized for), "source": free text.
 // Loading validates everything (format and version, module types and configs, graph lint against the
