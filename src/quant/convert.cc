@@ -19,8 +19,7 @@ namespace quant {
 namespace {
 
 bool IsObserverNode(fx::GraphModule& gm, const fx::Node* n) {
-  return n->op() == fx::Opcode::kCallModule && n->target().path.rfind("activation_post_process_", 0) == 0 &&
-         gm.submodule(n->target().path) != nullptr;
+  return n->op() == fx::Opcode::kCallModule && IsObserverModule(gm.submodule(n->target().path));
 }
 
 // The qparams a QAT fake-quant module last fake-quantized with (what the trained model computes), or
@@ -139,6 +138,11 @@ absl::Status ConvertToReference(fx::GraphModule& gm, const PrepareReport& report
   }
   QFX_RETURN_IF_ERROR(gm.DeleteUnusedSubmodules());
   return gm.Lint();
+}
+
+absl::Status Convert(fx::GraphModule& gm, const PrepareReport& report) {
+  QFX_RETURN_IF_ERROR(ConvertToReference(gm, report));
+  return Lower(gm, report);
 }
 
 }  // namespace quant

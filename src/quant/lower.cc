@@ -193,10 +193,15 @@ class Lowerer {
     *lo = 0.f;
     *hi = std::numeric_limits<float>::infinity();
     if (type == "ReLU" || IsCall(n, OpId::kRelu)) return true;
-    if (type == "ReLU6" || IsCall(n, OpId::kRelu6)) return *hi = 6.f, true;
+    if (type == "ReLU6" || IsCall(n, OpId::kRelu6)) {
+      *hi = 6.f;
+      return true;
+    }
     if (type == "Hardtanh") {
       const auto* h = dynamic_cast<const nn::Hardtanh*>(gm_.submodule(n->target().path));
-      return *lo = h->min_val, *hi = h->max_val, true;
+      *lo = h->min_val;
+      *hi = h->max_val;
+      return true;
     }
     if (IsCall(n, OpId::kHardtanh)) {
       *lo = static_cast<float>(std::get<double>(n->args()[1]));
@@ -245,11 +250,6 @@ class Lowerer {
 }  // namespace
 
 absl::Status Lower(fx::GraphModule& gm, const PrepareReport& report) { return Lowerer(gm, report).Run(); }
-
-absl::Status Convert(fx::GraphModule& gm, const PrepareReport& report) {
-  QFX_RETURN_IF_ERROR(ConvertToReference(gm, report));
-  return Lower(gm, report);
-}
 
 }  // namespace quant
 }  // namespace qfx

@@ -12,6 +12,10 @@
 namespace qfx {
 namespace quant {
 
+bool IsObserverModule(const nn::Module* module) {
+  return dynamic_cast<const Observer*>(module) != nullptr || dynamic_cast<const FakeQuantize*>(module) != nullptr;
+}
+
 Observer::Observer(const ObserverSpec& spec) : spec_(spec) {
   const auto range = QuantRange(spec);
   quant_min_ = range.ok() ? range->first : 0;

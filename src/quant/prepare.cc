@@ -131,8 +131,7 @@ class Preparer {
   }
 
   static bool IsObserver(fx::GraphModule& gm, const fx::Node* n) {
-    return n->op() == fx::Opcode::kCallModule && n->target().path.rfind("activation_post_process_", 0) == 0 &&
-           gm.submodule(n->target().path) != nullptr;
+    return n->op() == fx::Opcode::kCallModule && IsObserverModule(gm.submodule(n->target().path));
   }
 
   absl::StatusOr<fx::Node*> InsertObserver(fx::Node* value, std::shared_ptr<nn::Module> module) {

@@ -83,8 +83,8 @@ std::map<const fx::Node*, std::string> Notes(fx::GraphModule& gm, const quant::P
     if (auto f = report.left_float.find(n->name()); f != report.left_float.end()) {
       notes[n] = absl::StrCat("float: ", quant::FloatReasonText(f->second));
     }
-    if (n->op() != fx::Opcode::kCallModule || n->target().path.rfind("activation_post_process_", 0) != 0) continue;
-    nn::Module* m = gm.submodule(n->target().path);
+    nn::Module* m = n->op() == fx::Opcode::kCallModule ? gm.submodule(n->target().path) : nullptr;
+    if (!quant::IsObserverModule(m)) continue;
     std::string note = m->type_name();
     auto* obs = dynamic_cast<quant::Observer*>(m);
     if (calibrated && obs != nullptr) {

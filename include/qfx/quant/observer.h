@@ -45,6 +45,9 @@ class Observer : public nn::Module {
   int64_t quant_min_, quant_max_;
 };
 
+// Whether a module is an observer or a fake-quant module (what Prepare inserts), by its type.
+bool IsObserverModule(const nn::Module* module);
+
 // Builds the observer a spec names (without the fake-quant wrapper); errors from ValidateSpec.
 absl::StatusOr<std::shared_ptr<Observer>> MakeObserver(const ObserverSpec& spec);
 
