@@ -5,6 +5,7 @@
 #include <algorithm>
 
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
 
 namespace qfx {
 namespace quant {
@@ -41,17 +42,26 @@ std::vector<BackendPattern> PreparePatterns() {
       {"fixed-qparams",
        {OpMatcher{{"Sigmoid", "Hardsigmoid", "Tanh"}, {OpId::kSigmoid, OpId::kHardsigmoid, OpId::kTanh}, {}}},
        OT::kOwnObserver},
-      {"share-qparams",
-       {OpMatcher{{"AdaptiveAvgPool2d", "AvgPool2d", "Hardtanh", "Identity", "MaxPool2d", "ReLU", "ReLU6", "Flatten"},
-                  {OpId::kAdaptiveAvgPool2d, OpId::kHardtanh, OpId::kMaxPool2d, OpId::kAvgPool2d, OpId::kRelu,
-                   OpId::kRelu6, OpId::kFlatten, OpId::kReshape},
-                  {OpId::kMethodReshape, OpId::kMethodView, OpId::kMethodFlatten}}},
-       OT::kShareInputObserver},
+      {"share-qparams", {ShareQParamsOps()}, OT::kShareInputObserver},
   };
   return p;
 }
 
 }  // namespace
+
+const OpMatcher& ShareQParamsOps() {
+  static const OpMatcher* ops =
+      new OpMatcher{{"AdaptiveAvgPool2d", "AvgPool2d", "Hardtanh", "Identity", "MaxPool2d", "ReLU", "ReLU6", "Flatten"},
+                    {OpId::kAdaptiveAvgPool2d, OpId::kHardtanh, OpId::kMaxPool2d, OpId::kAvgPool2d, OpId::kRelu,
+                     OpId::kRelu6, OpId::kFlatten, OpId::kReshape},
+                    {OpId::kMethodReshape, OpId::kMethodView, OpId::kMethodFlatten}};
+  return *ops;
+}
+
+const std::vector<std::string>& BackendNames() {
+  static const auto* names = new std::vector<std::string>{"x86", "fbgemm", "qnnpack", "onednn"};
+  return *names;
+}
 
 bool OpMatcher::Matches(fx::GraphModule& gm, const fx::Node& n) const {
   switch (n.op()) {
@@ -69,8 +79,9 @@ bool OpMatcher::Matches(fx::GraphModule& gm, const fx::Node& n) const {
 }
 
 absl::StatusOr<BackendConfig> GetBackendConfig(const std::string& name) {
-  if (name != "x86" && name != "fbgemm" && name != "qnnpack" && name != "onednn") {
-    return absl::NotFoundError(absl::StrCat("unknown backend '", name, "' (x86, fbgemm, qnnpack, onednn)"));
+  if (std::find(BackendNames().begin(), BackendNames().end(), name) == BackendNames().end()) {
+    return absl::NotFoundError(
+        absl::StrCat("unknown backend '", name, "' (", absl::StrJoin(BackendNames(), ", "), ")"));
   }
   BackendConfig c;
   c.name = name;

@@ -78,7 +78,7 @@ class Lowerer {
     }
     if (IsCall(n, OpId::kAdd) || IsCall(n, OpId::kMul)) return LowerBinary(n);
     if (IsCall(n, OpId::kCat)) return LowerCat(n);
-    if (IsShare(n, type)) return LowerShare(n);
+    if (ShareQParamsOps().Matches(gm_, *n)) return LowerShare(n);
     if (int64_t op = UnaryOp(n, type); op >= 0) return LowerUnary(n, op);
     return absl::OkStatus();
   }
@@ -148,17 +148,6 @@ class Lowerer {
     lowered_.insert(n->name());
     QFX_RETURN_IF_ERROR(Bypass(q_out, lowered, out));
     return gm_.graph().EraseNode(n);
-  }
-
-  static bool IsShare(const fx::Node* n, const std::string& type) {
-    static const std::set<std::string> modules = {"MaxPool2d", "AvgPool2d", "AdaptiveAvgPool2d", "ReLU",
-                                                  "ReLU6",     "Hardtanh",  "Identity",          "Flatten"};
-    static const std::set<OpId> ops = {OpId::kMaxPool2d,  OpId::kAvgPool2d,    OpId::kAdaptiveAvgPool2d,
-                                       OpId::kRelu,       OpId::kRelu6,        OpId::kHardtanh,
-                                       OpId::kFlatten,    OpId::kReshape,      OpId::kMethodReshape,
-                                       OpId::kMethodView, OpId::kMethodFlatten};
-    if (n->op() == fx::Opcode::kCallModule) return modules.count(type) > 0;
-    return (n->op() == fx::Opcode::kCallFunction || n->op() == fx::Opcode::kCallMethod) && ops.count(n->target().op);
   }
 
   absl::Status LowerShare(fx::Node* n) {

@@ -7,6 +7,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
+#include "qfx/quant/backend.h"
 #include "qfx/quant/qconfig_mapping.h"
 #include "toml++/toml.h"
 
@@ -131,9 +132,8 @@ class RuleFileParser {
       return r_.Error(*root_.get("version"), absl::StrCat("version ", version, " is not supported (use version = 1)"));
     if (root_.contains("backend")) {
       QFX_ASSIGN_OR_RETURN(out_.backend, r_.Get<std::string>(root_, "backend", "the top level", "a string"));
-      if (out_.backend != "x86" && out_.backend != "fbgemm" && out_.backend != "qnnpack" && out_.backend != "onednn") {
-        return r_.Error(*root_.get("backend"),
-                        absl::StrCat("unknown backend '", out_.backend, "' (x86, fbgemm, qnnpack, onednn)"));
+      if (absl::Status s = GetBackendConfig(out_.backend).status(); !s.ok()) {
+        return r_.Error(*root_.get("backend"), std::string(s.message()));
       }
     }
     QFX_RETURN_IF_ERROR(NamedQConfigs());

@@ -47,6 +47,11 @@ struct BackendConfig {
 };
 
 absl::StatusOr<BackendConfig> GetBackendConfig(const std::string& name);
+// The preset backends' names, for validation and messages: x86, fbgemm, qnnpack, onednn.
+const std::vector<std::string>& BackendNames();
+// The ops whose output shares its input's qparams (pools, relu, relu6, hardtanh, identity, flatten,
+// reshape, view): the prepare pattern "share-qparams", and what Lower runs directly on quint8 tensors.
+const OpMatcher& ShareQParamsOps();
 
 // The pattern of `config` that ends at `node` (its ops form a chain through args[0], inner nodes having
 // no other user) with the most ops, or nullptr. `fusion` selects fusion patterns or prepare patterns.
