@@ -25,10 +25,6 @@ std::vector<int32_t> Corrections(const std::vector<int32_t>& bias, const std::ve
   return c;
 }
 
-bool IsImplicit(QConvPath p) { return p == QConvPath::kImplicitAmx || p == QConvPath::kImplicitVnni; }
-bool IsWindowed(QConvPath p) { return p == QConvPath::kWindowedAmx || p == QConvPath::kWindowedVnni; }
-bool IsDepthwise(QConvPath p) { return p == QConvPath::kDepthwiseVnni || p == QConvPath::kDepthwise; }
-
 }  // namespace
 
 QConvArgs PackedQConv2dState::Args(const Conv2dGeometry& g) const {
@@ -66,9 +62,9 @@ PackedQConv2d PackQConv2d(const QConv2dShape& shape, const int8_t* weight, const
   std::vector<int32_t> sums(static_cast<size_t>(out));
   ComputeWeightSums(weight, out, per_row, sums.data());
   s->correction = Corrections(s->bias, sums, rq.x_zero_point);
-  if (!IsDepthwise(p)) s->gemm = PackGroups(weight, shape.groups, out / shape.groups, per_row, &s->max_pair);
-  if (IsImplicit(p)) s->tap_major = PackTapMajor(weight, out, shape.in_channels, shape.kernel_h, shape.kernel_w);
-  if (IsWindowed(p)) s->windowed = PackWindowed(weight, out, shape.in_channels, shape.kernel_h, shape.kernel_w);
+  if (!IsDepthwisePath(p)) s->gemm = PackGroups(weight, shape.groups, out / shape.groups, per_row, &s->max_pair);
+  if (IsImplicitPath(p)) s->tap_major = PackTapMajor(weight, out, shape.in_channels, shape.kernel_h, shape.kernel_w);
+  if (IsWindowedPath(p)) s->windowed = PackWindowed(weight, out, shape.in_channels, shape.kernel_h, shape.kernel_w);
   return PackedQConv2d(std::move(s));
 }
 

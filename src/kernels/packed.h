@@ -42,6 +42,14 @@ struct PackedQLinearState {
   std::vector<float> w_scale, bias;
 };
 
+// Path families, for the pack (which layouts a path needs) and the drivers (what they build and call).
+bool IsDepthwisePath(QConvPath path);
+bool IsImplicitPath(QConvPath path);
+bool IsWindowedPath(QConvPath path);
+// The GEMM an im2col + GEMM path runs, named by the linear path of the same ISA (kVnni stands for the
+// register tiles, which are the dispatched target's: vpdpbusd or vpmaddubsw).
+QLinearPath GemmIsaOf(QConvPath path);
+
 // The path a packed layer runs on the current ISA: its own, unless the dispatcher's target has changed
 // since it was packed (tests force targets); then the best path of the current ISA that the packed
 // layouts allow (path.cc, next to the rules).

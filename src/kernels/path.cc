@@ -123,12 +123,20 @@ bool PathRuns(QLinearPath path, const Int8Isa& isa) {
   }
 }
 
+bool IsDepthwisePath(QConvPath p) { return p == QConvPath::kDepthwiseVnni || p == QConvPath::kDepthwise; }
+bool IsImplicitPath(QConvPath p) { return p == QConvPath::kImplicitAmx || p == QConvPath::kImplicitVnni; }
+bool IsWindowedPath(QConvPath p) { return p == QConvPath::kWindowedAmx || p == QConvPath::kWindowedVnni; }
+
+QLinearPath GemmIsaOf(QConvPath p) {
+  if (p == QConvPath::kGemmAmx || p == QConvPath::kWindowedAmx) return QLinearPath::kAmx;
+  return p == QConvPath::kGemmPortable ? QLinearPath::kPortable : QLinearPath::kVnni;
+}
+
 QConvPath RunnablePath(QConvPath packed, const QConv2dShape& s, const Int8Isa& isa) {
   if (PathRuns(packed, isa)) return packed;
   const QConvPath best = SelectQConvPath(s, isa);
-  const bool needs_own_layout = best == QConvPath::kImplicitAmx || best == QConvPath::kImplicitVnni ||
-                                best == QConvPath::kWindowedAmx || best == QConvPath::kWindowedVnni;
-  return needs_own_layout ? GemmPath(isa) : best;
+  // The implicit and windowed layouts exist only where the pack chose those paths.
+  return IsImplicitPath(best) || IsWindowedPath(best) ? GemmPath(isa) : best;
 }
 
 QLinearPath RunnablePath(QLinearPath packed, const Int8Isa& isa) {

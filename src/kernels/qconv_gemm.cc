@@ -78,9 +78,9 @@ GemmPlan PlanGemm(const Conv2dGeometry& g, QConvPath path) {
   p.cout_g = g.out_channels / g.groups;
   p.kdim = p.cin_g * g.kernel_h * g.kernel_w;
   p.direct = g.kernel_h == 1 && g.kernel_w == 1 && g.stride_h == 1 && g.stride_w == 1 && g.pad_h == 0 && g.pad_w == 0;
-  p.windowed = path == QConvPath::kWindowedAmx || path == QConvPath::kWindowedVnni;
-  p.panels = path == QConvPath::kGemmAmx || path == QConvPath::kWindowedAmx;
-  p.fused = path != QConvPath::kGemmPortable;
+  p.windowed = IsWindowedPath(path);
+  p.panels = GemmIsaOf(path) == QLinearPath::kAmx;
+  p.fused = GemmIsaOf(path) != QLinearPath::kPortable;
   p.gemm_k = p.windowed ? WindowedK(p.cin_g, g.kernel_h, g.kernel_w) : p.kdim;
   p.kp = AmxPaddedK(p.gemm_k);
   return p;
@@ -98,12 +98,6 @@ const uint8_t* Columns(const Conv2dGeometry& g, const GemmPlan& p, uint8_t pad, 
     Im2Col(g, xg, p.cin_g, pad, col);
   }
   return col;
-}
-
-// The GEMM's ISA on a convolution path (the tile GEMM is the target's: VNNI or vpmaddubsw).
-QLinearPath GemmIsa(QConvPath path) {
-  if (path == QConvPath::kGemmAmx || path == QConvPath::kWindowedAmx) return QLinearPath::kAmx;
-  return path == QConvPath::kGemmPortable ? QLinearPath::kPortable : QLinearPath::kVnni;
 }
 
 // The requantization pass of the portable path: acc [cout_g, ohw] of one group into yg.
@@ -158,7 +152,7 @@ void RunGemmConv(const PackedQConv2dState& s, QConvPath path, const Conv2dGeomet
         q.ldy = p.ohw;
         gemm.requant = &q;
       }
-      GemmU8S8On(GemmIsa(path), gemm);
+      GemmU8S8On(GemmIsaOf(path), gemm);
       if (!p.fused) Epilogue(s, p, grp, acc, yg);
     }
   }

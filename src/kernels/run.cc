@@ -31,16 +31,9 @@ void Run(const PackedQConv2d& conv, int64_t batch, int64_t in_h, int64_t in_w, c
   const PackedQConv2dState& s = *conv.state_;
   const Conv2dGeometry g = s.shape.Geometry(batch, in_h, in_w);
   const QConvPath path = RunnablePath(s.path, s.shape, Int8Isa::Current());
-  switch (path) {
-    case QConvPath::kDepthwiseVnni:
-    case QConvPath::kDepthwise:
-      return RunDepthwise(s, path, g, x, y);
-    case QConvPath::kImplicitAmx:
-    case QConvPath::kImplicitVnni:
-      return RunImplicit(s, path, g, x, y);
-    default:
-      return RunGemmConv(s, path, g, x, y);
-  }
+  if (IsDepthwisePath(path)) return RunDepthwise(s, path, g, x, y);
+  if (IsImplicitPath(path)) return RunImplicit(s, path, g, x, y);
+  RunGemmConv(s, path, g, x, y);
 }
 
 void Run(const PackedQLinear& linear, int64_t rows, const uint8_t* x, uint8_t* y) {

@@ -83,13 +83,17 @@ absl::Status ForEachUnaryOp(json& graph, Fn fn) {
 }
 
 // The graph as version 2 stores it: q_unary ops by their registered names.
-std::string GraphJsonForFile(const fx::Graph& g) {
+absl::StatusOr<std::string> GraphJsonForFile(const fx::Graph& g) {
   json graph = json::parse(fx::GraphToJson(g));
-  const absl::Status s = ForEachUnaryOp(graph, [](json&, json& op) {
-    if (op.is_number_integer()) op = nn::GetOpSchema(static_cast<OpId>(op.get<int64_t>())).name;
+  QFX_RETURN_IF_ERROR(ForEachUnaryOp(graph, [](const json& node, json& op) -> absl::Status {
+    const int64_t id = op.is_number_integer() ? op.get<int64_t>() : -1;
+    if (id < 0 || id >= static_cast<int64_t>(OpId::kNumOps)) {
+      return absl::InternalError(
+          absl::StrCat("SaveModel: node %", node.value("name", "?"), " (q_unary): op ", op.dump(), " is no op number"));
+    }
+    op = nn::GetOpSchema(static_cast<OpId>(id)).name;
     return absl::OkStatus();
-  });
-  (void)s;  // the rewrite above cannot fail
+  }));
   return graph.dump();
 }
 
@@ -143,9 +147,10 @@ absl::Status SaveModel(const std::string& path, fx::GraphModule& gm, const Shape
       tensors.emplace_back(target, gm.tensor_at(target));
     }
   }
-  std::map<std::string, std::string> meta = {
-      {"format", kFormat},         {"version", kVersion}, {"graph", GraphJsonForFile(gm.graph())},
-      {"modules", modules.dump()}, {"source", source},    {"input_shape", ShapeToString(input_shape)}};
+  QFX_ASSIGN_OR_RETURN(const std::string graph, GraphJsonForFile(gm.graph()));
+  std::map<std::string, std::string> meta = {{"format", kFormat}, {"version", kVersion},
+                                             {"graph", graph},    {"modules", modules.dump()},
+                                             {"source", source},  {"input_shape", ShapeToString(input_shape)}};
   return io::WriteSafetensors(path, tensors, meta);
 }
 
