@@ -48,7 +48,7 @@ class Matcher {
         if (!pattern_owner_ || !graph_owner_) return pn->target().path == gn->target().path;
         const nn::Module* pm = pattern_owner_->submodule(pn->target().path);
         const nn::Module* gm = graph_owner_->submodule(gn->target().path);
-        return pm && gm && pm->type_name() == gm->type_name();
+        return pm && gm && typeid(*pm) == typeid(*gm) && pm->type_name() == gm->type_name();
       }
     }
     return false;

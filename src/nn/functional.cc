@@ -328,6 +328,15 @@ Tensor silu(const Tensor& x) {
   QFX_TRACE_OP(OpId::kSilu, x);
   return Map("silu", x, [](float v) { return v / (1.f + std::exp(-v)); });
 }
+Tensor gelu(const Tensor& x) {
+  QFX_TRACE_OP(OpId::kGelu, x);
+  return Map("gelu", x, [](float v) { return v * 0.5f * (1.f + std::erf(v * static_cast<float>(M_SQRT1_2))); });
+}
+Tensor leaky_relu(const Tensor& x, double negative_slope) {
+  QFX_TRACE_OP(OpId::kLeakyRelu, x, negative_slope);
+  const float slope = static_cast<float>(negative_slope);
+  return Map("leaky_relu", x, [slope](float v) { return v > 0.f ? v : v * slope; });
+}
 
 Tensor softmax(const Tensor& x, int64_t dim) {
   QFX_TRACE_OP(OpId::kSoftmax, x, dim);

@@ -1,12 +1,25 @@
 // qfx nn: the op registry (see include/qfx/nn/ops.h). Each entry decodes positional OpArgs and calls
-// the functional op in qfx::F, so eager code, traced graphs and loaded graphs run the same kernels.
+// the functional op in qfx::F, so eager code, traced graphs and loaded graphs run the same kernels; the
+// same entry says how training differentiates the op, how quantization treats it and which modules
+// compute it.
 #include "qfx/nn/ops.h"
 
+#include <algorithm>
+#include <cmath>
+#include <limits>
+#include <map>
+#include <mutex>
+
+#include "absl/strings/str_cat.h"
 #include "qfx/nn/functional.h"
+#include "qfx/nn/modules.h"
 
 namespace qfx {
 namespace nn {
 namespace {
+
+using json = nlohmann::json;
+using QR = QuantRole;
 
 const char* Kind(const OpArg& a) {
   switch (a.index()) {
@@ -47,21 +60,20 @@ struct Args {
     if (i < v.size() && std::holds_alternative<int64_t>(v[i])) return static_cast<double>(std::get<int64_t>(v[i]));
     return Get<double>(i, "a number");
   }
+  float F32(size_t i) const { return static_cast<float>(D(i)); }
   std::vector<int64_t> Ints(size_t i) const { return Get<std::vector<int64_t>>(i, "a list of integers"); }
   bool IsTensor(size_t i) const { return i < v.size() && std::holds_alternative<Tensor>(v[i]); }
 };
 
+// ----- fp32 implementations that decode more than a tensor -----
+
 Tensor RunAdd(const std::vector<OpArg>& v) {
   Args a{"add", v};
-  return a.IsTensor(1) ? F::add(a.T(0), a.T(1)) : F::add(a.T(0), static_cast<float>(a.D(1)));
+  return a.IsTensor(1) ? F::add(a.T(0), a.T(1)) : F::add(a.T(0), a.F32(1));
 }
 Tensor RunMul(const std::vector<OpArg>& v) {
   Args a{"mul", v};
-  return a.IsTensor(1) ? F::mul(a.T(0), a.T(1)) : F::mul(a.T(0), static_cast<float>(a.D(1)));
-}
-Tensor RunCat(const std::vector<OpArg>& v) {
-  Args a{"cat", v};
-  return F::cat(a.Get<std::vector<Tensor>>(0, "a list of tensors"), a.I(1));
+  return a.IsTensor(1) ? F::mul(a.T(0), a.T(1)) : F::mul(a.T(0), a.F32(1));
 }
 Tensor RunConv2d(const std::vector<OpArg>& v) {
   Args a{"conv2d", v};
@@ -98,106 +110,381 @@ Tensor RunAvgPool(const std::vector<OpArg>& v) {
 }
 
 #define QFX_UNARY(fn) [](const std::vector<OpArg>& v) { return F::fn(Args{#fn, v}.T(0)); }
+#define QFX_RUN(fn, ...)                          \
+  [](const std::vector<OpArg>& v) {               \
+    const Args a{#fn, v};                         \
+    return F::fn(__VA_ARGS__);                    \
+  }
 
-const std::vector<OpSchema>& Registry() {
-  static const auto* ops = new std::vector<OpSchema>{
-      {OpId::kAdd, "add", false, "_operator.add", 2, 2, RunAdd},
-      {OpId::kMul, "mul", false, "_operator.mul", 2, 2, RunMul},
-      {OpId::kCat, "cat", false, "torch.cat", 2, 2, RunCat},
-      {OpId::kFlatten, "flatten", false, "torch.flatten", 3, 3,
-       [](const std::vector<OpArg>& v) {
-         Args a{"flatten", v};
-         return F::flatten(a.T(0), a.I(1), a.I(2));
-       }},
-      {OpId::kReshape, "reshape", false, "torch.reshape", 2, 2,
-       [](const std::vector<OpArg>& v) {
-         Args a{"reshape", v};
-         return F::reshape(a.T(0), a.Ints(1));
-       }},
-      {OpId::kMean, "mean", false, "torch.mean", 3, 3,
-       [](const std::vector<OpArg>& v) {
-         Args a{"mean", v};
-         return F::mean(a.T(0), a.Ints(1), a.B(2));
-       }},
-      {OpId::kRelu, "relu", false, "torch.nn.functional.relu", 1, 1, QFX_UNARY(relu)},
-      {OpId::kRelu6, "relu6", false, "torch.nn.functional.relu6", 1, 1, QFX_UNARY(relu6)},
+// ----- derivatives of elementwise ops (PyTorch's rules, including which side of a kink gets 1) -----
+
+using Deriv = std::function<float(float, float)>;
+
+Deriv DReLU(const std::vector<OpArg>&) {
+  return [](float, float y) { return y > 0.f ? 1.f : 0.f; };
+}
+Deriv DClamp(float lo, float hi) {
+  return [lo, hi](float v, float) { return v > lo && v < hi ? 1.f : 0.f; };
+}
+Deriv DReLU6(const std::vector<OpArg>&) { return DClamp(0.f, 6.f); }
+Deriv DHardtanh(const std::vector<OpArg>& v) {
+  const Args a{"hardtanh", v};
+  return DClamp(a.F32(0), a.F32(1));
+}
+Deriv DHardswish(const std::vector<OpArg>&) {
+  return [](float v, float) {
+    if (v < -3.f) return 0.f;
+    return v <= 3.f ? v / 3.f + 0.5f : 1.f;
+  };
+}
+Deriv DHardsigmoid(const std::vector<OpArg>&) {
+  return [](float v, float) { return v > -3.f && v < 3.f ? 1.f / 6.f : 0.f; };
+}
+Deriv DSigmoid(const std::vector<OpArg>&) {
+  return [](float, float y) { return (1.f - y) * y; };
+}
+Deriv DTanh(const std::vector<OpArg>&) {
+  return [](float, float y) { return 1.f - y * y; };
+}
+Deriv DSilu(const std::vector<OpArg>&) {
+  return [](float v, float) {
+    const float s = 1.f / (1.f + std::exp(-v));
+    return s * (1.f + v * (1.f - s));
+  };
+}
+// PyTorch's GeluBackward (approximate='none'): Phi(x) + x * phi(x).
+Deriv DGelu(const std::vector<OpArg>&) {
+  return [](float v, float) {
+    const float cdf = 0.5f * (1.f + std::erf(v * static_cast<float>(M_SQRT1_2)));
+    const float pdf = std::exp(-0.5f * v * v) * static_cast<float>(0.5 * M_2_SQRTPI * M_SQRT1_2);
+    return cdf + v * pdf;
+  };
+}
+// PyTorch's leaky_relu_backward: slope where x <= 0.
+Deriv DLeakyRelu(const std::vector<OpArg>& v) {
+  const float slope = Args{"leaky_relu", v}.F32(0);
+  return [slope](float x, float) { return x > 0.f ? 1.f : slope; };
+}
+
+// ----- clamp bounds -----
+
+bool ClampReLU(const std::vector<OpArg>&, float* lo, float* hi) {
+  *lo = 0.f;
+  *hi = std::numeric_limits<float>::infinity();
+  return true;
+}
+bool ClampReLU6(const std::vector<OpArg>&, float* lo, float* hi) {
+  *lo = 0.f;
+  *hi = 6.f;
+  return true;
+}
+bool ClampHardtanh(const std::vector<OpArg>& v, float* lo, float* hi) {
+  const Args a{"hardtanh", v};
+  *lo = a.F32(0);
+  *hi = a.F32(1);
+  return true;
+}
+
+// ----- module kinds -----
+
+template <typename M>
+const M& As(const Module& m) {
+  return static_cast<const M&>(m);
+}
+
+template <typename M>
+ModuleKind KindWith(std::string type, std::function<std::vector<OpArg>(const M&)> args,
+                    std::function<json(const M&)> config, std::function<std::shared_ptr<Module>(const json&)> make) {
+  ModuleKind k;
+  k.type = std::move(type);
+  k.cpp_type = typeid(M);
+  k.op_args = [args](const Module& m) { return args(As<M>(m)); };
+  k.config = [config](const Module& m) { return config(As<M>(m)); };
+  k.make = std::move(make);
+  return k;
+}
+
+OpArg OptTensor(const Tensor& t) { return t.defined() ? OpArg(t) : OpArg(); }
+
+ModuleKind Conv2dKind() {
+  return KindWith<Conv2d>(
+      "Conv2d",
+      [](const Conv2d& c) {
+        return std::vector<OpArg>{c.weight,           OptTensor(c.bias),  c.options.stride,
+                                  c.options.padding,  c.options.dilation, c.options.groups};
+      },
+      [](const Conv2d& c) {
+        return json{{"in", c.in_channels},           {"out", c.out_channels},
+                    {"kernel", c.kernel_size},       {"stride", c.options.stride[0]},
+                    {"padding", c.options.padding[0]}, {"dilation", c.options.dilation[0]},
+                    {"groups", c.options.groups},    {"bias", c.bias.defined()}};
+      },
+      [](const json& c) {
+        return std::make_shared<Conv2d>(
+            c.at("in").get<int64_t>(), c.at("out").get<int64_t>(), c.at("kernel").get<int64_t>(),
+            Conv2dArgs{c.at("stride").get<int64_t>(), c.at("padding").get<int64_t>(), c.at("dilation").get<int64_t>(),
+                       c.at("groups").get<int64_t>(), c.at("bias").get<bool>()});
+      });
+}
+
+ModuleKind LinearKind() {
+  return KindWith<Linear>(
+      "Linear", [](const Linear& l) { return std::vector<OpArg>{l.weight, OptTensor(l.bias)}; },
+      [](const Linear& l) { return json{{"in", l.in_features}, {"out", l.out_features}, {"bias", l.bias.defined()}}; },
+      [](const json& c) {
+        return std::make_shared<Linear>(c.at("in").get<int64_t>(), c.at("out").get<int64_t>(),
+                                        c.at("bias").get<bool>());
+      });
+}
+
+template <typename BN>
+ModuleKind BatchNormKind(std::string type) {
+  return KindWith<BN>(
+      std::move(type),
+      [](const BN& b) {
+        return std::vector<OpArg>{b.running_mean, b.running_var, b.weight,  b.bias,
+                                  b.is_training(), b.momentum,   b.eps};
+      },
+      [](const BN& b) { return json{{"num_features", b.num_features}, {"eps", b.eps}, {"momentum", b.momentum}}; },
+      [](const json& c) {
+        return std::make_shared<BN>(c.at("num_features").get<int64_t>(), c.at("eps").get<double>(),
+                                    c.at("momentum").get<double>());
+      });
+}
+
+json PoolConfig(const F::Pool2dOptions& o) {
+  return {{"kernel_size", o.kernel_size}, {"stride", o.stride},       {"padding", o.padding},
+          {"dilation", o.dilation},       {"ceil_mode", o.ceil_mode}, {"count_include_pad", o.count_include_pad}};
+}
+
+F::Pool2dOptions PoolFrom(const json& c) {
+  F::Pool2dOptions o;
+  o.kernel_size = c.at("kernel_size").get<std::vector<int64_t>>();
+  o.stride = c.at("stride").get<std::vector<int64_t>>();
+  o.padding = c.at("padding").get<std::vector<int64_t>>();
+  o.dilation = c.at("dilation").get<std::vector<int64_t>>();
+  o.ceil_mode = c.at("ceil_mode").get<bool>();
+  o.count_include_pad = c.at("count_include_pad").get<bool>();
+  return o;
+}
+
+template <typename Pool>
+std::shared_ptr<Module> MakePool(const json& c) {
+  auto p = std::make_shared<Pool>(1);
+  p->options = PoolFrom(c);
+  return p;
+}
+
+ModuleKind MaxPoolKind() {
+  return KindWith<MaxPool2d>(
+      "MaxPool2d",
+      [](const MaxPool2d& p) {
+        const F::Pool2dOptions& o = p.options;
+        return std::vector<OpArg>{o.kernel_size, o.stride, o.padding, o.dilation, o.ceil_mode};
+      },
+      [](const MaxPool2d& p) { return PoolConfig(p.options); }, MakePool<MaxPool2d>);
+}
+
+ModuleKind AvgPoolKind() {
+  return KindWith<AvgPool2d>(
+      "AvgPool2d",
+      [](const AvgPool2d& p) {
+        const F::Pool2dOptions& o = p.options;
+        return std::vector<OpArg>{o.kernel_size, o.stride, o.padding, o.ceil_mode, o.count_include_pad, OpArg()};
+      },
+      [](const AvgPool2d& p) { return PoolConfig(p.options); }, MakePool<AvgPool2d>);
+}
+
+ModuleKind AdaptiveAvgPoolKind() {
+  return KindWith<AdaptiveAvgPool2d>(
+      "AdaptiveAvgPool2d", [](const AdaptiveAvgPool2d& p) { return std::vector<OpArg>{p.output_size}; },
+      [](const AdaptiveAvgPool2d& p) { return json{{"output_size", p.output_size}}; },
+      [](const json& c) {
+        const auto size = c.at("output_size").get<std::vector<int64_t>>();
+        if (size.size() != 2) ThrowInvalid("output_size must have 2 values");
+        return std::make_shared<AdaptiveAvgPool2d>(size[0], size[1]);
+      });
+}
+
+ModuleKind HardtanhKind() {
+  return KindWith<Hardtanh>(
+      "Hardtanh", [](const Hardtanh& h) { return std::vector<OpArg>{double{h.min_val}, double{h.max_val}}; },
+      [](const Hardtanh& h) { return json{{"min_val", h.min_val}, {"max_val", h.max_val}}; },
+      [](const json& c) { return std::make_shared<Hardtanh>(c.at("min_val").get<float>(), c.at("max_val").get<float>()); });
+}
+
+ModuleKind LeakyReLUKind() {
+  return KindWith<LeakyReLU>(
+      "LeakyReLU", [](const LeakyReLU& l) { return std::vector<OpArg>{l.negative_slope}; },
+      [](const LeakyReLU& l) { return json{{"negative_slope", l.negative_slope}}; },
+      [](const json& c) { return std::make_shared<LeakyReLU>(c.at("negative_slope").get<double>()); });
+}
+
+ModuleKind GELUKind() {
+  return KindWith<GELU>(
+      "GELU", [](const GELU&) { return std::vector<OpArg>{}; },
+      [](const GELU&) { return json{{"approximate", "none"}}; },
+      [](const json& c) {
+        if (c.value("approximate", "none") != "none") ThrowInvalid("GELU: only approximate='none' is supported");
+        return std::make_shared<GELU>();
+      });
+}
+
+ModuleKind SoftmaxKind() {
+  return KindWith<Softmax>(
+      "Softmax", [](const Softmax& s) { return std::vector<OpArg>{s.dim}; },
+      [](const Softmax& s) { return json{{"dim", s.dim}}; },
+      [](const json& c) { return std::make_shared<Softmax>(c.at("dim").get<int64_t>()); });
+}
+
+ModuleKind FlattenKind() {
+  return KindWith<Flatten>(
+      "Flatten", [](const Flatten& f) { return std::vector<OpArg>{f.start_dim, f.end_dim}; },
+      [](const Flatten& f) { return json{{"start_dim", f.start_dim}, {"end_dim", f.end_dim}}; },
+      [](const json& c) {
+        return std::make_shared<Flatten>(c.at("start_dim").get<int64_t>(), c.at("end_dim").get<int64_t>());
+      });
+}
+
+ModuleKind DropoutKind() {
+  return KindWith<Dropout>(
+      "Dropout", [](const Dropout& d) { return std::vector<OpArg>{d.p, d.is_training()}; },
+      [](const Dropout& d) { return json{{"p", d.p}}; },
+      [](const json& c) { return std::make_shared<Dropout>(c.at("p").get<double>()); });
+}
+
+std::vector<OpSchema> MakeRegistry() {
+  using K = std::vector<ModuleKind>;
+  return {
+      {OpId::kAdd, "add", false, "_operator.add", 2, 2, RunAdd, QR::kBinary},
+      {OpId::kMul, "mul", false, "_operator.mul", 2, 2, RunMul, QR::kBinary},
+      {OpId::kCat, "cat", false, "torch.cat", 2, 2, QFX_RUN(cat, a.Get<std::vector<Tensor>>(0, "a list of tensors"), a.I(1)),
+       QR::kCat},
+      {OpId::kFlatten, "flatten", false, "torch.flatten", 3, 3, QFX_RUN(flatten, a.T(0), a.I(1), a.I(2)),
+       QR::kShareQParams, nullptr, nullptr, K{FlattenKind()}},
+      {OpId::kReshape, "reshape", false, "torch.reshape", 2, 2, QFX_RUN(reshape, a.T(0), a.Ints(1)),
+       QR::kShareQParams},
+      {OpId::kMean, "mean", false, "torch.mean", 3, 3, QFX_RUN(mean, a.T(0), a.Ints(1), a.B(2))},
+      {OpId::kRelu, "relu", false, "torch.nn.functional.relu", 1, 1, QFX_UNARY(relu), QR::kShareQParams, DReLU,
+       ClampReLU, K{StatelessKind<ReLU>("ReLU")}},
+      {OpId::kRelu6, "relu6", false, "torch.nn.functional.relu6", 1, 1, QFX_UNARY(relu6), QR::kShareQParams, DReLU6,
+       ClampReLU6, K{StatelessKind<ReLU6>("ReLU6")}},
       {OpId::kHardtanh, "hardtanh", false, "torch.nn.functional.hardtanh", 3, 3,
-       [](const std::vector<OpArg>& v) {
-         Args a{"hardtanh", v};
-         return F::hardtanh(a.T(0), static_cast<float>(a.D(1)), static_cast<float>(a.D(2)));
-       }},
-      {OpId::kHardswish, "hardswish", false, "torch.nn.functional.hardswish", 1, 1, QFX_UNARY(hardswish)},
-      {OpId::kHardsigmoid, "hardsigmoid", false, "torch.nn.functional.hardsigmoid", 1, 1, QFX_UNARY(hardsigmoid)},
-      {OpId::kSigmoid, "sigmoid", false, "torch.sigmoid", 1, 1, QFX_UNARY(sigmoid)},
-      {OpId::kTanh, "tanh", false, "torch.tanh", 1, 1, QFX_UNARY(tanh)},
-      {OpId::kSilu, "silu", false, "torch.nn.functional.silu", 1, 1, QFX_UNARY(silu)},
-      {OpId::kSoftmax, "softmax", false, "torch.nn.functional.softmax", 2, 2,
-       [](const std::vector<OpArg>& v) {
-         Args a{"softmax", v};
-         return F::softmax(a.T(0), a.I(1));
-       }},
+       QFX_RUN(hardtanh, a.T(0), a.F32(1), a.F32(2)), QR::kShareQParams, DHardtanh, ClampHardtanh, K{HardtanhKind()}},
+      {OpId::kHardswish, "hardswish", false, "torch.nn.functional.hardswish", 1, 1, QFX_UNARY(hardswish), QR::kTable,
+       DHardswish, nullptr, K{StatelessKind<Hardswish>("Hardswish")}},
+      {OpId::kHardsigmoid, "hardsigmoid", false, "torch.nn.functional.hardsigmoid", 1, 1, QFX_UNARY(hardsigmoid),
+       QR::kFixedQParams, DHardsigmoid, nullptr, K{StatelessKind<Hardsigmoid>("Hardsigmoid")}},
+      {OpId::kSigmoid, "sigmoid", false, "torch.sigmoid", 1, 1, QFX_UNARY(sigmoid), QR::kFixedQParams, DSigmoid,
+       nullptr, K{StatelessKind<Sigmoid>("Sigmoid")}},
+      {OpId::kTanh, "tanh", false, "torch.tanh", 1, 1, QFX_UNARY(tanh), QR::kFixedQParams, DTanh, nullptr,
+       K{StatelessKind<Tanh>("Tanh")}},
+      {OpId::kSilu, "silu", false, "torch.nn.functional.silu", 1, 1, QFX_UNARY(silu), QR::kFloat, DSilu, nullptr,
+       K{StatelessKind<SiLU>("SiLU")}},
+      {OpId::kGelu, "gelu", false, "torch._C._nn.gelu", 1, 1, QFX_UNARY(gelu), QR::kFloat, DGelu, nullptr,
+       K{GELUKind()}},
+      {OpId::kLeakyRelu, "leaky_relu", false, "torch.nn.functional.leaky_relu", 2, 2,
+       QFX_RUN(leaky_relu, a.T(0), a.D(1)), QR::kTable, DLeakyRelu, nullptr, K{LeakyReLUKind()}},
+      {OpId::kSoftmax, "softmax", false, "torch.nn.functional.softmax", 2, 2, QFX_RUN(softmax, a.T(0), a.I(1)),
+       QR::kFloat, nullptr, nullptr, K{SoftmaxKind()}},
       {OpId::kDropout, "dropout", false, "torch.nn.functional.dropout", 3, 3,
-       [](const std::vector<OpArg>& v) {
-         Args a{"dropout", v};
-         return F::dropout(a.T(0), a.D(1), a.B(2));
-       }},
-      {OpId::kConv2d, "conv2d", false, "torch.conv2d", 7, 7, RunConv2d},
-      {OpId::kLinear, "linear", false, "torch._C._nn.linear", 3, 3,
-       [](const std::vector<OpArg>& v) {
-         Args a{"linear", v};
-         return F::linear(a.T(0), a.T(1), a.OptT(2));
-       }},
-      {OpId::kBatchNorm, "batch_norm", false, "torch.nn.functional.batch_norm", 8, 8, RunBatchNorm},
-      {OpId::kMaxPool2d, "max_pool2d", false, "torch.nn.functional.max_pool2d", 6, 6, RunMaxPool},
-      {OpId::kAvgPool2d, "avg_pool2d", false, "torch._C._nn.avg_pool2d", 6, 6, RunAvgPool},
+       QFX_RUN(dropout, a.T(0), a.D(1), a.B(2)), QR::kTable, nullptr, nullptr, K{DropoutKind()}},
+      {OpId::kConv2d, "conv2d", false, "torch.conv2d", 7, 7, RunConv2d, QR::kWeighted, nullptr, nullptr,
+       K{Conv2dKind()}},
+      {OpId::kLinear, "linear", false, "torch._C._nn.linear", 3, 3, QFX_RUN(linear, a.T(0), a.T(1), a.OptT(2)),
+       QR::kWeighted, nullptr, nullptr, K{LinearKind()}},
+      {OpId::kBatchNorm, "batch_norm", false, "torch.nn.functional.batch_norm", 8, 8, RunBatchNorm, QR::kFloat,
+       nullptr, nullptr, K{BatchNormKind<BatchNorm2d>("BatchNorm2d"), BatchNormKind<BatchNorm1d>("BatchNorm1d")}},
+      {OpId::kMaxPool2d, "max_pool2d", false, "torch.nn.functional.max_pool2d", 6, 6, RunMaxPool, QR::kShareQParams,
+       nullptr, nullptr, K{MaxPoolKind()}},
+      {OpId::kAvgPool2d, "avg_pool2d", false, "torch._C._nn.avg_pool2d", 6, 6, RunAvgPool, QR::kShareQParams, nullptr,
+       nullptr, K{AvgPoolKind()}},
       {OpId::kAdaptiveAvgPool2d, "adaptive_avg_pool2d", false, "torch.nn.functional.adaptive_avg_pool2d", 2, 2,
-       [](const std::vector<OpArg>& v) {
-         Args a{"adaptive_avg_pool2d", v};
-         return F::adaptive_avg_pool2d(a.T(0), a.Ints(1));
-       }},
-      {OpId::kQuantize, "quantize", false, "torch.quantize_per_tensor", 3, 3,
-       [](const std::vector<OpArg>& v) {
-         Args a{"quantize", v};
-         return F::quantize(a.T(0), a.D(1), a.I(2));
-       }},
-      {OpId::kDequantize, "dequantize", false, "torch.dequantize", 1, 1, QFX_UNARY(dequantize)},
+       QFX_RUN(adaptive_avg_pool2d, a.T(0), a.Ints(1)), QR::kShareQParams, nullptr, nullptr, K{AdaptiveAvgPoolKind()}},
+      {OpId::kQuantize, "quantize", false, "torch.quantize_per_tensor", 3, 3, QFX_RUN(quantize, a.T(0), a.D(1), a.I(2)),
+       QR::kQuantized},
+      {OpId::kDequantize, "dequantize", false, "torch.dequantize", 1, 1, QFX_UNARY(dequantize), QR::kQuantized},
       {OpId::kQAdd, "q_add", false, "torch.ops.quantized.add", 5, 5,
-       [](const std::vector<OpArg>& v) {
-         Args a{"q_add", v};
-         return F::q_add(a.T(0), a.T(1), a.D(2), a.I(3), a.B(4));
-       }},
-      {OpId::kQMul, "q_mul", false, "torch.ops.quantized.mul", 4, 4,
-       [](const std::vector<OpArg>& v) {
-         Args a{"q_mul", v};
-         return F::q_mul(a.T(0), a.T(1), a.D(2), a.I(3));
-       }},
+       QFX_RUN(q_add, a.T(0), a.T(1), a.D(2), a.I(3), a.B(4)), QR::kQuantized},
+      {OpId::kQMul, "q_mul", false, "torch.ops.quantized.mul", 4, 4, QFX_RUN(q_mul, a.T(0), a.T(1), a.D(2), a.I(3)),
+       QR::kQuantized},
       {OpId::kQCat, "q_cat", false, "torch.ops.quantized.cat", 4, 4,
-       [](const std::vector<OpArg>& v) {
-         Args a{"q_cat", v};
-         return F::q_cat(a.Get<std::vector<Tensor>>(0, "a list of tensors"), a.I(1), a.D(2), a.I(3));
-       }},
-      {OpId::kQUnary, "q_unary", false, "torch.ops.quantized.unary", 4, 4,
-       [](const std::vector<OpArg>& v) {
-         Args a{"q_unary", v};
-         return F::q_unary(a.T(0), a.I(1), a.D(2), a.I(3));
-       }},
+       QFX_RUN(q_cat, a.Get<std::vector<Tensor>>(0, "a list of tensors"), a.I(1), a.D(2), a.I(3)), QR::kQuantized},
+      {OpId::kQUnary, "q_unary", false, "torch.ops.quantized.unary", 4, 8,
+       QFX_RUN(q_unary, a.T(0), a.I(1), a.D(2), a.I(3), std::vector<OpArg>(v.begin() + 4, v.end())), QR::kQuantized},
       {OpId::kMethodReshape, "reshape", true, "reshape", 2, 2,
        [](const std::vector<OpArg>& v) {
-         Args a{"reshape", v};
+         const Args a{"reshape", v};
          return a.T(0).Reshape(a.Ints(1));
-       }},
+       },
+       QR::kShareQParams},
       {OpId::kMethodView, "view", true, "view", 2, 2,
        [](const std::vector<OpArg>& v) {
-         Args a{"view", v};
+         const Args a{"view", v};
          return a.T(0).View(a.Ints(1));
-       }},
+       },
+       QR::kShareQParams},
       {OpId::kMethodFlatten, "flatten", true, "flatten", 3, 3,
        [](const std::vector<OpArg>& v) {
-         Args a{"flatten", v};
+         const Args a{"flatten", v};
          return a.T(0).Flatten(a.I(1), a.I(2));
-       }},
+       },
+       QR::kShareQParams},
   };
+}
+
+// Kinds of modules that compute no registered op; RegisterModuleKind adds to them.
+std::vector<ModuleKind> OtherKinds() {
+  ModuleKind identity = StatelessKind<Identity>("Identity");
+  identity.role = QR::kShareQParams;
+  return {identity};
+}
+
+struct Kinds {
+  std::mutex mu;
+  std::vector<std::unique_ptr<ModuleKind>> all;  // stable addresses
+  std::map<std::string, const ModuleKind*, std::less<>> by_name;
+  std::multimap<std::type_index, const ModuleKind*> by_type;
+};
+
+absl::Status AddKind(Kinds& k, ModuleKind kind) {
+  if (kind.type.empty() || !kind.config || !kind.make) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("RegisterModuleKind: kind '", kind.type, "' needs a name, a config and a make function"));
+  }
+  if (k.by_name.count(kind.type)) {
+    return absl::AlreadyExistsError(absl::StrCat("RegisterModuleKind: module type '", kind.type, "' is registered"));
+  }
+  k.all.push_back(std::make_unique<ModuleKind>(std::move(kind)));
+  const ModuleKind* p = k.all.back().get();
+  k.by_name.emplace(p->type, p);
+  k.by_type.emplace(p->cpp_type, p);
+  return absl::OkStatus();
+}
+
+const std::vector<OpSchema>& Registry() {
+  static const auto* ops = new std::vector<OpSchema>(MakeRegistry());
   return *ops;
+}
+
+Kinds& AllKinds() {
+  static Kinds* kinds = [] {
+    auto* k = new Kinds;
+    for (const OpSchema& op : Registry()) {
+      for (ModuleKind kind : op.modules) {
+        kind.op = op.id;
+        kind.role = op.role;
+        absl::Status s = AddKind(*k, std::move(kind));
+        if (!s.ok()) throw Error(absl::InternalError(s.message()));
+      }
+    }
+    for (ModuleKind& kind : OtherKinds()) {
+      absl::Status s = AddKind(*k, std::move(kind));
+      if (!s.ok()) throw Error(absl::InternalError(s.message()));
+    }
+    return k;
+  }();
+  return *kinds;
 }
 
 }  // namespace
@@ -228,6 +515,83 @@ Tensor RunOp(OpId id, const std::vector<OpArg>& args) {
                  " arguments, got ", n);
   }
   return op.run(args);
+}
+
+absl::Status RegisterModuleKind(ModuleKind kind) {
+  Kinds& k = AllKinds();
+  std::lock_guard<std::mutex> lock(k.mu);
+  kind.op = OpId::kNumOps;
+  return AddKind(k, std::move(kind));
+}
+
+const ModuleKind* FindModuleKind(absl::string_view type) {
+  Kinds& k = AllKinds();
+  std::lock_guard<std::mutex> lock(k.mu);
+  auto it = k.by_name.find(type);
+  return it == k.by_name.end() ? nullptr : it->second;
+}
+
+const ModuleKind* KindOf(const Module& m) {
+  Kinds& k = AllKinds();
+  std::lock_guard<std::mutex> lock(k.mu);
+  auto [lo, hi] = k.by_type.equal_range(std::type_index(typeid(m)));
+  if (lo == hi) return nullptr;
+  if (std::next(lo) == hi) return lo->second;
+  const std::string name = m.type_name();  // one C++ class under several names (QuantizedConv2d / ...ReLU2d)
+  for (auto it = lo; it != hi; ++it) {
+    if (it->second->type == name) return it->second;
+  }
+  return lo->second;
+}
+
+OpId ModuleOp(const Module& m, std::vector<OpArg>* args) {
+  const ModuleKind* kind = KindOf(m);
+  if (kind == nullptr || kind->op == OpId::kNumOps) return OpId::kNumOps;
+  if (args != nullptr) *args = kind->op_args(m);
+  return kind->op;
+}
+
+QuantRole ModuleRole(const Module& m) {
+  const ModuleKind* kind = KindOf(m);
+  return kind == nullptr ? QuantRole::kFloat : kind->role;
+}
+
+std::vector<std::string> ModuleKindNames() {
+  Kinds& k = AllKinds();
+  std::lock_guard<std::mutex> lock(k.mu);
+  std::vector<std::string> names;
+  for (const auto& [name, kind] : k.by_name) names.push_back(name);
+  return names;
+}
+
+absl::StatusOr<std::shared_ptr<Module>> MakeModule(const std::string& type, const json& config) {
+  const ModuleKind* kind = FindModuleKind(type);
+  if (kind == nullptr) return absl::UnimplementedError(absl::StrCat("unknown module type '", type, "'"));
+  std::shared_ptr<Module> m;
+  const absl::Status s = CatchErrors([&] {
+    try {
+      m = kind->make(config);
+    } catch (const json::exception& e) {
+      ThrowInvalid("config of ", type, ": ", e.what());
+    }
+  });
+  if (!s.ok()) return s;
+  if (m == nullptr) return absl::InternalError(absl::StrCat("the make function of module type ", type, " gave null"));
+  m->eval();
+  return m;
+}
+
+absl::StatusOr<json> ModuleConfig(const Module& m) {
+  const ModuleKind* kind = KindOf(m);
+  if (kind == nullptr) {
+    return absl::UnimplementedError(absl::StrCat("module type ", m.type_name(),
+                                                 " cannot be saved in a .qfx file (register it with "
+                                                 "qfx::nn::RegisterModuleKind: its name, config and make function)"));
+  }
+  json config;
+  const absl::Status s = CatchErrors([&] { config = kind->config(m); });
+  if (!s.ok()) return s;
+  return config;
 }
 
 }  // namespace nn

@@ -113,45 +113,33 @@ Tensor q_cat(const std::vector<Tensor>& xs, int64_t dim, double scale, int64_t z
   return quantize(cat(floats, dim), scale, zero_point);
 }
 
-Tensor q_unary(const Tensor& q, int64_t op, double scale, int64_t zero_point) {
-  QFX_TRACE_QOP(OpId::kQUnary, q, op, scale, zero_point);
+// The op's fp32 implementation on the 256 values a quint8 input can take.
+static Tensor UnaryTable(int64_t op, const QuantInfo& in, const std::vector<OpArg>& op_args) {
+  const nn::OpSchema* schema =
+      op >= 0 && op < static_cast<int64_t>(OpId::kNumOps) ? &nn::GetOpSchema(static_cast<OpId>(op)) : nullptr;
+  const bool elementwise = schema != nullptr && (schema->role == nn::QuantRole::kTable ||
+                                                 schema->role == nn::QuantRole::kFixedQParams || schema->derivative);
+  if (!elementwise) {
+    ThrowInvalid("q_unary: op ", schema ? schema->name : std::to_string(op).c_str(), " has no quantized table form");
+  }
+  std::vector<float> x(256);
+  for (int i = 0; i < 256; ++i) x[i] = Deq(static_cast<uint8_t>(i), in);
+  const Tensor xs = Tensor::FromVector({256}, std::move(x));
+  if (schema->id == OpId::kDropout) return xs;  // eval: the identity (a requantization)
+  std::vector<OpArg> args = {xs};
+  args.insert(args.end(), op_args.begin(), op_args.end());
+  return nn::RunOp(schema->id, args);
+}
+
+Tensor q_unary(const Tensor& q, int64_t op, double scale, int64_t zero_point, const std::vector<OpArg>& op_args) {
+  if (Tensor traced; ActiveTraceHook() != nullptr) {
+    std::vector<OpArg> args = {q, op, scale, zero_point};
+    args.insert(args.end(), op_args.begin(), op_args.end());
+    if (MaybeTrace(OpId::kQUnary, std::move(args), &traced)) return traced;
+  }
   CheckQ("q_unary", q);
   const QuantInfo out = OutQ("q_unary", scale, zero_point), in = q.quant();
-  std::array<float, 256> x{};
-  for (int i = 0; i < 256; ++i) x[i] = Deq(static_cast<uint8_t>(i), in);
-  const Tensor xs = Tensor::FromVector({256}, std::vector<float>(x.begin(), x.end()));
-  Tensor fx;
-  switch (static_cast<OpId>(op)) {
-    case OpId::kHardswish:
-      fx = hardswish(xs);
-      break;
-    case OpId::kHardsigmoid:
-      fx = hardsigmoid(xs);
-      break;
-    case OpId::kSigmoid:
-      fx = sigmoid(xs);
-      break;
-    case OpId::kTanh:
-      fx = tanh(xs);
-      break;
-    case OpId::kSilu:
-      fx = silu(xs);
-      break;
-    case OpId::kRelu:
-      fx = relu(xs);
-      break;
-    case OpId::kRelu6:
-      fx = relu6(xs);
-      break;
-    case OpId::kDropout:
-      fx = xs;
-      break;  // eval: identity (a requantization)
-    default:
-      ThrowInvalid("q_unary: op ",
-                   op >= 0 && op < static_cast<int64_t>(OpId::kNumOps) ? nn::GetOpSchema(static_cast<OpId>(op)).name
-                                                                       : std::to_string(op).c_str(),
-                   " has no quantized table form");
-  }
+  const Tensor fx = UnaryTable(op, in, op_args);
   std::array<uint8_t, 256> table{};
   for (int i = 0; i < 256; ++i) table[i] = Quant(fx.data<float>()[i], out);
   Tensor y = Tensor::Quantized(q.shape(), DType::kU8, out);

@@ -61,6 +61,7 @@ absl::Status ReplaceObservers(fx::GraphModule& gm) {
       auto point = gm.graph().InsertingBefore(n);
       fx::Node* q =
           gm.graph().CallFunction(OpId::kQuantize, {input, static_cast<double>(qp.scale[0]), qp.zero_point[0]});
+      q->meta.qparams = QuantInfo{qp.scale[0], static_cast<int32_t>(qp.zero_point[0])};
       dq = gm.graph().CallFunction(OpId::kDequantize, {q});
     }
     n->ReplaceAllUsesWith(dq);
@@ -127,7 +128,8 @@ absl::StatusOr<QuantizedLayer> LayerOf(nn::Module* m, const ObserverSpec& spec) 
 
 absl::Status ConvertToReference(fx::GraphModule& gm, const PrepareReport& report) {
   QFX_RETURN_IF_ERROR(ReplaceObservers(gm));
-  for (const auto& [path, spec] : report.weight_specs) {
+  for (const auto& [node, spec] : report.weights) {
+    const std::string& path = node->target().path;
     nn::Module* m = gm.submodule(path);
     if (m == nullptr) return absl::InternalError(absl::StrCat("Convert: weighted module '", path, "' is gone"));
     absl::StatusOr<QuantizedLayer> layer = LayerOf(m, spec);

@@ -56,7 +56,8 @@ absl::Status Fuse(fx::GraphModule& gm, const FuseOptions& options) {
     return absl::FailedPreconditionError(
         "Fuse folds batch norm for inference: call eval() on the model first (QAT fuses with PrepareQat)");
   }
-  QFX_ASSIGN_OR_RETURN(BackendConfig backend, GetBackendConfig(options.backend));
+  if (options.backend == nullptr) return absl::InvalidArgumentError("Fuse: FuseOptions::backend is null");
+  const BackendConfig& backend = *options.backend;
   std::unordered_map<const fx::Node*, MaybeQConfig> qconfigs;
   if (options.mapping) qconfigs = options.mapping->Assign(gm);
   std::set<const fx::Node*> consumed;

@@ -1,7 +1,6 @@
-// qfx quant: the Lower pass (see include/qfx/quant/passes.h and convert.cc).
-#include <limits>
-#include <map>
-#include <set>
+// qfx quant: the Lower pass (see include/qfx/quant/passes.h and convert.cc). Which lowering a node gets is
+// its op's QuantRole in the registry (src/nn/ops.cc); qparams come from the nodes' typed metadata.
+#include <unordered_set>
 
 #include "absl/strings/str_cat.h"
 #include "qfx/quant/passes.h"
@@ -10,6 +9,8 @@
 namespace qfx {
 namespace quant {
 namespace {
+
+using nn::QuantRole;
 
 bool IsCall(const fx::Node* n, OpId op) {
   return n != nullptr && n->op() == fx::Opcode::kCallFunction && n->target().op == op;
@@ -25,10 +26,10 @@ class Lowerer {
       QFX_RETURN_IF_ERROR(LowerNode(n));
     }
     gm_.graph().EliminateDeadCode();
-    for (const auto& [name, pattern] : report_.quantized) {
-      if (!lowered_.count(name)) {
-        return absl::InternalError(
-            absl::StrCat("Lower: node %", name, " (", pattern, ") was prepared for int8 but has no int8 lowering"));
+    for (const auto& [node, pattern] : report_.anchors) {
+      if (!lowered_.count(node)) {
+        return absl::InternalError(absl::StrCat("Lower: node %", node->name(), " (", pattern->name,
+                                                ") was prepared for int8 but has no int8 lowering"));
       }
     }
     QFX_RETURN_IF_ERROR(gm_.DeleteUnusedSubmodules());
@@ -45,42 +46,40 @@ class Lowerer {
   static fx::Node* OutputQuantize(const fx::Node* n) {
     return n->users().size() == 1 && IsCall(n->users()[0], OpId::kQuantize) ? n->users()[0] : nullptr;
   }
-  static QuantInfo QuantizeArgs(const fx::Node* q) {
-    return {static_cast<float>(std::get<double>(q->args()[1])), static_cast<int32_t>(std::get<int64_t>(q->args()[2]))};
-  }
-  absl::StatusOr<QuantInfo> QParamsOf(const fx::Node* n) const {
-    if (IsCall(n, OpId::kQuantize)) return QuantizeArgs(n);
-    auto it = qparams_.find(n);
-    if (it == qparams_.end())
-      return absl::InternalError(absl::StrCat("Lower: qparams of %", n->name(), " are unknown"));
-    return it->second;
+  static absl::StatusOr<QuantInfo> QParamsOf(const fx::Node* n) {
+    if (!n->meta.qparams) {
+      return absl::InternalError(absl::StrCat("Lower: qparams of %", n->name(),
+                                              " are unknown (Lower runs on the graph ConvertToReference made)"));
+    }
+    return *n->meta.qparams;
   }
 
   // Routes the users of `q_out` to `value` and removes `q_out`.
   absl::Status Bypass(fx::Node* q_out, fx::Node* value, QuantInfo q) {
     q_out->ReplaceAllUsesWith(value);
     QFX_RETURN_IF_ERROR(gm_.graph().EraseNode(q_out));
-    qparams_[value] = q;
+    value->meta.qparams = q;
     return absl::OkStatus();
   }
 
-  std::string ModuleType(const fx::Node* n) const {
-    if (n->op() != fx::Opcode::kCallModule) return "";
-    nn::Module* m = gm_.submodule(n->target().path);
-    return m ? m->type_name() : "";
-  }
-
   absl::Status LowerNode(fx::Node* n) {
-    const std::string type = ModuleType(n);
     if (auto* ref = dynamic_cast<ReferenceWeighted*>(
             n->op() == fx::Opcode::kCallModule ? gm_.submodule(n->target().path) : nullptr)) {
       return LowerWeighted(n, *ref);
     }
-    if (IsCall(n, OpId::kAdd) || IsCall(n, OpId::kMul)) return LowerBinary(n);
-    if (IsCall(n, OpId::kCat)) return LowerCat(n);
-    if (ShareQParamsOps().Matches(gm_, *n)) return LowerShare(n);
-    if (int64_t op = UnaryOp(n, type); op >= 0) return LowerUnary(n, op);
-    return absl::OkStatus();
+    switch (NodeRole(gm_, *n)) {
+      case QuantRole::kBinary:
+        return n->op() == fx::Opcode::kCallFunction ? LowerBinary(n) : absl::OkStatus();
+      case QuantRole::kCat:
+        return n->op() == fx::Opcode::kCallFunction ? LowerCat(n) : absl::OkStatus();
+      case QuantRole::kShareQParams:
+        return LowerShare(n);
+      case QuantRole::kTable:
+      case QuantRole::kFixedQParams:
+        return LowerUnary(n);
+      default:
+        return absl::OkStatus();
+    }
   }
 
   absl::Status LowerWeighted(fx::Node* n, const ReferenceWeighted& ref) {
@@ -88,44 +87,44 @@ class Lowerer {
     fx::Node* q_out = OutputQuantize(n);
     if (!src || !q_out) return absl::OkStatus();  // a float island: left as reference
     QFX_ASSIGN_OR_RETURN(QuantInfo in, QParamsOf(src));
-    const QuantInfo out = QuantizeArgs(q_out);
+    QFX_ASSIGN_OR_RETURN(QuantInfo out, QParamsOf(q_out));
     QFX_RETURN_IF_ERROR(gm_.ReplaceSubmodule(n->target().path, MakeQuantizedWeighted(ref.layer(), in, out)));
     n->set_arg(0, src);
-    lowered_.insert(n->name());
+    lowered_.insert(n);
     return Bypass(q_out, n, out);
+  }
+
+  // An int8 function node replacing `first` .. `last` (whose output `q_out` quantizes to `out`).
+  absl::Status Replace(fx::Node* first, fx::Node* last, fx::Node* q_out, QuantInfo out, OpId op,
+                       std::vector<fx::Argument> args) {
+    fx::Node* lowered;
+    {
+      auto point = gm_.graph().InsertingBefore(first);
+      lowered = gm_.graph().CallFunction(op, std::move(args));
+    }
+    lowered_.insert(last);
+    QFX_RETURN_IF_ERROR(Bypass(q_out, lowered, out));
+    if (last != first) {
+      last->ReplaceAllUsesWith(lowered);
+      QFX_RETURN_IF_ERROR(gm_.graph().EraseNode(last));
+    }
+    first->ReplaceAllUsesWith(lowered);
+    return gm_.graph().EraseNode(first);
   }
 
   absl::Status LowerBinary(fx::Node* n) {
     fx::Node* a = QuantizedSource(n->args()[0]);
     fx::Node* b = n->args().size() > 1 ? QuantizedSource(n->args()[1]) : nullptr;
     if (!a || !b) return absl::OkStatus();
+    const bool add = IsCall(n, OpId::kAdd);
     fx::Node* last = n;
-    bool relu = false;
-    if (IsCall(n, OpId::kAdd) && n->users().size() == 1) {
-      fx::Node* u = n->users()[0];
-      if (IsCall(u, OpId::kRelu) || ModuleType(u) == "ReLU") {
-        relu = true;
-        last = u;
-      }
-    }
+    if (add && n->users().size() == 1 && NodeOp(gm_, *n->users()[0]) == OpId::kRelu) last = n->users()[0];
     fx::Node* q_out = OutputQuantize(last);
     if (!q_out) return absl::OkStatus();
-    const QuantInfo out = QuantizeArgs(q_out);
-    fx::Node* lowered;
-    {
-      auto point = gm_.graph().InsertingBefore(n);
-      if (IsCall(n, OpId::kAdd)) {
-        lowered = gm_.graph().CallFunction(OpId::kQAdd,
-                                           {a, b, static_cast<double>(out.scale), int64_t{out.zero_point}, relu});
-      } else {
-        lowered =
-            gm_.graph().CallFunction(OpId::kQMul, {a, b, static_cast<double>(out.scale), int64_t{out.zero_point}});
-      }
-    }
-    lowered_.insert(last->name());
-    QFX_RETURN_IF_ERROR(Bypass(q_out, lowered, out));
-    if (last != n) QFX_RETURN_IF_ERROR(gm_.graph().EraseNode(last));
-    return gm_.graph().EraseNode(n);
+    QFX_ASSIGN_OR_RETURN(QuantInfo out, QParamsOf(q_out));
+    std::vector<fx::Argument> args = {a, b, static_cast<double>(out.scale), int64_t{out.zero_point}};
+    if (add) args.push_back(last != n);
+    return Replace(n, last, q_out, out, add ? OpId::kQAdd : OpId::kQMul, std::move(args));
   }
 
   absl::Status LowerCat(fx::Node* n) {
@@ -138,16 +137,9 @@ class Lowerer {
       if (!s) return absl::OkStatus();
       srcs.push_back(s);
     }
-    const QuantInfo out = QuantizeArgs(q_out);
-    fx::Node* lowered;
-    {
-      auto point = gm_.graph().InsertingBefore(n);
-      lowered = gm_.graph().CallFunction(OpId::kQCat,
-                                         {srcs, n->args()[1], static_cast<double>(out.scale), int64_t{out.zero_point}});
-    }
-    lowered_.insert(n->name());
-    QFX_RETURN_IF_ERROR(Bypass(q_out, lowered, out));
-    return gm_.graph().EraseNode(n);
+    QFX_ASSIGN_OR_RETURN(QuantInfo out, QParamsOf(q_out));
+    return Replace(n, n, q_out, out, OpId::kQCat,
+                   {srcs, n->args()[1], static_cast<double>(out.scale), int64_t{out.zero_point}});
   }
 
   absl::Status LowerShare(fx::Node* n) {
@@ -155,12 +147,12 @@ class Lowerer {
     fx::Node* q_out = OutputQuantize(n);
     if (!src || !q_out) return absl::OkStatus();
     QFX_ASSIGN_OR_RETURN(QuantInfo in, QParamsOf(src));
-    const QuantInfo out = QuantizeArgs(q_out);
+    QFX_ASSIGN_OR_RETURN(QuantInfo out, QParamsOf(q_out));
     if (in.scale != out.scale || in.zero_point != out.zero_point) {
       return absl::InternalError(
           absl::StrCat("Lower: %", n->name(), " shares its input's qparams but its output observer differs"));
     }
-    lowered_.insert(n->name());
+    lowered_.insert(n);
     float lo, hi;
     auto* producer = src->op() == fx::Opcode::kCallModule
                          ? dynamic_cast<QuantizedWeighted*>(gm_.submodule(src->target().path))
@@ -176,64 +168,46 @@ class Lowerer {
     return Bypass(q_out, n, out);
   }
 
-  // The [lo, hi] of a clamp-like op (relu, relu6, hardtanh), or false.
+  // The [lo, hi] of a clamp-like op (its registration's clamp), or false.
   bool ClampBounds(const fx::Node* n, float* lo, float* hi) const {
-    const std::string type = ModuleType(n);
-    *lo = 0.f;
-    *hi = std::numeric_limits<float>::infinity();
-    if (type == "ReLU" || IsCall(n, OpId::kRelu)) return true;
-    if (type == "ReLU6" || IsCall(n, OpId::kRelu6)) {
-      *hi = 6.f;
-      return true;
-    }
-    if (type == "Hardtanh") {
-      const auto* h = dynamic_cast<const nn::Hardtanh*>(gm_.submodule(n->target().path));
-      *lo = h->min_val;
-      *hi = h->max_val;
-      return true;
-    }
-    if (IsCall(n, OpId::kHardtanh)) {
-      *lo = static_cast<float>(std::get<double>(n->args()[1]));
-      *hi = static_cast<float>(std::get<double>(n->args()[2]));
-      return true;
-    }
-    return false;
+    std::vector<OpArg> args;
+    const OpId op = NodeOp(gm_, *n, &args);
+    if (op == OpId::kNumOps || nn::GetOpSchema(op).clamp == nullptr) return false;
+    return nn::GetOpSchema(op).clamp(args, lo, hi);
   }
 
-  static int64_t UnaryOp(const fx::Node* n, const std::string& type) {
-    static const std::map<std::string, OpId> modules = {
-        {"Hardswish", OpId::kHardswish}, {"Sigmoid", OpId::kSigmoid}, {"Hardsigmoid", OpId::kHardsigmoid},
-        {"Tanh", OpId::kTanh},           {"SiLU", OpId::kSilu},       {"Dropout", OpId::kDropout}};
-    if (n->op() == fx::Opcode::kCallModule) {
-      auto it = modules.find(type);
-      return it == modules.end() ? -1 : static_cast<int64_t>(it->second);
-    }
-    static const std::set<OpId> ops = {OpId::kHardswish, OpId::kSigmoid, OpId::kHardsigmoid,
-                                       OpId::kTanh,      OpId::kSilu,    OpId::kDropout};
-    return n->op() == fx::Opcode::kCallFunction && ops.count(n->target().op) ? static_cast<int64_t>(n->target().op)
-                                                                             : -1;
-  }
-
-  absl::Status LowerUnary(fx::Node* n, int64_t op) {
+  // Table and fixed-qparams ops: q_unary(x, op, scale, zero_point, the op's constant arguments...).
+  absl::Status LowerUnary(fx::Node* n) {
     fx::Node* src = QuantizedSource(n->args()[0]);
     fx::Node* q_out = OutputQuantize(n);
     if (!src || !q_out) return absl::OkStatus();
-    const QuantInfo out = QuantizeArgs(q_out);
-    fx::Node* lowered;
-    {
-      auto point = gm_.graph().InsertingBefore(n);
-      lowered =
-          gm_.graph().CallFunction(OpId::kQUnary, {src, op, static_cast<double>(out.scale), int64_t{out.zero_point}});
+    std::vector<OpArg> op_args;
+    const OpId op = NodeOp(gm_, *n, &op_args);
+    QFX_ASSIGN_OR_RETURN(QuantInfo out, QParamsOf(q_out));
+    std::vector<fx::Argument> args = {src, static_cast<int64_t>(op), static_cast<double>(out.scale),
+                                      int64_t{out.zero_point}};
+    if (op != OpId::kDropout) {  // dropout's table is the identity whatever its arguments
+      for (const OpArg& a : op_args) QFX_RETURN_IF_ERROR(AppendConstant(n, a, &args));
     }
-    lowered_.insert(n->name());
-    QFX_RETURN_IF_ERROR(Bypass(q_out, lowered, out));
-    return gm_.graph().EraseNode(n);
+    return Replace(n, n, q_out, out, OpId::kQUnary, std::move(args));
+  }
+
+  static absl::Status AppendConstant(const fx::Node* n, const OpArg& a, std::vector<fx::Argument>* args) {
+    if (const auto* d = std::get_if<double>(&a)) {
+      args->push_back(*d);
+    } else if (const auto* i = std::get_if<int64_t>(&a)) {
+      args->push_back(*i);
+    } else if (const auto* b = std::get_if<bool>(&a)) {
+      args->push_back(*b);
+    } else {
+      return absl::InternalError(absl::StrCat("Lower: %", n->name(), ": q_unary takes only constant arguments"));
+    }
+    return absl::OkStatus();
   }
 
   fx::GraphModule& gm_;
   const PrepareReport& report_;
-  std::map<const fx::Node*, QuantInfo> qparams_;
-  std::set<std::string> lowered_;
+  std::unordered_set<const fx::Node*> lowered_;
 };
 
 }  // namespace

@@ -106,8 +106,12 @@ class Preparer {
       }
       QFX_RETURN_IF_ERROR(CheckConstraints(backend_, m));
       for (fx::Node* c : m.chain) match_of_[c] = matches_.size();
+      report_.anchors[n] = m.pattern;
       report_.quantized[n->name()] = m.pattern->name;
-      if (m.pattern->weighted) report_.weight_specs[m.chain.front()->target().path] = m.qconfig.weight;
+      if (m.pattern->weighted) {
+        report_.weights[m.chain.front()] = m.qconfig.weight;
+        report_.weight_specs[m.chain.front()->target().path] = m.qconfig.weight;
+      }
       matches_.push_back(std::move(m));
     }
     return absl::OkStatus();
@@ -245,12 +249,11 @@ absl::StatusOr<PrepareReport> InsertObservers(fx::GraphModule& gm, const Backend
 }  // namespace internal
 
 absl::StatusOr<PrepareReport> Prepare(fx::GraphModule& gm, const PrepareOptions& options) {
-  QFX_ASSIGN_OR_RETURN(BackendConfig backend, GetBackendConfig(options.config.backend));
   FuseOptions fuse;
-  fuse.backend = backend.name;
+  fuse.backend = options.config.backend;
   fuse.mapping = &options.config.mapping;
   QFX_RETURN_IF_ERROR(Fuse(gm, fuse));
-  return internal::InsertObservers(gm, backend, options.config.mapping);
+  return internal::InsertObservers(gm, *options.config.backend, options.config.mapping);
 }
 
 }  // namespace quant

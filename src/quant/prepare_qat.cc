@@ -84,7 +84,7 @@ absl::StatusOr<PrepareReport> PrepareQat(fx::GraphModule& gm, const PrepareOptio
   if (!gm.is_training()) {
     return absl::FailedPreconditionError("PrepareQat prepares for training: call train() on the model first");
   }
-  QFX_ASSIGN_OR_RETURN(BackendConfig backend, GetBackendConfig(options.config.backend));
+  const BackendConfig& backend = *options.config.backend;
   QFX_RETURN_IF_ERROR(FuseAndSwapForQat(gm, backend, options.config.mapping));
   return internal::InsertObservers(gm, backend, options.config.mapping);
 }

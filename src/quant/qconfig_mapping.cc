@@ -296,6 +296,10 @@ const std::vector<std::string>& PresetNames() {
   return *names;
 }
 
+std::string PresetBackend(const std::string& preset) {
+  return preset == "dynamic" ? "x86" : preset.substr(0, preset.find('_'));
+}
+
 // PyTorch's per_channel_dynamic_qconfig: PlaceholderObserver(quint8) activations (quantized at run time),
 // PerChannelMinMaxObserver(qint8, per_channel_symmetric) weights.
 static QConfig DynamicQConfig() {

@@ -131,10 +131,10 @@ class RuleFileParser {
     if (version != 1)
       return r_.Error(*root_.get("version"), absl::StrCat("version ", version, " is not supported (use version = 1)"));
     if (root_.contains("backend")) {
-      QFX_ASSIGN_OR_RETURN(out_.backend, r_.Get<std::string>(root_, "backend", "the top level", "a string"));
-      if (absl::Status s = GetBackendConfig(out_.backend).status(); !s.ok()) {
-        return r_.Error(*root_.get("backend"), std::string(s.message()));
-      }
+      QFX_ASSIGN_OR_RETURN(const std::string name, r_.Get<std::string>(root_, "backend", "the top level", "a string"));
+      absl::StatusOr<const BackendConfig*> backend = GetBackendConfig(name);
+      if (!backend.ok()) return r_.Error(*root_.get("backend"), std::string(backend.status().message()));
+      out_.backend = *backend;
     }
     QFX_RETURN_IF_ERROR(NamedQConfigs());
     QFX_RETURN_IF_ERROR(Global());
@@ -263,7 +263,7 @@ absl::StatusOr<QuantConfig> LoadQuantConfig(const std::string& spec) {
     if (p == spec) {
       QuantConfig c;
       QFX_ASSIGN_OR_RETURN(c.mapping, PresetMapping(spec));
-      c.backend = spec == "dynamic" ? "x86" : spec.substr(0, spec.find('_'));
+      QFX_ASSIGN_OR_RETURN(c.backend, GetBackendConfig(PresetBackend(spec)));
       c.source = spec;
       return c;
     }

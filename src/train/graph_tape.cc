@@ -21,44 +21,26 @@ namespace {
 // A node's value during a taped forward: a Var where the graph has a tensor, else the constant.
 using Value = std::variant<std::monostate, Var, int64_t, double, bool, std::vector<int64_t>, std::vector<Var>>;
 
-const std::vector<std::string>& SimpleModuleTypes() {
-  static const auto* types = new std::vector<std::string>{
-      "Conv2d",      "Linear",  "BatchNorm1d", "BatchNorm2d", "ReLU",    "ReLU6",     "Hardtanh",  "Hardswish",
-      "Hardsigmoid", "Sigmoid", "Tanh",        "SiLU",        "Softmax", "MaxPool2d", "AvgPool2d", "AdaptiveAvgPool2d",
-      "Flatten",     "Dropout", "Identity"};
-  return *types;
-}
+// Every op but the quantized ones (convert's output) has a backward: a derivative in its registration
+// (elementwise ops) or a case of Runner::Function (structural ops).
+bool HasBackward(OpId op) { return op != OpId::kNumOps && nn::GetOpSchema(op).role != nn::QuantRole::kQuantized; }
 
-bool HasBackward(OpId op) {
-  switch (op) {
-    case OpId::kQuantize:
-    case OpId::kDequantize:
-    case OpId::kQAdd:
-    case OpId::kQMul:
-    case OpId::kQCat:
-    case OpId::kQUnary:
-    case OpId::kNumOps:
-      return false;
-    default:
-      return true;
-  }
+// Modules trained by a case of Runner::Module rather than through the op their kind computes.
+bool IsSpecialModule(nn::Module& m) {
+  return dynamic_cast<quant::QatConv2d*>(&m) || dynamic_cast<quant::QatLinear*>(&m) ||
+         dynamic_cast<quant::FakeQuantize*>(&m) || dynamic_cast<quant::Observer*>(&m) ||
+         dynamic_cast<nn::BatchNormBase*>(&m) || dynamic_cast<nn::Identity*>(&m);
 }
 
 // Why `m` has no backward, or "" when it has one (recursing into Sequential / fused modules).
 std::string Unsupported(nn::Module& m) {
-  if (dynamic_cast<quant::QatConv2d*>(&m) || dynamic_cast<quant::QatLinear*>(&m) ||
-      dynamic_cast<quant::FakeQuantize*>(&m) || dynamic_cast<quant::Observer*>(&m)) {
-    return "";
-  }
+  if (IsSpecialModule(m) || HasBackward(nn::ModuleOp(m))) return "";
   if (auto* seq = dynamic_cast<nn::Sequential*>(&m)) {
     for (const auto& [name, child] : seq->named_children()) {
       const std::string why = Unsupported(*child);
       if (!why.empty()) return why;
     }
     return "";
-  }
-  for (const std::string& t : SimpleModuleTypes()) {
-    if (m.type_name() == t) return "";
   }
   return absl::StrCat("module type ", m.type_name(),
                       " has no backward (differentiable: ", absl::StrJoin(DifferentiableModuleTypes(), ", "), ")");
@@ -122,40 +104,40 @@ Var Runner::QatConv(quant::QatConv2d& m, const Var& x) {
 }
 
 Var Runner::Module(nn::Module& m, const Var& x) {
-  const std::string type = m.type_name();
   if (auto* q = dynamic_cast<quant::QatConv2d*>(&m)) return QatConv(*q, x);
   if (auto* q = dynamic_cast<quant::QatLinear*>(&m)) {
     const Var y = ag::linear(tape_, x, FakeQuant(*q->weight_fake_quant, Param(q->weight)), Param(q->bias));
     return q->relu ? ag::relu(tape_, y) : y;
   }
   if (dynamic_cast<quant::FakeQuantize*>(&m) || dynamic_cast<quant::Observer*>(&m)) return FakeQuant(m, x);
-  if (auto* conv = dynamic_cast<nn::Conv2d*>(&m)) {
-    return ag::conv2d(tape_, x, Param(conv->weight), Param(conv->bias), conv->options);
-  }
-  if (auto* fc = dynamic_cast<nn::Linear*>(&m)) return ag::linear(tape_, x, Param(fc->weight), Param(fc->bias));
   if (auto* bn = dynamic_cast<nn::BatchNormBase*>(&m)) return BatchNorm(*bn, x);
+  if (dynamic_cast<nn::Identity*>(&m)) return x;
   if (auto* seq = dynamic_cast<nn::Sequential*>(&m)) {
     Var y = x;
     for (const auto& [name, child] : seq->named_children()) y = Module(*child, y);
     return y;
   }
-  if (type == "ReLU") return ag::relu(tape_, x);
-  if (type == "ReLU6") return ag::relu6(tape_, x);
-  if (type == "Hardswish") return ag::hardswish(tape_, x);
-  if (type == "Hardsigmoid") return ag::hardsigmoid(tape_, x);
-  if (type == "Sigmoid") return ag::sigmoid(tape_, x);
-  if (type == "Tanh") return ag::tanh(tape_, x);
-  if (type == "SiLU") return ag::silu(tape_, x);
-  if (type == "Identity") return x;
-  if (auto* h = dynamic_cast<nn::Hardtanh*>(&m)) return ag::hardtanh(tape_, x, h->min_val, h->max_val);
-  if (auto* s = dynamic_cast<nn::Softmax*>(&m)) return ag::softmax(tape_, x, s->dim);
-  if (auto* p = dynamic_cast<nn::MaxPool2d*>(&m)) return ag::max_pool2d(tape_, x, p->options);
-  if (auto* p = dynamic_cast<nn::AvgPool2d*>(&m)) return ag::avg_pool2d(tape_, x, p->options);
-  if (auto* p = dynamic_cast<nn::AdaptiveAvgPool2d*>(&m)) return ag::adaptive_avg_pool2d(tape_, x, p->output_size);
-  if (auto* f = dynamic_cast<nn::Flatten*>(&m))
-    return ag::reshape(tape_, x, x.value.Flatten(f->start_dim, f->end_dim).shape());
-  if (auto* d = dynamic_cast<nn::Dropout*>(&m)) return ag::dropout(tape_, x, d->p, d->is_training(), rng_);
-  ThrowInvalid(Unsupported(m));
+  std::vector<OpArg> op_args;
+  const OpId op = nn::ModuleOp(m, &op_args);
+  if (!HasBackward(op)) ThrowInvalid(Unsupported(m));
+  std::vector<Value> args = {x};  // the op the module computes, its tensors (weights) as parameters
+  for (const OpArg& a : op_args) {
+    if (const auto* t = std::get_if<Tensor>(&a)) {
+      args.push_back(Param(*t));
+    } else {
+      args.push_back(std::visit(
+          [](const auto& v) -> Value {
+            using T = std::decay_t<decltype(v)>;
+            if constexpr (std::is_same_v<T, Tensor> || std::is_same_v<T, std::vector<Tensor>>) {
+              return std::monostate();
+            } else {
+              return v;
+            }
+          },
+          a));
+    }
+  }
+  return Function(op, args);
 }
 
 template <typename T>
@@ -178,12 +160,31 @@ Var OptVar(const std::vector<Value>& args, size_t i) {
 
 Tensor OptTensor(const std::vector<Value>& args, size_t i) { return OptVar(args, i).value; }
 
+// The constant arguments after the input, as the registry's functions take them.
+std::vector<OpArg> Constants(const std::vector<Value>& args) {
+  std::vector<OpArg> out;
+  for (size_t i = 1; i < args.size(); ++i) {
+    out.push_back(std::visit(
+        [](const auto& v) -> OpArg {
+          using T = std::decay_t<decltype(v)>;
+          if constexpr (std::is_same_v<T, Var> || std::is_same_v<T, std::vector<Var>>) {
+            return std::monostate();
+          } else {
+            return v;
+          }
+        },
+        args[i]));
+  }
+  return out;
+}
+
 Var Runner::Function(OpId op, const std::vector<Value>& a) {
   auto x = [&]() { return Get<Var>(a, 0, "a tensor"); };
   auto other = [&]() {
     return std::holds_alternative<Var>(a.at(1)) ? std::get<Var>(a[1])
                                                 : Tape::Constant(Tensor::Full({}, static_cast<float>(Number(a, 1))));
   };
+  if (nn::GetOpSchema(op).derivative != nullptr) return ag::elementwise(tape_, x(), op, Constants(a));
   switch (op) {
     case OpId::kAdd:
       return ag::add(tape_, x(), other());
@@ -201,22 +202,6 @@ Var Runner::Function(OpId op, const std::vector<Value>& a) {
       return ag::reshape(tape_, x(), Get<std::vector<int64_t>>(a, 1, "a list of integers"));
     case OpId::kMean:
       return ag::mean(tape_, x(), Get<std::vector<int64_t>>(a, 1, "a list of integers"), Get<bool>(a, 2, "a bool"));
-    case OpId::kRelu:
-      return ag::relu(tape_, x());
-    case OpId::kRelu6:
-      return ag::relu6(tape_, x());
-    case OpId::kHardtanh:
-      return ag::hardtanh(tape_, x(), static_cast<float>(Number(a, 1)), static_cast<float>(Number(a, 2)));
-    case OpId::kHardswish:
-      return ag::hardswish(tape_, x());
-    case OpId::kHardsigmoid:
-      return ag::hardsigmoid(tape_, x());
-    case OpId::kSigmoid:
-      return ag::sigmoid(tape_, x());
-    case OpId::kTanh:
-      return ag::tanh(tape_, x());
-    case OpId::kSilu:
-      return ag::silu(tape_, x());
     case OpId::kSoftmax:
       return ag::softmax(tape_, x(), Get<int64_t>(a, 1, "an integer"));
     case OpId::kDropout:
@@ -266,10 +251,14 @@ std::string Where(const fx::Node& n) {
 }  // namespace
 
 std::vector<std::string> DifferentiableModuleTypes() {
-  std::vector<std::string> types = SimpleModuleTypes();
-  for (const char* t : {"Sequential", "ConvReLU2d", "LinearReLU", "BNReLU2d", "ConvBn2d", "ConvBnReLU2d",
-                        "FakeQuantize", "observers"}) {
-    types.push_back(t);
+  std::vector<std::string> types;
+  for (const std::string& name : nn::ModuleKindNames()) {
+    const nn::ModuleKind* kind = nn::FindModuleKind(name);
+    if (HasBackward(kind->op)) types.push_back(name);
+  }
+  for (const char* t : {"BatchNorm1d", "BatchNorm2d", "Identity", "Sequential", "ConvReLU2d", "LinearReLU", "BNReLU2d",
+                        "ConvBn2d", "ConvBnReLU2d", "FakeQuantize", "observers"}) {
+    if (std::find(types.begin(), types.end(), t) == types.end()) types.push_back(t);
   }
   return types;
 }

@@ -1,8 +1,9 @@
-// qfx train: backward of the elementwise activations, softmax and dropout (PyTorch's derivative rules,
-// including which side of each kink gets the gradient).
+// qfx train: backward of the elementwise ops (their derivatives are registered with the ops, src/nn/ops.cc),
+// softmax and dropout.
 #include <cmath>
 #include <vector>
 
+#include "qfx/nn/ops.h"
 #include "qfx/train/ops.h"
 
 namespace qfx {
@@ -11,8 +12,7 @@ namespace ag {
 namespace {
 
 // y = f(x) elementwise; dx = deriv(x, y) * dy.
-template <typename Deriv>
-Var Unary(Tape& t, const Var& x, Tensor y, Deriv deriv) {
+Var Unary(Tape& t, const Var& x, Tensor y, std::function<float(float, float)> deriv) {
   const Tensor xv = x.value;
   return t.Record(y, {x}, [xv, y, deriv](const Tensor& dy) {
     Tensor dx = Tensor::Uninitialized(xv.shape());
@@ -25,41 +25,24 @@ Var Unary(Tape& t, const Var& x, Tensor y, Deriv deriv) {
 
 }  // namespace
 
-Var relu(Tape& t, const Var& x) {
-  return Unary(t, x, F::relu(x.value), [](float, float y) { return y > 0.f ? 1.f : 0.f; });
+Var elementwise(Tape& t, const Var& x, OpId op, const std::vector<OpArg>& args) {
+  const nn::OpSchema& schema = nn::GetOpSchema(op);
+  if (schema.derivative == nullptr) ThrowInvalid(schema.name, " is not an elementwise op with a derivative");
+  std::vector<OpArg> all = {x.value};
+  all.insert(all.end(), args.begin(), args.end());
+  return Unary(t, x, nn::RunOp(op, all), schema.derivative(args));
 }
 
-Var relu6(Tape& t, const Var& x) { return hardtanh(t, x, 0.f, 6.f); }
-
+Var relu(Tape& t, const Var& x) { return elementwise(t, x, OpId::kRelu); }
+Var relu6(Tape& t, const Var& x) { return elementwise(t, x, OpId::kRelu6); }
 Var hardtanh(Tape& t, const Var& x, float lo, float hi) {
-  return Unary(t, x, F::hardtanh(x.value, lo, hi), [lo, hi](float v, float) { return v > lo && v < hi ? 1.f : 0.f; });
+  return elementwise(t, x, OpId::kHardtanh, {double{lo}, double{hi}});
 }
-
-Var hardswish(Tape& t, const Var& x) {
-  return Unary(t, x, F::hardswish(x.value), [](float v, float) {
-    if (v < -3.f) return 0.f;
-    return v <= 3.f ? v / 3.f + 0.5f : 1.f;
-  });
-}
-
-Var hardsigmoid(Tape& t, const Var& x) {
-  return Unary(t, x, F::hardsigmoid(x.value), [](float v, float) { return v > -3.f && v < 3.f ? 1.f / 6.f : 0.f; });
-}
-
-Var sigmoid(Tape& t, const Var& x) {
-  return Unary(t, x, F::sigmoid(x.value), [](float, float y) { return (1.f - y) * y; });
-}
-
-Var tanh(Tape& t, const Var& x) {
-  return Unary(t, x, F::tanh(x.value), [](float, float y) { return 1.f - y * y; });
-}
-
-Var silu(Tape& t, const Var& x) {
-  return Unary(t, x, F::silu(x.value), [](float v, float) {
-    const float s = 1.f / (1.f + std::exp(-v));
-    return s * (1.f + v * (1.f - s));
-  });
-}
+Var hardswish(Tape& t, const Var& x) { return elementwise(t, x, OpId::kHardswish); }
+Var hardsigmoid(Tape& t, const Var& x) { return elementwise(t, x, OpId::kHardsigmoid); }
+Var sigmoid(Tape& t, const Var& x) { return elementwise(t, x, OpId::kSigmoid); }
+Var tanh(Tape& t, const Var& x) { return elementwise(t, x, OpId::kTanh); }
+Var silu(Tape& t, const Var& x) { return elementwise(t, x, OpId::kSilu); }
 
 Var softmax(Tape& t, const Var& x, int64_t dim) {
   Tensor y = F::softmax(x.value, dim);

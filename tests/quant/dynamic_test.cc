@@ -9,7 +9,7 @@
 #include "qfx/io/npy.h"
 #include "qfx/io/safetensors.h"
 #include "qfx/models/zoo.h"
-#include "qfx/quant/model_file.h"
+#include "qfx/io/model_file.h"
 #include "qfx/quant/passes.h"
 #include "qfx/quant/quantized_modules.h"
 #include "tests/testing/golden.h"
@@ -17,6 +17,9 @@
 namespace qfx {
 namespace quant {
 namespace {
+
+using io::LoadModel;
+using io::SaveModel;
 
 std::shared_ptr<fx::GraphModule> HashMlp() {
   auto model = *models::Create("mlp");

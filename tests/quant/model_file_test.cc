@@ -7,13 +7,16 @@
 #include "qfx/fx/tracer.h"
 #include "qfx/io/safetensors.h"
 #include "qfx/models/zoo.h"
-#include "qfx/quant/model_file.h"
+#include "qfx/io/model_file.h"
 #include "qfx/quant/passes.h"
 #include "tests/testing/golden.h"
 
 namespace qfx {
 namespace quant {
 namespace {
+
+using io::LoadModel;
+using io::SaveModel;
 
 std::string Tmp(const std::string& name) {
   const char* d = std::getenv("TEST_TMPDIR");

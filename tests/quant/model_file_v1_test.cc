@@ -17,13 +17,16 @@
 #include "qfx/io/safetensors.h"
 #include "qfx/nn/functional.h"
 #include "qfx/nn/modules.h"
-#include "qfx/quant/model_file.h"
+#include "qfx/io/model_file.h"
 #include "qfx/quant/passes.h"
 #include "tests/testing/golden.h"
 
 namespace qfx {
 namespace quant {
 namespace {
+
+using io::LoadModel;
+using io::SaveModel;
 
 // Three convolutions with a table-driven unary op after each.
 class Unaries : public nn::Module {

@@ -24,7 +24,7 @@
 #include "qfx/models/zoo.h"
 #include "qfx/nn/functional.h"
 #include "qfx/quant/metrics.h"
-#include "qfx/quant/model_file.h"
+#include "qfx/io/model_file.h"
 #include "qfx/quant/passes.h"
 #include "qfx/quant/quantized_modules.h"
 #include "qfx/train/trainer.h"
@@ -88,11 +88,11 @@ absl::StatusOr<Tensor> RunBatched(nn::Module& model, const Tensor& x, int64_t ba
 
 }  // namespace
 
-absl::StatusOr<std::shared_ptr<nn::Module>> LoadModel(const ModelFlags& f) {
+absl::StatusOr<std::shared_ptr<nn::Module>> OpenModel(const ModelFlags& f) {
   if (!f.file.empty() && !f.model.empty())
     return absl::InvalidArgumentError("give either a .qfx file or --model, not both");
   if (!f.file.empty()) {
-    QFX_ASSIGN_OR_RETURN(quant::ModelFile file, quant::LoadModel(f.file));
+    QFX_ASSIGN_OR_RETURN(io::ModelFile file, io::LoadModel(f.file));
     return std::shared_ptr<nn::Module>(file.module);
   }
   if (f.model.empty()) return absl::InvalidArgumentError("name a model: a .qfx file or --model NAME");
@@ -117,7 +117,7 @@ absl::StatusOr<Shape> ParseShape(const std::string& s) {
 absl::StatusOr<Shape> InputShape(const ModelFlags& model, const std::string& shape_flag) {
   if (!shape_flag.empty()) return ParseShape(shape_flag);
   if (!model.file.empty()) {
-    QFX_ASSIGN_OR_RETURN(quant::ModelFile file, quant::LoadModel(model.file));
+    QFX_ASSIGN_OR_RETURN(io::ModelFile file, io::LoadModel(model.file));
     if (file.input_shape.empty())
       return absl::InvalidArgumentError(absl::StrCat(model.file, " records no input shape: pass --shape"));
     return file.input_shape;
@@ -227,7 +227,7 @@ absl::Status Demo() {
 }
 
 absl::Status Run(const RunFlags& f) {
-  QFX_ASSIGN_OR_RETURN(auto model, LoadModel(f.model));
+  QFX_ASSIGN_OR_RETURN(auto model, OpenModel(f.model));
   QFX_ASSIGN_OR_RETURN(Tensor x, io::ReadNpy(f.input));
   QFX_ASSIGN_OR_RETURN(Tensor y, RunBatched(*model, x, f.batch, "run"));
   QFX_RETURN_IF_ERROR(io::WriteNpy(f.output, y));
@@ -246,7 +246,7 @@ absl::StatusOr<double> Top1(nn::Module& model, const Tensor& x, const Tensor& la
 }
 
 absl::Status Eval(const EvalFlags& f) {
-  QFX_ASSIGN_OR_RETURN(auto model, LoadModel(f.model));
+  QFX_ASSIGN_OR_RETURN(auto model, OpenModel(f.model));
   QFX_ASSIGN_OR_RETURN(Tensor x, io::ReadNpy(f.input));
   QFX_ASSIGN_OR_RETURN(Tensor labels, io::ReadNpy(f.labels));
   if (labels.dim() != 1 || x.dim() < 1 || labels.size(0) != x.size(0)) {
@@ -278,7 +278,7 @@ std::string Int8Paths(nn::Module& model) {
 }
 
 absl::Status Bench(const BenchFlags& f) {
-  QFX_ASSIGN_OR_RETURN(auto model, LoadModel(f.model));
+  QFX_ASSIGN_OR_RETURN(auto model, OpenModel(f.model));
   QFX_ASSIGN_OR_RETURN(Shape shape, InputShape(f.model, f.shape));
   if (f.threads > 0) SetNumThreads(f.threads);
   const Tensor x = SeededInput(shape, 1);

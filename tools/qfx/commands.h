@@ -86,7 +86,7 @@ absl::Status Bench(const BenchFlags& flags);
 
 // Shared by the subcommands: the .qfx file, or the zoo model with --weights loaded (strict), in eval
 // mode; and a parsed --shape ("1,3,224,224").
-absl::StatusOr<std::shared_ptr<nn::Module>> LoadModel(const ModelFlags& flags);
+absl::StatusOr<std::shared_ptr<nn::Module>> OpenModel(const ModelFlags& flags);
 absl::StatusOr<Shape> ParseShape(const std::string& text);
 // --shape when given, else the .qfx file's or the zoo model's default input shape.
 absl::StatusOr<Shape> InputShape(const ModelFlags& model, const std::string& shape_flag);

@@ -79,7 +79,7 @@ absl::StatusOr<std::string> Render(const fx::Graph& graph, const std::string& fo
 std::map<const fx::Node*, std::string> Notes(fx::GraphModule& gm, const quant::PrepareReport& report, bool calibrated) {
   std::map<const fx::Node*, std::string> notes;
   for (fx::Node* n : gm.graph()) {
-    if (auto q = report.quantized.find(n->name()); q != report.quantized.end()) notes[n] = "int8 " + q->second;
+    if (auto q = report.anchors.find(n); q != report.anchors.end()) notes[n] = "int8 " + q->second->name;
     if (auto f = report.left_float.find(n->name()); f != report.left_float.end()) {
       notes[n] = absl::StrCat("float: ", quant::FloatReasonText(f->second));
     }
@@ -102,7 +102,7 @@ std::map<const fx::Node*, std::string> Notes(fx::GraphModule& gm, const quant::P
 }  // namespace
 
 absl::Status Dump(const DumpFlags& f) {
-  QFX_ASSIGN_OR_RETURN(auto model, LoadModel(f.model));
+  QFX_ASSIGN_OR_RETURN(auto model, OpenModel(f.model));
   QFX_ASSIGN_OR_RETURN(Shape shape, InputShape(f.model, f.shape));
   std::shared_ptr<fx::GraphModule> gm = std::dynamic_pointer_cast<fx::GraphModule>(model);
   if (gm == nullptr) {

@@ -10,7 +10,7 @@
 #include "fmt/core.h"
 #include "qfx/fx/tracer.h"
 #include "qfx/models/zoo.h"
-#include "qfx/quant/model_file.h"
+#include "qfx/io/model_file.h"
 #include "qfx/quant/passes.h"
 #include "tools/qfx/commands.h"
 
@@ -37,7 +37,7 @@ absl::Status QuantizeDynamically(const QuantizeFlags& f, const quant::QuantConfi
   for (const std::string& w : report.warnings) std::fprintf(stderr, "qfx: warning: %s\n", w.c_str());
   QFX_ASSIGN_OR_RETURN(auto info, models::GetModelInfo(f.model.model));
   QFX_RETURN_IF_ERROR(
-      quant::SaveModel(f.out, gm, info.input_shape, absl::StrCat(f.model.model, " quantized with ", f.qconfig)));
+      io::SaveModel(f.out, gm, info.input_shape, absl::StrCat(f.model.model, " quantized with ", f.qconfig)));
   fmt::print("quantized {} with {} (dynamic): {} Linear layers int8, activations quantized per call\n", f.model.model,
              f.qconfig, report.quantized.size());
   for (const auto& [node, reason] : report.left_float) fmt::print("  float: %{} ({})\n", node, reason);
@@ -48,7 +48,7 @@ absl::Status QuantizeDynamically(const QuantizeFlags& f, const quant::QuantConfi
 }  // namespace
 
 absl::Status Quantize(const QuantizeFlags& f) {
-  QFX_ASSIGN_OR_RETURN(auto model, LoadModel(f.model));
+  QFX_ASSIGN_OR_RETURN(auto model, OpenModel(f.model));
   QFX_ASSIGN_OR_RETURN(quant::QuantConfig config, quant::LoadQuantConfig(f.qconfig));
   if (config.mapping.global() && config.mapping.global()->activation.fake_quant) {
     return absl::InvalidArgumentError(
@@ -72,9 +72,9 @@ absl::Status Quantize(const QuantizeFlags& f) {
   Shape input_shape = calib.shape();
   input_shape[0] = 1;
   QFX_RETURN_IF_ERROR(
-      quant::SaveModel(f.out, *gm, input_shape, absl::StrCat(f.model.model, " quantized with ", f.qconfig)));
+      io::SaveModel(f.out, *gm, input_shape, absl::StrCat(f.model.model, " quantized with ", f.qconfig)));
   fmt::print("quantized {} with {} (backend {}): {} int8 patterns, {} observers calibrated on {} inputs\n",
-             f.model.model, f.qconfig, config.backend, report.quantized.size(), report.observers, used);
+             f.model.model, f.qconfig, config.backend->name, report.quantized.size(), report.observers, used);
   std::map<std::string, int> reasons;
   for (const auto& [node, reason] : report.left_float) ++reasons[quant::FloatReasonText(reason)];
   for (const auto& [node, reason] : report.left_float)

@@ -10,7 +10,7 @@
 #include "qfx/fx/tracer.h"
 #include "qfx/io/npy.h"
 #include "qfx/io/safetensors.h"
-#include "qfx/quant/model_file.h"
+#include "qfx/io/model_file.h"
 #include "qfx/quant/passes.h"
 #include "qfx/train/trainer.h"
 #include "tools/qfx/commands.h"
@@ -94,7 +94,7 @@ absl::Status CheckTestFlags(const TrainFlags& f) {
 absl::Status Train(const TrainFlags& f) {
   QFX_RETURN_IF_ERROR(CheckTestFlags(f));
   QFX_ASSIGN_OR_RETURN(train::TrainOptions options, Options(f));
-  QFX_ASSIGN_OR_RETURN(auto model, LoadModel(f.model));
+  QFX_ASSIGN_OR_RETURN(auto model, OpenModel(f.model));
   QFX_ASSIGN_OR_RETURN(Data data, ReadPair(f.train_x, f.train_y));
   model->train();
   QFX_ASSIGN_OR_RETURN(auto gm, fx::SymbolicTrace(model));
@@ -119,7 +119,7 @@ absl::Status Qat(const TrainFlags& f) {
                      " is for post-training quantization (no fake-quant); use a *_qat preset "
                      "such as x86_qat, or a rule file with fake_quant = true"));
   }
-  QFX_ASSIGN_OR_RETURN(auto model, LoadModel(f.model));
+  QFX_ASSIGN_OR_RETURN(auto model, OpenModel(f.model));
   QFX_ASSIGN_OR_RETURN(Data data, ReadPair(f.train_x, f.train_y));
   const int64_t fp32_bytes = StateBytes(*model);
   model->train();
@@ -137,7 +137,7 @@ absl::Status Qat(const TrainFlags& f) {
   QFX_RETURN_IF_ERROR(quant::Convert(*gm, report));
   Shape input_shape = data.x.shape();
   input_shape[0] = 1;
-  QFX_RETURN_IF_ERROR(quant::SaveModel(f.out, *gm, input_shape, absl::StrCat(f.model.model, " QAT with ", f.qconfig)));
+  QFX_RETURN_IF_ERROR(io::SaveModel(f.out, *gm, input_shape, absl::StrCat(f.model.model, " QAT with ", f.qconfig)));
   QFX_RETURN_IF_ERROR(ReportTest(*gm, f, "int8"));
   fmt::print("{} int8 patterns, {} left float; fp32 {:.2f} MB; wrote {}\n", report.quantized.size(),
              report.left_float.size(), fp32_bytes / 1e6, f.out);

@@ -35,6 +35,8 @@ enum class OpId : uint16_t {
   kSigmoid,
   kTanh,
   kSilu,
+  kGelu,
+  kLeakyRelu,
   kSoftmax,
   kDropout,
   kConv2d,

@@ -60,6 +60,9 @@ struct ModuleScope {
 struct NodeMeta {
   std::optional<TensorMeta> tensor;
   ModuleScope scope;
+  // The quint8 qparams of the value: set by convert on the quantize nodes it inserts and by Lower on the
+  // int8 ops it produces (what later lowering steps read, instead of the nodes' arguments).
+  std::optional<QuantInfo> qparams;
 };
 
 class Graph;

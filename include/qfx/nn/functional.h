@@ -10,6 +10,7 @@
 #include <vector>
 
 #include "qfx/core/tensor.h"
+#include "qfx/core/trace.h"
 
 namespace qfx {
 namespace F {
@@ -34,6 +35,8 @@ Tensor hardsigmoid(const Tensor& x);
 Tensor sigmoid(const Tensor& x);
 Tensor tanh(const Tensor& x);
 Tensor silu(const Tensor& x);
+Tensor gelu(const Tensor& x);  // PyTorch's approximate='none': x * Phi(x), Phi by erf
+Tensor leaky_relu(const Tensor& x, double negative_slope = 0.01);
 Tensor softmax(const Tensor& x, int64_t dim);
 Tensor dropout(const Tensor& x, double p, bool training);
 
@@ -69,8 +72,9 @@ Tensor q_add(const Tensor& a, const Tensor& b, double scale, int64_t zero_point,
 Tensor q_mul(const Tensor& a, const Tensor& b, double scale, int64_t zero_point);
 Tensor q_cat(const std::vector<Tensor>& xs, int64_t dim, double scale, int64_t zero_point);
 // An elementwise float op applied through a 256-entry table: out = quantize(op(dequantize(q))).
-// `op` is the OpId of a unary op (hardswish, sigmoid, hardsigmoid, tanh, relu, dropout (identity), ...).
-Tensor q_unary(const Tensor& q, int64_t op, double scale, int64_t zero_point);
+// `op` is the OpId of an elementwise op of the registry (qfx/nn/ops.h: a table or fixed-qparams role, or a
+// derivative), `op_args` its arguments after the input (leaky_relu's slope); dropout is the identity (eval).
+Tensor q_unary(const Tensor& q, int64_t op, double scale, int64_t zero_point, const std::vector<OpArg>& op_args = {});
 
 }  // namespace F
 }  // namespace qfx

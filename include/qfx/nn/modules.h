@@ -95,6 +95,7 @@ QFX_ELEMENTWISE_MODULE(Hardsigmoid, hardsigmoid)
 QFX_ELEMENTWISE_MODULE(Sigmoid, sigmoid)
 QFX_ELEMENTWISE_MODULE(Tanh, tanh)
 QFX_ELEMENTWISE_MODULE(SiLU, silu)
+QFX_ELEMENTWISE_MODULE(GELU, gelu)  // approximate='none'
 #undef QFX_ELEMENTWISE_MODULE
 
 class Hardtanh : public Module {
@@ -104,6 +105,15 @@ class Hardtanh : public Module {
   bool is_leaf() const override { return true; }
   Tensor forward(const Tensor& x) override { return F::hardtanh(x, min_val, max_val); }
   float min_val, max_val;
+};
+
+class LeakyReLU : public Module {
+ public:
+  explicit LeakyReLU(double negative_slope = 0.01) : negative_slope(negative_slope) {}
+  std::string type_name() const override { return "LeakyReLU"; }
+  bool is_leaf() const override { return true; }
+  Tensor forward(const Tensor& x) override { return F::leaky_relu(x, negative_slope); }
+  double negative_slope;
 };
 
 class Softmax : public Module {

@@ -1,18 +1,67 @@
-// qfx nn: the op registry shared by the tracer, the interpreter and the graph formats.
+// qfx nn: the op registry, the one place an op is defined, shared by the tracer, the interpreter, the
+// graph formats, training and quantization.
 //
-// Each OpId (qfx/core/trace.h) has one schema: how graphs spell it, whether it is a function or a
-// Tensor method, torch.fx's spelling of the same target, and its fp32 implementation on positional
-// OpArgs. Adding an op is one entry here plus its traced function.
+// Each OpId (qfx/core/trace.h) has one OpSchema: how graphs spell it, whether it is a function or a
+// Tensor method, torch.fx's spelling of the same target, its fp32 implementation on positional OpArgs,
+// for elementwise ops the derivative training uses, its role in quantization (which prepare pattern
+// observes it and how convert lowers it), and the modules whose forward is this op (their PyTorch class
+// names, .qfx configs and the op arguments they stand for). Adding an op is its OpId, one entry in
+// src/nn/ops.cc and its kernel (the traced function in qfx::F); see the README, "Adding an op".
 #pragma once
 
+#include <functional>
+#include <memory>
 #include <string>
+#include <typeindex>
 #include <vector>
 
+#include "absl/status/statusor.h"
 #include "absl/strings/string_view.h"
+#include "nlohmann/json.hpp"
 #include "qfx/core/trace.h"
+#include "qfx/nn/module.h"
 
 namespace qfx {
 namespace nn {
+
+// How an op takes part in quantization (PyTorch 1.13's backend_config op lists for x86 / fbgemm).
+enum class QuantRole : uint8_t {
+  kFloat,         // no int8 form: stays float (softmax, gelu, silu, mean, batch_norm on its own, ...)
+  kWeighted,      // conv2d / linear: a qint8 weight, an observed output (the modules only)
+  kBinary,        // add / mul: own output observer with two tensor inputs, shared with a scalar operand
+  kCat,           // shares its inputs' observer, lowered to q_cat
+  kShareQParams,  // output shares the input's qparams; runs directly on quint8 (pools, relu, reshape, ...)
+  kTable,         // own output observer, lowered to q_unary's 256-entry table (hardswish, leaky_relu, ...)
+  kFixedQParams,  // fixed output qparams from the qconfig (sigmoid, tanh, hardsigmoid), lowered to q_unary
+  kQuantized,     // an op on quint8 tensors that convert produces (quantize, q_add, ...): no backward
+};
+
+// A module type that .qfx files can rebuild and passes can recognise by its C++ type. Built-in kinds are
+// listed in their op's schema (ReLU under relu) or, for modules that compute no single op, registered
+// with RegisterModuleKind (user-defined leaf modules too, so models using them can be saved and loaded).
+struct ModuleKind {
+  std::string type;                        // the registered name, PyTorch's class name ("ReLU", "Conv2d")
+  std::type_index cpp_type = typeid(void);  // identity: the C++ class
+  // The op's arguments after the input for a module whose forward is its schema's op (empty function
+  // otherwise), e.g. Hardtanh -> {min_val, max_val}, Conv2d -> {weight, bias, stride, padding, ...}.
+  std::function<std::vector<OpArg>(const Module&)> op_args;
+  std::function<nlohmann::json(const Module&)> config;                  // what a .qfx file stores
+  std::function<std::shared_ptr<Module>(const nlohmann::json&)> make;  // rebuilds it; may throw
+  QuantRole role = QuantRole::kFloat;  // for kinds that compute no registered op (Identity: share-qparams)
+  OpId op = OpId::kNumOps;             // filled from the schema that lists it
+};
+
+// A kind for a stateless module that default-constructs (ReLU, Identity): empty config.
+template <typename M>
+ModuleKind StatelessKind(std::string type) {
+  ModuleKind k;
+  k.type = std::move(type);
+  k.cpp_type = typeid(M);
+  k.op_args = [](const Module&) { return std::vector<OpArg>{}; };
+  k.config = [](const Module&) { return nlohmann::json::object(); };
+  k.make = [](const nlohmann::json&) { return std::shared_ptr<Module>(std::make_shared<M>()); };
+  return k;
+}
 
 struct OpSchema {
   OpId id;
@@ -21,6 +70,14 @@ struct OpSchema {
   const char* torch_name;  // torch.fx's qualified target: "_operator.add", "torch.flatten", "reshape"
   int min_args, max_args;  // positional arguments accepted
   Tensor (*run)(const std::vector<OpArg>& args);  // fp32 implementation; throws qfx::Error on bad input
+  QuantRole role = QuantRole::kFloat;
+  // Elementwise ops: d y / d x at (x, y) given the op's arguments after the input (training's backward).
+  // Null for other ops (their backward is structural: src/train).
+  std::function<float(float, float)> (*derivative)(const std::vector<OpArg>& args) = nullptr;
+  // Clamp-like ops (relu, relu6, hardtanh): the [lo, hi] their arguments after the input give, which
+  // convert folds into a preceding int8 conv / linear.
+  bool (*clamp)(const std::vector<OpArg>& args, float* lo, float* hi) = nullptr;
+  std::vector<ModuleKind> modules;  // the module types whose forward is this op
 };
 
 const OpSchema& GetOpSchema(OpId id);
@@ -30,6 +87,23 @@ const std::vector<OpSchema>& AllOps();
 
 // Runs an op after checking the argument count; errors name the op.
 Tensor RunOp(OpId id, const std::vector<OpArg>& args);
+
+// Registers a module kind; an error when its name or C++ type is taken.
+absl::Status RegisterModuleKind(ModuleKind kind);
+// The kind registered as `type`, or nullptr.
+const ModuleKind* FindModuleKind(absl::string_view type);
+// The kind of `m`'s C++ type, or nullptr.
+const ModuleKind* KindOf(const Module& m);
+// The op a module's forward computes (kNumOps for none) and its arguments after the input.
+OpId ModuleOp(const Module& m, std::vector<OpArg>* args = nullptr);
+// The quantization role of a module: its op's, or its kind's own.
+QuantRole ModuleRole(const Module& m);
+// Every registered kind's name, sorted, for messages.
+std::vector<std::string> ModuleKindNames();
+// Rebuilds a module of a registered kind from its config (in eval mode); errors name the type.
+absl::StatusOr<std::shared_ptr<Module>> MakeModule(const std::string& type, const nlohmann::json& config);
+// The config of a module of a registered kind; kUnimplemented naming its type otherwise.
+absl::StatusOr<nlohmann::json> ModuleConfig(const Module& m);
 
 }  // namespace nn
 }  // namespace qfx

@@ -8,18 +8,31 @@
 
 #include "absl/status/statusor.h"
 #include "qfx/fx/graph_module.h"
+#include "qfx/nn/ops.h"
 #include "qfx/quant/qconfig.h"
 
 namespace qfx {
 namespace quant {
 
-// One op of a pattern: any of its alternatives (a module type, a function op or a method op).
+// One op of a pattern: any of its alternatives. `ops` match call_function / call_method nodes of those
+// ops and call_module nodes whose module computes one of them (its registered kind, qfx/nn/ops.h);
+// `modules` match further modules by C++ type (fused and QAT modules).
 struct OpMatcher {
-  std::vector<std::string> module_types;  // "Conv2d", "ReLU", ...
-  std::vector<OpId> functions;            // call_function ops
-  std::vector<OpId> methods;              // call_method ops
+  std::vector<OpId> ops;
+  std::vector<bool (*)(const nn::Module&)> modules;
+  bool module_ops = true;  // false: `ops` match only call_function / call_method nodes
   bool Matches(fx::GraphModule& gm, const fx::Node& n) const;
 };
+// True for modules of C++ type M (or derived from it).
+template <typename M>
+bool IsA(const nn::Module& m) {
+  return dynamic_cast<const M*>(&m) != nullptr;
+}
+// The op a node computes: its target for call_function / call_method, its module's op for call_module
+// (kNumOps for none); `args` (may be null) gets the op's constant arguments after the input.
+OpId NodeOp(fx::GraphModule& gm, const fx::Node& n, std::vector<OpArg>* args = nullptr);
+// The quantization role of what a node computes (qfx/nn/ops.h QuantRole).
+nn::QuantRole NodeRole(fx::GraphModule& gm, const fx::Node& n);
 
 enum class ObservationType : uint8_t {
   kOwnObserver,         // the output gets an observer of its own (PyTorch's OUTPUT_USE_DIFFERENT_OBSERVER_AS_INPUT)
@@ -46,12 +59,12 @@ struct BackendConfig {
   bool symmetric_weights = true;  // weight zero points must be 0
 };
 
-absl::StatusOr<BackendConfig> GetBackendConfig(const std::string& name);
+// The preset backend of that name (resolved once, when a config is loaded), or kNotFound listing them.
+absl::StatusOr<const BackendConfig*> GetBackendConfig(absl::string_view name);
+// The x86 backend, the default.
+const BackendConfig* DefaultBackend();
 // The preset backends' names, for validation and messages: x86, fbgemm, qnnpack, onednn.
 const std::vector<std::string>& BackendNames();
-// The ops whose output shares its input's qparams (pools, relu, relu6, hardtanh, identity, flatten,
-// reshape, view): the prepare pattern "share-qparams", and what Lower runs directly on quint8 tensors.
-const OpMatcher& ShareQParamsOps();
 
 // The pattern of `config` that ends at `node` (its ops form a chain through args[0], inner nodes having
 // no other user) with the most ops, or nullptr. `fusion` selects fusion patterns or prepare patterns.

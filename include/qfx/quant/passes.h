@@ -22,7 +22,7 @@ namespace qfx {
 namespace quant {
 
 struct FuseOptions {
-  std::string backend = "x86";
+  const BackendConfig* backend = DefaultBackend();  // GetBackendConfig("qnnpack") for another
   // When given, nodes whose qconfig is none are not fused (they stay exactly as they were).
   const QConfigMapping* mapping = nullptr;
 };
@@ -36,13 +36,19 @@ struct PrepareOptions {
   QuantConfig config;  // the mapping and the backend
 };
 
+// What Prepare decided: typed state keyed by node for Convert (nodes stay owned by their graph, erased or
+// not), and the same by node name and module path for people (dumps, messages, tests).
 struct PrepareReport {
-  // Quantized patterns by the node that ends them (its name), with the pattern name ("conv-relu", ...).
+  // Quantized patterns by the node that ends them, with the backend pattern ("conv-relu", ...).
+  std::unordered_map<const fx::Node*, const BackendPattern*> anchors;
+  // Weighted modules' weight specs, by their call_module node (convert quantizes the weights with them).
+  std::unordered_map<const fx::Node*, ObserverSpec> weights;
+
+  // For people: anchors by node name with the pattern name, weight specs by module path.
   std::map<std::string, std::string> quantized;
+  std::map<std::string, ObserverSpec> weight_specs;
   // Every other op node and why it stays float.
   std::map<std::string, FloatReason> left_float;
-  // Weighted modules' weight specs, by module path (convert quantizes the weights with them).
-  std::map<std::string, ObserverSpec> weight_specs;
   // User rules that matched no node (warnings).
   std::vector<std::string> warnings;
   int observers = 0;

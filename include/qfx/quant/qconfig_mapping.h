@@ -20,6 +20,7 @@
 
 #include "absl/status/statusor.h"
 #include "qfx/fx/graph_module.h"
+#include "qfx/quant/backend.h"
 #include "qfx/quant/qconfig.h"
 
 namespace qfx {
@@ -72,11 +73,13 @@ absl::StatusOr<QConfigMapping> PresetMapping(const std::string& name);
 // The global qconfig of a preset.
 absl::StatusOr<QConfig> PresetQConfig(const std::string& name);
 const std::vector<std::string>& PresetNames();
+// The backend a preset targets: "x86" for x86 and x86_qat, "x86" for dynamic, ...
+std::string PresetBackend(const std::string& preset);
 
 // A loaded rule file (or preset): the mapping and the backend whose patterns and constraints apply.
 struct QuantConfig {
   QConfigMapping mapping;
-  std::string backend = "x86";
+  const BackendConfig* backend = DefaultBackend();  // resolved when the config is loaded
   std::string source;  // the preset name or the file path
 };
 

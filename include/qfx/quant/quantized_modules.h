@@ -141,5 +141,9 @@ absl::StatusOr<QuantizedLayer> QuantizeLayer(const Tensor& weight, const Tensor&
 // The same with given qparams (a QAT weight fake-quant's: the grid the model was trained on).
 absl::StatusOr<QuantizedLayer> QuantizeLayer(const Tensor& weight, const Tensor& bias, const QParams& qp);
 
+// Registers the module kinds of this layer (int8 and fused modules: qfx/nn/ops.h ModuleKind) so that
+// .qfx files can save and rebuild them; idempotent.
+absl::Status RegisterModuleKinds();
+
 }  // namespace quant
 }  // namespace qfx

@@ -21,6 +21,8 @@ Var linear(Tape& t, const Var& x, const Var& w, const Var& b);
 Var batch_norm(Tape& t, const Var& x, const Tensor& running_mean, const Tensor& running_var, const Var& weight,
                const Var& bias, bool training, double momentum, double eps);
 
+// Any elementwise op of the registry (qfx/nn/ops.h: one with a derivative), `args` its arguments after x.
+Var elementwise(Tape& t, const Var& x, OpId op, const std::vector<OpArg>& args = {});
 Var relu(Tape& t, const Var& x);
 Var relu6(Tape& t, const Var& x);
 Var hardtanh(Tape& t, const Var& x, float min_val, float max_val);

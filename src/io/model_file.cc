@@ -1,5 +1,5 @@
-// qfx quant: .qfx model files (see include/qfx/quant/model_file.h).
-#include "qfx/quant/model_file.h"
+// qfx io: .qfx model files (see include/qfx/io/model_file.h).
+#include "qfx/io/model_file.h"
 
 #include <iterator>
 #include <set>
@@ -13,7 +13,7 @@
 #include "qfx/quant/quantized_modules.h"
 
 namespace qfx {
-namespace quant {
+namespace io {
 namespace {
 
 using json = nlohmann::json;
@@ -130,6 +130,7 @@ absl::StatusOr<std::string> GraphJsonFromFile(const std::string& path, const std
 
 absl::Status SaveModel(const std::string& path, fx::GraphModule& gm, const Shape& input_shape,
                        const std::string& source) {
+  QFX_RETURN_IF_ERROR(quant::RegisterModuleKinds());
   json modules = json::object();
   nn::NamedTensors tensors;
   std::set<std::string> seen;
@@ -139,7 +140,7 @@ absl::Status SaveModel(const std::string& path, fx::GraphModule& gm, const Shape
     if (n->op() == fx::Opcode::kCallModule) {
       nn::Module* m = gm.submodule(target);
       if (m == nullptr) return absl::InternalError(absl::StrCat("SaveModel: module '", target, "' is missing"));
-      absl::StatusOr<json> config = ModuleConfig(*m);
+      absl::StatusOr<json> config = nn::ModuleConfig(*m);
       if (!config.ok()) return Bad(path, absl::StrCat("module '", target, "': ", config.status().message()));
       modules[target] = {{"type", m->type_name()}, {"config", *config}};
       for (auto& [name, t] : m->state_dict(target)) tensors.emplace_back(name, t);
@@ -162,7 +163,7 @@ absl::Status BuildModules(const std::string& path, const json& modules, Containe
     if (!entry.is_object() || !entry.contains("type") || !entry["type"].is_string() || !entry.contains("config")) {
       return Bad(path, absl::StrCat("module '", target, "' needs a type and a config"));
     }
-    absl::StatusOr<std::shared_ptr<nn::Module>> m = MakeModule(entry["type"].get<std::string>(), entry["config"]);
+    absl::StatusOr<std::shared_ptr<nn::Module>> m = nn::MakeModule(entry["type"].get<std::string>(), entry["config"]);
     if (!m.ok()) return Bad(path, absl::StrCat("module '", target, "': ", m.status().message()));
     absl::StatusOr<Container*> parent = ContainerAt(root, Parent(target));
     if (!parent.ok()) return Bad(path, absl::StrCat("module '", target, "': ", parent.status().message()));
@@ -174,6 +175,7 @@ absl::Status BuildModules(const std::string& path, const json& modules, Containe
 }  // namespace
 
 absl::StatusOr<ModelFile> LoadModel(const std::string& path) {
+  QFX_RETURN_IF_ERROR(quant::RegisterModuleKinds());
   QFX_ASSIGN_OR_RETURN(io::Safetensors st, io::ReadSafetensors(path));
   auto meta = [&](const char* key) -> const std::string* {
     auto it = st.metadata.find(key);
@@ -213,8 +215,8 @@ absl::StatusOr<ModelFile> LoadModel(const std::string& path) {
   absl::Status s = gm->load_state_dict(st.tensors, /*strict=*/true);
   if (!s.ok()) return Bad(path, std::string(s.message()));
   for (const auto& [name, m] : gm->named_modules()) {
-    if (auto* q = dynamic_cast<QuantizedWeighted*>(m)) q->Prepack();
-    if (auto* d = dynamic_cast<DynamicQuantizedLinear*>(m)) d->Prepack();
+    if (auto* q = dynamic_cast<quant::QuantizedWeighted*>(m)) q->Prepack();
+    if (auto* d = dynamic_cast<quant::DynamicQuantizedLinear*>(m)) d->Prepack();
   }
   s = gm->Lint();
   if (!s.ok()) return Bad(path, std::string(s.message()));
@@ -232,5 +234,5 @@ absl::StatusOr<ModelFile> LoadModel(const std::string& path) {
   return out;
 }
 
-}  // namespace quant
+}  // namespace io
 }  // namespace qfx

@@ -1,4 +1,4 @@
-// qfx quant: .qfx model files — a converted (or any traced) GraphModule saved so that `qfx run` can load
+// qfx io: .qfx model files — a converted (or any traced) GraphModule saved so that `qfx run` can load
 // and run it without the model's C++ class.
 //
 // Format (safetensors carrier): tensors = the GraphModule's state_dict (int8 weights, per-channel weight
@@ -8,6 +8,7 @@
 //              argument) is the op's registered name ("hardswish"); version 1 files, which stored the
 //              OpId number of their day there, still load,
 //   "modules": {"conv1": {"type": "QuantizedConvReLU2d", "config": {...}}, ...} for every called module,
+//              by its registered kind (qfx/nn/ops.h ModuleKind; user-defined leaf modules can register one),
 //   "input_shape": "[1, 3, 224, 224]" (the shape the model was quantized for), "source": free text.
 // Loading validates everything (format and version, module types and configs, graph lint against the
 // modules, every tensor present with its dtype and shape, nothing extra) and names the file and the
@@ -17,11 +18,10 @@
 #include <string>
 
 #include "absl/status/statusor.h"
-#include "nlohmann/json.hpp"
 #include "qfx/fx/graph_module.h"
 
 namespace qfx {
-namespace quant {
+namespace io {
 
 struct ModelFile {
   std::shared_ptr<fx::GraphModule> module;
@@ -33,10 +33,5 @@ absl::Status SaveModel(const std::string& path, fx::GraphModule& module, const S
                        const std::string& source);
 absl::StatusOr<ModelFile> LoadModel(const std::string& path);
 
-// The JSON config of a module that .qfx files can rebuild, or kUnimplemented naming its type.
-absl::StatusOr<nlohmann::json> ModuleConfig(const nn::Module& module);
-// Rebuilds a module of `type` from its config (parameters are loaded separately, from the state_dict).
-absl::StatusOr<std::shared_ptr<nn::Module>> MakeModule(const std::string& type, const nlohmann::json& config);
-
-}  // namespace quant
+}  // namespace io
 }  // namespace qfx
