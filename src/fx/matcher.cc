@@ -1,6 +1,7 @@
 // qfx fx: SubgraphMatcher and ReplacePattern (see include/qfx/fx/matcher.h).
 #include "qfx/fx/matcher.h"
 
+#include <algorithm>
 #include <set>
 
 #include "absl/strings/str_cat.h"
@@ -126,6 +127,19 @@ absl::StatusOr<const Node*> Anchor(const Graph& pattern) {
 }
 
 }  // namespace
+
+std::vector<Node*> MatchChain(const std::vector<std::function<bool(const Node&)>>& ops, Node* last) {
+  std::vector<Node*> chain;
+  Node* n = last;
+  for (size_t i = ops.size(); i-- > 0;) {
+    if (n == nullptr || !ops[i](*n) || (n != last && n->users().size() != 1)) return {};
+    chain.push_back(n);
+    n = i > 0 && !n->args().empty() && std::holds_alternative<Node*>(n->args()[0]) ? std::get<Node*>(n->args()[0])
+                                                                                   : nullptr;
+  }
+  std::reverse(chain.begin(), chain.end());
+  return chain;
+}
 
 absl::StatusOr<std::vector<SubgraphMatch>> FindMatches(const Graph& pattern, nn::Module* pattern_owner, Graph& graph,
                                                        nn::Module* graph_owner, const MatchOptions& options) {

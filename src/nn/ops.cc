@@ -110,10 +110,10 @@ Tensor RunAvgPool(const std::vector<OpArg>& v) {
 }
 
 #define QFX_UNARY(fn) [](const std::vector<OpArg>& v) { return F::fn(Args{#fn, v}.T(0)); }
-#define QFX_RUN(fn, ...)                          \
-  [](const std::vector<OpArg>& v) {               \
-    const Args a{#fn, v};                         \
-    return F::fn(__VA_ARGS__);                    \
+#define QFX_RUN(fn, ...)            \
+  [](const std::vector<OpArg>& v) { \
+    const Args a{#fn, v};           \
+    return F::fn(__VA_ARGS__);      \
   }
 
 // ----- derivatives of elementwise ops (PyTorch's rules, including which side of a kink gets 1) -----
@@ -210,14 +210,14 @@ ModuleKind Conv2dKind() {
   return KindWith<Conv2d>(
       "Conv2d",
       [](const Conv2d& c) {
-        return std::vector<OpArg>{c.weight,           OptTensor(c.bias),  c.options.stride,
-                                  c.options.padding,  c.options.dilation, c.options.groups};
+        return std::vector<OpArg>{c.weight,          OptTensor(c.bias),  c.options.stride,
+                                  c.options.padding, c.options.dilation, c.options.groups};
       },
       [](const Conv2d& c) {
-        return json{{"in", c.in_channels},           {"out", c.out_channels},
-                    {"kernel", c.kernel_size},       {"stride", c.options.stride[0]},
-                    {"padding", c.options.padding[0]}, {"dilation", c.options.dilation[0]},
-                    {"groups", c.options.groups},    {"bias", c.bias.defined()}};
+        return json{
+            {"in", c.in_channels},           {"out", c.out_channels},           {"kernel", c.kernel_size},
+            {"stride", c.options.stride[0]}, {"padding", c.options.padding[0]}, {"dilation", c.options.dilation[0]},
+            {"groups", c.options.groups},    {"bias", c.bias.defined()}};
       },
       [](const json& c) {
         return std::make_shared<Conv2d>(
@@ -229,8 +229,13 @@ ModuleKind Conv2dKind() {
 
 ModuleKind LinearKind() {
   return KindWith<Linear>(
-      "Linear", [](const Linear& l) { return std::vector<OpArg>{l.weight, OptTensor(l.bias)}; },
-      [](const Linear& l) { return json{{"in", l.in_features}, {"out", l.out_features}, {"bias", l.bias.defined()}}; },
+      "Linear",
+      [](const Linear& l) {
+        return std::vector<OpArg>{l.weight, OptTensor(l.bias)};
+      },
+      [](const Linear& l) {
+        return json{{"in", l.in_features}, {"out", l.out_features}, {"bias", l.bias.defined()}};
+      },
       [](const json& c) {
         return std::make_shared<Linear>(c.at("in").get<int64_t>(), c.at("out").get<int64_t>(),
                                         c.at("bias").get<bool>());
@@ -242,10 +247,11 @@ ModuleKind BatchNormKind(std::string type) {
   return KindWith<BN>(
       std::move(type),
       [](const BN& b) {
-        return std::vector<OpArg>{b.running_mean, b.running_var, b.weight,  b.bias,
-                                  b.is_training(), b.momentum,   b.eps};
+        return std::vector<OpArg>{b.running_mean, b.running_var, b.weight, b.bias, b.is_training(), b.momentum, b.eps};
       },
-      [](const BN& b) { return json{{"num_features", b.num_features}, {"eps", b.eps}, {"momentum", b.momentum}}; },
+      [](const BN& b) {
+        return json{{"num_features", b.num_features}, {"eps", b.eps}, {"momentum", b.momentum}};
+      },
       [](const json& c) {
         return std::make_shared<BN>(c.at("num_features").get<int64_t>(), c.at("eps").get<double>(),
                                     c.at("momentum").get<double>());
@@ -298,7 +304,9 @@ ModuleKind AvgPoolKind() {
 ModuleKind AdaptiveAvgPoolKind() {
   return KindWith<AdaptiveAvgPool2d>(
       "AdaptiveAvgPool2d", [](const AdaptiveAvgPool2d& p) { return std::vector<OpArg>{p.output_size}; },
-      [](const AdaptiveAvgPool2d& p) { return json{{"output_size", p.output_size}}; },
+      [](const AdaptiveAvgPool2d& p) {
+        return json{{"output_size", p.output_size}};
+      },
       [](const json& c) {
         const auto size = c.at("output_size").get<std::vector<int64_t>>();
         if (size.size() != 2) ThrowInvalid("output_size must have 2 values");
@@ -308,22 +316,33 @@ ModuleKind AdaptiveAvgPoolKind() {
 
 ModuleKind HardtanhKind() {
   return KindWith<Hardtanh>(
-      "Hardtanh", [](const Hardtanh& h) { return std::vector<OpArg>{double{h.min_val}, double{h.max_val}}; },
-      [](const Hardtanh& h) { return json{{"min_val", h.min_val}, {"max_val", h.max_val}}; },
-      [](const json& c) { return std::make_shared<Hardtanh>(c.at("min_val").get<float>(), c.at("max_val").get<float>()); });
+      "Hardtanh",
+      [](const Hardtanh& h) {
+        return std::vector<OpArg>{double{h.min_val}, double{h.max_val}};
+      },
+      [](const Hardtanh& h) {
+        return json{{"min_val", h.min_val}, {"max_val", h.max_val}};
+      },
+      [](const json& c) {
+        return std::make_shared<Hardtanh>(c.at("min_val").get<float>(), c.at("max_val").get<float>());
+      });
 }
 
 ModuleKind LeakyReLUKind() {
   return KindWith<LeakyReLU>(
       "LeakyReLU", [](const LeakyReLU& l) { return std::vector<OpArg>{l.negative_slope}; },
-      [](const LeakyReLU& l) { return json{{"negative_slope", l.negative_slope}}; },
+      [](const LeakyReLU& l) {
+        return json{{"negative_slope", l.negative_slope}};
+      },
       [](const json& c) { return std::make_shared<LeakyReLU>(c.at("negative_slope").get<double>()); });
 }
 
 ModuleKind GELUKind() {
   return KindWith<GELU>(
       "GELU", [](const GELU&) { return std::vector<OpArg>{}; },
-      [](const GELU&) { return json{{"approximate", "none"}}; },
+      [](const GELU&) {
+        return json{{"approximate", "none"}};
+      },
       [](const json& c) {
         if (c.value("approximate", "none") != "none") ThrowInvalid("GELU: only approximate='none' is supported");
         return std::make_shared<GELU>();
@@ -333,14 +352,21 @@ ModuleKind GELUKind() {
 ModuleKind SoftmaxKind() {
   return KindWith<Softmax>(
       "Softmax", [](const Softmax& s) { return std::vector<OpArg>{s.dim}; },
-      [](const Softmax& s) { return json{{"dim", s.dim}}; },
+      [](const Softmax& s) {
+        return json{{"dim", s.dim}};
+      },
       [](const json& c) { return std::make_shared<Softmax>(c.at("dim").get<int64_t>()); });
 }
 
 ModuleKind FlattenKind() {
   return KindWith<Flatten>(
-      "Flatten", [](const Flatten& f) { return std::vector<OpArg>{f.start_dim, f.end_dim}; },
-      [](const Flatten& f) { return json{{"start_dim", f.start_dim}, {"end_dim", f.end_dim}}; },
+      "Flatten",
+      [](const Flatten& f) {
+        return std::vector<OpArg>{f.start_dim, f.end_dim};
+      },
+      [](const Flatten& f) {
+        return json{{"start_dim", f.start_dim}, {"end_dim", f.end_dim}};
+      },
       [](const json& c) {
         return std::make_shared<Flatten>(c.at("start_dim").get<int64_t>(), c.at("end_dim").get<int64_t>());
       });
@@ -348,8 +374,13 @@ ModuleKind FlattenKind() {
 
 ModuleKind DropoutKind() {
   return KindWith<Dropout>(
-      "Dropout", [](const Dropout& d) { return std::vector<OpArg>{d.p, d.is_training()}; },
-      [](const Dropout& d) { return json{{"p", d.p}}; },
+      "Dropout",
+      [](const Dropout& d) {
+        return std::vector<OpArg>{d.p, d.is_training()};
+      },
+      [](const Dropout& d) {
+        return json{{"p", d.p}};
+      },
       [](const json& c) { return std::make_shared<Dropout>(c.at("p").get<double>()); });
 }
 
@@ -358,12 +389,11 @@ std::vector<OpSchema> MakeRegistry() {
   return {
       {OpId::kAdd, "add", false, "_operator.add", 2, 2, RunAdd, QR::kBinary},
       {OpId::kMul, "mul", false, "_operator.mul", 2, 2, RunMul, QR::kBinary},
-      {OpId::kCat, "cat", false, "torch.cat", 2, 2, QFX_RUN(cat, a.Get<std::vector<Tensor>>(0, "a list of tensors"), a.I(1)),
-       QR::kCat},
+      {OpId::kCat, "cat", false, "torch.cat", 2, 2,
+       QFX_RUN(cat, a.Get<std::vector<Tensor>>(0, "a list of tensors"), a.I(1)), QR::kCat},
       {OpId::kFlatten, "flatten", false, "torch.flatten", 3, 3, QFX_RUN(flatten, a.T(0), a.I(1), a.I(2)),
        QR::kShareQParams, nullptr, nullptr, K{FlattenKind()}},
-      {OpId::kReshape, "reshape", false, "torch.reshape", 2, 2, QFX_RUN(reshape, a.T(0), a.Ints(1)),
-       QR::kShareQParams},
+      {OpId::kReshape, "reshape", false, "torch.reshape", 2, 2, QFX_RUN(reshape, a.T(0), a.Ints(1)), QR::kShareQParams},
       {OpId::kMean, "mean", false, "torch.mean", 3, 3, QFX_RUN(mean, a.T(0), a.Ints(1), a.B(2))},
       {OpId::kRelu, "relu", false, "torch.nn.functional.relu", 1, 1, QFX_UNARY(relu), QR::kShareQParams, DReLU,
        ClampReLU, K{StatelessKind<ReLU>("ReLU")}},
@@ -374,11 +404,11 @@ std::vector<OpSchema> MakeRegistry() {
       {OpId::kHardswish, "hardswish", false, "torch.nn.functional.hardswish", 1, 1, QFX_UNARY(hardswish), QR::kTable,
        DHardswish, nullptr, K{StatelessKind<Hardswish>("Hardswish")}},
       {OpId::kHardsigmoid, "hardsigmoid", false, "torch.nn.functional.hardsigmoid", 1, 1, QFX_UNARY(hardsigmoid),
-       QR::kFixedQParams, DHardsigmoid, nullptr, K{StatelessKind<Hardsigmoid>("Hardsigmoid")}},
+       QR::kFixedQParams, DHardsigmoid, nullptr, K{StatelessKind<Hardsigmoid>("Hardsigmoid")}, FixedRange::kUnit},
       {OpId::kSigmoid, "sigmoid", false, "torch.sigmoid", 1, 1, QFX_UNARY(sigmoid), QR::kFixedQParams, DSigmoid,
-       nullptr, K{StatelessKind<Sigmoid>("Sigmoid")}},
+       nullptr, K{StatelessKind<Sigmoid>("Sigmoid")}, FixedRange::kUnit},
       {OpId::kTanh, "tanh", false, "torch.tanh", 1, 1, QFX_UNARY(tanh), QR::kFixedQParams, DTanh, nullptr,
-       K{StatelessKind<Tanh>("Tanh")}},
+       K{StatelessKind<Tanh>("Tanh")}, FixedRange::kSymmetric},
       {OpId::kSilu, "silu", false, "torch.nn.functional.silu", 1, 1, QFX_UNARY(silu), QR::kFloat, DSilu, nullptr,
        K{StatelessKind<SiLU>("SiLU")}},
       {OpId::kGelu, "gelu", false, "torch._C._nn.gelu", 1, 1, QFX_UNARY(gelu), QR::kFloat, DGelu, nullptr,
@@ -386,15 +416,15 @@ std::vector<OpSchema> MakeRegistry() {
       {OpId::kLeakyRelu, "leaky_relu", false, "torch.nn.functional.leaky_relu", 2, 2,
        QFX_RUN(leaky_relu, a.T(0), a.D(1)), QR::kTable, DLeakyRelu, nullptr, K{LeakyReLUKind()}},
       {OpId::kSoftmax, "softmax", false, "torch.nn.functional.softmax", 2, 2, QFX_RUN(softmax, a.T(0), a.I(1)),
-       QR::kFloat, nullptr, nullptr, K{SoftmaxKind()}},
-      {OpId::kDropout, "dropout", false, "torch.nn.functional.dropout", 3, 3,
-       QFX_RUN(dropout, a.T(0), a.D(1), a.B(2)), QR::kTable, nullptr, nullptr, K{DropoutKind()}},
+       QR::kFloat, nullptr, nullptr, K{SoftmaxKind()}, FixedRange::kUnit},
+      {OpId::kDropout, "dropout", false, "torch.nn.functional.dropout", 3, 3, QFX_RUN(dropout, a.T(0), a.D(1), a.B(2)),
+       QR::kTable, nullptr, nullptr, K{DropoutKind()}},
       {OpId::kConv2d, "conv2d", false, "torch.conv2d", 7, 7, RunConv2d, QR::kWeighted, nullptr, nullptr,
        K{Conv2dKind()}},
       {OpId::kLinear, "linear", false, "torch._C._nn.linear", 3, 3, QFX_RUN(linear, a.T(0), a.T(1), a.OptT(2)),
        QR::kWeighted, nullptr, nullptr, K{LinearKind()}},
-      {OpId::kBatchNorm, "batch_norm", false, "torch.nn.functional.batch_norm", 8, 8, RunBatchNorm, QR::kFloat,
-       nullptr, nullptr, K{BatchNormKind<BatchNorm2d>("BatchNorm2d"), BatchNormKind<BatchNorm1d>("BatchNorm1d")}},
+      {OpId::kBatchNorm, "batch_norm", false, "torch.nn.functional.batch_norm", 8, 8, RunBatchNorm, QR::kFloat, nullptr,
+       nullptr, K{BatchNormKind<BatchNorm2d>("BatchNorm2d"), BatchNormKind<BatchNorm1d>("BatchNorm1d")}},
       {OpId::kMaxPool2d, "max_pool2d", false, "torch.nn.functional.max_pool2d", 6, 6, RunMaxPool, QR::kShareQParams,
        nullptr, nullptr, K{MaxPoolKind()}},
       {OpId::kAvgPool2d, "avg_pool2d", false, "torch._C._nn.avg_pool2d", 6, 6, RunAvgPool, QR::kShareQParams, nullptr,

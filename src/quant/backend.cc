@@ -8,6 +8,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
+#include "qfx/fx/matcher.h"
 #include "qfx/quant/fused_modules.h"
 #include "qfx/quant/qat_modules.h"
 
@@ -54,9 +55,15 @@ std::vector<BackendPattern> PreparePatterns() {
   std::vector<BackendPattern> p = {
       {"add-relu", {Function(OpId::kAdd), Relu()}, OT::kOwnObserver},
       {"mul-relu", {Function(OpId::kMul), Relu()}, OT::kOwnObserver},
-      {"conv", {Modules({IsA<nn::Conv2d>, IsFusedOf<nn::Conv2d>, IsA<QatConv2d>})}, OT::kOwnObserver, Fusion::kNone,
+      {"conv",
+       {Modules({IsA<nn::Conv2d>, IsFusedOf<nn::Conv2d>, IsA<QatConv2d>})},
+       OT::kOwnObserver,
+       Fusion::kNone,
        true},
-      {"linear", {Modules({IsA<nn::Linear>, IsFusedOf<nn::Linear>, IsA<QatLinear>})}, OT::kOwnObserver, Fusion::kNone,
+      {"linear",
+       {Modules({IsA<nn::Linear>, IsFusedOf<nn::Linear>, IsA<QatLinear>})},
+       OT::kOwnObserver,
+       Fusion::kNone,
        true},
       {"add", {Function(OpId::kAdd)}, OT::kBinary},
       {"mul", {Function(OpId::kMul)}, OT::kBinary},
@@ -80,20 +87,6 @@ BackendConfig MakeBackend(const std::string& name) {
   return c;
 }
 
-OpArg ConstantArg(const fx::Argument& a) {
-  return std::visit(
-      [](const auto& v) -> OpArg {
-        using T = std::decay_t<decltype(v)>;
-        if constexpr (std::is_same_v<T, int64_t> || std::is_same_v<T, double> || std::is_same_v<T, bool> ||
-                      std::is_same_v<T, std::vector<int64_t>>) {
-          return v;
-        } else {
-          return std::monostate();
-        }
-      },
-      a);
-}
-
 }  // namespace
 
 const std::vector<std::string>& BackendNames() {
@@ -111,7 +104,7 @@ OpId NodeOp(fx::GraphModule& gm, const fx::Node& n, std::vector<OpArg>* args) {
     case fx::Opcode::kCallMethod:
       if (args != nullptr) {
         args->clear();
-        for (size_t i = 1; i < n.args().size(); ++i) args->push_back(ConstantArg(n.args()[i]));
+        for (size_t i = 1; i < n.args().size(); ++i) args->push_back(ConstantAs<OpArg>(n.args()[i]));
       }
       return n.target().op;
     default:
@@ -163,20 +156,11 @@ const BackendPattern* MatchPattern(const BackendConfig& config, fx::GraphModule&
                                    std::vector<fx::Node*>* matched) {
   for (const BackendPattern& p : config.patterns) {
     if ((p.fusion != Fusion::kNone) != fusion) continue;
-    std::vector<fx::Node*> chain;
-    fx::Node* n = node;
-    bool ok = true;
-    for (size_t i = p.ops.size(); ok && i-- > 0;) {
-      ok = n != nullptr && p.ops[i].Matches(gm, *n) && (n == node || n->users().size() == 1);
-      if (!ok) break;
-      chain.push_back(n);
-      n = i > 0 && !n->args().empty() && std::holds_alternative<fx::Node*>(n->args()[0])
-              ? std::get<fx::Node*>(n->args()[0])
-              : nullptr;
-    }
-    if (!ok) continue;
-    std::reverse(chain.begin(), chain.end());
-    *matched = chain;
+    std::vector<std::function<bool(const fx::Node&)>> ops;
+    for (const OpMatcher& m : p.ops) ops.push_back([&m, &gm](const fx::Node& n) { return m.Matches(gm, n); });
+    std::vector<fx::Node*> chain = fx::MatchChain(ops, node);
+    if (chain.empty()) continue;
+    *matched = std::move(chain);
     return &p;
   }
   return nullptr;

@@ -333,9 +333,15 @@ absl::StatusOr<QConfigMapping> PresetMapping(const std::string& name) {
         WithRange(Spec(ObserverKind::kMovingAverageMinMax, QDType::kQInt8, QScheme::kPerTensorSymmetric), -128, 127));
   const QConfig sigmoid_like{Fixed(1.f / 256.f, 0, p.qat), weight};
   const QConfig tanh_like{Fixed(2.f / 256.f, 128, p.qat), weight};
-  for (const char* t : {"Hardsigmoid", "hardsigmoid", "Sigmoid", "sigmoid", "Softmax"})
-    m.SetObjectType(t, sigmoid_like);
-  for (const char* t : {"Tanh", "tanh"}) m.SetObjectType(t, tanh_like);
+  // From the registry's fixed ranges: [0, 1] ops, then [-1, 1] ops, each module kind before its function.
+  for (const nn::FixedRange range : {nn::FixedRange::kUnit, nn::FixedRange::kSymmetric}) {
+    for (const nn::OpSchema& op : nn::AllOps()) {
+      if (op.fixed_range != range) continue;
+      const QConfig& q = range == nn::FixedRange::kUnit ? sigmoid_like : tanh_like;
+      for (const nn::ModuleKind& kind : op.modules) m.SetObjectType(kind.type, q);
+      if (op.id != OpId::kSoftmax) m.SetObjectType(op.name, q);  // PyTorch lists only nn.Softmax
+    }
+  }
   // reshape shares its input's observer.
   m.SetObjectType("reshape", QConfig{Spec(ObserverKind::kReuseInput, QDType::kQUInt8, QScheme::kPerTensorAffine),
                                      Spec(ObserverKind::kNoop, QDType::kQUInt8, QScheme::kPerTensorAffine)});

@@ -122,20 +122,8 @@ Var Runner::Module(nn::Module& m, const Var& x) {
   if (!HasBackward(op)) ThrowInvalid(Unsupported(m));
   std::vector<Value> args = {x};  // the op the module computes, its tensors (weights) as parameters
   for (const OpArg& a : op_args) {
-    if (const auto* t = std::get_if<Tensor>(&a)) {
-      args.push_back(Param(*t));
-    } else {
-      args.push_back(std::visit(
-          [](const auto& v) -> Value {
-            using T = std::decay_t<decltype(v)>;
-            if constexpr (std::is_same_v<T, Tensor> || std::is_same_v<T, std::vector<Tensor>>) {
-              return std::monostate();
-            } else {
-              return v;
-            }
-          },
-          a));
-    }
+    const auto* t = std::get_if<Tensor>(&a);
+    args.push_back(t ? Value(Param(*t)) : ConstantAs<Value>(a));
   }
   return Function(op, args);
 }
@@ -163,18 +151,7 @@ Tensor OptTensor(const std::vector<Value>& args, size_t i) { return OptVar(args,
 // The constant arguments after the input, as the registry's functions take them.
 std::vector<OpArg> Constants(const std::vector<Value>& args) {
   std::vector<OpArg> out;
-  for (size_t i = 1; i < args.size(); ++i) {
-    out.push_back(std::visit(
-        [](const auto& v) -> OpArg {
-          using T = std::decay_t<decltype(v)>;
-          if constexpr (std::is_same_v<T, Var> || std::is_same_v<T, std::vector<Var>>) {
-            return std::monostate();
-          } else {
-            return v;
-          }
-        },
-        args[i]));
-  }
+  for (size_t i = 1; i < args.size(); ++i) out.push_back(ConstantAs<OpArg>(args[i]));
   return out;
 }
 
@@ -293,16 +270,7 @@ absl::StatusOr<Var> GraphForward::Run(Tape& tape, const Tensor& x) {
       for (fx::Node* n : *list) vars.push_back(std::get<Var>(env.at(n)));
       return vars;
     }
-    return std::visit(
-        [](const auto& v) -> Value {
-          using T = std::decay_t<decltype(v)>;
-          if constexpr (std::is_same_v<T, fx::Node*> || std::is_same_v<T, std::vector<fx::Node*>>) {
-            return std::monostate();
-          } else {
-            return v;
-          }
-        },
-        arg);
+    return ConstantAs<Value>(arg);
   };
   for (fx::Node* n : module_.graph()) {
     Value value;

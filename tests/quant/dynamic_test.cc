@@ -6,10 +6,10 @@
 
 #include "gtest/gtest.h"
 #include "qfx/fx/tracer.h"
+#include "qfx/io/model_file.h"
 #include "qfx/io/npy.h"
 #include "qfx/io/safetensors.h"
 #include "qfx/models/zoo.h"
-#include "qfx/io/model_file.h"
 #include "qfx/quant/passes.h"
 #include "qfx/quant/quantized_modules.h"
 #include "tests/testing/golden.h"

@@ -14,10 +14,10 @@
 #include "gtest/gtest.h"
 #include "nlohmann/json.hpp"
 #include "qfx/fx/tracer.h"
+#include "qfx/io/model_file.h"
 #include "qfx/io/safetensors.h"
 #include "qfx/nn/functional.h"
 #include "qfx/nn/modules.h"
-#include "qfx/io/model_file.h"
 #include "qfx/quant/passes.h"
 #include "tests/testing/golden.h"
 

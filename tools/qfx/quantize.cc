@@ -9,8 +9,8 @@
 #include "absl/strings/str_cat.h"
 #include "fmt/core.h"
 #include "qfx/fx/tracer.h"
-#include "qfx/models/zoo.h"
 #include "qfx/io/model_file.h"
+#include "qfx/models/zoo.h"
 #include "qfx/quant/passes.h"
 #include "tools/qfx/commands.h"
 

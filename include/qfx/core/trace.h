@@ -10,6 +10,7 @@
 #include <cstdint>
 #include <memory>
 #include <string>
+#include <type_traits>
 #include <variant>
 #include <vector>
 
@@ -61,6 +62,23 @@ enum class OpId : uint16_t {
 
 // One positional argument of a traced op: a tensor (maybe a proxy), a constant, or a list.
 using OpArg = std::variant<std::monostate, Tensor, int64_t, double, bool, std::vector<int64_t>, std::vector<Tensor>>;
+
+// The constant alternatives (integer, number, bool, list of integers) of one argument variant (OpArg,
+// fx::Argument, training's values) as another; anything else (tensors, nodes, None) becomes None.
+template <typename To, typename From>
+To ConstantAs(const From& arg) {
+  return std::visit(
+      [](const auto& v) -> To {
+        using T = std::decay_t<decltype(v)>;
+        if constexpr (std::is_same_v<T, int64_t> || std::is_same_v<T, double> || std::is_same_v<T, bool> ||
+                      std::is_same_v<T, std::vector<int64_t>>) {
+          return v;
+        } else {
+          return std::monostate();
+        }
+      },
+      arg);
+}
 
 // Thrown when tracing meets a value it cannot represent in a graph (see issue 3's TraceError).
 class TraceError : public Error {

@@ -1,5 +1,10 @@
-// qfx fx: subgraph matching and pattern rewriting, after torch.fx's SubgraphMatcher and
-// replace_pattern. This is the engine fusion and quantization patterns run on.
+// qfx fx: pattern matching and rewriting, after torch.fx's SubgraphMatcher and replace_pattern. This is
+// the engine fusion and quantization patterns run on: MatchChain matches the backends' linear patterns
+// (quant/backend.h: conv -> bn -> relu, add -> relu, ...) for Fuse, Prepare and PrepareQat; FindMatches and
+// ReplacePattern match and rewrite general subgraph patterns.
+//
+// MatchChain: `ops` are predicates in execution order; the chain ends at `last` and runs back through
+// each node's args[0]; every node but `last` must have no other user (fusing it would lose its value).
 //
 // A pattern is a Graph (traced from a small pattern module, or built with the Graph API) whose
 // placeholders are wildcards for any value and whose output names the value the pattern produces (its
@@ -9,6 +14,7 @@
 // is also used outside it: replacing the match would lose that value.
 #pragma once
 
+#include <functional>
 #include <unordered_map>
 #include <vector>
 
@@ -29,6 +35,9 @@ struct SubgraphMatch {
   std::vector<Node*> placeholder_nodes;              // graph values bound to the pattern's placeholders, in order
   std::unordered_map<const Node*, Node*> nodes_map;  // pattern node -> graph node
 };
+
+// The chain of nodes matching `ops` that ends at `last`, in execution order, or an empty vector.
+std::vector<Node*> MatchChain(const std::vector<std::function<bool(const Node&)>>& ops, Node* last);
 
 // Every match of `pattern` in `graph`, in graph order of their anchors. Owners resolve module types
 // of call_module nodes and may be null (then call_module targets are compared as paths).

@@ -36,16 +36,20 @@ enum class QuantRole : uint8_t {
   kQuantized,     // an op on quint8 tensors that convert produces (quantize, q_add, ...): no backward
 };
 
+// Ops whose output range is fixed, so presets give them fixed qparams (PyTorch's
+// _FIXED_QPARAMS_OP_TO_OBSERVER): [0, 1] gets scale 1/256 and zero point 0, [-1, 1] scale 2/256 and 128.
+enum class FixedRange : uint8_t { kNone, kUnit, kSymmetric };
+
 // A module type that .qfx files can rebuild and passes can recognise by its C++ type. Built-in kinds are
 // listed in their op's schema (ReLU under relu) or, for modules that compute no single op, registered
 // with RegisterModuleKind (user-defined leaf modules too, so models using them can be saved and loaded).
 struct ModuleKind {
-  std::string type;                        // the registered name, PyTorch's class name ("ReLU", "Conv2d")
+  std::string type;                         // the registered name, PyTorch's class name ("ReLU", "Conv2d")
   std::type_index cpp_type = typeid(void);  // identity: the C++ class
   // The op's arguments after the input for a module whose forward is its schema's op (empty function
   // otherwise), e.g. Hardtanh -> {min_val, max_val}, Conv2d -> {weight, bias, stride, padding, ...}.
   std::function<std::vector<OpArg>(const Module&)> op_args;
-  std::function<nlohmann::json(const Module&)> config;                  // what a .qfx file stores
+  std::function<nlohmann::json(const Module&)> config;                 // what a .qfx file stores
   std::function<std::shared_ptr<Module>(const nlohmann::json&)> make;  // rebuilds it; may throw
   QuantRole role = QuantRole::kFloat;  // for kinds that compute no registered op (Identity: share-qparams)
   OpId op = OpId::kNumOps;             // filled from the schema that lists it
@@ -78,6 +82,7 @@ struct OpSchema {
   // convert folds into a preceding int8 conv / linear.
   bool (*clamp)(const std::vector<OpArg>& args, float* lo, float* hi) = nullptr;
   std::vector<ModuleKind> modules;  // the module types whose forward is this op
+  FixedRange fixed_range = FixedRange::kNone;
 };
 
 const OpSchema& GetOpSchema(OpId id);

@@ -66,7 +66,7 @@ const BackendConfig* DefaultBackend();
 // The preset backends' names, for validation and messages: x86, fbgemm, qnnpack, onednn.
 const std::vector<std::string>& BackendNames();
 
-// The pattern of `config` that ends at `node` (its ops form a chain through args[0], inner nodes having
+// The pattern of `config` that ends at `node` (fx::MatchChain: its ops form a chain through args[0], inner nodes having
 // no other user) with the most ops, or nullptr. `fusion` selects fusion patterns or prepare patterns.
 // On success `matched` holds the chain in execution order.
 const BackendPattern* MatchPattern(const BackendConfig& config, fx::GraphModule& gm, fx::Node* node, bool fusion,

@@ -80,7 +80,7 @@ std::string PresetBackend(const std::string& preset);
 struct QuantConfig {
   QConfigMapping mapping;
   const BackendConfig* backend = DefaultBackend();  // resolved when the config is loaded
-  std::string source;  // the preset name or the file path
+  std::string source;                               // the preset name or the file path
 };
 
 // Parses a TOML rule file (format: README "Rule files", examples in tools/qconfigs/). Errors name the
