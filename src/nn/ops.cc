@@ -77,36 +77,17 @@ Tensor RunMul(const std::vector<OpArg>& v) {
 }
 Tensor RunConv2d(const std::vector<OpArg>& v) {
   Args a{"conv2d", v};
-  F::Conv2dOptions o;
-  o.stride = a.Ints(3);
-  o.padding = a.Ints(4);
-  o.dilation = a.Ints(5);
-  o.groups = a.I(6);
-  return F::conv2d(a.T(0), a.T(1), a.OptT(2), o);
+  return F::conv2d(a.T(0), a.T(1), a.OptT(2), Conv2dOptionsOf(v));
 }
 Tensor RunBatchNorm(const std::vector<OpArg>& v) {
   Args a{"batch_norm", v};
   return F::batch_norm(a.T(0), a.OptT(1), a.OptT(2), a.OptT(3), a.OptT(4), a.B(5), a.D(6), a.D(7));
 }
 Tensor RunMaxPool(const std::vector<OpArg>& v) {
-  Args a{"max_pool2d", v};
-  F::Pool2dOptions o;
-  o.kernel_size = a.Ints(1);
-  o.stride = a.Ints(2);
-  o.padding = a.Ints(3);
-  o.dilation = a.Ints(4);
-  o.ceil_mode = a.B(5);
-  return F::max_pool2d(a.T(0), o);
+  return F::max_pool2d(Args{"max_pool2d", v}.T(0), MaxPool2dOptionsOf(v));
 }
 Tensor RunAvgPool(const std::vector<OpArg>& v) {
-  Args a{"avg_pool2d", v};
-  F::Pool2dOptions o;
-  o.kernel_size = a.Ints(1);
-  o.stride = a.Ints(2);
-  o.padding = a.Ints(3);
-  o.ceil_mode = a.B(4);
-  o.count_include_pad = a.B(5);
-  return F::avg_pool2d(a.T(0), o);
+  return F::avg_pool2d(Args{"avg_pool2d", v}.T(0), AvgPool2dOptionsOf(v));
 }
 
 #define QFX_UNARY(fn) [](const std::vector<OpArg>& v) { return F::fn(Args{#fn, v}.T(0)); }

@@ -183,37 +183,17 @@ Var Runner::Function(OpId op, const std::vector<Value>& a) {
       return ag::softmax(tape_, x(), Get<int64_t>(a, 1, "an integer"));
     case OpId::kDropout:
       return ag::dropout(tape_, x(), Number(a, 1), Get<bool>(a, 2, "a bool"), rng_);
-    case OpId::kConv2d: {
-      F::Conv2dOptions o;
-      o.stride = Get<std::vector<int64_t>>(a, 3, "a list of integers");
-      o.padding = Get<std::vector<int64_t>>(a, 4, "a list of integers");
-      o.dilation = Get<std::vector<int64_t>>(a, 5, "a list of integers");
-      o.groups = Get<int64_t>(a, 6, "an integer");
-      return ag::conv2d(tape_, x(), Get<Var>(a, 1, "a tensor"), OptVar(a, 2), o);
-    }
+    case OpId::kConv2d:
+      return ag::conv2d(tape_, x(), Get<Var>(a, 1, "a tensor"), OptVar(a, 2), nn::Conv2dOptionsOf(a));
     case OpId::kLinear:
       return ag::linear(tape_, x(), Get<Var>(a, 1, "a tensor"), OptVar(a, 2));
     case OpId::kBatchNorm:
       return ag::batch_norm(tape_, x(), OptTensor(a, 1), OptTensor(a, 2), OptVar(a, 3), OptVar(a, 4),
                             Get<bool>(a, 5, "a bool"), Number(a, 6), Number(a, 7));
-    case OpId::kMaxPool2d: {
-      F::Pool2dOptions o;
-      o.kernel_size = Get<std::vector<int64_t>>(a, 1, "a list of integers");
-      o.stride = Get<std::vector<int64_t>>(a, 2, "a list of integers");
-      o.padding = Get<std::vector<int64_t>>(a, 3, "a list of integers");
-      o.dilation = Get<std::vector<int64_t>>(a, 4, "a list of integers");
-      o.ceil_mode = Get<bool>(a, 5, "a bool");
-      return ag::max_pool2d(tape_, x(), o);
-    }
-    case OpId::kAvgPool2d: {
-      F::Pool2dOptions o;
-      o.kernel_size = Get<std::vector<int64_t>>(a, 1, "a list of integers");
-      o.stride = Get<std::vector<int64_t>>(a, 2, "a list of integers");
-      o.padding = Get<std::vector<int64_t>>(a, 3, "a list of integers");
-      o.ceil_mode = Get<bool>(a, 4, "a bool");
-      o.count_include_pad = Get<bool>(a, 5, "a bool");
-      return ag::avg_pool2d(tape_, x(), o);
-    }
+    case OpId::kMaxPool2d:
+      return ag::max_pool2d(tape_, x(), nn::MaxPool2dOptionsOf(a));
+    case OpId::kAvgPool2d:
+      return ag::avg_pool2d(tape_, x(), nn::AvgPool2dOptionsOf(a));
     case OpId::kAdaptiveAvgPool2d:
       return ag::adaptive_avg_pool2d(tape_, x(), Get<std::vector<int64_t>>(a, 1, "a list of integers"));
     default:

@@ -19,6 +19,7 @@
 #include "absl/strings/string_view.h"
 #include "nlohmann/json.hpp"
 #include "qfx/core/trace.h"
+#include "qfx/nn/functional.h"
 #include "qfx/nn/module.h"
 
 namespace qfx {
@@ -84,6 +85,50 @@ struct OpSchema {
   std::vector<ModuleKind> modules;  // the module types whose forward is this op
   FixedRange fixed_range = FixedRange::kNone;
 };
+
+// Argument i of `op` as a T, from any argument variant (OpArg, training's values); throws naming both.
+template <typename T, typename V>
+const T& ArgAs(const std::vector<V>& args, size_t i, const char* op, const char* want) {
+  if (i < args.size()) {
+    if (const T* v = std::get_if<T>(&args[i])) return *v;
+  }
+  ThrowInvalid(op, ": argument ", i, " must be ", want);
+}
+// The options of conv2d(x, w, b, stride, padding, dilation, groups), max_pool2d(x, kernel, stride, padding,
+// dilation, ceil_mode) and avg_pool2d(x, kernel, stride, padding, ceil_mode, count_include_pad, divisor)
+// calls: decoded once for the fp32 run and for training.
+template <typename V>
+F::Conv2dOptions Conv2dOptionsOf(const std::vector<V>& a) {
+  using Ints = std::vector<int64_t>;
+  F::Conv2dOptions o;
+  o.stride = ArgAs<Ints>(a, 3, "conv2d", "a list of integers");
+  o.padding = ArgAs<Ints>(a, 4, "conv2d", "a list of integers");
+  o.dilation = ArgAs<Ints>(a, 5, "conv2d", "a list of integers");
+  o.groups = ArgAs<int64_t>(a, 6, "conv2d", "an integer");
+  return o;
+}
+template <typename V>
+F::Pool2dOptions MaxPool2dOptionsOf(const std::vector<V>& a) {
+  using Ints = std::vector<int64_t>;
+  F::Pool2dOptions o;
+  o.kernel_size = ArgAs<Ints>(a, 1, "max_pool2d", "a list of integers");
+  o.stride = ArgAs<Ints>(a, 2, "max_pool2d", "a list of integers");
+  o.padding = ArgAs<Ints>(a, 3, "max_pool2d", "a list of integers");
+  o.dilation = ArgAs<Ints>(a, 4, "max_pool2d", "a list of integers");
+  o.ceil_mode = ArgAs<bool>(a, 5, "max_pool2d", "a bool");
+  return o;
+}
+template <typename V>
+F::Pool2dOptions AvgPool2dOptionsOf(const std::vector<V>& a) {
+  using Ints = std::vector<int64_t>;
+  F::Pool2dOptions o;
+  o.kernel_size = ArgAs<Ints>(a, 1, "avg_pool2d", "a list of integers");
+  o.stride = ArgAs<Ints>(a, 2, "avg_pool2d", "a list of integers");
+  o.padding = ArgAs<Ints>(a, 3, "avg_pool2d", "a list of integers");
+  o.ceil_mode = ArgAs<bool>(a, 4, "avg_pool2d", "a bool");
+  o.count_include_pad = ArgAs<bool>(a, 5, "avg_pool2d", "a bool");
+  return o;
+}
 
 const OpSchema& GetOpSchema(OpId id);
 // The op spelled `name` as a function (is_method false) or a method, or nullptr.
