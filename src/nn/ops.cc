@@ -365,82 +365,166 @@ ModuleKind DropoutKind() {
       [](const json& c) { return std::make_shared<Dropout>(c.at("p").get<double>()); });
 }
 
+// One registry entry, built field by field: Op(id, name, ...).Role(...).Derivative(...).Module(...).
+class Op {
+ public:
+  Op(OpId id, const char* name, bool is_method, const char* torch_name, int min_args, int max_args,
+     Tensor (*run)(const std::vector<OpArg>&)) {
+    s_.id = id;
+    s_.name = name;
+    s_.is_method = is_method;
+    s_.torch_name = torch_name;
+    s_.min_args = min_args;
+    s_.max_args = max_args;
+    s_.run = run;
+  }
+  Op& Role(QR role) {
+    s_.role = role;
+    return *this;
+  }
+  Op& Derivative(Deriv (*d)(const std::vector<OpArg>&)) {
+    s_.derivative = d;
+    return *this;
+  }
+  Op& Clamp(bool (*c)(const std::vector<OpArg>&, float*, float*)) {
+    s_.clamp = c;
+    return *this;
+  }
+  Op& Module(ModuleKind kind) {
+    s_.modules.push_back(std::move(kind));
+    return *this;
+  }
+  Op& Fixed(FixedRange range) {
+    s_.fixed_range = range;
+    return *this;
+  }
+  operator OpSchema() const { return s_; }  // NOLINT: the table lists Ops
+
+ private:
+  OpSchema s_;
+};
+
+Tensor MethodReshape(const std::vector<OpArg>& v) {
+  const Args a{"reshape", v};
+  return a.T(0).Reshape(a.Ints(1));
+}
+Tensor MethodView(const std::vector<OpArg>& v) {
+  const Args a{"view", v};
+  return a.T(0).View(a.Ints(1));
+}
+Tensor MethodFlatten(const std::vector<OpArg>& v) {
+  const Args a{"flatten", v};
+  return a.T(0).Flatten(a.I(1), a.I(2));
+}
+
 std::vector<OpSchema> MakeRegistry() {
-  using K = std::vector<ModuleKind>;
   return {
-      {OpId::kAdd, "add", false, "_operator.add", 2, 2, RunAdd, QR::kBinary},
-      {OpId::kMul, "mul", false, "_operator.mul", 2, 2, RunMul, QR::kBinary},
-      {OpId::kCat, "cat", false, "torch.cat", 2, 2,
-       QFX_RUN(cat, a.Get<std::vector<Tensor>>(0, "a list of tensors"), a.I(1)), QR::kCat},
-      {OpId::kFlatten, "flatten", false, "torch.flatten", 3, 3, QFX_RUN(flatten, a.T(0), a.I(1), a.I(2)),
-       QR::kShareQParams, nullptr, nullptr, K{FlattenKind()}},
-      {OpId::kReshape, "reshape", false, "torch.reshape", 2, 2, QFX_RUN(reshape, a.T(0), a.Ints(1)), QR::kShareQParams},
-      {OpId::kMean, "mean", false, "torch.mean", 3, 3, QFX_RUN(mean, a.T(0), a.Ints(1), a.B(2))},
-      {OpId::kRelu, "relu", false, "torch.nn.functional.relu", 1, 1, QFX_UNARY(relu), QR::kShareQParams, DReLU,
-       ClampReLU, K{StatelessKind<ReLU>("ReLU")}},
-      {OpId::kRelu6, "relu6", false, "torch.nn.functional.relu6", 1, 1, QFX_UNARY(relu6), QR::kShareQParams, DReLU6,
-       ClampReLU6, K{StatelessKind<ReLU6>("ReLU6")}},
-      {OpId::kHardtanh, "hardtanh", false, "torch.nn.functional.hardtanh", 3, 3,
-       QFX_RUN(hardtanh, a.T(0), a.F32(1), a.F32(2)), QR::kShareQParams, DHardtanh, ClampHardtanh, K{HardtanhKind()}},
-      {OpId::kHardswish, "hardswish", false, "torch.nn.functional.hardswish", 1, 1, QFX_UNARY(hardswish), QR::kTable,
-       DHardswish, nullptr, K{StatelessKind<Hardswish>("Hardswish")}},
-      {OpId::kHardsigmoid, "hardsigmoid", false, "torch.nn.functional.hardsigmoid", 1, 1, QFX_UNARY(hardsigmoid),
-       QR::kFixedQParams, DHardsigmoid, nullptr, K{StatelessKind<Hardsigmoid>("Hardsigmoid")}, FixedRange::kUnit},
-      {OpId::kSigmoid, "sigmoid", false, "torch.sigmoid", 1, 1, QFX_UNARY(sigmoid), QR::kFixedQParams, DSigmoid,
-       nullptr, K{StatelessKind<Sigmoid>("Sigmoid")}, FixedRange::kUnit},
-      {OpId::kTanh, "tanh", false, "torch.tanh", 1, 1, QFX_UNARY(tanh), QR::kFixedQParams, DTanh, nullptr,
-       K{StatelessKind<Tanh>("Tanh")}, FixedRange::kSymmetric},
-      {OpId::kSilu, "silu", false, "torch.nn.functional.silu", 1, 1, QFX_UNARY(silu), QR::kFloat, DSilu, nullptr,
-       K{StatelessKind<SiLU>("SiLU")}},
-      {OpId::kGelu, "gelu", false, "torch._C._nn.gelu", 1, 1, QFX_UNARY(gelu), QR::kFloat, DGelu, nullptr,
-       K{GELUKind()}},
-      {OpId::kLeakyRelu, "leaky_relu", false, "torch.nn.functional.leaky_relu", 2, 2,
-       QFX_RUN(leaky_relu, a.T(0), a.D(1)), QR::kTable, DLeakyRelu, nullptr, K{LeakyReLUKind()}},
-      {OpId::kSoftmax, "softmax", false, "torch.nn.functional.softmax", 2, 2, QFX_RUN(softmax, a.T(0), a.I(1)),
-       QR::kFloat, nullptr, nullptr, K{SoftmaxKind()}, FixedRange::kUnit},
-      {OpId::kDropout, "dropout", false, "torch.nn.functional.dropout", 3, 3, QFX_RUN(dropout, a.T(0), a.D(1), a.B(2)),
-       QR::kTable, nullptr, nullptr, K{DropoutKind()}},
-      {OpId::kConv2d, "conv2d", false, "torch.conv2d", 7, 7, RunConv2d, QR::kWeighted, nullptr, nullptr,
-       K{Conv2dKind()}},
-      {OpId::kLinear, "linear", false, "torch._C._nn.linear", 3, 3, QFX_RUN(linear, a.T(0), a.T(1), a.OptT(2)),
-       QR::kWeighted, nullptr, nullptr, K{LinearKind()}},
-      {OpId::kBatchNorm, "batch_norm", false, "torch.nn.functional.batch_norm", 8, 8, RunBatchNorm, QR::kFloat, nullptr,
-       nullptr, K{BatchNormKind<BatchNorm2d>("BatchNorm2d"), BatchNormKind<BatchNorm1d>("BatchNorm1d")}},
-      {OpId::kMaxPool2d, "max_pool2d", false, "torch.nn.functional.max_pool2d", 6, 6, RunMaxPool, QR::kShareQParams,
-       nullptr, nullptr, K{MaxPoolKind()}},
-      {OpId::kAvgPool2d, "avg_pool2d", false, "torch._C._nn.avg_pool2d", 6, 6, RunAvgPool, QR::kShareQParams, nullptr,
-       nullptr, K{AvgPoolKind()}},
-      {OpId::kAdaptiveAvgPool2d, "adaptive_avg_pool2d", false, "torch.nn.functional.adaptive_avg_pool2d", 2, 2,
-       QFX_RUN(adaptive_avg_pool2d, a.T(0), a.Ints(1)), QR::kShareQParams, nullptr, nullptr, K{AdaptiveAvgPoolKind()}},
-      {OpId::kQuantize, "quantize", false, "torch.quantize_per_tensor", 3, 3, QFX_RUN(quantize, a.T(0), a.D(1), a.I(2)),
-       QR::kQuantized},
-      {OpId::kDequantize, "dequantize", false, "torch.dequantize", 1, 1, QFX_UNARY(dequantize), QR::kQuantized},
-      {OpId::kQAdd, "q_add", false, "torch.ops.quantized.add", 5, 5,
-       QFX_RUN(q_add, a.T(0), a.T(1), a.D(2), a.I(3), a.B(4)), QR::kQuantized},
-      {OpId::kQMul, "q_mul", false, "torch.ops.quantized.mul", 4, 4, QFX_RUN(q_mul, a.T(0), a.T(1), a.D(2), a.I(3)),
-       QR::kQuantized},
-      {OpId::kQCat, "q_cat", false, "torch.ops.quantized.cat", 4, 4,
-       QFX_RUN(q_cat, a.Get<std::vector<Tensor>>(0, "a list of tensors"), a.I(1), a.D(2), a.I(3)), QR::kQuantized},
-      {OpId::kQUnary, "q_unary", false, "torch.ops.quantized.unary", 4, 8,
-       QFX_RUN(q_unary, a.T(0), a.I(1), a.D(2), a.I(3), std::vector<OpArg>(v.begin() + 4, v.end())), QR::kQuantized},
-      {OpId::kMethodReshape, "reshape", true, "reshape", 2, 2,
-       [](const std::vector<OpArg>& v) {
-         const Args a{"reshape", v};
-         return a.T(0).Reshape(a.Ints(1));
-       },
-       QR::kShareQParams},
-      {OpId::kMethodView, "view", true, "view", 2, 2,
-       [](const std::vector<OpArg>& v) {
-         const Args a{"view", v};
-         return a.T(0).View(a.Ints(1));
-       },
-       QR::kShareQParams},
-      {OpId::kMethodFlatten, "flatten", true, "flatten", 3, 3,
-       [](const std::vector<OpArg>& v) {
-         const Args a{"flatten", v};
-         return a.T(0).Flatten(a.I(1), a.I(2));
-       },
-       QR::kShareQParams},
+      Op(OpId::kAdd, "add", false, "_operator.add", 2, 2, RunAdd).Role(QR::kBinary),
+      Op(OpId::kMul, "mul", false, "_operator.mul", 2, 2, RunMul).Role(QR::kBinary),
+      Op(OpId::kCat, "cat", false, "torch.cat", 2, 2,
+         [](const std::vector<OpArg>& v) {
+           const Args a{"cat", v};
+           return F::cat(a.Get<std::vector<Tensor>>(0, "a list of tensors"), a.I(1));
+         })
+          .Role(QR::kCat),
+      Op(OpId::kFlatten, "flatten", false, "torch.flatten", 3, 3, QFX_RUN(flatten, a.T(0), a.I(1), a.I(2)))
+          .Role(QR::kShareQParams)
+          .Module(FlattenKind()),
+      Op(OpId::kReshape, "reshape", false, "torch.reshape", 2, 2, QFX_RUN(reshape, a.T(0), a.Ints(1)))
+          .Role(QR::kShareQParams),
+      Op(OpId::kMean, "mean", false, "torch.mean", 3, 3, QFX_RUN(mean, a.T(0), a.Ints(1), a.B(2))),
+      Op(OpId::kRelu, "relu", false, "torch.nn.functional.relu", 1, 1, QFX_UNARY(relu))
+          .Role(QR::kShareQParams)
+          .Derivative(DReLU)
+          .Clamp(ClampReLU)
+          .Module(StatelessKind<ReLU>("ReLU")),
+      Op(OpId::kRelu6, "relu6", false, "torch.nn.functional.relu6", 1, 1, QFX_UNARY(relu6))
+          .Role(QR::kShareQParams)
+          .Derivative(DReLU6)
+          .Clamp(ClampReLU6)
+          .Module(StatelessKind<ReLU6>("ReLU6")),
+      Op(OpId::kHardtanh, "hardtanh", false, "torch.nn.functional.hardtanh", 3, 3,
+         QFX_RUN(hardtanh, a.T(0), a.F32(1), a.F32(2)))
+          .Role(QR::kShareQParams)
+          .Derivative(DHardtanh)
+          .Clamp(ClampHardtanh)
+          .Module(HardtanhKind()),
+      Op(OpId::kHardswish, "hardswish", false, "torch.nn.functional.hardswish", 1, 1, QFX_UNARY(hardswish))
+          .Role(QR::kTable)
+          .Derivative(DHardswish)
+          .Module(StatelessKind<Hardswish>("Hardswish")),
+      Op(OpId::kHardsigmoid, "hardsigmoid", false, "torch.nn.functional.hardsigmoid", 1, 1, QFX_UNARY(hardsigmoid))
+          .Role(QR::kFixedQParams)
+          .Fixed(FixedRange::kUnit)
+          .Derivative(DHardsigmoid)
+          .Module(StatelessKind<Hardsigmoid>("Hardsigmoid")),
+      Op(OpId::kSigmoid, "sigmoid", false, "torch.sigmoid", 1, 1, QFX_UNARY(sigmoid))
+          .Role(QR::kFixedQParams)
+          .Fixed(FixedRange::kUnit)
+          .Derivative(DSigmoid)
+          .Module(StatelessKind<Sigmoid>("Sigmoid")),
+      Op(OpId::kTanh, "tanh", false, "torch.tanh", 1, 1, QFX_UNARY(tanh))
+          .Role(QR::kFixedQParams)
+          .Fixed(FixedRange::kSymmetric)
+          .Derivative(DTanh)
+          .Module(StatelessKind<Tanh>("Tanh")),
+      Op(OpId::kSilu, "silu", false, "torch.nn.functional.silu", 1, 1, QFX_UNARY(silu))
+          .Derivative(DSilu)
+          .Module(StatelessKind<SiLU>("SiLU")),
+      Op(OpId::kGelu, "gelu", false, "torch._C._nn.gelu", 1, 1, QFX_UNARY(gelu)).Derivative(DGelu).Module(GELUKind()),
+      Op(OpId::kLeakyRelu, "leaky_relu", false, "torch.nn.functional.leaky_relu", 2, 2,
+         QFX_RUN(leaky_relu, a.T(0), a.D(1)))
+          .Role(QR::kTable)
+          .Derivative(DLeakyRelu)
+          .Module(LeakyReLUKind()),
+      Op(OpId::kSoftmax, "softmax", false, "torch.nn.functional.softmax", 2, 2, QFX_RUN(softmax, a.T(0), a.I(1)))
+          .Fixed(FixedRange::kUnit)
+          .Module(SoftmaxKind()),
+      Op(OpId::kDropout, "dropout", false, "torch.nn.functional.dropout", 3, 3,
+         QFX_RUN(dropout, a.T(0), a.D(1), a.B(2)))
+          .Role(QR::kTable)
+          .Module(DropoutKind()),
+      Op(OpId::kConv2d, "conv2d", false, "torch.conv2d", 7, 7, RunConv2d).Role(QR::kWeighted).Module(Conv2dKind()),
+      Op(OpId::kLinear, "linear", false, "torch._C._nn.linear", 3, 3, QFX_RUN(linear, a.T(0), a.T(1), a.OptT(2)))
+          .Role(QR::kWeighted)
+          .Module(LinearKind()),
+      Op(OpId::kBatchNorm, "batch_norm", false, "torch.nn.functional.batch_norm", 8, 8, RunBatchNorm)
+          .Module(BatchNormKind<BatchNorm2d>("BatchNorm2d"))
+          .Module(BatchNormKind<BatchNorm1d>("BatchNorm1d")),
+      Op(OpId::kMaxPool2d, "max_pool2d", false, "torch.nn.functional.max_pool2d", 6, 6, RunMaxPool)
+          .Role(QR::kShareQParams)
+          .Module(MaxPoolKind()),
+      Op(OpId::kAvgPool2d, "avg_pool2d", false, "torch._C._nn.avg_pool2d", 6, 6, RunAvgPool)
+          .Role(QR::kShareQParams)
+          .Module(AvgPoolKind()),
+      Op(OpId::kAdaptiveAvgPool2d, "adaptive_avg_pool2d", false, "torch.nn.functional.adaptive_avg_pool2d", 2, 2,
+         QFX_RUN(adaptive_avg_pool2d, a.T(0), a.Ints(1)))
+          .Role(QR::kShareQParams)
+          .Module(AdaptiveAvgPoolKind()),
+      Op(OpId::kQuantize, "quantize", false, "torch.quantize_per_tensor", 3, 3,
+         QFX_RUN(quantize, a.T(0), a.D(1), a.I(2)))
+          .Role(QR::kQuantized),
+      Op(OpId::kDequantize, "dequantize", false, "torch.dequantize", 1, 1, QFX_UNARY(dequantize)).Role(QR::kQuantized),
+      Op(OpId::kQAdd, "q_add", false, "torch.ops.quantized.add", 5, 5,
+         QFX_RUN(q_add, a.T(0), a.T(1), a.D(2), a.I(3), a.B(4)))
+          .Role(QR::kQuantized),
+      Op(OpId::kQMul, "q_mul", false, "torch.ops.quantized.mul", 4, 4, QFX_RUN(q_mul, a.T(0), a.T(1), a.D(2), a.I(3)))
+          .Role(QR::kQuantized),
+      Op(OpId::kQCat, "q_cat", false, "torch.ops.quantized.cat", 4, 4,
+         [](const std::vector<OpArg>& v) {
+           const Args a{"q_cat", v};
+           return F::q_cat(a.Get<std::vector<Tensor>>(0, "a list of tensors"), a.I(1), a.D(2), a.I(3));
+         })
+          .Role(QR::kQuantized),
+      Op(OpId::kQUnary, "q_unary", false, "torch.ops.quantized.unary", 4, 8,
+         [](const std::vector<OpArg>& v) {
+           const Args a{"q_unary", v};
+           return F::q_unary(a.T(0), a.I(1), a.D(2), a.I(3), std::vector<OpArg>(v.begin() + 4, v.end()));
+         })
+          .Role(QR::kQuantized),
+      Op(OpId::kMethodReshape, "reshape", true, "reshape", 2, 2, MethodReshape).Role(QR::kShareQParams),
+      Op(OpId::kMethodView, "view", true, "view", 2, 2, MethodView).Role(QR::kShareQParams),
+      Op(OpId::kMethodFlatten, "flatten", true, "flatten", 3, 3, MethodFlatten).Role(QR::kShareQParams),
   };
 }
 

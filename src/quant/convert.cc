@@ -128,7 +128,10 @@ absl::StatusOr<QuantizedLayer> LayerOf(nn::Module* m, const ObserverSpec& spec) 
 
 absl::Status ConvertToReference(fx::GraphModule& gm, const PrepareReport& report) {
   QFX_RETURN_IF_ERROR(ReplaceObservers(gm));
-  for (const auto& [node, spec] : report.weights) {
+  for (fx::Node* node : gm.graph()) {  // in graph order, so that the first error is always the same
+    auto it = report.weights.find(node);
+    if (it == report.weights.end()) continue;
+    const ObserverSpec& spec = it->second;
     const std::string& path = node->target().path;
     nn::Module* m = gm.submodule(path);
     if (m == nullptr) return absl::InternalError(absl::StrCat("Convert: weighted module '", path, "' is gone"));

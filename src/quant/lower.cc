@@ -1,8 +1,10 @@
 // qfx quant: the Lower pass (see include/qfx/quant/passes.h and convert.cc). Which lowering a node gets is
 // its op's QuantRole in the registry (src/nn/ops.cc); qparams come from the nodes' typed metadata.
+#include <algorithm>
 #include <unordered_set>
 
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
 #include "qfx/quant/passes.h"
 #include "qfx/quant/quantized_modules.h"
 
@@ -26,11 +28,14 @@ class Lowerer {
       QFX_RETURN_IF_ERROR(LowerNode(n));
     }
     gm_.graph().EliminateDeadCode();
+    std::vector<std::string> missing;
     for (const auto& [node, pattern] : report_.anchors) {
-      if (!lowered_.count(node)) {
-        return absl::InternalError(absl::StrCat("Lower: node %", node->name(), " (", pattern->name,
-                                                ") was prepared for int8 but has no int8 lowering"));
-      }
+      if (!lowered_.count(node)) missing.push_back(absl::StrCat("%", node->name(), " (", pattern->name, ")"));
+    }
+    if (!missing.empty()) {
+      std::sort(missing.begin(), missing.end());
+      return absl::InternalError(absl::StrCat("Lower: node ", absl::StrJoin(missing, ", "),
+                                              " was prepared for int8 but has no int8 lowering"));
     }
     QFX_RETURN_IF_ERROR(gm_.DeleteUnusedSubmodules());
     return gm_.Lint();
