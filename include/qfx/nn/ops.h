@@ -107,24 +107,25 @@ F::Conv2dOptions Conv2dOptionsOf(const std::vector<V>& a) {
   o.groups = ArgAs<int64_t>(a, 6, "conv2d", "an integer");
   return o;
 }
+// kernel_size, stride and padding: arguments 1 to 3 of both pools.
+template <typename V>
+F::Pool2dOptions PoolWindowOf(const std::vector<V>& a, const char* op) {
+  F::Pool2dOptions o;
+  o.kernel_size = ArgAs<std::vector<int64_t>>(a, 1, op, "a list of integers");
+  o.stride = ArgAs<std::vector<int64_t>>(a, 2, op, "a list of integers");
+  o.padding = ArgAs<std::vector<int64_t>>(a, 3, op, "a list of integers");
+  return o;
+}
 template <typename V>
 F::Pool2dOptions MaxPool2dOptionsOf(const std::vector<V>& a) {
-  using Ints = std::vector<int64_t>;
-  F::Pool2dOptions o;
-  o.kernel_size = ArgAs<Ints>(a, 1, "max_pool2d", "a list of integers");
-  o.stride = ArgAs<Ints>(a, 2, "max_pool2d", "a list of integers");
-  o.padding = ArgAs<Ints>(a, 3, "max_pool2d", "a list of integers");
-  o.dilation = ArgAs<Ints>(a, 4, "max_pool2d", "a list of integers");
+  F::Pool2dOptions o = PoolWindowOf(a, "max_pool2d");
+  o.dilation = ArgAs<std::vector<int64_t>>(a, 4, "max_pool2d", "a list of integers");
   o.ceil_mode = ArgAs<bool>(a, 5, "max_pool2d", "a bool");
   return o;
 }
 template <typename V>
 F::Pool2dOptions AvgPool2dOptionsOf(const std::vector<V>& a) {
-  using Ints = std::vector<int64_t>;
-  F::Pool2dOptions o;
-  o.kernel_size = ArgAs<Ints>(a, 1, "avg_pool2d", "a list of integers");
-  o.stride = ArgAs<Ints>(a, 2, "avg_pool2d", "a list of integers");
-  o.padding = ArgAs<Ints>(a, 3, "avg_pool2d", "a list of integers");
+  F::Pool2dOptions o = PoolWindowOf(a, "avg_pool2d");
   o.ceil_mode = ArgAs<bool>(a, 4, "avg_pool2d", "a bool");
   o.count_include_pad = ArgAs<bool>(a, 5, "avg_pool2d", "a bool");
   return o;
