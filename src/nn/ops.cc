@@ -99,52 +99,62 @@ Tensor RunAvgPool(const std::vector<OpArg>& v) {
 
 // ----- derivatives of elementwise ops (PyTorch's rules, including which side of a kink gets 1) -----
 
-using Deriv = std::function<float(float, float)>;
+// dx[i] = d(x[i], y[i]) * dy[i] for one op's derivative d.
+template <typename D>
+void Chain(D d, const float* x, const float* y, const float* dy, float* dx, int64_t n) {
+  for (int64_t i = 0; i < n; ++i) dx[i] = d(x[i], y[i]) * dy[i];
+}
+using A = std::vector<OpArg>;
 
-Deriv DReLU(const std::vector<OpArg>&) {
-  return [](float, float y) { return y > 0.f ? 1.f : 0.f; };
+void DReLU(const A&, const float* x, const float* y, const float* dy, float* dx, int64_t n) {
+  Chain([](float, float v) { return v > 0.f ? 1.f : 0.f; }, x, y, dy, dx, n);
 }
-Deriv DClamp(float lo, float hi) {
-  return [lo, hi](float v, float) { return v > lo && v < hi ? 1.f : 0.f; };
+void DClamp(float lo, float hi, const float* x, const float* y, const float* dy, float* dx, int64_t n) {
+  Chain([lo, hi](float v, float) { return v > lo && v < hi ? 1.f : 0.f; }, x, y, dy, dx, n);
 }
-Deriv DReLU6(const std::vector<OpArg>&) { return DClamp(0.f, 6.f); }
-Deriv DHardtanh(const std::vector<OpArg>& v) {
+void DReLU6(const A&, const float* x, const float* y, const float* dy, float* dx, int64_t n) {
+  DClamp(0.f, 6.f, x, y, dy, dx, n);
+}
+void DHardtanh(const A& v, const float* x, const float* y, const float* dy, float* dx, int64_t n) {
   const Args a{"hardtanh", v};
-  return DClamp(a.F32(0), a.F32(1));
+  DClamp(a.F32(0), a.F32(1), x, y, dy, dx, n);
 }
-Deriv DHardswish(const std::vector<OpArg>&) {
-  return [](float v, float) {
+void DHardswish(const A&, const float* x, const float* y, const float* dy, float* dx, int64_t n) {
+  const auto d = [](float v, float) {
     if (v < -3.f) return 0.f;
     return v <= 3.f ? v / 3.f + 0.5f : 1.f;
   };
+  Chain(d, x, y, dy, dx, n);
 }
-Deriv DHardsigmoid(const std::vector<OpArg>&) {
-  return [](float v, float) { return v > -3.f && v < 3.f ? 1.f / 6.f : 0.f; };
+void DHardsigmoid(const A&, const float* x, const float* y, const float* dy, float* dx, int64_t n) {
+  Chain([](float v, float) { return v > -3.f && v < 3.f ? 1.f / 6.f : 0.f; }, x, y, dy, dx, n);
 }
-Deriv DSigmoid(const std::vector<OpArg>&) {
-  return [](float, float y) { return (1.f - y) * y; };
+void DSigmoid(const A&, const float* x, const float* y, const float* dy, float* dx, int64_t n) {
+  Chain([](float, float v) { return (1.f - v) * v; }, x, y, dy, dx, n);
 }
-Deriv DTanh(const std::vector<OpArg>&) {
-  return [](float, float y) { return 1.f - y * y; };
+void DTanh(const A&, const float* x, const float* y, const float* dy, float* dx, int64_t n) {
+  Chain([](float, float v) { return 1.f - v * v; }, x, y, dy, dx, n);
 }
-Deriv DSilu(const std::vector<OpArg>&) {
-  return [](float v, float) {
+void DSilu(const A&, const float* x, const float* y, const float* dy, float* dx, int64_t n) {
+  const auto d = [](float v, float) {
     const float s = 1.f / (1.f + std::exp(-v));
     return s * (1.f + v * (1.f - s));
   };
+  Chain(d, x, y, dy, dx, n);
 }
 // PyTorch's GeluBackward (approximate='none'): Phi(x) + x * phi(x).
-Deriv DGelu(const std::vector<OpArg>&) {
-  return [](float v, float) {
+void DGelu(const A&, const float* x, const float* y, const float* dy, float* dx, int64_t n) {
+  const auto d = [](float v, float) {
     const float cdf = 0.5f * (1.f + std::erf(v * static_cast<float>(M_SQRT1_2)));
     const float pdf = std::exp(-0.5f * v * v) * static_cast<float>(0.5 * M_2_SQRTPI * M_SQRT1_2);
     return cdf + v * pdf;
   };
+  Chain(d, x, y, dy, dx, n);
 }
 // PyTorch's leaky_relu_backward: slope where x <= 0.
-Deriv DLeakyRelu(const std::vector<OpArg>& v) {
+void DLeakyRelu(const A& v, const float* x, const float* y, const float* dy, float* dx, int64_t n) {
   const float slope = Args{"leaky_relu", v}.F32(0);
-  return [slope](float x, float) { return x > 0.f ? 1.f : slope; };
+  Chain([slope](float u, float) { return u > 0.f ? 1.f : slope; }, x, y, dy, dx, n);
 }
 
 // ----- clamp bounds -----
@@ -382,7 +392,7 @@ class Op {
     s_.role = role;
     return *this;
   }
-  Op& Derivative(Deriv (*d)(const std::vector<OpArg>&)) {
+  Op& Derivative(OpSchema::DerivativeFn d) {
     s_.derivative = d;
     return *this;
   }

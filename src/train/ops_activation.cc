@@ -9,28 +9,20 @@
 namespace qfx {
 namespace train {
 namespace ag {
-namespace {
 
-// y = f(x) elementwise; dx = deriv(x, y) * dy.
-Var Unary(Tape& t, const Var& x, Tensor y, std::function<float(float, float)> deriv) {
-  const Tensor xv = x.value;
-  return t.Record(y, {x}, [xv, y, deriv](const Tensor& dy) {
-    Tensor dx = Tensor::Uninitialized(xv.shape());
-    const float *px = xv.data<float>(), *py = y.data<float>(), *pg = dy.data<float>();
-    float* pd = dx.data<float>();
-    for (int64_t i = 0, n = xv.numel(); i < n; ++i) pd[i] = deriv(px[i], py[i]) * pg[i];
-    return std::vector<Tensor>{dx};
-  });
-}
-
-}  // namespace
-
+// y = op(x, args...) elementwise; dx = op's registered derivative(x, y) * dy.
 Var elementwise(Tape& t, const Var& x, OpId op, const std::vector<OpArg>& args) {
   const nn::OpSchema& schema = nn::GetOpSchema(op);
   if (schema.derivative == nullptr) ThrowInvalid(schema.name, " is not an elementwise op with a derivative");
   std::vector<OpArg> all = {x.value};
   all.insert(all.end(), args.begin(), args.end());
-  return Unary(t, x, nn::RunOp(op, all), schema.derivative(args));
+  const Tensor xv = x.value, y = nn::RunOp(op, all);
+  const nn::OpSchema::DerivativeFn derivative = schema.derivative;
+  return t.Record(y, {x}, [xv, y, args, derivative](const Tensor& dy) {
+    Tensor dx = Tensor::Uninitialized(xv.shape());
+    derivative(args, xv.data<float>(), y.data<float>(), dy.data<float>(), dx.data<float>(), xv.numel());
+    return std::vector<Tensor>{dx};
+  });
 }
 
 Var relu(Tape& t, const Var& x) { return elementwise(t, x, OpId::kRelu); }

@@ -76,9 +76,11 @@ struct OpSchema {
   int min_args, max_args;  // positional arguments accepted
   Tensor (*run)(const std::vector<OpArg>& args);  // fp32 implementation; throws qfx::Error on bad input
   QuantRole role = QuantRole::kFloat;
-  // Elementwise ops: d y / d x at (x, y) given the op's arguments after the input (training's backward).
-  // Null for other ops (their backward is structural: src/train).
-  std::function<float(float, float)> (*derivative)(const std::vector<OpArg>& args) = nullptr;
+  // Elementwise ops: dx = (d y / d x at x, y) * dy over n values, given the op's arguments after the input
+  // (training's backward). Null for other ops (their backward is structural: src/train).
+  using DerivativeFn = void (*)(const std::vector<OpArg>& args, const float* x, const float* y, const float* dy,
+                                float* dx, int64_t n);
+  DerivativeFn derivative = nullptr;
   // Clamp-like ops (relu, relu6, hardtanh): the [lo, hi] their arguments after the input give, which
   // convert folds into a preceding int8 conv / linear.
   bool (*clamp)(const std::vector<OpArg>& args, float* lo, float* hi) = nullptr;
