@@ -157,6 +157,45 @@ void DLeakyRelu(const A& v, const float* x, const float* y, const float* dy, flo
   Chain([slope](float u, float) { return u > 0.f ? 1.f : slope; }, x, y, dy, dx, n);
 }
 
+// ----- backward of shape ops (vector-Jacobian products) -----
+
+// reshape, view, flatten: dx is dy in x's shape.
+std::vector<Tensor> VjpReshape(const A& v, const Tensor&, const Tensor& dy) {
+  return {dy.Reshape(Args{"reshape", v}.T(0).shape())};
+}
+
+// mean: dy spread evenly over the reduced elements.
+std::vector<Tensor> VjpMean(const A& v, const Tensor&, const Tensor& dy) {
+  const Args a{"mean", v};
+  const Shape xs = a.T(0).shape();
+  Shape kept = xs;
+  const std::vector<int64_t> dims = a.Ints(1);
+  if (dims.empty()) std::fill(kept.begin(), kept.end(), 1);  // as F::mean: no dims reduces all
+  for (int64_t d : dims) kept[NormalizeDim(d, static_cast<int64_t>(xs.size()), "mean dim")] = 1;
+  const int64_t count = NumElements(xs) / std::max<int64_t>(1, NumElements(kept));
+  return {F::mul(dy.Reshape(kept), Tensor::Full(xs, 1.f / static_cast<float>(count)))};
+}
+
+// cat: each input gets its slice of dy.
+std::vector<Tensor> VjpCat(const A& v, const Tensor&, const Tensor& dy) {
+  const Args a{"cat", v};
+  const int64_t d = NormalizeDim(a.I(1), dy.dim(), "cat dim");
+  int64_t inner = 1;
+  for (int64_t k = d + 1; k < dy.dim(); ++k) inner *= dy.size(k);
+  const int64_t outer = dy.numel() / (dy.size(d) * inner), row = dy.size(d) * inner;
+  std::vector<Tensor> grads;
+  int64_t offset = 0;
+  for (const Tensor& x : a.Get<std::vector<Tensor>>(0, "a list of tensors")) {
+    Tensor g = Tensor::Uninitialized(x.shape());
+    const int64_t len = x.size(d) * inner;
+    for (int64_t o = 0; o < outer; ++o)
+      std::copy_n(dy.data<float>() + o * row + offset, len, g.data<float>() + o * len);
+    offset += len;
+    grads.push_back(g);
+  }
+  return grads;
+}
+
 // ----- clamp bounds -----
 
 bool ClampReLU(const std::vector<OpArg>&, float* lo, float* hi) {
@@ -396,6 +435,10 @@ class Op {
     s_.derivative = d;
     return *this;
   }
+  Op& Vjp(OpSchema::VjpFn f) {
+    s_.vjp = f;
+    return *this;
+  }
   Op& Clamp(bool (*c)(const std::vector<OpArg>&, float*, float*)) {
     s_.clamp = c;
     return *this;
@@ -436,13 +479,16 @@ std::vector<OpSchema> MakeRegistry() {
            const Args a{"cat", v};
            return F::cat(a.Get<std::vector<Tensor>>(0, "a list of tensors"), a.I(1));
          })
-          .Role(QR::kCat),
+          .Role(QR::kCat)
+          .Vjp(VjpCat),
       Op(OpId::kFlatten, "flatten", false, "torch.flatten", 3, 3, QFX_RUN(flatten, a.T(0), a.I(1), a.I(2)))
           .Role(QR::kShareQParams)
+          .Vjp(VjpReshape)
           .Module(FlattenKind()),
       Op(OpId::kReshape, "reshape", false, "torch.reshape", 2, 2, QFX_RUN(reshape, a.T(0), a.Ints(1)))
-          .Role(QR::kShareQParams),
-      Op(OpId::kMean, "mean", false, "torch.mean", 3, 3, QFX_RUN(mean, a.T(0), a.Ints(1), a.B(2))),
+          .Role(QR::kShareQParams)
+          .Vjp(VjpReshape),
+      Op(OpId::kMean, "mean", false, "torch.mean", 3, 3, QFX_RUN(mean, a.T(0), a.Ints(1), a.B(2))).Vjp(VjpMean),
       Op(OpId::kRelu, "relu", false, "torch.nn.functional.relu", 1, 1, QFX_UNARY(relu))
           .Role(QR::kShareQParams)
           .Derivative(DReLU)
@@ -532,9 +578,9 @@ std::vector<OpSchema> MakeRegistry() {
            return F::q_unary(a.T(0), a.I(1), a.D(2), a.I(3), std::vector<OpArg>(v.begin() + 4, v.end()));
          })
           .Role(QR::kQuantized),
-      Op(OpId::kMethodReshape, "reshape", true, "reshape", 2, 2, MethodReshape).Role(QR::kShareQParams),
-      Op(OpId::kMethodView, "view", true, "view", 2, 2, MethodView).Role(QR::kShareQParams),
-      Op(OpId::kMethodFlatten, "flatten", true, "flatten", 3, 3, MethodFlatten).Role(QR::kShareQParams),
+      Op(OpId::kMethodReshape, "reshape", true, "reshape", 2, 2, MethodReshape).Role(QR::kShareQParams).Vjp(VjpReshape),
+      Op(OpId::kMethodView, "view", true, "view", 2, 2, MethodView).Role(QR::kShareQParams).Vjp(VjpReshape),
+      Op(OpId::kMethodFlatten, "flatten", true, "flatten", 3, 3, MethodFlatten).Role(QR::kShareQParams).Vjp(VjpReshape),
   };
 }
 

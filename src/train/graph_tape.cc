@@ -19,7 +19,7 @@ namespace train {
 namespace {
 
 // A node's value during a taped forward: a Var where the graph has a tensor, else the constant.
-using Value = std::variant<std::monostate, Var, int64_t, double, bool, std::vector<int64_t>, std::vector<Var>>;
+using ag::Value;
 
 // Every op but the quantized ones (convert's output) has a backward: a derivative in its registration
 // (elementwise ops) or a case of Runner::Function (structural ops).
@@ -162,23 +162,12 @@ Var Runner::Function(OpId op, const std::vector<Value>& a) {
                                                 : Tape::Constant(Tensor::Full({}, static_cast<float>(Number(a, 1))));
   };
   if (nn::GetOpSchema(op).derivative != nullptr) return ag::elementwise(tape_, x(), op, Constants(a));
+  if (nn::GetOpSchema(op).vjp != nullptr) return ag::apply(tape_, op, a);
   switch (op) {
     case OpId::kAdd:
       return ag::add(tape_, x(), other());
     case OpId::kMul:
       return ag::mul(tape_, x(), other());
-    case OpId::kCat:
-      return ag::cat(tape_, Get<std::vector<Var>>(a, 0, "a list of tensors"), Get<int64_t>(a, 1, "an integer"));
-    case OpId::kFlatten:
-    case OpId::kMethodFlatten:
-      return ag::reshape(tape_, x(),
-                         x().value.Flatten(Get<int64_t>(a, 1, "an integer"), Get<int64_t>(a, 2, "an integer")).shape());
-    case OpId::kReshape:
-    case OpId::kMethodReshape:
-    case OpId::kMethodView:
-      return ag::reshape(tape_, x(), Get<std::vector<int64_t>>(a, 1, "a list of integers"));
-    case OpId::kMean:
-      return ag::mean(tape_, x(), Get<std::vector<int64_t>>(a, 1, "a list of integers"), Get<bool>(a, 2, "a bool"));
     case OpId::kSoftmax:
       return ag::softmax(tape_, x(), Get<int64_t>(a, 1, "an integer"));
     case OpId::kDropout:

@@ -1,8 +1,10 @@
-// qfx train: backward of the broadcasting arithmetic (add, mul, div), cat, reshape and mean.
+// qfx train: backward of the broadcasting arithmetic (add, mul, div); apply() records any op with a
+// registered backward (cat, reshape, mean: src/nn/ops.cc).
 #include <algorithm>
 #include <vector>
 
 #include "qfx/nn/geometry.h"
+#include "qfx/nn/ops.h"
 #include "qfx/train/ops.h"
 
 namespace qfx {
@@ -58,49 +60,35 @@ Var div(Tape& t, const Var& a, const Var& b) {
   });
 }
 
-Var cat(Tape& t, const std::vector<Var>& xs, int64_t dim) {
-  std::vector<Tensor> values;
-  std::vector<Shape> shapes;
-  for (const Var& x : xs) {
-    values.push_back(x.value);
-    shapes.push_back(x.value.shape());
-  }
-  Tensor y = F::cat(values, dim);
-  const int64_t d = NormalizeDim(dim, y.dim(), "cat dim");
-  return t.Record(y, xs, [shapes, d](const Tensor& dy) {
-    int64_t inner = 1;
-    for (int64_t k = d + 1; k < dy.dim(); ++k) inner *= dy.size(k);
-    const int64_t outer = dy.numel() / (dy.size(d) * inner), row = dy.size(d) * inner;
-    std::vector<Tensor> grads;
-    int64_t offset = 0;
-    for (const Shape& s : shapes) {
-      Tensor g = Tensor::Uninitialized(s);
-      const int64_t len = s[d] * inner;
-      for (int64_t o = 0; o < outer; ++o) {
-        std::copy_n(dy.data<float>() + o * row + offset, len, g.data<float>() + o * len);
-      }
-      offset += len;
-      grads.push_back(g);
+Var apply(Tape& t, OpId op, const std::vector<Value>& args) {
+  const nn::OpSchema& schema = nn::GetOpSchema(op);
+  if (schema.vjp == nullptr) ThrowInvalid(schema.name, " has no registered backward");
+  std::vector<OpArg> values;
+  std::vector<Var> inputs;
+  for (const Value& a : args) {
+    if (const auto* v = std::get_if<Var>(&a)) {
+      values.push_back(v->value);
+      inputs.push_back(*v);
+    } else if (const auto* list = std::get_if<std::vector<Var>>(&a)) {
+      std::vector<Tensor> tensors;
+      for (const Var& x : *list) tensors.push_back(x.value);
+      values.push_back(tensors);
+      inputs.insert(inputs.end(), list->begin(), list->end());
+    } else {
+      values.push_back(ConstantAs<OpArg>(a));
     }
-    return grads;
-  });
+  }
+  const Tensor y = nn::RunOp(op, values);
+  const nn::OpSchema::VjpFn vjp = schema.vjp;
+  return t.Record(y, inputs, [values, y, vjp](const Tensor& dy) { return vjp(values, y, dy); });
 }
 
-Var reshape(Tape& t, const Var& x, Shape shape) {
-  const Shape xs = x.value.shape();
-  return t.Record(x.value.Reshape(std::move(shape)), {x},
-                  [xs](const Tensor& dy) { return std::vector<Tensor>{dy.Reshape(xs)}; });
-}
+Var cat(Tape& t, const std::vector<Var>& xs, int64_t dim) { return apply(t, OpId::kCat, {xs, dim}); }
+
+Var reshape(Tape& t, const Var& x, Shape shape) { return apply(t, OpId::kReshape, {x, std::move(shape)}); }
 
 Var mean(Tape& t, const Var& x, const std::vector<int64_t>& dims, bool keepdim) {
-  const Shape xs = x.value.shape();
-  Shape kept = xs;
-  if (dims.empty()) std::fill(kept.begin(), kept.end(), 1);  // as F::mean: no dims reduces all
-  for (int64_t d : dims) kept[NormalizeDim(d, static_cast<int64_t>(xs.size()), "mean dim")] = 1;
-  const int64_t count = NumElements(xs) / std::max<int64_t>(1, NumElements(kept));
-  return t.Record(F::mean(x.value, dims, keepdim), {x}, [xs, kept, count](const Tensor& dy) {
-    return std::vector<Tensor>{F::mul(dy.Reshape(kept), Tensor::Full(xs, 1.f / static_cast<float>(count)))};
-  });
+  return apply(t, OpId::kMean, {x, dims, keepdim});
 }
 
 }  // namespace ag

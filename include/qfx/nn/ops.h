@@ -81,6 +81,11 @@ struct OpSchema {
   using DerivativeFn = void (*)(const std::vector<OpArg>& args, const float* x, const float* y, const float* dy,
                                 float* dx, int64_t n);
   DerivativeFn derivative = nullptr;
+  // Other ops with a backward of their own here: the gradients of the tensor arguments (in order, a list
+  // argument giving one per element; undefined for one that gets none) from y = run(args) and dy. Ops with
+  // neither have their backward in src/train (graph_tape.cc: conv, linear, batch_norm, pools, ...).
+  using VjpFn = std::vector<Tensor> (*)(const std::vector<OpArg>& args, const Tensor& y, const Tensor& dy);
+  VjpFn vjp = nullptr;
   // Clamp-like ops (relu, relu6, hardtanh): the [lo, hi] their arguments after the input give, which
   // convert folds into a preceding int8 conv / linear.
   bool (*clamp)(const std::vector<OpArg>& args, float* lo, float* hi) = nullptr;

@@ -6,6 +6,8 @@
 #include <random>
 #include <vector>
 
+#include <variant>
+
 #include "qfx/nn/functional.h"
 #include "qfx/quant/observer.h"
 #include "qfx/train/autograd.h"
@@ -21,6 +23,10 @@ Var linear(Tape& t, const Var& x, const Var& w, const Var& b);
 Var batch_norm(Tape& t, const Var& x, const Tensor& running_mean, const Tensor& running_var, const Var& weight,
                const Var& bias, bool training, double momentum, double eps);
 
+// An op argument on the tape: a Var where the graph has a tensor, else the constant.
+using Value = std::variant<std::monostate, Var, int64_t, double, bool, std::vector<int64_t>, std::vector<Var>>;
+// Any op of the registry with a registered backward (qfx/nn/ops.h: a vjp), on tape values.
+Var apply(Tape& t, OpId op, const std::vector<Value>& args);
 // Any elementwise op of the registry (qfx/nn/ops.h: one with a derivative), `args` its arguments after x.
 Var elementwise(Tape& t, const Var& x, OpId op, const std::vector<OpArg>& args = {});
 Var relu(Tape& t, const Var& x);
