@@ -13,6 +13,7 @@
 #include "absl/strings/str_cat.h"
 #include "qfx/nn/functional.h"
 #include "qfx/nn/modules.h"
+#include "src/nn/op_gradients.h"
 
 namespace qfx {
 namespace nn {
@@ -157,45 +158,6 @@ void DLeakyRelu(const A& v, const float* x, const float* y, const float* dy, flo
   Chain([slope](float u, float) { return u > 0.f ? 1.f : slope; }, x, y, dy, dx, n);
 }
 
-// ----- backward of shape ops (vector-Jacobian products) -----
-
-// reshape, view, flatten: dx is dy in x's shape.
-std::vector<Tensor> VjpReshape(const A& v, const Tensor&, const Tensor& dy) {
-  return {dy.Reshape(Args{"reshape", v}.T(0).shape())};
-}
-
-// mean: dy spread evenly over the reduced elements.
-std::vector<Tensor> VjpMean(const A& v, const Tensor&, const Tensor& dy) {
-  const Args a{"mean", v};
-  const Shape xs = a.T(0).shape();
-  Shape kept = xs;
-  const std::vector<int64_t> dims = a.Ints(1);
-  if (dims.empty()) std::fill(kept.begin(), kept.end(), 1);  // as F::mean: no dims reduces all
-  for (int64_t d : dims) kept[NormalizeDim(d, static_cast<int64_t>(xs.size()), "mean dim")] = 1;
-  const int64_t count = NumElements(xs) / std::max<int64_t>(1, NumElements(kept));
-  return {F::mul(dy.Reshape(kept), Tensor::Full(xs, 1.f / static_cast<float>(count)))};
-}
-
-// cat: each input gets its slice of dy.
-std::vector<Tensor> VjpCat(const A& v, const Tensor&, const Tensor& dy) {
-  const Args a{"cat", v};
-  const int64_t d = NormalizeDim(a.I(1), dy.dim(), "cat dim");
-  int64_t inner = 1;
-  for (int64_t k = d + 1; k < dy.dim(); ++k) inner *= dy.size(k);
-  const int64_t outer = dy.numel() / (dy.size(d) * inner), row = dy.size(d) * inner;
-  std::vector<Tensor> grads;
-  int64_t offset = 0;
-  for (const Tensor& x : a.Get<std::vector<Tensor>>(0, "a list of tensors")) {
-    Tensor g = Tensor::Uninitialized(x.shape());
-    const int64_t len = x.size(d) * inner;
-    for (int64_t o = 0; o < outer; ++o)
-      std::copy_n(dy.data<float>() + o * row + offset, len, g.data<float>() + o * len);
-    offset += len;
-    grads.push_back(g);
-  }
-  return grads;
-}
-
 // ----- clamp bounds -----
 
 bool ClampReLU(const std::vector<OpArg>&, float* lo, float* hi) {
@@ -326,7 +288,7 @@ ModuleKind AvgPoolKind() {
       "AvgPool2d",
       [](const AvgPool2d& p) {
         const F::Pool2dOptions& o = p.options;
-        return std::vector<OpArg>{o.kernel_size, o.stride, o.padding, o.ceil_mode, o.count_include_pad, OpArg()};
+        return std::vector<OpArg>{o.kernel_size, o.stride, o.padding, o.ceil_mode, o.count_include_pad};
       },
       [](const AvgPool2d& p) { return PoolConfig(p.options); }, MakePool<AvgPool2d>);
 }
@@ -534,28 +496,36 @@ std::vector<OpSchema> MakeRegistry() {
           .Derivative(DLeakyRelu)
           .Module(LeakyReLUKind()),
       Op(OpId::kSoftmax, "softmax", false, "torch.nn.functional.softmax", 2, 2, QFX_RUN(softmax, a.T(0), a.I(1)))
+          .Vjp(VjpSoftmax)
           .Fixed(FixedRange::kUnit)
           .Module(SoftmaxKind()),
       Op(OpId::kDropout, "dropout", false, "torch.nn.functional.dropout", 3, 3,
          QFX_RUN(dropout, a.T(0), a.D(1), a.B(2)))
           .Role(QR::kTable)
           .Module(DropoutKind()),
-      Op(OpId::kConv2d, "conv2d", false, "torch.conv2d", 7, 7, RunConv2d).Role(QR::kWeighted).Module(Conv2dKind()),
+      Op(OpId::kConv2d, "conv2d", false, "torch.conv2d", 7, 7, RunConv2d)
+          .Role(QR::kWeighted)
+          .Vjp(VjpConv2d)
+          .Module(Conv2dKind()),
       Op(OpId::kLinear, "linear", false, "torch._C._nn.linear", 3, 3, QFX_RUN(linear, a.T(0), a.T(1), a.OptT(2)))
           .Role(QR::kWeighted)
+          .Vjp(VjpLinear)
           .Module(LinearKind()),
       Op(OpId::kBatchNorm, "batch_norm", false, "torch.nn.functional.batch_norm", 8, 8, RunBatchNorm)
           .Module(BatchNormKind<BatchNorm2d>("BatchNorm2d"))
           .Module(BatchNormKind<BatchNorm1d>("BatchNorm1d")),
       Op(OpId::kMaxPool2d, "max_pool2d", false, "torch.nn.functional.max_pool2d", 6, 6, RunMaxPool)
           .Role(QR::kShareQParams)
+          .Vjp(VjpMaxPool2d)
           .Module(MaxPoolKind()),
       Op(OpId::kAvgPool2d, "avg_pool2d", false, "torch._C._nn.avg_pool2d", 6, 6, RunAvgPool)
           .Role(QR::kShareQParams)
+          .Vjp(VjpAvgPool2d)
           .Module(AvgPoolKind()),
       Op(OpId::kAdaptiveAvgPool2d, "adaptive_avg_pool2d", false, "torch.nn.functional.adaptive_avg_pool2d", 2, 2,
          QFX_RUN(adaptive_avg_pool2d, a.T(0), a.Ints(1)))
           .Role(QR::kShareQParams)
+          .Vjp(VjpAdaptiveAvgPool2d)
           .Module(AdaptiveAvgPoolKind()),
       Op(OpId::kQuantize, "quantize", false, "torch.quantize_per_tensor", 3, 3,
          QFX_RUN(quantize, a.T(0), a.D(1), a.I(2)))

@@ -168,23 +168,11 @@ Var Runner::Function(OpId op, const std::vector<Value>& a) {
       return ag::add(tape_, x(), other());
     case OpId::kMul:
       return ag::mul(tape_, x(), other());
-    case OpId::kSoftmax:
-      return ag::softmax(tape_, x(), Get<int64_t>(a, 1, "an integer"));
     case OpId::kDropout:
       return ag::dropout(tape_, x(), Number(a, 1), Get<bool>(a, 2, "a bool"), rng_);
-    case OpId::kConv2d:
-      return ag::conv2d(tape_, x(), Get<Var>(a, 1, "a tensor"), OptVar(a, 2), nn::Conv2dOptionsOf(a));
-    case OpId::kLinear:
-      return ag::linear(tape_, x(), Get<Var>(a, 1, "a tensor"), OptVar(a, 2));
     case OpId::kBatchNorm:
       return ag::batch_norm(tape_, x(), OptTensor(a, 1), OptTensor(a, 2), OptVar(a, 3), OptVar(a, 4),
                             Get<bool>(a, 5, "a bool"), Number(a, 6), Number(a, 7));
-    case OpId::kMaxPool2d:
-      return ag::max_pool2d(tape_, x(), nn::MaxPool2dOptionsOf(a));
-    case OpId::kAvgPool2d:
-      return ag::avg_pool2d(tape_, x(), nn::AvgPool2dOptionsOf(a));
-    case OpId::kAdaptiveAvgPool2d:
-      return ag::adaptive_avg_pool2d(tape_, x(), Get<std::vector<int64_t>>(a, 1, "a list of integers"));
     default:
       ThrowInvalid("op ", nn::GetOpSchema(op).name, " has no backward (quantized ops run only after convert)");
   }

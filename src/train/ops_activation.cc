@@ -1,5 +1,5 @@
-// qfx train: backward of the elementwise ops (their derivatives are registered with the ops, src/nn/ops.cc),
-// softmax and dropout.
+// qfx train: backward of the elementwise ops (their derivatives are registered with the ops, src/nn/ops.cc)
+// and of dropout (its mask is random state, drawn here).
 #include <cmath>
 #include <vector>
 
@@ -35,32 +35,6 @@ Var hardsigmoid(Tape& t, const Var& x) { return elementwise(t, x, OpId::kHardsig
 Var sigmoid(Tape& t, const Var& x) { return elementwise(t, x, OpId::kSigmoid); }
 Var tanh(Tape& t, const Var& x) { return elementwise(t, x, OpId::kTanh); }
 Var silu(Tape& t, const Var& x) { return elementwise(t, x, OpId::kSilu); }
-
-Var softmax(Tape& t, const Var& x, int64_t dim) {
-  Tensor y = F::softmax(x.value, dim);
-  const int64_t d = NormalizeDim(dim, x.value.dim(), "softmax dim");
-  return t.Record(y, {x}, [y, d](const Tensor& dy) {
-    const int64_t len = y.size(d);
-    int64_t inner = 1;
-    for (int64_t k = d + 1; k < y.dim(); ++k) inner *= y.size(k);
-    const int64_t outer = y.numel() / (len * inner);
-    Tensor dx = Tensor::Uninitialized(y.shape());
-    const float *py = y.data<float>(), *pg = dy.data<float>();
-    float* pd = dx.data<float>();
-    for (int64_t o = 0; o < outer; ++o) {
-      for (int64_t i = 0; i < inner; ++i) {
-        const int64_t base = o * len * inner + i;
-        double dot = 0;
-        for (int64_t j = 0; j < len; ++j) dot += static_cast<double>(pg[base + j * inner]) * py[base + j * inner];
-        for (int64_t j = 0; j < len; ++j) {
-          const int64_t k = base + j * inner;
-          pd[k] = static_cast<float>(py[k] * (pg[k] - dot));
-        }
-      }
-    }
-    return std::vector<Tensor>{dx};
-  });
-}
 
 Var dropout(Tape& t, const Var& x, double p, bool training, std::mt19937_64& rng) {
   if (p < 0 || p > 1) ThrowInvalid("dropout: p ", p, " must be in [0, 1]");

@@ -1,5 +1,6 @@
 // qfx train: backward of the broadcasting arithmetic (add, mul, div); apply() records any op with a
-// registered backward (cat, reshape, mean: src/nn/ops.cc).
+// registered backward (src/nn/ops.cc, src/nn/op_gradients.cc): cat, reshape, mean, softmax, conv2d, linear,
+// the pools.
 #include <algorithm>
 #include <vector>
 
@@ -79,8 +80,30 @@ Var apply(Tape& t, OpId op, const std::vector<Value>& args) {
     }
   }
   const Tensor y = nn::RunOp(op, values);
+  std::vector<bool> want;
+  for (const Var& v : inputs) want.push_back(v.requires_grad());
   const nn::OpSchema::VjpFn vjp = schema.vjp;
-  return t.Record(y, inputs, [values, y, vjp](const Tensor& dy) { return vjp(values, y, dy); });
+  return t.Record(y, inputs, [values, y, want, vjp](const Tensor& dy) { return vjp(values, y, dy, want); });
+}
+
+Var conv2d(Tape& t, const Var& x, const Var& w, const Var& b, const F::Conv2dOptions& opt) {
+  return apply(t, OpId::kConv2d, {x, w, b, opt.stride, opt.padding, opt.dilation, opt.groups});
+}
+
+Var linear(Tape& t, const Var& x, const Var& w, const Var& b) { return apply(t, OpId::kLinear, {x, w, b}); }
+
+Var softmax(Tape& t, const Var& x, int64_t dim) { return apply(t, OpId::kSoftmax, {x, dim}); }
+
+Var max_pool2d(Tape& t, const Var& x, const F::Pool2dOptions& o) {
+  return apply(t, OpId::kMaxPool2d, {x, o.kernel_size, o.stride, o.padding, o.dilation, o.ceil_mode});
+}
+
+Var avg_pool2d(Tape& t, const Var& x, const F::Pool2dOptions& o) {
+  return apply(t, OpId::kAvgPool2d, {x, o.kernel_size, o.stride, o.padding, o.ceil_mode, o.count_include_pad});
+}
+
+Var adaptive_avg_pool2d(Tape& t, const Var& x, const std::vector<int64_t>& output_size) {
+  return apply(t, OpId::kAdaptiveAvgPool2d, {x, output_size});
 }
 
 Var cat(Tape& t, const std::vector<Var>& xs, int64_t dim) { return apply(t, OpId::kCat, {xs, dim}); }

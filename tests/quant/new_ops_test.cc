@@ -103,6 +103,44 @@ TEST(NewOps, ModelTrainsThroughTheGraph) {
   EXPECT_TRUE(tape.ParamGrad(conv1->weight).defined());
 }
 
+// Every module kind that computes an op trains through that op's registration: the taped forward equals
+// the module's own forward, bit for bit, and gradients reach the first layer.
+class Pools : public nn::Module {
+ public:
+  Pools() {
+    conv = register_module("conv", std::make_shared<nn::Conv2d>(3, 4, 3));
+    avg = register_module("avg", std::make_shared<nn::AvgPool2d>(2, 1, 1, false, false));
+    max = register_module("max", std::make_shared<nn::MaxPool2d>(2));
+    six = register_module("six", std::make_shared<nn::ReLU6>());
+    ada = register_module("ada", std::make_shared<nn::AdaptiveAvgPool2d>(2));
+    flat = register_module("flat", std::make_shared<nn::Flatten>());
+    fc = register_module("fc", std::make_shared<nn::Linear>(16, 5));
+    soft = register_module("soft", std::make_shared<nn::Softmax>(1));
+  }
+  std::string type_name() const override { return "Pools"; }
+  Tensor forward(const Tensor& x) override {
+    return (*soft)((*fc)((*flat)((*ada)((*six)((*max)((*avg)((*conv)(x))))))));
+  }
+  std::shared_ptr<nn::Module> conv, avg, max, six, ada, flat, fc, soft;
+};
+
+TEST(ModuleKinds, ModulesTrainThroughTheirOps) {
+  auto model = std::make_shared<Pools>();
+  testing::HashInit(*model);
+  model->eval();
+  auto gm = *fx::SymbolicTrace(model);
+  const Tensor x = testing::HashUniform("x", {2, 3, 10, 10}, -1, 1);
+  const Tensor want = *RunModule(*gm, x);
+  train::GraphForward fwd(*gm);
+  train::Tape tape;
+  auto y = fwd.Run(tape, x);
+  ASSERT_TRUE(y.ok()) << y.status();
+  ASSERT_EQ(y->value.shape(), want.shape());
+  EXPECT_EQ(std::memcmp(y->value.raw_data(), want.raw_data(), want.nbytes()), 0);
+  tape.Backward(train::ag::mean(tape, train::ag::mul(tape, *y, *y), {0, 1}, false));
+  EXPECT_TRUE(tape.ParamGrad(static_cast<nn::Conv2d*>(gm->submodule("conv"))->weight).defined());
+}
+
 std::shared_ptr<fx::GraphModule> Quantized(std::shared_ptr<nn::Module> model, const Shape& shape,
                                            quant::PrepareReport* report) {
   testing::HashInit(*model);

@@ -84,7 +84,9 @@ struct OpSchema {
   // Other ops with a backward of their own here: the gradients of the tensor arguments (in order, a list
   // argument giving one per element; undefined for one that gets none) from y = run(args) and dy. Ops with
   // neither have their backward in src/train (graph_tape.cc: conv, linear, batch_norm, pools, ...).
-  using VjpFn = std::vector<Tensor> (*)(const std::vector<OpArg>& args, const Tensor& y, const Tensor& dy);
+  // `want` has one flag per tensor argument: whether its gradient is needed.
+  using VjpFn = std::vector<Tensor> (*)(const std::vector<OpArg>& args, const Tensor& y, const Tensor& dy,
+                                        const std::vector<bool>& want);
   VjpFn vjp = nullptr;
   // Clamp-like ops (relu, relu6, hardtanh): the [lo, hi] their arguments after the input give, which
   // convert folds into a preceding int8 conv / linear.
@@ -102,7 +104,7 @@ const T& ArgAs(const std::vector<V>& args, size_t i, const char* op, const char*
   ThrowInvalid(op, ": argument ", i, " must be ", want);
 }
 // The options of conv2d(x, w, b, stride, padding, dilation, groups), max_pool2d(x, kernel, stride, padding,
-// dilation, ceil_mode) and avg_pool2d(x, kernel, stride, padding, ceil_mode, count_include_pad, divisor)
+// dilation, ceil_mode) and avg_pool2d(x, kernel, stride, padding, ceil_mode, count_include_pad)
 // calls: decoded once for the fp32 run and for training.
 template <typename V>
 F::Conv2dOptions Conv2dOptionsOf(const std::vector<V>& a) {

@@ -1,0 +1,33 @@
+// qfx nn: the registered backward of the ops that are not elementwise (qfx/nn/ops.h, OpSchema::vjp): the
+// gradients of an op's tensor arguments from its arguments, its output and the output's gradient, computed
+// only for the inputs `want` marks. Listed by the op registrations in ops.cc; training records them.
+#pragma once
+
+#include <vector>
+
+#include "qfx/core/trace.h"
+
+namespace qfx {
+namespace nn {
+
+std::vector<Tensor> VjpReshape(const std::vector<OpArg>& args, const Tensor& y, const Tensor& dy,
+                               const std::vector<bool>& want);  // reshape, view, flatten
+std::vector<Tensor> VjpMean(const std::vector<OpArg>& args, const Tensor& y, const Tensor& dy,
+                            const std::vector<bool>& want);
+std::vector<Tensor> VjpCat(const std::vector<OpArg>& args, const Tensor& y, const Tensor& dy,
+                           const std::vector<bool>& want);
+std::vector<Tensor> VjpSoftmax(const std::vector<OpArg>& args, const Tensor& y, const Tensor& dy,
+                               const std::vector<bool>& want);
+std::vector<Tensor> VjpConv2d(const std::vector<OpArg>& args, const Tensor& y, const Tensor& dy,
+                              const std::vector<bool>& want);  // GEMM-based, through qfx::kernels
+std::vector<Tensor> VjpLinear(const std::vector<OpArg>& args, const Tensor& y, const Tensor& dy,
+                              const std::vector<bool>& want);
+std::vector<Tensor> VjpMaxPool2d(const std::vector<OpArg>& args, const Tensor& y, const Tensor& dy,
+                                 const std::vector<bool>& want);  // PyTorch's window rules
+std::vector<Tensor> VjpAvgPool2d(const std::vector<OpArg>& args, const Tensor& y, const Tensor& dy,
+                                 const std::vector<bool>& want);
+std::vector<Tensor> VjpAdaptiveAvgPool2d(const std::vector<OpArg>& args, const Tensor& y, const Tensor& dy,
+                                         const std::vector<bool>& want);
+
+}  // namespace nn
+}  // namespace qfx
