@@ -133,8 +133,8 @@ PoolGeometry MakePool(const char* op, const Tensor& x, const Pool2dOptions& opt)
 
 }  // namespace
 
-Tensor conv2d(const Tensor& x, const Tensor& weight, const Tensor& bias, const Conv2dOptions& opt) {
-  QFX_TRACE_OP(OpId::kConv2d, x, weight, Optional(bias), opt.stride, opt.padding, opt.dilation, opt.groups);
+kernels::Conv2dGeometry Conv2dGeometryOf(const Tensor& x, const Tensor& weight, const Tensor& bias,
+                                         const Conv2dOptions& opt) {
   CheckRank("conv2d", x, 4, "N, C, H, W");
   CheckF32("conv2d", weight, "weight");
   if (weight.dim() != 4) ThrowInvalid("conv2d: weight ", weight.ToString(), " must have rank 4");
@@ -167,6 +167,12 @@ Tensor conv2d(const Tensor& x, const Tensor& weight, const Tensor& bias, const C
   if (g.out_h() <= 0 || g.out_w() <= 0) {
     ThrowInvalid("conv2d: input ", x.ToString(), " is smaller than the dilated kernel ", weight.ToString());
   }
+  return g;
+}
+
+Tensor conv2d(const Tensor& x, const Tensor& weight, const Tensor& bias, const Conv2dOptions& opt) {
+  QFX_TRACE_OP(OpId::kConv2d, x, weight, Optional(bias), opt.stride, opt.padding, opt.dilation, opt.groups);
+  const kernels::Conv2dGeometry g = Conv2dGeometryOf(x, weight, bias, opt);
   Tensor y = Tensor::Uninitialized({g.batch, g.out_channels, g.out_h(), g.out_w()});
   kernels::Conv2dF32(g, x.data<float>(), weight.data<float>(), bias.defined() ? bias.data<float>() : nullptr,
                      y.data<float>());

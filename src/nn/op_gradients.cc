@@ -126,22 +126,8 @@ std::vector<Tensor> VjpSoftmax(const A& v, const Tensor& y, const Tensor& dy, co
 // conv2d(x, w, b, stride, padding, dilation, groups): the GEMM-based backward of qfx::kernels.
 std::vector<Tensor> VjpConv2d(const A& v, const Tensor&, const Tensor& dy, const std::vector<bool>& want) {
   const Tensor &xv = In(v, 0, "conv2d"), &wv = In(v, 1, "conv2d");
-  const F::Conv2dOptions opt = Conv2dOptionsOf(v);
-  kernels::Conv2dGeometry g;
-  g.batch = xv.size(0);
-  g.in_channels = xv.size(1);
-  g.in_h = xv.size(2);
-  g.in_w = xv.size(3);
-  g.out_channels = wv.size(0);
-  g.kernel_h = wv.size(2);
-  g.kernel_w = wv.size(3);
-  g.stride_h = opt.stride[0];
-  g.stride_w = opt.stride[1];
-  g.pad_h = opt.padding[0];
-  g.pad_w = opt.padding[1];
-  g.dilation_h = opt.dilation[0];
-  g.dilation_w = opt.dilation[1];
-  g.groups = opt.groups;
+  const kernels::Conv2dGeometry g = F::Conv2dGeometryOf(
+      xv, wv, v.size() > 2 && std::holds_alternative<Tensor>(v[2]) ? In(v, 2, "conv2d") : Tensor(), Conv2dOptionsOf(v));
   const bool want_x = want.at(0), want_w = want.at(1), want_b = want.size() > 2 && want[2];
   Tensor dx = want_x ? Tensor::Uninitialized(xv.shape()) : Tensor();
   Tensor dw = want_w ? Tensor::Uninitialized(wv.shape()) : Tensor();
@@ -198,10 +184,10 @@ std::vector<Tensor> VjpMaxPool2d(const A& v, const Tensor& y, const Tensor& dy, 
   return {dx};
 }
 
-std::vector<Tensor> VjpAvgPool2d(const A& v, const Tensor&, const Tensor& dy, const std::vector<bool>&) {
-  const Shape xs = In(v, 0, "avg_pool2d").shape();
-  const F::Pool2dOptions opt = AvgPool2dOptionsOf(v);
-  const Window w = MakeWindow(opt);
+// dx of an averaging pool: each output gradient spread evenly over its input window (`window(oy, ox, ih,
+// iw, oh, ow)`; a divisor <= 0 skips the output).
+template <typename WindowFn>
+Tensor SpreadAverages(const Shape& xs, const Tensor& dy, WindowFn window) {
   const int64_t planes = xs[0] * xs[1], ih = xs[2], iw = xs[3], oh = dy.size(2), ow = dy.size(3);
   Tensor dx = Tensor::Zeros(xs);
   for (int64_t p = 0; p < planes; ++p) {
@@ -209,7 +195,7 @@ std::vector<Tensor> VjpAvgPool2d(const A& v, const Tensor&, const Tensor& dy, co
     const float* pg = dy.data<float>() + p * oh * ow;
     for (int64_t oy = 0; oy < oh; ++oy) {
       for (int64_t ox = 0; ox < ow; ++ox) {
-        const AvgPoolWindow a = AvgWindow(oy, ox, w.kh, w.kw, w.sh, w.sw, w.ph, w.pw, ih, iw, opt.count_include_pad);
+        const AvgPoolWindow a = window(oy, ox, ih, iw, oh, ow);
         if (a.divisor <= 0) continue;
         const float g = pg[oy * ow + ox] / static_cast<float>(a.divisor);
         for (int64_t iy = a.y0; iy < a.y1; ++iy) {
@@ -218,28 +204,26 @@ std::vector<Tensor> VjpAvgPool2d(const A& v, const Tensor&, const Tensor& dy, co
       }
     }
   }
-  return {dx};
+  return dx;
 }
 
+std::vector<Tensor> VjpAvgPool2d(const A& v, const Tensor&, const Tensor& dy, const std::vector<bool>&) {
+  const F::Pool2dOptions opt = AvgPool2dOptionsOf(v);
+  const Window w = MakeWindow(opt);
+  return {SpreadAverages(In(v, 0, "avg_pool2d").shape(), dy,
+                         [&](int64_t oy, int64_t ox, int64_t ih, int64_t iw, int64_t, int64_t) {
+                           return AvgWindow(oy, ox, w.kh, w.kw, w.sh, w.sw, w.ph, w.pw, ih, iw, opt.count_include_pad);
+                         })};
+}
+
+// PyTorch's adaptive windows: [floor(o * in / out), ceil((o + 1) * in / out)).
 std::vector<Tensor> VjpAdaptiveAvgPool2d(const A& v, const Tensor&, const Tensor& dy, const std::vector<bool>&) {
-  const Shape xs = In(v, 0, "adaptive_avg_pool2d").shape();
-  const int64_t planes = xs[0] * xs[1], ih = xs[2], iw = xs[3], oh = dy.size(2), ow = dy.size(3);
-  Tensor dx = Tensor::Zeros(xs);
-  for (int64_t p = 0; p < planes; ++p) {
-    float* pd = dx.data<float>() + p * ih * iw;
-    const float* pg = dy.data<float>() + p * oh * ow;
-    for (int64_t oy = 0; oy < oh; ++oy) {
-      const int64_t y0 = oy * ih / oh, y1 = ((oy + 1) * ih + oh - 1) / oh;
-      for (int64_t ox = 0; ox < ow; ++ox) {
-        const int64_t x0 = ox * iw / ow, x1 = ((ox + 1) * iw + ow - 1) / ow;
-        const float g = pg[oy * ow + ox] / static_cast<float>((y1 - y0) * (x1 - x0));
-        for (int64_t iy = y0; iy < y1; ++iy) {
-          for (int64_t ix = x0; ix < x1; ++ix) pd[iy * iw + ix] += g;
-        }
-      }
-    }
-  }
-  return {dx};
+  return {SpreadAverages(In(v, 0, "adaptive_avg_pool2d").shape(), dy,
+                         [](int64_t oy, int64_t ox, int64_t ih, int64_t iw, int64_t oh, int64_t ow) {
+                           const int64_t y0 = oy * ih / oh, y1 = ((oy + 1) * ih + oh - 1) / oh;
+                           const int64_t x0 = ox * iw / ow, x1 = ((ox + 1) * iw + ow - 1) / ow;
+                           return AvgPoolWindow{y0, y1, x0, x1, (y1 - y0) * (x1 - x0)};
+                         })};
 }
 
 }  // namespace nn

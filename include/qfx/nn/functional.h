@@ -11,6 +11,7 @@
 
 #include "qfx/core/tensor.h"
 #include "qfx/core/trace.h"
+#include "qfx/kernels/f32.h"
 
 namespace qfx {
 namespace F {
@@ -20,6 +21,9 @@ struct Conv2dOptions {
   int64_t groups = 1;
 };
 Tensor conv2d(const Tensor& x, const Tensor& weight, const Tensor& bias, const Conv2dOptions& opt);
+// The kernel geometry of that call, after checking every shape and option (what conv2d checks).
+kernels::Conv2dGeometry Conv2dGeometryOf(const Tensor& x, const Tensor& weight, const Tensor& bias,
+                                         const Conv2dOptions& opt);
 Tensor linear(const Tensor& x, const Tensor& weight, const Tensor& bias);  // bias may be undefined
 
 // Batch norm over dim 1 of [N, C, ...]. In training, uses batch statistics and, when running stats
