@@ -142,7 +142,7 @@ absl::Status SaveModel(const std::string& path, fx::GraphModule& gm, const Shape
       if (m == nullptr) return absl::InternalError(absl::StrCat("SaveModel: module '", target, "' is missing"));
       absl::StatusOr<json> config = nn::ModuleConfig(*m);
       if (!config.ok()) return Bad(path, absl::StrCat("module '", target, "': ", config.status().message()));
-      modules[target] = {{"type", m->type_name()}, {"config", *config}};
+      modules[target] = {{"type", nn::KindOf(*m)->type}, {"config", *config}};  // the name it loads by
       for (auto& [name, t] : m->state_dict(target)) tensors.emplace_back(name, t);
     } else if (n->op() == fx::Opcode::kGetAttr) {
       tensors.emplace_back(target, gm.tensor_at(target));

@@ -42,7 +42,8 @@ nn::ModuleKind FusedKind(const std::string& type) {
   k.config = [](const nn::Module& m) {
     json parts = json::array();
     for (const auto& [name, child] : m.named_children()) {
-      parts.push_back({{"type", child->type_name()}, {"config", ValueOrThrow(nn::ModuleConfig(*child))}});
+      json config = ValueOrThrow(nn::ModuleConfig(*child));  // fails for a part of no registered kind
+      parts.push_back({{"type", nn::KindOf(*child)->type}, {"config", std::move(config)}});
     }
     return json{{"parts", parts}};
   };

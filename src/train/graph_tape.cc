@@ -21,9 +21,17 @@ namespace {
 // A node's value during a taped forward: a Var where the graph has a tensor, else the constant.
 using ag::Value;
 
-// Every op but the quantized ones (convert's output) has a backward: a derivative in its registration
-// (elementwise ops) or a case of Runner::Function (structural ops).
-bool HasBackward(OpId op) { return op != OpId::kNumOps && nn::GetOpSchema(op).role != nn::QuantRole::kQuantized; }
+// The ops whose backward is a case of Runner::Function rather than their registration.
+bool HasTapeCase(OpId op) {
+  return op == OpId::kAdd || op == OpId::kMul || op == OpId::kDropout || op == OpId::kBatchNorm;
+}
+
+// An op has a backward when its registration gives one (a derivative or a vjp) or Runner::Function has it.
+bool HasBackward(OpId op) {
+  if (op == OpId::kNumOps) return false;
+  const nn::OpSchema& s = nn::GetOpSchema(op);
+  return s.derivative != nullptr || s.vjp != nullptr || HasTapeCase(op);
+}
 
 // Modules trained by a case of Runner::Module rather than through the op their kind computes.
 bool IsSpecialModule(nn::Module& m) {
