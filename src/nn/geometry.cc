@@ -32,5 +32,15 @@ std::vector<int64_t> BroadcastStrides(const Shape& s, const Shape& out) {
   return st;
 }
 
+Tensor SumToShape(const Tensor& g, const Shape& shape) {
+  if (g.shape() == shape) return g;
+  Tensor out = Tensor::Zeros(shape);
+  const float* pg = g.data<float>();
+  float* po = out.data<float>();
+  const auto st = BroadcastStrides(shape, g.shape());
+  ForEachBroadcast(g.shape(), st, st, [&](int64_t i, int64_t j, int64_t) { po[j] += pg[i]; });
+  return out;
+}
+
 }  // namespace nn
 }  // namespace qfx

@@ -64,6 +64,24 @@ std::vector<Tensor> WithBias(const A& v, Tensor dx, Tensor dw, Tensor db) {
 
 }  // namespace
 
+// add (tensor or number other): each tensor's gradient is dy summed over the dimensions it was broadcast in.
+std::vector<Tensor> VjpAdd(const A& v, const Tensor&, const Tensor& dy, const std::vector<bool>&) {
+  std::vector<Tensor> out = {SumToShape(dy, In(v, 0, "add").shape())};
+  if (std::holds_alternative<Tensor>(v[1])) out.push_back(SumToShape(dy, In(v, 1, "add").shape()));
+  return out;
+}
+
+// mul: d a = dy * b, d b = dy * a (a number other gets none).
+std::vector<Tensor> VjpMul(const A& v, const Tensor&, const Tensor& dy, const std::vector<bool>& want) {
+  const Tensor& a = In(v, 0, "mul");
+  if (const auto* i = std::get_if<int64_t>(&v[1])) return {F::mul(dy, static_cast<float>(*i))};
+  if (!std::holds_alternative<Tensor>(v[1]))
+    return {F::mul(dy, static_cast<float>(ArgAs<double>(v, 1, "mul", "a number")))};
+  const Tensor& b = In(v, 1, "mul");
+  return {want[0] ? SumToShape(F::mul(dy, b), a.shape()) : Tensor(),
+          want[1] ? SumToShape(F::mul(dy, a), b.shape()) : Tensor()};
+}
+
 // reshape, view, flatten: dx is dy in x's shape.
 std::vector<Tensor> VjpReshape(const A& v, const Tensor&, const Tensor& dy, const std::vector<bool>&) {
   return {dy.Reshape(In(v, 0, "reshape").shape())};

@@ -10,6 +10,10 @@
 namespace qfx {
 namespace nn {
 
+std::vector<Tensor> VjpAdd(const std::vector<OpArg>& args, const Tensor& y, const Tensor& dy,
+                           const std::vector<bool>& want);  // broadcasting; the other may be a number
+std::vector<Tensor> VjpMul(const std::vector<OpArg>& args, const Tensor& y, const Tensor& dy,
+                           const std::vector<bool>& want);
 std::vector<Tensor> VjpReshape(const std::vector<OpArg>& args, const Tensor& y, const Tensor& dy,
                                const std::vector<bool>& want);  // reshape, view, flatten
 std::vector<Tensor> VjpMean(const std::vector<OpArg>& args, const Tensor& y, const Tensor& dy,

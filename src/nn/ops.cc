@@ -434,8 +434,8 @@ Tensor MethodFlatten(const std::vector<OpArg>& v) {
 
 std::vector<OpSchema> MakeRegistry() {
   return {
-      Op(OpId::kAdd, "add", false, "_operator.add", 2, 2, RunAdd).Role(QR::kBinary),
-      Op(OpId::kMul, "mul", false, "_operator.mul", 2, 2, RunMul).Role(QR::kBinary),
+      Op(OpId::kAdd, "add", false, "_operator.add", 2, 2, RunAdd).Role(QR::kBinary).Vjp(VjpAdd),
+      Op(OpId::kMul, "mul", false, "_operator.mul", 2, 2, RunMul).Role(QR::kBinary).Vjp(VjpMul),
       Op(OpId::kCat, "cat", false, "torch.cat", 2, 2,
          [](const std::vector<OpArg>& v) {
            const Args a{"cat", v};

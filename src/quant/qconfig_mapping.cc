@@ -290,14 +290,34 @@ QConfig GlobalQConfig(const PresetParts& p) {
 
 }  // namespace
 
+namespace {
+
+// Each preset and the backend whose patterns and constraints it targets (one table, read by both lookups).
+struct PresetEntry {
+  const char* name;
+  const char* backend;
+};
+constexpr PresetEntry kPresets[] = {
+    {"x86", "x86"},     {"fbgemm", "fbgemm"},     {"qnnpack", "qnnpack"},     {"onednn", "onednn"},
+    {"x86_qat", "x86"}, {"fbgemm_qat", "fbgemm"}, {"qnnpack_qat", "qnnpack"}, {"onednn_qat", "onednn"},
+    {"dynamic", "x86"}};
+
+}  // namespace
+
 const std::vector<std::string>& PresetNames() {
-  static const auto* names = new std::vector<std::string>{
-      "x86", "fbgemm", "qnnpack", "onednn", "x86_qat", "fbgemm_qat", "qnnpack_qat", "onednn_qat", "dynamic"};
+  static const auto* names = [] {
+    auto* v = new std::vector<std::string>;
+    for (const PresetEntry& p : kPresets) v->push_back(p.name);
+    return v;
+  }();
   return *names;
 }
 
 std::string PresetBackend(const std::string& preset) {
-  return preset == "dynamic" ? "x86" : preset.substr(0, preset.find('_'));
+  for (const PresetEntry& p : kPresets) {
+    if (preset == p.name) return p.backend;
+  }
+  return "";
 }
 
 // PyTorch's per_channel_dynamic_qconfig: PlaceholderObserver(quint8) activations (quantized at run time),

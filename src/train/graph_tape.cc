@@ -23,7 +23,7 @@ using ag::Value;
 
 // The ops whose backward is a case of Runner::Function rather than their registration.
 bool HasTapeCase(OpId op) {
-  return op == OpId::kAdd || op == OpId::kMul || op == OpId::kDropout || op == OpId::kBatchNorm;
+  return op == OpId::kDropout || op == OpId::kBatchNorm;  // stateful: the generator, the running statistics
 }
 
 // An op has a backward when its registration gives one (a derivative or a vjp) or Runner::Function has it.
@@ -165,17 +165,9 @@ std::vector<OpArg> Constants(const std::vector<Value>& args) {
 
 Var Runner::Function(OpId op, const std::vector<Value>& a) {
   auto x = [&]() { return Get<Var>(a, 0, "a tensor"); };
-  auto other = [&]() {
-    return std::holds_alternative<Var>(a.at(1)) ? std::get<Var>(a[1])
-                                                : Tape::Constant(Tensor::Full({}, static_cast<float>(Number(a, 1))));
-  };
   if (nn::GetOpSchema(op).derivative != nullptr) return ag::elementwise(tape_, x(), op, Constants(a));
   if (nn::GetOpSchema(op).vjp != nullptr) return ag::apply(tape_, op, a);
   switch (op) {
-    case OpId::kAdd:
-      return ag::add(tape_, x(), other());
-    case OpId::kMul:
-      return ag::mul(tape_, x(), other());
     case OpId::kDropout:
       return ag::dropout(tape_, x(), Number(a, 1), Get<bool>(a, 2, "a bool"), rng_);
     case OpId::kBatchNorm:

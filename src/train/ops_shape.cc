@@ -1,6 +1,5 @@
-// qfx train: backward of the broadcasting arithmetic (add, mul, div); apply() records any op with a
-// registered backward (src/nn/ops.cc, src/nn/op_gradients.cc): cat, reshape, mean, softmax, conv2d, linear,
-// the pools.
+// qfx train: div's backward; apply() records any op with a registered backward (src/nn/ops.cc,
+// src/nn/op_gradients.cc): add, mul, cat, reshape, mean, softmax, conv2d, linear, the pools.
 #include <algorithm>
 #include <vector>
 
@@ -11,31 +10,11 @@
 namespace qfx {
 namespace train {
 namespace ag {
-Tensor SumToShape(const Tensor& g, const Shape& shape) {
-  if (g.shape() == shape) return g;
-  Tensor out = Tensor::Zeros(shape);
-  const float* pg = g.data<float>();
-  float* po = out.data<float>();
-  const auto st = nn::BroadcastStrides(shape, g.shape());
-  nn::ForEachBroadcast(g.shape(), st, st, [&](int64_t i, int64_t j, int64_t) { po[j] += pg[i]; });
-  return out;
-}
+using nn::SumToShape;
 
-Var add(Tape& t, const Var& a, const Var& b) {
-  const Shape sa = a.value.shape(), sb = b.value.shape();
-  return t.Record(F::add(a.value, b.value), {a, b}, [sa, sb](const Tensor& dy) {
-    return std::vector<Tensor>{SumToShape(dy, sa), SumToShape(dy, sb)};
-  });
-}
+Var add(Tape& t, const Var& a, const Var& b) { return apply(t, OpId::kAdd, {a, b}); }
 
-Var mul(Tape& t, const Var& a, const Var& b) {
-  const Tensor av = a.value, bv = b.value;
-  const bool want_a = a.requires_grad(), want_b = b.requires_grad();
-  return t.Record(F::mul(av, bv), {a, b}, [=](const Tensor& dy) {
-    return std::vector<Tensor>{want_a ? SumToShape(F::mul(dy, bv), av.shape()) : Tensor(),
-                               want_b ? SumToShape(F::mul(dy, av), bv.shape()) : Tensor()};
-  });
-}
+Var mul(Tape& t, const Var& a, const Var& b) { return apply(t, OpId::kMul, {a, b}); }
 
 Var div(Tape& t, const Var& a, const Var& b) {
   const Tensor av = a.value, bv = b.value;

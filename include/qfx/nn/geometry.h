@@ -15,6 +15,9 @@ namespace nn {
 Shape BroadcastShape(const char* op, const Shape& a, const Shape& b);
 // Element strides of shape `s` seen through broadcast shape `out` (0 along broadcast dimensions).
 std::vector<int64_t> BroadcastStrides(const Shape& s, const Shape& out);
+// Sums g over the dimensions in which `shape` was broadcast to g's shape (the adjoint of broadcasting; g
+// itself when the shapes agree).
+Tensor SumToShape(const Tensor& g, const Shape& shape);
 
 // Calls fn(i, ia, ib) for every element i of `out` (row-major) with the offsets that strides sa and sb
 // (from BroadcastStrides) give for it.

@@ -83,7 +83,7 @@ struct OpSchema {
   DerivativeFn derivative = nullptr;
   // Other ops with a backward of their own here: the gradients of the tensor arguments (in order, a list
   // argument giving one per element; undefined for one that gets none) from y = run(args) and dy. Ops with
-  // neither have their backward in src/train (graph_tape.cc: conv, linear, batch_norm, pools, ...).
+  // neither have their backward in src/train (graph_tape.cc: the stateful dropout and batch_norm).
   // `want` has one flag per tensor argument: whether its gradient is needed.
   using VjpFn = std::vector<Tensor> (*)(const std::vector<OpArg>& args, const Tensor& y, const Tensor& dy,
                                         const std::vector<bool>& want);

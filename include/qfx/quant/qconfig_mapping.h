@@ -73,7 +73,7 @@ absl::StatusOr<QConfigMapping> PresetMapping(const std::string& name);
 // The global qconfig of a preset.
 absl::StatusOr<QConfig> PresetQConfig(const std::string& name);
 const std::vector<std::string>& PresetNames();
-// The backend a preset targets: "x86" for x86 and x86_qat, "x86" for dynamic, ...
+// The backend a preset targets: "x86" for x86 and x86_qat, "x86" for dynamic, ...; "" for no preset.
 std::string PresetBackend(const std::string& preset);
 
 // A loaded rule file (or preset): the mapping and the backend whose patterns and constraints apply.

@@ -60,9 +60,6 @@ Var fake_quantize(Tape& t, const Var& x, const quant::QParams& qp);
 // Mean cross-entropy of logits [N, C] against i64 labels [N] (softmax + negative log-likelihood).
 Var cross_entropy(Tape& t, const Var& logits, const Tensor& labels);
 
-// Sums g over the broadcast dimensions so it has `shape` (the adjoint of broadcasting).
-Tensor SumToShape(const Tensor& g, const Shape& shape);
-
 }  // namespace ag
 }  // namespace train
 }  // namespace qfx
