@@ -20,6 +20,7 @@ json ArgToJson(const Argument& a) {
     json operator()(int64_t v) const { return v; }
     json operator()(double v) const { return v; }
     json operator()(bool v) const { return v; }
+    json operator()(OpId op) const { return nn::GetOpSchema(op).name; }
     json operator()(const std::vector<int64_t>& v) const { return v; }
     json operator()(const std::vector<Node*>& v) const {
       json list = json::array();
@@ -46,7 +47,12 @@ class Reader {
       return Argument(n);
     }
     if (v.is_array()) return List(v, where);
-    return Error(where, "must be null, a bool, a number, {\"node\": NAME} or a list");
+    if (v.is_string()) {
+      const nn::OpSchema* schema = nn::FindOp(v.get<std::string>(), /*is_method=*/false);
+      if (schema == nullptr) return Error(where, absl::StrCat("unknown op '", v.get<std::string>(), "'"));
+      return Argument(schema->id);
+    }
+    return Error(where, "must be null, a bool, a number, an op name, {\"node\": NAME} or a list");
   }
 
   absl::Status Error(const std::string& where, const std::string& what) const {

@@ -251,6 +251,7 @@ std::string FormatArgument(const Argument& a) {
     std::string operator()(int64_t v) const { return absl::StrCat(v); }
     std::string operator()(double v) const { return absl::StrCat(v); }
     std::string operator()(bool v) const { return v ? "True" : "False"; }
+    std::string operator()(OpId op) const { return nn::GetOpSchema(op).name; }
     std::string operator()(const std::vector<int64_t>& v) const {
       return absl::StrCat("[", absl::StrJoin(v, ", "), "]");
     }

@@ -24,6 +24,7 @@ OpArg Resolve(const Argument& a, const std::unordered_map<const Node*, OpArg>& e
     OpArg operator()(int64_t v) const { return v; }
     OpArg operator()(double v) const { return v; }
     OpArg operator()(bool v) const { return v; }
+    OpArg operator()(OpId v) const { return v; }
     OpArg operator()(const std::vector<int64_t>& v) const { return v; }
     OpArg operator()(const std::vector<Node*>& v) const {
       std::vector<Tensor> out;

@@ -148,6 +148,7 @@ class Tracer : public TraceHook, public nn::ModuleTraceHook {
       Argument operator()(int64_t v) const { return v; }
       Argument operator()(double v) const { return v; }
       Argument operator()(bool v) const { return v; }
+      Argument operator()(OpId v) const { return v; }
       Argument operator()(const std::vector<int64_t>& v) const { return v; }
       Argument operator()(const std::vector<Tensor>& v) const {
         std::vector<Node*> nodes;

@@ -82,23 +82,8 @@ absl::Status ForEachUnaryOp(json& graph, Fn fn) {
   return absl::OkStatus();
 }
 
-// The graph as version 2 stores it: q_unary ops by their registered names.
-absl::StatusOr<std::string> GraphJsonForFile(const fx::Graph& g) {
-  json graph = json::parse(fx::GraphToJson(g));
-  QFX_RETURN_IF_ERROR(ForEachUnaryOp(graph, [](const json& node, json& op) -> absl::Status {
-    const int64_t id = op.is_number_integer() ? op.get<int64_t>() : -1;
-    if (id < 0 || id >= static_cast<int64_t>(OpId::kNumOps)) {
-      return absl::InternalError(
-          absl::StrCat("SaveModel: node %", node.value("name", "?"), " (q_unary): op ", op.dump(), " is no op number"));
-    }
-    op = nn::GetOpSchema(static_cast<OpId>(id)).name;
-    return absl::OkStatus();
-  }));
-  return graph.dump();
-}
-
-// A file's graph JSON with each q_unary op turned into the current OpId ordinal: a registered function
-// name (version 2) or a version-1 ordinal; anything else is an error naming the node and the op.
+// A file's graph JSON with each q_unary op checked to be a registered function name (version 2) or turned
+// from a version-1 ordinal into one; anything else is an error naming the node and the op.
 absl::StatusOr<std::string> GraphJsonFromFile(const std::string& path, const std::string& text, int version) {
   json graph;
   try {
@@ -120,7 +105,7 @@ absl::StatusOr<std::string> GraphJsonFromFile(const std::string& path, const std
     }
     const nn::OpSchema* schema = nn::FindOp(name, /*is_method=*/false);
     if (schema == nullptr) return absl::InvalidArgumentError(absl::StrCat(where, "unknown op '", name, "'"));
-    op = static_cast<int64_t>(schema->id);
+    op = name;
     return absl::OkStatus();
   }));
   return graph.dump();
@@ -148,7 +133,7 @@ absl::Status SaveModel(const std::string& path, fx::GraphModule& gm, const Shape
       tensors.emplace_back(target, gm.tensor_at(target));
     }
   }
-  QFX_ASSIGN_OR_RETURN(const std::string graph, GraphJsonForFile(gm.graph()));
+  const std::string graph = fx::GraphToJson(gm.graph());
   std::map<std::string, std::string> meta = {{"format", kFormat}, {"version", kVersion},
                                              {"graph", graph},    {"modules", modules.dump()},
                                              {"source", source},  {"input_shape", ShapeToString(input_shape)}};

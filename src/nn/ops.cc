@@ -36,8 +36,10 @@ const char* Kind(const OpArg& a) {
       return "a bool";
     case 5:
       return "a list of integers";
-    default:
+    case 6:
       return "a list of tensors";
+    default:
+      return "an op";
   }
 }
 
@@ -545,7 +547,8 @@ std::vector<OpSchema> MakeRegistry() {
       Op(OpId::kQUnary, "q_unary", false, "torch.ops.quantized.unary", 4, 8,
          [](const std::vector<OpArg>& v) {
            const Args a{"q_unary", v};
-           return F::q_unary(a.T(0), a.I(1), a.D(2), a.I(3), std::vector<OpArg>(v.begin() + 4, v.end()));
+           return F::q_unary(a.T(0), a.Get<OpId>(1, "an op"), a.D(2), a.I(3),
+                             std::vector<OpArg>(v.begin() + 4, v.end()));
          })
           .Role(QR::kQuantized),
       Op(OpId::kMethodReshape, "reshape", true, "reshape", 2, 2, MethodReshape).Role(QR::kShareQParams).Vjp(VjpReshape),

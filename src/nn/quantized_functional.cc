@@ -114,14 +114,12 @@ Tensor q_cat(const std::vector<Tensor>& xs, int64_t dim, double scale, int64_t z
 }
 
 // The op's fp32 implementation on the 256 values a quint8 input can take.
-static Tensor UnaryTable(int64_t op, const QuantInfo& in, const std::vector<OpArg>& op_args) {
-  const nn::OpSchema* schema =
-      op >= 0 && op < static_cast<int64_t>(OpId::kNumOps) ? &nn::GetOpSchema(static_cast<OpId>(op)) : nullptr;
-  const bool elementwise = schema != nullptr && (schema->role == nn::QuantRole::kTable ||
-                                                 schema->role == nn::QuantRole::kFixedQParams || schema->derivative);
-  if (!elementwise) {
-    ThrowInvalid("q_unary: op ", schema ? schema->name : std::to_string(op).c_str(), " has no quantized table form");
-  }
+static Tensor UnaryTable(OpId op, const QuantInfo& in, const std::vector<OpArg>& op_args) {
+  if (op == OpId::kNumOps) ThrowInvalid("q_unary: no op given");
+  const nn::OpSchema* schema = &nn::GetOpSchema(op);
+  const bool elementwise =
+      schema->role == nn::QuantRole::kTable || schema->role == nn::QuantRole::kFixedQParams || schema->derivative;
+  if (!elementwise) ThrowInvalid("q_unary: op ", schema->name, " has no quantized table form");
   std::vector<float> x(256);
   for (int i = 0; i < 256; ++i) x[i] = Deq(static_cast<uint8_t>(i), in);
   const Tensor xs = Tensor::FromVector({256}, std::move(x));
@@ -131,7 +129,7 @@ static Tensor UnaryTable(int64_t op, const QuantInfo& in, const std::vector<OpAr
   return nn::RunOp(schema->id, args);
 }
 
-Tensor q_unary(const Tensor& q, int64_t op, double scale, int64_t zero_point, const std::vector<OpArg>& op_args) {
+Tensor q_unary(const Tensor& q, OpId op, double scale, int64_t zero_point, const std::vector<OpArg>& op_args) {
   if (Tensor traced; ActiveTraceHook() != nullptr) {
     std::vector<OpArg> args = {q, op, scale, zero_point};
     args.insert(args.end(), op_args.begin(), op_args.end());

@@ -189,8 +189,7 @@ class Lowerer {
     std::vector<OpArg> op_args;
     const OpId op = NodeOp(gm_, *n, &op_args);
     QFX_ASSIGN_OR_RETURN(QuantInfo out, QParamsOf(q_out));
-    std::vector<fx::Argument> args = {src, static_cast<int64_t>(op), static_cast<double>(out.scale),
-                                      int64_t{out.zero_point}};
+    std::vector<fx::Argument> args = {src, op, static_cast<double>(out.scale), int64_t{out.zero_point}};
     if (op != OpId::kDropout) {  // dropout's table is the identity whatever its arguments
       for (const OpArg& a : op_args) QFX_RETURN_IF_ERROR(AppendConstant(n, a, &args));
     }

@@ -52,7 +52,10 @@ TEST(Json, EveryArgumentKindRoundTrips) {
   Node* bn = g.CallFunction(
       OpId::kBatchNorm, {h, std::monostate(), std::monostate(), std::monostate(), std::monostate(), true, 0.1, 1e-5});
   Node* r = g.CallMethod(OpId::kMethodReshape, {bn, std::vector<int64_t>{-1}});
-  g.Output(r);
+  Node* u = g.CallFunction(OpId::kQUnary, {r, OpId::kHardswish, 0.1, int64_t{3}});
+  g.Output(u);
+  EXPECT_NE(GraphToJson(g).find(R"("args":[{"node":"reshape"},"hardswish",0.1,3])"), std::string::npos)
+      << GraphToJson(g);
   auto loaded = GraphFromJson(GraphToJson(g));
   ASSERT_TRUE(loaded.ok()) << loaded.status();
   EXPECT_EQ((*loaded)->ToString(), g.ToString());
@@ -77,6 +80,9 @@ TEST(Json, MalformedDocumentsNameTheProblem) {
        "node 1 (%r) arg 0: refers to %z, which is not defined before this node"},
       {head + x + R"(, {"name": "r", "op": "call_function", "target": "relu", "colour": 1}]})",
        "node 1: unknown key 'colour'"},
+      {head + x +
+           R"(, {"name": "u", "op": "call_function", "target": "q_unary", "args": [{"node": "x"}, "hardswishh", 0.1, 0]}]})",
+       "node 1 (%u) arg 1: unknown op 'hardswishh'"},
       {head + x + R"(, {"name": "x", "op": "call_function", "target": "relu", "args": [{"node": "x"}]}]})",
        "node 1 (%x): name is used by an earlier node"},
       {head + x + R"(, {"name": "a b", "op": "output", "target": "output", "args": [{"node": "x"}]}]})",

@@ -175,10 +175,10 @@ TEST(NewOps, LeakyReluQuantizesThroughTheTableGeluStaysFloat) {
   for (const fx::Node* n : gm->graph()) {
     if (n->op() != fx::Opcode::kCallFunction || n->target().op != OpId::kQUnary) continue;
     ASSERT_EQ(n->args().size(), 5u);
-    EXPECT_EQ(std::get<int64_t>(n->args()[1]), static_cast<int64_t>(OpId::kLeakyRelu));
+    EXPECT_EQ(std::get<OpId>(n->args()[1]), OpId::kLeakyRelu);
   }
   const Tensor q = F::quantize(testing::HashUniform("q", {64}, -2, 2), 0.02, 100);
-  const Tensor got = F::q_unary(q, static_cast<int64_t>(OpId::kLeakyRelu), 0.01, 128, {0.2});
+  const Tensor got = F::q_unary(q, OpId::kLeakyRelu, 0.01, 128, {0.2});
   const Tensor want = F::quantize(F::leaky_relu(F::dequantize(q), 0.2), 0.01, 128);
   EXPECT_EQ(std::memcmp(got.raw_data(), want.raw_data(), 64), 0);
 }

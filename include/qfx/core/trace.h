@@ -60,18 +60,22 @@ enum class OpId : uint16_t {
   kNumOps
 };
 
-// One positional argument of a traced op: a tensor (maybe a proxy), a constant, or a list.
-using OpArg = std::variant<std::monostate, Tensor, int64_t, double, bool, std::vector<int64_t>, std::vector<Tensor>>;
+// One positional argument of a traced op: a tensor (maybe a proxy), a constant, a list, or an op (q_unary's
+// table op: typed here, by its registered name in graph files).
+using OpArg =
+    std::variant<std::monostate, Tensor, int64_t, double, bool, std::vector<int64_t>, std::vector<Tensor>, OpId>;
 
-// The constant alternatives (integer, number, bool, list of integers) of one argument variant (OpArg,
-// fx::Argument, training's values) as another; anything else (tensors, nodes, None) becomes None.
+// The constant alternatives (integer, number, bool, list of integers, an op where `To` holds one) of one
+// argument variant (OpArg, fx::Argument, training's values) as another; anything else (tensors, nodes, None)
+// becomes None.
 template <typename To, typename From>
 To ConstantAs(const From& arg) {
   return std::visit(
       [](const auto& v) -> To {
         using T = std::decay_t<decltype(v)>;
         if constexpr (std::is_same_v<T, int64_t> || std::is_same_v<T, double> || std::is_same_v<T, bool> ||
-                      std::is_same_v<T, std::vector<int64_t>>) {
+                      std::is_same_v<T, std::vector<int64_t>> ||
+                      (std::is_same_v<T, OpId> && std::is_constructible_v<To, OpId>)) {
           return v;
         } else {
           return std::monostate();

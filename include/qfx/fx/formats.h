@@ -13,7 +13,8 @@
 //   qfx/nn/ops.h), the dotted module path (call_module), the attribute path (get_attr), the argument
 //   name (placeholder), "output". Arguments: {"node": NAME} for a node, [{"node": ...}, ...] for a list of
 //   nodes, null for None, JSON booleans, integers, floats (always written with a decimal point or
-//   exponent), and integer lists ([] is an empty integer list). "shape"/"dtype" appear when known.
+//   exponent), integer lists ([] is an empty integer list), and strings for an op argument (q_unary's table
+//   op), which name a registered function op ("hardswish"). "shape"/"dtype" appear when known.
 #pragma once
 
 #include <map>

@@ -37,7 +37,8 @@ bool ParseOpcode(const std::string& name, Opcode* op);
 class Node;
 
 // One argument of a node: None, a node, a constant, or a list of integers or of nodes.
-using Argument = std::variant<std::monostate, Node*, int64_t, double, bool, std::vector<int64_t>, std::vector<Node*>>;
+using Argument =
+    std::variant<std::monostate, Node*, int64_t, double, bool, std::vector<int64_t>, std::vector<Node*>, OpId>;
 
 // What a node calls or reads: an op for call_function / call_method, a name or path otherwise.
 struct Target {

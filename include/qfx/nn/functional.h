@@ -78,7 +78,7 @@ Tensor q_cat(const std::vector<Tensor>& xs, int64_t dim, double scale, int64_t z
 // An elementwise float op applied through a 256-entry table: out = quantize(op(dequantize(q))).
 // `op` is the OpId of an elementwise op of the registry (qfx/nn/ops.h: a table or fixed-qparams role, or a
 // derivative), `op_args` its arguments after the input (leaky_relu's slope); dropout is the identity (eval).
-Tensor q_unary(const Tensor& q, int64_t op, double scale, int64_t zero_point, const std::vector<OpArg>& op_args = {});
+Tensor q_unary(const Tensor& q, OpId op, double scale, int64_t zero_point, const std::vector<OpArg>& op_args = {});
 
 }  // namespace F
 }  // namespace qfx
