@@ -248,6 +248,9 @@ absl::StatusOr<PrepareReport> InsertObservers(fx::GraphModule& gm, const Backend
 
 }  // namespace internal
 
+// The mapping is applied to two graphs: Fuse asks it which nodes of the unfused graph stay float (those it
+// does not fuse), InsertObservers assigns qconfigs on the fused graph, as PyTorch's prepare_fx does (rules
+// for fused module types, object-type order counts after fusion).
 absl::StatusOr<PrepareReport> Prepare(fx::GraphModule& gm, const PrepareOptions& options) {
   FuseOptions fuse;
   fuse.backend = options.config.backend;
