@@ -6,6 +6,12 @@
 // carries an absl::Status; API edges (RunModule, the tools) catch it and hand back the Status.
 #pragma once
 
+// Checked before any include (every qfx header includes this one, directly or not), so that a project
+// compiling qfx's headers in an older mode gets this line rather than errors from inside them.
+#if __cplusplus < 201703L
+#error "qfx needs C++17: add 'build --cxxopt=-std=c++17' to your .bazelrc (README: Use qfx in your project)"
+#endif
+
 #include <stdexcept>
 #include <string>
 #include <utility>
