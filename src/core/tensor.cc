@@ -187,7 +187,7 @@ Tensor Tensor::Proxy(std::shared_ptr<const void> handle) {
 
 void Tensor::RequireConcrete(const char* what) const {
   const std::string message = absl::StrCat(what, " of a traced value");
-  if (TraceHook* hook = ActiveTraceHook()) hook->ConcreteValueRequired(message);
+  if (TraceHook* hook = ActiveTraceHook()) hook->ConcreteValueRequired(message, TraceHook::Needed::kTensorValue);
   throw TraceError(absl::StrCat("TraceError: ", message, " was used outside of its trace"));
 }
 

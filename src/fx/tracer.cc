@@ -84,8 +84,8 @@ class Tracer : public TraceHook, public nn::ModuleTraceHook {
     return out;
   }
 
-  [[noreturn]] void ConcreteValueRequired(const std::string& what) override {
-    Fail(absl::StrCat("forward needs ", what, ", which is not known while tracing"), "");
+  [[noreturn]] void ConcreteValueRequired(const std::string& what, Needed needed) override {
+    Fail(absl::StrCat("forward needs ", what, ", which is not known while tracing"), Fix(needed));
   }
 
  private:
@@ -102,24 +102,29 @@ class Tracer : public TraceHook, public nn::ModuleTraceHook {
     return m.is_leaf() || HasName(options_.leaf_modules, path) || HasName(options_.leaf_modules, m.type_name());
   }
 
+  // What to do when a concrete value is needed: concrete_args fixes a forward argument of the root, never
+  // a tensor's shape or data; a leaf module hides either from the trace.
+  std::string Fix(Needed needed) const {
+    const std::string& path = scope_.back().first;
+    const std::string leaf =
+        path.empty() ? "move the code that needs it into a submodule and make that a leaf (TracerOptions::leaf_modules)"
+                     : absl::StrCat("make '", path, "' a leaf module (TracerOptions::leaf_modules = {\"", path,
+                                    "\"}) so it is called as a whole");
+    if (needed == Needed::kTensorValue) {
+      return absl::StrCat(leaf, " (concrete_args cannot fix a value computed from a tensor)");
+    }
+    if (path.empty())
+      return absl::StrCat("pass the value as a concrete argument (TracerOptions::concrete_args), or ", leaf);
+    return absl::StrCat(leaf,
+                        ", or, if the value comes from an argument of the root's forward, pass that as a "
+                        "concrete argument (TracerOptions::concrete_args)");
+  }
+
   [[noreturn]] void Fail(const std::string& problem, const std::string& fix) const {
     const auto& [path, type] = scope_.back();
     const std::string where =
         path.empty() ? absl::StrCat("the root module (", type, ")") : absl::StrCat("module '", path, "' (", type, ")");
-    std::string message = absl::StrCat("TraceError in ", where, ": ", problem, ". ");
-    if (!fix.empty()) {
-      absl::StrAppend(&message, "Fix: ", fix, ".");
-    } else if (path.empty()) {
-      absl::StrAppend(&message,
-                      "Either pass the value as a concrete argument (TracerOptions::concrete_args), "
-                      "or move the code that needs it into a submodule and make that a leaf "
-                      "(TracerOptions::leaf_modules).");
-    } else {
-      absl::StrAppend(&message, "Either make '", path, "' a leaf module (TracerOptions::leaf_modules = {\"", path,
-                      "\"}) so it is called as a whole, or pass the value as a concrete argument "
-                      "(TracerOptions::concrete_args).");
-    }
-    throw TraceError(message);
+    throw TraceError(absl::StrCat("TraceError in ", where, ": ", problem, ". Fix: ", fix, "."));
   }
 
   Node* NodeOf(const Tensor& t, const std::string& what) {

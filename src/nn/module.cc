@@ -42,7 +42,7 @@ static T Scalar(const ForwardArgs& args, const std::string& name, const char* ki
   const OpArg& v = args.get(name);
   if (const Tensor* t = std::get_if<Tensor>(&v); t && t->is_proxy()) {
     if (TraceHook* hook = ActiveTraceHook())
-      hook->ConcreteValueRequired(absl::StrCat("the value of argument '", name, "'"));
+      hook->ConcreteValueRequired(absl::StrCat("the value of argument '", name, "'"), TraceHook::Needed::kArgument);
   }
   if (const T* x = std::get_if<T>(&v)) return *x;
   ThrowInvalid("forward argument '", name, "' must be ", kind);

@@ -41,8 +41,9 @@ absl::StatusOr<std::shared_ptr<nn::Module>> FusedModule(fx::GraphModule& gm, Fus
   return absl::InternalError("Fuse: not a fusion pattern");
 }
 
-absl::Status FuseChain(fx::GraphModule& gm, Fusion f, const std::vector<fx::Node*>& chain) {
-  QFX_ASSIGN_OR_RETURN(std::shared_ptr<nn::Module> fused, FusedModule(gm, f, chain));
+absl::Status FuseChain(fx::GraphModule& gm, const BackendPattern& p, const std::vector<fx::Node*>& chain) {
+  QFX_ASSIGN_OR_RETURN(std::shared_ptr<nn::Module> fused, FusedModule(gm, p.fusion, chain));
+  chain[0]->meta.fusion = p.name;
   QFX_RETURN_IF_ERROR(gm.ReplaceSubmodule(chain[0]->target().path, fused));
   chain.back()->ReplaceAllUsesWith(chain[0]);
   for (size_t i = chain.size(); i-- > 1;) QFX_RETURN_IF_ERROR(gm.graph().EraseNode(chain[i]));
@@ -71,7 +72,7 @@ absl::Status Fuse(fx::GraphModule& gm, const FuseOptions& options) {
     for (const fx::Node* n : chain) skip = skip || consumed.count(n) || (options.mapping && !qconfigs[n].has_value());
     if (skip) continue;
     for (const fx::Node* n : chain) consumed.insert(n);
-    QFX_RETURN_IF_ERROR(FuseChain(gm, p->fusion, chain));
+    QFX_RETURN_IF_ERROR(FuseChain(gm, *p, chain));
   }
   QFX_RETURN_IF_ERROR(gm.DeleteUnusedSubmodules());
   return gm.Lint();

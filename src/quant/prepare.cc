@@ -107,7 +107,8 @@ class Preparer {
       QFX_RETURN_IF_ERROR(CheckConstraints(backend_, m));
       for (fx::Node* c : m.chain) match_of_[c] = matches_.size();
       report_.anchors[n] = m.pattern;
-      report_.quantized[n->name()] = m.pattern->name;
+      const std::string& fusion = m.chain.front()->meta.fusion;  // a fused module: the chain it came from
+      report_.quantized[n->name()] = fusion.empty() ? m.pattern->name : fusion;
       if (m.pattern->weighted) {
         report_.weights[m.chain.front()] = m.qconfig.weight;
         report_.weight_specs[m.chain.front()->target().path] = m.qconfig.weight;

@@ -68,6 +68,7 @@ absl::Status FuseAndSwapForQat(fx::GraphModule& gm, const BackendConfig& backend
     }
     for (const fx::Node* c : chain) done.insert(c);
     QFX_RETURN_IF_ERROR(Swap(gm, chain, ok ? p->fusion : Fusion::kNone, *qconfigs[chain.front()]));
+    if (ok) chain.front()->meta.fusion = p->name;
   }
   QFX_RETURN_IF_ERROR(gm.DeleteUnusedSubmodules());
   return gm.Lint();

@@ -153,8 +153,15 @@ TEST(Tracer, DataDependentControlFlowIsAClearTraceError) {
   EXPECT_EQ(gm.status().code(), absl::StatusCode::kFailedPrecondition);
   EXPECT_EQ(gm.status().message(),
             "TraceError in module 'inner' (DataDependent): forward needs the shape of a traced value, which is not "
-            "known while tracing. Either make 'inner' a leaf module (TracerOptions::leaf_modules = {\"inner\"}) so "
-            "it is called as a whole, or pass the value as a concrete argument (TracerOptions::concrete_args).");
+            "known while tracing. Fix: make 'inner' a leaf module (TracerOptions::leaf_modules = {\"inner\"}) so "
+            "it is called as a whole (concrete_args cannot fix a value computed from a tensor).");
+  // At the root, where no leaf can wrap it, the fix is a submodule; never concrete_args (x is a tensor).
+  EXPECT_NE(SymbolicTrace(std::make_shared<DataDependent>())
+                .status()
+                .message()
+                .find("Fix: move the code that needs it into a submodule and make that a leaf "
+                      "(TracerOptions::leaf_modules) (concrete_args cannot fix a value computed from a tensor)."),
+            std::string::npos);
   TracerOptions opt;
   opt.leaf_modules = {"inner"};
   auto ok = SymbolicTrace(std::make_shared<Outer>(), opt);

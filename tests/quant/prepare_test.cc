@@ -198,7 +198,8 @@ TEST(Prepare, ReportsWhyNodesStayFloat) {
   ASSERT_TRUE(r.ok()) << r.status();
   EXPECT_EQ(r->left_float.at("fc"), FloatReason::kQConfigNone);
   EXPECT_EQ(r->left_float.at("layer4_0_conv1"), FloatReason::kQConfigNone);
-  EXPECT_EQ(r->quantized.at("layer3_1_conv2"), "conv");
+  EXPECT_EQ(r->quantized.at("layer3_1_conv2"), "conv-bn");  // fused from conv2 -> bn2
+  EXPECT_EQ(r->quantized.at("layer3_1_conv1"), "conv-bn-relu");
   EXPECT_EQ(r->quantized.at("layer1_1_relu_1"), "add-relu");
   EXPECT_EQ(r->weight_specs.at("layer1.0.conv1").qscheme, QScheme::kPerChannelSymmetric);
   EXPECT_TRUE(r->warnings.empty());

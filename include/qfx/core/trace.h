@@ -95,8 +95,10 @@ class TraceHook {
   virtual ~TraceHook() = default;
   // Records `op` applied to `args` (at least one is a proxy) and returns the proxy of its result.
   virtual Tensor RecordOp(OpId op, std::vector<OpArg> args) = 0;
-  // Throws TraceError: `what` needed a concrete value of a proxy.
-  [[noreturn]] virtual void ConcreteValueRequired(const std::string& what) = 0;
+  // Throws TraceError: `what` needed a concrete value of a proxy: a forward argument (concrete_args can
+  // give it) or a tensor's shape or data (they cannot).
+  enum class Needed { kArgument, kTensorValue };
+  [[noreturn]] virtual void ConcreteValueRequired(const std::string& what, Needed needed) = 0;
 };
 
 // The hook of the tracer running on this thread, or nullptr.

@@ -64,6 +64,9 @@ struct NodeMeta {
   // The quint8 qparams of the value: set by convert on the quantize nodes it inserts and by Lower on the
   // int8 ops it produces (what later lowering steps read, instead of the nodes' arguments).
   std::optional<QuantInfo> qparams;
+  // The fusion pattern whose chain became this node's module ("conv-bn-relu"): set by Fuse and PrepareQat,
+  // what PrepareReport names the node's quantized pattern by.
+  std::string fusion;
 };
 
 class Graph;

@@ -39,7 +39,8 @@ struct PrepareOptions {
 // What Prepare decided: typed state keyed by node for Convert (nodes stay owned by their graph, erased or
 // not), and the same by node name and module path for people (dumps, messages, tests).
 struct PrepareReport {
-  // Quantized patterns by the node that ends them, with the backend pattern ("conv-relu", ...).
+  // Quantized patterns by the node that ends them, with the backend pattern ("conv-relu", ...); a fused
+  // module is named by the chain fused into it ("conv-bn-relu" for conv -> bn -> relu, whose bn was folded).
   std::unordered_map<const fx::Node*, const BackendPattern*> anchors;
   // Weighted modules' weight specs, by their call_module node (convert quantizes the weights with them).
   std::unordered_map<const fx::Node*, ObserverSpec> weights;
