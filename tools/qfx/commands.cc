@@ -91,6 +91,8 @@ absl::StatusOr<Tensor> RunBatched(nn::Module& model, const Tensor& x, int64_t ba
 absl::StatusOr<std::shared_ptr<nn::Module>> OpenModel(const ModelFlags& f) {
   if (!f.file.empty() && !f.model.empty())
     return absl::InvalidArgumentError("give either a .qfx file or --model, not both");
+  if (!f.file.empty() && !f.weights.empty())
+    return absl::InvalidArgumentError(absl::StrCat("--weights is for --model: ", f.file, " carries its own weights"));
   if (!f.file.empty()) {
     QFX_ASSIGN_OR_RETURN(io::ModelFile file, io::LoadModel(f.file));
     return std::shared_ptr<nn::Module>(file.module);
@@ -101,6 +103,21 @@ absl::StatusOr<std::shared_ptr<nn::Module>> OpenModel(const ModelFlags& f) {
   model->eval();
   return model;
 }
+
+absl::StatusOr<std::shared_ptr<fx::GraphModule>> ModelGraph(const ModelFlags& f, std::shared_ptr<nn::Module> model,
+                                                            bool fp32_only) {
+  auto gm = std::dynamic_pointer_cast<fx::GraphModule>(model);
+  if (gm == nullptr) return fx::SymbolicTrace(model);
+  for (const fx::Node* n : gm->graph()) {
+    if (fp32_only && quant::NodeRole(*gm, *n) == nn::QuantRole::kQuantized) {
+      return absl::InvalidArgumentError(absl::StrCat(f.file, " is already int8 (node %", n->name(),
+                                                     "): give the fp32 model (a .qfx saved before convert)"));
+    }
+  }
+  return gm;
+}
+
+std::string ModelName(const ModelFlags& f) { return f.file.empty() ? f.model : f.file; }
 
 absl::StatusOr<Shape> ParseShape(const std::string& s) {
   Shape shape;

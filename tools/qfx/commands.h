@@ -14,7 +14,7 @@ namespace qfx {
 namespace cli {
 
 struct ModelFlags {
-  std::string file;     // a .qfx model file (run / eval / bench / dump), instead of --model
+  std::string file;     // a .qfx model file instead of --model (fp32 for quantize, train and qat)
   std::string model;    // zoo name
   std::string weights;  // optional safetensors file
   uint64_t seed = 0;
@@ -87,6 +87,12 @@ absl::Status Bench(const BenchFlags& flags);
 // Shared by the subcommands: the .qfx file, or the zoo model with --weights loaded (strict), in eval
 // mode; and a parsed --shape ("1,3,224,224").
 absl::StatusOr<std::shared_ptr<nn::Module>> OpenModel(const ModelFlags& flags);
+// The model as a graph to fuse, prepare or train: a .qfx file's graph as it is, a zoo model traced.
+// `fp32_only`: a .qfx file that is already int8 is an error (quantize, train, qat).
+absl::StatusOr<std::shared_ptr<fx::GraphModule>> ModelGraph(const ModelFlags& flags, std::shared_ptr<nn::Module> model,
+                                                            bool fp32_only);
+// The model's name in messages and in the source of files written from it: the zoo name or the file.
+std::string ModelName(const ModelFlags& flags);
 absl::StatusOr<Shape> ParseShape(const std::string& text);
 // --shape when given, else the .qfx file's or the zoo model's default input shape.
 absl::StatusOr<Shape> InputShape(const ModelFlags& model, const std::string& shape_flag);

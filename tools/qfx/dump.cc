@@ -104,12 +104,8 @@ std::map<const fx::Node*, std::string> Notes(fx::GraphModule& gm, const quant::P
 absl::Status Dump(const DumpFlags& f) {
   QFX_ASSIGN_OR_RETURN(auto model, OpenModel(f.model));
   QFX_ASSIGN_OR_RETURN(Shape shape, InputShape(f.model, f.shape));
-  std::shared_ptr<fx::GraphModule> gm = std::dynamic_pointer_cast<fx::GraphModule>(model);
-  if (gm == nullptr) {
-    QFX_ASSIGN_OR_RETURN(gm, fx::SymbolicTrace(model));
-  } else if (f.stage != "traced") {
-    return absl::InvalidArgumentError("a .qfx file is already converted: dump it without --stage");
-  }
+  QFX_ASSIGN_OR_RETURN(std::shared_ptr<fx::GraphModule> gm,
+                       ModelGraph(f.model, model, /*fp32_only=*/f.stage != "traced"));
   std::map<const fx::Node*, std::string> notes;
   if (f.stage == "fused" || f.stage == "prepared" || f.stage == "converted") {
     QFX_ASSIGN_OR_RETURN(quant::QuantConfig config, quant::LoadQuantConfig(f.qconfig));
@@ -146,8 +142,7 @@ absl::Status Dump(const DumpFlags& f) {
   }
   QFX_RETURN_IF_ERROR(fx::PropagateShapes(*gm, {shape}));
   QFX_ASSIGN_OR_RETURN(std::string text,
-                       Render(gm->graph(), f.format, f.model.file.empty() ? f.model.model : f.model.file,
-                              notes.empty() ? nullptr : &notes));
+                       Render(gm->graph(), f.format, ModelName(f.model), notes.empty() ? nullptr : &notes));
   if (f.format == "svg" || f.format == "png") {
     if (f.out.empty()) return absl::InvalidArgumentError(absl::StrCat("--format ", f.format, " needs --out FILE"));
     return RenderDot(text, f.format, f.out);

@@ -1,5 +1,8 @@
 // qfx command line: parses flags with CLI11 and dispatches to the subcommands in commands.cc.
 //   qfx demo | quantize | run | eval | bench | dump | train | qat
+#include <unistd.h>
+
+#include <cerrno>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
@@ -10,12 +13,12 @@
 
 namespace {
 
-void AddModelFlags(CLI::App* cmd, qfx::cli::ModelFlags& f, bool accepts_file = true) {
-  if (accepts_file) cmd->add_option("model_file", f.file, "a .qfx model file (from qfx quantize) instead of --model");
-  CLI::Option* model = cmd->add_option("--model", f.model,
-                                       "zoo model name (resnet18, resnet50, mobilenet_v2, "
-                                       "mobilenet_v3_small, mlp, mnist_cnn)");
-  if (!accepts_file) model->required();
+void AddModelFlags(CLI::App* cmd, qfx::cli::ModelFlags& f, bool fp32_file = false) {
+  cmd->add_option("model_file", f.file,
+                  fp32_file ? "an fp32 .qfx model file (io::SaveModel before convert) instead of --model"
+                            : "a .qfx model file (from qfx quantize, or any saved graph) instead of --model");
+  cmd->add_option("--model", f.model,
+                  "zoo model name (resnet18, resnet50, mobilenet_v2, mobilenet_v3_small, mlp, mnist_cnn)");
   cmd->add_option("--weights", f.weights, "safetensors file with the model's state_dict (PyTorch names)");
   cmd->add_option(
       "--seed", f.seed,
@@ -49,10 +52,20 @@ void ApplyTargetOverrides() {
   if (off != nullptr && std::strcmp(off, "1") == 0) hwy::DisableTargets(HWY_AVX3 | HWY_AVX3_DL);
 }
 
+// `bazel run //tools:qfx -- ...` runs in the runfiles tree; relative paths on its command line are the
+// caller's, from the directory Bazel names.
+bool EnterBuildWorkingDirectory() {
+  const char* dir = std::getenv("BUILD_WORKING_DIRECTORY");
+  if (dir == nullptr || *dir == '\0' || chdir(dir) == 0) return true;
+  std::fprintf(stderr, "qfx: error: cannot enter BUILD_WORKING_DIRECTORY %s: %s\n", dir, std::strerror(errno));
+  return false;
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
   ApplyTargetOverrides();
+  if (!EnterBuildWorkingDirectory()) return 1;
   CLI::App app{"qfx: graph-mode int8 quantization for C++ models"};
   app.require_subcommand(1);
 
@@ -83,7 +96,7 @@ int main(int argc, char** argv) {
   qfx::cli::QuantizeFlags quantize;
   CLI::App* quantize_cmd =
       app.add_subcommand("quantize", "fuse, prepare, calibrate, convert and save an int8 .qfx model");
-  AddModelFlags(quantize_cmd, quantize.model, /*accepts_file=*/false);
+  AddModelFlags(quantize_cmd, quantize.model, /*fp32_file=*/true);
   quantize_cmd->add_option("--qconfig", quantize.qconfig,
                            "preset (x86 fbgemm qnnpack onednn dynamic) or rule file (default x86)");
   quantize_cmd->add_option("--calib", quantize.calib, "calibration inputs, .npy [N, ...] (not for dynamic)");
@@ -106,7 +119,7 @@ int main(int argc, char** argv) {
 
   qfx::cli::TrainFlags train;
   CLI::App* train_cmd = app.add_subcommand("train", "train a zoo model in fp32 (cross-entropy) and save its weights");
-  AddModelFlags(train_cmd, train.model, /*accepts_file=*/false);
+  AddModelFlags(train_cmd, train.model, /*fp32_file=*/true);
   AddTrainFlags(train_cmd, train);
   train_cmd->add_option("--out", train.out, "the .safetensors weights file to write")->required();
 
@@ -115,7 +128,7 @@ int main(int argc, char** argv) {
   qat.lr = 1e-4;
   CLI::App* qat_cmd =
       app.add_subcommand("qat", "quantization-aware fine-tuning, then convert to int8 and save a .qfx model");
-  AddModelFlags(qat_cmd, qat.model, /*accepts_file=*/false);
+  AddModelFlags(qat_cmd, qat.model, /*fp32_file=*/true);
   AddTrainFlags(qat_cmd, qat);
   qat_cmd->add_option("--qconfig", qat.qconfig,
                       "QAT preset (x86_qat fbgemm_qat qnnpack_qat onednn_qat) or rule file "

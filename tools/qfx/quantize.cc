@@ -1,6 +1,6 @@
-// qfx command line: `qfx quantize` — trace a zoo model, fuse, prepare, calibrate (progress bar on a
-// terminal), convert to int8 and save a .qfx file; prints what was quantized, what stayed float and why,
-// and the fp32 and int8 sizes.
+// qfx command line: `qfx quantize` — trace a zoo model (or take an fp32 .qfx file's graph), fuse, prepare, calibrate
+// (progress bar on a terminal), convert to int8 and save a .qfx file; prints what was quantized, what stayed float and
+// why, and the fp32 and int8 sizes.
 #include <sys/stat.h>
 
 #include <cstdio>
@@ -35,11 +35,11 @@ absl::Status QuantizeDynamically(const QuantizeFlags& f, const quant::QuantConfi
   if (!f.calib.empty()) std::fprintf(stderr, "qfx: warning: --calib is not used: %s is dynamic\n", f.qconfig.c_str());
   QFX_ASSIGN_OR_RETURN(quant::DynamicReport report, quant::QuantizeDynamic(gm, config));
   for (const std::string& w : report.warnings) std::fprintf(stderr, "qfx: warning: %s\n", w.c_str());
-  QFX_ASSIGN_OR_RETURN(auto info, models::GetModelInfo(f.model.model));
+  QFX_ASSIGN_OR_RETURN(const Shape input_shape, InputShape(f.model, ""));
   QFX_RETURN_IF_ERROR(
-      io::SaveModel(f.out, gm, info.input_shape, absl::StrCat(f.model.model, " quantized with ", f.qconfig)));
-  fmt::print("quantized {} with {} (dynamic): {} Linear layers int8, activations quantized per call\n", f.model.model,
-             f.qconfig, report.quantized.size());
+      io::SaveModel(f.out, gm, input_shape, absl::StrCat(ModelName(f.model), " quantized with ", f.qconfig)));
+  fmt::print("quantized {} with {} (dynamic): {} Linear layers int8, activations quantized per call\n",
+             ModelName(f.model), f.qconfig, report.quantized.size());
   for (const auto& [node, reason] : report.left_float) fmt::print("  float: %{} ({})\n", node, reason);
   PrintSizes(fp32_bytes, f.out);
   return absl::OkStatus();
@@ -55,7 +55,7 @@ absl::Status Quantize(const QuantizeFlags& f) {
         absl::StrCat("--qconfig ", f.qconfig, " is for quantization-aware training; use qfx qat"));
   }
   const int64_t fp32_bytes = StateBytes(*model);
-  QFX_ASSIGN_OR_RETURN(auto gm, fx::SymbolicTrace(model));
+  QFX_ASSIGN_OR_RETURN(auto gm, ModelGraph(f.model, model, /*fp32_only=*/true));
   if (quant::HasDynamicQConfig(config.mapping, *gm)) return QuantizeDynamically(f, config, *gm, fp32_bytes);
   if (f.calib.empty()) {
     return absl::InvalidArgumentError(absl::StrCat("--qconfig ", f.qconfig,
@@ -72,9 +72,9 @@ absl::Status Quantize(const QuantizeFlags& f) {
   Shape input_shape = calib.shape();
   input_shape[0] = 1;
   QFX_RETURN_IF_ERROR(
-      io::SaveModel(f.out, *gm, input_shape, absl::StrCat(f.model.model, " quantized with ", f.qconfig)));
+      io::SaveModel(f.out, *gm, input_shape, absl::StrCat(ModelName(f.model), " quantized with ", f.qconfig)));
   fmt::print("quantized {} with {} (backend {}): {} int8 patterns, {} observers calibrated on {} inputs\n",
-             f.model.model, f.qconfig, config.backend->name, report.quantized.size(), report.observers, used);
+             ModelName(f.model), f.qconfig, config.backend->name, report.quantized.size(), report.observers, used);
   std::map<std::string, int> reasons;
   for (const auto& [node, reason] : report.left_float) ++reasons[quant::FloatReasonText(reason)];
   for (const auto& [node, reason] : report.left_float)

@@ -97,11 +97,11 @@ absl::Status Train(const TrainFlags& f) {
   QFX_ASSIGN_OR_RETURN(auto model, OpenModel(f.model));
   QFX_ASSIGN_OR_RETURN(Data data, ReadPair(f.train_x, f.train_y));
   model->train();
-  QFX_ASSIGN_OR_RETURN(auto gm, fx::SymbolicTrace(model));
-  fmt::print("training {} on {} images: {} epochs, batch {}, {} lr {:g}, {} schedule\n", f.model.model, data.x.size(0),
-             f.epochs, f.batch, f.optimizer, f.lr, f.schedule);
+  QFX_ASSIGN_OR_RETURN(auto gm, ModelGraph(f.model, model, /*fp32_only=*/true));
+  fmt::print("training {} on {} images: {} epochs, batch {}, {} lr {:g}, {} schedule\n", ModelName(f.model),
+             data.x.size(0), f.epochs, f.batch, f.optimizer, f.lr, f.schedule);
   QFX_ASSIGN_OR_RETURN(auto history, train::Train(*gm, data.x, data.y, options, Reporter(f.epochs)));
-  QFX_RETURN_IF_ERROR(io::WriteSafetensors(f.out, model->state_dict(), {{"qfx_model", f.model.model}}));
+  QFX_RETURN_IF_ERROR(io::WriteSafetensors(f.out, model->state_dict(), {{"qfx_model", ModelName(f.model)}}));
   QFX_RETURN_IF_ERROR(ReportTest(*gm, f, "fp32"));
   fmt::print("wrote {}\n", f.out);
   return absl::OkStatus();
@@ -123,12 +123,12 @@ absl::Status Qat(const TrainFlags& f) {
   QFX_ASSIGN_OR_RETURN(Data data, ReadPair(f.train_x, f.train_y));
   const int64_t fp32_bytes = StateBytes(*model);
   model->train();
-  QFX_ASSIGN_OR_RETURN(auto gm, fx::SymbolicTrace(model));
+  QFX_ASSIGN_OR_RETURN(auto gm, ModelGraph(f.model, model, /*fp32_only=*/true));
   quant::PrepareOptions po;
   po.config = config;
   QFX_ASSIGN_OR_RETURN(quant::PrepareReport report, quant::PrepareQat(*gm, po));
   for (const std::string& w : report.warnings) std::fprintf(stderr, "qfx: warning: %s\n", w.c_str());
-  fmt::print("QAT of {} with {} on {} images: {} epochs, batch {}, {} lr {:g}\n", f.model.model, f.qconfig,
+  fmt::print("QAT of {} with {} on {} images: {} epochs, batch {}, {} lr {:g}\n", ModelName(f.model), f.qconfig,
              data.x.size(0), f.epochs, f.batch, f.optimizer, f.lr);
   QFX_ASSIGN_OR_RETURN(auto history, train::Train(*gm, data.x, data.y, options, Reporter(f.epochs)));
   // Freeze the trained qparams: evaluation must not move them, and convert uses exactly these.
@@ -137,7 +137,8 @@ absl::Status Qat(const TrainFlags& f) {
   QFX_RETURN_IF_ERROR(quant::Convert(*gm, report));
   Shape input_shape = data.x.shape();
   input_shape[0] = 1;
-  QFX_RETURN_IF_ERROR(io::SaveModel(f.out, *gm, input_shape, absl::StrCat(f.model.model, " QAT with ", f.qconfig)));
+  QFX_RETURN_IF_ERROR(
+      io::SaveModel(f.out, *gm, input_shape, absl::StrCat(ModelName(f.model), " QAT with ", f.qconfig)));
   QFX_RETURN_IF_ERROR(ReportTest(*gm, f, "int8"));
   fmt::print("{} int8 patterns, {} left float; fp32 {:.2f} MB; wrote {}\n", report.quantized.size(),
              report.left_float.size(), fp32_bytes / 1e6, f.out);
