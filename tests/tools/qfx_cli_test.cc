@@ -3,6 +3,8 @@
 #include <cstring>
 
 #include "gtest/gtest.h"
+#include "qfx/fx/tracer.h"
+#include "qfx/io/model_file.h"
 #include "qfx/io/npy.h"
 #include "qfx/io/safetensors.h"
 #include "qfx/models/zoo.h"
@@ -133,6 +135,43 @@ TEST(Cli, QuantizeThenRunEvalBenchAndDumpTheQfxFile) {
   EXPECT_FALSE(cli::Bench(b).ok());
   q.qconfig = "x86_qat";
   EXPECT_NE(cli::Quantize(q).message().find("is for quantization-aware training"), std::string::npos);
+}
+
+// A model of one's own reaches the command line as an fp32 .qfx file (SaveModel before Prepare): it
+// quantizes exactly as the same model by --model does; an int8 file is refused, naming a quantized node.
+TEST(Cli, QuantizeTakesAnFp32QfxFile) {
+  ASSERT_TRUE(io::WriteNpy(Tmp("fx.npy"), Inputs(8)).ok());
+  auto model = models::Create("mnist_cnn");
+  ASSERT_TRUE(model.ok());
+  (*model)->eval();
+  auto gm = fx::SymbolicTrace(*model);
+  ASSERT_TRUE(gm.ok()) << gm.status();
+  ASSERT_TRUE(io::SaveModel(Tmp("fp32.qfx"), **gm, {1, 1, 28, 28}, "mnist_cnn fp32").ok());
+  cli::QuantizeFlags q;
+  q.calib = Tmp("fx.npy");
+  q.model.model = "mnist_cnn";
+  q.out = Tmp("by_name.qfx");
+  ASSERT_TRUE(cli::Quantize(q).ok());
+  q.model = {};
+  q.model.file = Tmp("fp32.qfx");
+  q.out = Tmp("by_file.qfx");
+  const absl::Status s = cli::Quantize(q);
+  ASSERT_TRUE(s.ok()) << s;
+  for (const char* f : {"by_name.qfx", "by_file.qfx"}) {
+    cli::RunFlags r;
+    r.model.file = Tmp(f);
+    r.input = Tmp("fx.npy");
+    r.output = Tmp(std::string(f) + ".npy");
+    ASSERT_TRUE(cli::Run(r).ok());
+  }
+  auto a = io::ReadNpy(Tmp("by_name.qfx.npy")), b = io::ReadNpy(Tmp("by_file.qfx.npy"));
+  ASSERT_TRUE(a.ok() && b.ok());
+  EXPECT_EQ(std::memcmp(a->raw_data(), b->raw_data(), a->nbytes()), 0);
+  q.model.file = Tmp("by_file.qfx");
+  EXPECT_NE(cli::Quantize(q).message().find("by_file.qfx is already int8 (node %"), std::string::npos)
+      << cli::Quantize(q);
+  q.model.weights = "w.safetensors";
+  EXPECT_NE(cli::Quantize(q).message().find("--weights is for --model"), std::string::npos);
 }
 
 }  // namespace
