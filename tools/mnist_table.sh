@@ -1,15 +1,16 @@
 #!/usr/bin/env bash
-# qfx: the README's MNIST accuracy table, from scratch and in qfx only. For mnist_cnn and mlp: fp32
+# qfx: the README's Fashion-MNIST accuracy table, from scratch and in qfx only. For mnist_cnn and mlp: fp32
 # training (Adam 1e-3, batch 64, 5 epochs, seed 0), then PTQ int8 with the x86 preset (256 calibration
 # images), QAT int8 with x86_qat (1 epoch, Adam 1e-4), and the harder setting of 2-bit weights
-# (tools/qconfigs/x86_w2.toml for PTQ, x86_qat_w2.toml for QAT, 2 epochs): top-1 on the 2,000 test
-# images of tools/fetch_mnist.sh's split. Prints a Markdown table on stdout, progress on stderr.
-#   usage: tools/mnist_table.sh [DATA_DIR]    (default /tmp/qfx-mnist; fetched there when missing)
+# (tools/qconfigs/x86_w2.toml for PTQ, x86_qat_w2.toml for QAT, 2 epochs): trained on the first 12,000
+# Fashion-MNIST training images, top-1 on the first 2,000 test images (tools/fashion_mnist.sh DIR 12000 2000).
+# Prints a Markdown table on stdout, progress on stderr.
+#   usage: tools/mnist_table.sh [DATA_DIR]    (default /tmp/qfx-fashion; written there when missing)
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 cd "$root"
-data=${1:-/tmp/qfx-mnist}
-[ -f "$data/train_x.npy" ] || tools/fetch_mnist.sh "$data" >&2
+data=${1:-/tmp/qfx-fashion}
+[ -f "$data/test_y.npy" ] || tools/fashion_mnist.sh "$data" 12000 2000
 bazel build -c opt //tools:qfx >&2
 qfx="$root/bazel-bin/tools/qfx"
 work=$(mktemp -d)

@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# qfx set-up: installs every Debian package that the build, the tests and the tools need.
+# qfx set-up: installs every Debian package that the build, the tests and the tools need (and
+# dataset-fashion-mnist, the real data of the README's examples: tools/fashion_mnist.sh).
 # Idempotent; run as root on Debian 12. Runs `apt-get update` at most once per call, and only when a
 # package is missing. `tools/setup.sh --golden` also installs PyTorch 1.13 (python3-torch, torchvision),
 # needed only to regenerate test fixtures with tools/gen_golden.py by hand.
@@ -10,14 +11,13 @@ packages=(
   libabsl-dev libfmt-dev libhwy-dev libgtest-dev libgmock-dev libbenchmark-dev
   nlohmann-json3-dev libtomlplusplus-dev libcli11-dev
   graphviz
+  dataset-fashion-mnist
 )
 if [[ "${1:-}" == "--golden" ]]; then
   packages+=(python3-torch python3-torchvision python3-numpy)
 fi
 
 missing=()
-# The machine image may ship Node.js with npm outside Debian's packages; only ask apt for npm if absent.
-if ! command -v npm >/dev/null 2>&1; then packages+=(npm); fi
 for p in "${packages[@]}"; do
   if ! dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed"; then
     missing+=("$p")

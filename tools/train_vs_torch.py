@@ -3,8 +3,8 @@
 
 For each seed, PyTorch initialises a MnistCnn (torch.manual_seed(seed)); both trainers start from those
 weights (saved as safetensors for `qfx train --weights`) and train with Adam 1e-3, batch 64, 5 epochs, 2 threads,
-on tools/fetch_mnist.sh's 8,000-image train split, then report top-1 on its 2,000 test images and the seconds
-per epoch. Shuffling and floating-point order differ, so accuracies are compared as a mean over seeds.
+on the first 12,000 Fashion-MNIST training images (tools/fashion_mnist.sh), then report top-1 on the first
+2,000 test images and the seconds per epoch. Shuffling and floating-point order differ, so accuracies are compared as a mean over seeds.
 
 Run by hand with Debian's python (`tools/setup.sh --golden` installs PyTorch):
   /usr/bin/python3 tools/train_vs_torch.py [--data DIR] [--seeds 3] [--epochs 5]
@@ -36,13 +36,13 @@ def qfx_train(qfx, init, data, epochs, seed, out):
 
 def main():
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--data", default="/tmp/qfx-mnist")
+    ap.add_argument("--data", default="/tmp/qfx-fashion")
     ap.add_argument("--seeds", type=int, default=3)
     ap.add_argument("--epochs", type=int, default=5)
     args = ap.parse_args()
     root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-    if not os.path.exists(f"{args.data}/train_x.npy"):
-        subprocess.run([f"{root}/tools/fetch_mnist.sh", args.data], check=True)
+    if not os.path.exists(f"{args.data}/test_y.npy"):
+        subprocess.run([f"{root}/tools/fashion_mnist.sh", args.data, "12000", "2000"], check=True)
     build = subprocess.run(["bazel", "build", "-c", "opt", "//tools:qfx"], cwd=root, capture_output=True, text=True)
     if build.returncode != 0:
         sys.exit("bazel build //tools:qfx failed:\n" + build.stderr[-4000:])
