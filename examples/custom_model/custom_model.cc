@@ -111,7 +111,8 @@ absl::Status QuantizeCustomNet(const std::string& out_dir) {
   qfx::quant::PrepareOptions options;
   options.config = config;
   QFX_ASSIGN_OR_RETURN(qfx::quant::PrepareReport report, qfx::quant::Prepare(*gm, options));
-  for (const auto& [node, pattern] : report.quantized) std::printf("  int8:  %%%s (%s)\n", node.c_str(), pattern.c_str());
+  for (const auto& [node, pattern] : report.quantized)
+    std::printf("  int8:  %%%s (%s)\n", node.c_str(), pattern.c_str());
   for (const auto& [node, reason] : report.left_float) {
     std::printf("  float: %%%s (%s)\n", node.c_str(), qfx::quant::FloatReasonText(reason));
   }

@@ -53,6 +53,18 @@ int64_t NumElements(absl::Span<const int64_t> shape) {
   return n;
 }
 
+bool CheckedNumElements(absl::Span<const int64_t> shape, int64_t item_bytes, int64_t* numel) {
+  int64_t n = 1;
+  for (int64_t d : shape) {
+    if (d < 0) return false;
+    if (d == 0) n = 0;
+    if (n != 0 && d > kMaxTensorBytes / item_bytes / n) return false;
+    n *= d;
+  }
+  *numel = n;
+  return true;
+}
+
 int64_t NormalizeDim(int64_t dim, int64_t rank, const char* what) {
   const int64_t d = dim < 0 ? dim + rank : dim;
   if (d < 0 || d >= rank) {
@@ -118,14 +130,20 @@ Storage::~Storage() {
   if (owned_) BlockCache::Get().Give(data_, RoundedSize(nbytes_));
 }
 
-static void CheckShape(const Shape& shape) {
+static void CheckShape(const Shape& shape, DType dtype) {
   for (int64_t d : shape) {
     if (d < 0) ThrowInvalid("tensor shape ", ShapeToString(shape), " has a negative dimension");
+  }
+  int64_t numel;
+  if (!CheckedNumElements(shape, static_cast<int64_t>(DTypeSize(dtype)), &numel)) {
+    throw Error(
+        absl::ResourceExhaustedError(absl::StrCat("tensor shape ", ShapeToString(shape), " of ", DTypeName(dtype),
+                                                  " exceeds ", kMaxTensorBytes, " bytes (kMaxTensorBytes)")));
   }
 }
 
 Tensor Tensor::Allocate(Shape shape, DType dtype, bool zero) {
-  CheckShape(shape);
+  CheckShape(shape, dtype);
   Tensor t;
   t.dtype_ = dtype;
   t.shape_ = std::move(shape);
@@ -154,7 +172,7 @@ Tensor Tensor::FromVector(Shape shape, const std::vector<float>& values) {
 }
 
 Tensor Tensor::Borrow(Shape shape, DType dtype, void* data, std::shared_ptr<const void> owner) {
-  CheckShape(shape);
+  CheckShape(shape, dtype);
   Tensor t;
   t.dtype_ = dtype;
   t.shape_ = std::move(shape);

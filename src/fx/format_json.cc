@@ -111,6 +111,7 @@ absl::Status ReadMeta(const Reader& r, const json& v, const std::string& where, 
     if (!d.is_number_integer()) return r.Error(where, "'shape' must be a list of integers");
     meta.shape.push_back(d.get<int64_t>());
   }
+  if (v.contains("dtype") && !v["dtype"].is_string()) return r.Error(where, "'dtype' must be a string");
   const std::string dtype = v.value("dtype", "f32");
   bool known = false;
   for (DType d : {DType::kF32, DType::kI8, DType::kU8, DType::kI32, DType::kI64}) {
@@ -200,7 +201,7 @@ absl::StatusOr<std::unique_ptr<Graph>> GraphFromJson(const std::string& text, co
   } catch (const json::exception& e) {
     return absl::InvalidArgumentError(absl::StrCat(source, ": not valid JSON: ", e.what()));
   }
-  if (!doc.is_object() || doc.value("format", "") != "qfx.graph") {
+  if (!doc.is_object() || !doc.contains("format") || doc["format"] != "qfx.graph") {
     return absl::InvalidArgumentError(absl::StrCat(source, ": not a qfx graph (\"format\": \"qfx.graph\" is missing)"));
   }
   if (!doc.contains("version") || !doc["version"].is_number_integer() ||
@@ -215,8 +216,12 @@ absl::StatusOr<std::unique_ptr<Graph>> GraphFromJson(const std::string& text, co
   auto graph = std::make_unique<Graph>();
   std::map<std::string, Node*> defined;
   Reader reader(source, defined);
-  for (size_t i = 0; i < doc["nodes"].size(); ++i) {
-    QFX_RETURN_IF_ERROR(ReadNode(reader, *graph, doc["nodes"][i], i, defined));
+  try {  // every field is type-checked before it is read; this only keeps a missed case from aborting
+    for (size_t i = 0; i < doc["nodes"].size(); ++i) {
+      QFX_RETURN_IF_ERROR(ReadNode(reader, *graph, doc["nodes"][i], i, defined));
+    }
+  } catch (const json::exception& e) {
+    return absl::InvalidArgumentError(absl::StrCat(source, ": ", e.what()));
   }
   absl::Status lint = graph->Lint();
   if (!lint.ok()) return absl::InvalidArgumentError(absl::StrCat(source, ": ", lint.message()));

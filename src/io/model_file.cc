@@ -1,6 +1,7 @@
 // qfx io: .qfx model files (see include/qfx/io/model_file.h).
 #include "qfx/io/model_file.h"
 
+#include <algorithm>
 #include <iterator>
 #include <set>
 
@@ -70,12 +71,17 @@ absl::StatusOr<Container*> ContainerAt(Container& root, const std::string& path)
 std::string Parent(const std::string& p) { return p.rfind('.') == std::string::npos ? "" : p.substr(0, p.rfind('.')); }
 std::string Leaf(const std::string& p) { return p.rfind('.') == std::string::npos ? p : p.substr(p.rfind('.') + 1); }
 
+// A string field of a JSON object, or `fallback` when it is missing or not a string.
+std::string StringField(const json& o, const char* key, const char* fallback) {
+  return o.is_object() && o.contains(key) && o[key].is_string() ? o[key].get<std::string>() : fallback;
+}
+
 // The op argument (args[1]) of each q_unary node in a graph's JSON, with `fn(node, arg)` rewriting it.
 template <typename Fn>
 absl::Status ForEachUnaryOp(json& graph, Fn fn) {
   if (!graph.is_object() || !graph.contains("nodes") || !graph["nodes"].is_array()) return absl::OkStatus();
   for (json& node : graph["nodes"]) {
-    if (!node.is_object() || node.value("op", "") != "call_function" || node.value("target", "") != "q_unary") continue;
+    if (StringField(node, "op", "") != "call_function" || StringField(node, "target", "") != "q_unary") continue;
     if (!node.contains("args") || !node["args"].is_array() || node["args"].size() < 2) continue;  // lint names it
     QFX_RETURN_IF_ERROR(fn(node, node["args"][1]));
   }
@@ -92,7 +98,7 @@ absl::StatusOr<std::string> GraphJsonFromFile(const std::string& path, const std
     return text;  // GraphFromJson reports it with its position
   }
   QFX_RETURN_IF_ERROR(ForEachUnaryOp(graph, [&](const json& node, json& op) -> absl::Status {
-    const std::string where = absl::StrCat(path, ": node %", node.value("name", "?"), " (q_unary): ");
+    const std::string where = absl::StrCat(path, ": node %", StringField(node, "name", "?"), " (q_unary): ");
     std::string name;
     if (version == 1 && op.is_number_integer() && op.get<int64_t>() >= 0 &&
         op.get<int64_t>() < static_cast<int64_t>(std::size(kV1Ops))) {
@@ -109,6 +115,25 @@ absl::StatusOr<std::string> GraphJsonFromFile(const std::string& path, const std
     return absl::OkStatus();
   }));
   return graph.dump();
+}
+
+// "fnv1a64:<16 hex digits>" over every tensor's name, shape, dtype and bytes, in name order: catches a
+// damaged or shifted file (bytes inserted into the header move every tensor), not deliberate tampering.
+std::string Checksum(const nn::NamedTensors& tensors) {
+  std::vector<const std::pair<std::string, Tensor>*> sorted;
+  for (const auto& e : tensors) sorted.push_back(&e);
+  std::sort(sorted.begin(), sorted.end(), [](const auto* a, const auto* b) { return a->first < b->first; });
+  uint64_t h = 14695981039346656037ull;
+  auto mix = [&h](const void* data, size_t n) {
+    const auto* p = static_cast<const unsigned char*>(data);
+    for (size_t i = 0; i < n; ++i) h = (h ^ p[i]) * 1099511628211ull;
+  };
+  for (const auto* e : sorted) {
+    const std::string head = absl::StrCat(e->first, ShapeToString(e->second.shape()), DTypeName(e->second.dtype()));
+    mix(head.data(), head.size() + 1);
+    mix(e->second.raw_data(), e->second.nbytes());
+  }
+  return absl::StrCat("fnv1a64:", absl::Hex(h, absl::kZeroPad16));
 }
 
 }  // namespace
@@ -134,9 +159,13 @@ absl::Status SaveModel(const std::string& path, fx::GraphModule& gm, const Shape
     }
   }
   const std::string graph = fx::GraphToJson(gm.graph());
-  std::map<std::string, std::string> meta = {{"format", kFormat}, {"version", kVersion},
-                                             {"graph", graph},    {"modules", modules.dump()},
-                                             {"source", source},  {"input_shape", ShapeToString(input_shape)}};
+  std::map<std::string, std::string> meta = {{"format", kFormat},
+                                             {"version", kVersion},
+                                             {"graph", graph},
+                                             {"modules", modules.dump()},
+                                             {"source", source},
+                                             {"input_shape", ShapeToString(input_shape)},
+                                             {"checksum", Checksum(tensors)}};
   return io::WriteSafetensors(path, tensors, meta);
 }
 
@@ -199,8 +228,18 @@ absl::StatusOr<ModelFile> LoadModel(const std::string& path) {
   gm->eval();
   absl::Status s = gm->load_state_dict(st.tensors, /*strict=*/true);
   if (!s.ok()) return Bad(path, std::string(s.message()));
+  // After the structural checks, which name what is missing or mistyped. Files written before the
+  // checksum (version 1 and early version 2) have none.
+  if (const std::string* sum = meta("checksum"); sum && *sum != Checksum(st.tensors)) {
+    return Bad(path, absl::StrCat("tensor data do not match the file's checksum ", *sum,
+                                  " (the file is damaged, or was edited; write it again)"));
+  }
   for (const auto& [name, m] : gm->named_modules()) {
-    if (auto* q = dynamic_cast<quant::QuantizedWeighted*>(m)) q->Prepack();
+    if (auto* q = dynamic_cast<quant::QuantizedWeighted*>(m)) {
+      s = q->CheckWeights();
+      if (!s.ok()) return Bad(path, absl::StrCat("module '", name, "': ", s.message()));
+      q->Prepack();
+    }
     if (auto* d = dynamic_cast<quant::DynamicQuantizedLinear*>(m)) d->Prepack();
   }
   s = gm->Lint();

@@ -126,7 +126,12 @@ absl::StatusOr<Tensor> ParseNpy(const std::string& file, const char* data, size_
     return absl::UnimplementedError(
         absl::StrCat(file, ": dtype '", h.descr, "' is not supported; use <f4, <f8, <i8, <i4, |i1 or |u1"));
   }
-  const size_t numel = static_cast<size_t>(NumElements(h.shape));
+  int64_t count = 0;
+  if (!CheckedNumElements(h.shape, static_cast<int64_t>(d->size), &count)) {
+    return Bad(file, absl::StrCat("shape ", ShapeToString(h.shape), " of ", h.descr, " exceeds ", kMaxTensorBytes,
+                                  " bytes (no file holds that)"));
+  }
+  const size_t numel = static_cast<size_t>(count);
   const size_t body = size - hstart - hlen;
   if (body != numel * d->size) {
     return Bad(file, absl::StrCat("shape ", ShapeToString(h.shape), " of ", h.descr, " needs ", numel * d->size,

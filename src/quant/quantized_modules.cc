@@ -183,6 +183,66 @@ nlohmann::json QuantizedWeighted::Config() const {
           {"clamp_hi", clamp_hi_}};
 }
 
+absl::Status QuantizedWeighted::CheckWeights() const {
+  const float* bias = layer_.bias.data<float>();
+  const float* scale = layer_.weight_scale.data<float>();
+  for (int64_t c = 0; c < layer_.out_channels; ++c) {
+    if (!std::isfinite(bias[c])) {
+      return absl::InvalidArgumentError(absl::StrCat("bias[", c, "] is ", bias[c], "; biases must be finite"));
+    }
+    if (!std::isfinite(scale[c]) || !(scale[c] > 0)) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("weight scale[", c, "] is ", scale[c], "; weight scales must be finite and positive"));
+    }
+  }
+  return absl::OkStatus();
+}
+
+namespace {
+
+absl::Status BadConfig(const std::string& rule) {
+  return absl::InvalidArgumentError(absl::StrCat("quantized layer config: ", rule));
+}
+
+// The rules a layer read from a file must follow before anything is allocated or packed for it.
+absl::Status CheckLayerConfig(const QuantizedLayer& l, const QuantInfo& in, const QuantInfo& out) {
+  for (const auto& [name, v] : {std::pair<const char*, int64_t>{"in_channels", l.in_channels},
+                                {"out_channels", l.out_channels},
+                                {"kernel", l.kernel}}) {
+    if (v <= 0) return BadConfig(absl::StrCat(name, " ", v, " must be positive"));
+  }
+  for (const auto& [name, q] : {std::pair<const char*, QuantInfo>{"input", in}, {"output", out}}) {
+    if (!(q.scale > 0) || !std::isfinite(q.scale)) {
+      return BadConfig(absl::StrCat(name, "_scale ", q.scale, " must be finite and positive"));
+    }
+    if (q.zero_point < 0 || q.zero_point > 255) {
+      return BadConfig(absl::StrCat(name, "_zero_point ", q.zero_point, " must lie in 0..255 (quint8)"));
+    }
+  }
+  if (l.is_conv) {
+    if (l.stride <= 0) return BadConfig(absl::StrCat("stride ", l.stride, " must be at least 1"));
+    if (l.dilation <= 0) return BadConfig(absl::StrCat("dilation ", l.dilation, " must be at least 1"));
+    if (l.groups <= 0 || l.in_channels % l.groups != 0 || l.out_channels % l.groups != 0) {
+      return BadConfig(absl::StrCat("groups ", l.groups, " must divide in_channels ", l.in_channels,
+                                    " and out_channels ", l.out_channels));
+    }
+    // Padding past the kernel's reach only adds rows and columns that see nothing but padding.
+    const int64_t reach = l.kernel > kMaxTensorBytes / l.dilation ? kMaxTensorBytes : l.dilation * (l.kernel - 1);
+    if (l.padding < 0 || l.padding > reach) {
+      return BadConfig(absl::StrCat("padding ", l.padding, " must lie in 0..dilation x (kernel - 1) = ", reach));
+    }
+  }
+  int64_t weights = 0;
+  const Shape wshape = l.is_conv ? Shape{l.out_channels, l.in_channels / l.groups, l.kernel, l.kernel}
+                                 : Shape{l.out_channels, l.in_channels};
+  if (!CheckedNumElements(wshape, 4, &weights)) {
+    return BadConfig(absl::StrCat("a weight of shape ", ShapeToString(wshape), " exceeds ", kMaxTensorBytes, " bytes"));
+  }
+  return absl::OkStatus();
+}
+
+}  // namespace
+
 absl::StatusOr<std::shared_ptr<QuantizedWeighted>> QuantizedWeighted::FromConfig(const nlohmann::json& c) {
   QuantizedLayer l;
   QuantInfo in, out;
@@ -201,16 +261,7 @@ absl::StatusOr<std::shared_ptr<QuantizedWeighted>> QuantizedWeighted::FromConfig
   } catch (const nlohmann::json::exception& e) {
     return absl::InvalidArgumentError(absl::StrCat("quantized layer config: ", e.what()));
   }
-  if (l.out_channels <= 0 || l.in_channels <= 0 || l.groups <= 0 || l.kernel <= 0 || !(in.scale > 0) ||
-      !(out.scale > 0)) {
-    return absl::InvalidArgumentError("quantized layer config has non-positive sizes or scales");
-  }
-  if (l.is_conv && (l.in_channels % l.groups != 0 || l.out_channels % l.groups != 0 || l.stride <= 0 ||
-                    l.dilation <= 0 || l.padding < 0)) {
-    return absl::InvalidArgumentError(absl::StrCat(
-        "quantized layer config: groups ", l.groups, " must divide in_channels ", l.in_channels, " and out_channels ",
-        l.out_channels, ", stride and dilation must be positive and padding not negative"));
-  }
+  QFX_RETURN_IF_ERROR(CheckLayerConfig(l, in, out));
   const Shape wshape = l.is_conv ? Shape{l.out_channels, l.in_channels / l.groups, l.kernel, l.kernel}
                                  : Shape{l.out_channels, l.in_channels};
   l.weight_q = Tensor::Zeros(wshape, DType::kI8);

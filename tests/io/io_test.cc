@@ -237,6 +237,12 @@ TEST(Npy, BadFilesNameTheProblem) {
       {NpyBytes(1, "{'descr': '<f4', 'fortran_order': False, 'shape': (x,), }", ""), "shape entry 'x'"},
       {NpyBytes(1, "not a dict", ""), "not a {...} dict"},
       {NpyBytes(7, "{}", ""), "version 7"},
+      // Element counts whose byte size wraps modulo 2^64 (4 x (2^62 + 16) = 64) or overflows int64.
+      {NpyBytes(1, "{'descr': '<f4', 'fortran_order': False, 'shape': (4611686018427387920, 1), }",
+                std::string(64, '\0')),
+       "exceeds 1099511627776 bytes"},
+      {NpyBytes(1, "{'descr': '<f4', 'fortran_order': False, 'shape': (1099511627776, 1099511627776), }", ""),
+       "exceeds 1099511627776 bytes"},
   };
   for (const Case& c : cases) {
     auto t = ParseNpy("bad.npy", c.bytes.data(), c.bytes.size());

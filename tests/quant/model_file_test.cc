@@ -1,7 +1,9 @@
 // qfx tests: .qfx files. Saved and reloaded models give bit-identical outputs without the model's C++
 // class; loading rejects malformed files with errors naming the file and the problem.
+#include <cmath>
 #include <cstring>
 
+#include "absl/strings/str_cat.h"
 #include "gtest/gtest.h"
 #include "nlohmann/json.hpp"
 #include "qfx/fx/tracer.h"
@@ -106,6 +108,76 @@ TEST(ModelFile, MalformedFilesNameTheProblem) {
   EXPECT_NE(rewrite("groups.qfx", s7).message().find("groups 3 must divide in_channels"), std::string::npos)
       << rewrite("groups.qfx", s7);
   EXPECT_EQ(LoadModel(Tmp("absent.qfx")).status().code(), absl::StatusCode::kNotFound);
+}
+
+// Crafted files (issue 17): each is a clear error naming the file, the module or field, and the rule, before
+// anything is allocated for it or reaches a kernel.
+TEST(ModelFile, CraftedFilesAreClearErrors) {
+  auto gm = Converted("mnist_cnn", "x86", {2, 1, 28, 28});
+  const std::string good = Tmp("crafted.qfx");
+  ASSERT_TRUE(SaveModel(good, *gm, {1, 1, 28, 28}, "").ok());
+  const io::Safetensors st = *io::ReadSafetensors(good);
+  auto load = [&](const std::string& name, const io::Safetensors& s) {
+    EXPECT_TRUE(io::WriteSafetensors(Tmp(name), s.tensors, s.metadata).ok());
+    return std::string(LoadModel(Tmp(name)).status().message());
+  };
+  auto with_conv = [&](const char* key, const nlohmann::json& value) {
+    io::Safetensors s = st;
+    nlohmann::json modules = nlohmann::json::parse(s.metadata["modules"]);
+    modules["conv1"]["config"][key] = value;
+    s.metadata["modules"] = modules.dump();
+    return load(absl::StrCat(key, ".qfx"), s);
+  };
+  const std::pair<const char*, nlohmann::json> configs[] = {{"stride", 0},
+                                                            {"dilation", 0},
+                                                            {"padding", -1},
+                                                            {"padding", 1000},
+                                                            {"in_channels", int64_t{1} << 62},
+                                                            {"kernel", int64_t{1} << 31},
+                                                            {"groups", int64_t{1} << 53},
+                                                            {"output_zero_point", 300},
+                                                            {"input_scale", -1.0}};
+  const char* expect[] = {"stride 0 must be at least 1",
+                          "dilation 0 must be at least 1",
+                          "padding -1 must lie in 0..dilation x (kernel - 1) = 2",
+                          "padding 1000 must lie in 0..",
+                          "a weight of shape [16, 4611686018427387904, 3, 3] exceeds",
+                          "exceeds 1099511627776 bytes",
+                          "groups 9007199254740992 must divide in_channels",
+                          "output_zero_point 300 must lie in 0..255",
+                          "input_scale -1 must be finite and positive"};
+  for (size_t i = 0; i < std::size(configs); ++i) {
+    const std::string message = with_conv(configs[i].first, configs[i].second);
+    EXPECT_NE(message.find(absl::StrCat(Tmp(absl::StrCat(configs[i].first, ".qfx")), ": module 'conv1': ")),
+              std::string::npos)
+        << message;
+    EXPECT_NE(message.find(expect[i]), std::string::npos) << message;
+  }
+  // JSON of the wrong types, which once aborted on an uncaught nlohmann::json::type_error.
+  io::Safetensors s = st;
+  nlohmann::json graph = nlohmann::json::parse(s.metadata["graph"]);
+  graph["nodes"][1]["target"] = 5;
+  s.metadata["graph"] = graph.dump();
+  EXPECT_NE(load("target.qfx", s).find("(graph): node 1: 'target' must be a string"), std::string::npos)
+      << load("target.qfx", s);
+  graph["format"] = 5;
+  s.metadata["graph"] = graph.dump();
+  EXPECT_NE(load("format.qfx", s).find("not a qfx graph"), std::string::npos);
+  // A NaN bias (in a file without a checksum, as files before it were), and tensor data changed behind
+  // the checksum. Edited tensors are copies: the others share the storage of the file read.
+  s = st;
+  s.metadata.erase("checksum");
+  for (auto& [name, t] : s.tensors) {
+    if (name == "conv1.bias") (t = t.Clone()).data<float>()[3] = std::nanf("");
+  }
+  EXPECT_NE(load("nan.qfx", s).find("module 'conv1': bias[3] is nan; biases must be finite"), std::string::npos)
+      << load("nan.qfx", s);
+  s = st;
+  for (auto& [name, t] : s.tensors) {
+    if (name == "conv1.weight") (t = t.Clone()).data<int8_t>()[0] ^= 1;
+  }
+  EXPECT_NE(load("flip.qfx", s).find("tensor data do not match the file's checksum fnv1a64:"), std::string::npos)
+      << load("flip.qfx", s);
 }
 
 }  // namespace

@@ -55,6 +55,10 @@ struct QuantInfo {
 };
 std::string ShapeToString(absl::Span<const int64_t> shape);  // "[1, 3, 224, 224]"
 int64_t NumElements(absl::Span<const int64_t> shape);
+// The element count of a shape from outside (a file, a config), or false when a dimension is negative or
+// the count times `item_bytes` passes kMaxTensorBytes (so neither it nor the byte count can overflow).
+constexpr int64_t kMaxTensorBytes = int64_t{1} << 40;  // 1 TiB: more than any machine here, far from 2^63
+bool CheckedNumElements(absl::Span<const int64_t> shape, int64_t item_bytes, int64_t* numel);
 
 // A byte buffer. Owned buffers are 64-byte aligned and come from a process-wide cache of freed
 // blocks (exact size reuse, bounded), so running a model again allocates no fresh pages; borrowed

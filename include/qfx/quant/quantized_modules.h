@@ -72,6 +72,9 @@ class QuantizedWeighted : public nn::Module {
   // Packs the kernel again from what is in the state_dict (int32 bias and multipliers from the scales,
   // the weight layouts): call after loading new weights.
   virtual void Prepack() = 0;
+  // Loaded weights that packing must not take: a bias that is not finite, a weight scale that is not finite
+  // and positive (the error names the tensor and the channel).
+  absl::Status CheckWeights() const;
   const QuantInfo& input_qparams() const { return input_; }
   const QuantInfo& output_qparams() const { return output_; }
 
