@@ -10,9 +10,10 @@
 //   "modules": {"conv1": {"type": "QuantizedConvReLU2d", "config": {...}}, ...} for every called module,
 //              by its registered kind (qfx/nn/ops.h ModuleKind; user-defined leaf modules can register one),
 //   "input_shape": "[1, 3, 224, 224]" (the shape the model was quantized for), "source": free text.
+//   "checksum": "fnv1a64:<hex>" over the tensors' names, shapes, dtypes and bytes (absent in older files).
 // Loading validates everything (format and version, module types and configs, graph lint against the
-// modules, every tensor present with its dtype and shape, nothing extra) and names the file and the
-// problem. Writing is atomic.
+// modules, every tensor present with its dtype and shape, nothing extra, finite biases and weight scales,
+// the checksum) and names the file and the problem. Writing is atomic.
 #pragma once
 
 #include <string>
