@@ -1,6 +1,8 @@
 // qfx tests: the run and eval subcommands end to end on files (the binary itself: qfx_binary_test.sh).
+#include <cmath>
 #include <cstdio>
 #include <cstring>
+#include <limits>
 
 #include "gtest/gtest.h"
 #include "qfx/fx/tracer.h"
@@ -135,6 +137,42 @@ TEST(Cli, QuantizeThenRunEvalBenchAndDumpTheQfxFile) {
   EXPECT_FALSE(cli::Bench(b).ok());
   q.qconfig = "x86_qat";
   EXPECT_NE(cli::Quantize(q).message().find("is for quantization-aware training"), std::string::npos);
+}
+
+// Calibration data must be finite (observers would skip NaN and saturate on Inf: a silently wrong model),
+// and a batch count past the data means all of it (it once overflowed: "calibrated on -64 inputs").
+TEST(Cli, CalibrationRejectsNonFiniteDataAndCountsBatchesSafely) {
+  Tensor x = Inputs(16);
+  cli::QuantizeFlags q;
+  q.model.model = "mnist_cnn";
+  q.calib = Tmp("calib.npy");
+  q.batch = 8;
+  q.calib_batches = std::numeric_limits<int64_t>::max();
+  q.out = Tmp("calib.qfx");
+  ASSERT_TRUE(io::WriteNpy(q.calib, x).ok());
+  ::testing::internal::CaptureStdout();
+  const absl::Status s = cli::Quantize(q);
+  const std::string out = ::testing::internal::GetCapturedStdout();
+  ASSERT_TRUE(s.ok()) << s;
+  EXPECT_NE(out.find("calibrated on 16 inputs"), std::string::npos) << out;
+  x.data<float>()[784 * 3 + 17] = std::nanf("");
+  ASSERT_TRUE(io::WriteNpy(q.calib, x).ok());
+  EXPECT_NE(cli::Quantize(q).message().find("calib.npy: calibration data must be finite; row 3, element 17 is nan"),
+            std::string::npos)
+      << cli::Quantize(q);
+}
+
+// run and eval refuse non-finite inputs (the documented policy: qfx does not propagate NaN as PyTorch does).
+TEST(Cli, RunRefusesNonFiniteInputs) {
+  Tensor x = Inputs(4);
+  x.data<float>()[784 + 5] = std::numeric_limits<float>::infinity();
+  ASSERT_TRUE(io::WriteNpy(Tmp("inf.npy"), x).ok());
+  cli::RunFlags r;
+  r.model.model = "mnist_cnn";
+  r.input = Tmp("inf.npy");
+  r.output = Tmp("inf_out.npy");
+  EXPECT_NE(cli::Run(r).message().find("inf.npy: input must be finite; row 1, element 5 is inf"), std::string::npos)
+      << cli::Run(r);
 }
 
 // A model of one's own reaches the command line as an fp32 .qfx file (SaveModel before Prepare): it

@@ -149,17 +149,34 @@ int64_t StateBytes(nn::Module& m) {
   return bytes;
 }
 
+absl::Status CheckFinite(const Tensor& x, const std::string& path, const char* what) {
+  if (x.dtype() != DType::kF32 || x.dim() < 1 || x.size(0) == 0) return absl::OkStatus();  // checked elsewhere
+  const float* p = x.data<float>();
+  const int64_t per_row = x.numel() / x.size(0);
+  for (int64_t i = 0; i < x.numel(); ++i) {
+    if (!std::isfinite(p[i])) {
+      return absl::InvalidArgumentError(absl::StrCat(path, ": ", what, " must be finite; row ", i / per_row,
+                                                     ", element ", i % per_row, " is ", p[i]));
+    }
+  }
+  return absl::OkStatus();
+}
+
 absl::StatusOr<Tensor> ReadCalibration(const std::string& path) {
   QFX_ASSIGN_OR_RETURN(Tensor x, io::ReadNpy(path));
   if (x.dtype() != DType::kF32 || x.dim() < 2 || x.size(0) == 0) {
     return absl::InvalidArgumentError(absl::StrCat(path, ": calibration data ", x.ToString(), " must be f32 [N, ...]"));
   }
+  // Observers skip NaN and saturate on Inf, so such data would give a silently wrong model.
+  QFX_RETURN_IF_ERROR(CheckFinite(x, path, "calibration data"));
   return x;
 }
 
 absl::StatusOr<int64_t> Calibrate(fx::GraphModule& gm, const Tensor& x, const std::string& path, int64_t batch,
                                   int64_t max_batches) {
-  const int64_t total = max_batches > 0 ? std::min(x.size(0), max_batches * batch) : x.size(0);
+  // max_batches * batch only when it is below N (so it cannot overflow).
+  const bool fewer = max_batches > 0 && max_batches < (x.size(0) + batch - 1) / batch;
+  const int64_t total = fewer ? max_batches * batch : x.size(0);
   Progress progress("calibrate", total);
   for (int64_t i = 0; i < total; i += batch) {
     const int64_t n = std::min(batch, total - i);
@@ -246,6 +263,7 @@ absl::Status Demo() {
 absl::Status Run(const RunFlags& f) {
   QFX_ASSIGN_OR_RETURN(auto model, OpenModel(f.model));
   QFX_ASSIGN_OR_RETURN(Tensor x, io::ReadNpy(f.input));
+  QFX_RETURN_IF_ERROR(CheckFinite(x, f.input, "input"));  // int8 would read NaN as 0, fp32 relu drop it
   QFX_ASSIGN_OR_RETURN(Tensor y, RunBatched(*model, x, f.batch, "run"));
   QFX_RETURN_IF_ERROR(io::WriteNpy(f.output, y));
   fmt::print("wrote {} {}\n", f.output, y.ToString());
@@ -265,6 +283,7 @@ absl::StatusOr<double> Top1(nn::Module& model, const Tensor& x, const Tensor& la
 absl::Status Eval(const EvalFlags& f) {
   QFX_ASSIGN_OR_RETURN(auto model, OpenModel(f.model));
   QFX_ASSIGN_OR_RETURN(Tensor x, io::ReadNpy(f.input));
+  QFX_RETURN_IF_ERROR(CheckFinite(x, f.input, "input"));  // int8 would read NaN as 0, fp32 relu drop it
   QFX_ASSIGN_OR_RETURN(Tensor labels, io::ReadNpy(f.labels));
   if (labels.dim() != 1 || x.dim() < 1 || labels.size(0) != x.size(0)) {
     return absl::InvalidArgumentError(absl::StrCat(f.labels, ": labels ", labels.ToString(), " must be [N] with N = ",

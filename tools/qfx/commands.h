@@ -100,7 +100,11 @@ absl::StatusOr<Shape> InputShape(const ModelFlags& model, const std::string& sha
 int64_t StateBytes(nn::Module& m);
 // Top-1 accuracy of `model` (eval mode) on x against integer labels y [N].
 absl::StatusOr<double> Top1(nn::Module& model, const Tensor& x, const Tensor& labels, int64_t batch);
-// --calib: an f32 .npy of [N, ...] inputs with N > 0.
+// An error naming the row and element of the first NaN or Inf in an f32 [N, ...] array (the policy for
+// calibration data and for run / eval inputs: int8 models would read NaN as 0, fp32 ReLU and max-pool drop
+// it, so neither propagates NaN as PyTorch does; qfx refuses such input instead).
+absl::Status CheckFinite(const Tensor& x, const std::string& path, const char* what);
+// --calib: an f32 .npy of [N, ...] finite inputs with N > 0.
 absl::StatusOr<Tensor> ReadCalibration(const std::string& path);
 // Runs the first max_batches batches (0: all) of x through a prepared model so its observers see them,
 // with a progress bar on a terminal; errors name `path`. Returns how many inputs it used.

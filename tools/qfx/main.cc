@@ -100,7 +100,8 @@ int main(int argc, char** argv) {
   quantize_cmd->add_option("--qconfig", quantize.qconfig,
                            "preset (x86 fbgemm qnnpack onednn dynamic) or rule file (default x86)");
   quantize_cmd->add_option("--calib", quantize.calib, "calibration inputs, .npy [N, ...] (not for dynamic)");
-  quantize_cmd->add_option("--calib-batches", quantize.calib_batches, "use at most this many batches (default all)");
+  quantize_cmd->add_option("--calib-batches", quantize.calib_batches, "use at most this many batches (default all)")
+      ->check(CLI::PositiveNumber);
   quantize_cmd->add_option("--batch", quantize.batch, "calibration batch size")->check(CLI::PositiveNumber);
   quantize_cmd->add_option("--out", quantize.out, "the .qfx file to write")->required();
 
