@@ -3,7 +3,6 @@
 
 #include <algorithm>
 #include <cstring>
-#include <limits>
 
 #include "nlohmann/json.hpp"
 #include "qfx/io/file.h"
@@ -58,16 +57,20 @@ absl::StatusOr<Entry> ParseEntry(const std::string& file, const std::string& nam
   if (!v["dtype"].is_string()) return Bad(file, absl::StrCat("tensor '", name, "': dtype must be a string"));
   QFX_ASSIGN_OR_RETURN(e.dtype, ParseDType(file, name, v["dtype"].get<std::string>()));
   if (!v["shape"].is_array()) return Bad(file, absl::StrCat("tensor '", name, "': shape must be a list"));
-  uint64_t numel = 1;
   for (const auto& d : v["shape"]) {
     if (!d.is_number_unsigned()) return Bad(file, absl::StrCat("tensor '", name, "': shape entries must be >= 0"));
     const uint64_t dim = d.get<uint64_t>();
-    if (dim != 0 && numel > std::numeric_limits<uint64_t>::max() / 64 / dim) {
-      return Bad(file, absl::StrCat("tensor '", name, "': shape is too large"));
+    if (dim > static_cast<uint64_t>(kMaxTensorBytes)) {
+      return Bad(file, absl::StrCat("tensor '", name, "': shape entry ", dim, " exceeds ", kMaxTensorBytes));
     }
-    numel *= dim;
     e.shape.push_back(static_cast<int64_t>(dim));
   }
+  int64_t count = 0;
+  if (!CheckedNumElements(e.shape, static_cast<int64_t>(DTypeSize(e.dtype)), &count)) {
+    return Bad(file, absl::StrCat("tensor '", name, "': ", DTypeString(e.dtype), ShapeToString(e.shape), " exceeds ",
+                                  kMaxTensorBytes, " bytes"));
+  }
+  const uint64_t numel = static_cast<uint64_t>(count);
   const json& off = v["data_offsets"];
   if (!off.is_array() || off.size() != 2 || !off[0].is_number_unsigned() || !off[1].is_number_unsigned()) {
     return Bad(file, absl::StrCat("tensor '", name, "': data_offsets must be [begin, end]"));

@@ -204,11 +204,17 @@ absl::Status BadConfig(const std::string& rule) {
   return absl::InvalidArgumentError(absl::StrCat("quantized layer config: ", rule));
 }
 
+Shape WeightShape(const QuantizedLayer& l) {
+  return l.is_conv ? Shape{l.out_channels, l.in_channels / l.groups, l.kernel, l.kernel}
+                   : Shape{l.out_channels, l.in_channels};
+}
+
 // The rules a layer read from a file must follow before anything is allocated or packed for it.
 absl::Status CheckLayerConfig(const QuantizedLayer& l, const QuantInfo& in, const QuantInfo& out) {
   for (const auto& [name, v] : {std::pair<const char*, int64_t>{"in_channels", l.in_channels},
                                 {"out_channels", l.out_channels},
-                                {"kernel", l.kernel}}) {
+                                {"kernel", l.kernel},
+                                {"groups", l.groups}}) {
     if (v <= 0) return BadConfig(absl::StrCat(name, " ", v, " must be positive"));
   }
   for (const auto& [name, q] : {std::pair<const char*, QuantInfo>{"input", in}, {"output", out}}) {
@@ -222,7 +228,7 @@ absl::Status CheckLayerConfig(const QuantizedLayer& l, const QuantInfo& in, cons
   if (l.is_conv) {
     if (l.stride <= 0) return BadConfig(absl::StrCat("stride ", l.stride, " must be at least 1"));
     if (l.dilation <= 0) return BadConfig(absl::StrCat("dilation ", l.dilation, " must be at least 1"));
-    if (l.groups <= 0 || l.in_channels % l.groups != 0 || l.out_channels % l.groups != 0) {
+    if (l.in_channels % l.groups != 0 || l.out_channels % l.groups != 0) {
       return BadConfig(absl::StrCat("groups ", l.groups, " must divide in_channels ", l.in_channels,
                                     " and out_channels ", l.out_channels));
     }
@@ -233,10 +239,9 @@ absl::Status CheckLayerConfig(const QuantizedLayer& l, const QuantInfo& in, cons
     }
   }
   int64_t weights = 0;
-  const Shape wshape = l.is_conv ? Shape{l.out_channels, l.in_channels / l.groups, l.kernel, l.kernel}
-                                 : Shape{l.out_channels, l.in_channels};
-  if (!CheckedNumElements(wshape, 4, &weights)) {
-    return BadConfig(absl::StrCat("a weight of shape ", ShapeToString(wshape), " exceeds ", kMaxTensorBytes, " bytes"));
+  if (!CheckedNumElements(WeightShape(l), 4, &weights)) {
+    return BadConfig(
+        absl::StrCat("a weight of shape ", ShapeToString(WeightShape(l)), " exceeds ", kMaxTensorBytes, " bytes"));
   }
   return absl::OkStatus();
 }
@@ -262,8 +267,7 @@ absl::StatusOr<std::shared_ptr<QuantizedWeighted>> QuantizedWeighted::FromConfig
     return absl::InvalidArgumentError(absl::StrCat("quantized layer config: ", e.what()));
   }
   QFX_RETURN_IF_ERROR(CheckLayerConfig(l, in, out));
-  const Shape wshape = l.is_conv ? Shape{l.out_channels, l.in_channels / l.groups, l.kernel, l.kernel}
-                                 : Shape{l.out_channels, l.in_channels};
+  const Shape wshape = WeightShape(l);
   l.weight_q = Tensor::Zeros(wshape, DType::kI8);
   l.weight_scale = Tensor::Full({l.out_channels}, 1.f);
   l.bias = Tensor::Zeros({l.out_channels});

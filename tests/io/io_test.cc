@@ -158,6 +158,11 @@ TEST(Safetensors, BadHeadersNameTheProblem) {
       {R"({"a":{"dtype":"F16","shape":[2],"data_offsets":[0,4]}})", 4, "tensor 'a' has dtype F16"},
       {R"({"a":{"dtype":"F32","shape":[3],"data_offsets":[0,8]}})", 8, "hold 8 bytes but F32[3] needs 12"},
       {R"({"a":{"dtype":"F32","shape":[-1],"data_offsets":[0,4]}})", 4, "shape entries must be >= 0"},
+      // 2^31 x 2^31 x 4 bytes wraps to 0 modulo 2^64; 2^63 is no int64 dimension (even next to a 0).
+      {R"({"a":{"dtype":"F32","shape":[2147483648,2147483648],"data_offsets":[0,0]}})", 0,
+       "tensor 'a': F32[2147483648, 2147483648] exceeds 1099511627776 bytes"},
+      {R"({"a":{"dtype":"F32","shape":[0,9223372036854775808],"data_offsets":[0,0]}})", 0,
+       "tensor 'a': shape entry 9223372036854775808 exceeds 1099511627776"},
       {R"({"a":{"dtype":"F32","shape":[1],"data_offsets":[0,4]},"b":{"dtype":"F32","shape":[1],"data_offsets":[2,6]}})",
        8, "overlap"},
       {R"({"a":{"dtype":"F32","shape":[1]}})", 4, "needs dtype, shape and data_offsets"},

@@ -4,9 +4,8 @@
 #pragma once
 
 #include <random>
-#include <vector>
-
 #include <variant>
+#include <vector>
 
 #include "qfx/nn/functional.h"
 #include "qfx/quant/observer.h"
