@@ -88,17 +88,22 @@ absl::StatusOr<Tensor> RunBatched(nn::Module& model, const Tensor& x, int64_t ba
 
 }  // namespace
 
-absl::StatusOr<std::shared_ptr<nn::Module>> OpenModel(const ModelFlags& f) {
+absl::StatusOr<std::shared_ptr<nn::Module>> OpenModel(const ModelFlags& f, Shape* input_shape) {
   if (!f.file.empty() && !f.model.empty())
     return absl::InvalidArgumentError("give either a .qfx file or --model, not both");
   if (!f.file.empty() && !f.weights.empty())
     return absl::InvalidArgumentError(absl::StrCat("--weights is for --model: ", f.file, " carries its own weights"));
   if (!f.file.empty()) {
     QFX_ASSIGN_OR_RETURN(io::ModelFile file, io::LoadModel(f.file));
+    if (input_shape != nullptr) *input_shape = file.input_shape;
     return std::shared_ptr<nn::Module>(file.module);
   }
   if (f.model.empty()) return absl::InvalidArgumentError("name a model: a .qfx file or --model NAME");
   QFX_ASSIGN_OR_RETURN(auto model, models::Create(f.model, f.seed));
+  if (input_shape != nullptr) {
+    QFX_ASSIGN_OR_RETURN(auto info, models::GetModelInfo(f.model));
+    *input_shape = info.input_shape;
+  }
   if (!f.weights.empty()) QFX_RETURN_IF_ERROR(io::LoadWeights(*model, f.weights, /*strict=*/true));
   model->eval();
   return model;
@@ -108,8 +113,9 @@ absl::StatusOr<std::shared_ptr<fx::GraphModule>> ModelGraph(const ModelFlags& f,
                                                             bool fp32_only) {
   auto gm = std::dynamic_pointer_cast<fx::GraphModule>(model);
   if (gm == nullptr) return fx::SymbolicTrace(model);
+  if (!fp32_only) return gm;
   for (const fx::Node* n : gm->graph()) {
-    if (fp32_only && quant::NodeRole(*gm, *n) == nn::QuantRole::kQuantized) {
+    if (quant::NodeRole(*gm, *n) == nn::QuantRole::kQuantized) {
       return absl::InvalidArgumentError(absl::StrCat(f.file, " is already int8 (node %", n->name(),
                                                      "): give the fp32 model (a .qfx saved before convert)"));
     }
@@ -131,16 +137,12 @@ absl::StatusOr<Shape> ParseShape(const std::string& s) {
   return shape;
 }
 
-absl::StatusOr<Shape> InputShape(const ModelFlags& model, const std::string& shape_flag) {
+absl::StatusOr<Shape> InputShape(const ModelFlags& model, const std::string& shape_flag, const Shape& recorded) {
   if (!shape_flag.empty()) return ParseShape(shape_flag);
-  if (!model.file.empty()) {
-    QFX_ASSIGN_OR_RETURN(io::ModelFile file, io::LoadModel(model.file));
-    if (file.input_shape.empty())
-      return absl::InvalidArgumentError(absl::StrCat(model.file, " records no input shape: pass --shape"));
-    return file.input_shape;
+  if (recorded.empty()) {
+    return absl::InvalidArgumentError(absl::StrCat(ModelName(model), " records no input shape: pass --shape"));
   }
-  QFX_ASSIGN_OR_RETURN(auto info, models::GetModelInfo(model.model));
-  return info.input_shape;
+  return recorded;
 }
 
 int64_t StateBytes(nn::Module& m) {
@@ -314,8 +316,9 @@ std::string Int8Paths(nn::Module& model) {
 }
 
 absl::Status Bench(const BenchFlags& f) {
-  QFX_ASSIGN_OR_RETURN(auto model, OpenModel(f.model));
-  QFX_ASSIGN_OR_RETURN(Shape shape, InputShape(f.model, f.shape));
+  Shape recorded;
+  QFX_ASSIGN_OR_RETURN(auto model, OpenModel(f.model, &recorded));
+  QFX_ASSIGN_OR_RETURN(Shape shape, InputShape(f.model, f.shape, recorded));
   if (f.threads > 0) SetNumThreads(f.threads);
   const Tensor x = SeededInput(shape, 1);
   QFX_ASSIGN_OR_RETURN(const std::vector<double> ms, TimeRuns(*model, x, /*warmup=*/3, f.iters));

@@ -85,8 +85,9 @@ absl::Status Eval(const EvalFlags& flags);
 absl::Status Bench(const BenchFlags& flags);
 
 // Shared by the subcommands: the .qfx file, or the zoo model with --weights loaded (strict), in eval
-// mode; and a parsed --shape ("1,3,224,224").
-absl::StatusOr<std::shared_ptr<nn::Module>> OpenModel(const ModelFlags& flags);
+// mode, with the input shape it records in *input_shape when given (the file's, maybe empty; the zoo
+// model's default); and a parsed --shape ("1,3,224,224").
+absl::StatusOr<std::shared_ptr<nn::Module>> OpenModel(const ModelFlags& flags, Shape* input_shape = nullptr);
 // The model as a graph to fuse, prepare or train: a .qfx file's graph as it is, a zoo model traced.
 // `fp32_only`: a .qfx file that is already int8 is an error (quantize, train, qat).
 absl::StatusOr<std::shared_ptr<fx::GraphModule>> ModelGraph(const ModelFlags& flags, std::shared_ptr<nn::Module> model,
@@ -94,8 +95,8 @@ absl::StatusOr<std::shared_ptr<fx::GraphModule>> ModelGraph(const ModelFlags& fl
 // The model's name in messages and in the source of files written from it: the zoo name or the file.
 std::string ModelName(const ModelFlags& flags);
 absl::StatusOr<Shape> ParseShape(const std::string& text);
-// --shape when given, else the .qfx file's or the zoo model's default input shape.
-absl::StatusOr<Shape> InputShape(const ModelFlags& model, const std::string& shape_flag);
+// --shape when given, else the shape OpenModel recorded (an error naming the model when there is none).
+absl::StatusOr<Shape> InputShape(const ModelFlags& model, const std::string& shape_flag, const Shape& recorded);
 // Bytes of the module's state_dict (parameters and buffers).
 int64_t StateBytes(nn::Module& m);
 // Top-1 accuracy of `model` (eval mode) on x against integer labels y [N].

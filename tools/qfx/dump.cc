@@ -102,8 +102,9 @@ std::map<const fx::Node*, std::string> Notes(fx::GraphModule& gm, const quant::P
 }  // namespace
 
 absl::Status Dump(const DumpFlags& f) {
-  QFX_ASSIGN_OR_RETURN(auto model, OpenModel(f.model));
-  QFX_ASSIGN_OR_RETURN(Shape shape, InputShape(f.model, f.shape));
+  Shape recorded;
+  QFX_ASSIGN_OR_RETURN(auto model, OpenModel(f.model, &recorded));
+  QFX_ASSIGN_OR_RETURN(Shape shape, InputShape(f.model, f.shape, recorded));
   QFX_ASSIGN_OR_RETURN(std::shared_ptr<fx::GraphModule> gm,
                        ModelGraph(f.model, model, /*fp32_only=*/f.stage != "traced"));
   std::map<const fx::Node*, std::string> notes;

@@ -31,11 +31,10 @@ void PrintSizes(int64_t fp32_bytes, const std::string& out) {
 
 // Dynamic quantization: Linear layers only, no calibration.
 absl::Status QuantizeDynamically(const QuantizeFlags& f, const quant::QuantConfig& config, fx::GraphModule& gm,
-                                 int64_t fp32_bytes) {
+                                 const Shape& input_shape, int64_t fp32_bytes) {
   if (!f.calib.empty()) std::fprintf(stderr, "qfx: warning: --calib is not used: %s is dynamic\n", f.qconfig.c_str());
   QFX_ASSIGN_OR_RETURN(quant::DynamicReport report, quant::QuantizeDynamic(gm, config));
   for (const std::string& w : report.warnings) std::fprintf(stderr, "qfx: warning: %s\n", w.c_str());
-  QFX_ASSIGN_OR_RETURN(const Shape input_shape, InputShape(f.model, ""));
   QFX_RETURN_IF_ERROR(
       io::SaveModel(f.out, gm, input_shape, absl::StrCat(ModelName(f.model), " quantized with ", f.qconfig)));
   fmt::print("quantized {} with {} (dynamic): {} Linear layers int8, activations quantized per call\n",
@@ -48,7 +47,8 @@ absl::Status QuantizeDynamically(const QuantizeFlags& f, const quant::QuantConfi
 }  // namespace
 
 absl::Status Quantize(const QuantizeFlags& f) {
-  QFX_ASSIGN_OR_RETURN(auto model, OpenModel(f.model));
+  Shape recorded;  // the input shape a dynamic model is saved with
+  QFX_ASSIGN_OR_RETURN(auto model, OpenModel(f.model, &recorded));
   QFX_ASSIGN_OR_RETURN(quant::QuantConfig config, quant::LoadQuantConfig(f.qconfig));
   if (config.mapping.global() && config.mapping.global()->activation.fake_quant) {
     return absl::InvalidArgumentError(
@@ -56,7 +56,7 @@ absl::Status Quantize(const QuantizeFlags& f) {
   }
   const int64_t fp32_bytes = StateBytes(*model);
   QFX_ASSIGN_OR_RETURN(auto gm, ModelGraph(f.model, model, /*fp32_only=*/true));
-  if (quant::HasDynamicQConfig(config.mapping, *gm)) return QuantizeDynamically(f, config, *gm, fp32_bytes);
+  if (quant::HasDynamicQConfig(config.mapping, *gm)) return QuantizeDynamically(f, config, *gm, recorded, fp32_bytes);
   if (f.calib.empty()) {
     return absl::InvalidArgumentError(absl::StrCat("--qconfig ", f.qconfig,
                                                    " is static: give --calib X.npy with "
