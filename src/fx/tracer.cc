@@ -50,6 +50,7 @@ class Tracer : public TraceHook, public nn::ModuleTraceHook {
     }
     ScopedTraceHook op_hook(this);
     nn::ScopedModuleTraceHook module_hook(this);
+    nn::RunningScope running(&root_);
     const Tensor result = root_.forward_args(args);
     graph_.Output(NodeOf(result, "the value forward returns"));
   }

@@ -1,6 +1,7 @@
 // qfx nn: Module registration, traversal and state_dict loading (see include/qfx/nn/module.h).
 #include "qfx/nn/module.h"
 
+#include <atomic>
 #include <map>
 #include <set>
 
@@ -12,6 +13,9 @@ namespace nn {
 
 namespace {
 thread_local ModuleTraceHook* t_module_hook = nullptr;
+// The module whose forward is running on this thread (the caller of a nested module call), or null.
+thread_local const Module* t_running = nullptr;
+std::atomic<int64_t> g_next_hook{1};
 
 std::string ArgNames(const ForwardArgs& args) {
   std::vector<std::string> names;
@@ -19,6 +23,9 @@ std::string ArgNames(const ForwardArgs& args) {
   return absl::StrJoin(names, ", ");
 }
 }  // namespace
+
+RunningScope::RunningScope(const Module* module) : previous_(t_running) { t_running = module; }
+RunningScope::~RunningScope() { t_running = previous_; }
 
 ModuleTraceHook* ActiveModuleTraceHook() { return t_module_hook; }
 ScopedModuleTraceHook::ScopedModuleTraceHook(ModuleTraceHook* hook) : previous_(t_module_hook) { t_module_hook = hook; }
@@ -63,19 +70,69 @@ Tensor Module::forward_args(const ForwardArgs& args) {
   return forward(args.tensor(args.values[0].first));
 }
 
+bool Module::Redirected() const { return redirect_ && t_running == redirect_parent_; }
+
 Tensor Module::operator()(const Tensor& x) {
-  if (x.is_proxy() && t_module_hook != nullptr)
-    return t_module_hook->CallModule(*this, {{{forward_arg_names()[0], x}}});
-  return forward(x);
+  if (Redirected()) return (*redirect_)(x);
+  if (hooks_.empty()) {
+    RunningScope running(this);
+    if (x.is_proxy() && t_module_hook != nullptr)
+      return t_module_hook->CallModule(*this, {{{forward_arg_names()[0], x}}});
+    return forward(x);
+  }
+  return Call({{{forward_arg_names()[0], x}}});
 }
 
 Tensor Module::operator()(const ForwardArgs& args) {
-  if (t_module_hook != nullptr) {
-    for (const auto& [name, v] : args.values) {
-      if (AnyProxy({v})) return t_module_hook->CallModule(*this, args);
-    }
+  if (Redirected()) return (*redirect_)(args);
+  return Call(args);
+}
+
+Tensor Module::Call(const ForwardArgs& given) {
+  ForwardArgs rewritten;
+  const ForwardArgs* args = &given;
+  if (!hooks_.pre.empty()) {
+    rewritten = given;
+    for (auto& [handle, hook] : hooks_.pre) hook(*this, rewritten);
+    args = &rewritten;
   }
-  return forward_args(args);
+  Tensor out;
+  {
+    RunningScope running(this);
+    bool traced = false;
+    if (t_module_hook != nullptr) {
+      for (const auto& [name, v] : args->values) traced = traced || AnyProxy({v});
+    }
+    out = traced ? t_module_hook->CallModule(*this, *args) : forward_args(*args);
+  }
+  // Post-hooks run in the caller's scope: a hook that calls a submodule (an observer) is not a redirect.
+  for (auto& [handle, hook] : hooks_.post) hook(*this, *args, out);
+  return out;
+}
+
+int64_t Module::RegisterForwardPreHook(ForwardPreHook hook) {
+  const int64_t handle = g_next_hook++;
+  hooks_.pre.emplace_back(handle, std::move(hook));
+  return handle;
+}
+
+int64_t Module::RegisterForwardHook(ForwardHook hook) {
+  const int64_t handle = g_next_hook++;
+  hooks_.post.emplace_back(handle, std::move(hook));
+  return handle;
+}
+
+bool Module::RemoveHook(int64_t handle) {
+  auto drop = [&](auto& v) {
+    for (auto it = v.begin(); it != v.end(); ++it) {
+      if (it->first == handle) {
+        v.erase(it);
+        return true;
+      }
+    }
+    return false;
+  };
+  return drop(hooks_.pre) || drop(hooks_.post);
 }
 
 void Module::CheckNewName(const std::string& name) const {
@@ -204,6 +261,7 @@ absl::Status Module::load_state_dict(const NamedTensors& dict, bool strict) {
     auto it = given.find(name);
     if (it != given.end()) t.CopyFrom(*it->second);
   }
+  for (const auto& [path, m] : named_modules()) m->StateLoaded();
   return absl::OkStatus();
 }
 
@@ -258,6 +316,20 @@ absl::Status Module::SetSubmodule(const std::string& path, std::shared_ptr<Modul
   }
   if (!module) return absl::NotFoundError(absl::StrCat("SetSubmodule('", path, "'): nothing to remove"));
   return CatchErrors([&] { parent->AddChild(name, std::move(module)); });
+}
+
+absl::Status Module::SwapSubmodule(const std::string& path, std::shared_ptr<Module> module) {
+  std::shared_ptr<Module> old = shared_submodule(path);
+  if (!old) return absl::NotFoundError(absl::StrCat("SwapSubmodule('", path, "'): there is no module at this path"));
+  if (!module) return absl::InvalidArgumentError(absl::StrCat("SwapSubmodule('", path, "'): the new module is null"));
+  const size_t dot = path.rfind('.');
+  const Module* parent = dot == std::string::npos ? this : submodule(path.substr(0, dot));
+  QFX_RETURN_IF_ERROR(SetSubmodule(path, module));
+  if (old != module) {
+    old->redirect_parent_ = parent;
+    old->redirect_ = std::move(module);
+  }
+  return absl::OkStatus();
 }
 
 void Module::AdoptMembers(const Module& other) {

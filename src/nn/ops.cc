@@ -13,6 +13,7 @@
 #include "absl/strings/str_cat.h"
 #include "qfx/nn/functional.h"
 #include "qfx/nn/modules.h"
+#include "qfx/nn/quant_stubs.h"
 #include "src/nn/op_gradients.h"
 
 namespace qfx {
@@ -561,7 +562,8 @@ std::vector<OpSchema> MakeRegistry() {
 std::vector<ModuleKind> OtherKinds() {
   ModuleKind identity = StatelessKind<Identity>("Identity");
   identity.role = QR::kShareQParams;
-  return {identity};
+  // The eager flow's stubs: identity in float; the FX flow leaves them float.
+  return {identity, StatelessKind<QuantStub>("QuantStub"), StatelessKind<DeQuantStub>("DeQuantStub")};
 }
 
 struct Kinds {

@@ -6,6 +6,8 @@
 #include <algorithm>
 #include <map>
 
+#include <typeinfo>
+
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "qfx/fx/matcher.h"
@@ -74,7 +76,8 @@ std::vector<BackendPattern> PreparePatterns() {
   }
   p.push_back({"fixed-qparams", {OpsWithRole(QuantRole::kFixedQParams)}, OT::kOwnObserver});
   OpMatcher share = OpsWithRole(QuantRole::kShareQParams);
-  share.modules.push_back(IsA<nn::Identity>);
+  // Identity itself: QuantStub / DeQuantStub (Identity in float) are not ops and stay float in the FX flow.
+  share.modules.push_back([](const nn::Module& m) { return typeid(m) == typeid(nn::Identity); });
   p.push_back({"share-qparams", {share}, OT::kShareInputObserver});
   return p;
 }

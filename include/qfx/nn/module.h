@@ -8,6 +8,7 @@
 // Errors inside forward throw qfx::Error; RunModule turns them into a Status.
 #pragma once
 
+#include <functional>
 #include <memory>
 #include <random>
 #include <string>
@@ -41,6 +42,21 @@ struct ForwardArgs {
   double real(const std::string& name) const;
 };
 
+// Forward hooks (PyTorch's register_forward_pre_hook / register_forward_hook): a pre-hook may rewrite the
+// arguments, a hook the output. The eager quantization flow observes module outputs with them.
+using ForwardPreHook = std::function<void(Module& module, ForwardArgs& args)>;
+using ForwardHook = std::function<void(Module& module, const ForwardArgs& args, Tensor& output)>;
+struct ModuleHooks {
+  std::vector<std::pair<int64_t, ForwardPreHook>> pre;  // (handle, hook), in registration order
+  std::vector<std::pair<int64_t, ForwardHook>> post;
+  bool empty() const { return pre.empty() && post.empty(); }
+};
+
+// State another layer attaches to a module (the eager flow's qconfig); nn itself never reads it.
+struct ModuleExtension {
+  virtual ~ModuleExtension() = default;
+};
+
 // What the tracer (src/fx) installs to see module calls on traced values.
 class ModuleTraceHook {
  public:
@@ -57,6 +73,20 @@ class ScopedModuleTraceHook {
 
  private:
   ModuleTraceHook* previous_;
+};
+
+// Marks `module`'s forward as running on this thread while in scope (operator() does this; the tracer,
+// which calls the root's forward_args directly, does it too), so that calls of swapped-out children made
+// from that forward follow their redirect (Module::SwapSubmodule).
+class RunningScope {
+ public:
+  explicit RunningScope(const Module* module);
+  ~RunningScope();
+  RunningScope(const RunningScope&) = delete;
+  RunningScope& operator=(const RunningScope&) = delete;
+
+ private:
+  const Module* previous_;
 };
 
 class Module {
@@ -107,6 +137,27 @@ class Module {
   // The parameter or buffer at a dotted path ("layer1.0.bn1.running_mean"), or an undefined tensor.
   Tensor tensor_at(const std::string& path);
 
+  // Swaps the submodule at `path` for `module` in the tree (SetSubmodule) and redirects the old module's
+  // calls made from its parent's forward to `module`: user classes call children through the pointers
+  // they keep in members, which still hold the old object. Calls from other callers (a fused module that
+  // holds the old module as its part) still run the old module. Fails when there is no module at `path`.
+  absl::Status SwapSubmodule(const std::string& path, std::shared_ptr<Module> module);
+  // Where calls from `parent` go instead of this module (null when not swapped).
+  Module* redirect_target() const { return redirect_.get(); }
+
+  // Hooks run around every call (operator()), in registration order; handles are unique per process.
+  int64_t RegisterForwardPreHook(ForwardPreHook hook);
+  int64_t RegisterForwardHook(ForwardHook hook);
+  bool RemoveHook(int64_t handle);  // false when no hook has this handle
+  const ModuleHooks& hooks() const { return hooks_; }
+
+  std::shared_ptr<ModuleExtension> extension() const { return extension_; }
+  void set_extension(std::shared_ptr<ModuleExtension> e) { extension_ = std::move(e); }
+
+  // Called on every module of the tree after load_state_dict copied new values in (a module that packs
+  // its weights packs them again). Default: nothing.
+  virtual void StateLoaded() {}
+
   // Sets training mode here and in every submodule (virtual: QAT modules keep frozen batch norms frozen).
   virtual void train(bool on = true);
   void eval() { train(false); }
@@ -134,6 +185,13 @@ class Module {
   void AddChild(const std::string& name, std::shared_ptr<Module> module);
   void CheckNewName(const std::string& name) const;
   void CollectModules(const std::string& prefix, std::vector<std::pair<std::string, Module*>>& out);
+  Tensor Call(const ForwardArgs& args);  // hooks, then the trace hook or forward_args
+  bool Redirected() const;               // a call from the parent that swapped this module out
+
+  ModuleHooks hooks_;
+  std::shared_ptr<ModuleExtension> extension_;
+  const Module* redirect_parent_ = nullptr;  // identity only
+  std::shared_ptr<Module> redirect_;
 
   std::vector<std::pair<std::string, std::shared_ptr<Module>>> children_;
   std::vector<Slot> params_, buffers_;
