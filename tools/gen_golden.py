@@ -23,6 +23,9 @@ Fixtures (all safetensors, written by the small writer below; PyTorch is never a
                               mnist_cnn the output of the second train-mode forward.
   mnist/                       a mnist_cnn trained by PyTorch on real MNIST (tools/fetch_mnist.sh), 200
                               calibration and 400 test images, and PyTorch's fp32 and FX int8 logits on them.
+  quant/eager_<model>_<engine>.json  PyTorch eager-mode prepare / convert (stub_cnn, quantizable_resnet18;
+                              onednn, qnnpack): observed modules, qparams, float and int8 outputs; and
+                              eager_qat_stub_cnn_<engine>.json for prepare_qat.
   quant/resnet18_int8.safetensors  resnet18 (hash weights) fp32 and PyTorch FX int8 outputs (qnnpack, onednn).
   models/mnist_cnn_state_dict.safetensors  a PyTorch-initialised mnist_cnn state_dict exactly as PyTorch
                               exports it, with "__input__"/"__output__" to check the loaded model.
@@ -596,6 +599,103 @@ def write_resnet18_int8_fixture(out):
     write_safetensors(os.path.join(out, "quant", "resnet18_int8.safetensors"), tensors)
 
 
+class StubCnn(nn.Module):
+    """The eager quantization tutorial's model: quant -> conv -> bn -> relu -> dequant (qfx's stub_cnn)."""
+
+    def __init__(self):
+        super().__init__()
+        self.quant = torch.ao.quantization.QuantStub()
+        self.conv = nn.Conv2d(3, 8, 3, padding=1)
+        self.bn = nn.BatchNorm2d(8)
+        self.relu = nn.ReLU()
+        self.dequant = torch.ao.quantization.DeQuantStub()
+
+    def forward(self, x):
+        return self.dequant(self.relu(self.bn(self.conv(self.quant(x)))))
+
+
+def _stub_cnn_fuse(model, is_qat):
+    fuse = torch.ao.quantization.fuse_modules_qat if is_qat else torch.ao.quantization.fuse_modules
+    fuse(model, [["conv", "bn", "relu"]], inplace=True)
+
+
+EAGER_CASES = [
+    ("stub_cnn", StubCnn, _stub_cnn_fuse, [4, 3, 16, 16]),
+    ("quantizable_resnet18", lambda: torchvision.models.quantization.resnet18(quantize=False),
+     lambda m, is_qat: m.fuse_model(is_qat), [2, 3, 64, 64]),
+]
+
+
+def _observed_modules(prepared):
+    """Module names carrying an observer / fake-quant (activation_post_process), with their qparams."""
+    observed, qparams = [], {}
+    kinds = (torch.ao.quantization.ObserverBase, torch.ao.quantization.FakeQuantizeBase)
+    for name, m in prepared.named_modules():
+        app = getattr(m, "activation_post_process", None)
+        if isinstance(m, kinds) or app is None:
+            continue
+        if not isinstance(app, kinds):
+            continue
+        observed.append(name)
+        scale, zp = app.calculate_qparams()
+        qparams[name] = {"scale": float(scale.flatten()[0]), "zero_point": int(zp.flatten()[0])}
+    return observed, qparams
+
+
+def write_eager_fixture(out):
+    """quant/eager_<model>_<engine>.json: PyTorch 1.13 eager prepare / convert on the onednn and qnnpack
+    engines (model.qconfig = get_default_qconfig(engine), fuse_model, prepare, calibrate on
+    hash_uniform('calib'), convert): the modules that carry observers with their calibrated qparams, and the
+    float and int8 outputs on hash_uniform('test'). eager_qat_<model>_<engine>.json: prepare_qat's fake-quant
+    placement, module types and the output of the second train-mode forward."""
+    from torch.ao.quantization import get_default_qconfig, get_default_qat_qconfig, prepare, prepare_qat, convert
+    os.makedirs(os.path.join(out, "quant"), exist_ok=True)
+    for name, make, fuse, shape in EAGER_CASES:
+        n = int(np.prod(shape))
+        x = torch.from_numpy(hash_uniform("calib", n, -1.0, 1.0)).reshape(shape)
+        xt = torch.from_numpy(hash_uniform("test", n, -1.0, 1.0)).reshape(shape)
+        for engine in ["onednn", "qnnpack"]:
+            torch.backends.quantized.engine = engine
+            torch.manual_seed(0)
+            model = make().eval()
+            hash_init(model)
+            with torch.no_grad():
+                y_float = model(xt)
+            fuse(model, False)
+            model.qconfig = get_default_qconfig(engine)
+            prepared = prepare(model)
+            with torch.no_grad():
+                prepared(x)
+            observed, qparams = _observed_modules(prepared)
+            converted = convert(prepared)
+            with torch.no_grad():
+                y_int8 = converted(xt)
+            modules = {k: type(m).__name__ for k, m in converted.named_modules() if k}
+            with open(os.path.join(out, "quant", f"eager_{name}_{engine}.json"), "w") as f:
+                json.dump({"model": name, "engine": engine, "calib_shape": shape, "observed": observed,
+                           "qparams": qparams, "modules": modules,
+                           "float_output": [float(v) for v in y_float.flatten()],
+                           "int8_output": [float(v) for v in y_int8.flatten()]}, f, indent=0)
+            if name != "stub_cnn":
+                continue
+            torch.manual_seed(0)
+            model = make().eval()
+            hash_init(model)
+            model.train()
+            fuse(model, True)
+            model.qconfig = get_default_qat_qconfig(engine)
+            prepared = prepare_qat(model)
+            with torch.no_grad():
+                prepared(x)
+                y = prepared(x * 0.5)
+            observed, qparams = _observed_modules(prepared)
+            modules = {k: type(m).__name__ for k, m in prepared.named_modules() if k and "." not in k}
+            with open(os.path.join(out, "quant", f"eager_qat_{name}_{engine}.json"), "w") as f:
+                json.dump({"model": name, "engine": engine, "observed": observed, "qparams": qparams,
+                           "modules": modules, "output": [float(v) for v in y.flatten()],
+                           "bn_running_mean": [float(v) for v in prepared.conv.bn.running_mean]}, f, indent=0)
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--out", default=os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "tests", "data"))
@@ -615,6 +715,7 @@ def main():
     write_resnet18_int8_fixture(args.out)
     write_grad_fixture(args.out)
     write_dynamic_fixture(args.out)
+    write_eager_fixture(args.out)
     print("wrote fixtures under", os.path.normpath(args.out))
 
 

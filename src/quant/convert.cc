@@ -13,6 +13,7 @@
 #include "qfx/quant/passes.h"
 #include "qfx/quant/qat_modules.h"
 #include "qfx/quant/quantized_modules.h"
+#include "src/quant/layers_internal.h"
 
 namespace qfx {
 namespace quant {
@@ -22,20 +23,10 @@ bool IsObserverNode(fx::GraphModule& gm, const fx::Node* n) {
   return n->op() == fx::Opcode::kCallModule && IsObserverModule(gm.submodule(n->target().path));
 }
 
-// The qparams a QAT fake-quant module last fake-quantized with (what the trained model computes), or
-// null before its first forward. Convert uses these, not a fresh calculation: PyTorch's convert recomputes
-// qparams with the observer's formula, which for the fused moving-average fake-quant differs from the
-// formula training used (ATen's ChooseQuantizationParams), so PyTorch's int8 model can drift from the
-// fake-quant model it came from — by whole grid steps for narrow ranges such as 2- or 4-bit weights.
-const QParams* TrainedQParams(nn::Module* m) {
-  auto* fq = dynamic_cast<FakeQuantize*>(m);
-  return fq != nullptr && !fq->qparams().scale.empty() ? &fq->qparams() : nullptr;
-}
-
 absl::StatusOr<QParams> ObserverQParams(nn::Module* m, const fx::Node& n) {
   QParams qp;
   absl::Status s = CatchErrors([&] {
-    if (const QParams* trained = TrainedQParams(m))
+    if (const QParams* trained = internal::TrainedQParams(m))
       qp = *trained;
     else if (auto* fq = dynamic_cast<FakeQuantize*>(m))
       qp = fq->CalculateQParams();
@@ -68,6 +59,20 @@ absl::Status ReplaceObservers(fx::GraphModule& gm) {
     QFX_RETURN_IF_ERROR(gm.graph().EraseNode(n));
   }
   return absl::OkStatus();
+}
+
+}  // namespace
+
+namespace internal {
+
+// The qparams a QAT fake-quant module last fake-quantized with (what the trained model computes), or
+// null before its first forward. Convert uses these, not a fresh calculation: PyTorch's convert recomputes
+// qparams with the observer's formula, which for the fused moving-average fake-quant differs from the
+// formula training used (ATen's ChooseQuantizationParams), so PyTorch's int8 model can drift from the
+// fake-quant model it came from — by whole grid steps for narrow ranges such as 2- or 4-bit weights.
+const QParams* TrainedQParams(nn::Module* m) {
+  auto* fq = dynamic_cast<FakeQuantize*>(m);
+  return fq != nullptr && !fq->qparams().scale.empty() ? &fq->qparams() : nullptr;
 }
 
 // The float weight, bias and shape of a weighted module as convert sees it (QAT batch norms folded).
@@ -124,7 +129,7 @@ absl::StatusOr<QuantizedLayer> LayerOf(nn::Module* m, const ObserverSpec& spec) 
   return l;
 }
 
-}  // namespace
+}  // namespace internal
 
 absl::Status ConvertToReference(fx::GraphModule& gm, const PrepareReport& report) {
   QFX_RETURN_IF_ERROR(ReplaceObservers(gm));
@@ -135,7 +140,7 @@ absl::Status ConvertToReference(fx::GraphModule& gm, const PrepareReport& report
     const std::string& path = node->target().path;
     nn::Module* m = gm.submodule(path);
     if (m == nullptr) return absl::InternalError(absl::StrCat("Convert: weighted module '", path, "' is gone"));
-    absl::StatusOr<QuantizedLayer> layer = LayerOf(m, spec);
+    absl::StatusOr<QuantizedLayer> layer = internal::LayerOf(m, spec);
     if (!layer.ok())
       return absl::Status(layer.status().code(),
                           absl::StrCat("Convert: module '", path, "': ", layer.status().message()));

@@ -8,7 +8,18 @@ namespace quant {
 
 FusedSequential::FusedSequential(std::string type, std::shared_ptr<nn::Module> first,
                                  std::shared_ptr<nn::Module> second)
-    : nn::Sequential({std::move(first), std::move(second)}), type_(std::move(type)) {}
+    : nn::Sequential({std::move(first), std::move(second)}), type_(std::move(type)), parts_(2) {}
+
+FusedSequential::FusedSequential(std::string type, const std::vector<std::shared_ptr<nn::Module>>& parts)
+    : type_(std::move(type)), parts_(parts.size()) {
+  for (const auto& p : parts) push_back(p);
+}
+
+Tensor FusedSequential::forward(const Tensor& x) {
+  Tensor y = x;
+  for (size_t i = 0; i < parts_; ++i) y = (*named_children()[i].second)(y);
+  return y;
+}
 
 std::shared_ptr<FusedSequential> MakeFused(const std::string& type, std::shared_ptr<nn::Module> first,
                                            std::shared_ptr<nn::Module> second) {

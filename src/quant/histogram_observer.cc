@@ -73,6 +73,12 @@ class HistogramObserver : public Observer {
     return x;
   }
 
+  bool GetMinMax(std::vector<float>* lo, std::vector<float>* hi) const override {
+    *lo = {min_val_};
+    *hi = {max_val_};
+    return true;
+  }
+
   QParams CalculateQParams() const override {
     if (min_val_ == INFINITY && max_val_ == -INFINITY) return FromMinMax({}, {});
     const auto [lo, hi] = NonLinearParamSearch();

@@ -2,6 +2,7 @@
 #include "absl/strings/str_cat.h"
 #include "qfx/quant/passes.h"
 #include "qfx/quant/quantized_modules.h"
+#include "src/quant/layers_internal.h"
 
 namespace qfx {
 namespace quant {
@@ -21,6 +22,27 @@ bool FunctionalLinearTensors(fx::GraphModule& gm, const fx::Node& n, Tensor* wei
   return n.args().size() < 3 || std::holds_alternative<std::monostate>(n.args()[2]) || attr(n.args()[2], bias);
 }
 
+// Replaces `n` (a functional linear) by a call of a new DynamicQuantizedLinear module named after it.
+absl::StatusOr<std::string> ReplaceFunctionalLinear(fx::GraphModule& gm, fx::Node* n, const Tensor& weight,
+                                                    const Tensor& bias, const QConfig& q) {
+  QFX_ASSIGN_OR_RETURN(std::shared_ptr<DynamicQuantizedLinear> module, internal::DynamicLinear(weight, bias, q));
+  std::string path = n->name() + "_dynamic";
+  for (int k = 1; gm.submodule(path) != nullptr; ++k) path = absl::StrCat(n->name(), "_dynamic_", k);
+  QFX_RETURN_IF_ERROR(gm.ReplaceSubmodule(path, std::move(module)));
+  fx::Node* call;
+  {
+    auto point = gm.graph().InsertingBefore(n);
+    call = gm.graph().CallModule(path, {n->args()[0]});
+  }
+  n->ReplaceAllUsesWith(call);
+  QFX_RETURN_IF_ERROR(gm.graph().EraseNode(n));
+  return path;
+}
+
+}  // namespace
+
+namespace internal {
+
 // The DynamicQuantizedLinear for a Linear's float weight [out, in] and bias, quantized with q's weight spec.
 absl::StatusOr<std::shared_ptr<DynamicQuantizedLinear>> DynamicLinear(const Tensor& weight, const Tensor& bias,
                                                                       const QConfig& q) {
@@ -36,24 +58,7 @@ absl::StatusOr<std::shared_ptr<DynamicQuantizedLinear>> DynamicLinear(const Tens
   return std::make_shared<DynamicQuantizedLinear>(layer, /*reduce_range=*/true);
 }
 
-// Replaces `n` (a functional linear) by a call of a new DynamicQuantizedLinear module named after it.
-absl::StatusOr<std::string> ReplaceFunctionalLinear(fx::GraphModule& gm, fx::Node* n, const Tensor& weight,
-                                                    const Tensor& bias, const QConfig& q) {
-  QFX_ASSIGN_OR_RETURN(std::shared_ptr<DynamicQuantizedLinear> module, DynamicLinear(weight, bias, q));
-  std::string path = n->name() + "_dynamic";
-  for (int k = 1; gm.submodule(path) != nullptr; ++k) path = absl::StrCat(n->name(), "_dynamic_", k);
-  QFX_RETURN_IF_ERROR(gm.ReplaceSubmodule(path, std::move(module)));
-  fx::Node* call;
-  {
-    auto point = gm.graph().InsertingBefore(n);
-    call = gm.graph().CallModule(path, {n->args()[0]});
-  }
-  n->ReplaceAllUsesWith(call);
-  QFX_RETURN_IF_ERROR(gm.graph().EraseNode(n));
-  return path;
-}
-
-}  // namespace
+}  // namespace internal
 
 bool HasDynamicQConfig(const QConfigMapping& mapping, fx::GraphModule& module) {
   for (const auto& [node, q] : mapping.Assign(module)) {
@@ -94,7 +99,8 @@ absl::StatusOr<DynamicReport> QuantizeDynamic(fx::GraphModule& module, const Qua
       report.left_float[n->name()] = "dynamic quantization covers Linear modules and linear calls on parameters only";
       continue;
     }
-    absl::StatusOr<std::shared_ptr<DynamicQuantizedLinear>> m = DynamicLinear(linear->weight, linear->bias, q);
+    absl::StatusOr<std::shared_ptr<DynamicQuantizedLinear>> m =
+        internal::DynamicLinear(linear->weight, linear->bias, q);
     if (!m.ok()) return absl::Status(m.status().code(), absl::StrCat("%", n->name(), ": ", m.status().message()));
     QFX_RETURN_IF_ERROR(module.ReplaceSubmodule(n->target().path, *std::move(m)));
     report.quantized.push_back(n->target().path);

@@ -8,6 +8,7 @@
 
 #include <memory>
 #include <string>
+#include <vector>
 
 #include "qfx/nn/modules.h"
 
@@ -17,11 +18,18 @@ namespace quant {
 class FusedSequential : public nn::Sequential {
  public:
   FusedSequential(std::string type, std::shared_ptr<nn::Module> first, std::shared_ptr<nn::Module> second);
+  // Three or more parts: the float ConvBnReLU2d that FuseModulesQat builds (conv, bn, relu).
+  FusedSequential(std::string type, const std::vector<std::shared_ptr<nn::Module>>& parts);
   std::string type_name() const override { return type_; }
   bool is_leaf() const override { return true; }
+  // Runs the parts only: an eager-mode observer added as a child (activation_post_process) runs from its
+  // forward hook, once.
+  Tensor forward(const Tensor& x) override;
+  size_t parts() const { return parts_; }
 
  private:
   std::string type_;
+  size_t parts_;
 };
 
 // "ConvReLU2d", "LinearReLU", "BNReLU2d".

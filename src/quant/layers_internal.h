@@ -1,0 +1,30 @@
+// qfx quant (internal): what the FX and eager converts share — a weighted module's int8 layer, a QAT
+// fake-quant's trained qparams, an observer's qparams, and dynamic quantization's Linear.
+#pragma once
+
+#include <memory>
+
+#include "absl/status/statusor.h"
+#include "qfx/quant/observer.h"
+#include "qfx/quant/qconfig_mapping.h"
+#include "qfx/quant/quantized_modules.h"
+
+namespace qfx {
+namespace quant {
+namespace internal {
+
+// The qparams a QAT fake-quant module last fake-quantized with (what the trained model computes), or
+// null before its first forward (see convert.cc).
+const QParams* TrainedQParams(nn::Module* m);
+
+// The int8 layer of a Conv2d / Linear, fused ConvReLU2d / LinearReLU, or QAT module (batch norm folded),
+// its weight quantized with `spec` (or the QAT weight fake-quant's trained qparams).
+absl::StatusOr<QuantizedLayer> LayerOf(nn::Module* m, const ObserverSpec& spec);
+
+// The DynamicQuantizedLinear for a Linear's float weight [out, in] and bias, quantized with q's weight spec.
+absl::StatusOr<std::shared_ptr<DynamicQuantizedLinear>> DynamicLinear(const Tensor& weight, const Tensor& bias,
+                                                                      const QConfig& q);
+
+}  // namespace internal
+}  // namespace quant
+}  // namespace qfx
