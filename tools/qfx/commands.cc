@@ -13,6 +13,7 @@
 #include <vector>
 
 #include "absl/strings/numbers.h"
+#include "absl/strings/str_join.h"
 #include "absl/strings/str_split.h"
 #include "fmt/core.h"
 #include "qfx/core/parallel.h"
@@ -22,8 +23,10 @@
 #include "qfx/io/safetensors.h"
 #include "qfx/kernels/f32.h"
 #include "qfx/kernels/qconv.h"
+#include "qfx/models/quantizable.h"
 #include "qfx/models/zoo.h"
 #include "qfx/nn/functional.h"
+#include "qfx/quant/eager.h"
 #include "qfx/quant/metrics.h"
 #include "qfx/quant/passes.h"
 #include "qfx/quant/quantized_modules.h"
@@ -88,6 +91,16 @@ absl::StatusOr<Tensor> RunBatched(nn::Module& model, const Tensor& x, int64_t ba
 
 }  // namespace
 
+namespace {
+
+std::string QuantizableNames() {
+  std::vector<std::string> names;
+  for (const models::ModelInfo& info : models::ListQuantizableModels()) names.push_back(info.name);
+  return absl::StrJoin(names, ", ");
+}
+
+}  // namespace
+
 absl::StatusOr<std::shared_ptr<nn::Module>> OpenModel(const ModelFlags& f, Shape* input_shape) {
   if (!f.file.empty() && !f.model.empty())
     return absl::InvalidArgumentError("give either a .qfx file or --model, not both");
@@ -99,13 +112,51 @@ absl::StatusOr<std::shared_ptr<nn::Module>> OpenModel(const ModelFlags& f, Shape
     return std::shared_ptr<nn::Module>(file.module);
   }
   if (f.model.empty()) return absl::InvalidArgumentError("name a model: a .qfx file or --model NAME");
-  QFX_ASSIGN_OR_RETURN(auto model, models::Create(f.model, f.seed));
-  if (input_shape != nullptr) {
-    QFX_ASSIGN_OR_RETURN(auto info, models::GetModelInfo(f.model));
-    *input_shape = info.input_shape;
+  std::shared_ptr<nn::Module> model;
+  if (models::GetModelInfo(f.model).ok()) {
+    QFX_ASSIGN_OR_RETURN(model, models::Create(f.model, f.seed));
+    if (input_shape != nullptr) *input_shape = models::GetModelInfo(f.model)->input_shape;
+  } else {
+    absl::StatusOr<std::shared_ptr<nn::Module>> q = models::CreateQuantizable(f.model, f.seed);
+    if (!q.ok()) {
+      return absl::NotFoundError(
+          absl::StrCat(models::GetModelInfo(f.model).status().message(), "; eager-mode models: ", QuantizableNames()));
+    }
+    model = *q;
+    for (const models::ModelInfo& info : models::ListQuantizableModels()) {
+      if (info.name == f.model && input_shape != nullptr) *input_shape = info.input_shape;
+    }
   }
   if (!f.weights.empty()) QFX_RETURN_IF_ERROR(io::LoadWeights(*model, f.weights, /*strict=*/true));
   model->eval();
+  return model;
+}
+
+absl::Status CheckFlow(const std::string& flow) {
+  if (flow == "fx" || flow == "eager") return absl::OkStatus();
+  return absl::InvalidArgumentError(absl::StrCat("--flow ", flow, ": must be fx or eager"));
+}
+
+absl::StatusOr<std::shared_ptr<nn::Module>> OpenEagerModel(const ModelFlags& f, bool qat) {
+  if (!f.file.empty()) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("--flow eager needs the model's C++ class (--model NAME), not the "
+                     "graph in ",
+                     f.file, "; use --flow fx for a .qfx file"));
+  }
+  QFX_ASSIGN_OR_RETURN(auto model, OpenModel(f));
+  bool has_stub = false;
+  for (const auto& [path, m] : model->named_modules()) has_stub = has_stub || m->type_name() == "QuantStub";
+  if (!has_stub) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "--flow eager: ", f.model,
+        " has no QuantStub to start quantization at; eager-mode models: ", QuantizableNames(), " (or use --flow fx)"));
+  }
+  absl::StatusOr<std::vector<std::vector<std::string>>> lists = models::FusionLists(f.model, *model);
+  if (lists.ok()) {
+    if (qat) model->train();
+    QFX_RETURN_IF_ERROR(qat ? quant::FuseModulesQat(*model, *lists) : quant::FuseModules(*model, *lists));
+  }
   return model;
 }
 
@@ -174,7 +225,7 @@ absl::StatusOr<Tensor> ReadCalibration(const std::string& path) {
   return x;
 }
 
-absl::StatusOr<int64_t> Calibrate(fx::GraphModule& gm, const Tensor& x, const std::string& path, int64_t batch,
+absl::StatusOr<int64_t> Calibrate(nn::Module& gm, const Tensor& x, const std::string& path, int64_t batch,
                                   int64_t max_batches) {
   // max_batches * batch only when it is below N (so it cannot overflow).
   const bool fewer = max_batches > 0 && max_batches < (x.size(0) + batch - 1) / batch;

@@ -53,6 +53,7 @@ struct DumpFlags {
 
 struct QuantizeFlags {
   ModelFlags model;
+  std::string flow = "fx";  // fx | eager (eager: a zoo model marked up with stubs, e.g. quantizable_resnet18)
   std::string qconfig = "x86";
   std::string calib;          // .npy calibration inputs
   int64_t calib_batches = 0;  // 0: all
@@ -71,6 +72,7 @@ struct TrainFlags {
   int64_t step_size = 1;
   double gamma = 0.1;
   std::string qconfig = "x86_qat";                            // qat only
+  std::string flow = "fx";                                    // qat only: fx | eager
   int64_t freeze_bn_after = -1, freeze_observers_after = -1;  // qat only; -1: never
   std::string out;
 };
@@ -107,9 +109,14 @@ absl::StatusOr<double> Top1(nn::Module& model, const Tensor& x, const Tensor& la
 absl::Status CheckFinite(const Tensor& x, const std::string& path, const char* what);
 // --calib: an f32 .npy of [N, ...] finite inputs with N > 0.
 absl::StatusOr<Tensor> ReadCalibration(const std::string& path);
+// --flow: "fx" or "eager" (an error naming the flag otherwise).
+absl::Status CheckFlow(const std::string& flow);
+// Eager mode: the zoo model (not a .qfx file: it needs the C++ class with its stubs), fused by its
+// fuse_model lists when it has them; an error when it has no QuantStub.
+absl::StatusOr<std::shared_ptr<nn::Module>> OpenEagerModel(const ModelFlags& flags, bool qat);
 // Runs the first max_batches batches (0: all) of x through a prepared model so its observers see them,
 // with a progress bar on a terminal; errors name `path`. Returns how many inputs it used.
-absl::StatusOr<int64_t> Calibrate(fx::GraphModule& gm, const Tensor& x, const std::string& path, int64_t batch,
+absl::StatusOr<int64_t> Calibrate(nn::Module& model, const Tensor& x, const std::string& path, int64_t batch,
                                   int64_t max_batches);
 
 }  // namespace cli

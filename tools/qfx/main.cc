@@ -104,6 +104,11 @@ int main(int argc, char** argv) {
       ->check(CLI::PositiveNumber);
   quantize_cmd->add_option("--batch", quantize.batch, "calibration batch size")->check(CLI::PositiveNumber);
   quantize_cmd->add_option("--out", quantize.out, "the .qfx file to write")->required();
+  quantize_cmd
+      ->add_option("--flow", quantize.flow,
+                   "fx (trace, the default) or eager (module swap on a model marked up with QuantStub / "
+                   "DeQuantStub, e.g. --model quantizable_resnet18)")
+      ->check(CLI::IsMember({"fx", "eager"}));
 
   qfx::cli::DumpFlags dump;
   CLI::App* dump_cmd =
@@ -138,6 +143,8 @@ int main(int argc, char** argv) {
   qat_cmd->add_option("--freeze-observers-after", qat.freeze_observers_after,
                       "freeze observers after this many epochs");
   qat_cmd->add_option("--out", qat.out, "the .qfx file to write")->required();
+  qat_cmd->add_option("--flow", qat.flow, "fx (the default) or eager (QAT modules swapped into the model's tree)")
+      ->check(CLI::IsMember({"fx", "eager"}));
 
   CLI11_PARSE(app, argc, argv);
 

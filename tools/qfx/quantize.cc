@@ -11,6 +11,7 @@
 #include "qfx/fx/tracer.h"
 #include "qfx/io/model_file.h"
 #include "qfx/models/zoo.h"
+#include "qfx/quant/eager.h"
 #include "qfx/quant/passes.h"
 #include "tools/qfx/commands.h"
 
@@ -44,9 +45,44 @@ absl::Status QuantizeDynamically(const QuantizeFlags& f, const quant::QuantConfi
   return absl::OkStatus();
 }
 
+// Eager mode: prepare the model's tree, calibrate, swap in int8 modules, then save the converted model's
+// trace (what the FX flow saves, so qfx run / eval / bench take it).
+absl::Status QuantizeEager(const QuantizeFlags& f, const quant::QuantConfig& config) {
+  bool dynamic = config.mapping.global() && quant::IsDynamic(*config.mapping.global());
+  for (const auto& rule : config.mapping.rules())
+    dynamic = dynamic || (rule.qconfig && quant::IsDynamic(*rule.qconfig));
+  if (dynamic) {
+    return absl::InvalidArgumentError(absl::StrCat("--flow eager with ", f.qconfig,
+                                                   ": dynamic quantization traces nothing and needs no stubs; use "
+                                                   "--flow fx (the C++ API has quant::QuantizeDynamicEager)"));
+  }
+  if (f.calib.empty()) return absl::InvalidArgumentError("--flow eager: give --calib X.npy with calibration inputs");
+  QFX_ASSIGN_OR_RETURN(auto model, OpenEagerModel(f.model, /*qat=*/false));
+  const int64_t fp32_bytes = StateBytes(*model);
+  QFX_ASSIGN_OR_RETURN(Tensor calib, ReadCalibration(f.calib));
+  QFX_ASSIGN_OR_RETURN(quant::EagerReport prepared, quant::PrepareEager(*model, &config.mapping));
+  for (const std::string& w : prepared.warnings) std::fprintf(stderr, "qfx: warning: %s\n", w.c_str());
+  QFX_ASSIGN_OR_RETURN(const int64_t used, Calibrate(*model, calib, f.calib, f.batch, f.calib_batches));
+  QFX_ASSIGN_OR_RETURN(quant::EagerReport converted, quant::ConvertEager(*model));
+  for (const std::string& w : converted.warnings) std::fprintf(stderr, "qfx: warning: %s\n", w.c_str());
+  QFX_ASSIGN_OR_RETURN(auto gm, quant::TraceConverted(model, calib.Narrow0(0, 1)));
+  Shape input_shape = calib.shape();
+  input_shape[0] = 1;
+  QFX_RETURN_IF_ERROR(io::SaveModel(f.out, *gm, input_shape,
+                                    absl::StrCat(ModelName(f.model), " quantized in eager mode with ", f.qconfig)));
+  fmt::print("quantized {} in eager mode with {}: {} observers calibrated on {} inputs, {} modules swapped\n",
+             ModelName(f.model), f.qconfig, prepared.observed.size(), used, converted.swapped.size());
+  std::map<std::string, int> types;
+  for (const auto& [path, type] : converted.swapped) ++types[type];
+  for (const auto& [type, n] : types) fmt::print("  {} x {}\n", n, type);
+  PrintSizes(fp32_bytes, f.out);
+  return absl::OkStatus();
+}
+
 }  // namespace
 
 absl::Status Quantize(const QuantizeFlags& f) {
+  QFX_RETURN_IF_ERROR(CheckFlow(f.flow));
   Shape recorded;  // the input shape a dynamic model is saved with
   QFX_ASSIGN_OR_RETURN(auto model, OpenModel(f.model, &recorded));
   QFX_ASSIGN_OR_RETURN(quant::QuantConfig config, quant::LoadQuantConfig(f.qconfig));
@@ -54,6 +90,7 @@ absl::Status Quantize(const QuantizeFlags& f) {
     return absl::InvalidArgumentError(
         absl::StrCat("--qconfig ", f.qconfig, " is for quantization-aware training; use qfx qat"));
   }
+  if (f.flow == "eager") return QuantizeEager(f, config);
   const int64_t fp32_bytes = StateBytes(*model);
   QFX_ASSIGN_OR_RETURN(auto gm, ModelGraph(f.model, model, /*fp32_only=*/true));
   if (quant::HasDynamicQConfig(config.mapping, *gm)) return QuantizeDynamically(f, config, *gm, recorded, fp32_bytes);

@@ -11,6 +11,7 @@
 #include "qfx/io/model_file.h"
 #include "qfx/io/npy.h"
 #include "qfx/io/safetensors.h"
+#include "qfx/quant/eager.h"
 #include "qfx/quant/passes.h"
 #include "qfx/train/trainer.h"
 #include "tools/qfx/commands.h"
@@ -107,8 +108,41 @@ absl::Status Train(const TrainFlags& f) {
   return absl::OkStatus();
 }
 
+// Eager mode: QAT modules and fake-quants swapped into the model's tree, trained through its trace (which
+// shares the modules), converted by module swap and saved as the converted model's trace.
+absl::Status QatEager(const TrainFlags& f, const quant::QuantConfig& config, const train::TrainOptions& options) {
+  QFX_ASSIGN_OR_RETURN(auto model, OpenEagerModel(f.model, /*qat=*/true));
+  QFX_ASSIGN_OR_RETURN(Data data, ReadPair(f.train_x, f.train_y));
+  const int64_t fp32_bytes = StateBytes(*model);
+  QFX_ASSIGN_OR_RETURN(quant::EagerReport prepared, quant::PrepareQatEager(*model, &config.mapping));
+  for (const std::string& w : prepared.warnings) std::fprintf(stderr, "qfx: warning: %s\n", w.c_str());
+  absl::StatusOr<std::shared_ptr<fx::GraphModule>> gm = fx::SymbolicTrace(model);
+  if (!gm.ok()) {
+    return absl::Status(gm.status().code(), absl::StrCat("--flow eager: training needs the prepared model's trace: ",
+                                                         gm.status().message()));
+  }
+  fmt::print("QAT of {} in eager mode with {} on {} images: {} fake-quant observers, {} QAT modules; {} epochs\n",
+             ModelName(f.model), f.qconfig, data.x.size(0), prepared.observed.size(), prepared.swapped.size(),
+             f.epochs);
+  QFX_ASSIGN_OR_RETURN(auto history, train::Train(**gm, data.x, data.y, options, Reporter(f.epochs)));
+  quant::EnableObserversIn(*model, false);
+  model->eval();
+  QFX_RETURN_IF_ERROR(ReportTest(*model, f, "fake-quant"));
+  QFX_ASSIGN_OR_RETURN(quant::EagerReport converted, quant::ConvertEager(*model));
+  QFX_ASSIGN_OR_RETURN(auto int8, quant::TraceConverted(model, data.x.Narrow0(0, 1)));
+  Shape input_shape = data.x.shape();
+  input_shape[0] = 1;
+  QFX_RETURN_IF_ERROR(
+      io::SaveModel(f.out, *int8, input_shape, absl::StrCat(ModelName(f.model), " eager QAT with ", f.qconfig)));
+  QFX_RETURN_IF_ERROR(ReportTest(*int8, f, "int8"));
+  fmt::print("{} modules swapped to int8; fp32 {:.2f} MB; wrote {}\n", converted.swapped.size(), fp32_bytes / 1e6,
+             f.out);
+  return absl::OkStatus();
+}
+
 absl::Status Qat(const TrainFlags& f) {
   QFX_RETURN_IF_ERROR(CheckTestFlags(f));
+  QFX_RETURN_IF_ERROR(CheckFlow(f.flow));
   QFX_ASSIGN_OR_RETURN(train::TrainOptions options, Options(f));
   options.freeze_bn_after = f.freeze_bn_after;
   options.freeze_observers_after = f.freeze_observers_after;
@@ -119,6 +153,7 @@ absl::Status Qat(const TrainFlags& f) {
                      " is for post-training quantization (no fake-quant); use a *_qat preset "
                      "such as x86_qat, or a rule file with fake_quant = true"));
   }
+  if (f.flow == "eager") return QatEager(f, config, options);
   QFX_ASSIGN_OR_RETURN(auto model, OpenModel(f.model));
   QFX_ASSIGN_OR_RETURN(Data data, ReadPair(f.train_x, f.train_y));
   const int64_t fp32_bytes = StateBytes(*model);
