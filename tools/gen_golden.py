@@ -23,9 +23,10 @@ Fixtures (all safetensors, written by the small writer below; PyTorch is never a
                               mnist_cnn the output of the second train-mode forward.
   mnist/                       a mnist_cnn trained by PyTorch on real MNIST (tools/fetch_mnist.sh), 200
                               calibration and 400 test images, and PyTorch's fp32 and FX int8 logits on them.
-  quant/eager_<model>_<engine>.json  PyTorch eager-mode prepare / convert (stub_cnn, quantizable_resnet18;
+  quant/eager_<model>_<engine>.json  PyTorch eager-mode prepare / convert (stub_cnn, quantizable_resnet18, quantizable_mobilenet_v2;
                               onednn, qnnpack): observed modules, qparams, float and int8 outputs; and
-                              eager_qat_stub_cnn_<engine>.json for prepare_qat.
+                              eager_qat_stub_cnn_<engine>.json for prepare_qat;
+                              eager_qat_steps.safetensors: 3 SGD steps of eager QAT.
   quant/resnet18_int8.safetensors  resnet18 (hash weights) fp32 and PyTorch FX int8 outputs (qnnpack, onednn).
   models/mnist_cnn_state_dict.safetensors  a PyTorch-initialised mnist_cnn state_dict exactly as PyTorch
                               exports it, with "__input__"/"__output__" to check the loaded model.
@@ -614,6 +615,63 @@ class StubCnn(nn.Module):
         return self.dequant(self.relu(self.bn(self.conv(self.quant(x)))))
 
 
+class StubClassifier(nn.Module):
+    """quant -> conv -> bn -> relu -> maxpool -> flatten -> fc -> dequant on 28x28 (tests/quant/eager_test.cc)."""
+
+    def __init__(self):
+        super().__init__()
+        self.quant = torch.ao.quantization.QuantStub()
+        self.conv = nn.Conv2d(1, 8, 3, padding=1)
+        self.bn = nn.BatchNorm2d(8)
+        self.relu = nn.ReLU()
+        self.pool = nn.MaxPool2d(2)
+        self.fc = nn.Linear(8 * 14 * 14, 10)
+        self.dequant = torch.ao.quantization.DeQuantStub()
+
+    def forward(self, x):
+        x = self.pool(self.relu(self.bn(self.conv(self.quant(x)))))
+        return self.dequant(self.fc(torch.flatten(x, 1)))
+
+
+def write_eager_qat_steps_fixture(out):
+    """quant/eager_qat_steps.safetensors: StubClassifier (hash weights) fused with fuse_modules_qat, prepared
+    with prepare_qat and get_default_qat_qconfig('onednn'), then 3 SGD steps (lr 0.05, momentum 0.9) of
+    cross-entropy on one fixed batch: the loss of each step, the parameters and every fake-quant's scale and
+    zero point after them, and the converted int8 model's output on the batch."""
+    from torch.ao.quantization import get_default_qat_qconfig, prepare_qat, convert
+    torch.backends.quantized.engine = "onednn"
+    x = torch.from_numpy(hash_uniform("train_x", 8 * 784, 0.0, 1.0)).reshape(8, 1, 28, 28)
+    y = torch.tensor([i * 7 % 10 for i in range(8)], dtype=torch.int64)
+    torch.manual_seed(0)
+    model = StubClassifier()
+    hash_init(model)
+    model.train()
+    torch.ao.quantization.fuse_modules_qat(model, [["conv", "bn", "relu"]], inplace=True)
+    model.qconfig = get_default_qat_qconfig("onednn")
+    model = prepare_qat(model)
+    opt = torch.optim.SGD(model.parameters(), lr=0.05, momentum=0.9)
+    tensors = [("x", x), ("y", y)]
+    losses = []
+    for step in range(3):
+        opt.zero_grad()
+        loss = F.cross_entropy(model(x), y)
+        loss.backward()
+        opt.step()
+        losses.append(float(loss))
+    tensors.append(("loss", torch.tensor(losses)))
+    for pname, p in model.named_parameters():
+        tensors.append(("param/" + pname, p.detach()))
+    for name, m in model.named_modules():
+        if isinstance(m, torch.ao.quantization.FakeQuantizeBase):
+            tensors.append(("scale/" + name, m.scale.detach().float().reshape(-1)))
+            tensors.append(("zero_point/" + name, m.zero_point.detach().to(torch.int64).reshape(-1)))
+    model.eval()
+    converted = convert(model)
+    with torch.no_grad():
+        tensors.append(("int8_output", converted(x)))
+    write_safetensors(os.path.join(out, "quant", "eager_qat_steps.safetensors"), tensors)
+
+
 def _stub_cnn_fuse(model, is_qat):
     fuse = torch.ao.quantization.fuse_modules_qat if is_qat else torch.ao.quantization.fuse_modules
     fuse(model, [["conv", "bn", "relu"]], inplace=True)
@@ -622,6 +680,8 @@ def _stub_cnn_fuse(model, is_qat):
 EAGER_CASES = [
     ("stub_cnn", StubCnn, _stub_cnn_fuse, [4, 3, 16, 16]),
     ("quantizable_resnet18", lambda: torchvision.models.quantization.resnet18(quantize=False),
+     lambda m, is_qat: m.fuse_model(is_qat), [2, 3, 64, 64]),
+    ("quantizable_mobilenet_v2", lambda: torchvision.models.quantization.mobilenet_v2(quantize=False),
      lambda m, is_qat: m.fuse_model(is_qat), [2, 3, 64, 64]),
 ]
 
@@ -716,6 +776,7 @@ def main():
     write_grad_fixture(args.out)
     write_dynamic_fixture(args.out)
     write_eager_fixture(args.out)
+    write_eager_qat_steps_fixture(args.out)
     print("wrote fixtures under", os.path.normpath(args.out))
 
 

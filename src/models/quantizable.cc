@@ -114,6 +114,87 @@ Lists ResNetLists(nn::Module& model) {
   return lists;
 }
 
+ModulePtr Relu() { return std::make_shared<nn::ReLU>(); }
+
+// torchvision's QuantizableInvertedResidual: the residual add is FloatFunctional skip_add (every block has
+// one, used or not, as in torchvision).
+class QuantizableInvertedResidual : public nn::Module {
+ public:
+  QuantizableInvertedResidual(int64_t inp, int64_t oup, int64_t stride, int64_t expand_ratio)
+      : use_res_connect_(stride == 1 && inp == oup) {
+    const int64_t hidden = inp * expand_ratio;
+    auto seq = std::make_shared<nn::Sequential>();
+    if (expand_ratio != 1) seq->push_back(ConvNormActivation(inp, hidden, 1, 1, 1, Relu()));
+    seq->push_back(ConvNormActivation(hidden, hidden, 3, stride, hidden, Relu()));
+    seq->push_back(std::make_shared<nn::Conv2d>(hidden, oup, 1, nn::Conv2dArgs{1, 0, 1, 1, false}));
+    seq->push_back(std::make_shared<nn::BatchNorm2d>(oup));
+    conv_ = register_module("conv", seq);
+    skip_add_ = register_module("skip_add", std::make_shared<nn::FloatFunctional>());
+  }
+  std::string type_name() const override { return "QuantizableInvertedResidual"; }
+  Tensor forward(const Tensor& x) override { return use_res_connect_ ? skip_add_->add(x, (*conv_)(x)) : (*conv_)(x); }
+
+ private:
+  bool use_res_connect_;
+  ModulePtr conv_;
+  std::shared_ptr<nn::FloatFunctional> skip_add_;
+};
+
+// torchvision's QuantizableMobileNetV2 (width 1.0), whose _replace_relu makes every ReLU6 a ReLU.
+class QuantizableMobileNetV2 : public nn::Module {
+ public:
+  QuantizableMobileNetV2() {
+    const int64_t setting[7][4] = {{1, 16, 1, 1}, {6, 24, 2, 2},  {6, 32, 3, 2}, {6, 64, 4, 2},
+                                   {6, 96, 3, 1}, {6, 160, 3, 2}, {6, 320, 1, 1}};
+    int64_t input_channel = MakeDivisible(32);
+    const int64_t last_channel = MakeDivisible(1280);
+    auto feats = std::make_shared<nn::Sequential>();
+    feats->push_back(ConvNormActivation(3, input_channel, 3, 2, 1, Relu()));
+    for (const auto& s : setting) {
+      const int64_t out = MakeDivisible(static_cast<double>(s[1]));
+      for (int64_t i = 0; i < s[2]; ++i) {
+        feats->push_back(std::make_shared<QuantizableInvertedResidual>(input_channel, out, i == 0 ? s[3] : 1, s[0]));
+        input_channel = out;
+      }
+    }
+    feats->push_back(ConvNormActivation(input_channel, last_channel, 1, 1, 1, Relu()));
+    features_ = register_module("features", feats);
+    classifier_ = register_module(
+        "classifier", std::make_shared<nn::Sequential>(std::initializer_list<ModulePtr>{
+                          std::make_shared<nn::Dropout>(0.2), std::make_shared<nn::Linear>(last_channel, 1000)}));
+    quant_ = register_module("quant", std::make_shared<nn::QuantStub>());
+    dequant_ = register_module("dequant", std::make_shared<nn::DeQuantStub>());
+  }
+  std::string type_name() const override { return "QuantizableMobileNetV2"; }
+  Tensor forward(const Tensor& x) override {
+    Tensor y = (*features_)((*quant_)(x));
+    y = F::flatten(F::adaptive_avg_pool2d(y, {1, 1}), 1);
+    return (*dequant_)((*classifier_)(y));
+  }
+
+ private:
+  ModulePtr features_, classifier_, quant_, dequant_;
+};
+
+// fuse_model: each Conv2dNormActivation's conv, bn, relu, and each block's last conv with its bn.
+Lists MobileNetV2Lists(nn::Module& model) {
+  Lists lists;
+  for (const auto& [path, m] : model.named_modules()) {
+    const auto& kids = m->named_children();
+    if (m->type_name() == "Sequential" && kids.size() == 3 && kids[0].second->type_name() == "Conv2d" &&
+        kids[1].second->type_name() == "BatchNorm2d" && kids[2].second->type_name() == "ReLU") {
+      lists.push_back({path + ".0", path + ".1", path + ".2"});
+    }
+    if (m->type_name() != "QuantizableInvertedResidual") continue;
+    const auto& conv = m->submodule("conv")->named_children();
+    for (size_t i = 0; i + 1 < conv.size(); ++i) {
+      if (conv[i].second->type_name() == "Conv2d")
+        lists.push_back({path + ".conv." + conv[i].first, path + ".conv." + conv[i + 1].first});
+    }
+  }
+  return lists;
+}
+
 struct Entry {
   ModelInfo info;
   std::function<ModulePtr()> make;
@@ -138,6 +219,15 @@ const std::vector<Entry>& Entries() {
          return ModulePtr(m);
        },
        ResNetLists},
+      {{"quantizable_mobilenet_v2",
+        {1, 3, 224, 224},
+        "torchvision QuantizableMobileNetV2 (ReLU for ReLU6, FloatFunctional skip_add)"},
+       [] {
+         auto m = std::make_shared<QuantizableMobileNetV2>();
+         InitLikeTorchvision(*m, LinearInit::kNormal001);
+         return ModulePtr(m);
+       },
+       MobileNetV2Lists},
   };
   return *entries;
 }

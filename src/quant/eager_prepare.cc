@@ -14,11 +14,12 @@ namespace {
 using ModulePtr = std::shared_ptr<nn::Module>;
 
 // The leaf types that get an output observer (PyTorch's qconfig propagation list: the keys of its static,
-// QAT and dynamic module mappings, for the module types qfx has). DeQuantStub is on it but never observed.
+// QAT and dynamic module mappings, for the module types qfx has). DeQuantStub is on it but never observed;
+// Dropout is on it but _add_observer_ skips it.
 bool Observable(const nn::Module& m) {
   static const std::set<std::string>* types = new std::set<std::string>{
-      "QuantStub", "Conv2d",     "Linear",     "BatchNorm2d", "ReLU6",    "Hardswish",    "LeakyReLU",
-      "Dropout",   "ConvReLU2d", "LinearReLU", "BNReLU2d",    "ConvBn2d", "ConvBnReLU2d",
+      "QuantStub", "Conv2d",     "Linear",     "BatchNorm2d", "ReLU6",    "Hardswish",
+      "LeakyReLU", "ConvReLU2d", "LinearReLU", "BNReLU2d",    "ConvBn2d", "ConvBnReLU2d",
   };
   return types->count(m.type_name()) > 0;
 }

@@ -13,6 +13,9 @@
 #include "qfx/models/quantizable.h"
 #include "qfx/models/zoo.h"
 #include "qfx/quant/passes.h"
+#include "qfx/train/graph_tape.h"
+#include "qfx/train/ops.h"
+#include "qfx/train/optim.h"
 #include "tests/testing/golden.h"
 
 namespace qfx {
@@ -99,7 +102,8 @@ TEST_P(EagerVsPyTorch, SameObserversQParamsModulesAndInt8Outputs) {
   const std::map<std::string, std::string> names = {{"ConvReLU2d", "QuantizedConvReLU2d"},
                                                     {"Conv2d", "QuantizedConv2d"},
                                                     {"Linear", "QuantizedLinear"},
-                                                    {"LinearReLU", "QuantizedLinearReLU"}};
+                                                    {"LinearReLU", "QuantizedLinearReLU"},
+                                                    {"Conv2dNormActivation", "Sequential"}};
   std::map<std::string, std::string> got, expected;
   for (const auto& [path, mod] : m->named_modules()) {
     if (!path.empty()) got[path] = mod->type_name();
@@ -112,7 +116,7 @@ TEST_P(EagerVsPyTorch, SameObserversQParamsModulesAndInt8Outputs) {
   EXPECT_EQ(got, expected);
 
   const Tensor y = Forward(*m, xt);
-  const std::string last = name == "stub_cnn" ? "conv" : "fc";
+  const std::string last = name == "stub_cnn" ? "conv" : name == "quantizable_resnet18" ? "fc" : "classifier.1";
   const double step = want["qparams"][last]["scale"].get<double>();
   const std::vector<float> torch_y = want["int8_output"];
   ASSERT_EQ(static_cast<size_t>(y.numel()), torch_y.size());
@@ -132,7 +136,9 @@ INSTANTIATE_TEST_SUITE_P(Models, EagerVsPyTorch,
                          ::testing::Values(EagerCase{"stub_cnn", "onednn", {4, 3, 16, 16}},
                                            EagerCase{"stub_cnn", "qnnpack", {4, 3, 16, 16}},
                                            EagerCase{"quantizable_resnet18", "onednn", {2, 3, 64, 64}},
-                                           EagerCase{"quantizable_resnet18", "qnnpack", {2, 3, 64, 64}}),
+                                           EagerCase{"quantizable_resnet18", "qnnpack", {2, 3, 64, 64}},
+                                           EagerCase{"quantizable_mobilenet_v2", "onednn", {2, 3, 64, 64}},
+                                           EagerCase{"quantizable_mobilenet_v2", "qnnpack", {2, 3, 64, 64}}),
                          [](const auto& info) { return info.param.model + "_" + info.param.engine; });
 
 TEST(EagerQat, SameFakeQuantPlacementQParamsAndOutputAsPyTorch) {
@@ -157,6 +163,96 @@ TEST(EagerQat, SameFakeQuantPlacementQParamsAndOutputAsPyTorch) {
     EXPECT_EQ(m->submodule("conv")->type_name(), "QuantizedConvReLU2d");
     EXPECT_TRUE(Forward(*m, x).defined());
   }
+}
+
+class StubClassifier : public nn::Module {
+ public:
+  StubClassifier() {
+    quant_ = register_module("quant", std::make_shared<nn::QuantStub>());
+    conv_ = register_module("conv", std::make_shared<nn::Conv2d>(1, 8, 3, nn::Conv2dArgs{1, 1}));
+    bn_ = register_module("bn", std::make_shared<nn::BatchNorm2d>(8));
+    relu_ = register_module("relu", std::make_shared<nn::ReLU>());
+    pool_ = register_module("pool", std::make_shared<nn::MaxPool2d>(2));
+    fc_ = register_module("fc", std::make_shared<nn::Linear>(8 * 14 * 14, 10));
+    dequant_ = register_module("dequant", std::make_shared<nn::DeQuantStub>());
+  }
+  std::string type_name() const override { return "StubClassifier"; }
+  Tensor forward(const Tensor& x) override {
+    const Tensor y = (*pool_)((*relu_)((*bn_)((*conv_)((*quant_)(x)))));
+    return (*dequant_)((*fc_)(F::flatten(y, 1)));
+  }
+
+ private:
+  ModulePtr quant_, conv_, bn_, relu_, pool_, fc_, dequant_;
+};
+
+double RelError(const Tensor& got, const Tensor& want) {
+  double worst = 0, scale = 0;
+  for (int64_t i = 0; i < want.numel(); ++i) {
+    worst = std::max(worst, std::fabs(static_cast<double>(got.data<float>()[i]) - want.data<float>()[i]));
+    scale = std::max(scale, std::fabs(static_cast<double>(want.data<float>()[i])));
+  }
+  return worst / scale;
+}
+
+// Eager QAT trains through the prepared model's trace (GraphModule shares the modules): 3 SGD steps agree
+// with PyTorch's eager prepare_qat, and so do the fake-quants' qparams after them.
+TEST(EagerQat, ThreeSgdStepsMatchPyTorch) {
+  const io::Safetensors st = testing::ReadFixture("quant/eager_qat_steps.safetensors");
+  auto m = std::make_shared<StubClassifier>();
+  testing::HashInit(*m);
+  m->train();
+  ASSERT_TRUE(FuseModulesQat(*m, {{"conv", "bn", "relu"}}).ok());
+  const QConfigMapping mapping = Global("onednn_qat");
+  ASSERT_TRUE(PrepareQatEager(*m, &mapping).ok());
+  auto gm = *fx::SymbolicTrace(m);
+  train::OptimizerOptions o;
+  o.kind = "sgd";
+  o.lr = 0.05;
+  o.momentum = 0.9;
+  auto opt = train::MakeOptimizer(gm->named_parameters(), o);
+  ASSERT_TRUE(opt.ok()) << opt.status();
+  train::GraphForward forward(*gm);
+  const Tensor x = testing::Get(st, "x"), y = testing::Get(st, "y"), losses = testing::Get(st, "loss");
+  for (int step = 0; step < 3; ++step) {
+    train::Tape tape;
+    auto out = forward.Run(tape, x);
+    ASSERT_TRUE(out.ok()) << out.status();
+    const train::Var loss = train::ag::cross_entropy(tape, *out, y);
+    EXPECT_NEAR(loss.value.data<float>()[0], losses.data<float>()[step], 1e-4) << "step " << step;
+    tape.Backward(loss);
+    (*opt)->Step(tape);
+  }
+  int params = 0, fakes = 0;
+  for (const auto& [name, p] : m->named_parameters()) {
+    EXPECT_LE(RelError(p, testing::Get(st, "param/" + name)), 1e-4) << name;
+    ++params;
+  }
+  for (const auto& [path, mod] : m->named_modules()) {
+    auto* fq = dynamic_cast<FakeQuantize*>(mod);
+    if (fq == nullptr) continue;
+    const Tensor scale = testing::Get(st, "scale/" + path), zp = testing::Get(st, "zero_point/" + path);
+    ASSERT_EQ(fq->qparams().scale.size(), static_cast<size_t>(scale.numel())) << path;
+    for (int64_t c = 0; c < scale.numel(); ++c) {
+      EXPECT_LE(std::fabs(fq->qparams().scale[c] - scale.data<float>()[c]), 1e-4 * scale.data<float>()[c]) << path;
+      EXPECT_EQ(fq->qparams().zero_point[c], zp.data<int64_t>()[c]) << path;
+    }
+    ++fakes;
+  }
+  EXPECT_EQ(params, 6);
+  EXPECT_EQ(fakes, 5);
+  // Convert uses the qparams training ended with (PyTorch's convert recomputes them with the observers'
+  // formula, see README "QAT"), so the int8 output is compared by output steps.
+  m->eval();
+  ASSERT_TRUE(ConvertEager(*m).ok());
+  const Tensor got = Forward(*m, x), want = testing::Get(st, "int8_output");
+  const float step = dynamic_cast<EagerQuantizedWeighted*>(m->submodule("fc"))->tensor("scale").data<float>()[0];
+  int64_t within = 0;
+  for (int64_t i = 0; i < want.numel(); ++i)
+    within += std::fabs(got.data<float>()[i] - want.data<float>()[i]) <= 1.001 * step;
+  std::printf("eager QAT int8 after 3 steps: %lld of %lld outputs within one step of PyTorch's\n",
+              static_cast<long long>(within), static_cast<long long>(want.numel()));
+  EXPECT_GE(within, want.numel() * 95 / 100);
 }
 
 // The same model through both flows: the same qparams, so the same int8 kernels give the same bits. On

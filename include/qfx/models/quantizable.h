@@ -4,6 +4,8 @@
 //                         eager quantization tutorial's model (input [1, 3, 16, 16])
 //   quantizable_resnet18  QuantizableResNet: quant / dequant stubs, each BasicBlock's residual add as
 //                         FloatFunctional add_relu (input [1, 3, 224, 224])
+//   quantizable_mobilenet_v2  QuantizableMobileNetV2: stubs, ReLU in place of ReLU6 (torchvision's
+//                         _replace_relu), each block's residual add as FloatFunctional skip_add
 // They are kept apart from the FX zoo (zoo.h), whose every model has FX fixtures.
 #pragma once
 
