@@ -5,7 +5,6 @@
 
 #include <algorithm>
 #include <map>
-
 #include <typeinfo>
 
 #include "absl/strings/str_cat.h"

@@ -24,21 +24,9 @@ bool IsObserverNode(fx::GraphModule& gm, const fx::Node* n) {
 }
 
 absl::StatusOr<QParams> ObserverQParams(nn::Module* m, const fx::Node& n) {
-  QParams qp;
-  absl::Status s = CatchErrors([&] {
-    if (const QParams* trained = internal::TrainedQParams(m))
-      qp = *trained;
-    else if (auto* fq = dynamic_cast<FakeQuantize*>(m))
-      qp = fq->CalculateQParams();
-    else if (auto* obs = dynamic_cast<Observer*>(m))
-      qp = obs->CalculateQParams();
-    else
-      ThrowInvalid("not an observer");
-  });
-  if (!s.ok()) return absl::Status(s.code(), absl::StrCat("Convert: %", n.name(), ": ", s.message()));
-  if (qp.scale.size() != 1 || qp.dtype != QDType::kQUInt8) {
-    return absl::InvalidArgumentError(absl::StrCat("Convert: %", n.name(), ": activations must be per-tensor quint8"));
-  }
+  absl::StatusOr<QParams> qp = internal::ActivationQParams(m);
+  if (!qp.ok())
+    return absl::Status(qp.status().code(), absl::StrCat("Convert: %", n.name(), ": ", qp.status().message()));
   return qp;
 }
 
@@ -73,6 +61,23 @@ namespace internal {
 const QParams* TrainedQParams(nn::Module* m) {
   auto* fq = dynamic_cast<FakeQuantize*>(m);
   return fq != nullptr && !fq->qparams().scale.empty() ? &fq->qparams() : nullptr;
+}
+
+absl::StatusOr<QParams> ActivationQParams(nn::Module* m) {
+  QParams qp;
+  QFX_RETURN_IF_ERROR(CatchErrors([&] {
+    if (const QParams* trained = TrainedQParams(m))
+      qp = *trained;
+    else if (auto* fq = dynamic_cast<FakeQuantize*>(m))
+      qp = fq->CalculateQParams();
+    else if (auto* obs = dynamic_cast<Observer*>(m))
+      qp = obs->CalculateQParams();
+    else
+      ThrowInvalid("not an observer");
+  }));
+  if (qp.scale.size() != 1 || qp.dtype != QDType::kQUInt8)
+    return absl::InvalidArgumentError("activations must be per-tensor quint8");
+  return qp;
 }
 
 // The float weight, bias and shape of a weighted module as convert sees it (QAT batch norms folded).

@@ -14,25 +14,20 @@ namespace {
 
 using ModulePtr = std::shared_ptr<nn::Module>;
 
-// The qparams of `m`'s observer (a QAT fake-quant's trained ones when it has trained), or false when `m`
-// has none; `empty` says whether the observer never saw data.
+// Whether an observer (or a fake-quant's observer) never saw data: its qparams are the defaults.
+bool SawNoData(nn::Module* obs) {
+  Observer* o = dynamic_cast<Observer*>(obs);
+  if (auto* fq = dynamic_cast<FakeQuantize*>(obs)) o = internal::TrainedQParams(fq) ? nullptr : &fq->observer();
+  std::vector<float> lo, hi;
+  return o != nullptr && o->GetMinMax(&lo, &hi) && (lo.empty() || (lo.size() == 1 && lo[0] > hi[0]));
+}
+
+// The qparams of `m`'s observer, or false when `m` has none; `empty` says whether it never saw data.
 absl::StatusOr<bool> OutputQParams(nn::Module& m, QParams* qp, bool* empty) {
   nn::Module* obs = m.submodule(internal::kObserverName);
   if (obs == nullptr || !IsObserverModule(obs)) return false;
-  *empty = false;
-  QFX_RETURN_IF_ERROR(CatchErrors([&] {
-    if (const QParams* trained = internal::TrainedQParams(obs)) {
-      *qp = *trained;
-      return;
-    }
-    Observer* o = dynamic_cast<Observer*>(obs);
-    if (auto* fq = dynamic_cast<FakeQuantize*>(obs)) o = &fq->observer();
-    std::vector<float> lo, hi;
-    if (o != nullptr && o->GetMinMax(&lo, &hi)) *empty = lo.empty() || (lo.size() == 1 && lo[0] > hi[0]);
-    *qp = o->CalculateQParams();
-  }));
-  if (qp->scale.size() != 1 || qp->dtype != QDType::kQUInt8)
-    return absl::InvalidArgumentError("activations must be per-tensor quint8");
+  QFX_ASSIGN_OR_RETURN(*qp, internal::ActivationQParams(obs));
+  *empty = SawNoData(obs);
   return true;
 }
 

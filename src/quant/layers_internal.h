@@ -17,6 +17,10 @@ namespace internal {
 // null before its first forward (see convert.cc).
 const QParams* TrainedQParams(nn::Module* m);
 
+// The qparams an observer or fake-quant module gives activations (a fake-quant's trained ones when it has
+// run), which must be per-tensor quint8; errors say why (Convert and ConvertEager prefix where).
+absl::StatusOr<QParams> ActivationQParams(nn::Module* m);
+
 // The int8 layer of a Conv2d / Linear, fused ConvReLU2d / LinearReLU, or QAT module (batch norm folded),
 // its weight quantized with `spec` (or the QAT weight fake-quant's trained qparams).
 absl::StatusOr<QuantizedLayer> LayerOf(nn::Module* m, const ObserverSpec& spec);

@@ -2,6 +2,7 @@
 #include <set>
 
 #include "absl/strings/str_cat.h"
+#include "qfx/quant/eager.h"
 #include "qfx/quant/fused_modules.h"
 #include "qfx/quant/observer.h"
 #include "qfx/quant/qat_modules.h"
@@ -74,11 +75,6 @@ absl::Status FuseAndSwapForQat(fx::GraphModule& gm, const BackendConfig& backend
   return gm.Lint();
 }
 
-template <typename Fn>
-void ForEach(fx::GraphModule& gm, Fn fn) {
-  for (const auto& [path, m] : gm.named_modules()) fn(m);
-}
-
 }  // namespace
 
 absl::StatusOr<PrepareReport> PrepareQat(fx::GraphModule& gm, const PrepareOptions& options) {
@@ -90,23 +86,10 @@ absl::StatusOr<PrepareReport> PrepareQat(fx::GraphModule& gm, const PrepareOptio
   return internal::InsertObservers(gm, backend, options.config.mapping);
 }
 
-void FreezeBnStats(fx::GraphModule& gm, bool freeze) {
-  ForEach(gm, [&](nn::Module* m) {
-    if (auto* conv = dynamic_cast<QatConv2d*>(m)) freeze ? conv->FreezeBnStats() : conv->UpdateBnStats();
-  });
-}
-
-void EnableObservers(fx::GraphModule& gm, bool on) {
-  ForEach(gm, [&](nn::Module* m) {
-    if (auto* fq = dynamic_cast<FakeQuantize*>(m)) fq->enable_observer(on);
-  });
-}
-
-void EnableFakeQuant(fx::GraphModule& gm, bool on) {
-  ForEach(gm, [&](nn::Module* m) {
-    if (auto* fq = dynamic_cast<FakeQuantize*>(m)) fq->enable_fake_quant(on);
-  });
-}
+// One implementation for traced and eager models: a GraphModule is a module tree too.
+void FreezeBnStats(fx::GraphModule& gm, bool freeze) { FreezeBnStatsIn(gm, freeze); }
+void EnableObservers(fx::GraphModule& gm, bool on) { EnableObserversIn(gm, on); }
+void EnableFakeQuant(fx::GraphModule& gm, bool on) { EnableFakeQuantIn(gm, on); }
 
 }  // namespace quant
 }  // namespace qfx
