@@ -8,14 +8,14 @@
 # qfx_dependencies() declares, unless the workspace already has a repository of that name:
 #   - rules_cc, rules_java, remote_coverage_tools: the small local stand-ins under third_party/ (Bazel's own
 #     C++ and Java tool BUILD files load them, and Bazel 4 would otherwise download them);
-#   - absl, benchmark, cli11, fmt, gtest, hwy, nlohmann_json, tomlplusplus: the Debian packages that
+#   - absl, benchmark, cli11, fmt, gtest, hwy, nlohmann_json, re2, tomlplusplus: the Debian packages that
 #     tools/setup.sh installs, under /usr, each with its BUILD file from third_party/.
 load("//tools:copts.bzl", _QFX_COPTS = "QFX_COPTS")
 
 # The flags qfx's correctness depends on (tools/copts.bzl), for a project's own targets.
 QFX_COPTS = _QFX_COPTS
 
-SYSTEM_LIBRARIES = ["absl", "benchmark", "cli11", "fmt", "gtest", "hwy", "nlohmann_json", "tomlplusplus"]
+SYSTEM_LIBRARIES = ["absl", "benchmark", "cli11", "fmt", "gtest", "hwy", "nlohmann_json", "re2", "tomlplusplus"]
 
 STAND_INS = ["rules_cc", "rules_java", "remote_coverage_tools"]
 

@@ -29,8 +29,10 @@ void CheckQ(const char* op, const Tensor& q) {
 }
 
 QuantInfo OutQ(const char* op, double scale, int64_t zp) {
-  if (!(scale > 0) || zp < 0 || zp > 255)
-    ThrowInvalid(op, ": output scale ", scale, " / zero point ", zp, " are invalid");
+  if (!kernels::ScaleInRange(static_cast<float>(scale)) || zp < 0 || zp > 255) {
+    ThrowInvalid(op, ": output scale ", scale, " must be finite and within [", kernels::kMinScale, ", ",
+                 kernels::kMaxScale, "] and zero point ", zp, " within 0..255");
+  }
   return QuantInfo{static_cast<float>(scale), static_cast<int32_t>(zp)};
 }
 

@@ -21,9 +21,9 @@ Tensor ZeroPointBuffer(int32_t zero_point) {
 QuantInfo ReadQParams(const nn::Module& m, const Tensor& scale, const Tensor& zero_point) {
   const float s = scale.data<float>()[0];
   const int64_t z = zero_point.data<int64_t>()[0];
-  if (!(std::isfinite(s) && s > 0.f) || z < 0 || z > 255) {
-    ThrowInvalid(m.type_name(), ": scale ", s, " must be finite and positive and zero_point ", z,
-                 " within 0..255 (a bad loaded state?)");
+  if (!ScaleInRange(s) || z < 0 || z > 255) {
+    ThrowInvalid(m.type_name(), ": scale ", s, " must be finite and within [", kMinScale, ", ", kMaxScale,
+                 "] and zero_point ", z, " within 0..255 (a bad loaded state?)");
   }
   return QuantInfo{s, static_cast<int32_t>(z)};
 }

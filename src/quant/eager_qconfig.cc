@@ -1,9 +1,9 @@
 // qfx quant: qconfigs on modules and their propagation for the eager flow (see include/qfx/quant/eager.h).
-#include <regex>
 #include <set>
 
 #include "absl/strings/str_cat.h"
 #include "src/quant/eager_internal.h"
+#include "src/quant/regex_internal.h"
 
 namespace qfx {
 namespace quant {
@@ -44,7 +44,7 @@ using Rule = QConfigMapping::Rule;
 
 struct Propagator {
   const QConfigMapping& mapping;
-  std::vector<std::regex> regexes;  // one per rule (unused for other kinds)
+  std::vector<std::shared_ptr<const internal::ModuleRegex>> regexes;  // one per rule (unused for other kinds)
   std::set<size_t> matched;
   bool keep_existing = false;  // modules that have a qconfig keep it (prepare without a mapping)
 
@@ -69,7 +69,7 @@ struct Propagator {
       case Rule::Kind::kObjectType:
         return r.key == m.type_name();
       case Rule::Kind::kModuleNameRegex:
-        return !path.empty() && std::regex_match(path, regexes[i]);
+        return !path.empty() && regexes[i]->MatchesWhole(path);
       case Rule::Kind::kModuleName:
         return r.key == path;
       case Rule::Kind::kModuleNameObjectTypeOrder:
@@ -109,13 +109,9 @@ absl::StatusOr<std::vector<std::string>> PropagateQConfig(nn::Module& model, con
       return absl::InvalidArgumentError(absl::StrCat("eager mode has no graph to count calls in: ", r.Describe(),
                                                      " needs the FX flow (use module_name rules instead)"));
     }
-    std::regex re;
+    std::shared_ptr<const internal::ModuleRegex> re;
     if (r.kind == Rule::Kind::kModuleNameRegex) {
-      try {
-        re = std::regex(r.key);
-      } catch (const std::regex_error& e) {
-        return absl::InvalidArgumentError(absl::StrCat("module_name_regex '", r.key, "': ", e.what()));
-      }
+      QFX_ASSIGN_OR_RETURN(re, internal::ModuleRegex::Compile(r.key, "module_name_regex"));
     }
     p.regexes.push_back(std::move(re));
   }

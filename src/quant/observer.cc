@@ -234,5 +234,25 @@ absl::StatusOr<std::shared_ptr<Observer>> MakeObserver(const ObserverSpec& spec)
   return absl::InternalError("unknown observer kind");
 }
 
+std::vector<std::string> CalibrationWarnings(nn::Module& root) {
+  std::vector<std::string> warnings;
+  for (const auto& [path, m] : root.named_modules()) {
+    const Observer* o = dynamic_cast<const Observer*>(m);
+    if (o == nullptr) {
+      if (auto* fq = dynamic_cast<FakeQuantize*>(m)) o = &fq->observer();
+    }
+    std::vector<float> lo, hi;
+    if (o == nullptr || !o->GetMinMax(&lo, &hi) || lo.empty()) continue;
+    bool constant = true;
+    for (size_t c = 0; c < lo.size(); ++c) constant = constant && std::isfinite(lo[c]) && lo[c] == hi[c];
+    if (!constant) continue;
+    warnings.push_back(absl::StrCat("observer '", path, "' saw only the value ", lo[0],
+                                    lo.size() > 1 ? " (or one value per channel)" : "",
+                                    " in calibration (a zero range): its tensor quantizes to a single value; "
+                                    "calibrate on data that varies, or check the model's input"));
+  }
+  return warnings;
+}
+
 }  // namespace quant
 }  // namespace qfx

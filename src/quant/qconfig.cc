@@ -4,6 +4,7 @@
 #include <tuple>
 
 #include "absl/strings/str_cat.h"
+#include "qfx/core/status.h"
 
 namespace qfx {
 namespace quant {
@@ -132,6 +133,24 @@ absl::StatusOr<std::pair<int64_t, int64_t>> QuantRange(const ObserverSpec& s) {
   return absl::InternalError("unknown dtype");
 }
 
+namespace {
+
+absl::Status CheckHistogramBudget(const ObserverSpec& s) {
+  if (s.bins <= 0 || s.upsample_rate <= 0) return absl::InvalidArgumentError("bins and upsample_rate must be positive");
+  if (s.bins > kMaxHistogramBins) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("bins ", s.bins, " is above the limit of ", kMaxHistogramBins, " (PyTorch's default is 2048)"));
+  }
+  if (s.upsample_rate > kMaxUpsampledBins / s.bins) {
+    return absl::InvalidArgumentError(absl::StrCat("bins * upsample_rate = ", s.bins, " * ", s.upsample_rate,
+                                                   " is above the limit of ", kMaxUpsampledBins,
+                                                   " (PyTorch's default is 2048 * 128)"));
+  }
+  return absl::OkStatus();
+}
+
+}  // namespace
+
 absl::Status ValidateSpec(const ObserverSpec& s) {
   const std::string name = ObserverKindName(s.kind);
   const bool uniform = s.kind == ObserverKind::kMinMax || s.kind == ObserverKind::kMovingAverageMinMax ||
@@ -155,12 +174,24 @@ absl::Status ValidateSpec(const ObserverSpec& s) {
   if (s.averaging_constant <= 0 || s.averaging_constant > 1) {
     return absl::InvalidArgumentError(absl::StrCat("averaging_constant ", s.averaging_constant, " must be in (0, 1]"));
   }
-  if (s.bins <= 0 || s.upsample_rate <= 0) return absl::InvalidArgumentError("bins and upsample_rate must be positive");
-  if (!(s.eps > 0)) return absl::InvalidArgumentError("eps must be positive");
-  if (s.kind == ObserverKind::kFixedQParams && !(s.fixed_scale > 0)) {
-    return absl::InvalidArgumentError("fixed_qparams observer needs a positive scale");
+  QFX_RETURN_IF_ERROR(CheckHistogramBudget(s));
+  if (!ScaleInRange(s.eps)) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("eps ", s.eps, " must be finite and within [", kMinScale, ", ", kMaxScale, "]"));
   }
-  return QuantRange(s).status();
+  QFX_ASSIGN_OR_RETURN(const auto range, QuantRange(s));
+  if (s.kind == ObserverKind::kFixedQParams) {
+    if (!ScaleInRange(s.fixed_scale)) {
+      return absl::InvalidArgumentError(absl::StrCat("fixed_qparams scale ", s.fixed_scale,
+                                                     " must be finite and within [", kMinScale, ", ", kMaxScale, "]"));
+    }
+    if (s.fixed_zero_point < range.first || s.fixed_zero_point > range.second) {
+      return absl::InvalidArgumentError(absl::StrCat("fixed_qparams zero_point ", s.fixed_zero_point,
+                                                     " must lie in the quantized range ", range.first, "..",
+                                                     range.second));
+    }
+  }
+  return absl::OkStatus();
 }
 
 }  // namespace quant

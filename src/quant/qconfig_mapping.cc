@@ -1,7 +1,6 @@
 // qfx quant: QConfigMapping resolution and PyTorch's default mappings (see qconfig_mapping.h).
 #include "qfx/quant/qconfig_mapping.h"
 
-#include <regex>
 #include <set>
 
 #include "absl/strings/str_cat.h"
@@ -9,6 +8,7 @@
 #include "qfx/nn/ops.h"
 #include "qfx/quant/fused_modules.h"
 #include "qfx/quant/qat_modules.h"
+#include "src/quant/regex_internal.h"
 
 namespace qfx {
 namespace quant {
@@ -40,11 +40,7 @@ QConfigMapping& QConfigMapping::SetObjectType(const std::string& type, MaybeQCon
 }
 
 absl::Status QConfigMapping::SetModuleNameRegex(const std::string& regex, MaybeQConfig q) {
-  try {
-    std::regex re(regex);
-  } catch (const std::regex_error& e) {
-    return absl::InvalidArgumentError(absl::StrCat("module_name_regex '", regex, "' is not a valid regex: ", e.what()));
-  }
+  QFX_RETURN_IF_ERROR(internal::ModuleRegex::Compile(regex, "module_name_regex").status());
   AddRule({Rule::Kind::kModuleNameRegex, regex, "", 0, std::move(q)});
   return absl::OkStatus();
 }
@@ -65,7 +61,9 @@ class Assigner {
  public:
   explicit Assigner(const QConfigMapping& m) : m_(m), used_(m.rules_.size(), false) {
     for (const auto& r : m.rules_) {
-      if (r.kind == QConfigMapping::Rule::Kind::kModuleNameRegex) regexes_.emplace_back(r.key);
+      if (r.kind != QConfigMapping::Rule::Kind::kModuleNameRegex) continue;
+      auto re = internal::ModuleRegex::Compile(r.key, "module_name_regex");  // checked by SetModuleNameRegex
+      regexes_.push_back(re.ok() ? *re : nullptr);
     }
   }
 
@@ -176,7 +174,8 @@ class Assigner {
     size_t k = 0;
     for (size_t i = 0; i < m_.rules_.size(); ++i) {  // in order: the first match wins
       if (m_.rules_[i].kind != Kind::kModuleNameRegex) continue;
-      if (std::regex_search(name, regexes_[k++], std::regex_constants::match_continuous)) {
+      const auto& re = regexes_[k++];
+      if (re != nullptr && re->MatchesPrefix(name)) {
         used_[i] = true;
         return m_.rules_[i].qconfig;
       }
@@ -205,7 +204,7 @@ class Assigner {
 
   const QConfigMapping& m_;
   std::vector<bool> used_;
-  std::vector<std::regex> regexes_;
+  std::vector<std::shared_ptr<const internal::ModuleRegex>> regexes_;
   std::map<std::string, std::map<std::string, int64_t>> counts_;
   std::vector<std::string> notes_;
 };

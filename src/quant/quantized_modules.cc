@@ -190,9 +190,10 @@ absl::Status QuantizedWeighted::CheckWeights() const {
     if (!std::isfinite(bias[c])) {
       return absl::InvalidArgumentError(absl::StrCat("bias[", c, "] is ", bias[c], "; biases must be finite"));
     }
-    if (!std::isfinite(scale[c]) || !(scale[c] > 0)) {
-      return absl::InvalidArgumentError(
-          absl::StrCat("weight scale[", c, "] is ", scale[c], "; weight scales must be finite and positive"));
+    if (!ScaleInRange(scale[c])) {
+      return absl::InvalidArgumentError(absl::StrCat("weight scale[", c, "] is ", scale[c],
+                                                     "; weight scales must be finite and within [", kMinScale, ", ",
+                                                     kMaxScale, "]"));
     }
   }
   return absl::OkStatus();
@@ -218,8 +219,9 @@ absl::Status CheckLayerConfig(const QuantizedLayer& l, const QuantInfo& in, cons
     if (v <= 0) return BadConfig(absl::StrCat(name, " ", v, " must be positive"));
   }
   for (const auto& [name, q] : {std::pair<const char*, QuantInfo>{"input", in}, {"output", out}}) {
-    if (!(q.scale > 0) || !std::isfinite(q.scale)) {
-      return BadConfig(absl::StrCat(name, "_scale ", q.scale, " must be finite and positive"));
+    if (!ScaleInRange(q.scale)) {
+      return BadConfig(
+          absl::StrCat(name, "_scale ", q.scale, " must be finite and within [", kMinScale, ", ", kMaxScale, "]"));
     }
     if (q.zero_point < 0 || q.zero_point > 255) {
       return BadConfig(absl::StrCat(name, "_zero_point ", q.zero_point, " must lie in 0..255 (quint8)"));

@@ -136,7 +136,8 @@ TEST(ModelFile, CraftedFilesAreClearErrors) {
                                                             {"kernel", int64_t{1} << 31},
                                                             {"groups", int64_t{1} << 53},
                                                             {"output_zero_point", 300},
-                                                            {"input_scale", -1.0}};
+                                                            {"input_scale", -1.0},
+                                                            {"output_scale", 1e-45}};
   const char* expect[] = {"stride 0 must be at least 1",
                           "dilation 0 must be at least 1",
                           "padding -1 must lie in 0..dilation x (kernel - 1) = 2",
@@ -145,7 +146,8 @@ TEST(ModelFile, CraftedFilesAreClearErrors) {
                           "exceeds 1099511627776 bytes",
                           "groups 9007199254740992 must divide in_channels",
                           "output_zero_point 300 must lie in 0..255",
-                          "input_scale -1 must be finite and positive"};
+                          "input_scale -1 must be finite and within [1e-12, 1e+12]",
+                          "output_scale 1.4013e-45 must be finite and within [1e-12, 1e+12]"};
   for (size_t i = 0; i < std::size(configs); ++i) {
     const std::string message = with_conv(configs[i].first, configs[i].second);
     EXPECT_NE(message.find(absl::StrCat(Tmp(absl::StrCat(configs[i].first, ".qfx")), ": module 'conv1': ")),

@@ -208,6 +208,29 @@ TEST(Prepare, ReportsWhyNodesStayFloat) {
   EXPECT_TRUE(RunModule(*gm, x).ok());
 }
 
+// Issue 17: calibration that saw one value (all-zero data gave scale 1.2e-7 without a word) is reported,
+// naming the observer; varied data is not.
+TEST(Prepare, CalibrationOnConstantDataWarnsOfAZeroRange) {
+  for (bool constant : {true, false}) {
+    auto gm = TracedHashModel("mnist_cnn");
+    PrepareOptions opt;
+    opt.config = *LoadQuantConfig("x86");
+    ASSERT_TRUE(Prepare(*gm, opt).ok());
+    const Tensor x =
+        constant ? Tensor::Zeros({2, 1, 28, 28}, DType::kF32) : testing::HashUniform("x", {2, 1, 28, 28}, -1, 1);
+    ASSERT_TRUE(RunModule(*gm, x).ok());
+    const std::vector<std::string> w = CalibrationWarnings(*gm);
+    if (!constant) {
+      EXPECT_TRUE(w.empty()) << w[0];
+      continue;
+    }
+    ASSERT_FALSE(w.empty());
+    EXPECT_NE(w[0].find("observer 'activation_post_process_0' saw only the value 0 in calibration (a zero range)"),
+              std::string::npos)
+        << w[0];
+  }
+}
+
 }  // namespace
 }  // namespace quant
 }  // namespace qfx

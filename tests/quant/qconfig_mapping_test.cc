@@ -190,6 +190,78 @@ TEST(RuleFiles, ErrorsNameFileLineAndKey) {
   EXPECT_EQ(LoadQuantConfig("nonexistent.toml").status().code(), absl::StatusCode::kNotFound);
 }
 
+// Issue 17: values that took all memory, overflowed the stack, backtracked for minutes or gave a model
+// `run` could not load are errors naming the line and the limit.
+TEST(RuleFiles, HostileValuesAreErrorsNamingTheLimit) {
+  const std::string head = "version = 1\n[qconfig.a]\nweight = { observer = \"minmax\" }\nactivation = ";
+  struct Case {
+    std::string activation;
+    const char* expect;
+  };
+  const Case cases[] = {
+      {"{ observer = \"histogram\", bins = 1000000000 }", "bins 1000000000 is above the limit of 65536"},
+      {"{ observer = \"histogram\", bins = 4294967296 }", "bins 4294967296 is above the limit of 65536"},
+      {"{ observer = \"histogram\", upsample_rate = 1000000 }",
+       "bins * upsample_rate = 2048 * 1000000 is above the limit of 4194304"},
+      {"{ observer = \"minmax\", eps = inf }", "eps inf must be finite and within [1e-12, 1e+12]"},
+      {"{ observer = \"minmax\", eps = nan }", "eps nan must be finite"},
+      {"{ observer = \"fixed_qparams\", scale = inf, zero_point = 0 }", "fixed_qparams scale inf must be finite"},
+      {"{ observer = \"fixed_qparams\", scale = 1e-45, zero_point = 0 }", "fixed_qparams scale 1.4013e-45 must be"},
+      {"{ observer = \"fixed_qparams\", scale = 0.00390625, zero_point = 300 }",
+       "fixed_qparams zero_point 300 must lie in the quantized range 0..255"},
+      {"{ observer = \"fixed_qparams\", scale = 0.0078125, zero_point = -1, dtype = \"qint8\", quant_min = -128, "
+       "quant_max = 127 }",
+       ""},  // in range for qint8: accepted
+  };
+  for (const Case& c : cases) {
+    const std::string text = head + c.activation + "\n";
+    auto r = ParseRuleFile(text, "r.toml");
+    if (*c.expect == '\0') {
+      EXPECT_TRUE(r.ok()) << r.status();
+      continue;
+    }
+    ASSERT_FALSE(r.ok()) << text;
+    EXPECT_NE(r.status().message().find("r.toml:4: [qconfig.a].activation: "), std::string::npos) << r.status();
+    EXPECT_NE(r.status().message().find(c.expect), std::string::npos) << r.status();
+  }
+  auto regex_rule = [](const std::string& re) {
+    return "version = 1\n[[module_name_regex]]\nregex = '" + re + "'\nqconfig = \"none\"\n";
+  };
+  const std::string nested = std::string(100000, '(') + std::string(100000, ')');
+  const std::string literal(100000, 'a');
+  for (const std::string& re : {nested, literal}) {
+    auto r = ParseRuleFile(regex_rule(re), "r.toml");
+    ASSERT_FALSE(r.ok());
+    const std::string expect = "is " + std::to_string(re.size()) + " characters long; the limit is 4096";
+    EXPECT_NE(r.status().message().find(expect), std::string::npos) << r.status().message().substr(0, 200);
+  }
+  // Deep nesting within the length limit: RE2 parses and compiles without recursion (std::regex overflowed
+  // the stack here), so it loads or is refused with a message, and matches.
+  const std::string deep = std::string(2000, '(') + "layer" + std::string(2000, ')');
+  auto r = ParseRuleFile(regex_rule(deep), "r.toml");
+  if (r.ok()) {
+    std::vector<std::string> unused;
+    Tags(*Resnet18(), r->mapping, &unused);
+    EXPECT_TRUE(unused.empty());  // it matched layer1...
+  } else {
+    EXPECT_NE(r.status().message().find("r.toml:3: module_name_regex '((((("), std::string::npos) << r.status();
+  }
+}
+
+// `(.*.*)*X` backtracked for minutes in std::regex over resnet18's module names; RE2 matches in linear time.
+TEST(QConfigMapping, PathologicalRegexesMatchInLinearTime) {
+  auto gm = Resnet18();
+  QConfigMapping m;
+  m.SetGlobal(Tag(1));
+  ASSERT_TRUE(m.SetModuleNameRegex("(.*.*)*X", Tag(2)).ok());
+  ASSERT_TRUE(m.SetModuleNameRegex("(a|aa)*(layer)+.*", Tag(3)).ok());
+  std::vector<std::string> unused;
+  int tagged3 = 0;
+  for (const auto& [node, tag] : Tags(*gm, m, &unused)) tagged3 += tag == 3;
+  EXPECT_GT(tagged3, 0);
+  EXPECT_EQ(unused.size(), 1u);  // (.*.*)*X matches no name
+}
+
 }  // namespace
 }  // namespace quant
 }  // namespace qfx

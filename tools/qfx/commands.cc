@@ -28,6 +28,7 @@
 #include "qfx/nn/functional.h"
 #include "qfx/quant/eager.h"
 #include "qfx/quant/metrics.h"
+#include "qfx/quant/observer.h"
 #include "qfx/quant/passes.h"
 #include "qfx/quant/quantized_modules.h"
 #include "qfx/train/trainer.h"
@@ -240,6 +241,7 @@ absl::StatusOr<int64_t> Calibrate(nn::Module& gm, const Tensor& x, const std::st
     }
     progress.Update(i + n);
   }
+  for (const std::string& w : quant::CalibrationWarnings(gm)) std::fprintf(stderr, "qfx: warning: %s\n", w.c_str());
   return total;
 }
 

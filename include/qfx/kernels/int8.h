@@ -29,6 +29,13 @@ namespace kernels {
 // nearbyint (round half to even) for float, inlined: adding and subtracting 1.5 * 2^23 rounds exactly so
 // for |v| < 2^22 under IEEE arithmetic (qfx never builds with -ffast-math, which could fold the pair);
 // larger magnitudes go through std::nearbyint.
+// The scales every edge accepts (an observer's eps, fixed qparams, scales read from files or graphs):
+// finite and within [kMinScale, kMaxScale], so that products and quotients of two of them, as
+// RequantMultiplier and 1 / scale form them, stay normal floats (a scale of 1e-45 made 1 / scale infinite).
+inline constexpr float kMinScale = 1e-12f;
+inline constexpr float kMaxScale = 1e12f;
+inline bool ScaleInRange(float scale) { return scale >= kMinScale && scale <= kMaxScale; }  // false for NaN
+
 inline float RoundHalfEven(float v) {
   constexpr float kMagic = 12582912.0f;
   if (v > -4194304.0f && v < 4194304.0f) return (v + kMagic) - kMagic;

@@ -48,6 +48,11 @@ class Observer : public nn::Module {
 // Whether a module is an observer or a fake-quant module (what Prepare inserts), by its type.
 bool IsObserverModule(const nn::Module* module);
 
+// What calibration of `root` (a prepared GraphModule or eager model) left suspicious, one line per
+// observer: a zero range (every value it saw was the same, so its scale falls back to eps and the
+// tensor quantizes to one value), naming the observer's path and the value.
+std::vector<std::string> CalibrationWarnings(nn::Module& root);
+
 // Builds the observer a spec names (without the fake-quant wrapper); errors from ValidateSpec.
 absl::StatusOr<std::shared_ptr<Observer>> MakeObserver(const ObserverSpec& spec);
 

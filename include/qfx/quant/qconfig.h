@@ -11,6 +11,7 @@
 #include <string>
 
 #include "absl/status/statusor.h"
+#include "qfx/kernels/int8.h"
 
 namespace qfx {
 namespace quant {
@@ -38,6 +39,16 @@ bool ParseQScheme(const std::string& name, QScheme* out);
 bool ParseObserverKind(const std::string& name, ObserverKind* out);
 bool IsPerChannel(QScheme s);
 bool IsSymmetric(QScheme s);
+
+// The scales qfx accepts anywhere: finite and within [kMinScale, kMaxScale] (qfx/kernels/int8.h).
+using kernels::kMaxScale;
+using kernels::kMinScale;
+using kernels::ScaleInRange;
+
+// Histogram observer budgets (PyTorch's defaults are 2048 bins, upsample_rate 128): `bins` and the
+// upsampled histogram's length bins * upsample_rate are bounded, so a rule file cannot take all memory.
+inline constexpr int64_t kMaxHistogramBins = int64_t{1} << 16;
+inline constexpr int64_t kMaxUpsampledBins = int64_t{1} << 22;
 
 struct ObserverSpec {
   ObserverKind kind = ObserverKind::kMinMax;
