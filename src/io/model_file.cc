@@ -139,7 +139,7 @@ std::string Checksum(const nn::NamedTensors& tensors) {
 }  // namespace
 
 absl::Status SaveModel(const std::string& path, fx::GraphModule& gm, const Shape& input_shape,
-                       const std::string& source) {
+                       const std::string& source, const ModelCheck& check) {
   QFX_RETURN_IF_ERROR(quant::RegisterModuleKinds());
   json modules = json::object();
   nn::NamedTensors tensors;
@@ -166,7 +166,10 @@ absl::Status SaveModel(const std::string& path, fx::GraphModule& gm, const Shape
                                              {"source", source},
                                              {"input_shape", ShapeToString(input_shape)},
                                              {"checksum", Checksum(tensors)}};
-  return io::WriteSafetensors(path, tensors, meta);
+  return io::WriteSafetensors(path, tensors, meta, [&](const std::string& written) -> absl::Status {
+    QFX_ASSIGN_OR_RETURN(ModelFile reloaded, LoadModel(written));
+    return check ? check(*reloaded.module) : absl::OkStatus();
+  });
 }
 
 namespace {

@@ -4,6 +4,8 @@
 #include <algorithm>
 #include <cstring>
 
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_replace.h"
 #include "nlohmann/json.hpp"
 #include "qfx/io/file.h"
 
@@ -165,7 +167,7 @@ absl::StatusOr<Safetensors> ReadSafetensors(const std::string& path) {
 }
 
 absl::Status WriteSafetensors(const std::string& path, const nn::NamedTensors& tensors,
-                              const std::map<std::string, std::string>& metadata) {
+                              const std::map<std::string, std::string>& metadata, const WriteCheck& check) {
   json header = json::object();
   if (!metadata.empty()) header["__metadata__"] = metadata;
   uint64_t offset = 0;
@@ -191,6 +193,14 @@ absl::Status WriteSafetensors(const std::string& path, const nn::NamedTensors& t
     QFX_RETURN_IF_ERROR(file->Write(kZeros, pad));
     QFX_RETURN_IF_ERROR(file->Write(t.raw_data(), t.nbytes()));
     written += pad + t.nbytes();
+  }
+  if (check) {
+    const std::string readable = file->ReadablePath();
+    const absl::Status s = check(readable);
+    if (!s.ok()) {
+      return absl::Status(s.code(), absl::StrCat(path, ": not written, because what was written does not read back: ",
+                                                 absl::StrReplaceAll(s.message(), {{readable, "the new file"}})));
+    }
   }
   return file->Commit();
 }

@@ -9,6 +9,7 @@
 
 #include "CLI/CLI.hpp"
 #include "hwy/targets.h"
+#include "qfx/io/file.h"
 #include "tools/qfx/commands.h"
 
 namespace {
@@ -65,6 +66,7 @@ bool EnterBuildWorkingDirectory() {
 
 int main(int argc, char** argv) {
   ApplyTargetOverrides();
+  qfx::io::RemoveTemporaryFilesOnSignals();  // a write interrupted by Ctrl-C or kill leaves no file
   if (!EnterBuildWorkingDirectory()) return 1;
   CLI::App app{"qfx: graph-mode int8 quantization for C++ models"};
   app.require_subcommand(1);

@@ -4,6 +4,7 @@
 #include <sys/stat.h>
 
 #include <cstdio>
+#include <cstring>
 #include <map>
 
 #include "absl/strings/str_cat.h"
@@ -22,6 +23,22 @@ namespace {
 int64_t FileSize(const std::string& path) {
   struct stat st;
   return ::stat(path.c_str(), &st) == 0 ? static_cast<int64_t>(st.st_size) : -1;
+}
+
+// What `qfx quantize` checks of the file it writes, beyond LoadModel's rules: the model read back gives
+// the outputs of the model in memory, bit for bit, on the first calibration input.
+io::ModelCheck SameOutputs(fx::GraphModule& gm, const Tensor& x) {
+  return [&gm, x](fx::GraphModule& reloaded) -> absl::Status {
+    QFX_ASSIGN_OR_RETURN(const Tensor want, nn::RunModule(gm, x));
+    QFX_ASSIGN_OR_RETURN(const Tensor got, nn::RunModule(reloaded, x));
+    if (want.shape() != got.shape() || want.dtype() != got.dtype() ||
+        std::memcmp(want.raw_data(), got.raw_data(), want.nbytes()) != 0) {
+      return absl::InternalError(
+          "the model read back gives other outputs than the model in memory on the first calibration input "
+          "(a qfx bug: please report it with the command)");
+    }
+    return absl::OkStatus();
+  };
 }
 
 void PrintSizes(int64_t fp32_bytes, const std::string& out) {
@@ -69,7 +86,8 @@ absl::Status QuantizeEager(const QuantizeFlags& f, const quant::QuantConfig& con
   Shape input_shape = calib.shape();
   input_shape[0] = 1;
   QFX_RETURN_IF_ERROR(io::SaveModel(f.out, *gm, input_shape,
-                                    absl::StrCat(ModelName(f.model), " quantized in eager mode with ", f.qconfig)));
+                                    absl::StrCat(ModelName(f.model), " quantized in eager mode with ", f.qconfig),
+                                    SameOutputs(*gm, calib.Narrow0(0, 1))));
   fmt::print("quantized {} in eager mode with {}: {} observers calibrated on {} inputs, {} modules swapped\n",
              ModelName(f.model), f.qconfig, prepared.observed.size(), used, converted.swapped.size());
   std::map<std::string, int> types;
@@ -108,8 +126,9 @@ absl::Status Quantize(const QuantizeFlags& f) {
   QFX_RETURN_IF_ERROR(quant::Convert(*gm, report));
   Shape input_shape = calib.shape();
   input_shape[0] = 1;
-  QFX_RETURN_IF_ERROR(
-      io::SaveModel(f.out, *gm, input_shape, absl::StrCat(ModelName(f.model), " quantized with ", f.qconfig)));
+  QFX_RETURN_IF_ERROR(io::SaveModel(f.out, *gm, input_shape,
+                                    absl::StrCat(ModelName(f.model), " quantized with ", f.qconfig),
+                                    SameOutputs(*gm, calib.Narrow0(0, 1))));
   fmt::print("quantized {} with {} (backend {}): {} int8 patterns, {} observers calibrated on {} inputs\n",
              ModelName(f.model), f.qconfig, config.backend->name, report.quantized.size(), report.observers, used);
   std::map<std::string, int> reasons;

@@ -1,9 +1,14 @@
 // qfx io: file primitives shared by every reader and writer — whole-file and memory-mapped reads, and
-// atomic writes (a temporary file in the target's directory, fsync, rename), so a failed or
-// interrupted write never leaves a half-written file behind.
+// atomic writes: the bytes go to an unnamed file in the target's directory (O_TMPFILE), are synced,
+// then linked under a temporary name and renamed over the target. A failed or interrupted write never
+// leaves a half-written file behind, and a killed one (even by SIGKILL) leaves no temporary file: the
+// unnamed file vanishes with the process, and the rare name left between link and rename is removed by
+// the next write to that directory. Only regular files are replaced (a device or FIFO at the path is an
+// error, a symlink's target is written and the link kept), and an existing file keeps its mode.
 #pragma once
 
 #include <cstddef>
+#include <functional>
 #include <memory>
 #include <string>
 
@@ -34,25 +39,39 @@ class MappedFile {
   size_t size_;
 };
 
-// Writes to `path` atomically: Write() appends to a temporary file next to it; Commit() flushes,
-// fsyncs and renames it over `path`. Without Commit() the destructor removes the temporary file.
+// Writes to `path` atomically (see the top of this file): Write() appends; ReadablePath() is a path the
+// bytes written so far can be read back from (to check them before they replace anything); Commit()
+// syncs and renames into place. Without Commit() nothing is left behind.
 class AtomicFile {
  public:
   static absl::StatusOr<std::unique_ptr<AtomicFile>> Create(const std::string& path);
   ~AtomicFile();
+  AtomicFile(const AtomicFile&) = delete;
+  AtomicFile& operator=(const AtomicFile&) = delete;
   absl::Status Write(const void* data, size_t n);
   absl::Status Write(absl::string_view s) { return Write(s.data(), s.size()); }
+  std::string ReadablePath() const;
   absl::Status Commit();
 
  private:
-  AtomicFile(std::string path, std::string tmp, int fd) : path_(std::move(path)), tmp_(std::move(tmp)), fd_(fd) {}
-  std::string path_, tmp_;
-  int fd_;
+  AtomicFile(std::string path, std::string target) : path_(std::move(path)), target_(std::move(target)) {}
+  std::string path_;    // as the caller gave it (for messages)
+  std::string target_;  // the file replaced: path_, or the target of the symlink at path_
+  std::string tmp_;     // the temporary name while one exists (empty while the file is unnamed)
+  int fd_ = -1;
+  int slot_ = -1;  // this file's entry in the signal handler's list of names to remove
   bool committed_ = false;
 };
 
+// A check of what was written, given a path to read it from, run before the file replaces anything.
+using WriteCheck = std::function<absl::Status(const std::string& readable_path)>;
+
 // Convenience: writes `contents` to `path` atomically.
 absl::Status WriteFileAtomic(const std::string& path, absl::string_view contents);
+
+// Installs handlers for SIGINT, SIGTERM and SIGHUP (where no handler is set) that remove the temporary
+// names of writes in flight, then die of the signal as before. qfx's command line calls it at start.
+void RemoveTemporaryFilesOnSignals();
 
 }  // namespace io
 }  // namespace qfx

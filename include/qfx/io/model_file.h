@@ -16,6 +16,7 @@
 // the checksum) and names the file and the problem. Writing is atomic.
 #pragma once
 
+#include <functional>
 #include <string>
 
 #include "absl/status/statusor.h"
@@ -30,8 +31,13 @@ struct ModelFile {
   std::string source;
 };
 
+// A check of the model read back from what SaveModel wrote (for example: it gives the same outputs).
+using ModelCheck = std::function<absl::Status(fx::GraphModule& reloaded)>;
+
+// Saves atomically. Before the file replaces `path` it is read back with LoadModel (every rule of
+// loading) and `check` runs on what loaded; either failing leaves `path` as it was.
 absl::Status SaveModel(const std::string& path, fx::GraphModule& module, const Shape& input_shape,
-                       const std::string& source);
+                       const std::string& source, const ModelCheck& check = nullptr);
 absl::StatusOr<ModelFile> LoadModel(const std::string& path);
 
 }  // namespace io

@@ -12,6 +12,7 @@
 
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
+#include "qfx/io/file.h"
 #include "qfx/nn/module.h"
 
 namespace qfx {
@@ -28,9 +29,11 @@ absl::StatusOr<Safetensors> ReadSafetensors(const std::string& path);
 // Parses an in-memory image of a file (`name` is used in error messages).
 absl::StatusOr<Safetensors> ParseSafetensors(const std::string& name, const char* data, size_t size);
 
-// Writes atomically; data offsets are 64-byte aligned.
+// Writes atomically; data offsets are 64-byte aligned. `check`, when given, reads what was written (from
+// a path it is handed) before it replaces `path`; its error leaves `path` as it was.
 absl::Status WriteSafetensors(const std::string& path, const nn::NamedTensors& tensors,
-                              const std::map<std::string, std::string>& metadata = {});
+                              const std::map<std::string, std::string>& metadata = {},
+                              const WriteCheck& check = nullptr);
 
 // Reads `path` and loads it into `module` (see Module::load_state_dict).
 absl::Status LoadWeights(nn::Module& module, const std::string& path, bool strict = true);
