@@ -70,10 +70,10 @@ Tensor Module::forward_args(const ForwardArgs& args) {
   return forward(args.tensor(args.values[0].first));
 }
 
-bool Module::Redirected() const { return redirect_ && t_running == redirect_parent_; }
+bool Module::Redirected() const { return t_running == redirect_parent_ && !redirect_.expired(); }
 
 Tensor Module::operator()(const Tensor& x) {
-  if (Redirected()) return (*redirect_)(x);
+  if (Redirected()) return (*redirect_.lock())(x);
   if (hooks_.empty()) {
     RunningScope running(this);
     if (x.is_proxy() && t_module_hook != nullptr)
@@ -84,7 +84,7 @@ Tensor Module::operator()(const Tensor& x) {
 }
 
 Tensor Module::operator()(const ForwardArgs& args) {
-  if (Redirected()) return (*redirect_)(args);
+  if (Redirected()) return (*redirect_.lock())(args);
   return Call(args);
 }
 
@@ -323,11 +323,16 @@ absl::Status Module::SwapSubmodule(const std::string& path, std::shared_ptr<Modu
   if (!old) return absl::NotFoundError(absl::StrCat("SwapSubmodule('", path, "'): there is no module at this path"));
   if (!module) return absl::InvalidArgumentError(absl::StrCat("SwapSubmodule('", path, "'): the new module is null"));
   const size_t dot = path.rfind('.');
-  const Module* parent = dot == std::string::npos ? this : submodule(path.substr(0, dot));
+  Module* parent = dot == std::string::npos ? this : submodule(path.substr(0, dot));
+  const std::string name = dot == std::string::npos ? path : path.substr(dot + 1);
   QFX_RETURN_IF_ERROR(SetSubmodule(path, module));
-  if (old != module) {
-    old->redirect_parent_ = parent;
-    old->redirect_ = std::move(module);
+  if (old == module) return absl::OkStatus();
+  parent->swapped_out_.emplace_back(name, old);
+  for (const auto& [n, weak] : parent->swapped_out_) {  // old and every module swapped out here before
+    std::shared_ptr<Module> m = weak.lock();
+    if (n != name || m == nullptr) continue;
+    m->redirect_parent_ = parent;
+    m->redirect_ = module;
   }
   return absl::OkStatus();
 }

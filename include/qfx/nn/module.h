@@ -142,8 +142,11 @@ class Module {
   // they keep in members, which still hold the old object. Calls from other callers (a fused module that
   // holds the old module as its part) still run the old module. Fails when there is no module at `path`.
   absl::Status SwapSubmodule(const std::string& path, std::shared_ptr<Module> module);
-  // Where calls from `parent` go instead of this module (null when not swapped).
-  Module* redirect_target() const { return redirect_.get(); }
+  // Where calls from `parent` go instead of this module (null when not swapped). The tree owns the module
+  // swapped in; the old one only refers to it (an owning pointer made a cycle whenever the new module
+  // holds the old one as a part, as fused modules do, and leaked the model). A later swap at the same path
+  // redirects every module swapped out there before.
+  Module* redirect_target() const { return redirect_.lock().get(); }
 
   // Hooks run around every call (operator()), in registration order; handles are unique per process.
   int64_t RegisterForwardPreHook(ForwardPreHook hook);
@@ -191,7 +194,9 @@ class Module {
   ModuleHooks hooks_;
   std::shared_ptr<ModuleExtension> extension_;
   const Module* redirect_parent_ = nullptr;  // identity only
-  std::shared_ptr<Module> redirect_;
+  std::weak_ptr<Module> redirect_;
+  // On a parent: the children swapped out of it, by name (SwapSubmodule keeps their redirects current).
+  std::vector<std::pair<std::string, std::weak_ptr<Module>>> swapped_out_;
 
   std::vector<std::pair<std::string, std::shared_ptr<Module>>> children_;
   std::vector<Slot> params_, buffers_;
