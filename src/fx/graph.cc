@@ -39,7 +39,10 @@ Argument Replaced(const Argument& a, Node* from, Node* to) {
 
 }  // namespace
 
-const char* OpcodeName(Opcode op) { return kOpcodeNames[static_cast<int>(op)]; }
+const char* OpcodeName(Opcode op) {
+  const int i = static_cast<int>(op);
+  return i >= 0 && i < 6 ? kOpcodeNames[i] : "(invalid opcode)";  // a corrupted node must still print
+}
 
 bool ParseOpcode(const std::string& name, Opcode* op) {
   for (int i = 0; i < 6; ++i) {

@@ -46,6 +46,7 @@ absl::StatusOr<std::map<std::string, std::string>> SplitDict(const std::string& 
     text = absl::StripLeadingAsciiWhitespace(text);
     if (!absl::ConsumePrefix(&text, ":")) return Bad(file, absl::StrCat("expected ':' after key '", key, "'"));
     text = absl::StripLeadingAsciiWhitespace(text);
+    if (text.empty()) return Bad(file, absl::StrCat("key '", key, "' has no value"));  // found by tools/fuzz.sh
     size_t vend = text[0] == '(' ? text.find(')') : text.find(',');
     if (vend == absl::string_view::npos) vend = text.size() - (text[0] == '(' ? 1 : 0);
     if (text[0] == '(') ++vend;

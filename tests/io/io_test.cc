@@ -241,6 +241,7 @@ TEST(Npy, BadFilesNameTheProblem) {
       {NpyBytes(1, "{'descr': '<f4', 'fortran_order': False}", ""), "header has no 'shape'"},
       {NpyBytes(1, "{'descr': '<f4', 'fortran_order': False, 'shape': (x,), }", ""), "shape entry 'x'"},
       {NpyBytes(1, "not a dict", ""), "not a {...} dict"},
+      {NpyBytes(1, "{'descr': '<f4', 'shape':  }", ""), "key 'shape' has no value"},  // tools/fuzz.sh found it
       {NpyBytes(7, "{}", ""), "version 7"},
       // Element counts whose byte size wraps modulo 2^64 (4 x (2^62 + 16) = 64) or overflows int64.
       {NpyBytes(1, "{'descr': '<f4', 'fortran_order': False, 'shape': (4611686018427387920, 1), }",
