@@ -57,7 +57,8 @@ std::string PathTable() {
         if (auto* c = dynamic_cast<const nn::Conv2d*>(m)) ++counts[PathName(SelectQConvPath(ShapeOf(*c), isa.isa))];
         if (dynamic_cast<const nn::Linear*>(m) != nullptr) ++counts[PathName(SelectQLinearPath(isa.isa))];
       }
-      out << info.name << " " << isa.name << ":";
+      // Highway's portable fallback is SCALAR under GCC and EMU128 under clang (the ASan build): one name.
+      out << info.name << " " << (std::string(isa.name) == "EMU128" ? "SCALAR" : isa.name) << ":";
       for (const auto& [name, n] : counts) out << " " << name << " x" << n;
       out << "\n";
     }

@@ -80,7 +80,7 @@ TEST(NewOps, BackwardMatchesFiniteDifferences) {
     const Tensor grad = tape.ParamGrad(x);
     for (int64_t i = 0; i < x.numel(); ++i) {
       const double xi = x.data<float>()[i], h = 1e-3;
-      auto f = [&](double at) {
+      auto f = [&, op = op, &args = args](double at) {  // structured bindings: captured by name (clang)
         std::vector<OpArg> all = {Tensor::Full({1}, static_cast<float>(at))};
         all.insert(all.end(), args.begin(), args.end());
         return static_cast<double>(nn::RunOp(op, all).data<float>()[0]);

@@ -16,7 +16,7 @@ struct alignas(64) AmxTileConfig {
   uint8_t rows[16] = {};
 };
 
-__attribute__((target("amx-tile"))) HWY_ATTR inline void AmxConfigure() {
+__attribute__((target(HWY_TARGET_STR ",amx-tile"))) HWY_ATTR inline void AmxConfigure() {
   AmxTileConfig cfg;
   for (int t = 0; t < 8; ++t) {
     cfg.colsb[t] = 64;
@@ -25,21 +25,20 @@ __attribute__((target("amx-tile"))) HWY_ATTR inline void AmxConfigure() {
   _tile_loadconfig(&cfg);
 }
 
-__attribute__((target("amx-tile"))) HWY_ATTR inline void AmxRelease() { _tile_release(); }
+__attribute__((target(HWY_TARGET_STR ",amx-tile"))) HWY_ATTR inline void AmxRelease() { _tile_release(); }
 
 // The 2 x 2 tile steps shared by the AMX GEMM and convolution: C tiles tmm0-3 cleared; one step adds
 // W rows [0, 16) and [16, 32) (tmm4-5, rows w_stride apart) times the activation tiles of 16 columns each
 // (tmm6-7, rows x_stride apart); the four C tiles stored as a 32 x 32 int32 block (rows 128 bytes apart).
-__attribute__((target("amx-tile"))) HWY_ATTR inline void AmxZero4() {
+__attribute__((target(HWY_TARGET_STR ",amx-tile"))) HWY_ATTR inline void AmxZero4() {
   _tile_zero(0);
   _tile_zero(1);
   _tile_zero(2);
   _tile_zero(3);
 }
 
-__attribute__((target("amx-tile,amx-int8"))) HWY_ATTR inline void AmxStep(const int8_t* w0, const int8_t* w1,
-                                                                          int64_t w_stride, const uint8_t* x0,
-                                                                          const uint8_t* x1, int64_t x_stride) {
+__attribute__((target(HWY_TARGET_STR ",amx-tile,amx-int8"))) HWY_ATTR inline void AmxStep(
+    const int8_t* w0, const int8_t* w1, int64_t w_stride, const uint8_t* x0, const uint8_t* x1, int64_t x_stride) {
   _tile_loadd(4, w0, w_stride);
   _tile_loadd(5, w1, w_stride);
   _tile_loadd(6, x0, x_stride);
@@ -50,7 +49,7 @@ __attribute__((target("amx-tile,amx-int8"))) HWY_ATTR inline void AmxStep(const 
   _tile_dpbsud(3, 5, 7);
 }
 
-__attribute__((target("amx-tile"))) HWY_ATTR inline void AmxStore4(int32_t* out) {
+__attribute__((target(HWY_TARGET_STR ",amx-tile"))) HWY_ATTR inline void AmxStore4(int32_t* out) {
   _tile_stored(0, out, 128);
   _tile_stored(1, out + 16, 128);
   _tile_stored(2, out + 16 * 32, 128);

@@ -14,8 +14,8 @@
 // for tap (ky, kx), so a tile row is 16 consecutive positions x 4 channels of one channel group straight
 // from the input even across output rows; positions with ox >= OW are computed and dropped. 32 positions
 // a chunk (two tiles), every tap and 64 channels a step.
-__attribute__((target("amx-tile,amx-int8"))) HWY_ATTR inline void AmxConvItems(const ImplicitConvArgs& a, int64_t i0,
-                                                                               int64_t i1) {
+__attribute__((target(HWY_TARGET_STR ",amx-tile,amx-int8"))) HWY_ATTR inline void AmxConvItems(
+    const ImplicitConvArgs& a, int64_t i0, int64_t i1) {
   const int64_t kdim = a.kernel_h * a.kernel_w * a.in_channels, c64s = a.in_channels / 64;
   const int64_t rp = a.row_pixels, plane = a.plane_bytes, chunks = (a.out_h * rp + 31) / 32;
   // Software-pipelined: item i's tile work is issued before item i - 1's epilogue, so the vector

@@ -13,8 +13,9 @@
 // the 32 positions' 4 bytes are 128 consecutive bytes of the x4 plane (two loads), each row's 4 weights one
 // broadcast, and 2 * kRows vpdpbusd. The block is requantized from the registers (no int32 round trip).
 template <int kRows>
-__attribute__((target("avx512vnni"))) HWY_ATTR inline void VnniConvBlock(const ImplicitConvArgs& a, int64_t co,
-                                                                         int64_t f0, const LaneStores& st) {
+__attribute__((target(HWY_TARGET_STR ",avx512vnni"))) HWY_ATTR inline void VnniConvBlock(const ImplicitConvArgs& a,
+                                                                                         int64_t co, int64_t f0,
+                                                                                         const LaneStores& st) {
   const int64_t kdim = a.kernel_h * a.kernel_w * a.in_channels, c4s = a.in_channels / 4, plane = a.plane_bytes;
   __m512i acc[kRows][2];
   for (int r = 0; r < kRows; ++r) acc[r][0] = acc[r][1] = _mm512_setzero_si512();

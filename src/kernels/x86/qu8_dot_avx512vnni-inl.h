@@ -6,8 +6,8 @@
 
 #if HWY_TARGET == HWY_AVX3_DL
 
-__attribute__((target("avx512vnni"))) HWY_ATTR inline int32_t DotU8S8(const uint8_t* x, const int8_t* w, int64_t k,
-                                                                      bool) {
+__attribute__((target(HWY_TARGET_STR ",avx512vnni"))) HWY_ATTR inline int32_t DotU8S8(const uint8_t* x, const int8_t* w,
+                                                                                      int64_t k, bool) {
   __m512i acc = _mm512_setzero_si512();
   int64_t p = 0;
   for (; p + 64 <= k; p += 64) {

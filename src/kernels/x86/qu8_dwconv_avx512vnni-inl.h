@@ -17,7 +17,7 @@
 // correction, bias - zp * sum(w),
 // so it ends as the exact sum of (x - zp) * w + bias, then the shared requantization. Kernels up to 8 wide,
 // strides 1 and 2 across (any down), no dilation.
-__attribute__((target("avx512vnni,avx512vbmi"))) HWY_ATTR inline void DepthwiseVnniChannels(
+__attribute__((target(HWY_TARGET_STR ",avx512vnni,avx512vbmi"))) HWY_ATTR inline void DepthwiseVnniChannels(
     const QConvArgs& a, const int32_t* correction, const uint8_t* HWY_RESTRICT x, uint8_t* HWY_RESTRICT y, int64_t i0,
     int64_t i1) {
   const Conv2dGeometry& g = a.g;

@@ -15,9 +15,10 @@ constexpr int64_t kMr = kU8S8TileRows, kNr = 32;  // two vectors of int32 accumu
 // 4 x 32 tile with 512-bit vpdpbusd: each step multiplies 4 k of 32 columns by 4 rows. Highway's AVX3_DL
 // target string names AVX-VNNI, not AVX512-VNNI, though its run-time check requires the latter: enable it
 // here so the EVEX form is used (the VEX form would need AVX-VNNI, which AVX3_DL CPUs may lack).
-__attribute__((target("avx512vnni"))) HWY_ATTR inline void Tile(const int32_t* HWY_RESTRICT pa,
-                                                                const uint8_t* HWY_RESTRICT pb, int64_t k4s,
-                                                                int32_t* HWY_RESTRICT tile) {
+__attribute__((target(HWY_TARGET_STR ",avx512vnni"))) HWY_ATTR inline void Tile(const int32_t* HWY_RESTRICT pa,
+                                                                                const uint8_t* HWY_RESTRICT pb,
+                                                                                int64_t k4s,
+                                                                                int32_t* HWY_RESTRICT tile) {
   __m512i acc[kMr][2];
   for (int r = 0; r < kMr; ++r) acc[r][0] = acc[r][1] = _mm512_setzero_si512();
   for (int64_t s = 0; s < k4s; ++s) {

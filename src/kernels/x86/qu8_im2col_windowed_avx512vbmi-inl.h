@@ -41,9 +41,8 @@ inline int WindowSegments(const Conv2dGeometry& g, int64_t n0, WindowSegment* se
   return count;
 }
 
-__attribute__((target("avx512vbmi"))) HWY_ATTR inline void WindowPanelRange(const Conv2dGeometry& g, const uint8_t* x,
-                                                                            int64_t kp, uint8_t pad, uint8_t* panels,
-                                                                            int64_t p0, int64_t p1) {
+__attribute__((target(HWY_TARGET_STR ",avx512vbmi"))) HWY_ATTR inline void WindowPanelRange(
+    const Conv2dGeometry& g, const uint8_t* x, int64_t kp, uint8_t pad, uint8_t* panels, int64_t p0, int64_t p1) {
   const int64_t gx = (g.kernel_w + 3) / 4, kh = g.kernel_h, in_w = g.in_w, in_h = g.in_h, channels = g.in_channels;
   const int64_t groups = channels * kh * gx;
   alignas(64) uint8_t table[64];
