@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # qfx set-up: installs every Debian package that the build, the tests and the tools need (and
-# dataset-fashion-mnist, the real data of the README's examples: tools/fashion_mnist.sh).
+# dataset-fashion-mnist, the real data of the README's examples: tools/fashion_mnist.sh; clang and its
+# runtimes for tools/fuzz.sh's libFuzzer targets and the ASan/UBSan build).
 # Idempotent; run as root on Debian 12. Runs `apt-get update` at most once per call, and only when a
 # package is missing. `tools/setup.sh --golden` also installs PyTorch 1.13 (python3-torch, torchvision),
 # needed only to regenerate test fixtures with tools/gen_golden.py by hand.
@@ -9,7 +10,8 @@ set -euo pipefail
 packages=(
   bazel-bootstrap g++ python3
   libabsl-dev libfmt-dev libhwy-dev libgtest-dev libgmock-dev libbenchmark-dev
-  nlohmann-json3-dev libtomlplusplus-dev libcli11-dev
+  nlohmann-json3-dev libtomlplusplus-dev libcli11-dev libre2-dev
+  clang libclang-rt-dev
   graphviz
   dataset-fashion-mnist
 )

@@ -8,6 +8,7 @@
 #include <unistd.h>
 
 #include <cstdlib>
+#include <filesystem>
 #include <fstream>
 #include <set>
 #include <sstream>
@@ -25,7 +26,7 @@ namespace {
 std::string NewDir(const std::string& name) {
   const char* t = std::getenv("TEST_TMPDIR");
   const std::string d = std::string(t ? t : "/tmp") + "/atomic_" + name + "_" + std::to_string(::getpid());
-  std::system(("rm -rf '" + d + "'").c_str());
+  std::filesystem::remove_all(d);
   EXPECT_EQ(::mkdir(d.c_str(), 0755), 0);
   return d;
 }
