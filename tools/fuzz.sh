@@ -15,7 +15,7 @@ if ! [[ $seconds =~ ^[0-9]+$ ]] || ((seconds < 1)); then
   exit 2
 fi
 command -v clang > /dev/null || { echo "fuzz: clang is missing: run tools/setup.sh" >&2; exit 1; }
-ob="$HOME/.cache/qfx-asan"
+ob="$HOME/.cache/qfx-asan/$(printf %s "$PWD" | md5sum | cut -c1-16)"  # tools/sanitize.sh's build
 flags=(--curses=no --color=no --show_progress_rate_limit=60)
 targets=(npy_fuzzer safetensors_fuzzer graph_json_fuzzer rule_file_fuzzer qfx_fuzzer qfx_run_fuzzer)
 labels=()

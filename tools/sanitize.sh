@@ -2,19 +2,20 @@
 # qfx: every test under AddressSanitizer + UBSan (clang, --config=asan in .bazelrc), then every test of
 # the ordinary build again with MALLOC_PERTURB_ set (glibc fills fresh and freed memory with a byte, so a
 # read of uninitialised or freed memory shows up as a wrong result). Exits non-zero on any failure.
-# The ASan build lives in its own output base (~/.cache/qfx-asan) so the gcc build's cache stays.
+# The ASan build lives in its own output base (~/.cache/qfx-asan/<checkout>) so the gcc build's cache stays.
 #   tools/sanitize.sh            both
 #   tools/sanitize.sh asan       only the ASan + UBSan run
 #   tools/sanitize.sh perturb    only the MALLOC_PERTURB_ run
 set -uo pipefail
 cd "$(dirname "$0")/.."
 what=${1:-all}
+ob="$HOME/.cache/qfx-asan/$(printf %s "$PWD" | md5sum | cut -c1-16)"  # one per checkout
 flags=(--curses=no --color=no --show_progress_rate_limit=60 --test_output=errors)
 rc=0
 if [[ $what == all || $what == asan ]]; then
   echo "sanitize: bazel test --config=asan //... (clang, AddressSanitizer + UBSan)"
-  bazel --output_base="$HOME/.cache/qfx-asan" test --config=asan //... "${flags[@]}" || rc=1
-  bazel --output_base="$HOME/.cache/qfx-asan" shutdown || true  # its server would hold memory
+  bazel --output_base="$ob" test --config=asan //... "${flags[@]}" || rc=1
+  bazel --output_base="$ob" shutdown || true  # its server would hold memory
 fi
 if [[ $what == all || $what == perturb ]]; then
   echo "sanitize: bazel test //... with MALLOC_PERTURB_=165"
