@@ -247,10 +247,61 @@ class RuleFileParser {
 
 }  // namespace
 
+namespace {
+
+// toml++ 3.3 reaches __builtin_unreachable (undefined behaviour) on some non-ASCII characters (found by
+// tools/fuzz.sh under UBSan), so toml++ is given ASCII only: non-ASCII text in comments becomes spaces,
+// anywhere else it is an error (module paths and qconfig names are ASCII).
+absl::StatusOr<std::string> AsciiForToml(const std::string& text, const std::string& path) {
+  std::string out = text;
+  int64_t line = 1;
+  char quote = 0;        // the open string's quote character, 0 outside strings
+  bool multi = false;    // the open string is a """ or ''' one
+  bool comment = false;  // inside a # comment
+  for (size_t i = 0; i < out.size(); ++i) {
+    const char c = out[i];
+    if (c == '\n') {
+      ++line;
+      comment = false;
+      if (!multi) quote = 0;  // an unterminated one-line string: toml++ reports it
+      continue;
+    }
+    if (static_cast<unsigned char>(c) >= 0x80) {
+      if (comment) {
+        out[i] = ' ';
+        continue;
+      }
+      return absl::InvalidArgumentError(absl::StrCat(path, ":", line, ": non-ASCII byte 0x",
+                                                     absl::Hex(static_cast<unsigned char>(c)),
+                                                     " outside a comment; rule files are ASCII there"));
+    }
+    if (comment) continue;
+    if (quote == 0) {
+      if (c == '#') {
+        comment = true;
+      } else if (c == '"' || c == '\'') {
+        quote = c;
+        multi = out.compare(i, 3, std::string(3, c)) == 0;
+        if (multi) i += 2;
+      }
+    } else if (c == '\\' && quote == '"') {
+      ++i;  // an escaped character in a basic string
+    } else if (c == quote && (!multi || out.compare(i, 3, std::string(3, c)) == 0)) {
+      if (multi) i += 2;
+      quote = 0;
+      multi = false;
+    }
+  }
+  return out;
+}
+
+}  // namespace
+
 absl::StatusOr<QuantConfig> ParseRuleFile(const std::string& text, const std::string& path) {
+  QFX_ASSIGN_OR_RETURN(const std::string ascii, AsciiForToml(text, path));
   toml::table root;
   try {
-    root = toml::parse(text, path);
+    root = toml::parse(ascii, path);
   } catch (const toml::parse_error& e) {
     return absl::InvalidArgumentError(absl::StrCat(path, ":", static_cast<int64_t>(e.source().begin.line), ": ",
                                                    std::string(e.description()), " (not valid TOML)"));

@@ -224,6 +224,20 @@ TEST(RuleFiles, HostileValuesAreErrorsNamingTheLimit) {
     EXPECT_NE(r.status().message().find("r.toml:4: [qconfig.a].activation: "), std::string::npos) << r.status();
     EXPECT_NE(r.status().message().find(c.expect), std::string::npos) << r.status();
   }
+  // toml++ 3.3 has undefined behaviour on some non-ASCII text: only comments may hold it.
+  EXPECT_TRUE(
+      ParseRuleFile("version = 1 # r\xC3\xA8gles \xE2\x80\x94 \"x\" '\n[global] # \xC3\xA9\nqconfig = \"x86\"\n",
+                    "r.toml")
+          .ok());
+  for (const std::string text : {"version = 1\n[global]\nqconfig = \"x\xC3\xA9\"\n",
+                                 "version = 1\n\n[glob\xC2\xA1"
+                                 "al]\nqconfig = \"x86\"\n",
+                                 "version = 1\nx = '''a\n\xC2\xA1'''\n"}) {
+    auto r = ParseRuleFile(text, "r.toml");
+    ASSERT_FALSE(r.ok());
+    EXPECT_NE(r.status().message().find("non-ASCII byte 0xc"), std::string::npos) << r.status();
+    EXPECT_NE(r.status().message().find("outside a comment"), std::string::npos) << r.status();
+  }
   auto regex_rule = [](const std::string& re) {
     return "version = 1\n[[module_name_regex]]\nregex = '" + re + "'\nqconfig = \"none\"\n";
   };

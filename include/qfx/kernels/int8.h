@@ -57,8 +57,13 @@ inline uint8_t Requantize(int32_t acc, float multiplier, int32_t zero_point, int
 }
 
 inline float RequantMultiplier(float s_x, float s_w, float s_y) { return (s_x * s_w) / s_y; }
+// Saturates to the int32 range (a crafted file's bias could overflow it: the cast was undefined behaviour,
+// found by tools/fuzz.sh under UBSan).
 inline int32_t QuantizeBias(float bias, float s_x, float s_w) {
-  return static_cast<int32_t>(std::nearbyint(bias / (s_x * s_w)));
+  const float q = std::nearbyint(bias / (s_x * s_w));
+  if (!(q > -2147483648.0f)) return INT32_MIN;
+  if (!(q < 2147483648.0f)) return INT32_MAX;
+  return static_cast<int32_t>(q);
 }
 
 // The scalar oracle's description of a quantized convolution (ref::QConv2d), on plain pointers.
