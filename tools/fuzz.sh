@@ -6,6 +6,7 @@
 # (a hang) or allocation beyond 4 GiB. Findings stay in OUT_DIR/<target>/ (crash-*, leak-*, timeout-*,
 # oom-*); replay one with `OUT_DIR/bin/<target> FILE`, and keep it as a regression seed under tests/data.
 #   tools/fuzz.sh SECONDS [OUT_DIR]      (OUT_DIR defaults to /tmp/qfx-fuzz)
+# QFX_FUZZ_SEED=N fixes libFuzzer's seed (0, the default, picks one); .ci/run uses 1.
 set -uo pipefail
 cd "$(dirname "$0")/.."
 seconds=${1:-}
@@ -49,10 +50,10 @@ for t in "${targets[@]}"; do
   mkdir -p "$out/$t/corpus"
   echo "fuzz: $t for ${seconds}s"
   if ! "$out/bin/$t" "$out/$t/corpus" "$out/seeds/${seeds[$t]}" -max_total_time="$seconds" -timeout=10 \
-    -rss_limit_mb=4096 -malloc_limit_mb=4096 -max_len=1048576 -print_final_stats=1 \
+    -rss_limit_mb=4096 -malloc_limit_mb=4096 -max_len=1048576 -print_final_stats=1 -seed="${QFX_FUZZ_SEED:-0}" \
     -artifact_prefix="$out/$t/" > "$out/$t/log.txt" 2>&1; then
     failed+=("$t")
-    grep -E "ERROR|SUMMARY|Test unit written" "$out/$t/log.txt" | head -5 >&2
+    grep -E "ERROR|SUMMARY|Test unit written|^Base64" "$out/$t/log.txt" | head -6 >&2  # Base64: the input, kept in CI logs
   fi
   grep -E "^stat::number_of_executed_units|^stat::new_units_added" "$out/$t/log.txt" | tr '\n' ' '
   echo

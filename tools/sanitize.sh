@@ -13,8 +13,10 @@ ob="$HOME/.cache/qfx-asan/$(printf %s "$PWD" | md5sum | cut -c1-16)"  # one per 
 flags=(--curses=no --color=no --show_progress_rate_limit=60 --test_output=errors)
 rc=0
 if [[ $what == all || $what == asan ]]; then
-  echo "sanitize: bazel test --config=asan //... (clang, AddressSanitizer + UBSan)"
-  bazel --output_base="$ob" test --config=asan //... "${flags[@]}" || rc=1
+  # Packages named rather than //...: the ordinary build's bazel-<dir> link points into another output
+  # base, which this Bazel would walk as if it were source.
+  echo "sanitize: bazel test --config=asan (clang, AddressSanitizer + UBSan) on every package"
+  bazel --output_base="$ob" test --config=asan //:all //src/... //tests/... //tools/... "${flags[@]}" || rc=1
   bazel --output_base="$ob" shutdown || true  # its server would hold memory
 fi
 if [[ $what == all || $what == perturb ]]; then
