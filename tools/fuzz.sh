@@ -27,6 +27,9 @@ bazel --output_base="$ob" build --config=asan "${flags[@]}" "${labels[@]}" //too
 bin_dir=$(bazel --output_base="$ob" info --config=asan bazel-bin 2> /dev/null)/tests/fuzz
 mkdir -p "$out/bin" "$out/seeds"/{npy,safetensors,json,toml,qfx}
 for t in "${targets[@]}"; do cp -f "$bin_dir/$t" "$out/bin/$t"; done
+qfx_built="$(dirname "$bin_dir")/../tools/qfx"
+cp -f "$qfx_built" "$out/bin/qfx"
+bazel --output_base="$ob" shutdown || true  # the binaries are copied out; its server would hold memory
 
 # Seeds: the repository's files, and models quantized here (an int8 CNN, a dynamic MLP).
 find tests/data -name '*.npy' -size -2M -exec cp -f {} "$out/seeds/npy/" \;
@@ -34,7 +37,7 @@ find tests/data -name '*.safetensors' -size -2M -exec cp -f {} "$out/seeds/safet
 find tests/data/fx -name '*.json' -exec cp -f {} "$out/seeds/json/" \;
 cp -f tools/qconfigs/*.toml tests/data/quant/*.toml "$out/seeds/toml/"
 cp -f tests/data/quant/*.qfx "$out/seeds/qfx/"
-qfx="$(dirname "$bin_dir")/../tools/qfx"
+qfx="$out/bin/qfx"
 "$qfx" quantize --model mnist_cnn --calib tests/data/mnist/calib200_x.npy --out "$out/seeds/qfx/mnist_cnn_int8.qfx" \
   > /dev/null || exit 1
 "$qfx" quantize --model mlp --qconfig dynamic --out "$out/seeds/qfx/mlp_dynamic.qfx" > /dev/null || exit 1
