@@ -241,7 +241,8 @@ absl::StatusOr<ModelFile> LoadModel(const std::string& path) {
     if (auto* q = dynamic_cast<quant::QuantizedWeighted*>(m)) {
       s = q->CheckWeights();
       if (!s.ok()) return Bad(path, absl::StrCat("module '", name, "': ", s.message()));
-      q->Prepack();
+      s = CatchErrors([&] { q->Prepack(); });  // its requantization values are checked there
+      if (!s.ok()) return Bad(path, absl::StrCat("module '", name, "': ", s.message()));
     }
     if (auto* d = dynamic_cast<quant::DynamicQuantizedLinear*>(m)) d->Prepack();
   }

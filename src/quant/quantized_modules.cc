@@ -3,6 +3,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <limits>
 
 #include "absl/strings/str_cat.h"
 
@@ -87,8 +88,21 @@ void QuantizedWeighted::FoldClamp(float lo, float hi) {
 }
 
 kernels::QRequantValues QuantizedWeighted::RequantValues() const {
-  return kernels::RequantFromScales(layer_.out_channels, input_.scale, layer_.weight_scale.data<float>(),
-                                    layer_.bias.data<float>(), output_.scale);
+  kernels::QRequantValues v = kernels::RequantFromScales(
+      layer_.out_channels, input_.scale, layer_.weight_scale.data<float>(), layer_.bias.data<float>(), output_.scale);
+  // The int32 accumulator is bias + sum over the row of (x - x_zp) * w, |x - x_zp| <= 255, |w| <= 128: a
+  // bias too large for that bound (a hostile file, or scales near the limits) would overflow it.
+  const int64_t per_row = layer_.out_channels > 0 ? layer_.weight_q.numel() / layer_.out_channels : 0;
+  const int64_t limit = int64_t{std::numeric_limits<int32_t>::max()} - 255 * 128 * per_row;
+  for (size_t o = 0; o < v.bias.size(); ++o) {
+    if (std::abs(int64_t{v.bias[o]}) > limit) {
+      ThrowInvalid(type_name(), ": bias[", o, "] = ", layer_.bias.data<float>()[o], " quantizes to ", v.bias[o],
+                   " (bias / (input scale ", input_.scale, " * weight scale ", layer_.weight_scale.data<float>()[o],
+                   ")); with ", per_row, " products per output the int32 accumulator could overflow: it must be",
+                   " within +-", limit, " (check the bias and the scales)");
+    }
+  }
+  return v;
 }
 
 kernels::QRequant QuantizedWeighted::Requant(const kernels::QRequantValues& values) const {
