@@ -153,10 +153,9 @@ class Lowerer {
     if (!src || !q_out) return absl::OkStatus();
     QFX_ASSIGN_OR_RETURN(QuantInfo in, QParamsOf(src));
     QFX_ASSIGN_OR_RETURN(QuantInfo out, QParamsOf(q_out));
-    if (in.scale != out.scale || in.zero_point != out.zero_point) {
-      return absl::InternalError(
-          absl::StrCat("Lower: %", n->name(), " shares its input's qparams but its output observer differs"));
-    }
+    // Different qparams: a float op between two quantized values (the PT2E flow's unannotated ops); FX's
+    // Prepare shares them, and a prepared pattern left unlowered is reported below.
+    if (in.scale != out.scale || in.zero_point != out.zero_point) return absl::OkStatus();
     lowered_.insert(n);
     float lo, hi;
     auto* producer = src->op() == fx::Opcode::kCallModule

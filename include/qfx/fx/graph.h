@@ -28,6 +28,9 @@ namespace qfx {
 namespace nn {
 class Module;
 }
+namespace quant {
+struct QuantizationAnnotation;  // qfx/quant/pt2e.h
+}
 namespace fx {
 
 enum class Opcode : uint8_t { kPlaceholder, kGetAttr, kCallFunction, kCallMethod, kCallModule, kOutput };
@@ -67,6 +70,8 @@ struct NodeMeta {
   // The fusion pattern whose chain became this node's module ("conv-bn-relu"): set by Fuse and PrepareQat,
   // what PrepareReport names the node's quantized pattern by.
   std::string fusion;
+  // The PT2E quantizer's annotation of this node (qfx/quant/pt2e.h), or null.
+  std::shared_ptr<quant::QuantizationAnnotation> annotation;
 };
 
 class Graph;

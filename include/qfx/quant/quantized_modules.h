@@ -76,6 +76,7 @@ class QuantizedWeighted : public nn::Module {
   // and positive (the error names the tensor and the channel).
   absl::Status CheckWeights() const;
   const QuantInfo& input_qparams() const { return input_; }
+  const QuantizedLayer& layer() const { return layer_; }
   const QuantInfo& output_qparams() const { return output_; }
 
  protected:

@@ -1,0 +1,238 @@
+// qfx quant: ConvertPt2e and LowerPt2e (see include/qfx/quant/pt2e.h), after PyTorch 2.x's convert_pt2e.
+//
+// Convert: each conv2d / linear whose weight edge is observed becomes a call of a reference module (int8
+// weight, per-channel or per-tensor scales, float bias; it dequantizes the weight in its forward), placed
+// at the conv's module path; every other observer becomes quantize -> dequantize. qint8 activations with
+// zero point z become quint8 with z + 128: the same real values on the same grid, what the kernels take.
+// Lower: a reference conv / linear followed by a clamp and a quantize gets a quantize -> dequantize of its
+// own with the clamp's output qparams (the clamp then folds into the int8 epilogue), and the FX flow's Lower
+// does the rest. Any reference layer or dequantize -> op -> quantize chain left is an error naming it.
+#include <map>
+
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
+#include "qfx/nn/ops.h"
+#include "qfx/quant/passes.h"
+#include "qfx/quant/pt2e.h"
+#include "qfx/quant/quantized_modules.h"
+#include "src/quant/layers_internal.h"
+
+namespace qfx {
+namespace quant {
+namespace {
+
+bool IsOp(const fx::Node* n, OpId op) {
+  return n != nullptr && (n->op() == fx::Opcode::kCallFunction || n->op() == fx::Opcode::kCallMethod) &&
+         n->target().op == op;
+}
+fx::Node* NodeArg(const fx::Node* n, size_t i) {
+  if (i >= n->args().size()) return nullptr;
+  const auto* p = std::get_if<fx::Node*>(&n->args()[i]);
+  return p ? *p : nullptr;
+}
+bool IsObserverNode(fx::GraphModule& gm, const fx::Node* n) {
+  return n != nullptr && n->op() == fx::Opcode::kCallModule && IsObserverModule(gm.submodule(n->target().path));
+}
+
+absl::StatusOr<QParams> QParamsOf(nn::Module* m) {
+  QParams qp;
+  QFX_RETURN_IF_ERROR(CatchErrors([&] {
+    if (const QParams* trained = internal::TrainedQParams(m))
+      qp = *trained;
+    else if (auto* fq = dynamic_cast<FakeQuantize*>(m))
+      qp = fq->CalculateQParams();
+    else if (auto* obs = dynamic_cast<Observer*>(m))
+      qp = obs->CalculateQParams();
+    else
+      ThrowInvalid("not an observer");
+  }));
+  return qp;
+}
+
+// The one value of a list argument all of whose elements are equal, or -1.
+int64_t Square(const fx::Argument& a) {
+  const auto* v = std::get_if<std::vector<int64_t>>(&a);
+  if (v == nullptr || v->empty()) return -1;
+  for (int64_t x : *v) {
+    if (x != (*v)[0]) return -1;
+  }
+  return (*v)[0];
+}
+
+struct WeightedPlan {
+  fx::Node* node;
+  std::string path;
+  QuantizedLayer layer;
+};
+
+absl::StatusOr<QuantizedLayer> LayerFor(fx::GraphModule& gm, fx::Node* n, fx::Node* w_obs) {
+  fx::Node* w = NodeArg(w_obs, 0);
+  fx::Node* b = NodeArg(n, 2);
+  auto fail = [&](const std::string& why) {
+    return absl::InvalidArgumentError(absl::StrCat("ConvertPt2e: %", n->name(), ": ", why));
+  };
+  if (w->op() != fx::Opcode::kGetAttr) return fail("its observed weight is not a parameter (get_attr)");
+  if (b != nullptr && b->op() != fx::Opcode::kGetAttr)
+    return fail("its bias is not a float parameter (an observed or computed bias has no int8 kernel)");
+  const Tensor weight = gm.tensor_at(w->target().path);
+  const Tensor bias = b ? gm.tensor_at(b->target().path) : Tensor();
+  QFX_ASSIGN_OR_RETURN(QParams qp, QParamsOf(gm.submodule(w_obs->target().path)));
+  absl::StatusOr<QuantizedLayer> layer = QuantizeLayer(weight, bias, qp);
+  if (!layer.ok()) return fail(std::string(layer.status().message()));
+  if (IsOp(n, OpId::kLinear)) {
+    layer->is_conv = false;
+    layer->in_channels = weight.size(1);
+    return layer;
+  }
+  const int64_t stride = Square(n->args()[3]), padding = Square(n->args()[4]), dilation = Square(n->args()[5]);
+  const auto* groups = std::get_if<int64_t>(&n->args()[6]);
+  if (stride < 0 || padding < 0 || dilation < 0 || groups == nullptr || weight.size(2) != weight.size(3)) {
+    return fail(absl::StrCat("qfx's int8 conv takes square kernels, strides, padding and dilation; this one has ",
+                             FormatArgument(n->args()[3]), " / ", FormatArgument(n->args()[4]), " / ",
+                             FormatArgument(n->args()[5]), " and weight ", weight.ToString(),
+                             " (leave it unannotated to keep it float)"));
+  }
+  layer->in_channels = weight.size(1) * *groups;
+  layer->kernel = weight.size(2);
+  layer->stride = stride;
+  layer->padding = padding;
+  layer->dilation = dilation;
+  layer->groups = *groups;
+  return layer;
+}
+
+absl::Status ConvertWeighted(fx::GraphModule& gm) {
+  std::map<std::string, int> reads, used;
+  for (fx::Node* n : gm.graph()) {
+    if (n->op() == fx::Opcode::kGetAttr) reads[n->target().path]++;
+  }
+  std::vector<WeightedPlan> plans;
+  for (fx::Node* n : gm.graph()) {  // every weight is read before any module is replaced
+    if (!IsOp(n, OpId::kConv2d) && !IsOp(n, OpId::kLinear)) continue;
+    fx::Node* w_obs = NodeArg(n, 1);
+    if (!IsObserverNode(gm, w_obs)) continue;
+    QFX_ASSIGN_OR_RETURN(QuantizedLayer layer, LayerFor(gm, n, w_obs));
+    const std::string& scope = n->meta.scope.path;
+    const fx::Node* w = NodeArg(w_obs, 0);
+    std::string path = !scope.empty() && w->target().path == scope + ".weight" && reads[w->target().path] == 1
+                           ? scope
+                           : absl::StrCat(n->name(), "_int8");
+    if (used[path]++ > 0 || (path != scope && gm.submodule(path) != nullptr))
+      path = absl::StrCat(path, "_", used[path]);
+    plans.push_back({n, path, std::move(layer)});
+  }
+  for (WeightedPlan& p : plans) {
+    QFX_RETURN_IF_ERROR(gm.ReplaceSubmodule(p.path, std::make_shared<ReferenceWeighted>(std::move(p.layer))));
+    fx::Node* call;
+    {
+      auto point = gm.graph().InsertingBefore(p.node);
+      call = gm.graph().CallModule(p.path, {p.node->args()[0]});
+    }
+    call->meta.scope = p.node->meta.scope;
+    call->meta.tensor = p.node->meta.tensor;
+    call->meta.annotation = p.node->meta.annotation;
+    p.node->ReplaceAllUsesWith(call);
+    QFX_RETURN_IF_ERROR(gm.graph().EraseNode(p.node));
+  }
+  gm.graph().EliminateDeadCode();
+  return absl::OkStatus();
+}
+
+absl::Status ReplaceActivationObservers(fx::GraphModule& gm) {
+  for (fx::Node* n : gm.graph().nodes()) {
+    if (!IsObserverNode(gm, n)) continue;
+    absl::StatusOr<QParams> qp = QParamsOf(gm.submodule(n->target().path));
+    if (!qp.ok())
+      return absl::Status(qp.status().code(), absl::StrCat("ConvertPt2e: %", n->name(), ": ", qp.status().message()));
+    int64_t zp = qp->zero_point.empty() ? 0 : qp->zero_point[0];
+    // Full ranges, or reduce_range's halves (PreparePt2e checked which): stored over the dtype's full range.
+    const bool full = qp->quant_max - qp->quant_min == 255 || qp->quant_max - qp->quant_min == 127;
+    if (qp->dtype == QDType::kQInt8 && full && qp->quant_min < 0) {
+      zp += 128;  // the same grid as quint8
+    } else if (qp->dtype != QDType::kQUInt8 || !full || qp->quant_min != 0) {
+      return absl::InvalidArgumentError(absl::StrCat("ConvertPt2e: %", n->name(), " observes ", QDTypeName(qp->dtype),
+                                                     " [", qp->quant_min, ", ", qp->quant_max,
+                                                     "]: activations must be full-range 8-bit"));
+    }
+    if (qp->scale.size() != 1)
+      return absl::InvalidArgumentError(absl::StrCat("ConvertPt2e: %", n->name(), ": activations must be per tensor"));
+    fx::Node* input = NodeArg(n, 0);
+    fx::Node* dq;
+    {
+      auto point = gm.graph().InsertingBefore(n);
+      fx::Node* q = gm.graph().CallFunction(OpId::kQuantize, {input, static_cast<double>(qp->scale[0]), zp});
+      q->meta.qparams = QuantInfo{qp->scale[0], static_cast<int32_t>(zp)};
+      q->meta.scope = n->meta.scope;
+      dq = gm.graph().CallFunction(OpId::kDequantize, {q});
+      dq->meta.scope = n->meta.scope;
+    }
+    n->ReplaceAllUsesWith(dq);
+    QFX_RETURN_IF_ERROR(gm.graph().EraseNode(n));
+  }
+  return absl::OkStatus();
+}
+
+bool IsReference(fx::GraphModule& gm, const fx::Node* n) {
+  return n->op() == fx::Opcode::kCallModule && dynamic_cast<ReferenceWeighted*>(gm.submodule(n->target().path));
+}
+
+// conv -> clamp -> quantize: a quantize -> dequantize with the same qparams between conv and clamp.
+void SplitClamps(fx::GraphModule& gm) {
+  for (fx::Node* n : gm.graph().nodes()) {
+    if (!IsReference(gm, n) || n->users().size() != 1) continue;
+    fx::Node* clamp = n->users()[0];
+    if (clamp->op() != fx::Opcode::kCallFunction || nn::GetOpSchema(clamp->target().op).clamp == nullptr) continue;
+    if (clamp->users().size() != 1 || !IsOp(clamp->users()[0], OpId::kQuantize)) continue;
+    const fx::Node* q_out = clamp->users()[0];
+    fx::Node* dq;
+    {
+      auto point = gm.graph().InsertingAfter(n);
+      fx::Node* q = gm.graph().CallFunction(OpId::kQuantize, {n, q_out->args()[1], q_out->args()[2]});
+      q->meta.qparams = q_out->meta.qparams;
+      dq = gm.graph().CallFunction(OpId::kDequantize, {q});
+    }
+    clamp->ReplaceInputWith(n, dq);
+  }
+}
+
+absl::Status CheckLowered(fx::GraphModule& gm) {
+  std::vector<std::string> left;
+  for (fx::Node* n : gm.graph()) {
+    if (IsReference(gm, n)) {
+      left.push_back(
+          absl::StrCat("%", n->name(), " (", n->target().path,
+                       ": its input or output is not quantized; annotate both, or neither to keep it float)"));
+      continue;
+    }
+    if (n->op() != fx::Opcode::kCallFunction && n->op() != fx::Opcode::kCallMethod) continue;
+    if (nn::GetOpSchema(n->target().op).role == nn::QuantRole::kQuantized) continue;
+    const QuantizationAnnotation* a = FindAnnotation(n);
+    if (a == nullptr || (!a->output_qspec && a->input_qspec_map.empty())) continue;  // float by the quantizer
+    bool dq_input = false;
+    for (fx::Node* in : n->inputs()) dq_input |= IsOp(in, OpId::kDequantize);
+    const bool q_output = n->users().size() == 1 && IsOp(n->users()[0], OpId::kQuantize);
+    if (dq_input && q_output)
+      left.push_back(absl::StrCat("%", n->name(), " (", n->target_string(), ": no int8 kernel for this pattern)"));
+  }
+  if (left.empty()) return absl::OkStatus();
+  return absl::InvalidArgumentError(
+      absl::StrCat("LowerPt2e: annotated for int8 but not lowered: ", absl::StrJoin(left, "; ")));
+}
+
+}  // namespace
+
+absl::Status ConvertPt2e(fx::GraphModule& gm) {
+  QFX_RETURN_IF_ERROR(ConvertWeighted(gm));
+  QFX_RETURN_IF_ERROR(ReplaceActivationObservers(gm));
+  QFX_RETURN_IF_ERROR(gm.DeleteUnusedSubmodules());
+  return gm.Lint();
+}
+
+absl::Status LowerPt2e(fx::GraphModule& gm) {
+  SplitClamps(gm);
+  QFX_RETURN_IF_ERROR(Lower(gm, PrepareReport{}));
+  return CheckLowered(gm);
+}
+
+}  // namespace quant
+}  // namespace qfx
