@@ -3,6 +3,9 @@
 // of later batches are merged by upsampling and re-binning; and qparams come from the L2 search over
 // quantile-trimmed ranges (_non_linear_param_search). float32 tensor arithmetic is done in float, Python
 // float arithmetic in double, in PyTorch's order.
+// kHistogramPt2 is PyTorch 2.x's (torchao.quantization.pt2e.observer, what the PT2E quantizers use): histc
+// takes the exact float bounds, a constant first batch is not re-initialised, and a wider later batch
+// re-bins the old histogram by bucketizing the mid-points of its 16x upsampled bins; the search is the same.
 #include <algorithm>
 #include <cmath>
 #include <limits>
@@ -51,6 +54,10 @@ class HistogramObserver : public Observer {
   Tensor forward(const Tensor& x) override {
     if (x.dtype() != DType::kF32) ThrowInvalid("HistogramObserver: observes f32 values, got ", x.ToString());
     if (x.numel() == 0) return x;
+    if (spec_.kind == ObserverKind::kHistogramPt2) {
+      ForwardPt2(x);
+      return x;
+    }
     const bool uninitialized = min_val_ == INFINITY && max_val_ == -INFINITY;
     if (uninitialized || min_val_ == max_val_) {
       std::tie(min_val_, max_val_) = AminMax(x);
@@ -112,6 +119,57 @@ class HistogramObserver : public Observer {
       const double shifted = i == 0 ? 0.0 : static_cast<double>(static_cast<float>(integral[i - 1]));
       (*orig)[i] = (*orig)[i] + static_cast<float>((integral[i] - shifted) / static_cast<double>(up));
     }
+  }
+
+  // PyTorch 2.x's forward (for inputs without infinities: qfx refuses non-finite calibration data).
+  void ForwardPt2(const Tensor& x) {
+    const auto [x_min, x_max] = AminMax(x);
+    if (min_val_ == INFINITY || max_val_ == -INFINITY) {
+      min_val_ = x_min;
+      max_val_ = x_max;
+      histogram_ = Histc(x, spec_.bins, x_min, x_max);
+      return;
+    }
+    const float new_min = std::min(min_val_, x_min), new_max = std::max(max_val_, x_max);
+    std::vector<float> update = Histc(x, spec_.bins, new_min, new_max);
+    if (new_min == min_val_ && new_max == max_val_) {
+      for (int64_t i = 0; i < spec_.bins; ++i) update[i] = histogram_[i] + update[i];
+    } else if (min_val_ == max_val_) {
+      float total = 0.f;
+      for (float h : histogram_) total += h;
+      const std::vector<float> one = Histc(Tensor::Full({1}, min_val_), spec_.bins, new_min, new_max);
+      for (int64_t i = 0; i < spec_.bins; ++i) update[i] = one[i] * total + update[i];
+    } else {
+      const std::vector<float> moved = Upscale(new_min, new_max);
+      for (int64_t i = 0; i < spec_.bins; ++i) update[i] = update[i] + moved[i];
+    }
+    histogram_ = std::move(update);
+    min_val_ = new_min;
+    max_val_ = new_max;
+  }
+
+  // torch.linspace(start, end, steps) in float32, as ATen's CPU kernel computes it (from both ends).
+  static float Linspace(float start, float end, int64_t steps, int64_t i) {
+    const float step = (end - start) / static_cast<float>(steps - 1);
+    return i < steps / 2 ? start + step * static_cast<float>(i) : end - step * static_cast<float>(steps - i - 1);
+  }
+
+  // _upscale_histogram: the old histogram in [new_min, new_max]'s bins.
+  std::vector<float> Upscale(float new_min, float new_max) const {
+    constexpr int64_t kUp = 16;  // torchao's upsample_rate
+    const int64_t bins = spec_.bins, fine = bins * kUp;
+    const float bin_size = (max_val_ - min_val_) / static_cast<float>(fine);
+    std::vector<float> edges(bins + 1);
+    for (int64_t i = 0; i <= bins; ++i) edges[i] = Linspace(new_min, new_max, bins + 1, i);
+    std::vector<float> out(bins, 0.f);
+    for (int64_t i = 0; i < fine; ++i) {
+      const float mid = Linspace(min_val_, max_val_, fine + 1, i) + 0.5f * bin_size;
+      // bucketize(right=True) - 1: the last edge <= mid.
+      int64_t b = static_cast<int64_t>(std::upper_bound(edges.begin(), edges.end(), mid) - edges.begin()) - 1;
+      b = std::min(std::max(b, int64_t{0}), bins - 1);
+      out[b] += histogram_[i / kUp] / static_cast<float>(kUp);
+    }
+    return out;
   }
 
   // _get_norm: density * (end^3 - begin^3) / 3, in float.

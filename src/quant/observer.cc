@@ -223,6 +223,7 @@ absl::StatusOr<std::shared_ptr<Observer>> MakeObserver(const ObserverSpec& spec)
     case ObserverKind::kMovingAveragePerChannelMinMax:
       return std::shared_ptr<Observer>(std::make_shared<PerChannelMinMaxObserver>(spec));
     case ObserverKind::kHistogram:
+    case ObserverKind::kHistogramPt2:
       return internal::MakeHistogramObserver(spec);
     case ObserverKind::kFixedQParams:
       return std::shared_ptr<Observer>(std::make_shared<FixedQParamsObserver>(spec));

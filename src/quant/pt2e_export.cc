@@ -78,14 +78,18 @@ absl::Status Inline(fx::GraphModule& gm, fx::Node* n) {
 
 }  // namespace
 
+absl::Status InlineModules(fx::GraphModule& gm) {
+  for (fx::Node* n : gm.graph().nodes()) {
+    if (n->op() == fx::Opcode::kCallModule) QFX_RETURN_IF_ERROR(Inline(gm, n));
+  }
+  return gm.Lint();
+}
+
 absl::StatusOr<std::shared_ptr<fx::GraphModule>> Export(std::shared_ptr<nn::Module> model,
                                                         const std::vector<Shape>& example_input_shapes) {
   model->train(false);
   QFX_ASSIGN_OR_RETURN(std::shared_ptr<fx::GraphModule> gm, fx::SymbolicTrace(model));
-  for (fx::Node* n : gm->graph().nodes()) {
-    if (n->op() == fx::Opcode::kCallModule) QFX_RETURN_IF_ERROR(Inline(*gm, n));
-  }
-  QFX_RETURN_IF_ERROR(gm->Lint());
+  QFX_RETURN_IF_ERROR(InlineModules(*gm));
   if (!example_input_shapes.empty()) QFX_RETURN_IF_ERROR(fx::PropagateShapes(*gm, example_input_shapes));
   return gm;
 }

@@ -375,13 +375,18 @@ void ReportFloat(fx::GraphModule& gm, Pt2eReport& report) {
 
 }  // namespace
 
-absl::StatusOr<Pt2eReport> PreparePt2e(fx::GraphModule& gm, Quantizer& quantizer) {
+absl::Status AnnotatePt2e(fx::GraphModule& gm, Quantizer& quantizer) {
   QFX_RETURN_IF_ERROR(FoldBatchNorms(gm));
   QFX_RETURN_IF_ERROR(quantizer.Annotate(gm));
   QFX_RETURN_IF_ERROR(quantizer.Validate(gm));
   for (fx::Node* n : gm.graph()) {
     if (const QuantizationAnnotation* a = FindAnnotation(n)) QFX_RETURN_IF_ERROR(CheckAnnotation(n, *a));
   }
+  return absl::OkStatus();
+}
+
+absl::StatusOr<Pt2eReport> PreparePt2e(fx::GraphModule& gm, Quantizer& quantizer) {
+  QFX_RETURN_IF_ERROR(AnnotatePt2e(gm, quantizer));
   Groups groups;
   QFX_RETURN_IF_ERROR(groups.Build(gm.graph()));
   Pt2eReport report;

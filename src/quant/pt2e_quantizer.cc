@@ -32,17 +32,18 @@ fx::Node* NodeArg(const fx::Node* n, size_t i) {
   const auto* p = std::get_if<fx::Node*>(&n->args()[i]);
   return p ? *p : nullptr;
 }
-// relu / relu6 / hardtanh: the clamps the int8 conv / linear / add epilogues apply.
-bool IsClamp(const fx::Node* n) { return IsOp(n, OpId::kRelu) || IsOp(n, OpId::kRelu6) || IsOp(n, OpId::kHardtanh); }
 bool IsAnnotated(const fx::Node* n) {
   const QuantizationAnnotation* a = FindAnnotation(n);
   return a != nullptr && a->annotated;
 }
-// The single user of `n` that is a clamp (the conv-relu / add-relu patterns), or nullptr.
-fx::Node* ClampFollower(const fx::Node* n) {
+// The single user of `n` that is one of `clamps` (the conv-relu / add-relu patterns), or nullptr.
+fx::Node* ClampFollower(const fx::Node* n, const std::vector<OpId>& clamps) {
   if (n->users().size() != 1) return nullptr;
   fx::Node* u = n->users()[0];
-  return IsClamp(u) && !IsAnnotated(u) ? u : nullptr;
+  for (OpId op : clamps) {
+    if (IsOp(u, op) && !IsAnnotated(u)) return u;
+  }
+  return nullptr;
 }
 bool OutputQuantized(const fx::Node* n) {
   const QuantizationAnnotation* a = FindAnnotation(n);
@@ -62,7 +63,7 @@ std::vector<std::string> EnclosingTypes(fx::GraphModule& gm, const std::string& 
 
 class Annotator {
  public:
-  Annotator(fx::GraphModule& gm, const QuantizationConfig& c) : gm_(gm), c_(c) {}
+  Annotator(const QuantizationConfig& c, const std::vector<OpId>& clamps) : c_(c), clamps_(clamps) {}
 
   // conv2d / linear (-clamp): input, weight (and bias with a spec), output at the clamp when there is one.
   void Weighted(fx::Node* n) {
@@ -73,7 +74,7 @@ class Annotator {
     if (x && c_.input_activation) a.input_qspec_map.emplace_back(x, *c_.input_activation);
     if (w && c_.weight) a.input_qspec_map.emplace_back(w, *c_.weight);
     if (b && c_.bias) a.input_qspec_map.emplace_back(b, *c_.bias);
-    Output(n, ClampFollower(n));
+    Output(n, ClampFollower(n, clamps_));
   }
 
   // add(-clamp) / mul on two tensors.
@@ -86,7 +87,7 @@ class Annotator {
       a.input_qspec_map.emplace_back(x, *c_.input_activation);
       if (y != x) a.input_qspec_map.emplace_back(y, *c_.input_activation);
     }
-    Output(n, IsOp(n, OpId::kAdd) ? ClampFollower(n) : nullptr);
+    Output(n, IsOp(n, OpId::kAdd) ? ClampFollower(n, clamps_) : nullptr);
   }
 
   // cat: every input and the output share the first input edge's qparams.
@@ -140,16 +141,12 @@ class Annotator {
     AnnotationOf(n).output_qspec = *c_.output_activation;
   }
 
-  fx::GraphModule& gm_;
   const QuantizationConfig& c_;
+  const std::vector<OpId>& clamps_;
 };
 
 bool IsPool(const fx::Node* n) {
   return IsOp(n, OpId::kMaxPool2d) || IsOp(n, OpId::kAvgPool2d) || IsOp(n, OpId::kAdaptiveAvgPool2d);
-}
-bool IsPropagating(const fx::Node* n) {
-  if (!IsOpNode(n) || IsPool(n)) return false;
-  return nn::GetOpSchema(n->target().op).role == nn::QuantRole::kShareQParams;
 }
 
 QuantizationSpec Activation(QDType dtype, bool is_qat, bool is_dynamic) {
@@ -158,7 +155,7 @@ QuantizationSpec Activation(QDType dtype, bool is_qat, bool is_dynamic) {
   s.observer.qscheme = QScheme::kPerTensorAffine;
   s.observer.quant_min = dtype == QDType::kQInt8 ? -128 : 0;
   s.observer.quant_max = dtype == QDType::kQInt8 ? 127 : 255;
-  s.observer.kind = is_qat || is_dynamic ? ObserverKind::kMovingAverageMinMax : ObserverKind::kHistogram;
+  s.observer.kind = is_qat || is_dynamic ? ObserverKind::kMovingAverageMinMax : ObserverKind::kHistogramPt2;
   s.observer.fake_quant = is_qat;
   s.is_dynamic = is_dynamic;
   return s;
@@ -276,7 +273,8 @@ absl::Status PatternQuantizer::Annotate(fx::GraphModule& gm) {
     if (!IsOpNode(n) || IsAnnotated(n)) continue;
     const OpId op = n->target().op;
     const bool pattern = op == OpId::kConv2d || op == OpId::kLinear || op == OpId::kAdd || op == OpId::kMul ||
-                         op == OpId::kCat || IsPool(n) || IsPropagating(n);
+                         op == OpId::kCat || IsPool(n) ||
+                         std::find(propagated_.begin(), propagated_.end(), op) != propagated_.end();
     if (!pattern) continue;
     std::string rule;
     const QuantizationConfig* c = ConfigFor(gm, n, &rule);
@@ -288,7 +286,7 @@ absl::Status PatternQuantizer::Annotate(fx::GraphModule& gm) {
       }
       continue;
     }
-    Annotator an(gm, *c);
+    Annotator an(*c, fused_clamps_);
     if (op == OpId::kConv2d || op == OpId::kLinear) {
       an.Weighted(n);
     } else if (op == OpId::kAdd || op == OpId::kMul) {

@@ -57,6 +57,8 @@ const char* ObserverKindName(ObserverKind k) {
       return "reuse_input";
     case ObserverKind::kNoop:
       return "noop";
+    case ObserverKind::kHistogramPt2:
+      return "histogram_pt2";
   }
   return "?";
 }
@@ -76,7 +78,9 @@ bool ParseEnum(const std::string& name, int count, NameFn fn, E* out) {
 
 bool ParseQDType(const std::string& name, QDType* out) { return ParseEnum(name, 4, QDTypeName, out); }
 bool ParseQScheme(const std::string& name, QScheme* out) { return ParseEnum(name, 4, QSchemeName, out); }
-bool ParseObserverKind(const std::string& name, ObserverKind* out) { return ParseEnum(name, 9, ObserverKindName, out); }
+bool ParseObserverKind(const std::string& name, ObserverKind* out) {
+  return ParseEnum(name, 10, ObserverKindName, out);
+}
 
 bool IsPerChannel(QScheme s) { return s == QScheme::kPerChannelAffine || s == QScheme::kPerChannelSymmetric; }
 bool IsSymmetric(QScheme s) { return s == QScheme::kPerTensorSymmetric || s == QScheme::kPerChannelSymmetric; }
@@ -155,7 +159,8 @@ absl::Status ValidateSpec(const ObserverSpec& s) {
   const std::string name = ObserverKindName(s.kind);
   const bool uniform = s.kind == ObserverKind::kMinMax || s.kind == ObserverKind::kMovingAverageMinMax ||
                        s.kind == ObserverKind::kPerChannelMinMax ||
-                       s.kind == ObserverKind::kMovingAveragePerChannelMinMax || s.kind == ObserverKind::kHistogram;
+                       s.kind == ObserverKind::kMovingAveragePerChannelMinMax || s.kind == ObserverKind::kHistogram ||
+                       s.kind == ObserverKind::kHistogramPt2;
   const bool per_channel_kind =
       s.kind == ObserverKind::kPerChannelMinMax || s.kind == ObserverKind::kMovingAveragePerChannelMinMax;
   if (uniform && s.dtype == QDType::kFloat16) {
@@ -167,8 +172,8 @@ absl::Status ValidateSpec(const ObserverSpec& s) {
         name, " observer needs a ", per_channel_kind ? "per_channel" : "per_tensor", " qscheme, got ",
         QSchemeName(s.qscheme), per_channel_kind ? "" : " (use per_channel_minmax for per-channel quantization)"));
   }
-  if (uniform && s.kind != ObserverKind::kHistogram && s.qscheme == QScheme::kPerTensorSymmetric && s.reduce_range &&
-      s.dtype == QDType::kQUInt8) {
+  if (uniform && s.kind != ObserverKind::kHistogram && s.kind != ObserverKind::kHistogramPt2 &&
+      s.qscheme == QScheme::kPerTensorSymmetric && s.reduce_range && s.dtype == QDType::kQUInt8) {
     return absl::InvalidArgumentError("reduce_range is not supported for per_tensor_symmetric quint8 (as in PyTorch)");
   }
   if (s.averaging_constant <= 0 || s.averaging_constant > 1) {

@@ -2,12 +2,14 @@
 #pragma once
 
 #include <cstdint>
+#include <map>
 #include <string>
 
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "qfx/core/tensor.h"
 #include "qfx/fx/graph_module.h"
+#include "qfx/io/model_file.h"
 #include "qfx/nn/module.h"
 
 namespace qfx {
@@ -45,15 +47,19 @@ struct DumpFlags {
   std::string format = "table";  // table | code | json | dot | svg | png
   std::string out;               // empty: stdout (not for png)
   std::string shape;             // input shape for the shape column; empty: the model's default
-  std::string stage = "traced";  // traced | fused | prepared | converted
-  std::string qconfig = "x86";   // preset or rule file, for fused / prepared
-  std::string calib;             // optional .npy to calibrate the prepared model with
-  int64_t batch = 32;            // calibration batch size
+  std::string stage = "traced";  // traced | fused | prepared | converted; PT2E: exported | annotated too
+  std::string quantizer;         // PT2E stages: xnnpack | x86_inductor
+  bool per_tensor = false;
+  std::string qconfig = "x86";  // preset or rule file, for fused / prepared
+  std::string calib;            // optional .npy to calibrate the prepared model with
+  int64_t batch = 32;           // calibration batch size
 };
 
 struct QuantizeFlags {
   ModelFlags model;
   std::string flow = "fx";  // fx | eager (eager: a zoo model marked up with stubs, e.g. quantizable_resnet18)
+  std::string quantizer;    // PT2E: xnnpack | x86_inductor (instead of --qconfig)
+  bool per_tensor = false;  // PT2E: per-tensor weights
   std::string qconfig = "x86";
   std::string calib;          // .npy calibration inputs
   int64_t calib_batches = 0;  // 0: all
@@ -118,6 +124,15 @@ absl::StatusOr<std::shared_ptr<nn::Module>> OpenEagerModel(const ModelFlags& fla
 // with a progress bar on a terminal; errors name `path`. Returns how many inputs it used.
 absl::StatusOr<int64_t> Calibrate(nn::Module& model, const Tensor& x, const std::string& path, int64_t batch,
                                   int64_t max_batches);
+// What `qfx quantize` checks of the file it writes, beyond LoadModel's rules: the model read back gives
+// the outputs of the model in memory, bit for bit, on `x`.
+io::ModelCheck SameOutputs(fx::GraphModule& gm, const Tensor& x);
+// "size: fp32 .. MB -> int8 .. MB (..%), wrote OUT".
+void PrintSizes(int64_t fp32_bytes, const std::string& out);
+// The PT2E flow (tools/qfx/pt2e.cc): quantize with --quantizer, and dump's PT2E stages (the graph made
+// in place, notes per node).
+absl::Status QuantizePt2e(const QuantizeFlags& flags);
+absl::Status DumpPt2e(const DumpFlags& flags, fx::GraphModule& gm, std::map<const fx::Node*, std::string>* notes);
 
 }  // namespace cli
 }  // namespace qfx

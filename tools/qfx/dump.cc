@@ -108,7 +108,9 @@ absl::Status Dump(const DumpFlags& f) {
   QFX_ASSIGN_OR_RETURN(std::shared_ptr<fx::GraphModule> gm,
                        ModelGraph(f.model, model, /*fp32_only=*/f.stage != "traced"));
   std::map<const fx::Node*, std::string> notes;
-  if (f.stage == "fused" || f.stage == "prepared" || f.stage == "converted") {
+  if (f.stage == "exported" || f.stage == "annotated" || !f.quantizer.empty()) {
+    QFX_RETURN_IF_ERROR(DumpPt2e(f, *gm, &notes));
+  } else if (f.stage == "fused" || f.stage == "prepared" || f.stage == "converted") {
     QFX_ASSIGN_OR_RETURN(quant::QuantConfig config, quant::LoadQuantConfig(f.qconfig));
     if (f.stage == "fused") {
       quant::FuseOptions fo;
@@ -138,8 +140,8 @@ absl::Status Dump(const DumpFlags& f) {
       }
     }
   } else if (f.stage != "traced") {
-    return absl::InvalidArgumentError(
-        absl::StrCat("--stage '", f.stage, "' must be traced, fused, prepared or converted"));
+    return absl::InvalidArgumentError(absl::StrCat(
+        "--stage '", f.stage, "' must be traced, fused, prepared or converted (exported or annotated: the PT2E flow)"));
   }
   QFX_RETURN_IF_ERROR(fx::PropagateShapes(*gm, {shape}));
   QFX_ASSIGN_OR_RETURN(std::string text,

@@ -111,6 +111,15 @@ int main(int argc, char** argv) {
                    "fx (trace, the default) or eager (module swap on a model marked up with QuantStub / "
                    "DeQuantStub, e.g. --model quantizable_resnet18)")
       ->check(CLI::IsMember({"fx", "eager"}));
+  CLI::Option* quantize_quantizer =
+      quantize_cmd
+          ->add_option("--quantizer", quantize.quantizer,
+                       "the PT2E flow with a backend's quantizer instead of a qconfig: xnnpack (qint8 "
+                       "activations, symmetric weights) or x86_inductor (quint8 activations)")
+          ->check(CLI::IsMember({"xnnpack", "x86_inductor"}));
+  quantize_cmd->add_flag("--per-tensor", quantize.per_tensor, "PT2E: per-tensor weights (default per channel)")
+      ->needs(quantize_quantizer);
+  quantize_quantizer->excludes(quantize_cmd->get_option("--qconfig"));
 
   qfx::cli::DumpFlags dump;
   CLI::App* dump_cmd =
@@ -119,7 +128,12 @@ int main(int argc, char** argv) {
   dump_cmd->add_option("--format", dump.format, "table | code | json | dot | svg | png (default table)");
   dump_cmd->add_option("--out", dump.out, "output file (default: stdout; required for svg and png)");
   dump_cmd->add_option("--shape", dump.shape, "input shape for the shape column (default: the model's)");
-  dump_cmd->add_option("--stage", dump.stage, "traced | fused | prepared | converted (default traced)");
+  dump_cmd->add_option("--stage", dump.stage,
+                       "traced | fused | prepared | converted (default traced); with --quantizer (PT2E): exported "
+                       "| annotated | prepared | converted");
+  CLI::Option* dump_quantizer = dump_cmd->add_option("--quantizer", dump.quantizer, "PT2E: xnnpack or x86_inductor")
+                                    ->check(CLI::IsMember({"xnnpack", "x86_inductor"}));
+  dump_cmd->add_flag("--per-tensor", dump.per_tensor, "PT2E: per-tensor weights")->needs(dump_quantizer);
   dump_cmd->add_option("--qconfig", dump.qconfig,
                        "preset (x86 fbgemm qnnpack onednn, *_qat) or rule file (default x86)");
   dump_cmd->add_option("--calib", dump.calib, "calibrate with this .npy (prepared: show qparams; converted: required)");

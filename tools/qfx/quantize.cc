@@ -25,28 +25,6 @@ int64_t FileSize(const std::string& path) {
   return ::stat(path.c_str(), &st) == 0 ? static_cast<int64_t>(st.st_size) : -1;
 }
 
-// What `qfx quantize` checks of the file it writes, beyond LoadModel's rules: the model read back gives
-// the outputs of the model in memory, bit for bit, on the first calibration input.
-io::ModelCheck SameOutputs(fx::GraphModule& gm, const Tensor& x) {
-  return [&gm, x](fx::GraphModule& reloaded) -> absl::Status {
-    QFX_ASSIGN_OR_RETURN(const Tensor want, nn::RunModule(gm, x));
-    QFX_ASSIGN_OR_RETURN(const Tensor got, nn::RunModule(reloaded, x));
-    if (want.shape() != got.shape() || want.dtype() != got.dtype() ||
-        std::memcmp(want.raw_data(), got.raw_data(), want.nbytes()) != 0) {
-      return absl::InternalError(
-          "the model read back gives other outputs than the model in memory on the first calibration input "
-          "(a qfx bug: please report it with the command)");
-    }
-    return absl::OkStatus();
-  };
-}
-
-void PrintSizes(int64_t fp32_bytes, const std::string& out) {
-  const int64_t int8_bytes = FileSize(out);
-  fmt::print("size: fp32 {:.2f} MB -> int8 {:.2f} MB ({:.1f}%), wrote {}\n", fp32_bytes / 1e6, int8_bytes / 1e6,
-             100.0 * static_cast<double>(int8_bytes) / static_cast<double>(fp32_bytes), out);
-}
-
 // Dynamic quantization: Linear layers only, no calibration.
 absl::Status QuantizeDynamically(const QuantizeFlags& f, const quant::QuantConfig& config, fx::GraphModule& gm,
                                  const Shape& input_shape, int64_t fp32_bytes) {
@@ -99,7 +77,30 @@ absl::Status QuantizeEager(const QuantizeFlags& f, const quant::QuantConfig& con
 
 }  // namespace
 
+// What `qfx quantize` checks of the file it writes, beyond LoadModel's rules: the model read back gives
+// the outputs of the model in memory, bit for bit, on the first calibration input.
+io::ModelCheck SameOutputs(fx::GraphModule& gm, const Tensor& x) {
+  return [&gm, x](fx::GraphModule& reloaded) -> absl::Status {
+    QFX_ASSIGN_OR_RETURN(const Tensor want, nn::RunModule(gm, x));
+    QFX_ASSIGN_OR_RETURN(const Tensor got, nn::RunModule(reloaded, x));
+    if (want.shape() != got.shape() || want.dtype() != got.dtype() ||
+        std::memcmp(want.raw_data(), got.raw_data(), want.nbytes()) != 0) {
+      return absl::InternalError(
+          "the model read back gives other outputs than the model in memory on the first calibration input "
+          "(a qfx bug: please report it with the command)");
+    }
+    return absl::OkStatus();
+  };
+}
+
+void PrintSizes(int64_t fp32_bytes, const std::string& out) {
+  const int64_t int8_bytes = FileSize(out);
+  fmt::print("size: fp32 {:.2f} MB -> int8 {:.2f} MB ({:.1f}%), wrote {}\n", fp32_bytes / 1e6, int8_bytes / 1e6,
+             100.0 * static_cast<double>(int8_bytes) / static_cast<double>(fp32_bytes), out);
+}
+
 absl::Status Quantize(const QuantizeFlags& f) {
+  if (!f.quantizer.empty()) return QuantizePt2e(f);
   QFX_RETURN_IF_ERROR(CheckFlow(f.flow));
   Shape recorded;  // the input shape a dynamic model is saved with
   QFX_ASSIGN_OR_RETURN(auto model, OpenModel(f.model, &recorded));

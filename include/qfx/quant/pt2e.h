@@ -37,6 +37,8 @@ namespace quant {
 // Export: the op-level graph of `model` (traced, then every module with a registered op inlined).
 absl::StatusOr<std::shared_ptr<fx::GraphModule>> Export(std::shared_ptr<nn::Module> model,
                                                         const std::vector<Shape>& example_input_shapes);
+// Export's second half on a graph that exists (a .qfx file's fp32 graph): its modules inlined in place.
+absl::Status InlineModules(fx::GraphModule& gm);
 
 // ----- Annotations (torch.ao.quantization.quantizer.quantizer) -----
 // An input edge (producer -> consumer) or, with consumer null, the producer's output.
@@ -126,6 +128,16 @@ class PatternQuantizer : public Quantizer {
   absl::Status Annotate(fx::GraphModule& gm) override;
   absl::Status Validate(fx::GraphModule& gm) override;
 
+ protected:
+  // The clamps fused into a preceding conv / linear / add pattern (its output annotated at the clamp):
+  // XNNPACK fuses relu only (hardtanh shares its input's qparams instead), x86 relu, relu6 and hardtanh.
+  std::vector<OpId> fused_clamps_ = {OpId::kRelu};
+  // The ops that take their input's qparams when their producer's output is quantized (XNNPACK's
+  // _is_share_obs_or_fq_op list; x86 Inductor has none beyond its pool and cat patterns).
+  std::vector<OpId> propagated_ = {OpId::kRelu,          OpId::kRelu6,   OpId::kHardtanh,      OpId::kMean,
+                                   OpId::kFlatten,       OpId::kReshape, OpId::kMethodReshape, OpId::kMethodView,
+                                   OpId::kMethodFlatten, OpId::kDropout};
+
  private:
   // The config of node `n` (nullptr: keep float) and the rule that chose it, for reports.
   const QuantizationConfig* ConfigFor(fx::GraphModule& gm, const fx::Node* n, std::string* rule) const;
@@ -135,11 +147,12 @@ class PatternQuantizer : public Quantizer {
   std::vector<std::pair<OpId, std::optional<QuantizationConfig>>> ops_;
 };
 
-// The patterns both built-ins annotate, as PyTorch's xnnpack_quantizer_utils: conv2d(-relu / relu6 /
-// hardtanh) and linear(-relu ...) (input, weight, output; bias float unless the config gives a spec),
+// The patterns both built-ins annotate, as PyTorch's xnnpack_quantizer_utils: conv2d(-clamp) and
+// linear(-clamp) (input, weight, output; bias float unless the config gives a spec),
 // add(-relu) and mul (both tensor inputs and the output), cat (inputs and output share the first input's
-// qparams), and share-qparams ops after a quantized producer (max_pool2d, avg_pool2d, adaptive_avg_pool2d,
-// flatten, reshape, view, relu, dropout: input edge and output share the producer's qparams).
+// qparams), pools (max_pool2d, avg_pool2d, adaptive_avg_pool2d: output shares the input edge's qparams), and
+// for XNNPACK share-qparams ops after a quantized producer (relu, hardtanh, mean, flatten, reshape, view,
+// dropout: input edge and output share the producer's qparams).
 //
 // XNNPACKQuantizer: qint8 activations [-128, 127] (histogram for PTQ, moving average for QAT, eps 2^-12),
 // qint8 symmetric weights [-127, 127] per channel or per tensor.
@@ -155,7 +168,10 @@ QuantizationConfig get_symmetric_quantization_config(bool is_per_channel = true,
 // float for Inductor to fuse into the next op, qfx's int8 kernels write quint8.
 class X86InductorQuantizer : public PatternQuantizer {
  public:
-  X86InductorQuantizer() : PatternQuantizer("X86InductorQuantizer") {}
+  X86InductorQuantizer() : PatternQuantizer("X86InductorQuantizer") {
+    fused_clamps_ = {OpId::kRelu, OpId::kRelu6, OpId::kHardtanh};
+    propagated_.clear();
+  }
 };
 QuantizationConfig get_default_x86_inductor_quantization_config(bool is_qat = false);
 
@@ -172,7 +188,10 @@ std::string FormatReport(const Pt2eReport& report);
 // The graph with each annotated node's specs after it, for qfx dump --stage annotated.
 std::string FormatAnnotated(const fx::Graph& graph);
 
-// Folds eval conv2d -> batch_norm, annotates with `quantizer`, validates, inserts observers.
+// Folds eval conv2d -> batch_norm, annotates with `quantizer`, validates the annotations against the
+// quantizer and qfx's int8 kernels (what `qfx dump --stage annotated` shows).
+absl::Status AnnotatePt2e(fx::GraphModule& gm, Quantizer& quantizer);
+// AnnotatePt2e, then observers inserted from the annotations.
 absl::StatusOr<Pt2eReport> PreparePt2e(fx::GraphModule& gm, Quantizer& quantizer);
 // The Q/DQ reference representation (see the banner); runs in float.
 absl::Status ConvertPt2e(fx::GraphModule& gm);

@@ -28,6 +28,8 @@ enum class ObserverKind : uint8_t {
   kFixedQParams,                   // FixedQParamsObserver (sigmoid, tanh, ... outputs)
   kReuseInput,                     // ReuseInputObserver (reshape-like ops share their input's)
   kNoop,                           // NoopObserver
+  kHistogramPt2,                   // PyTorch 2.x's (torchao's) HistogramObserver: exact histc bounds,
+                                   // re-binning by bucketize, upsample rate 16 (what PT2E quantizers use)
 };
 
 const char* QDTypeName(QDType d);              // "quint8", "qint8", "qint32", "float16"
