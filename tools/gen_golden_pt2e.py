@@ -17,7 +17,8 @@ X86InductorQuantizer with get_default_x86_inductor_quantization_config()), pt2e/
              parameter's dotted path, or "<op>#<k>": the k-th call of op in the exported graph.
 (X86InductorQuantizer refuses mnist_cnn, which calls one ReLU module twice: "Input partition has more than
 one output node"; that case has no fixture) and pt2e/<model>_<quantizer>.safetensors holds "input" (hash_uniform("test")), "fp32" and "reference" (the
-convert_pt2e Q/DQ model's output on it).
+convert_pt2e Q/DQ model's output on it). pt2e/observers_pt2.json: PyTorch 2.x's HistogramObserver after each
+batch of tools/gen_golden.py's observer input series.
 """
 import argparse
 import importlib.util
@@ -137,11 +138,47 @@ def write_case(out, name, shape, qname):
     print(f"{base}: {len(sequence)} nodes, {len(observers)} observers")
 
 
+HISTOGRAM_CONFIGS = [
+    ("quint8", {"dtype": "quint8", "qscheme": "per_tensor_affine"}),
+    ("qint8_eps", {"dtype": "qint8", "qscheme": "per_tensor_affine", "quant_min": -128, "quant_max": 127,
+                   "eps": 2.0 ** -12}),
+    ("qint8_symmetric", {"dtype": "qint8", "qscheme": "per_tensor_symmetric"}),
+]
+
+
+def write_histogram_fixture(out):
+    """pt2e/observers_pt2.json: torchao's HistogramObserver (PyTorch 2.x's) on tools/gen_golden.py's input
+    series, in quant/observers.json's format (qparams after each batch), kind histogram_pt2."""
+    from torchao.quantization.pt2e.observer import HistogramObserver
+    cases = []
+    for in_name, batches in gg.observer_inputs():
+        if in_name == "const_channel":
+            continue
+        case = {"name": in_name, "shape": list(batches[0].shape),
+                "batches": [[float(v) for v in b.flatten()] for b in batches], "observers": []}
+        for ob_name, kw in HISTOGRAM_CONFIGS:
+            args = dict(kw)
+            args["dtype"] = getattr(torch, kw["dtype"])
+            args["qscheme"] = getattr(torch, kw["qscheme"])
+            obs = HistogramObserver(**args)
+            after = []
+            for b in batches:
+                obs(b)
+                scale, zp = obs.calculate_qparams()
+                after.append({"scale": [float(v) for v in scale.flatten()],
+                              "zero_point": [int(v) for v in zp.flatten()]})
+            case["observers"].append({"name": ob_name, "kind": "histogram_pt2", "args": kw, "after": after})
+        cases.append(case)
+    with open(os.path.join(out, "pt2e", "observers_pt2.json"), "w") as f:
+        json.dump(cases, f)
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--out", default=os.path.join(HERE, "..", "tests", "data"))
     args = ap.parse_args()
     os.makedirs(os.path.join(args.out, "pt2e"), exist_ok=True)
+    write_histogram_fixture(args.out)
     for name, shape in CASES:
         for qname in ["xnnpack", "x86_inductor"]:
             try:

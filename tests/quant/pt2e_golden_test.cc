@@ -215,6 +215,41 @@ TEST_P(Pt2eGolden, MatchesPyTorchPrepareAndConvertPt2e) {
   EXPECT_GT(SqnrDb(fp32, *y), SqnrDb(fp32, reference) - 3.0);
 }
 
+// histogram_pt2 against torchao's HistogramObserver after every batch of skewed, positive, negative,
+// constant, zero, tiny, huge, growing and shrinking input series (growing ones re-bin the histogram).
+TEST(Pt2eObservers, HistogramPt2MatchesPyTorch2AfterEveryBatch) {
+  std::ifstream f("tests/data/pt2e/observers_pt2.json");
+  ASSERT_TRUE(f.good());
+  const auto cases = nlohmann::json::parse(f);
+  int checked = 0, exact = 0;
+  for (const auto& c : cases) {
+    const Shape shape = c["shape"].get<Shape>();
+    for (const auto& o : c["observers"]) {
+      const std::string where = c["name"].get<std::string>() + " / " + o["name"].get<std::string>();
+      ObserverSpec spec;
+      spec.kind = ObserverKind::kHistogramPt2;
+      ASSERT_TRUE(ParseQDType(o["args"]["dtype"].get<std::string>(), &spec.dtype));
+      ASSERT_TRUE(ParseQScheme(o["args"]["qscheme"].get<std::string>(), &spec.qscheme));
+      if (o["args"].contains("quant_min")) spec.quant_min = o["args"]["quant_min"].get<int64_t>();
+      if (o["args"].contains("quant_max")) spec.quant_max = o["args"]["quant_max"].get<int64_t>();
+      if (o["args"].contains("eps")) spec.eps = o["args"]["eps"].get<float>();
+      auto obs = MakeObserver(spec);
+      ASSERT_TRUE(obs.ok()) << where << ": " << obs.status();
+      for (size_t i = 0; i < c["batches"].size(); ++i) {
+        (**obs)(Tensor::FromVector(shape, c["batches"][i].get<std::vector<float>>()));
+        const QParams qp = (*obs)->CalculateQParams();
+        const float want = o["after"][i]["scale"][0].get<float>();
+        EXPECT_LE(std::fabs(qp.scale[0] - want), 1e-5 * std::fabs(want)) << where << " batch " << i;
+        EXPECT_EQ(qp.zero_point[0], o["after"][i]["zero_point"][0].get<int64_t>()) << where << " batch " << i;
+        exact += qp.scale[0] == want;
+        ++checked;
+      }
+    }
+  }
+  std::printf("histogram_pt2: %d qparams checked against PyTorch 2.x, %d scales bit-exact\n", checked, exact);
+  EXPECT_GT(checked, 60);
+}
+
 INSTANTIATE_TEST_SUITE_P(Zoo, Pt2eGolden,
                          ::testing::Values(Case{"mnist_cnn", "xnnpack"}, Case{"resnet18", "xnnpack"},
                                            Case{"mobilenet_v2", "xnnpack"}, Case{"mobilenet_v2", "x86_inductor"}),

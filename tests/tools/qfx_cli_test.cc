@@ -212,5 +212,49 @@ TEST(Cli, QuantizeTakesAnFp32QfxFile) {
   EXPECT_NE(cli::Quantize(q).message().find("--weights is for --model"), std::string::npos);
 }
 
+// The PT2E flow from the command line: quantize with a backend's quantizer, run the .qfx file, and dump the
+// annotated graph; the PT2E stages without a quantizer are an error saying what to add.
+TEST(Cli, QuantizeWithAQuantizerThenRunAndDumpItsStages) {
+  ASSERT_TRUE(io::WriteNpy(Tmp("px.npy"), Inputs(8)).ok());
+  cli::QuantizeFlags q;
+  q.model.model = "mnist_cnn";
+  q.quantizer = "xnnpack";
+  q.calib = Tmp("px.npy");
+  q.out = Tmp("pt2e.qfx");
+  ::testing::internal::CaptureStdout();
+  const absl::Status s = cli::Quantize(q);
+  const std::string out = ::testing::internal::GetCapturedStdout();
+  ASSERT_TRUE(s.ok()) << s;
+  EXPECT_NE(out.find("quantized mnist_cnn (PT2E) with xnnpack: 4 int8 conv / linear layers, 9 observers calibrated "
+                     "on 8 inputs"),
+            std::string::npos)
+      << out;
+  cli::RunFlags r;
+  r.model.file = Tmp("pt2e.qfx");
+  r.input = Tmp("px.npy");
+  r.output = Tmp("py.npy");
+  ASSERT_TRUE(cli::Run(r).ok());
+  EXPECT_EQ(io::ReadNpy(r.output)->shape(), (Shape{8, 10}));
+
+  cli::DumpFlags d;
+  d.model.model = "mnist_cnn";
+  d.stage = "annotated";
+  d.quantizer = "x86_inductor";
+  d.per_tensor = true;
+  ::testing::internal::CaptureStdout();
+  const absl::Status ds = cli::Dump(d);
+  const std::string dump = ::testing::internal::GetCapturedStdout();
+  ASSERT_TRUE(ds.ok()) << ds;
+  EXPECT_NE(dump.find("in %x: histogram_pt2(quint8"), std::string::npos) << dump;
+  EXPECT_NE(dump.find("minmax(qint8, per_tensor_symmetric"), std::string::npos) << dump;
+  EXPECT_EQ(dump.find("batch_norm"), std::string::npos) << "eval batch norms are folded before annotating";
+  d.quantizer.clear();
+  EXPECT_NE(cli::Dump(d).message().find("need --quantizer xnnpack or --quantizer x86_inductor"), std::string::npos);
+  d.stage = "exported";
+  ::testing::internal::CaptureStdout();
+  ASSERT_TRUE(cli::Dump(d).ok());
+  EXPECT_NE(::testing::internal::GetCapturedStdout().find("conv1.weight"), std::string::npos);
+}
+
 }  // namespace
 }  // namespace qfx
