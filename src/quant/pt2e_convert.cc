@@ -1,19 +1,21 @@
 // qfx quant: ConvertPt2e and LowerPt2e (see include/qfx/quant/pt2e.h), after PyTorch 2.x's convert_pt2e.
 //
-// Convert: each conv2d / linear whose weight edge is observed becomes a call of a reference module (int8
-// weight, per-channel or per-tensor scales, float bias; it dequantizes the weight in its forward), placed
-// at the conv's module path; every other observer becomes quantize -> dequantize. qint8 activations with
-// zero point z become quint8 with z + 128: the same real values on the same grid, what the kernels take.
-// Lower: a reference conv / linear followed by a clamp and a quantize gets a quantize -> dequantize of its
-// own with the clamp's output qparams (the clamp then folds into the int8 epilogue), and the FX flow's Lower
-// does the rest. Any reference layer or dequantize -> op -> quantize chain left is an error naming it.
+// Convert: each conv2d / linear whose weight edge is observed, and each QAT module PrepareQatPt2e made,
+// becomes a call of a reference module (int8 weight, per-channel or per-tensor scales, float bias; it
+// dequantizes the weight in its forward), placed at the conv's module path; every other observer becomes quantize ->
+// dequantize. qint8 activations with zero point z become quint8 with z + 128: the same real values on the same grid,
+// what the kernels take. Lower: a reference conv / linear followed by a clamp and a quantize gets a quantize ->
+// dequantize of its own with the clamp's output qparams (the clamp then folds into the int8 epilogue), and the FX
+// flow's Lower does the rest. Any reference layer or dequantize -> op -> quantize chain left is an error naming it.
 #include <map>
+#include <optional>
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "qfx/nn/ops.h"
 #include "qfx/quant/passes.h"
 #include "qfx/quant/pt2e.h"
+#include "qfx/quant/qat_modules.h"
 #include "qfx/quant/quantized_modules.h"
 #include "src/quant/layers_internal.h"
 
@@ -101,6 +103,23 @@ absl::StatusOr<QuantizedLayer> LayerFor(fx::GraphModule& gm, fx::Node* n, fx::No
   return layer;
 }
 
+// A QAT module's int8 layer (batch norm folded, the weight quantized on the grid it trained on), or none
+// for other modules.
+absl::StatusOr<std::optional<QuantizedLayer>> QatLayer(fx::GraphModule& gm, const fx::Node* n) {
+  nn::Module* m = gm.submodule(n->target().path);
+  std::shared_ptr<nn::Module> fq;
+  if (auto* conv = dynamic_cast<QatConv2d*>(m)) fq = conv->weight_fake_quant;
+  if (auto* linear = dynamic_cast<QatLinear*>(m)) fq = linear->weight_fake_quant;
+  if (fq == nullptr) return std::optional<QuantizedLayer>();
+  ObserverSpec spec;
+  if (auto* f = dynamic_cast<FakeQuantize*>(fq.get())) spec = f->observer().spec();
+  if (auto* o = dynamic_cast<Observer*>(fq.get())) spec = o->spec();
+  absl::StatusOr<QuantizedLayer> layer = internal::LayerOf(m, spec);
+  if (!layer.ok())
+    return absl::InvalidArgumentError(absl::StrCat("ConvertPt2e: %", n->name(), ": ", layer.status().message()));
+  return std::optional<QuantizedLayer>(*std::move(layer));
+}
+
 absl::Status ConvertWeighted(fx::GraphModule& gm) {
   std::map<std::string, int> reads, used;
   for (fx::Node* n : gm.graph()) {
@@ -108,6 +127,11 @@ absl::Status ConvertWeighted(fx::GraphModule& gm) {
   }
   std::vector<WeightedPlan> plans;
   for (fx::Node* n : gm.graph()) {  // every weight is read before any module is replaced
+    if (n->op() == fx::Opcode::kCallModule) {
+      QFX_ASSIGN_OR_RETURN(std::optional<QuantizedLayer> qat, QatLayer(gm, n));
+      if (qat) plans.push_back({n, n->target().path, *std::move(qat)});
+      continue;
+    }
     if (!IsOp(n, OpId::kConv2d) && !IsOp(n, OpId::kLinear)) continue;
     fx::Node* w_obs = NodeArg(n, 1);
     if (!IsObserverNode(gm, w_obs)) continue;

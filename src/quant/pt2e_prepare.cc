@@ -14,6 +14,11 @@
 //      after the producer of each of its points; derived specs get none (the kernels derive the int32 bias).
 // The constraints of qfx's int8 kernels are checked on every spec first: activations 8-bit per tensor over
 // the full range, weights qint8 symmetric on axis 0, no dynamic activations, biases derived or float.
+// PrepareQatPt2e keeps batch norms (the quantizers' conv-bn patterns end at the batch norm), inserts
+// fake-quant modules the same way, then makes each conv2d(-batch_norm) / linear whose weight is
+// fake-quantized a QAT module at its module path (QatConv2d simulates the folding as PyTorch's conv-bn QAT
+// rewrite does: fq(w * gamma / sigma), conv, / (gamma / sigma) + b, batch norm), so training runs it.
+#include <functional>
 #include <map>
 #include <set>
 
@@ -22,6 +27,7 @@
 #include "qfx/nn/modules.h"
 #include "qfx/quant/fused_modules.h"
 #include "qfx/quant/pt2e.h"
+#include "qfx/quant/qat_modules.h"
 
 namespace qfx {
 namespace quant {
@@ -357,7 +363,10 @@ void ReportFloat(fx::GraphModule& gm, Pt2eReport& report) {
   for (fx::Node* n : gm.graph()) {
     const bool op = n->op() == fx::Opcode::kCallFunction || n->op() == fx::Opcode::kCallMethod;
     if (!op && n->op() != fx::Opcode::kCallModule) continue;
-    if (n->op() == fx::Opcode::kCallModule && IsObserverModule(gm.submodule(n->target().path))) continue;
+    if (n->op() == fx::Opcode::kCallModule) {
+      nn::Module* m = gm.submodule(n->target().path);
+      if (IsObserverModule(m) || dynamic_cast<QatConv2d*>(m) || dynamic_cast<QatLinear*>(m)) continue;
+    }
     const QuantizationAnnotation* a = FindAnnotation(n);
     if (a != nullptr && (a->output_qspec || !a->input_qspec_map.empty())) continue;
     std::string why;
@@ -373,10 +382,7 @@ void ReportFloat(fx::GraphModule& gm, Pt2eReport& report) {
   }
 }
 
-}  // namespace
-
-absl::Status AnnotatePt2e(fx::GraphModule& gm, Quantizer& quantizer) {
-  QFX_RETURN_IF_ERROR(FoldBatchNorms(gm));
+absl::Status AnnotateAndCheck(fx::GraphModule& gm, Quantizer& quantizer) {
   QFX_RETURN_IF_ERROR(quantizer.Annotate(gm));
   QFX_RETURN_IF_ERROR(quantizer.Validate(gm));
   for (fx::Node* n : gm.graph()) {
@@ -385,13 +391,98 @@ absl::Status AnnotatePt2e(fx::GraphModule& gm, Quantizer& quantizer) {
   return absl::OkStatus();
 }
 
-absl::StatusOr<Pt2eReport> PreparePt2e(fx::GraphModule& gm, Quantizer& quantizer) {
-  QFX_RETURN_IF_ERROR(AnnotatePt2e(gm, quantizer));
+absl::StatusOr<Pt2eReport> InsertObservers(fx::GraphModule& gm) {
   Groups groups;
   QFX_RETURN_IF_ERROR(groups.Build(gm.graph()));
   Pt2eReport report;
-  ReportFloat(gm, report);
   QFX_RETURN_IF_ERROR(Inserter(gm, groups, report).Run());
+  return report;
+}
+
+// ----- QAT: conv2d(-batch_norm) and linear with a fake-quantized weight become QAT modules -----
+absl::Status CheckSquare(const fx::Node* n, const Tensor& w) {
+  for (size_t i = 3; i <= 5; ++i) {
+    const auto* v = std::get_if<std::vector<int64_t>>(&n->args()[i]);
+    if (v == nullptr || v->empty() || std::adjacent_find(v->begin(), v->end(), std::not_equal_to<>()) != v->end()) {
+      return absl::InvalidArgumentError(absl::StrCat("PrepareQatPt2e: %", n->name(),
+                                                     ": qfx's int8 conv takes square strides, padding and dilation; "
+                                                     "leave it unannotated to keep it float"));
+    }
+  }
+  if (w.size(2) != w.size(3)) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("PrepareQatPt2e: %", n->name(), ": qfx's int8 conv takes square kernels, not ", w.ToString()));
+  }
+  return absl::OkStatus();
+}
+
+absl::Status SwapToQat(fx::GraphModule& gm, fx::Node* n) {
+  fx::Node* fq_node = NodeArg(n, 1);
+  if (fq_node == nullptr || fq_node->op() != fx::Opcode::kCallModule) return absl::OkStatus();
+  auto fq = gm.shared_submodule(fq_node->target().path);
+  fx::Node* w = NodeArg(fq_node, 0);
+  const std::string& path = n->meta.scope.path;
+  if (!IsObserverModule(fq.get()) || w == nullptr || w->target().path != path + ".weight") {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "PrepareQatPt2e: %", n->name(), ": QAT needs the weight of a Conv2d / Linear module, fake-quantized"));
+  }
+  std::shared_ptr<nn::Module> qat;
+  fx::Node* last = n;
+  if (auto* conv = dynamic_cast<nn::Conv2d*>(gm.submodule(path))) {
+    QFX_RETURN_IF_ERROR(CheckSquare(n, conv->weight));
+    std::shared_ptr<nn::BatchNormBase> bn;
+    if (n->users().size() == 1 && IsOp(n->users()[0], OpId::kBatchNorm)) {
+      bn = std::dynamic_pointer_cast<nn::BatchNormBase>(gm.shared_submodule(n->users()[0]->meta.scope.path));
+      if (bn) last = n->users()[0];
+    }
+    qat = std::make_shared<QatConv2d>(*conv, bn, /*relu=*/false, fq);
+  } else if (auto* linear = dynamic_cast<nn::Linear*>(gm.submodule(path))) {
+    qat = std::make_shared<QatLinear>(*linear, /*relu=*/false, fq);
+  } else {
+    return absl::InvalidArgumentError(
+        absl::StrCat("PrepareQatPt2e: %", n->name(), ": no Conv2d / Linear at '", path, "' owns its weight"));
+  }
+  QFX_RETURN_IF_ERROR(gm.ReplaceSubmodule(path, qat));
+  fx::Node* call;
+  {
+    auto point = gm.graph().InsertingBefore(n);
+    call = gm.graph().CallModule(path, {n->args()[0]});
+  }
+  call->meta.scope = {path, qat->type_name()};
+  call->meta.tensor = last->meta.tensor;
+  call->meta.annotation = last == n ? n->meta.annotation : last->meta.annotation;
+  last->ReplaceAllUsesWith(call);
+  if (last != n) QFX_RETURN_IF_ERROR(gm.graph().EraseNode(last));
+  return gm.graph().EraseNode(n);
+}
+
+}  // namespace
+
+absl::Status AnnotatePt2e(fx::GraphModule& gm, Quantizer& quantizer) {
+  QFX_RETURN_IF_ERROR(FoldBatchNorms(gm));
+  return AnnotateAndCheck(gm, quantizer);
+}
+
+absl::StatusOr<Pt2eReport> PreparePt2e(fx::GraphModule& gm, Quantizer& quantizer) {
+  QFX_RETURN_IF_ERROR(AnnotatePt2e(gm, quantizer));
+  QFX_ASSIGN_OR_RETURN(Pt2eReport report, InsertObservers(gm));
+  ReportFloat(gm, report);
+  QFX_RETURN_IF_ERROR(gm.Lint());
+  return report;
+}
+
+absl::StatusOr<Pt2eReport> PrepareQatPt2e(fx::GraphModule& gm, Quantizer& quantizer) {
+  QFX_RETURN_IF_ERROR(AnnotateAndCheck(gm, quantizer));
+  QFX_ASSIGN_OR_RETURN(Pt2eReport report, InsertObservers(gm));
+  for (fx::Node* n : gm.graph().nodes()) {
+    if (n->erased() || (!IsOp(n, OpId::kConv2d) && !IsOp(n, OpId::kLinear))) continue;
+    if (IsObserverModule(NodeArg(n, 1) ? gm.submodule(NodeArg(n, 1)->target().path) : nullptr))
+      QFX_RETURN_IF_ERROR(SwapToQat(gm, n));
+  }
+  gm.graph().EliminateDeadCode();
+  QFX_RETURN_IF_ERROR(gm.DeleteUnusedSubmodules());
+  ReportFloat(gm, report);
+  gm.train(true);
   QFX_RETURN_IF_ERROR(gm.Lint());
   return report;
 }

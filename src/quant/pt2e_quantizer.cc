@@ -65,7 +65,8 @@ class Annotator {
  public:
   Annotator(const QuantizationConfig& c, const std::vector<OpId>& clamps) : c_(c), clamps_(clamps) {}
 
-  // conv2d / linear (-clamp): input, weight (and bias with a spec), output at the clamp when there is one.
+  // conv2d(-batch_norm) / linear (-clamp): input, weight (and bias with a spec), output at the clamp when
+  // there is one. A batch norm is still there only for QAT (PTQ folds it first): it joins the pattern.
   void Weighted(fx::Node* n) {
     QuantizationAnnotation& a = Claim(n);
     fx::Node* x = NodeArg(n, 0);
@@ -74,7 +75,13 @@ class Annotator {
     if (x && c_.input_activation) a.input_qspec_map.emplace_back(x, *c_.input_activation);
     if (w && c_.weight) a.input_qspec_map.emplace_back(w, *c_.weight);
     if (b && c_.bias) a.input_qspec_map.emplace_back(b, *c_.bias);
-    Output(n, ClampFollower(n, clamps_));
+    fx::Node* end = n;
+    if (IsOp(n, OpId::kConv2d) && n->users().size() == 1 && IsOp(n->users()[0], OpId::kBatchNorm) &&
+        !IsAnnotated(n->users()[0])) {
+      end = n->users()[0];
+      Claim(end);
+    }
+    Output(end, ClampFollower(end, clamps_));
   }
 
   // add(-clamp) / mul on two tensors.

@@ -10,10 +10,13 @@
 #include "qfx/fx/tracer.h"
 #include "qfx/io/model_file.h"
 #include "qfx/models/zoo.h"
+#include "qfx/nn/functional.h"
 #include "qfx/quant/metrics.h"
 #include "qfx/quant/passes.h"
 #include "qfx/quant/pt2e.h"
+#include "qfx/quant/qat_modules.h"
 #include "qfx/quant/quantized_modules.h"
+#include "qfx/train/trainer.h"
 #include "tests/testing/golden.h"
 
 namespace qfx {
@@ -336,6 +339,50 @@ TEST(Pt2eFlow, EquivalentConfigIsBitIdenticalToTheFxFlow) {
   const Tensor got = *RunModule(*gm, x);
   ASSERT_EQ(want.numel(), got.numel());
   for (int64_t i = 0; i < want.numel(); ++i) ASSERT_EQ(want.data<float>()[i], got.data<float>()[i]) << i;
+}
+
+// QAT: conv-bn stays live as ConvBn2d (simulated folding), fake-quant where PTQ puts observers; after
+// training, the int8 model agrees with the fake-quant model it came from.
+TEST(Pt2eQat, TrainsFakeQuantizedAndConvertsToAgreeingInt8) {
+  Model m = Seeded("mnist_cnn", 0);
+  m.shape[0] = 64;
+  const Tensor x = testing::HashUniform("qat", m.shape, 0, 1);
+  const Tensor labels = F::argmax(*RunModule(*m.model, x));
+  auto gm = *Export(m.model, {m.shape});
+  XNNPACKQuantizer q;
+  q.set_global(get_symmetric_quantization_config(/*is_per_channel=*/true, /*is_qat=*/true));
+  auto report = PrepareQatPt2e(*gm, q);
+  ASSERT_TRUE(report.ok()) << report.status();
+  EXPECT_EQ(gm->submodule("conv1")->type_name(), "ConvBn2d");
+  EXPECT_EQ(gm->submodule("conv2")->type_name(), "ConvBn2d");
+  EXPECT_NE(dynamic_cast<QatLinear*>(gm->submodule("fc1")), nullptr);
+  int fake_quant = 0;
+  for (fx::Node* n : gm->graph()) {
+    EXPECT_FALSE(n->op() == fx::Opcode::kCallFunction && n->target().op == OpId::kBatchNorm) << n->name();
+    if (n->op() == fx::Opcode::kCallModule)
+      fake_quant += dynamic_cast<FakeQuantize*>(gm->submodule(n->target().path)) != nullptr;
+  }
+  EXPECT_EQ(fake_quant, 8) << FormatReport(*report);  // input, conv1-relu, 2 pools, conv2-relu, flatten, fc1-relu, fc2
+  train::TrainOptions o;
+  o.epochs = 1;
+  o.batch = 16;
+  o.optimizer.lr = 1e-4;
+  auto history = train::Train(*gm, x, labels, o);
+  ASSERT_TRUE(history.ok()) << history.status();
+  EnableObservers(*gm, false);
+  gm->eval();
+  const Tensor fq = *RunModule(*gm, x);
+  ASSERT_TRUE(ConvertPt2e(*gm).ok());
+  const absl::Status lowered = LowerPt2e(*gm);
+  ASSERT_TRUE(lowered.ok()) << lowered;
+  const Tensor y = *RunModule(*gm, x);
+  double step = 0;
+  for (fx::Node* n : gm->graph()) {
+    if (n->meta.qparams) step = n->meta.qparams->scale;
+  }
+  const double within = WithinStep(y, fq, step);
+  std::printf("mnist_cnn QAT (PT2E, XNNPACK): int8 within one step of the fake-quant model on %.2f%%\n", 100 * within);
+  EXPECT_GE(within, 0.95);
 }
 
 }  // namespace

@@ -79,6 +79,8 @@ struct TrainFlags {
   double gamma = 0.1;
   std::string qconfig = "x86_qat";                            // qat only
   std::string flow = "fx";                                    // qat only: fx | eager
+  std::string quantizer;                                      // qat only: PT2E with xnnpack | x86_inductor
+  bool per_tensor = false;                                    // qat only: PT2E per-tensor weights
   int64_t freeze_bn_after = -1, freeze_observers_after = -1;  // qat only; -1: never
   std::string out;
 };

@@ -152,9 +152,18 @@ int main(int argc, char** argv) {
       app.add_subcommand("qat", "quantization-aware fine-tuning, then convert to int8 and save a .qfx model");
   AddModelFlags(qat_cmd, qat.model, /*fp32_file=*/true);
   AddTrainFlags(qat_cmd, qat);
-  qat_cmd->add_option("--qconfig", qat.qconfig,
-                      "QAT preset (x86_qat fbgemm_qat qnnpack_qat onednn_qat) or rule file "
-                      "(default x86_qat)");
+  CLI::Option* qat_qconfig = qat_cmd->add_option("--qconfig", qat.qconfig,
+                                                 "QAT preset (x86_qat fbgemm_qat qnnpack_qat onednn_qat) or rule file "
+                                                 "(default x86_qat)");
+  CLI::Option* qat_quantizer =
+      qat_cmd
+          ->add_option("--quantizer", qat.quantizer,
+                       "the PT2E flow with a backend's quantizer (its QAT config) instead of a qconfig: xnnpack or "
+                       "x86_inductor")
+          ->check(CLI::IsMember({"xnnpack", "x86_inductor"}))
+          ->excludes(qat_qconfig);
+  qat_cmd->add_flag("--per-tensor", qat.per_tensor, "PT2E: per-tensor weights (default per channel)")
+      ->needs(qat_quantizer);
   qat_cmd->add_option("--freeze-bn-after", qat.freeze_bn_after, "freeze batch-norm statistics after this many epochs");
   qat_cmd->add_option("--freeze-observers-after", qat.freeze_observers_after,
                       "freeze observers after this many epochs");

@@ -13,6 +13,7 @@
 #include "qfx/io/safetensors.h"
 #include "qfx/quant/eager.h"
 #include "qfx/quant/passes.h"
+#include "qfx/quant/pt2e.h"
 #include "qfx/train/trainer.h"
 #include "tools/qfx/commands.h"
 
@@ -140,12 +141,43 @@ absl::Status QatEager(const TrainFlags& f, const quant::QuantConfig& config, con
   return absl::OkStatus();
 }
 
+// The PT2E flow: export, the quantizer's QAT config, PrepareQatPt2e, train, ConvertPt2e, LowerPt2e.
+absl::Status QatPt2e(const TrainFlags& f, const train::TrainOptions& options) {
+  if (f.flow == "eager")
+    return absl::InvalidArgumentError("--quantizer is the PT2E flow: it does not take --flow eager");
+  QFX_ASSIGN_OR_RETURN(auto model, OpenModel(f.model));
+  QFX_ASSIGN_OR_RETURN(Data data, ReadPair(f.train_x, f.train_y));
+  const int64_t fp32_bytes = StateBytes(*model);
+  QFX_ASSIGN_OR_RETURN(auto gm, ModelGraph(f.model, model, /*fp32_only=*/true));
+  QFX_RETURN_IF_ERROR(quant::InlineModules(*gm));
+  QFX_ASSIGN_OR_RETURN(auto quantizer, quant::MakeQuantizer(f.quantizer, !f.per_tensor, /*is_qat=*/true));
+  QFX_ASSIGN_OR_RETURN(quant::Pt2eReport report, quant::PrepareQatPt2e(*gm, *quantizer));
+  const std::string how = absl::StrCat(f.quantizer, f.per_tensor ? " (per-tensor weights)" : "");
+  fmt::print("QAT of {} (PT2E) with {} on {} images: {} fake-quant modules; {} epochs, batch {}, {} lr {:g}\n",
+             ModelName(f.model), how, data.x.size(0), report.observers, f.epochs, f.batch, f.optimizer, f.lr);
+  QFX_ASSIGN_OR_RETURN(auto history, train::Train(*gm, data.x, data.y, options, Reporter(f.epochs)));
+  quant::EnableObservers(*gm, false);
+  gm->eval();
+  QFX_RETURN_IF_ERROR(ReportTest(*gm, f, "fake-quant"));
+  QFX_RETURN_IF_ERROR(quant::ConvertPt2e(*gm));
+  QFX_RETURN_IF_ERROR(quant::LowerPt2e(*gm));
+  Shape input_shape = data.x.shape();
+  input_shape[0] = 1;
+  QFX_RETURN_IF_ERROR(io::SaveModel(f.out, *gm, input_shape, absl::StrCat(ModelName(f.model), " QAT (PT2E) with ", how),
+                                    SameOutputs(*gm, data.x.Narrow0(0, 1))));
+  QFX_RETURN_IF_ERROR(ReportTest(*gm, f, "int8"));
+  for (const auto& [node, why] : report.left_float) fmt::print("  float: %{} ({})\n", node, why);
+  fmt::print("fp32 {:.2f} MB; wrote {}\n", fp32_bytes / 1e6, f.out);
+  return absl::OkStatus();
+}
+
 absl::Status Qat(const TrainFlags& f) {
   QFX_RETURN_IF_ERROR(CheckTestFlags(f));
   QFX_RETURN_IF_ERROR(CheckFlow(f.flow));
   QFX_ASSIGN_OR_RETURN(train::TrainOptions options, Options(f));
   options.freeze_bn_after = f.freeze_bn_after;
   options.freeze_observers_after = f.freeze_observers_after;
+  if (!f.quantizer.empty()) return QatPt2e(f, options);
   QFX_ASSIGN_OR_RETURN(quant::QuantConfig config, quant::LoadQuantConfig(f.qconfig));
   if (!config.mapping.global() || !config.mapping.global()->activation.fake_quant) {
     return absl::InvalidArgumentError(

@@ -9,6 +9,8 @@
 //   PreparePt2e    eval conv -> batch_norm folded, the quantizer run, observers inserted from the annotations:
 //                  edges and outputs that share (SharedQuantizationSpec, or an input edge whose producer's
 //                  output spec has the same dtype) get one observer; derived and fixed specs get none.
+//   PrepareQatPt2e the same with fake-quant specs and batch norms kept; conv2d(-batch_norm) / linear with a
+//                  fake-quantized weight become QAT modules (ConvBn2d simulates the folding) for training.
 //   ConvertPt2e    the Q/DQ reference representation: each activation observer becomes quantize ->
 //                  dequantize; each conv2d / linear whose weight edge is observed becomes a reference module
 //                  holding the int8 weight and its per-channel (or per-tensor) scales, which dequantizes it
@@ -193,6 +195,11 @@ std::string FormatAnnotated(const fx::Graph& graph);
 absl::Status AnnotatePt2e(fx::GraphModule& gm, Quantizer& quantizer);
 // AnnotatePt2e, then observers inserted from the annotations.
 absl::StatusOr<Pt2eReport> PreparePt2e(fx::GraphModule& gm, Quantizer& quantizer);
+// For quantization-aware training (quantizers with is_qat configs: fake-quant specs): batch norms stay,
+// conv2d(-batch_norm) / linear with a fake-quantized weight become QAT modules (QatConv2d / QatLinear) at
+// their module paths, and the graph is put in training mode. Train it, freeze the observers, eval(), then
+// ConvertPt2e and LowerPt2e as after PreparePt2e.
+absl::StatusOr<Pt2eReport> PrepareQatPt2e(fx::GraphModule& gm, Quantizer& quantizer);
 // The Q/DQ reference representation (see the banner); runs in float.
 absl::Status ConvertPt2e(fx::GraphModule& gm);
 // The Q/DQ graph lowered to the int8 kernels; fails naming any Q/DQ pattern with no int8 lowering.
