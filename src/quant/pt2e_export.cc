@@ -5,7 +5,8 @@
 // -> relu, ...) is replaced by a call_function of that op whose tensor arguments are get_attr nodes of the
 // module's parameters and buffers ("conv1.weight") and whose other arguments are the module's constants.
 // Every node the module became records it in meta.scope (path and type), PyTorch's nn_module_stack[-1].
-// Modules with no op (a user's own leaf module) stay call_module nodes and stay float.
+// Modules with no op (a user's own leaf module) stay call_module nodes and stay float. Export then names the
+// nodes as torch.export does (conv2d, conv2d_1, relu, ...; get_attr nodes by path: conv1_weight).
 #include <unordered_map>
 
 #include "absl/strings/str_cat.h"
@@ -76,6 +77,39 @@ absl::Status Inline(fx::GraphModule& gm, fx::Node* n) {
   return gm.graph().EraseNode(n);
 }
 
+fx::Argument Remap(const fx::Argument& a, const std::unordered_map<const fx::Node*, fx::Node*>& map) {
+  if (const auto* n = std::get_if<fx::Node*>(&a)) return fx::Argument(map.at(*n));
+  if (const auto* list = std::get_if<std::vector<fx::Node*>>(&a)) {
+    std::vector<fx::Node*> out;
+    for (const fx::Node* n : *list) out.push_back(map.at(n));
+    return fx::Argument(out);
+  }
+  return a;
+}
+
+// The graph again with torch.export's node names: each op node named after its op in order ("conv2d",
+// "conv2d_1", "relu", ...), get_attr nodes after their path ("conv1_weight").
+std::unique_ptr<fx::Graph> Renamed(const fx::Graph& g) {
+  auto out = std::make_unique<fx::Graph>();
+  std::unordered_map<const fx::Node*, fx::Node*> map;
+  for (const fx::Node* n : g) {
+    std::vector<fx::Argument> args;
+    for (const fx::Argument& a : n->args()) args.push_back(Remap(a, map));
+    std::vector<std::pair<std::string, fx::Argument>> kwargs;
+    for (const auto& [k, a] : n->kwargs()) kwargs.emplace_back(k, Remap(a, map));
+    std::string hint = n->name();
+    if (n->op() == fx::Opcode::kCallFunction || n->op() == fx::Opcode::kCallMethod) {
+      hint = nn::GetOpSchema(n->target().op).name;
+    } else if (n->op() == fx::Opcode::kGetAttr) {
+      hint = n->target().path;
+    }
+    fx::Node* c = out->CreateNode(n->op(), n->target(), std::move(args), std::move(kwargs), hint);
+    c->meta = n->meta;
+    map[n] = c;
+  }
+  return out;
+}
+
 }  // namespace
 
 absl::Status InlineModules(fx::GraphModule& gm) {
@@ -88,8 +122,10 @@ absl::Status InlineModules(fx::GraphModule& gm) {
 absl::StatusOr<std::shared_ptr<fx::GraphModule>> Export(std::shared_ptr<nn::Module> model,
                                                         const std::vector<Shape>& example_input_shapes) {
   model->train(false);
-  QFX_ASSIGN_OR_RETURN(std::shared_ptr<fx::GraphModule> gm, fx::SymbolicTrace(model));
-  QFX_RETURN_IF_ERROR(InlineModules(*gm));
+  QFX_ASSIGN_OR_RETURN(std::shared_ptr<fx::GraphModule> traced, fx::SymbolicTrace(model));
+  QFX_RETURN_IF_ERROR(InlineModules(*traced));
+  auto gm = std::make_shared<fx::GraphModule>(model, Renamed(traced->graph()), traced->type_name());
+  QFX_RETURN_IF_ERROR(gm->Lint());
   if (!example_input_shapes.empty()) QFX_RETURN_IF_ERROR(fx::PropagateShapes(*gm, example_input_shapes));
   return gm;
 }
