@@ -7,6 +7,7 @@
 // what the kernels take. Lower: a reference conv / linear followed by a clamp and a quantize gets a quantize ->
 // dequantize of its own with the clamp's output qparams (the clamp then folds into the int8 epilogue), and the FX
 // flow's Lower does the rest. Any reference layer or dequantize -> op -> quantize chain left is an error naming it.
+#include <cmath>
 #include <map>
 #include <optional>
 
@@ -67,6 +68,50 @@ struct WeightedPlan {
   QuantizedLayer layer;
 };
 
+// A DerivedQuantizationSpec on the bias must give what the kernels use: scale = input scale x weight scale
+// (per channel), zero point 0. Anything else would be ignored silently, so it is an error.
+absl::Status CheckDerivedBias(fx::GraphModule& gm, fx::Node* n, const QParams& weight_qp) {
+  const QuantizationAnnotation* a = FindAnnotation(n);
+  const fx::Node* b = NodeArg(n, 2);
+  if (a == nullptr || b == nullptr) return absl::OkStatus();
+  for (const auto& [input, spec] : a->input_qspec_map) {
+    const auto* d = std::get_if<DerivedQuantizationSpec>(&spec);
+    if (input != b || d == nullptr) continue;
+    fx::Node* x_obs = NodeArg(n, 0);
+    const fx::Node* w = NodeArg(NodeArg(n, 1), 0);
+    auto fail = [&](const std::string& why) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("ConvertPt2e: %", n->name(), "'s bias is annotated ", SpecString(spec), ": ", why));
+    };
+    if (!IsObserverNode(gm, x_obs)) return fail("its input is not observed");
+    QFX_ASSIGN_OR_RETURN(QParams x_qp, QParamsOf(gm.submodule(x_obs->target().path)));
+    std::vector<QParams> from;
+    for (const EdgeOrNode& e : d->derived_from) {
+      if (e.producer == NodeArg(x_obs, 0)) {
+        from.push_back(x_qp);
+      } else if (e.producer == w) {
+        from.push_back(weight_qp);
+      } else {
+        return fail("qfx's kernels derive a bias from the input and weight edges only");
+      }
+    }
+    if (!d->derive_qparams_fn) return fail("it has no derive_qparams_fn");
+    QParams got;
+    QFX_RETURN_IF_ERROR(CatchErrors([&] { got = d->derive_qparams_fn(from); }));
+    for (size_t c = 0; c < weight_qp.scale.size(); ++c) {
+      const float want = x_qp.scale[0] * weight_qp.scale[c];
+      const size_t i = got.scale.size() == 1 ? 0 : c;
+      if (i >= got.scale.size() || std::fabs(got.scale[i] - want) > 1e-6f * want ||
+          (i < got.zero_point.size() && got.zero_point[i] != 0)) {
+        return fail(absl::StrCat("channel ", c, " derives scale ", i < got.scale.size() ? got.scale[i] : 0.f,
+                                 ", but the int8 kernels use input scale x weight scale = ", want,
+                                 " with zero point 0"));
+      }
+    }
+  }
+  return absl::OkStatus();
+}
+
 absl::StatusOr<QuantizedLayer> LayerFor(fx::GraphModule& gm, fx::Node* n, fx::Node* w_obs) {
   fx::Node* w = NodeArg(w_obs, 0);
   fx::Node* b = NodeArg(n, 2);
@@ -79,6 +124,7 @@ absl::StatusOr<QuantizedLayer> LayerFor(fx::GraphModule& gm, fx::Node* n, fx::No
   const Tensor weight = gm.tensor_at(w->target().path);
   const Tensor bias = b ? gm.tensor_at(b->target().path) : Tensor();
   QFX_ASSIGN_OR_RETURN(QParams qp, QParamsOf(gm.submodule(w_obs->target().path)));
+  QFX_RETURN_IF_ERROR(CheckDerivedBias(gm, n, qp));
   absl::StatusOr<QuantizedLayer> layer = QuantizeLayer(weight, bias, qp);
   if (!layer.ok()) return fail(std::string(layer.status().message()));
   if (IsOp(n, OpId::kLinear)) {

@@ -238,6 +238,93 @@ TEST(Pt2eQuantizer, ModuleNameNoneKeepsThoseNodesFloatAndSaysWhy) {
   EXPECT_NE(dynamic_cast<QuantizedWeighted*>(gm->submodule("fc1")), nullptr);
 }
 
+// Module types select everything inside a module of that type; operator types select ops; a quantizer
+// composed after a user's leaves the nodes that one annotated alone.
+TEST(Pt2eQuantizer, ModuleTypeOperatorTypeAndComposition) {
+  Model m = Seeded("resnet18", 32);
+  auto int8_paths = [&](Quantizer& q) {
+    auto gm = *Export(m.model, {m.shape});
+    auto report = PreparePt2e(*gm, q);
+    EXPECT_TRUE(report.ok()) << report.status();
+    EXPECT_TRUE(RunModule(*gm, testing::HashUniform("calib", m.shape, -1, 1)).ok());
+    EXPECT_TRUE(ConvertPt2e(*gm).ok());
+    const absl::Status lowered = LowerPt2e(*gm);
+    EXPECT_TRUE(lowered.ok()) << lowered;
+    std::map<std::string, bool> out;  // int8 layer path -> per-tensor weights
+    for (const auto& [path, mod] : gm->named_modules()) {
+      auto* w = dynamic_cast<QuantizedWeighted*>(mod);
+      if (w == nullptr) continue;
+      const float* s = w->layer().weight_scale.data<float>();
+      bool per_tensor = true;
+      for (int64_t i = 1; i < w->layer().out_channels; ++i) per_tensor &= s[i] == s[0];
+      out[path] = per_tensor;
+    }
+    return out;
+  };
+  X86InductorQuantizer blocks_float;
+  blocks_float.set_global(get_default_x86_inductor_quantization_config()).set_module_type("BasicBlock", std::nullopt);
+  auto a = int8_paths(blocks_float);
+  EXPECT_EQ(a.size(), 2u);  // the stem conv and fc: every conv inside a BasicBlock stays float
+  EXPECT_TRUE(a.count("conv1") && a.count("fc"));
+
+  X86InductorQuantizer no_linear;
+  no_linear.set_global(get_default_x86_inductor_quantization_config()).set_operator_type(OpId::kLinear, std::nullopt);
+  auto b = int8_paths(no_linear);
+  EXPECT_EQ(b.size(), 20u);
+  EXPECT_FALSE(b.count("fc"));
+
+  auto x86 = std::make_shared<X86InductorQuantizer>();
+  x86->set_global(get_default_x86_inductor_quantization_config());
+  ComposableQuantizer both({std::make_shared<Layer3ConvQuantizer>(), x86});
+  auto c = int8_paths(both);
+  EXPECT_EQ(c.size(), 21u);
+  for (const auto& [path, per_tensor] : c) {
+    EXPECT_EQ(per_tensor, path.rfind("layer3.", 0) == 0) << path;  // layer3 from the first quantizer
+  }
+}
+
+// A derived bias spec must be the kernels' rule (input scale x weight scale); another is an error.
+TEST(Pt2eQuantizer, DerivedBiasSpecsAreCheckedAgainstTheKernelsRule) {
+  for (const double factor : {1.0, 2.0}) {
+    Model m = Seeded("mnist_cnn", 0);
+    auto gm = *Export(m.model, {m.shape});
+    QuantizationConfig c = get_symmetric_quantization_config();
+    XNNPACKQuantizer q;
+    q.set_global(c);
+    ASSERT_TRUE(AnnotatePt2e(*gm, q).ok());
+    for (fx::Node* n : gm->graph()) {
+      if (n->op() != fx::Opcode::kCallFunction || n->target().op != OpId::kLinear) continue;
+      const auto* x = std::get_if<fx::Node*>(&n->args()[0]);
+      const auto* w = std::get_if<fx::Node*>(&n->args()[1]);
+      const auto* b = std::get_if<fx::Node*>(&n->args()[2]);
+      DerivedQuantizationSpec d;
+      d.derived_from = {{*x, n}, {*w, n}};
+      d.derive_qparams_fn = [factor](const std::vector<QParams>& from) {
+        QParams out;
+        for (float ws : from[1].scale) out.scale.push_back(static_cast<float>(from[0].scale[0] * ws * factor));
+        out.zero_point.assign(out.scale.size(), 0);
+        return out;
+      };
+      AnnotationOf(n).input_qspec_map.emplace_back(*b, d);
+    }
+    // A quantizer that has annotated already: PreparePt2e with a no-op quantizer inserts the observers.
+    struct Done : Quantizer {
+      absl::Status Annotate(fx::GraphModule&) override { return absl::OkStatus(); }
+    } done;
+    ASSERT_TRUE(PreparePt2e(*gm, done).ok());
+    ASSERT_TRUE(RunModule(*gm, testing::HashUniform("calib", m.shape, -1, 1)).ok());
+    const absl::Status converted = ConvertPt2e(*gm);
+    if (factor == 1.0) {
+      EXPECT_TRUE(converted.ok()) << converted;
+    } else {
+      ASSERT_FALSE(converted.ok());
+      EXPECT_NE(converted.message().find("%linear's bias is annotated derived(qint32)"), std::string::npos)
+          << converted;
+      EXPECT_NE(converted.message().find("the int8 kernels use input scale x weight scale"), std::string::npos);
+    }
+  }
+}
+
 // The stem conv's output quint8, the relu reading it wants qint8: two dtypes on one edge.
 class ConflictingQuantizer : public Quantizer {
  public:
