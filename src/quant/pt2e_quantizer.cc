@@ -3,8 +3,8 @@
 //
 // A pattern is annotated at its first node (conv2d, linear, add, cat, a pool) with the config the most
 // specific rule gives that node; nodes already annotated (by an earlier pattern or an earlier quantizer of
-// a ComposableQuantizer) are left alone. A rule giving none marks the node annotated with no specs and a
-// note, so it stays float and the dump says which rule kept it.
+// a ComposableQuantizer) are left alone. A rule giving none leaves the node unannotated with a note, so it
+// stays float (unless a quantizer composed later annotates it) and the dump says which rule kept it.
 #include <algorithm>
 
 #include "absl/strings/str_cat.h"
@@ -136,6 +136,7 @@ class Annotator {
   QuantizationAnnotation& Claim(fx::Node* n) {
     QuantizationAnnotation& a = AnnotationOf(n);
     a.annotated = true;
+    a.note.clear();
     return a;
   }
   void Output(fx::Node* n, fx::Node* clamp) {
@@ -286,11 +287,10 @@ absl::Status PatternQuantizer::Annotate(fx::GraphModule& gm) {
     std::string rule;
     const QuantizationConfig* c = ConfigFor(gm, n, &rule);
     if (c == nullptr) {
-      if (op == OpId::kConv2d || op == OpId::kLinear || op == OpId::kAdd || op == OpId::kMul || op == OpId::kCat) {
-        QuantizationAnnotation& a = AnnotationOf(n);
-        a.annotated = true;  // claimed: later patterns and quantizers leave it float
-        a.note = absl::StrCat(name_, ": ", rule, " gives no config");
-      }
+      // Not claimed (a quantizer composed after this one may still annotate it); the note says why not here.
+      AnnotationOf(n).note = rule == "no rule"
+                                 ? absl::StrCat(name_, ": no config (no global config and no rule matches)")
+                                 : absl::StrCat(name_, ": ", rule, " gives no config");
       continue;
     }
     Annotator an(*c, fused_clamps_);
