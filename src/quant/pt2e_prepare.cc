@@ -8,8 +8,9 @@
 //        an input edge's spec         joins its producer's output group when the producer's output is
 //                                     annotated, else the group of an earlier edge from the same producer
 //                                     with an equal spec;
-//      joining two groups whose specs differ in dtype or range is an error naming both, as is an edge whose
-//      group is not its producer's output group (that would need a requantization qfx has no kernel for);
+//      an edge whose producer's output is observed joins that group too (PyTorch would requantize between
+//      them; qfx has no requantize kernel); joining two groups whose specs differ in dtype or range is an
+//      error naming both;
 //   4. each group with a spec gets an observer (or fake-quant) module activation_post_process_<N>, called
 //      after the producer of each of its points; derived specs get none (the kernels derive the int32 bias).
 // The constraints of qfx's int8 kernels are checked on every spec first: activations 8-bit per tensor over
@@ -167,17 +168,13 @@ class Groups {
       for (const auto& [input, spec] : a->input_qspec_map) Add({input, n}, &spec);
     }
     for (const Key& k : order_) QFX_RETURN_IF_ERROR(Join(k));
-    // An edge must be observed where its producer's output is, when that is observed.
+    // An edge is observed where its producer's output is, when that is observed: a shared edge (cat's
+    // inputs) joins its producer's output group too. PyTorch would requantize between the two groups
+    // instead; qfx has no requantize kernel, so they share (as the FX flow's cat does), which needs the same
+    // dtype and range (Union says so otherwise).
     for (const Key& k : order_) {
       if (k.second == nullptr || !specs_.count({k.first, nullptr}) || Derived(k)) continue;
-      if (Find(k) != Find({k.first, nullptr})) {
-        return absl::InvalidArgumentError(
-            absl::StrCat("PreparePt2e: conflicting annotations on the edge ", PointString(k), ": the output of %",
-                         k.first->name(), " is ", SpecString(*specs_.at({k.first, nullptr})), " and %",
-                         k.second->name(), "'s input is ", SpecString(*specs_.at(k)),
-                         ", in two different groups; make the input share the output "
-                         "(SharedQuantizationSpec of the producer) or give both the same spec"));
-      }
+      QFX_RETURN_IF_ERROR(Union({k.first, nullptr}, k));
     }
     return absl::OkStatus();
   }

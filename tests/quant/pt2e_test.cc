@@ -283,6 +283,39 @@ TEST(Pt2eQuantizer, ModuleTypeOperatorTypeAndComposition) {
   }
 }
 
+// cat: XNNPACK shares every input and the output with the first input edge; qfx joins the convs' output
+// observers into that group (no requantize kernel), so the cat lowers to q_cat.
+TEST(Pt2eQuantizer, CatOfConvOutputsSharesOneObserverAndLowers) {
+  struct Net : nn::Module {
+    std::shared_ptr<nn::Conv2d> a = register_module("a", std::make_shared<nn::Conv2d>(3, 4, 3, nn::Conv2dArgs{1, 1}));
+    std::shared_ptr<nn::Conv2d> b = register_module("b", std::make_shared<nn::Conv2d>(3, 5, 1));
+    std::shared_ptr<nn::Conv2d> c = register_module("c", std::make_shared<nn::Conv2d>(9, 2, 3));
+    std::string type_name() const override { return "Net"; }
+    Tensor forward(const Tensor& x) override { return (*c)(F::cat({(*a)(x), (*b)(x)}, 1)); }
+  };
+  auto net = std::make_shared<Net>();
+  testing::HashInit(*net);
+  const Shape shape = {2, 3, 8, 8};
+  auto gm = *Export(net, {shape});
+  XNNPACKQuantizer q;
+  q.set_global(get_symmetric_quantization_config());
+  auto report = PreparePt2e(*gm, q);
+  ASSERT_TRUE(report.ok()) << report.status();
+  bool joined = false;
+  for (const auto& [path, points] : report->groups) joined |= points.size() >= 4;  // a, b, 2 cat edges, cat
+  EXPECT_TRUE(joined) << FormatReport(*report);
+  ASSERT_TRUE(RunModule(*gm, testing::HashUniform("calib", shape, -1, 1)).ok());
+  ASSERT_TRUE(ConvertPt2e(*gm).ok());
+  const absl::Status lowered = LowerPt2e(*gm);
+  ASSERT_TRUE(lowered.ok()) << lowered;
+  bool q_cat = false;
+  for (fx::Node* n : gm->graph()) q_cat |= n->op() == fx::Opcode::kCallFunction && n->target().op == OpId::kQCat;
+  EXPECT_TRUE(q_cat) << gm->graph().ToString();
+  EXPECT_GT(SqnrDb(*RunModule(*net, testing::HashUniform("x", shape, -1, 1)),
+                   *RunModule(*gm, testing::HashUniform("x", shape, -1, 1))),
+            25.0);
+}
+
 // A derived bias spec must be the kernels' rule (input scale x weight scale); another is an error.
 TEST(Pt2eQuantizer, DerivedBiasSpecsAreCheckedAgainstTheKernelsRule) {
   for (const double factor : {1.0, 2.0}) {
