@@ -230,6 +230,9 @@ TEST(Pt2eQuantizer, ModuleNameNoneKeepsThoseNodesFloatAndSaysWhy) {
     if (why.find("module_name 'fc2' gives no config") != std::string::npos) said = true;
   }
   EXPECT_TRUE(said) << FormatReport(*report);
+  EXPECT_NE(FormatAnnotated(gm->graph()).find("float: XNNPACKQuantizer: module_name 'fc2' gives no config"),
+            std::string::npos)
+      << FormatAnnotated(gm->graph());
   ASSERT_TRUE(RunModule(*gm, testing::HashUniform("calib", m.shape, -1, 1)).ok());
   ASSERT_TRUE(ConvertPt2e(*gm).ok());
   const absl::Status lowered = LowerPt2e(*gm);
