@@ -74,9 +74,10 @@ absl::Status CheckDerivedBias(fx::GraphModule& gm, fx::Node* n, const QParams& w
   const QuantizationAnnotation* a = FindAnnotation(n);
   const fx::Node* b = NodeArg(n, 2);
   if (a == nullptr || b == nullptr) return absl::OkStatus();
-  for (const auto& [input, spec] : a->input_qspec_map) {
+  for (const auto& entry : a->input_qspec_map) {  // not a structured binding: the lambda below captures spec
+    const QuantizationSpecBase& spec = entry.second;
     const auto* d = std::get_if<DerivedQuantizationSpec>(&spec);
-    if (input != b || d == nullptr) continue;
+    if (entry.first != b || d == nullptr) continue;
     fx::Node* x_obs = NodeArg(n, 0);
     const fx::Node* w = NodeArg(NodeArg(n, 1), 0);
     auto fail = [&](const std::string& why) {
