@@ -203,11 +203,13 @@ TEST_P(Pt2eGolden, MatchesPyTorchPrepareAndConvertPt2e) {
 
   // 4. int8 output against PyTorch's Q/DQ reference: within one output step on >= 99% of values.
   ASSERT_TRUE(ConvertPt2e(**gm).ok());
-  const absl::Status lowered = LowerPt2e(**gm);
-  ASSERT_TRUE(lowered.ok()) << lowered;
   const io::Safetensors st = testing::ReadFixture(base + ".safetensors");
   const Tensor x = testing::Get(st, "input");
   const Tensor reference = testing::Get(st, "reference");
+  // qfx's own Q/DQ reference against PyTorch's: the conversion itself, before any int8 kernel.
+  const Tensor qfx_reference = *RunModule(**gm, x);
+  const absl::Status lowered = LowerPt2e(**gm);
+  ASSERT_TRUE(lowered.ok()) << lowered;
   auto y = RunModule(**gm, x);
   ASSERT_TRUE(y.ok()) << y.status();
   ASSERT_EQ(y->numel(), reference.numel());
@@ -219,6 +221,11 @@ TEST_P(Pt2eGolden, MatchesPyTorchPrepareAndConvertPt2e) {
   for (int64_t i = 0; i < y->numel(); ++i)
     within += std::fabs(y->data<float>()[i] - reference.data<float>()[i]) <= step * 1.001;
   const double share = static_cast<double>(within) / y->numel();
+  int64_t ref_within = 0;
+  for (int64_t i = 0; i < y->numel(); ++i)
+    ref_within += std::fabs(qfx_reference.data<float>()[i] - reference.data<float>()[i]) <= step * 1.001;
+  std::printf("%s: qfx's Q/DQ reference within one step of PyTorch's on %.2f%%\n", base.c_str(),
+              100.0 * ref_within / y->numel());
   const Tensor fp32 = testing::Get(st, "fp32");
   std::printf(
       "%s: int8 within one step (%g) of PyTorch's reference on %.2f%% of %lld values; SQNR vs fp32: PyTorch's "
