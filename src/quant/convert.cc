@@ -23,7 +23,7 @@ bool IsObserverNode(fx::GraphModule& gm, const fx::Node* n) {
   return n->op() == fx::Opcode::kCallModule && IsObserverModule(gm.submodule(n->target().path));
 }
 
-absl::StatusOr<QParams> ObserverQParams(nn::Module* m, const fx::Node& n) {
+absl::StatusOr<QParams> ConvertQParams(nn::Module* m, const fx::Node& n) {
   absl::StatusOr<QParams> qp = internal::ActivationQParams(m);
   if (!qp.ok())
     return absl::Status(qp.status().code(), absl::StrCat("Convert: %", n.name(), ": ", qp.status().message()));
@@ -33,18 +33,10 @@ absl::StatusOr<QParams> ObserverQParams(nn::Module* m, const fx::Node& n) {
 absl::Status ReplaceObservers(fx::GraphModule& gm) {
   for (fx::Node* n : gm.graph().nodes()) {
     if (!IsObserverNode(gm, n)) continue;
-    QFX_ASSIGN_OR_RETURN(QParams qp, ObserverQParams(gm.submodule(n->target().path), *n));
-    fx::Node* input = std::get<fx::Node*>(n->args()[0]);
-    fx::Node* dq;
-    {
-      auto point = gm.graph().InsertingBefore(n);
-      fx::Node* q =
-          gm.graph().CallFunction(OpId::kQuantize, {input, static_cast<double>(qp.scale[0]), qp.zero_point[0]});
-      q->meta.qparams = QuantInfo{qp.scale[0], static_cast<int32_t>(qp.zero_point[0])};
-      dq = gm.graph().CallFunction(OpId::kDequantize, {q});
-    }
-    n->ReplaceAllUsesWith(dq);
-    QFX_RETURN_IF_ERROR(gm.graph().EraseNode(n));
+    QFX_ASSIGN_OR_RETURN(QParams qp, ConvertQParams(gm.submodule(n->target().path), *n));
+    QFX_RETURN_IF_ERROR(
+        internal::ReplaceWithQuantDequant(gm, n, QuantInfo{qp.scale[0], static_cast<int32_t>(qp.zero_point[0])})
+            .status());
   }
   return absl::OkStatus();
 }
@@ -63,7 +55,7 @@ const QParams* TrainedQParams(nn::Module* m) {
   return fq != nullptr && !fq->qparams().scale.empty() ? &fq->qparams() : nullptr;
 }
 
-absl::StatusOr<QParams> ActivationQParams(nn::Module* m) {
+absl::StatusOr<QParams> ObserverQParams(nn::Module* m) {
   QParams qp;
   QFX_RETURN_IF_ERROR(CatchErrors([&] {
     if (const QParams* trained = TrainedQParams(m))
@@ -75,9 +67,29 @@ absl::StatusOr<QParams> ActivationQParams(nn::Module* m) {
     else
       ThrowInvalid("not an observer");
   }));
+  return qp;
+}
+
+absl::StatusOr<QParams> ActivationQParams(nn::Module* m) {
+  QFX_ASSIGN_OR_RETURN(QParams qp, ObserverQParams(m));
   if (qp.scale.size() != 1 || qp.dtype != QDType::kQUInt8)
     return absl::InvalidArgumentError("activations must be per-tensor quint8");
   return qp;
+}
+
+absl::StatusOr<fx::Node*> ReplaceWithQuantDequant(fx::GraphModule& gm, fx::Node* n, QuantInfo q) {
+  fx::Node* input = std::get<fx::Node*>(n->args()[0]);
+  fx::Node* dq;
+  {
+    auto point = gm.graph().InsertingBefore(n);
+    fx::Node* quantize =
+        gm.graph().CallFunction(OpId::kQuantize, {input, static_cast<double>(q.scale), int64_t{q.zero_point}});
+    quantize->meta.qparams = q;
+    dq = gm.graph().CallFunction(OpId::kDequantize, {quantize});
+  }
+  n->ReplaceAllUsesWith(dq);
+  QFX_RETURN_IF_ERROR(gm.graph().EraseNode(n));
+  return dq;
 }
 
 // The float weight, bias and shape of a weighted module as convert sees it (QAT batch norms folded).

@@ -5,6 +5,7 @@
 #include <memory>
 
 #include "absl/status/statusor.h"
+#include "qfx/fx/graph_module.h"
 #include "qfx/quant/observer.h"
 #include "qfx/quant/qconfig_mapping.h"
 #include "qfx/quant/quantized_modules.h"
@@ -17,9 +18,15 @@ namespace internal {
 // null before its first forward (see convert.cc).
 const QParams* TrainedQParams(nn::Module* m);
 
-// The qparams an observer or fake-quant module gives activations (a fake-quant's trained ones when it has
-// run), which must be per-tensor quint8; errors say why (Convert and ConvertEager prefix where).
+// The qparams of an observer or fake-quant module (a fake-quant's trained ones when it has run), any dtype
+// or scheme; an error for another module or an observer that has none.
+absl::StatusOr<QParams> ObserverQParams(nn::Module* m);
+// The same for activations, which must be per-tensor quint8; errors say why (Convert and ConvertEager prefix
+// where).
 absl::StatusOr<QParams> ActivationQParams(nn::Module* m);
+// Replaces the observer node `n` by quantize(input, q) -> dequantize (q in the quantize node's meta.qparams)
+// and returns the dequantize node.
+absl::StatusOr<fx::Node*> ReplaceWithQuantDequant(fx::GraphModule& gm, fx::Node* n, QuantInfo q);
 
 // The int8 layer of a Conv2d / Linear, fused ConvReLU2d / LinearReLU, or QAT module (batch norm folded),
 // its weight quantized with `spec` (or the QAT weight fake-quant's trained qparams).

@@ -19,48 +19,15 @@
 #include "qfx/quant/qat_modules.h"
 #include "qfx/quant/quantized_modules.h"
 #include "src/quant/layers_internal.h"
+#include "src/quant/pt2e_internal.h"
 
 namespace qfx {
 namespace quant {
 namespace {
 
-bool IsOp(const fx::Node* n, OpId op) {
-  return n != nullptr && (n->op() == fx::Opcode::kCallFunction || n->op() == fx::Opcode::kCallMethod) &&
-         n->target().op == op;
-}
-fx::Node* NodeArg(const fx::Node* n, size_t i) {
-  if (i >= n->args().size()) return nullptr;
-  const auto* p = std::get_if<fx::Node*>(&n->args()[i]);
-  return p ? *p : nullptr;
-}
-bool IsObserverNode(fx::GraphModule& gm, const fx::Node* n) {
-  return n != nullptr && n->op() == fx::Opcode::kCallModule && IsObserverModule(gm.submodule(n->target().path));
-}
-
-absl::StatusOr<QParams> QParamsOf(nn::Module* m) {
-  QParams qp;
-  QFX_RETURN_IF_ERROR(CatchErrors([&] {
-    if (const QParams* trained = internal::TrainedQParams(m))
-      qp = *trained;
-    else if (auto* fq = dynamic_cast<FakeQuantize*>(m))
-      qp = fq->CalculateQParams();
-    else if (auto* obs = dynamic_cast<Observer*>(m))
-      qp = obs->CalculateQParams();
-    else
-      ThrowInvalid("not an observer");
-  }));
-  return qp;
-}
-
-// The one value of a list argument all of whose elements are equal, or -1.
-int64_t Square(const fx::Argument& a) {
-  const auto* v = std::get_if<std::vector<int64_t>>(&a);
-  if (v == nullptr || v->empty()) return -1;
-  for (int64_t x : *v) {
-    if (x != (*v)[0]) return -1;
-  }
-  return (*v)[0];
-}
+using internal::IsObserverNode;
+using internal::IsOp;
+using internal::NodeArg;
 
 struct WeightedPlan {
   fx::Node* node;
@@ -85,7 +52,7 @@ absl::Status CheckDerivedBias(fx::GraphModule& gm, fx::Node* n, const QParams& w
           absl::StrCat("ConvertPt2e: %", n->name(), "'s bias is annotated ", SpecString(spec), ": ", why));
     };
     if (!IsObserverNode(gm, x_obs)) return fail("its input is not observed");
-    QFX_ASSIGN_OR_RETURN(QParams x_qp, QParamsOf(gm.submodule(x_obs->target().path)));
+    QFX_ASSIGN_OR_RETURN(QParams x_qp, internal::ObserverQParams(gm.submodule(x_obs->target().path)));
     std::vector<QParams> from;
     for (const EdgeOrNode& e : d->derived_from) {
       if (e.producer == NodeArg(x_obs, 0)) {
@@ -124,7 +91,7 @@ absl::StatusOr<QuantizedLayer> LayerFor(fx::GraphModule& gm, fx::Node* n, fx::No
     return fail("its bias is not a float parameter (an observed or computed bias has no int8 kernel)");
   const Tensor weight = gm.tensor_at(w->target().path);
   const Tensor bias = b ? gm.tensor_at(b->target().path) : Tensor();
-  QFX_ASSIGN_OR_RETURN(QParams qp, QParamsOf(gm.submodule(w_obs->target().path)));
+  QFX_ASSIGN_OR_RETURN(QParams qp, internal::ObserverQParams(gm.submodule(w_obs->target().path)));
   QFX_RETURN_IF_ERROR(CheckDerivedBias(gm, n, qp));
   absl::StatusOr<QuantizedLayer> layer = QuantizeLayer(weight, bias, qp);
   if (!layer.ok()) return fail(std::string(layer.status().message()));
@@ -133,7 +100,8 @@ absl::StatusOr<QuantizedLayer> LayerFor(fx::GraphModule& gm, fx::Node* n, fx::No
     layer->in_channels = weight.size(1);
     return layer;
   }
-  const int64_t stride = Square(n->args()[3]), padding = Square(n->args()[4]), dilation = Square(n->args()[5]);
+  const int64_t stride = internal::SquareValue(n->args()[3]), padding = internal::SquareValue(n->args()[4]),
+                dilation = internal::SquareValue(n->args()[5]);
   const auto* groups = std::get_if<int64_t>(&n->args()[6]);
   if (stride < 0 || padding < 0 || dilation < 0 || groups == nullptr || weight.size(2) != weight.size(3)) {
     return fail(absl::StrCat("qfx's int8 conv takes square kernels, strides, padding and dilation; this one has ",
@@ -212,7 +180,7 @@ absl::Status ConvertWeighted(fx::GraphModule& gm) {
 absl::Status ReplaceActivationObservers(fx::GraphModule& gm) {
   for (fx::Node* n : gm.graph().nodes()) {
     if (!IsObserverNode(gm, n)) continue;
-    absl::StatusOr<QParams> qp = QParamsOf(gm.submodule(n->target().path));
+    absl::StatusOr<QParams> qp = internal::ObserverQParams(gm.submodule(n->target().path));
     if (!qp.ok())
       return absl::Status(qp.status().code(), absl::StrCat("ConvertPt2e: %", n->name(), ": ", qp.status().message()));
     int64_t zp = qp->zero_point.empty() ? 0 : qp->zero_point[0];
@@ -227,18 +195,11 @@ absl::Status ReplaceActivationObservers(fx::GraphModule& gm) {
     }
     if (qp->scale.size() != 1)
       return absl::InvalidArgumentError(absl::StrCat("ConvertPt2e: %", n->name(), ": activations must be per tensor"));
-    fx::Node* input = NodeArg(n, 0);
-    fx::Node* dq;
-    {
-      auto point = gm.graph().InsertingBefore(n);
-      fx::Node* q = gm.graph().CallFunction(OpId::kQuantize, {input, static_cast<double>(qp->scale[0]), zp});
-      q->meta.qparams = QuantInfo{qp->scale[0], static_cast<int32_t>(zp)};
-      q->meta.scope = n->meta.scope;
-      dq = gm.graph().CallFunction(OpId::kDequantize, {q});
-      dq->meta.scope = n->meta.scope;
-    }
-    n->ReplaceAllUsesWith(dq);
-    QFX_RETURN_IF_ERROR(gm.graph().EraseNode(n));
+    const fx::ModuleScope scope = n->meta.scope;
+    QFX_ASSIGN_OR_RETURN(fx::Node * dq,
+                         internal::ReplaceWithQuantDequant(gm, n, QuantInfo{qp->scale[0], static_cast<int32_t>(zp)}));
+    dq->meta.scope = scope;
+    NodeArg(dq, 0)->meta.scope = scope;
   }
   return absl::OkStatus();
 }

@@ -19,7 +19,7 @@
 // fake-quant modules the same way, then makes each conv2d(-batch_norm) / linear whose weight is
 // fake-quantized a QAT module at its module path (QatConv2d simulates the folding as PyTorch's conv-bn QAT
 // rewrite does: fq(w * gamma / sigma), conv, / (gamma / sigma) + b, batch norm), so training runs it.
-#include <functional>
+#include <algorithm>
 #include <map>
 #include <set>
 
@@ -29,22 +29,18 @@
 #include "qfx/quant/fused_modules.h"
 #include "qfx/quant/pt2e.h"
 #include "qfx/quant/qat_modules.h"
+#include "src/quant/pt2e_internal.h"
 
 namespace qfx {
 namespace quant {
 namespace {
 
+using internal::IsObserverNode;
+using internal::IsOp;
+using internal::NodeArg;
+
 using Key = std::pair<const fx::Node*, const fx::Node*>;  // producer, consumer (null: the output)
 
-bool IsOp(const fx::Node* n, OpId op) {
-  return n != nullptr && (n->op() == fx::Opcode::kCallFunction || n->op() == fx::Opcode::kCallMethod) &&
-         n->target().op == op;
-}
-fx::Node* NodeArg(const fx::Node* n, size_t i) {
-  if (i >= n->args().size()) return nullptr;
-  const auto* p = std::get_if<fx::Node*>(&n->args()[i]);
-  return p ? *p : nullptr;
-}
 bool IsWeighted(const fx::Node* n) { return IsOp(n, OpId::kConv2d) || IsOp(n, OpId::kLinear); }
 std::string PointString(const Key& k) {
   return k.second == nullptr ? absl::StrCat("%", k.first->name())
@@ -399,8 +395,7 @@ absl::StatusOr<Pt2eReport> InsertObservers(fx::GraphModule& gm) {
 // ----- QAT: conv2d(-batch_norm) and linear with a fake-quantized weight become QAT modules -----
 absl::Status CheckSquare(const fx::Node* n, const Tensor& w) {
   for (size_t i = 3; i <= 5; ++i) {
-    const auto* v = std::get_if<std::vector<int64_t>>(&n->args()[i]);
-    if (v == nullptr || v->empty() || std::adjacent_find(v->begin(), v->end(), std::not_equal_to<>()) != v->end()) {
+    if (internal::SquareValue(n->args()[i]) < 0) {
       return absl::InvalidArgumentError(absl::StrCat("PrepareQatPt2e: %", n->name(),
                                                      ": qfx's int8 conv takes square strides, padding and dilation; "
                                                      "leave it unannotated to keep it float"));
@@ -473,8 +468,7 @@ absl::StatusOr<Pt2eReport> PrepareQatPt2e(fx::GraphModule& gm, Quantizer& quanti
   QFX_ASSIGN_OR_RETURN(Pt2eReport report, InsertObservers(gm));
   for (fx::Node* n : gm.graph().nodes()) {
     if (n->erased() || (!IsOp(n, OpId::kConv2d) && !IsOp(n, OpId::kLinear))) continue;
-    if (IsObserverModule(NodeArg(n, 1) ? gm.submodule(NodeArg(n, 1)->target().path) : nullptr))
-      QFX_RETURN_IF_ERROR(SwapToQat(gm, n));
+    if (IsObserverNode(gm, NodeArg(n, 1))) QFX_RETURN_IF_ERROR(SwapToQat(gm, n));
   }
   gm.graph().EliminateDeadCode();
   QFX_RETURN_IF_ERROR(gm.DeleteUnusedSubmodules());

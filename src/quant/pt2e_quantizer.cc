@@ -11,10 +11,15 @@
 #include "absl/strings/str_join.h"
 #include "qfx/nn/ops.h"
 #include "qfx/quant/pt2e.h"
+#include "src/quant/pt2e_internal.h"
 
 namespace qfx {
 namespace quant {
 namespace {
+
+using internal::IsOp;
+using internal::IsOpNode;
+using internal::NodeArg;
 
 std::string EdgeString(const EdgeOrNode& e) {
   if (e.producer == nullptr) return "(none)";
@@ -22,16 +27,6 @@ std::string EdgeString(const EdgeOrNode& e) {
   return absl::StrCat("%", e.consumer->name(), "'s input %", e.producer->name());
 }
 
-bool IsOp(const fx::Node* n, OpId op) {
-  return n != nullptr && (n->op() == fx::Opcode::kCallFunction || n->op() == fx::Opcode::kCallMethod) &&
-         n->target().op == op;
-}
-bool IsOpNode(const fx::Node* n) { return n->op() == fx::Opcode::kCallFunction || n->op() == fx::Opcode::kCallMethod; }
-fx::Node* NodeArg(const fx::Node* n, size_t i) {
-  if (i >= n->args().size()) return nullptr;
-  const auto* p = std::get_if<fx::Node*>(&n->args()[i]);
-  return p ? *p : nullptr;
-}
 bool IsAnnotated(const fx::Node* n) {
   const QuantizationAnnotation* a = FindAnnotation(n);
   return a != nullptr && a->annotated;

@@ -213,19 +213,10 @@ TEST_P(Pt2eGolden, MatchesPyTorchPrepareAndConvertPt2e) {
   auto y = RunModule(**gm, x);
   ASSERT_TRUE(y.ok()) << y.status();
   ASSERT_EQ(y->numel(), reference.numel());
-  double step = 0;
-  for (fx::Node* n : (*gm)->graph()) {
-    if (n->meta.qparams) step = n->meta.qparams->scale;  // the last quantized value: the output's
-  }
-  int64_t within = 0;
-  for (int64_t i = 0; i < y->numel(); ++i)
-    within += std::fabs(y->data<float>()[i] - reference.data<float>()[i]) <= step * 1.001;
-  const double share = static_cast<double>(within) / y->numel();
-  int64_t ref_within = 0;
-  for (int64_t i = 0; i < y->numel(); ++i)
-    ref_within += std::fabs(qfx_reference.data<float>()[i] - reference.data<float>()[i]) <= step * 1.001;
+  const double step = testing::OutputStep((*gm)->graph());
+  const double share = testing::WithinStep(*y, reference, step);
   std::printf("%s: qfx's Q/DQ reference within one step of PyTorch's on %.2f%%\n", base.c_str(),
-              100.0 * ref_within / y->numel());
+              100.0 * testing::WithinStep(qfx_reference, reference, step));
   const Tensor fp32 = testing::Get(st, "fp32");
   std::printf(
       "%s: int8 within one step (%g) of PyTorch's reference on %.2f%% of %lld values; SQNR vs fp32: PyTorch's "

@@ -43,13 +43,6 @@ int CountOpcode(const fx::GraphModule& gm, fx::Opcode op) {
   return n;
 }
 
-// Fraction of values of y within one output step (`step`) of ref.
-double WithinStep(const Tensor& y, const Tensor& ref, double step) {
-  int64_t ok = 0;
-  for (int64_t i = 0; i < y.numel(); ++i) ok += std::fabs(y.data<float>()[i] - ref.data<float>()[i]) <= step * 1.001;
-  return static_cast<double>(ok) / y.numel();
-}
-
 TEST(Pt2eExport, InlinesModulesIntoOpsWithParametersAndScopes) {
   Model m = Seeded("resnet18", 32);
   auto gm = Export(m.model, {m.shape});
@@ -130,15 +123,11 @@ TEST_P(Pt2eFlow, LowersToInt8AgreeingWithTheReferenceAndSaves) {
   EXPECT_GT(int8_layers, 0);
   auto y = RunModule(*gm, x);
   ASSERT_TRUE(y.ok()) << y.status();
-  // The output step: the last dequantize's scale.
-  double step = 0;
-  for (fx::Node* n : gm->graph()) {
-    if (n->meta.qparams) step = n->meta.qparams->scale;
-  }
+  const double step = testing::OutputStep(gm->graph());
   // Layer by layer the int8 kernels and the Q/DQ reference agree exactly or by one step (the int32 bias
   // and the integer requantization round where the reference computes in float); through a deep network
   // those single steps compound, so the bound on the output is looser than one step everywhere.
-  const double within = WithinStep(*y, *ref, step), sqnr_ref = SqnrDb(fp32, *ref), sqnr = SqnrDb(fp32, *y);
+  const double within = testing::WithinStep(*y, *ref, step), sqnr_ref = SqnrDb(fp32, *ref), sqnr = SqnrDb(fp32, *y);
   std::printf("%s/%s: int8 within one step of the reference on %.2f%%; SQNR vs fp32: reference %.1f dB, int8 %.1f dB\n",
               c.model.c_str(), c.quantizer.c_str(), 100 * within, sqnr_ref, sqnr);
   EXPECT_GE(within, c.model == "resnet18" && c.quantizer == "x86_inductor" ? 0.8 : 0.95);
@@ -499,11 +488,8 @@ TEST(Pt2eQat, TrainsFakeQuantizedAndConvertsToAgreeingInt8) {
   const absl::Status lowered = LowerPt2e(*gm);
   ASSERT_TRUE(lowered.ok()) << lowered;
   const Tensor y = *RunModule(*gm, x);
-  double step = 0;
-  for (fx::Node* n : gm->graph()) {
-    if (n->meta.qparams) step = n->meta.qparams->scale;
-  }
-  const double within = WithinStep(y, fq, step);
+  const double step = testing::OutputStep(gm->graph());
+  const double within = testing::WithinStep(y, fq, step);
   std::printf("mnist_cnn QAT (PT2E, XNNPACK): int8 within one step of the fake-quant model on %.2f%%\n", 100 * within);
   EXPECT_GE(within, 0.95);
 }

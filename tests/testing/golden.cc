@@ -23,6 +23,24 @@ Tensor Get(const io::Safetensors& st, const std::string& name) {
   return Tensor();
 }
 
+double WithinStep(const Tensor& y, const Tensor& ref, double step) {
+  if (y.shape() != ref.shape()) {
+    ADD_FAILURE() << "shape " << y.ToString() << " vs " << ref.ToString();
+    return 0;
+  }
+  int64_t ok = 0;
+  for (int64_t i = 0; i < y.numel(); ++i) ok += std::fabs(y.data<float>()[i] - ref.data<float>()[i]) <= step * 1.001;
+  return static_cast<double>(ok) / y.numel();
+}
+
+double OutputStep(const fx::Graph& graph) {
+  double step = 0;
+  for (const fx::Node* n : graph) {
+    if (n->meta.qparams) step = n->meta.qparams->scale;
+  }
+  return step;
+}
+
 double MaxRelError(const Tensor& a, const Tensor& b) {
   if (a.shape() != b.shape()) {
     ADD_FAILURE() << "shape " << a.ToString() << " vs " << b.ToString();

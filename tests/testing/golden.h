@@ -4,6 +4,7 @@
 #include <string>
 
 #include "qfx/core/tensor.h"
+#include "qfx/fx/graph.h"
 #include "qfx/io/safetensors.h"
 #include "qfx/nn/module.h"
 
@@ -17,6 +18,10 @@ Tensor Get(const io::Safetensors& st, const std::string& name);
 
 // max |a - b| / max |b|: the relative error measure every golden test uses (1e-4 for fp32).
 double MaxRelError(const Tensor& a, const Tensor& b);
+// The share of values of y within one quantization step (`step`, 0.1% slack) of ref.
+double WithinStep(const Tensor& y, const Tensor& ref, double step);
+// The output step of a lowered int8 graph: the scale of the last node with quantized qparams.
+double OutputStep(const fx::Graph& graph);
 
 // Deterministic "hash" weights, the mirror of gen_golden.py's hash_init: element i of tensor `key`
 // is lo + (hi - lo) * u_i with u_i = ((i+1) * 2654435761 + fnv1a32(key)) mod 2^32 / 2^32.

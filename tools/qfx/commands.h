@@ -129,6 +129,9 @@ absl::StatusOr<int64_t> Calibrate(nn::Module& model, const Tensor& x, const std:
 // What `qfx quantize` checks of the file it writes, beyond LoadModel's rules: the model read back gives
 // the outputs of the model in memory, bit for bit, on `x`.
 io::ModelCheck SameOutputs(fx::GraphModule& gm, const Tensor& x);
+// A dump note for an observer or fake-quant module: its type and, once calibrated, its qparams (with the
+// dtype and, per channel, "(channel 0)" when `with_dtype`: the PT2E stages, whose activations may be qint8).
+std::string ObserverNote(nn::Module& m, bool calibrated, bool with_dtype);
 // "size: fp32 .. MB -> int8 .. MB (..%), wrote OUT".
 void PrintSizes(int64_t fp32_bytes, const std::string& out);
 // The PT2E flow (tools/qfx/pt2e.cc): quantize with --quantizer, and dump's PT2E stages (the graph made

@@ -74,6 +74,24 @@ absl::StatusOr<std::string> Render(const fx::Graph& graph, const std::string& fo
   return absl::InvalidArgumentError(absl::StrCat("--format '", format, "' must be table, code, json, dot, svg or png"));
 }
 
+}  // namespace
+
+std::string ObserverNote(nn::Module& m, bool calibrated, bool with_dtype) {
+  std::string note = m.type_name();
+  auto* obs = dynamic_cast<quant::Observer*>(&m);
+  if (calibrated && obs != nullptr) {
+    (void)CatchErrors([&] {
+      const quant::QParams qp = obs->CalculateQParams();
+      if (with_dtype) absl::StrAppend(&note, " ", quant::QDTypeName(qp.dtype));
+      absl::StrAppend(&note, " scale=", qp.scale[0], " zero_point=", qp.zero_point[0]);
+      if (with_dtype && qp.scale.size() > 1) absl::StrAppend(&note, " (channel 0)");
+    });
+  }
+  return note;
+}
+
+namespace {
+
 // What Prepare did with each node: the quantized pattern, the observer (and its qparams once calibrated),
 // or why the node stays float.
 std::map<const fx::Node*, std::string> Notes(fx::GraphModule& gm, const quant::PrepareReport& report, bool calibrated) {
@@ -84,17 +102,7 @@ std::map<const fx::Node*, std::string> Notes(fx::GraphModule& gm, const quant::P
       notes[n] = absl::StrCat("float: ", quant::FloatReasonText(f->second));
     }
     nn::Module* m = n->op() == fx::Opcode::kCallModule ? gm.submodule(n->target().path) : nullptr;
-    if (!quant::IsObserverModule(m)) continue;
-    std::string note = m->type_name();
-    auto* obs = dynamic_cast<quant::Observer*>(m);
-    if (calibrated && obs != nullptr) {
-      absl::Status s = CatchErrors([&] {
-        const quant::QParams qp = obs->CalculateQParams();
-        absl::StrAppend(&note, " scale=", qp.scale[0], " zero_point=", qp.zero_point[0]);
-      });
-      (void)s;
-    }
-    notes[n] = note;
+    if (quant::IsObserverModule(m)) notes[n] = ObserverNote(*m, calibrated, /*with_dtype=*/false);
   }
   return notes;
 }

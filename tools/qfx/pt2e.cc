@@ -33,17 +33,7 @@ std::map<const fx::Node*, std::string> PreparedNotes(fx::GraphModule& gm, const 
   for (fx::Node* n : gm.graph()) {
     if (auto f = float_why.find(n->name()); f != float_why.end()) notes[n] = "float: " + f->second;
     nn::Module* m = n->op() == fx::Opcode::kCallModule ? gm.submodule(n->target().path) : nullptr;
-    if (!quant::IsObserverModule(m)) continue;
-    std::string note = m->type_name();
-    auto* obs = dynamic_cast<quant::Observer*>(m);
-    if (calibrated && obs != nullptr) {
-      (void)CatchErrors([&] {
-        const quant::QParams qp = obs->CalculateQParams();
-        absl::StrAppend(&note, " ", quant::QDTypeName(qp.dtype), " scale=", qp.scale[0],
-                        " zero_point=", qp.zero_point[0], qp.scale.size() > 1 ? " (channel 0)" : "");
-      });
-    }
-    notes[n] = note;
+    if (quant::IsObserverModule(m)) notes[n] = ObserverNote(*m, calibrated, /*with_dtype=*/true);
   }
   return notes;
 }
