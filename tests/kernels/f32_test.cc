@@ -80,23 +80,70 @@ struct ConvCase {
 
 TEST(Conv2dF32, MatchesOracleOnEveryTarget) {
   const ConvCase cases[] = {
-      {1, 3, 9, 9, 8, 3, 1, 1, 1, 1},    {2, 4, 11, 10, 6, 3, 2, 2, 2, 1}, {1, 8, 7, 7, 12, 3, 1, 1, 1, 4},
-      {2, 8, 10, 10, 8, 3, 2, 1, 1, 8},  {1, 4, 9, 9, 8, 5, 1, 2, 1, 4},   {1, 16, 5, 5, 24, 1, 1, 0, 1, 1},
-      {1, 6, 8, 9, 6, 3, 1, 0, 1, 6},    {1, 5, 13, 6, 7, 7, 2, 3, 1, 1},  {1, 3, 4, 4, 2, 1, 2, 0, 1, 1},
+      {1, 3, 9, 9, 8, 3, 1, 1, 1, 1},
+      {2, 4, 11, 10, 6, 3, 2, 2, 2, 1},
+      {1, 8, 7, 7, 12, 3, 1, 1, 1, 4},
+      {2, 8, 10, 10, 8, 3, 2, 1, 1, 8},
+      {1, 4, 9, 9, 8, 5, 1, 2, 1, 4},
+      {1, 16, 5, 5, 24, 1, 1, 0, 1, 1},
+      {1, 6, 8, 9, 6, 3, 1, 0, 1, 6},
+      {1, 5, 13, 6, 7, 7, 2, 3, 1, 1},
+      {1, 3, 4, 4, 2, 1, 2, 0, 1, 1},
       {1, 12, 6, 6, 12, 3, 3, 1, 2, 12},
+      // Several depth blocks of the packed im2col matrix (K = 32 * 9 > 256), many panels, both thread splits.
+      {1, 32, 30, 29, 13, 3, 1, 1, 1, 1},
+      {2, 40, 9, 9, 70, 3, 1, 1, 1, 2},
+      {1, 300, 7, 7, 20, 1, 1, 0, 1, 1},
+      {1, 8, 40, 40, 5, 3, 2, 0, 1, 1},
+      // Depthwise rows wide enough for the vector loop: stride 1 and 2, channel multiplier 2, dilation, 5x5.
+      {1, 4, 9, 70, 8, 3, 1, 1, 1, 4},
+      {2, 3, 11, 75, 3, 3, 2, 1, 1, 3},
+      {1, 2, 8, 60, 2, 5, 1, 2, 2, 2},
+      {1, 3, 7, 131, 3, 3, 2, 0, 1, 3},
+      {1, 4, 13, 40, 4, 5, 2, 2, 1, 4},
   };
   ForEachTarget([&] {
-    for (const ConvCase& c : cases) {
-      const Conv2dGeometry g =
-          Conv2dGeometry::Square(c.batch, c.cin, c.h, c.w, c.cout, c.k, c.stride, c.pad, c.dilation, c.groups);
-      const auto x = Random(c.batch * c.cin * c.h * c.w, 3);
-      const auto w = Random(c.cout * (c.cin / c.groups) * c.k * c.k, 4);
-      const auto b = Random(c.cout, 5);
-      const size_t out = static_cast<size_t>(c.batch * c.cout * g.out_h() * g.out_w());
-      std::vector<float> y(out), want(out);
+    for (int threads : {1, 2}) {
+      SetNumThreads(threads);
+      for (const ConvCase& c : cases) {
+        for (bool with_bias : {true, false}) {
+          const Conv2dGeometry g =
+              Conv2dGeometry::Square(c.batch, c.cin, c.h, c.w, c.cout, c.k, c.stride, c.pad, c.dilation, c.groups);
+          const auto x = Random(c.batch * c.cin * c.h * c.w, 3);
+          const auto w = Random(c.cout * (c.cin / c.groups) * c.k * c.k, 4);
+          const auto b = Random(c.cout, 5);
+          const float* bias = with_bias ? b.data() : nullptr;
+          const size_t out = static_cast<size_t>(c.batch * c.cout * g.out_h() * g.out_w());
+          std::vector<float> y(out, NAN), want(out);
+          ref::Conv2dF32(g, x.data(), w.data(), bias, want.data());
+          Conv2dF32(g, x.data(), w.data(), bias, y.data());
+          EXPECT_LT(RelError(y, want), 1e-5) << "cin " << c.cin << " k " << c.k << " groups " << c.groups << " bias "
+                                             << with_bias << " threads " << threads;
+        }
+      }
+    }
+  });
+  SetNumThreads(2);
+}
+
+// Kernels other than square ones: the packed im2col follows each axis's own kernel, stride, padding and dilation.
+TEST(Conv2dF32, NonSquareGeometryMatchesOracle) {
+  const Conv2dGeometry geometries[] = {
+      {1, 6, 17, 13, 10, 1, 7, 1, 1, 0, 3, 1, 1, 1},  // 1x7
+      {1, 6, 17, 13, 10, 7, 1, 1, 1, 3, 0, 1, 1, 1},  // 7x1
+      {2, 4, 12, 15, 8, 3, 2, 2, 1, 1, 0, 1, 2, 2},   // 3x2, stride 2x1, dilation 1x2, groups 2
+      {1, 4, 9, 50, 4, 1, 5, 1, 2, 0, 2, 1, 1, 4},    // depthwise 1x5, stride 1x2
+  };
+  ForEachTarget([&] {
+    for (const Conv2dGeometry& g : geometries) {
+      const auto x = Random(g.batch * g.in_channels * g.in_h * g.in_w, 6);
+      const auto w = Random(g.out_channels * (g.in_channels / g.groups) * g.kernel_h * g.kernel_w, 7);
+      const auto b = Random(g.out_channels, 8);
+      const size_t out = static_cast<size_t>(g.batch * g.out_channels * g.out_h() * g.out_w());
+      std::vector<float> y(out, NAN), want(out);
       ref::Conv2dF32(g, x.data(), w.data(), b.data(), want.data());
       Conv2dF32(g, x.data(), w.data(), b.data(), y.data());
-      EXPECT_LT(RelError(y, want), 1e-5) << "cin " << c.cin << " k " << c.k << " groups " << c.groups;
+      EXPECT_LT(RelError(y, want), 1e-5) << g.kernel_h << "x" << g.kernel_w;
     }
   });
 }

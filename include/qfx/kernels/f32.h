@@ -54,7 +54,7 @@ inline std::pair<int64_t, int64_t> ValidOutputRange(int64_t out, int64_t stride,
 // Fast paths.
 void GemmF32(const GemmArgs& args);
 // y[N, C_out, OH, OW] = conv(x, w) + bias (bias may be null). Depthwise convolutions use a direct
-// kernel; others im2col (skipped for 1x1 stride-1 unpadded) and GemmF32.
+// kernel; others a GEMM on the im2col matrix, packed straight from the image.
 void Conv2dF32(const Conv2dGeometry& g, const float* x, const float* w, const float* bias, float* y);
 // The convolution's backward pass from dy [N, C_out, OH, OW]: dx [N, C_in, H, W], dw (weight's shape) and
 // db [C_out] are overwritten; pass null for any not wanted.

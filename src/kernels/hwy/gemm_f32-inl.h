@@ -4,6 +4,9 @@
 // micro-kernel that broadcasts A (read in place, row-major) and loads B from a packed panel. B is packed
 // per (kKc x kNc) block into panels of NR = 2 * Lanes columns, zero-padded at the right edge, so the
 // micro-kernel never reads past a panel. Partial tiles go through a stack buffer.
+//
+// Convolutions (Conv2dGemm) pack each block of B, their im2col matrix, straight from the image into the
+// same panels, so no im2col matrix is ever written; the bias is added as the last block is stored.
 #if defined(QFX_KERNELS_GEMM_F32_INL_H_) == defined(HWY_TARGET_TOGGLE)
 #ifdef QFX_KERNELS_GEMM_F32_INL_H_
 #undef QFX_KERNELS_GEMM_F32_INL_H_
@@ -16,7 +19,9 @@
 
 #include "hwy/aligned_allocator.h"
 #include "hwy/highway.h"
+#include "qfx/core/parallel.h"
 #include "qfx/kernels/f32.h"
+#include "src/kernels/im2col.h"
 
 HWY_BEFORE_NAMESPACE();
 namespace qfx {
@@ -28,6 +33,18 @@ constexpr int64_t kRows = 6;  // rows of C per micro-tile
 constexpr int64_t kKc = 256;  // depth of one packed block of B
 constexpr int64_t kNc = 384;  // columns of one packed block of B
 
+// dst[0, nr) = src[0, cols), zero-filled past cols; dst is vector-aligned and nr a multiple of the lanes.
+HWY_INLINE void CopyPanelRow(const float* HWY_RESTRICT src, int64_t cols, int64_t nr, float* HWY_RESTRICT dst) {
+  const hn::ScalableTag<float> d;
+  const int64_t N = static_cast<int64_t>(hn::Lanes(d));
+  if (cols == nr) {
+    for (int64_t j = 0; j < nr; j += N) hn::Store(hn::LoadU(d, src + j), d, dst + j);
+    return;
+  }
+  std::memcpy(dst, src, cols * sizeof(float));
+  std::fill(dst + cols, dst + nr, 0.f);
+}
+
 // Packs B[k0 : k0+kc, j0 : j0+nc] into panels of `nr` columns; panel p is kc rows of nr floats.
 // Row-major B is read row by row (sequential reads); a transposed B column by column.
 inline void PackB(const GemmArgs& g, int64_t k0, int64_t kc, int64_t j0, int64_t nc, int64_t nr,
@@ -38,8 +55,7 @@ inline void PackB(const GemmArgs& g, int64_t k0, int64_t kc, int64_t j0, int64_t
       for (int64_t jp = 0; jp < nc; jp += nr) {
         const int64_t cols = std::min(nr, nc - jp);
         float* dst = out + jp * kc + p * nr;
-        std::memcpy(dst, src + jp, cols * sizeof(float));
-        std::fill(dst + cols, dst + nr, 0.f);
+        CopyPanelRow(src + jp, cols, nr, dst);
       }
     }
     return;
@@ -58,10 +74,13 @@ inline void PackB(const GemmArgs& g, int64_t k0, int64_t kc, int64_t j0, int64_t
   }
 }
 
-// C[R x nr tile] (+)= A[R rows, kc] * panel. `accumulate` adds to C; `cols` <= nr are written.
+// C[R x nr tile] (+)= A[R rows, kc] * panel, then + bias[r] per row if bias is not null (the last depth
+// block of a convolution: its bias comes after the whole sum, as in the oracle). `accumulate` adds to C;
+// `cols` <= nr are written.
 template <int R>
 HWY_INLINE void MicroKernel(const float* HWY_RESTRICT a, int64_t lda, const float* HWY_RESTRICT panel, int64_t kc,
-                            float* HWY_RESTRICT c, int64_t ldc, int64_t cols, bool accumulate) {
+                            float* HWY_RESTRICT c, int64_t ldc, int64_t cols, bool accumulate,
+                            const float* HWY_RESTRICT bias) {
   const hn::ScalableTag<float> d;
   const size_t N = hn::Lanes(d);
   using V = hn::Vec<decltype(d)>;
@@ -87,42 +106,53 @@ HWY_INLINE void MicroKernel(const float* HWY_RESTRICT a, int64_t lda, const floa
 #pragma GCC unroll 16
   for (int r = 0; r < R; ++r) {
     float* crow = c + r * ldc;
+    V v0 = acc0[r], v1 = acc1[r];
     if (full) {
-      V v0 = acc0[r], v1 = acc1[r];
       if (accumulate) {
-        v0 = hn::Add(v0, hn::LoadU(d, crow));
-        v1 = hn::Add(v1, hn::LoadU(d, crow + N));
+        v0 = hn::Add(hn::LoadU(d, crow), v0);
+        v1 = hn::Add(hn::LoadU(d, crow + N), v1);
+      }
+      if (bias) {
+        v0 = hn::Add(v0, hn::Set(d, bias[r]));
+        v1 = hn::Add(v1, hn::Set(d, bias[r]));
       }
       hn::StoreU(v0, d, crow);
       hn::StoreU(v1, d, crow + N);
       continue;
     }
-    hn::Store(acc0[r], d, tile);
-    hn::Store(acc1[r], d, tile + N);
-    for (int64_t j = 0; j < cols; ++j) crow[j] = accumulate ? crow[j] + tile[j] : tile[j];
+    hn::Store(v0, d, tile);
+    hn::Store(v1, d, tile + N);
+    for (int64_t j = 0; j < cols; ++j) {
+      float v = accumulate ? crow[j] + tile[j] : tile[j];
+      if (bias) v += bias[r];
+      crow[j] = v;
+    }
   }
 }
 
 inline void MicroKernelRows(int64_t rows, const float* a, int64_t lda, const float* panel, int64_t kc, float* c,
-                            int64_t ldc, int64_t cols, bool accumulate) {
+                            int64_t ldc, int64_t cols, bool accumulate, const float* bias = nullptr) {
   switch (rows) {
     case 6:
-      return MicroKernel<6>(a, lda, panel, kc, c, ldc, cols, accumulate);
+      return MicroKernel<6>(a, lda, panel, kc, c, ldc, cols, accumulate, bias);
     case 5:
-      return MicroKernel<5>(a, lda, panel, kc, c, ldc, cols, accumulate);
+      return MicroKernel<5>(a, lda, panel, kc, c, ldc, cols, accumulate, bias);
     case 4:
-      return MicroKernel<4>(a, lda, panel, kc, c, ldc, cols, accumulate);
+      return MicroKernel<4>(a, lda, panel, kc, c, ldc, cols, accumulate, bias);
     case 3:
-      return MicroKernel<3>(a, lda, panel, kc, c, ldc, cols, accumulate);
+      return MicroKernel<3>(a, lda, panel, kc, c, ldc, cols, accumulate, bias);
     case 2:
-      return MicroKernel<2>(a, lda, panel, kc, c, ldc, cols, accumulate);
+      return MicroKernel<2>(a, lda, panel, kc, c, ldc, cols, accumulate, bias);
     default:
-      return MicroKernel<1>(a, lda, panel, kc, c, ldc, cols, accumulate);
+      return MicroKernel<1>(a, lda, panel, kc, c, ldc, cols, accumulate, bias);
   }
 }
 
-// Computes rows [m0, m1) and columns [n0, n1) of C on the calling thread.
-inline void GemmBlock(const GemmArgs& g, int64_t m0, int64_t m1, int64_t n0, int64_t n1) {
+// Computes rows [m0, m1) and columns [n0, n1) of C = A * B (+ bias[row]) on the calling thread, where
+// pack(k0, kc, j0, nc, nr, out) packs that block of B as PackB does. C rows are ldc apart.
+template <class PackFn>
+inline void GemmBlockWith(const float* a, int64_t lda, int64_t k, const float* bias, float* c, int64_t ldc, int64_t m0,
+                          int64_t m1, int64_t n0, int64_t n1, const PackFn& pack) {
   const hn::ScalableTag<float> d;
   const int64_t nr = static_cast<int64_t>(2 * hn::Lanes(d));
   const int64_t nc_cap = (kNc + nr - 1) / nr * nr;
@@ -135,18 +165,26 @@ inline void GemmBlock(const GemmArgs& g, int64_t m0, int64_t m1, int64_t n0, int
   }
   for (int64_t jc = n0; jc < n1; jc += kNc) {
     const int64_t nc = std::min(kNc, n1 - jc);
-    for (int64_t pc = 0; pc < g.k; pc += kKc) {
-      const int64_t kc = std::min(kKc, g.k - pc);
-      PackB(g, pc, kc, jc, nc, nr, packed.get());
+    for (int64_t pc = 0; pc < k; pc += kKc) {
+      const int64_t kc = std::min(kKc, k - pc);
+      pack(pc, kc, jc, nc, nr, packed.get());
       for (int64_t i = m0; i < m1; i += kRows) {
         const int64_t rows = std::min(kRows, m1 - i);
+        const float* row_bias = pc + kc == k && bias ? bias + i : nullptr;
         for (int64_t jp = 0; jp < nc; jp += nr) {
-          MicroKernelRows(rows, g.a + i * g.lda + pc, g.lda, packed.get() + jp * kc, kc, g.c + i * g.ldc + jc + jp,
-                          g.ldc, std::min(nr, nc - jp), pc > 0);
+          MicroKernelRows(rows, a + i * lda + pc, lda, packed.get() + jp * kc, kc, c + i * ldc + jc + jp, ldc,
+                          std::min(nr, nc - jp), pc > 0, row_bias);
         }
       }
     }
   }
+}
+
+inline void GemmBlock(const GemmArgs& g, int64_t m0, int64_t m1, int64_t n0, int64_t n1) {
+  GemmBlockWith(g.a, g.lda, g.k, nullptr, g.c, g.ldc, m0, m1, n0, n1,
+                [&](int64_t k0, int64_t kc, int64_t j0, int64_t nc, int64_t nr, float* out) {
+                  PackB(g, k0, kc, j0, nc, nr, out);
+                });
 }
 
 // Dot product of two contiguous float rows of length k, four accumulators deep.
@@ -193,6 +231,56 @@ inline void GemmF32Impl(const GemmArgs& g) {
   } else {
     const int64_t tiles = (g.m + kRows - 1) / kRows;
     ParallelFor(tiles, 2, [&](int64_t b, int64_t e) { GemmBlock(g, b * kRows, std::min(g.m, e * kRows), 0, g.n); });
+  }
+}
+
+// Packs rows [k0, k0 + kc) and columns [j0, j0 + nc) of a convolution's im2col matrix (one image and group
+// at x) into panels as PackB does, straight from the image: each row goes through a stack buffer, in L1.
+inline void PackConvB(const Conv2dGeometry& g, const float* x, int64_t k0, int64_t kc, int64_t j0, int64_t nc,
+                      int64_t nr, float* HWY_RESTRICT out) {
+  HWY_ALIGN float row[kNc + 2 * HWY_MAX_BYTES / sizeof(float)];
+  const int64_t padded = (nc + nr - 1) / nr * nr;
+  std::fill(row + nc, row + padded, 0.f);
+  for (int64_t p = 0; p < kc; ++p) {
+    Im2ColRowRange(g, x, k0 + p, j0, j0 + nc, 0.f, row);
+    for (int64_t jp = 0; jp < nc; jp += nr) CopyPanelRow(row + jp, nr, nr, out + jp * kc + p * nr);
+  }
+}
+
+// Fraction of the threads' time that is work when `units` equal units are split into contiguous chunks.
+inline double SplitBalance(int64_t units, int64_t threads) {
+  const int64_t chunks = std::min(units, threads), per = (units + chunks - 1) / chunks;
+  return static_cast<double>(units) / static_cast<double>(per * threads);
+}
+
+// A convolution (not depthwise) as one GEMM per image and group, y = w * im2col(x) + bias, split over the
+// threads along whichever of N (panels of output pixels) and M (tiles of output channels) divides more evenly.
+inline void Conv2dGemm(const Conv2dGeometry& g, const float* x, const float* w, const float* bias, float* y) {
+  const hn::ScalableTag<float> d;
+  const int64_t nr = static_cast<int64_t>(2 * hn::Lanes(d));
+  const int64_t ohw = g.out_h() * g.out_w(), panels = (ohw + nr - 1) / nr;
+  const int64_t cin_g = g.in_channels / g.groups, cout_g = g.out_channels / g.groups;
+  const int64_t kdim = cin_g * g.kernel_h * g.kernel_w, tiles = (cout_g + kRows - 1) / kRows;
+  const bool split_n = SplitBalance(panels, NumThreads()) >= SplitBalance(tiles, NumThreads());
+  for (int64_t n = 0; n < g.batch; ++n) {
+    for (int64_t grp = 0; grp < g.groups; ++grp) {
+      const float* xg = x + (n * g.in_channels + grp * cin_g) * g.in_h * g.in_w;
+      const float* wg = w + grp * cout_g * kdim;
+      const float* bg = bias ? bias + grp * cout_g : nullptr;
+      float* yg = y + (n * g.out_channels + grp * cout_g) * ohw;
+      const auto pack = [&](int64_t k0, int64_t kc, int64_t j0, int64_t nc, int64_t r, float* out) {
+        PackConvB(g, xg, k0, kc, j0, nc, r, out);
+      };
+      if (split_n) {
+        ParallelFor(panels, 1, [&](int64_t q0, int64_t q1) {
+          GemmBlockWith(wg, kdim, kdim, bg, yg, ohw, 0, cout_g, q0 * nr, std::min(ohw, q1 * nr), pack);
+        });
+      } else {
+        ParallelFor(tiles, 1, [&](int64_t t0, int64_t t1) {
+          GemmBlockWith(wg, kdim, kdim, bg, yg, ohw, t0 * kRows, std::min(cout_g, t1 * kRows), 0, ohw, pack);
+        });
+      }
+    }
   }
 }
 
