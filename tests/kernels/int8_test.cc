@@ -16,7 +16,8 @@
 #include "qfx/core/parallel.h"
 #include "qfx/kernels/int8.h"
 #include "qfx/kernels/qconv.h"
-#include "src/kernels/qu8_dispatch.h"  // AmxEnabled, RequantizeRow
+#include "src/kernels/qu8_dispatch.h"         // AmxEnabled, RequantizeRow
+#include "src/kernels/x86/u8_shuffle_sse2.h"  // Interleave4
 #include "tests/testing/targets.h"
 
 namespace qfx {
@@ -370,6 +371,23 @@ TEST(Int8Rules, RoundingIsHalfToEven) {
   EXPECT_EQ(QuantizeValue(0.25f, 4.f, 3, 0, 255), 4);   // 1.0 + 3
   EXPECT_EQ(QuantizeValue(0.625f, 4.f, 0, 0, 255), 2);  // 2.5 -> 2
   EXPECT_EQ(QuantizeBias(1.f, 0.5f, 0.8f), 2);          // 2.5 -> 2
+}
+
+// The byte interleave of the implicit convolution's x4 planes and the AMX panels, at every row length
+// around its 16-column step (the tail step overlaps; rows under 16 go through a copy), bytes around it kept.
+TEST(Int8Kernels, Interleave4MatchesScalarAtEveryLength) {
+  std::mt19937 gen(7);
+  for (int64_t n = 0; n <= 70; ++n) {
+    std::vector<uint8_t> rows(4 * n + 4);
+    for (uint8_t& b : rows) b = static_cast<uint8_t>(gen());
+    const uint8_t* const r[4] = {rows.data(), rows.data() + n + 1, rows.data() + 2 * n + 2, rows.data() + 3 * n + 3};
+    std::vector<uint8_t> got(4 * n + 8, 0xA5), want(4 * n + 8, 0xA5);
+    Interleave4(r, n, got.data() + 4);
+    for (int64_t c = 0; c < n; ++c) {
+      for (int j = 0; j < 4; ++j) want[4 + 4 * c + j] = r[j][c];
+    }
+    ASSERT_EQ(got, want) << "n " << n;
+  }
 }
 
 }  // namespace
