@@ -7,12 +7,23 @@
 namespace qfx {
 namespace kernels {
 
+namespace {
+
+bool IsDepthwise(const Conv2dGeometry& g) {
+  return g.groups == g.in_channels && g.groups > 1 && g.out_channels % g.in_channels == 0;
+}
+
+}  // namespace
+
 void Conv2dF32(const Conv2dGeometry& g, const float* x, const float* w, const float* bias, float* y) {
-  if (g.groups == g.in_channels && g.groups > 1 && g.out_channels % g.in_channels == 0) {
-    DepthwiseConv2dF32(g, x, w, bias, y);
-    return;
-  }
-  Conv2dGemmF32(g, x, w, bias, y);
+  if (IsDepthwise(g)) return DepthwiseConv2dF32(g, x, w, bias, nullptr, y);
+  Conv2dGemmF32(g, x, w, bias, nullptr, y);
+}
+
+void Conv2dF32(const Conv2dGeometry& g, const float* x, const float* w, const float* bias, const ConvEpilogue& post,
+               float* y) {
+  if (IsDepthwise(g)) return DepthwiseConv2dF32(g, x, w, bias, &post, y);
+  Conv2dGemmF32(g, x, w, bias, &post, y);
 }
 
 }  // namespace kernels

@@ -3,6 +3,7 @@
 // fp32 sums in a different order, so the check is a tight relative bound rather than bit equality.
 #include <cmath>
 #include <cstdio>
+#include <cstring>
 #include <random>
 #include <vector>
 
@@ -95,6 +96,8 @@ TEST(Conv2dF32, MatchesOracleOnEveryTarget) {
       {2, 40, 9, 9, 70, 3, 1, 1, 1, 2},
       {1, 300, 7, 7, 20, 1, 1, 0, 1, 1},
       {1, 8, 40, 40, 5, 3, 2, 0, 1, 1},
+      {1, 24, 25, 25, 10, 1, 1, 0, 1, 1},
+      {2, 12, 20, 21, 6, 1, 1, 0, 1, 3},
       // Depthwise rows wide enough for the vector loop: stride 1 and 2, channel multiplier 2, dilation, 5x5.
       {1, 4, 9, 70, 8, 3, 1, 1, 1, 4},
       {2, 3, 11, 75, 3, 3, 2, 1, 1, 3},
@@ -119,6 +122,24 @@ TEST(Conv2dF32, MatchesOracleOnEveryTarget) {
           Conv2dF32(g, x.data(), w.data(), bias, y.data());
           EXPECT_LT(RelError(y, want), 1e-5) << "cin " << c.cin << " k " << c.k << " groups " << c.groups << " bias "
                                              << with_bias << " threads " << threads;
+          // The fused epilogue equals the unfused ops bit for bit (and so the oracle within the bound).
+          const auto scale = Random(c.cout, 9), shift = Random(c.cout, 10);
+          for (const auto act : {ConvEpilogue::Activation::kNone, ConvEpilogue::Activation::kRelu,
+                                 ConvEpilogue::Activation::kHardtanh}) {
+            ConvEpilogue post;
+            post.scale = scale.data();
+            post.shift = shift.data();
+            post.activation = act;
+            post.lo = -0.5f;
+            post.hi = 0.7f;
+            std::vector<float> fused(out, NAN), unfused = y, oracle = want;
+            Conv2dF32(g, x.data(), w.data(), bias, post, fused.data());
+            ref::ApplyConvEpilogue(g, post, unfused.data());
+            ref::ApplyConvEpilogue(g, post, oracle.data());
+            ASSERT_EQ(0, std::memcmp(fused.data(), unfused.data(), out * sizeof(float)))
+                << "fused epilogue differs: cin " << c.cin << " k " << c.k << " groups " << c.groups;
+            EXPECT_LT(RelError(fused, oracle), 1e-5);
+          }
         }
       }
     }

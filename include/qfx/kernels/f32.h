@@ -6,6 +6,7 @@
 // All tensors are contiguous row-major; callers validate shapes before calling (kernels only assert).
 #pragma once
 
+#include <algorithm>
 #include <cstdint>
 #include <utility>
 
@@ -51,11 +52,34 @@ inline std::pair<int64_t, int64_t> ValidOutputRange(int64_t out, int64_t stride,
   return {first, last};
 }
 
+// What a convolution applies to each output after its bias, in this order and with the same roundings as
+// the separate ops: y = y * scale[c] + shift[c] (a batch norm in eval mode, when scale is set: multiply,
+// then add), then the activation: kRelu is F::relu (y > 0 ? y : 0), kHardtanh F::hardtanh
+// (min(max(y, lo), hi)). scale and shift are [C_out].
+struct ConvEpilogue {
+  enum class Activation { kNone, kRelu, kHardtanh };
+  const float* scale = nullptr;
+  const float* shift = nullptr;
+  Activation activation = Activation::kNone;
+  float lo = 0.f, hi = 0.f;
+  // The scalar form, for output channel c (kernels use it for tails; the oracle defines the epilogue).
+  float Apply(float v, int64_t c) const {
+    if (scale != nullptr) v = v * scale[c] + shift[c];
+    if (activation == Activation::kRelu) return v > 0.f ? v : 0.f;
+    if (activation == Activation::kHardtanh) return std::min(std::max(v, lo), hi);
+    return v;
+  }
+};
+
 // Fast paths.
 void GemmF32(const GemmArgs& args);
 // y[N, C_out, OH, OW] = conv(x, w) + bias (bias may be null). Depthwise convolutions use a direct
 // kernel; others a GEMM on the im2col matrix, packed straight from the image.
 void Conv2dF32(const Conv2dGeometry& g, const float* x, const float* w, const float* bias, float* y);
+// The same followed by `post` on every output, in the kernel's registers (no extra pass over y); equal to
+// Conv2dF32 and then ref::ApplyConvEpilogue.
+void Conv2dF32(const Conv2dGeometry& g, const float* x, const float* w, const float* bias, const ConvEpilogue& post,
+               float* y);
 // The convolution's backward pass from dy [N, C_out, OH, OW]: dx [N, C_in, H, W], dw (weight's shape) and
 // db [C_out] are overwritten; pass null for any not wanted.
 void Conv2dBackwardF32(const Conv2dGeometry& g, const float* x, const float* w, const float* dy, float* dx, float* dw,
@@ -66,6 +90,8 @@ const char* GemmF32TargetName();
 namespace ref {
 void GemmF32(const GemmArgs& args);
 void Conv2dF32(const Conv2dGeometry& g, const float* x, const float* w, const float* bias, float* y);
+// y[N, C_out, OH, OW] = post.Apply(y, c), in place.
+void ApplyConvEpilogue(const Conv2dGeometry& g, const ConvEpilogue& post, float* y);
 void Conv2dBackwardF32(const Conv2dGeometry& g, const float* x, const float* w, const float* dy, float* dx, float* dw,
                        float* db);
 }  // namespace ref

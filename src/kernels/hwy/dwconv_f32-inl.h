@@ -20,6 +20,7 @@
 #include "hwy/highway.h"
 #include "qfx/core/parallel.h"
 #include "qfx/kernels/f32.h"
+#include "src/kernels/hwy/gemm_f32-inl.h"  // ApplyEpilogue
 
 HWY_BEFORE_NAMESPACE();
 namespace qfx {
@@ -100,7 +101,7 @@ inline float DepthwisePixel(const Conv2dGeometry& g, const PaddedPlane& x, const
 // vertical padding read the zero row.
 template <int K, int S, class D>
 HWY_INLINE void DepthwiseRowK(D d, const Conv2dGeometry& g, const PaddedPlane& x, const hn::Vec<D>* wv, float b,
-                              int64_t oy, float* HWY_RESTRICT yr) {
+                              const ConvEpilogue* post, int64_t co, int64_t oy, float* HWY_RESTRICT yr) {
   const int64_t N = static_cast<int64_t>(hn::Lanes(d)), ow = g.out_w(), dw = g.dilation_w;
   const float* rows[K];
   for (int ky = 0; ky < K; ++ky) rows[ky] = x.Row(oy * g.stride_h - g.pad_h + ky * g.dilation_h);
@@ -119,7 +120,7 @@ HWY_INLINE void DepthwiseRowK(D d, const Conv2dGeometry& g, const PaddedPlane& x
         acc = hn::Add(acc, hn::Mul(v, wv[ky * K + kx]));
       }
     }
-    return acc;
+    return post ? ApplyEpilogue(d, acc, *post, co) : acc;
   };
   int64_t ox = 0;
   for (; ox + N <= ow; ox += N) hn::StoreU(vector(ox), d, yr + ox);
@@ -131,50 +132,62 @@ HWY_INLINE void DepthwiseRowK(D d, const Conv2dGeometry& g, const PaddedPlane& x
 }
 
 template <int K, int S>
-inline void DepthwisePlaneK(const Conv2dGeometry& g, const PaddedPlane& x, const float* w, float b, float* y) {
+inline void DepthwisePlaneK(const Conv2dGeometry& g, const PaddedPlane& x, const float* w, float b,
+                            const ConvEpilogue* post, int64_t co, float* y) {
   const hn::ScalableTag<float> d;
   hn::Vec<decltype(d)> wv[K * K];
   for (int i = 0; i < K * K; ++i) wv[i] = hn::Set(d, w[i]);
   const int64_t oh = g.out_h(), ow = g.out_w();
-  for (int64_t oy = 0; oy < oh; ++oy) DepthwiseRowK<K, S>(d, g, x, wv, b, oy, y + oy * ow);
+  for (int64_t oy = 0; oy < oh; ++oy) DepthwiseRowK<K, S>(d, g, x, wv, b, post, co, oy, y + oy * ow);
 }
 
-// One output plane: one input channel x, one filter w.
-inline void DepthwisePlane(const Conv2dGeometry& g, const float* x, const float* w, float b, float* y) {
+// One output plane (channel co): one input channel x, one filter w, then post's epilogue if not null.
+inline void DepthwisePlane(const Conv2dGeometry& g, const float* x, const float* w, float b, const ConvEpilogue* post,
+                           int64_t co, float* y) {
   const hn::ScalableTag<float> d;
   const int64_t N = static_cast<int64_t>(hn::Lanes(d)), oh = g.out_h(), ow = g.out_w();
   const PaddedPlane xp = PadColumns(g, x, N);
   if (g.kernel_h == g.kernel_w && (g.stride_w == 1 || g.stride_w == 2) && (g.kernel_w == 3 || g.kernel_w == 5)) {
     const int key = static_cast<int>(g.kernel_w * 10 + g.stride_w);
-    if (key == 31) return DepthwisePlaneK<3, 1>(g, xp, w, b, y);
-    if (key == 32) return DepthwisePlaneK<3, 2>(g, xp, w, b, y);
-    if (key == 51) return DepthwisePlaneK<5, 1>(g, xp, w, b, y);
-    return DepthwisePlaneK<5, 2>(g, xp, w, b, y);
+    if (key == 31) return DepthwisePlaneK<3, 1>(g, xp, w, b, post, co, y);
+    if (key == 32) return DepthwisePlaneK<3, 2>(g, xp, w, b, post, co, y);
+    if (key == 51) return DepthwisePlaneK<5, 1>(g, xp, w, b, post, co, y);
+    return DepthwisePlaneK<5, 2>(g, xp, w, b, post, co, y);
   }
   HWY_ALIGN float tail[HWY_MAX_BYTES / sizeof(float)];
   for (int64_t oy = 0; oy < oh; ++oy) {
     float* yr = y + oy * ow;
     if (g.stride_w > 2) {
-      for (int64_t ox = 0; ox < ow; ++ox) yr[ox] = DepthwisePixel(g, xp, w, b, oy, ox);
+      for (int64_t ox = 0; ox < ow; ++ox) {
+        const float v = DepthwisePixel(g, xp, w, b, oy, ox);
+        yr[ox] = post ? post->Apply(v, co) : v;
+      }
       continue;
     }
     int64_t ox = 0;
-    for (; ox + N <= ow; ox += N) hn::StoreU(DepthwiseVector(d, g, xp, w, b, oy, ox), d, yr + ox);
-    if (ox < ow) {
-      hn::Store(DepthwiseVector(d, g, xp, w, b, oy, ox), d, tail);
-      std::copy(tail, tail + (ow - ox), yr + ox);
+    for (; ox < ow; ox += N) {
+      auto v = DepthwiseVector(d, g, xp, w, b, oy, ox);
+      if (post) v = ApplyEpilogue(d, v, *post, co);
+      if (ox + N <= ow) {
+        hn::StoreU(v, d, yr + ox);
+      } else {
+        hn::Store(v, d, tail);
+        std::copy(tail, tail + (ow - ox), yr + ox);
+      }
     }
   }
 }
 
 // y[N, C_out, OH, OW] for groups == C_in, C_out a multiple of C_in; one plane per work item.
-inline void DepthwiseConv(const Conv2dGeometry& g, const float* x, const float* w, const float* bias, float* y) {
+inline void DepthwiseConv(const Conv2dGeometry& g, const float* x, const float* w, const float* bias,
+                          const ConvEpilogue* post, float* y) {
   const int64_t mult = g.out_channels / g.in_channels, hw = g.in_h * g.in_w;
   const int64_t ohw = g.out_h() * g.out_w(), khw = g.kernel_h * g.kernel_w;
   ParallelFor(g.batch * g.out_channels, 4, [&](int64_t b, int64_t e) {
     for (int64_t idx = b; idx < e; ++idx) {
       const int64_t n = idx / g.out_channels, co = idx % g.out_channels, ci = co / mult;
-      DepthwisePlane(g, x + (n * g.in_channels + ci) * hw, w + co * khw, bias ? bias[co] : 0.f, y + idx * ohw);
+      DepthwisePlane(g, x + (n * g.in_channels + ci) * hw, w + co * khw, bias ? bias[co] : 0.f, post, co,
+                     y + idx * ohw);
     }
   });
 }

@@ -74,13 +74,29 @@ inline void PackB(const GemmArgs& g, int64_t k0, int64_t kc, int64_t j0, int64_t
   }
 }
 
-// C[R x nr tile] (+)= A[R rows, kc] * panel, then + bias[r] per row if bias is not null (the last depth
-// block of a convolution: its bias comes after the whole sum, as in the oracle). `accumulate` adds to C;
-// `cols` <= nr are written.
+// A convolution's epilogue (ConvEpilogue) on a vector of outputs of channel c.
+template <class D>
+HWY_INLINE hn::Vec<D> ApplyEpilogue(D d, hn::Vec<D> v, const ConvEpilogue& post, int64_t c) {
+  if (post.scale != nullptr) v = hn::Add(hn::Mul(v, hn::Set(d, post.scale[c])), hn::Set(d, post.shift[c]));
+  if (post.activation == ConvEpilogue::Activation::kRelu) {
+    const auto zero = hn::Zero(d);
+    return hn::IfThenElse(hn::Gt(v, zero), v, zero);
+  }
+  if (post.activation == ConvEpilogue::Activation::kHardtanh) {
+    const auto lo = hn::Set(d, post.lo), hi = hn::Set(d, post.hi);
+    v = hn::IfThenElse(hn::Lt(v, lo), lo, v);     // std::max(v, lo)
+    return hn::IfThenElse(hn::Lt(hi, v), hi, v);  // std::min(v, hi)
+  }
+  return v;
+}
+
+// C[R x nr tile] (+)= A[R rows, kc] * panel, then + bias[r] per row if bias is not null and the epilogue
+// of channel row + r if post is not null (the last depth block of a convolution: its bias comes after the
+// whole sum, as in the oracle). `accumulate` adds to C; `cols` <= nr are written.
 template <int R>
 HWY_INLINE void MicroKernel(const float* HWY_RESTRICT a, int64_t lda, const float* HWY_RESTRICT panel, int64_t kc,
                             float* HWY_RESTRICT c, int64_t ldc, int64_t cols, bool accumulate,
-                            const float* HWY_RESTRICT bias) {
+                            const float* HWY_RESTRICT bias, const ConvEpilogue* post, int64_t row) {
   const hn::ScalableTag<float> d;
   const size_t N = hn::Lanes(d);
   using V = hn::Vec<decltype(d)>;
@@ -116,6 +132,10 @@ HWY_INLINE void MicroKernel(const float* HWY_RESTRICT a, int64_t lda, const floa
         v0 = hn::Add(v0, hn::Set(d, bias[r]));
         v1 = hn::Add(v1, hn::Set(d, bias[r]));
       }
+      if (post) {
+        v0 = ApplyEpilogue(d, v0, *post, row + r);
+        v1 = ApplyEpilogue(d, v1, *post, row + r);
+      }
       hn::StoreU(v0, d, crow);
       hn::StoreU(v1, d, crow + N);
       continue;
@@ -125,34 +145,36 @@ HWY_INLINE void MicroKernel(const float* HWY_RESTRICT a, int64_t lda, const floa
     for (int64_t j = 0; j < cols; ++j) {
       float v = accumulate ? crow[j] + tile[j] : tile[j];
       if (bias) v += bias[r];
-      crow[j] = v;
+      crow[j] = post ? post->Apply(v, row + r) : v;
     }
   }
 }
 
 inline void MicroKernelRows(int64_t rows, const float* a, int64_t lda, const float* panel, int64_t kc, float* c,
-                            int64_t ldc, int64_t cols, bool accumulate, const float* bias = nullptr) {
+                            int64_t ldc, int64_t cols, bool accumulate, const float* bias = nullptr,
+                            const ConvEpilogue* post = nullptr, int64_t row = 0) {
   switch (rows) {
     case 6:
-      return MicroKernel<6>(a, lda, panel, kc, c, ldc, cols, accumulate, bias);
+      return MicroKernel<6>(a, lda, panel, kc, c, ldc, cols, accumulate, bias, post, row);
     case 5:
-      return MicroKernel<5>(a, lda, panel, kc, c, ldc, cols, accumulate, bias);
+      return MicroKernel<5>(a, lda, panel, kc, c, ldc, cols, accumulate, bias, post, row);
     case 4:
-      return MicroKernel<4>(a, lda, panel, kc, c, ldc, cols, accumulate, bias);
+      return MicroKernel<4>(a, lda, panel, kc, c, ldc, cols, accumulate, bias, post, row);
     case 3:
-      return MicroKernel<3>(a, lda, panel, kc, c, ldc, cols, accumulate, bias);
+      return MicroKernel<3>(a, lda, panel, kc, c, ldc, cols, accumulate, bias, post, row);
     case 2:
-      return MicroKernel<2>(a, lda, panel, kc, c, ldc, cols, accumulate, bias);
+      return MicroKernel<2>(a, lda, panel, kc, c, ldc, cols, accumulate, bias, post, row);
     default:
-      return MicroKernel<1>(a, lda, panel, kc, c, ldc, cols, accumulate, bias);
+      return MicroKernel<1>(a, lda, panel, kc, c, ldc, cols, accumulate, bias, post, row);
   }
 }
 
-// Computes rows [m0, m1) and columns [n0, n1) of C = A * B (+ bias[row]) on the calling thread, where
-// pack(k0, kc, j0, nc, nr, out) packs that block of B as PackB does. C rows are ldc apart.
+// Computes rows [m0, m1) and columns [n0, n1) of C = A * B (+ bias[row], then post's epilogue of channel
+// row, when not null) on the calling thread, where pack(k0, kc, j0, nc, nr, out) packs that block of B as
+// PackB does. C rows are ldc apart.
 template <class PackFn>
-inline void GemmBlockWith(const float* a, int64_t lda, int64_t k, const float* bias, float* c, int64_t ldc, int64_t m0,
-                          int64_t m1, int64_t n0, int64_t n1, const PackFn& pack) {
+inline void GemmBlockWith(const float* a, int64_t lda, int64_t k, const float* bias, const ConvEpilogue* post, float* c,
+                          int64_t ldc, int64_t m0, int64_t m1, int64_t n0, int64_t n1, const PackFn& pack) {
   const hn::ScalableTag<float> d;
   const int64_t nr = static_cast<int64_t>(2 * hn::Lanes(d));
   const int64_t nc_cap = (kNc + nr - 1) / nr * nr;
@@ -170,10 +192,11 @@ inline void GemmBlockWith(const float* a, int64_t lda, int64_t k, const float* b
       pack(pc, kc, jc, nc, nr, packed.get());
       for (int64_t i = m0; i < m1; i += kRows) {
         const int64_t rows = std::min(kRows, m1 - i);
-        const float* row_bias = pc + kc == k && bias ? bias + i : nullptr;
+        const bool last = pc + kc == k;
+        const float* row_bias = last && bias ? bias + i : nullptr;
         for (int64_t jp = 0; jp < nc; jp += nr) {
           MicroKernelRows(rows, a + i * lda + pc, lda, packed.get() + jp * kc, kc, c + i * ldc + jc + jp, ldc,
-                          std::min(nr, nc - jp), pc > 0, row_bias);
+                          std::min(nr, nc - jp), pc > 0, row_bias, last ? post : nullptr, i);
         }
       }
     }
@@ -181,7 +204,7 @@ inline void GemmBlockWith(const float* a, int64_t lda, int64_t k, const float* b
 }
 
 inline void GemmBlock(const GemmArgs& g, int64_t m0, int64_t m1, int64_t n0, int64_t n1) {
-  GemmBlockWith(g.a, g.lda, g.k, nullptr, g.c, g.ldc, m0, m1, n0, n1,
+  GemmBlockWith(g.a, g.lda, g.k, nullptr, nullptr, g.c, g.ldc, m0, m1, n0, n1,
                 [&](int64_t k0, int64_t kc, int64_t j0, int64_t nc, int64_t nr, float* out) {
                   PackB(g, k0, kc, j0, nc, nr, out);
                 });
@@ -235,9 +258,20 @@ inline void GemmF32Impl(const GemmArgs& g) {
 }
 
 // Packs rows [k0, k0 + kc) and columns [j0, j0 + nc) of a convolution's im2col matrix (one image and group
-// at x) into panels as PackB does, straight from the image: each row goes through a stack buffer, in L1.
+// at x) into panels as PackB does, straight from the image: each row goes through a stack buffer, in L1
+// (1x1 stride-1 unpadded convolutions copy the input planes directly).
 inline void PackConvB(const Conv2dGeometry& g, const float* x, int64_t k0, int64_t kc, int64_t j0, int64_t nc,
                       int64_t nr, float* HWY_RESTRICT out) {
+  const bool pointwise =
+      g.kernel_h == 1 && g.kernel_w == 1 && g.stride_h == 1 && g.stride_w == 1 && g.pad_h == 0 && g.pad_w == 0;
+  if (pointwise) {  // row p of the im2col matrix is input plane p itself
+    const int64_t hw = g.in_h * g.in_w;
+    for (int64_t p = 0; p < kc; ++p) {
+      const float* src = x + (k0 + p) * hw + j0;
+      for (int64_t jp = 0; jp < nc; jp += nr) CopyPanelRow(src + jp, std::min(nr, nc - jp), nr, out + jp * kc + p * nr);
+    }
+    return;
+  }
   HWY_ALIGN float row[kNc + 2 * HWY_MAX_BYTES / sizeof(float)];
   const int64_t padded = (nc + nr - 1) / nr * nr;
   std::fill(row + nc, row + padded, 0.f);
@@ -255,7 +289,8 @@ inline double SplitBalance(int64_t units, int64_t threads) {
 
 // A convolution (not depthwise) as one GEMM per image and group, y = w * im2col(x) + bias, split over the
 // threads along whichever of N (panels of output pixels) and M (tiles of output channels) divides more evenly.
-inline void Conv2dGemm(const Conv2dGeometry& g, const float* x, const float* w, const float* bias, float* y) {
+inline void Conv2dGemm(const Conv2dGeometry& g, const float* x, const float* w, const float* bias,
+                       const ConvEpilogue* post, float* y) {
   const hn::ScalableTag<float> d;
   const int64_t nr = static_cast<int64_t>(2 * hn::Lanes(d));
   const int64_t ohw = g.out_h() * g.out_w(), panels = (ohw + nr - 1) / nr;
@@ -267,17 +302,23 @@ inline void Conv2dGemm(const Conv2dGeometry& g, const float* x, const float* w, 
       const float* xg = x + (n * g.in_channels + grp * cin_g) * g.in_h * g.in_w;
       const float* wg = w + grp * cout_g * kdim;
       const float* bg = bias ? bias + grp * cout_g : nullptr;
+      ConvEpilogue group_post;  // the group's channels from 0
+      if (post) {
+        group_post = *post;
+        if (post->scale) group_post.scale += grp * cout_g, group_post.shift += grp * cout_g;
+      }
+      const ConvEpilogue* pg = post ? &group_post : nullptr;
       float* yg = y + (n * g.out_channels + grp * cout_g) * ohw;
       const auto pack = [&](int64_t k0, int64_t kc, int64_t j0, int64_t nc, int64_t r, float* out) {
         PackConvB(g, xg, k0, kc, j0, nc, r, out);
       };
       if (split_n) {
         ParallelFor(panels, 1, [&](int64_t q0, int64_t q1) {
-          GemmBlockWith(wg, kdim, kdim, bg, yg, ohw, 0, cout_g, q0 * nr, std::min(ohw, q1 * nr), pack);
+          GemmBlockWith(wg, kdim, kdim, bg, pg, yg, ohw, 0, cout_g, q0 * nr, std::min(ohw, q1 * nr), pack);
         });
       } else {
         ParallelFor(tiles, 1, [&](int64_t t0, int64_t t1) {
-          GemmBlockWith(wg, kdim, kdim, bg, yg, ohw, t0 * kRows, std::min(cout_g, t1 * kRows), 0, ohw, pack);
+          GemmBlockWith(wg, kdim, kdim, bg, pg, yg, ohw, t0 * kRows, std::min(cout_g, t1 * kRows), 0, ohw, pack);
         });
       }
     }

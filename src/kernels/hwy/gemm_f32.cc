@@ -22,12 +22,14 @@ HWY_EXPORT(DepthwiseConv);
 
 void GemmF32(const GemmArgs& args) { HWY_DYNAMIC_DISPATCH(GemmF32Impl)(args); }
 
-void Conv2dGemmF32(const Conv2dGeometry& g, const float* x, const float* w, const float* bias, float* y) {
-  HWY_DYNAMIC_DISPATCH(Conv2dGemm)(g, x, w, bias, y);
+void Conv2dGemmF32(const Conv2dGeometry& g, const float* x, const float* w, const float* bias, const ConvEpilogue* post,
+                   float* y) {
+  HWY_DYNAMIC_DISPATCH(Conv2dGemm)(g, x, w, bias, post, y);
 }
 
-void DepthwiseConv2dF32(const Conv2dGeometry& g, const float* x, const float* w, const float* bias, float* y) {
-  HWY_DYNAMIC_DISPATCH(DepthwiseConv)(g, x, w, bias, y);
+void DepthwiseConv2dF32(const Conv2dGeometry& g, const float* x, const float* w, const float* bias,
+                        const ConvEpilogue* post, float* y) {
+  HWY_DYNAMIC_DISPATCH(DepthwiseConv)(g, x, w, bias, post, y);
 }
 
 const char* GemmF32TargetName() { return HWY_DYNAMIC_DISPATCH(TargetName)(); }

@@ -47,6 +47,13 @@ void Conv2dF32(const Conv2dGeometry& g, const float* x, const float* w, const fl
   }
 }
 
+void ApplyConvEpilogue(const Conv2dGeometry& g, const ConvEpilogue& post, float* y) {
+  const int64_t ohw = g.out_h() * g.out_w();
+  for (int64_t plane = 0; plane < g.batch * g.out_channels; ++plane) {
+    for (int64_t i = 0; i < ohw; ++i) y[plane * ohw + i] = post.Apply(y[plane * ohw + i], plane % g.out_channels);
+  }
+}
+
 }  // namespace ref
 }  // namespace kernels
 }  // namespace qfx
