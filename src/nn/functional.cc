@@ -13,6 +13,7 @@
 #include "qfx/kernels/f32.h"
 #include "qfx/kernels/int8.h"
 #include "qfx/nn/geometry.h"
+#include "src/nn/fused_eval.h"
 
 namespace qfx {
 namespace F {
@@ -170,6 +171,45 @@ kernels::Conv2dGeometry Conv2dGeometryOf(const Tensor& x, const Tensor& weight, 
   return g;
 }
 
+// Channel ch of a batch norm as y = x * scale + shift, from its statistics.
+void BatchNormScaleShift(double mean, double var, const Tensor& weight, const Tensor& bias, double eps, int64_t ch,
+                         float* scale, float* shift) {
+  const double w = weight.defined() ? weight.data<float>()[ch] : 1.0;
+  const double b0 = bias.defined() ? bias.data<float>()[ch] : 0.0;
+  *scale = static_cast<float>(w / std::sqrt(var + eps));
+  *shift = static_cast<float>(b0 - mean * w / std::sqrt(var + eps));
+}
+
+Tensor conv2d_batch_norm_eval(const Tensor& x, const Tensor& weight, const Tensor& bias, const Conv2dOptions& opt,
+                              const Tensor& running_mean, const Tensor& running_var, const Tensor& bn_weight,
+                              const Tensor& bn_bias, double eps, kernels::ConvEpilogue::Activation activation, float lo,
+                              float hi) {
+  CheckF32("conv2d", x);
+  const kernels::Conv2dGeometry g = Conv2dGeometryOf(x, weight, bias, opt);
+  const int64_t c = g.out_channels;
+  for (const Tensor* t : {&running_mean, &running_var, &bn_weight, &bn_bias}) {
+    if (t->defined() && (t->dim() != 1 || t->size(0) != c)) {
+      ThrowInvalid("batch_norm: parameter ", t->ToString(), " must be [", c, "] for input [", g.batch, ", ", c, ", ",
+                   g.out_h(), ", ", g.out_w(), "]");
+    }
+  }
+  std::vector<float> scale(c), shift(c);
+  for (int64_t ch = 0; ch < c; ++ch) {
+    BatchNormScaleShift(running_mean.data<float>()[ch], running_var.data<float>()[ch], bn_weight, bn_bias, eps, ch,
+                        &scale[ch], &shift[ch]);
+  }
+  kernels::ConvEpilogue post;
+  post.scale = scale.data();
+  post.shift = shift.data();
+  post.activation = activation;
+  post.lo = lo;
+  post.hi = hi;
+  Tensor y = Tensor::Uninitialized({g.batch, c, g.out_h(), g.out_w()});
+  kernels::Conv2dF32(g, x.data<float>(), weight.data<float>(), bias.defined() ? bias.data<float>() : nullptr, post,
+                     y.data<float>());
+  return y;
+}
+
 Tensor conv2d(const Tensor& x, const Tensor& weight, const Tensor& bias, const Conv2dOptions& opt) {
   QFX_TRACE_OP(OpId::kConv2d, x, weight, Optional(bias), opt.stride, opt.padding, opt.dilation, opt.groups);
   const kernels::Conv2dGeometry g = Conv2dGeometryOf(x, weight, bias, opt);
@@ -266,10 +306,7 @@ Tensor batch_norm(const Tensor& x, const Tensor& running_mean, const Tensor& run
         mean = running_mean.data<float>()[ch];
         var = running_var.data<float>()[ch];
       }
-      const double w = weight.defined() ? weight.data<float>()[ch] : 1.0;
-      const double b0 = bias.defined() ? bias.data<float>()[ch] : 0.0;
-      scale[ch] = static_cast<float>(w / std::sqrt(var + eps));
-      shift[ch] = static_cast<float>(b0 - mean * w / std::sqrt(var + eps));
+      BatchNormScaleShift(mean, var, weight, bias, eps, ch, &scale[ch], &shift[ch]);
     }
   });
   ParallelFor(n * c, std::max<int64_t>(1, kParallelGrain / std::max<int64_t>(1, inner)), [&](int64_t lo, int64_t hi) {

@@ -3,6 +3,12 @@
 
 #include <cmath>
 #include <string>
+#include <utility>
+#include <vector>
+
+#include "qfx/core/trace.h"
+#include "qfx/kernels/f32.h"
+#include "src/nn/fused_eval.h"
 
 namespace qfx {
 namespace nn {
@@ -100,9 +106,62 @@ void Sequential::push_back(std::shared_ptr<Module> module) {
   register_module(std::to_string(size()), std::move(module));
 }
 
+namespace {
+
+// A child whose call is its forward alone: no hooks to run.
+bool PlainCall(const Module& m) { return m.hooks().empty(); }
+
+// If children[i], [i + 1] (and [i + 2]) are Conv2d -> BatchNorm2d in eval mode (-> ReLU / ReLU6 / Hardtanh),
+// all without hooks, and x is a concrete fp32 tensor with no tracer running, runs them as one fused pass
+// (bit for bit their result: src/nn/fused_eval.h) into *y and returns how many children it ran; else 0.
+size_t FuseConvBnActivation(const std::vector<std::pair<std::string, std::shared_ptr<Module>>>& children, size_t i,
+                            const Tensor& x, Tensor* y) {
+  if (i + 1 >= children.size() || ActiveTraceHook() != nullptr || x.is_proxy() || x.is_quantized() ||
+      x.dtype() != DType::kF32 || x.dim() != 4) {
+    return 0;
+  }
+  const Module& first = *children[i].second;
+  const Module& second = *children[i + 1].second;
+  const auto* conv = dynamic_cast<const Conv2d*>(&first);
+  const auto* bn = dynamic_cast<const BatchNorm2d*>(&second);
+  if (conv == nullptr || bn == nullptr || first.type_name() != "Conv2d" || second.type_name() != "BatchNorm2d" ||
+      bn->is_training() || !PlainCall(first) || !PlainCall(second) || !bn->running_mean.defined() ||
+      !bn->running_var.defined()) {
+    return 0;
+  }
+  using Activation = kernels::ConvEpilogue::Activation;
+  Activation activation = Activation::kNone;
+  float lo = 0.f, hi = 0.f;
+  if (i + 2 < children.size() && PlainCall(*children[i + 2].second)) {
+    const Module& act = *children[i + 2].second;
+    if (act.type_name() == "ReLU") {
+      activation = Activation::kRelu;
+    } else if (act.type_name() == "ReLU6") {
+      activation = Activation::kHardtanh, hi = 6.f;  // F::relu6 is hardtanh(0, 6)
+    } else if (const auto* ht = dynamic_cast<const Hardtanh*>(&act); ht != nullptr && act.type_name() == "Hardtanh") {
+      activation = Activation::kHardtanh, lo = ht->min_val, hi = ht->max_val;
+    }
+  }
+  *y = F::conv2d_batch_norm_eval(x, conv->weight, conv->bias, conv->options, bn->running_mean, bn->running_var,
+                                 bn->weight, bn->bias, bn->eps, activation, lo, hi);
+  return activation == Activation::kNone ? 2 : 3;
+}
+
+}  // namespace
+
 Tensor Sequential::forward(const Tensor& x) {
+  const auto& children = named_children();
   Tensor y = x;
-  for (const auto& [name, child] : named_children()) y = (*child)(y);
+  for (size_t i = 0; i < children.size();) {
+    Tensor fused;
+    if (const size_t ran = FuseConvBnActivation(children, i, y, &fused)) {
+      y = std::move(fused);
+      i += ran;
+      continue;
+    }
+    y = (*children[i].second)(y);
+    ++i;
+  }
   return y;
 }
 

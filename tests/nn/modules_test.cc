@@ -1,5 +1,6 @@
 // qfx tests: every nn module and functional op against PyTorch 1.13 (fixtures from gen_golden.py),
 // within 1e-4 relative; batch norm in train mode also checks the updated running statistics.
+#include <cstring>
 #include <functional>
 #include <map>
 
@@ -159,6 +160,51 @@ namespace qfx {
 namespace {
 
 // Share-qparams ops on quantized tensors equal quantize(op(dequantize(q))) for every one of the 256 values.
+// Sequential runs Conv2d -> BatchNorm2d (eval) -> ReLU / ReLU6 / Hardtanh as one fused kernel pass in eval
+// mode; the result must be the modules' own, bit for bit, with and without an activation, for GEMM and
+// depthwise convolutions, and a hook on any of them turns the fusion off (the hook still runs).
+TEST(Modules, SequentialConvBnActivationFusionIsExact) {
+  using namespace nn;  // NOLINT
+  struct Case {
+    int64_t in, out, kernel;
+    Conv2dArgs args;
+    std::function<std::shared_ptr<Module>()> activation;  // null: none
+  };
+  const Case cases[] = {
+      {8, 12, 3, Conv2dArgs{1, 1, 1, 1, false}, [] { return std::make_shared<ReLU6>(); }},
+      {8, 8, 3, Conv2dArgs{2, 1, 1, 8, false}, [] { return std::make_shared<ReLU>(); }},
+      {6, 10, 1, Conv2dArgs{1, 0, 1, 1, true}, nullptr},
+      {4, 8, 5, Conv2dArgs{1, 2, 1, 4, false}, [] { return std::make_shared<Hardtanh>(-0.3f, 0.4f); }},
+  };
+  int n = 0;
+  for (const Case& c : cases) {
+    for (bool hooked : {false, true}) {
+      auto conv = std::make_shared<Conv2d>(c.in, c.out, c.kernel, c.args);
+      auto bn = std::make_shared<BatchNorm2d>(c.out);
+      bn->running_mean.CopyFrom(testing::HashUniform("mean" + std::to_string(n), {c.out}, -0.5, 0.5));
+      bn->running_var.CopyFrom(testing::HashUniform("var" + std::to_string(n), {c.out}, 0.5, 2));
+      bn->weight.CopyFrom(testing::HashUniform("gamma" + std::to_string(n), {c.out}, -2, 2));
+      bn->bias.CopyFrom(testing::HashUniform("beta" + std::to_string(n), {c.out}, -1, 1));
+      auto seq = std::make_shared<Sequential>();
+      seq->push_back(conv);
+      seq->push_back(bn);
+      std::shared_ptr<Module> act = c.activation ? c.activation() : nullptr;
+      if (act) seq->push_back(act);
+      seq->eval();
+      int hook_calls = 0;
+      if (hooked) bn->RegisterForwardHook([&](Module&, const ForwardArgs&, Tensor&) { ++hook_calls; });
+      const Tensor x = testing::HashUniform("x" + std::to_string(n++), {2, c.in, 13, 21}, -2, 2);
+      const Tensor got = (*seq)(x);
+      Tensor want = (*bn)((*conv)(x));
+      if (act) want = (*act)(want);
+      ASSERT_EQ(got.shape(), want.shape());
+      EXPECT_EQ(0, std::memcmp(got.data<float>(), want.data<float>(), want.nbytes()))
+          << "kernel " << c.kernel << " groups " << c.args.groups << " hooked " << hooked;
+      EXPECT_EQ(hook_calls, hooked ? 2 : 0);
+    }
+  }
+}
+
 TEST(QuantizedOps, ClampsAndPoolsMatchTheFloatDefinition) {
   std::vector<float> grid(256);
   Tensor q = Tensor::Quantized({1, 1, 16, 16}, DType::kU8, QuantInfo{0.05f, 100});
