@@ -135,6 +135,7 @@ class TorchPeers:
         def run():
             with self.torch.no_grad():
                 compiled(x)
+        run()  # compiles now, so that a failure skips the peer here rather than stopping the run
         return run
 
     def torch2_fp32(self):
