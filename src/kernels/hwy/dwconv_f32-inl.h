@@ -50,12 +50,12 @@ inline PaddedPlane PadColumns(const Conv2dGeometry& g, const float* x, int64_t l
   }
   float* out = buffer.get();
   std::fill(out + g.in_h * width, out + need, 0.f);
-  const int64_t copied = std::min(g.in_w, width - g.pad_w);
+  const int64_t left = std::min(g.pad_w, width), copied = std::max<int64_t>(0, std::min(g.in_w, width - left));
   for (int64_t iy = 0; iy < g.in_h; ++iy) {
     float* row = out + iy * width;
-    std::fill(row, row + g.pad_w, 0.f);
-    std::copy(x + iy * g.in_w, x + iy * g.in_w + copied, row + g.pad_w);
-    std::fill(row + g.pad_w + copied, row + width, 0.f);
+    std::fill(row, row + left, 0.f);
+    std::copy(x + iy * g.in_w, x + iy * g.in_w + copied, row + left);
+    std::fill(row + left + copied, row + width, 0.f);
   }
   return {out, width, g.in_h};
 }

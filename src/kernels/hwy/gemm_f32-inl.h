@@ -118,7 +118,6 @@ HWY_INLINE void MicroKernel(const float* HWY_RESTRICT a, int64_t lda, const floa
     }
   }
   const bool full = cols == static_cast<int64_t>(2 * N);
-  HWY_ALIGN float tile[2 * HWY_MAX_BYTES / sizeof(float)];
 #pragma GCC unroll 16
   for (int r = 0; r < R; ++r) {
     float* crow = c + r * ldc;
@@ -140,6 +139,7 @@ HWY_INLINE void MicroKernel(const float* HWY_RESTRICT a, int64_t lda, const floa
       hn::StoreU(v1, d, crow + N);
       continue;
     }
+    HWY_ALIGN float tile[2 * HWY_MAX_BYTES / sizeof(float)] = {};  // a partial tile: edges only
     hn::Store(v0, d, tile);
     hn::Store(v1, d, tile + N);
     for (int64_t j = 0; j < cols; ++j) {
