@@ -9,21 +9,23 @@ namespace kernels {
 
 namespace {
 
-bool IsDepthwise(const Conv2dGeometry& g) {
-  return g.groups == g.in_channels && g.groups > 1 && g.out_channels % g.in_channels == 0;
+// The one place the fp32 convolution's kernel is chosen.
+void Run(const Conv2dGeometry& g, const float* x, const float* w, const float* bias, const ConvEpilogue* post,
+         float* y) {
+  const bool depthwise = g.groups == g.in_channels && g.groups > 1 && g.out_channels % g.in_channels == 0;
+  if (depthwise) return DepthwiseConv2dF32(g, x, w, bias, post, y);
+  Conv2dGemmF32(g, x, w, bias, post, y);
 }
 
 }  // namespace
 
 void Conv2dF32(const Conv2dGeometry& g, const float* x, const float* w, const float* bias, float* y) {
-  if (IsDepthwise(g)) return DepthwiseConv2dF32(g, x, w, bias, nullptr, y);
-  Conv2dGemmF32(g, x, w, bias, nullptr, y);
+  Run(g, x, w, bias, nullptr, y);
 }
 
 void Conv2dF32(const Conv2dGeometry& g, const float* x, const float* w, const float* bias, const ConvEpilogue& post,
                float* y) {
-  if (IsDepthwise(g)) return DepthwiseConv2dF32(g, x, w, bias, &post, y);
-  Conv2dGemmF32(g, x, w, bias, &post, y);
+  Run(g, x, w, bias, &post, y);
 }
 
 }  // namespace kernels

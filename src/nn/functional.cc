@@ -4,10 +4,12 @@
 #include <algorithm>
 #include <cmath>
 #include <cstring>
+#include <initializer_list>
 #include <limits>
 #include <random>
 #include <type_traits>
 
+#include "absl/strings/str_cat.h"
 #include "qfx/core/parallel.h"
 #include "qfx/core/trace.h"
 #include "qfx/kernels/f32.h"
@@ -171,6 +173,16 @@ kernels::Conv2dGeometry Conv2dGeometryOf(const Tensor& x, const Tensor& weight, 
   return g;
 }
 
+// Each defined batch-norm parameter must be [c]; describe() names the input in the error.
+template <class Describe>
+void CheckBatchNormParameters(int64_t c, std::initializer_list<const Tensor*> parameters, const Describe& describe) {
+  for (const Tensor* t : parameters) {
+    if (t->defined() && (t->dim() != 1 || t->size(0) != c)) {
+      ThrowInvalid("batch_norm: parameter ", t->ToString(), " must be [", c, "] for input ", describe());
+    }
+  }
+}
+
 // Channel ch of a batch norm as y = x * scale + shift, from its statistics.
 void BatchNormScaleShift(double mean, double var, const Tensor& weight, const Tensor& bias, double eps, int64_t ch,
                          float* scale, float* shift) {
@@ -187,12 +199,8 @@ Tensor conv2d_batch_norm_eval(const Tensor& x, const Tensor& weight, const Tenso
   CheckF32("conv2d", x);
   const kernels::Conv2dGeometry g = Conv2dGeometryOf(x, weight, bias, opt);
   const int64_t c = g.out_channels;
-  for (const Tensor* t : {&running_mean, &running_var, &bn_weight, &bn_bias}) {
-    if (t->defined() && (t->dim() != 1 || t->size(0) != c)) {
-      ThrowInvalid("batch_norm: parameter ", t->ToString(), " must be [", c, "] for input [", g.batch, ", ", c, ", ",
-                   g.out_h(), ", ", g.out_w(), "]");
-    }
-  }
+  CheckBatchNormParameters(c, {&running_mean, &running_var, &bn_weight, &bn_bias},
+                           [&] { return absl::StrCat("[", g.batch, ", ", c, ", ", g.out_h(), ", ", g.out_w(), "]"); });
   std::vector<float> scale(c), shift(c);
   for (int64_t ch = 0; ch < c; ++ch) {
     BatchNormScaleShift(running_mean.data<float>()[ch], running_var.data<float>()[ch], bn_weight, bn_bias, eps, ch,
@@ -264,11 +272,7 @@ Tensor batch_norm(const Tensor& x, const Tensor& running_mean, const Tensor& run
   CheckF32("batch_norm", x);
   if (x.dim() < 2) ThrowInvalid("batch_norm: input ", x.ToString(), " must be [N, C, ...]");
   const int64_t n = x.size(0), c = x.size(1), inner = x.numel() / std::max<int64_t>(1, n * c);
-  for (const Tensor* t : {&running_mean, &running_var, &weight, &bias}) {
-    if (t->defined() && (t->dim() != 1 || t->size(0) != c)) {
-      ThrowInvalid("batch_norm: parameter ", t->ToString(), " must be [", c, "] for input ", x.ToString());
-    }
-  }
+  CheckBatchNormParameters(c, {&running_mean, &running_var, &weight, &bias}, [&] { return x.ToString(); });
   if (!training && (!running_mean.defined() || !running_var.defined())) {
     ThrowInvalid("batch_norm: eval mode needs running_mean and running_var");
   }

@@ -60,24 +60,41 @@ inline PaddedPlane PadColumns(const Conv2dGeometry& g, const float* x, int64_t l
   return {out, width, g.in_h};
 }
 
+// A tap's inputs for N consecutive outputs at stride 1 or 2: p[0], p[stride], ..., p[(N - 1) * stride].
+template <class D>
+HWY_INLINE hn::Vec<D> LoadTap(D d, const float* p, int64_t stride) {
+#if HWY_TARGET == HWY_SCALAR  // one lane: the first is the even one
+  (void)stride;
+  return hn::LoadU(d, p);
+#else
+  return stride == 1 ? hn::LoadU(d, p) : hn::ConcatEven(d, hn::LoadU(d, p + hn::Lanes(d)), hn::LoadU(d, p));
+#endif
+}
+
+// yr[0, ow) = vector(0), vector(N), ...; the last, partial vector goes through a stack buffer.
+template <class D, class VectorFn>
+HWY_INLINE void StoreRow(D d, int64_t ow, const VectorFn& vector, float* HWY_RESTRICT yr) {
+  const int64_t N = static_cast<int64_t>(hn::Lanes(d));
+  int64_t ox = 0;
+  for (; ox + N <= ow; ox += N) hn::StoreU(vector(ox), d, yr + ox);
+  if (ox < ow) {
+    HWY_ALIGN float tail[HWY_MAX_BYTES / sizeof(float)];
+    hn::Store(vector(ox), d, tail);
+    std::copy(tail, tail + (ow - ox), yr + ox);
+  }
+}
+
 // Outputs [ox, ox + N) of row oy from the padded plane; taps in the vertical padding are skipped.
 template <class D>
 HWY_INLINE hn::Vec<D> DepthwiseVector(D d, const Conv2dGeometry& g, const PaddedPlane& x, const float* w, float b,
                                       int64_t oy, int64_t ox) {
-  const int64_t N = static_cast<int64_t>(hn::Lanes(d));
   auto acc = hn::Set(d, b);
   for (int64_t ky = 0; ky < g.kernel_h; ++ky) {
     const int64_t iy = oy * g.stride_h - g.pad_h + ky * g.dilation_h;
     if (iy < 0 || iy >= g.in_h) continue;
     const float* xr = x.data + iy * x.width + ox * g.stride_w;
     for (int64_t kx = 0; kx < g.kernel_w; ++kx) {
-      const float* p = xr + kx * g.dilation_w;
-#if HWY_TARGET == HWY_SCALAR  // one lane: the first is the even one
-      const auto v = hn::LoadU(d, p);
-      (void)N;
-#else
-      const auto v = g.stride_w == 1 ? hn::LoadU(d, p) : hn::ConcatEven(d, hn::LoadU(d, p + N), hn::LoadU(d, p));
-#endif
+      const auto v = LoadTap(d, xr + kx * g.dilation_w, g.stride_w);
       acc = hn::Add(acc, hn::Mul(v, hn::Set(d, w[ky * g.kernel_w + kx])));
     }
   }
@@ -102,7 +119,7 @@ inline float DepthwisePixel(const Conv2dGeometry& g, const PaddedPlane& x, const
 template <int K, int S, class D>
 HWY_INLINE void DepthwiseRowK(D d, const Conv2dGeometry& g, const PaddedPlane& x, const hn::Vec<D>* wv, float b,
                               const ConvEpilogue* post, int64_t co, int64_t oy, float* HWY_RESTRICT yr) {
-  const int64_t N = static_cast<int64_t>(hn::Lanes(d)), ow = g.out_w(), dw = g.dilation_w;
+  const int64_t dw = g.dilation_w;
   const float* rows[K];
   for (int ky = 0; ky < K; ++ky) rows[ky] = x.Row(oy * g.stride_h - g.pad_h + ky * g.dilation_h);
   const auto vector = [&](int64_t ox) {
@@ -111,24 +128,12 @@ HWY_INLINE void DepthwiseRowK(D d, const Conv2dGeometry& g, const PaddedPlane& x
     for (int ky = 0; ky < K; ++ky) {
 #pragma GCC unroll 8
       for (int kx = 0; kx < K; ++kx) {
-        const float* p = rows[ky] + ox * S + kx * dw;
-#if HWY_TARGET == HWY_SCALAR
-        const auto v = hn::LoadU(d, p);
-#else
-        const auto v = S == 1 ? hn::LoadU(d, p) : hn::ConcatEven(d, hn::LoadU(d, p + N), hn::LoadU(d, p));
-#endif
-        acc = hn::Add(acc, hn::Mul(v, wv[ky * K + kx]));
+        acc = hn::Add(acc, hn::Mul(LoadTap(d, rows[ky] + ox * S + kx * dw, S), wv[ky * K + kx]));
       }
     }
     return post ? ApplyEpilogue(d, acc, *post, co) : acc;
   };
-  int64_t ox = 0;
-  for (; ox + N <= ow; ox += N) hn::StoreU(vector(ox), d, yr + ox);
-  if (ox < ow) {
-    HWY_ALIGN float tail[HWY_MAX_BYTES / sizeof(float)];
-    hn::Store(vector(ox), d, tail);
-    std::copy(tail, tail + (ow - ox), yr + ox);
-  }
+  StoreRow(d, g.out_w(), vector, yr);
 }
 
 template <int K, int S>
@@ -154,7 +159,6 @@ inline void DepthwisePlane(const Conv2dGeometry& g, const float* x, const float*
     if (key == 51) return DepthwisePlaneK<5, 1>(g, xp, w, b, post, co, y);
     return DepthwisePlaneK<5, 2>(g, xp, w, b, post, co, y);
   }
-  HWY_ALIGN float tail[HWY_MAX_BYTES / sizeof(float)];
   for (int64_t oy = 0; oy < oh; ++oy) {
     float* yr = y + oy * ow;
     if (g.stride_w > 2) {
@@ -164,17 +168,11 @@ inline void DepthwisePlane(const Conv2dGeometry& g, const float* x, const float*
       }
       continue;
     }
-    int64_t ox = 0;
-    for (; ox < ow; ox += N) {
-      auto v = DepthwiseVector(d, g, xp, w, b, oy, ox);
-      if (post) v = ApplyEpilogue(d, v, *post, co);
-      if (ox + N <= ow) {
-        hn::StoreU(v, d, yr + ox);
-      } else {
-        hn::Store(v, d, tail);
-        std::copy(tail, tail + (ow - ox), yr + ox);
-      }
-    }
+    const auto vector = [&](int64_t ox) {
+      const auto v = DepthwiseVector(d, g, xp, w, b, oy, ox);
+      return post ? ApplyEpilogue(d, v, *post, co) : v;
+    };
+    StoreRow(d, ow, vector, yr);
   }
 }
 

@@ -90,9 +90,10 @@ HWY_INLINE hn::Vec<D> ApplyEpilogue(D d, hn::Vec<D> v, const ConvEpilogue& post,
   return v;
 }
 
-// C[R x nr tile] (+)= A[R rows, kc] * panel, then + bias[r] per row if bias is not null and the epilogue
-// of channel row + r if post is not null (the last depth block of a convolution: its bias comes after the
-// whole sum, as in the oracle). `accumulate` adds to C; `cols` <= nr are written.
+// C[R x nr tile] (+)= A[R rows, kc] * panel, then for tile row r (C row `row` + r) + bias[row + r] if bias is
+// not null and post's epilogue of channel row + r if post is not null (the last depth block of a
+// convolution: its bias comes after the whole sum, as in the oracle). `accumulate` adds to C; `cols` <= nr
+// are written.
 template <int R>
 HWY_INLINE void MicroKernel(const float* HWY_RESTRICT a, int64_t lda, const float* HWY_RESTRICT panel, int64_t kc,
                             float* HWY_RESTRICT c, int64_t ldc, int64_t cols, bool accumulate,
@@ -128,8 +129,8 @@ HWY_INLINE void MicroKernel(const float* HWY_RESTRICT a, int64_t lda, const floa
         v1 = hn::Add(hn::LoadU(d, crow + N), v1);
       }
       if (bias) {
-        v0 = hn::Add(v0, hn::Set(d, bias[r]));
-        v1 = hn::Add(v1, hn::Set(d, bias[r]));
+        v0 = hn::Add(v0, hn::Set(d, bias[row + r]));
+        v1 = hn::Add(v1, hn::Set(d, bias[row + r]));
       }
       if (post) {
         v0 = ApplyEpilogue(d, v0, *post, row + r);
@@ -144,7 +145,7 @@ HWY_INLINE void MicroKernel(const float* HWY_RESTRICT a, int64_t lda, const floa
     hn::Store(v1, d, tile + N);
     for (int64_t j = 0; j < cols; ++j) {
       float v = accumulate ? crow[j] + tile[j] : tile[j];
-      if (bias) v += bias[r];
+      if (bias) v += bias[row + r];
       crow[j] = post ? post->Apply(v, row + r) : v;
     }
   }
@@ -193,10 +194,9 @@ inline void GemmBlockWith(const float* a, int64_t lda, int64_t k, const float* b
       for (int64_t i = m0; i < m1; i += kRows) {
         const int64_t rows = std::min(kRows, m1 - i);
         const bool last = pc + kc == k;
-        const float* row_bias = last && bias ? bias + i : nullptr;
         for (int64_t jp = 0; jp < nc; jp += nr) {
           MicroKernelRows(rows, a + i * lda + pc, lda, packed.get() + jp * kc, kc, c + i * ldc + jc + jp, ldc,
-                          std::min(nr, nc - jp), pc > 0, row_bias, last ? post : nullptr, i);
+                          std::min(nr, nc - jp), pc > 0, last ? bias : nullptr, last ? post : nullptr, i);
         }
       }
     }
