@@ -9,7 +9,9 @@
 #   - rules_cc, rules_java, remote_coverage_tools: the small local stand-ins under third_party/ (Bazel's own
 #     C++ and Java tool BUILD files load them, and Bazel 4 would otherwise download them);
 #   - absl, benchmark, cli11, fmt, gtest, hwy, nlohmann_json, re2, tomlplusplus: the Debian packages that
-#     tools/setup.sh installs, under /usr, each with its BUILD file from third_party/.
+#     tools/setup.sh installs, under /usr, each with its BUILD file from third_party/;
+#   - qfx_cuda: the CUDA toolkit if this machine has one (see _cuda_impl), else an empty stand-in, so the
+#     CUDA backend is compiled where nvcc exists and reports "built without CUDA" elsewhere.
 load("//tools:copts.bzl", _QFX_COPTS = "QFX_COPTS")
 
 # The flags qfx's correctness depends on (tools/copts.bzl), for a project's own targets.
@@ -34,6 +36,36 @@ _stand_in = repository_rule(
     local = True,
 )
 
+# The CUDA toolkit: $QFX_CUDA_PATH, else /usr/local/cuda, used when it has bin/nvcc, include/cuda_runtime.h
+# and lib64/libcudart_static.a (QFX_DISABLE_CUDA=1 builds without it). The repository holds
+#   defs.bzl   CUDA_ENABLED (bool) and NVCC (the compiler's absolute path, "" without CUDA)
+#   BUILD      :cudart_static (the static runtime and the system libraries it needs; an empty library
+#              without CUDA, so targets may depend on it unconditionally). Only nvcc reads the toolkit's
+#              headers: qfx's C++ code calls the CUDA backend through plain functions (src/kernels/cuda).
+def _cuda_impl(ctx):
+    root = ctx.os.environ.get("QFX_CUDA_PATH", "/usr/local/cuda")
+    disabled = ctx.os.environ.get("QFX_DISABLE_CUDA", "") not in ["", "0"]
+    needed = [root + "/bin/nvcc", root + "/include/cuda_runtime.h", root + "/lib64/libcudart_static.a"]
+    enabled = not disabled and all([ctx.path(f).exists for f in needed])
+    if enabled:
+        ctx.symlink(root + "/lib64/libcudart_static.a", "lib/libcudart_static.a")
+        build = """package(default_visibility = ["//visibility:public"])
+cc_library(name = "cudart_static", srcs = ["lib/libcudart_static.a"], linkopts = ["-ldl", "-lpthread", "-lrt"],
+           linkstatic = True)
+"""
+    else:
+        build = """package(default_visibility = ["//visibility:public"])
+cc_library(name = "cudart_static")
+"""
+    ctx.file("BUILD", build)
+    ctx.file("defs.bzl", "CUDA_ENABLED = %s\nNVCC = \"%s\"\n" % (enabled, root + "/bin/nvcc" if enabled else ""))
+
+_cuda = repository_rule(
+    implementation = _cuda_impl,
+    environ = ["QFX_CUDA_PATH", "QFX_DISABLE_CUDA"],
+    local = True,
+)
+
 def qfx_dependencies():
     """Declares the repositories qfx needs (see the top of this file)."""
     existing = native.existing_rules()
@@ -47,3 +79,5 @@ def qfx_dependencies():
                 build_file = str(Label("//third_party:%s.BUILD" % name)),
                 path = "/usr",
             )
+    if "qfx_cuda" not in existing:
+        _cuda(name = "qfx_cuda")

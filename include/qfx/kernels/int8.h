@@ -23,12 +23,18 @@
 
 #include "qfx/kernels/f32.h"
 
+// The rules below are compiled by nvcc too (the CUDA backend, src/kernels/cuda): one definition for every
+// backend. nvcc must build them with -fmad=false (no contraction of the requantization into an FMA) and
+// never with --use_fast_math.
+#if defined(__CUDACC__)
+#define QFX_HOST_DEVICE __host__ __device__
+#else
+#define QFX_HOST_DEVICE
+#endif
+
 namespace qfx {
 namespace kernels {
 
-// nearbyint (round half to even) for float, inlined: adding and subtracting 1.5 * 2^23 rounds exactly so
-// for |v| < 2^22 under IEEE arithmetic (qfx never builds with -ffast-math, which could fold the pair);
-// larger magnitudes go through std::nearbyint.
 // The scales every edge accepts (an observer's eps, fixed qparams, scales read from files or graphs):
 // finite and within [kMinScale, kMaxScale], so that products and quotients of two of them, as
 // RequantMultiplier and 1 / scale form them, stay normal floats (a scale of 1e-45 made 1 / scale infinite).
@@ -36,27 +42,34 @@ inline constexpr float kMinScale = 1e-12f;
 inline constexpr float kMaxScale = 1e12f;
 inline bool ScaleInRange(float scale) { return scale >= kMinScale && scale <= kMaxScale; }  // false for NaN
 
-inline float RoundHalfEven(float v) {
+// nearbyint (round half to even) for float, inlined: adding and subtracting 1.5 * 2^23 rounds exactly so
+// for |v| < 2^22 under IEEE arithmetic (qfx never builds with -ffast-math, which could fold the pair);
+// larger magnitudes go through std::nearbyint. On the GPU, rintf: the same rounding in one instruction.
+QFX_HOST_DEVICE inline float RoundHalfEven(float v) {
+#if defined(__CUDA_ARCH__)
+  return rintf(v);
+#else
   constexpr float kMagic = 12582912.0f;
   if (v > -4194304.0f && v < 4194304.0f) return (v + kMagic) - kMagic;
   return std::nearbyint(v);
+#endif
 }
 
-inline int32_t QuantizeValue(float x, float inv_scale, int32_t zero_point, int32_t qmin, int32_t qmax) {
+QFX_HOST_DEVICE inline int32_t QuantizeValue(float x, float inv_scale, int32_t zero_point, int32_t qmin, int32_t qmax) {
   const float r = RoundHalfEven(x * inv_scale);
   if (!(r > -2147483648.0f && r < 2147483520.0f)) return r > 0 ? qmax : qmin;  // and NaN -> qmin
   const int64_t q = zero_point + static_cast<int64_t>(r);
   return static_cast<int32_t>(q < qmin ? qmin : q > qmax ? qmax : q);
 }
 
-inline uint8_t Requantize(int32_t acc, float multiplier, int32_t zero_point, int32_t lo, int32_t hi) {
+QFX_HOST_DEVICE inline uint8_t Requantize(int32_t acc, float multiplier, int32_t zero_point, int32_t lo, int32_t hi) {
   const float r = RoundHalfEven(static_cast<float>(acc) * multiplier);
   if (!(r > -2147483648.0f && r < 2147483520.0f)) return static_cast<uint8_t>(r > 0 ? hi : lo);
   const int64_t q = static_cast<int64_t>(r) + zero_point;
   return static_cast<uint8_t>(q < lo ? lo : q > hi ? hi : q);
 }
 
-inline float RequantMultiplier(float s_x, float s_w, float s_y) { return (s_x * s_w) / s_y; }
+QFX_HOST_DEVICE inline float RequantMultiplier(float s_x, float s_w, float s_y) { return (s_x * s_w) / s_y; }
 // Saturates to the int32 range (a crafted file's bias could overflow it: the cast was undefined behaviour,
 // found by tools/fuzz.sh under UBSan).
 inline int32_t QuantizeBias(float bias, float s_x, float s_w) {
