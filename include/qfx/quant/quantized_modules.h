@@ -78,12 +78,14 @@ class QuantizedWeighted : public nn::Module {
   const QuantInfo& input_qparams() const { return input_; }
   const QuantizedLayer& layer() const { return layer_; }
   const QuantInfo& output_qparams() const { return output_; }
+  // The int32 bias and the requantization multipliers of this layer (the rules of qfx/kernels/int8.h);
+  // throws when the bias could overflow the accumulator. Other backends (the CUDA plan) read them here.
+  kernels::QRequantValues RequantValues() const;
 
  protected:
   QuantizedWeighted(QuantizedLayer layer, QuantInfo input, QuantInfo output);
   // The kernel's requantization of this layer (values in `values`, which must outlive the returned view).
   kernels::QRequant Requant(const kernels::QRequantValues& values) const;
-  kernels::QRequantValues RequantValues() const;
   // Throws unless x is quint8 with the qparams the layer was converted for.
   void CheckInput(const Tensor& x) const;
 

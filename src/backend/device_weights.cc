@@ -1,0 +1,102 @@
+// qfx backend: the int8 layers of a lowered model in the device layout (see qfx/backend/device_plan.h).
+#include <algorithm>
+#include <limits>
+
+#include "absl/strings/str_cat.h"
+#include "qfx/backend/device_plan.h"
+#include "qfx/quant/quantized_modules.h"
+
+namespace qfx {
+namespace backend {
+namespace {
+
+absl::Status LayerError(const fx::Node& n, const std::string& rule) {
+  return absl::InvalidArgumentError(
+      absl::StrCat("device plan: node %", n.name(), " (", n.target_string(), "): ", rule));
+}
+
+// weight [out][in/groups][k][k] (conv) or [out][in] (linear) -> [out][k][k][icgp], zero padded, and
+// bias' = bias - x_zero_point * (sum of the row's weights).
+absl::StatusOr<DeviceLayer> ConvertLayer(const fx::Node& n, const quant::QuantizedWeighted& m) {
+  const quant::QuantizedLayer& l = m.layer();
+  DeviceLayer d;
+  d.node = n.name();
+  const int64_t limit = std::numeric_limits<int32_t>::max();
+  if (l.in_channels > limit || l.out_channels > limit || l.kernel > 4096) {
+    return LayerError(n, "the layer is too large for the device backend's int32 sizes");
+  }
+  d.in_channels = static_cast<int32_t>(l.in_channels);
+  d.out_channels = static_cast<int32_t>(l.out_channels);
+  if (l.is_conv) {
+    d.kh = d.kw = static_cast<int32_t>(l.kernel);
+    d.sh = d.sw = static_cast<int32_t>(l.stride);
+    d.ph = d.pw = static_cast<int32_t>(l.padding);
+    d.dh = d.dw = static_cast<int32_t>(l.dilation);
+    d.groups = static_cast<int32_t>(l.groups);
+  }
+  const int32_t icg = d.in_channels / d.groups, taps = d.kh * d.kw;
+  d.icgp = (icg + 3) / 4 * 4;
+  d.x_scale = m.input_qparams().scale;
+  d.x_zero_point = m.input_qparams().zero_point;
+  d.y_scale = m.output_qparams().scale;
+  d.y_zero_point = m.output_qparams().zero_point;
+  d.lo = m.clamp_lo();
+  d.hi = m.clamp_hi();
+  kernels::QRequantValues rq;
+  QFX_RETURN_IF_ERROR(CatchErrors([&] { rq = m.RequantValues(); }));
+  d.multiplier = rq.multiplier;
+  d.weight.assign(static_cast<size_t>(d.out_channels) * taps * d.icgp, 0);
+  d.bias.resize(d.out_channels);
+  const int8_t* w = l.weight_q.data<int8_t>();
+  for (int32_t o = 0; o < d.out_channels; ++o) {
+    int64_t sum = 0;
+    for (int32_t c = 0; c < icg; ++c) {
+      for (int32_t t = 0; t < taps; ++t) {
+        const int8_t v = w[(static_cast<int64_t>(o) * icg + c) * taps + t];
+        d.weight[(static_cast<size_t>(o) * taps + t) * d.icgp + c] = v;
+        sum += v;
+      }
+    }
+    const int64_t b = int64_t{rq.bias[o]} - int64_t{d.x_zero_point} * sum;
+    if (b < std::numeric_limits<int32_t>::min() || b > limit) {
+      return LayerError(n, absl::StrCat("bias[", o, "] - x_zero_point * sum(weights) = ", b, " overflows int32"));
+    }
+    d.bias[o] = static_cast<int32_t>(b);
+  }
+  if (UsesTensorCores(d)) {
+    d.icp32 = (icg + 31) / 32 * 32;
+    d.weight_mma.assign(static_cast<size_t>(d.out_channels) * taps * d.icp32, 0);
+    for (int64_t r = 0; r < int64_t{d.out_channels} * taps; ++r) {
+      std::copy_n(d.weight.data() + r * d.icgp, icg, d.weight_mma.data() + r * d.icp32);
+    }
+  }
+  return d;
+}
+
+}  // namespace
+
+bool UsesTensorCores(const DeviceLayer& layer) { return layer.groups == 1; }
+
+int64_t DeviceWeights::Bytes() const {
+  int64_t bytes = 0;
+  for (const DeviceLayer& l : layers) {
+    bytes += static_cast<int64_t>(l.weight.size() + l.weight_mma.size() + 4 * l.bias.size() + 4 * l.multiplier.size());
+  }
+  return bytes;
+}
+
+absl::StatusOr<DeviceWeights> BuildDeviceWeights(fx::GraphModule& model) {
+  DeviceWeights w;
+  for (fx::Node* n : model.graph()) {
+    if (n->op() != fx::Opcode::kCallModule) continue;
+    const auto* m = dynamic_cast<const quant::QuantizedWeighted*>(model.submodule(n->target().path));
+    if (m == nullptr) continue;
+    QFX_ASSIGN_OR_RETURN(DeviceLayer layer, ConvertLayer(*n, *m));
+    w.layer_of[n->name()] = static_cast<int>(w.layers.size());
+    w.layers.push_back(std::move(layer));
+  }
+  return w;
+}
+
+}  // namespace backend
+}  // namespace qfx

@@ -1,0 +1,30 @@
+// qfx tests: lowered int8 models for the device backend's tests: a small net through every device op at a
+// given convolution geometry, and the zoo models at small inputs; each comes with a seeded input.
+#pragma once
+
+#include <memory>
+#include <string>
+
+#include "qfx/fx/graph_module.h"
+
+namespace qfx {
+namespace testing {
+
+struct OpsNet {
+  // The first convolution's geometry and the input's spatial size.
+  struct Geometry {
+    int64_t cin = 3, cout = 8, kernel = 3, stride = 1, padding = 1, dilation = 1, groups = 1, h = 8, w = 8;
+  };
+};
+
+// conv(geometry)-relu, a depthwise conv with a residual add-relu, a squeeze-excite q_mul (broadcast), a
+// hardswish table, max and average pools concatenated, adaptive average pooling, flatten and a linear layer;
+// prepared with the x86 qconfig, calibrated on a seeded batch, converted and lowered. Null on failure
+// (with a test failure recorded).
+std::shared_ptr<fx::GraphModule> Int8OpsNet(const OpsNet::Geometry& g, int64_t batch, int seed, Tensor* x);
+
+// A zoo model, hash-initialised, at `batch` and at most 64 x 64 pixels, lowered to int8 as above.
+std::shared_ptr<fx::GraphModule> Int8ZooModel(const std::string& name, int64_t batch, Tensor* x);
+
+}  // namespace testing
+}  // namespace qfx
