@@ -14,7 +14,7 @@ if err=$("$qfx" run --model nosuch --input x.npy --output y.npy 2>&1); then
 fi
 grep -q "qfx: error: unknown model 'nosuch'; known models: resnet18" <<<"$err"
 bench=$("$qfx" bench --model mlp --iters 3 --json)
-grep -qE '^\{"median_ms":[0-9.]+,"min_ms":[0-9.]+,"max_ms":[0-9.]+\}$' <<<"$bench"
+grep -qE '^\{"median_ms":[0-9.]+,"min_ms":[0-9.]+,"max_ms":[0-9.]+,"device":"cpu","inputs_per_s":[0-9.]+\}$' <<<"$bench"
 # dump: table to stdout, json to a file, svg through Graphviz, and a clear message without it.
 table=$("$qfx" dump --model mnist_cnn)
 grep -qE '^call_function +flatten +flatten +\(%pool_1, 1, -1\) +\{\} +f32\[1, 1568\] +fc1$' <<<"$table"

@@ -5,6 +5,7 @@
 #include <limits>
 
 #include "gtest/gtest.h"
+#include "qfx/backend/cuda_model.h"
 #include "qfx/fx/tracer.h"
 #include "qfx/io/model_file.h"
 #include "qfx/io/npy.h"
@@ -125,6 +126,22 @@ TEST(Cli, QuantizeThenRunEvalBenchAndDumpTheQfxFile) {
   ASSERT_TRUE(cli::Run(r).ok());
   auto y16 = io::ReadNpy(r.output);
   EXPECT_EQ(std::memcmp(y->raw_data(), y16->raw_data(), y->nbytes()), 0);
+  // --device cuda: the same bytes on a GPU; elsewhere an error naming the file and why.
+  r.model.device = "cuda";
+  r.output = Tmp("qy_cuda.npy");
+  const absl::Status on_gpu = cli::Run(r);
+  if (backend::CudaStatus().ok()) {
+    ASSERT_TRUE(on_gpu.ok()) << on_gpu;
+    auto yg = io::ReadNpy(r.output);
+    EXPECT_EQ(std::memcmp(y->raw_data(), yg->raw_data(), y->nbytes()), 0);
+  } else {
+    EXPECT_NE(on_gpu.message().find("cnn.qfx: --device cuda: "), std::string::npos) << on_gpu;
+    EXPECT_NE(on_gpu.message().find(backend::CudaStatus().message()), std::string::npos) << on_gpu;
+  }
+  cli::RunFlags fp32 = r;
+  fp32.model.file.clear();
+  fp32.model.model = "mnist_cnn";
+  EXPECT_NE(cli::Run(fp32).message().find("--device cuda runs int8 .qfx files"), std::string::npos);
   cli::BenchFlags b;
   b.model.file = Tmp("cnn.qfx");
   b.iters = 2;

@@ -16,6 +16,7 @@
 #include "absl/strings/str_join.h"
 #include "absl/strings/str_split.h"
 #include "fmt/core.h"
+#include "qfx/backend/cuda_model.h"
 #include "qfx/core/parallel.h"
 #include "qfx/fx/tracer.h"
 #include "qfx/io/model_file.h"
@@ -315,8 +316,24 @@ absl::Status Demo() {
   return absl::OkStatus();
 }
 
+absl::StatusOr<std::shared_ptr<nn::Module>> OnDevice(const ModelFlags& f, std::shared_ptr<nn::Module> model) {
+  if (f.device == "cpu") return model;
+  if (f.device != "cuda") return absl::InvalidArgumentError(absl::StrCat("--device ", f.device, ": cpu or cuda"));
+  auto gm = std::dynamic_pointer_cast<fx::GraphModule>(model);
+  if (f.file.empty() || gm == nullptr) {
+    return absl::InvalidArgumentError(
+        "--device cuda runs int8 .qfx files (from qfx quantize), not zoo models in fp32: quantize the model first");
+  }
+  absl::StatusOr<std::shared_ptr<backend::CudaModule>> cuda = backend::CudaModule::Load(gm);
+  if (!cuda.ok()) {
+    return absl::Status(cuda.status().code(), absl::StrCat(f.file, ": --device cuda: ", cuda.status().message()));
+  }
+  return std::shared_ptr<nn::Module>(*cuda);
+}
+
 absl::Status Run(const RunFlags& f) {
-  QFX_ASSIGN_OR_RETURN(auto model, OpenModel(f.model));
+  QFX_ASSIGN_OR_RETURN(auto opened, OpenModel(f.model));
+  QFX_ASSIGN_OR_RETURN(auto model, OnDevice(f.model, opened));
   QFX_ASSIGN_OR_RETURN(Tensor x, io::ReadNpy(f.input));
   QFX_RETURN_IF_ERROR(CheckFinite(x, f.input, "input"));  // int8 would read NaN as 0, fp32 relu drop it
   QFX_ASSIGN_OR_RETURN(Tensor y, RunBatched(*model, x, f.batch, "run"));
@@ -336,7 +353,8 @@ absl::StatusOr<double> Top1(nn::Module& model, const Tensor& x, const Tensor& la
 }
 
 absl::Status Eval(const EvalFlags& f) {
-  QFX_ASSIGN_OR_RETURN(auto model, OpenModel(f.model));
+  QFX_ASSIGN_OR_RETURN(auto opened, OpenModel(f.model));
+  QFX_ASSIGN_OR_RETURN(auto model, OnDevice(f.model, opened));
   QFX_ASSIGN_OR_RETURN(Tensor x, io::ReadNpy(f.input));
   QFX_RETURN_IF_ERROR(CheckFinite(x, f.input, "input"));  // int8 would read NaN as 0, fp32 relu drop it
   QFX_ASSIGN_OR_RETURN(Tensor labels, io::ReadNpy(f.labels));
@@ -370,14 +388,21 @@ std::string Int8Paths(nn::Module& model) {
 
 absl::Status Bench(const BenchFlags& f) {
   Shape recorded;
-  QFX_ASSIGN_OR_RETURN(auto model, OpenModel(f.model, &recorded));
+  QFX_ASSIGN_OR_RETURN(auto opened, OpenModel(f.model, &recorded));
+  QFX_ASSIGN_OR_RETURN(auto model, OnDevice(f.model, opened));
   QFX_ASSIGN_OR_RETURN(Shape shape, InputShape(f.model, f.shape, recorded));
   if (f.threads > 0) SetNumThreads(f.threads);
   const Tensor x = SeededInput(shape, 1);
   QFX_ASSIGN_OR_RETURN(const std::vector<double> ms, TimeRuns(*model, x, /*warmup=*/3, f.iters));
   const double median = ms[ms.size() / 2];
   if (f.json) {
-    fmt::print("{{\"median_ms\":{:.3f},\"min_ms\":{:.3f},\"max_ms\":{:.3f}}}\n", median, ms.front(), ms.back());
+    fmt::print(
+        "{{\"median_ms\":{:.3f},\"min_ms\":{:.3f},\"max_ms\":{:.3f},\"device\":\"{}\",\"inputs_per_s\":{:.1f}}}\n",
+        median, ms.front(), ms.back(), f.model.device, 1000.0 * static_cast<double>(shape[0]) / median);
+  } else if (f.model.device == "cuda") {
+    fmt::print("{} {} on {}: median {:.3f} ms, min {:.3f}, max {:.3f} ({} iters, CUDA graph replay), {:.0f} inputs/s\n",
+               f.model.file, ShapeToString(shape), backend::CudaDeviceName(), median, ms.front(), ms.back(), ms.size(),
+               1000.0 * static_cast<double>(shape[0]) / median);
   } else {
     const bool int8 = !f.model.file.empty();
     fmt::print("{} {} threads {}: median {:.2f} ms, min {:.2f}, max {:.2f} ({} iters; {} kernels: {})\n",

@@ -20,6 +20,7 @@ struct ModelFlags {
   std::string model;    // zoo name
   std::string weights;  // optional safetensors file
   uint64_t seed = 0;
+  std::string device = "cpu";  // run, eval, bench: cpu | cuda (int8 .qfx files)
 };
 
 struct RunFlags {
@@ -98,6 +99,9 @@ absl::Status Bench(const BenchFlags& flags);
 // mode, with the input shape it records in *input_shape when given (the file's, maybe empty; the zoo
 // model's default); and a parsed --shape ("1,3,224,224").
 absl::StatusOr<std::shared_ptr<nn::Module>> OpenModel(const ModelFlags& flags, Shape* input_shape = nullptr);
+// The model OpenModel opened, on flags.device: itself on the CPU; for cuda, the int8 graph of a .qfx file
+// on the GPU (backend::CudaModule), or an error saying why it cannot run there.
+absl::StatusOr<std::shared_ptr<nn::Module>> OnDevice(const ModelFlags& flags, std::shared_ptr<nn::Module> model);
 // The model as a graph to fuse, prepare or train: a .qfx file's graph as it is, a zoo model traced.
 // `fp32_only`: a .qfx file that is already int8 is an error (quantize, train, qat).
 absl::StatusOr<std::shared_ptr<fx::GraphModule>> ModelGraph(const ModelFlags& flags, std::shared_ptr<nn::Module> model,

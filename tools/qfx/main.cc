@@ -26,6 +26,14 @@ void AddModelFlags(CLI::App* cmd, qfx::cli::ModelFlags& f, bool fp32_file = fals
       "seed of the default initialisation when --weights is not given (train, qat: also of shuffling and dropout)");
 }
 
+// run, eval and bench: where the model runs.
+void AddDeviceFlag(CLI::App* cmd, qfx::cli::ModelFlags& f) {
+  cmd->add_option("--device", f.device,
+                  "cpu, or cuda: the whole int8 graph of a .qfx file on the GPU, bit-identical to the CPU")
+      ->capture_default_str()
+      ->check(CLI::IsMember({"cpu", "cuda"}));
+}
+
 void AddTrainFlags(CLI::App* cmd, qfx::cli::TrainFlags& f) {
   cmd->add_option("--train-x", f.train_x, "training inputs, f32 .npy [N, ...]")->required();
   cmd->add_option("--train-y", f.train_y, "training labels, integer .npy [N]")->required();
@@ -76,6 +84,7 @@ int main(int argc, char** argv) {
   qfx::cli::RunFlags run;
   CLI::App* run_cmd = app.add_subcommand("run", "run a model over an .npy array, in batches, and save outputs");
   AddModelFlags(run_cmd, run.model);
+  AddDeviceFlag(run_cmd, run.model);
   run_cmd->add_option("--input", run.input, "input .npy, [N, ...]")->required();
   run_cmd->add_option("--output", run.output, "output .npy to write")->required();
   run_cmd->add_option("--batch", run.batch, "batch size")->check(CLI::PositiveNumber);
@@ -83,6 +92,7 @@ int main(int argc, char** argv) {
   qfx::cli::EvalFlags eval;
   CLI::App* eval_cmd = app.add_subcommand("eval", "top-1 accuracy of a model on an .npy array and labels");
   AddModelFlags(eval_cmd, eval.model);
+  AddDeviceFlag(eval_cmd, eval.model);
   eval_cmd->add_option("--input", eval.input, "input .npy, [N, ...]")->required();
   eval_cmd->add_option("--labels", eval.labels, "labels .npy, [N] integers")->required();
   eval_cmd->add_option("--batch", eval.batch, "batch size")->check(CLI::PositiveNumber);
@@ -90,6 +100,7 @@ int main(int argc, char** argv) {
   qfx::cli::BenchFlags bench;
   CLI::App* bench_cmd = app.add_subcommand("bench", "latency of a model: warm-up, then median/min/max ms");
   AddModelFlags(bench_cmd, bench.model);
+  AddDeviceFlag(bench_cmd, bench.model);
   bench_cmd->add_option("--shape", bench.shape, "input shape, e.g. 1,3,224,224 (default: the model's)");
   bench_cmd->add_option("--threads", bench.threads, "threads (default: all cores)")->check(CLI::PositiveNumber);
   bench_cmd->add_option("--iters", bench.iters, "timed iterations")->check(CLI::PositiveNumber);
