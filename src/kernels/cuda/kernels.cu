@@ -79,6 +79,7 @@ __global__ void ConvMmaKernel(device::ConvParams p, const int8_t* w32, int32_t i
           b[ni][reg] = device::GemmBWord(p, w32, icp32, n0 + 8 * ni + col, tap, c0 + k);
         }
       }
+      __syncwarp();  // the loads above branch per lane; mma.sync.aligned needs the whole warp converged
 #pragma unroll
       for (int mi = 0; mi < kM; ++mi) {
 #pragma unroll
