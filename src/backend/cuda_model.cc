@@ -185,6 +185,7 @@ absl::Status CudaModel::Enqueue(const Shaped& s) {
         p.weight = l.weight.as<int8_t>();
         p.bias = l.bias.as<int32_t>();
         p.multiplier = l.multiplier.as<float>();
+        if (p.add.enabled) p.residual = at(st.inputs[1]);
         e = st.mma ? cu::ConvMma(p, l.weight_mma.as<int8_t>(), weights_.layers[st.weights].icp32, at(st.inputs[0]), y,
                                  stream_)
                    : cu::Conv(p, at(st.inputs[0]), y, stream_);

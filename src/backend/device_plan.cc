@@ -184,6 +184,7 @@ class Planner {
     s.node = n.name();
     s.inputs = std::move(inputs);
     s.output = output;
+    if (output >= 0 && !producer_of_.count(output)) producer_of_[output] = static_cast<int>(plan_.steps.size());
     plan_.steps.push_back(s);
     return plan_.steps.back();
   }
@@ -410,6 +411,7 @@ class Planner {
     const int64_t zp = Const<int64_t>(n, 3);
     const Value* y = Define(n, out, QuantInfo{static_cast<float>(scale), static_cast<int32_t>(zp)});
     if (y == nullptr) return;
+    if (!mul && FuseIntoConv(n, *a, *b, *y)) return;
     Step& s = AddStep(StepKind::kBinary, n, {a->id, b->id}, y->id);
     dev::BinaryParams& p = s.binary;
     p.a = ActOfValue(*a);
@@ -421,6 +423,44 @@ class Planner {
     p.b_scale = b->q.scale, p.b_zero_point = b->q.zero_point;
     p.inv_y_scale = 1.0f / y->q.scale;
     p.y_zero_point = y->q.zero_point;
+  }
+
+  // q_add(a, b) as the epilogue of the convolution that produced one operand, when that conv's output has
+  // no other use, the shapes are equal, and the other operand exists before the conv runs (the later of
+  // two convs takes it). The conv's own output is then never stored.
+  bool FuseIntoConv(const fx::Node& n, const Value& a, const Value& b, const Value& y) {
+    if (a.shape != b.shape || a.id == b.id) return false;
+    auto fusable = [&](size_t arg, const Value& v) -> int {
+      const fx::Node* producer = NodeArg(n, arg);
+      auto it = producer_of_.find(v.id);
+      if (producer == nullptr || producer->users().size() != 1 || it == producer_of_.end()) return -1;
+      const Step& s = plan_.steps[it->second];
+      return s.kind == StepKind::kConv && !s.conv.add.enabled ? it->second : -1;
+    };
+    const int sa = fusable(0, a), sb = fusable(1, b);
+    const bool into_a = sa >= 0 && sa > StepOf(b.id);
+    const bool into_b = !into_a && sb >= 0 && sb > StepOf(a.id);
+    if (!into_a && !into_b) return false;
+    const Value& conv = into_a ? a : b;
+    const Value& residual = into_a ? b : a;
+    Step& s = plan_.steps[into_a ? sa : sb];
+    s.node = absl::StrCat(s.node, "+", n.name());
+    s.inputs.push_back(residual.id);
+    s.output = y.id;
+    s.conv.y = ActOfValue(y);
+    kernels::device::ResidualAdd& add = s.conv.add;
+    add.enabled = true;
+    add.relu = Const<bool>(n, 4);
+    add.conv_scale = conv.q.scale, add.conv_zero_point = conv.q.zero_point;
+    add.residual_scale = residual.q.scale, add.residual_zero_point = residual.q.zero_point;
+    add.inv_y_scale = 1.0f / y.q.scale, add.y_zero_point = y.q.zero_point;
+    producer_of_[y.id] = into_a ? sa : sb;
+    return true;
+  }
+  // The step that writes value v (-1: the plan's input, or none yet).
+  int StepOf(int v) const {
+    auto it = producer_of_.find(v);
+    return it == producer_of_.end() ? -1 : it->second;
   }
 
   void Cat(const fx::Node& n) {
@@ -524,6 +564,7 @@ class Planner {
   const fx::Node* node_ = nullptr;
   const fx::Node* input_ = nullptr;
   std::map<const fx::Node*, Value> values_;
+  std::map<int, int> producer_of_;  // value id -> the step that writes it first
   absl::Status status_;
   bool done_ = false;
 };
@@ -549,6 +590,7 @@ void PlaceValues(DevicePlan& plan) {
   std::vector<int> placed;
   plan.arena_bytes = plan.unshared_bytes = 0;
   for (int v : order) {
+    if (first[v] < 0) continue;  // never written: a conv output whose q_add was fused into it
     plan.unshared_bytes += bytes(v);
     std::vector<std::pair<int64_t, int64_t>> busy;
     for (int u : placed) {

@@ -63,6 +63,16 @@ void ConvMmaOnHost(const dev::ConvParams& p, const int8_t* w32, int32_t icp32, c
       static thread_local int32_t acc[kM][kN][32][4];
       static thread_local uint32_t a[kM][32][4], b[kN][32][2];
       std::memset(acc, 0, sizeof(acc));
+      dev::GemmRow rows[32][kM][2];  // as the kernel: each lane's rows g and g + 8, decoded once
+      for (int lane = 0; lane < 32; ++lane) {
+        for (int mi = 0; mi < kM; ++mi) {
+          for (int half = 0; half < 2; ++half) {
+            int row, k;
+            dev::MmaA(lane, half, &row, &k);
+            rows[lane][mi][half] = dev::GemmRowAt(p, m0 + 16 * mi + row);
+          }
+        }
+      }
       for (int32_t tap = 0; tap < p.kh * p.kw; ++tap) {
         for (int32_t c0 = 0; c0 < icp32; c0 += 32) {
           for (int lane = 0; lane < 32; ++lane) {
@@ -70,7 +80,7 @@ void ConvMmaOnHost(const dev::ConvParams& p, const int8_t* w32, int32_t icp32, c
               for (int reg = 0; reg < 4; ++reg) {
                 int row, k;
                 dev::MmaA(lane, reg, &row, &k);
-                a[mi][lane][reg] = dev::GemmAWord(p, x, m0 + 16 * mi + row, tap / p.kw, tap % p.kw, c0 + k);
+                a[mi][lane][reg] = dev::GemmAWord(p, x, rows[lane][mi][reg & 1], tap / p.kw, tap % p.kw, c0 + k);
               }
             }
             for (int ni = 0; ni < kN; ++ni) {
@@ -142,6 +152,7 @@ absl::StatusOr<Tensor> RunPlanOnHost(const DevicePlan& plan, const DeviceWeights
         p.weight = l.weight.data();
         p.bias = l.bias.data();
         p.multiplier = l.multiplier.data();
+        if (p.add.enabled) p.residual = at(s.inputs[1]);
         const uint8_t* px = at(s.inputs[0]);
         if (s.mma) {
           ConvMmaOnHost(p, l.weight_mma.data(), l.icp32, px, y);

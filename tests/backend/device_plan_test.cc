@@ -102,6 +102,14 @@ TEST(DevicePlan, ValuesAliveTogetherNeverShareBytes) {
     }
   }
   EXPECT_LT(plan->arena_bytes * 2, plan->unshared_bytes) << FormatPlan(*plan);
+  // Every residual q_add runs in the epilogue of the later of its two operands' convolutions.
+  int fused = 0, binary = 0;
+  for (const Step& s : plan->steps) {
+    fused += s.kind == StepKind::kConv && s.conv.add.enabled;
+    binary += s.kind == StepKind::kBinary;
+  }
+  EXPECT_EQ(fused, 8) << FormatPlan(*plan);
+  EXPECT_EQ(binary, 0);
   for (const DeviceValue& v : plan->values) EXPECT_EQ(v.offset % 256, 0);
 }
 

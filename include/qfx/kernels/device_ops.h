@@ -92,6 +92,21 @@ QFX_HOST_DEVICE inline uint32_t LoadU32(const void* p) {  // p is 4-byte aligned
 #endif
 }
 
+// A q_add fused into a convolution's epilogue: the conv's quint8 output q (never stored) and the
+// residual r at the same position give quantize(deq(q) + deq(r)) (ReLU optional): q_add's rule with the
+// conv's output as its first operand (float addition commutes exactly, so either operand order of the
+// graph's q_add gives these bytes).
+struct ResidualAdd {
+  bool enabled = false, relu = false;
+  float conv_scale = 1.f, residual_scale = 1.f, inv_y_scale = 1.f;
+  int32_t conv_zero_point = 0, residual_zero_point = 0, y_zero_point = 0;
+};
+QFX_HOST_DEVICE inline uint8_t AddResidual(const ResidualAdd& a, uint8_t q, uint8_t r) {
+  float v = Deq(q, a.conv_scale, a.conv_zero_point) + Deq(r, a.residual_scale, a.residual_zero_point);
+  if (a.relu && v < 0.f) v = 0.f;
+  return Quant(v, a.inv_y_scale, a.y_zero_point);
+}
+
 struct ConvParams {
   Act x, y;
   int32_t kh = 1, kw = 1, sh = 1, sw = 1, ph = 0, pw = 0, dh = 1, dw = 1, groups = 1;
@@ -101,6 +116,8 @@ struct ConvParams {
   const int8_t* weight = nullptr;     // [y.c][kh][kw][icgp], zeros past icg
   const int32_t* bias = nullptr;      // [y.c] bias' (see the top of this file)
   const float* multiplier = nullptr;  // [y.c]
+  ResidualAdd add;                    // when enabled, y holds the q_add's output
+  const uint8_t* residual = nullptr;  // the q_add's other operand, laid out as y
 };
 
 // x' of input channel c (of this output's group) at tap (ky, kx): the image's byte, the zero point in its padding.
@@ -137,7 +154,8 @@ QFX_HOST_DEVICE inline uint8_t ConvOutput(const ConvParams& p, const uint8_t* x,
     }
     acc = static_cast<int32_t>(sum);
   }
-  return Requantize(acc, p.multiplier[o.ch], p.y_zero_point, p.lo, p.hi);
+  const uint8_t q = Requantize(acc, p.multiplier[o.ch], p.y_zero_point, p.lo, p.hi);
+  return p.add.enabled ? AddResidual(p.add, q, p.residual[p.y.Offset(o.b, o.y, o.x, o.ch)]) : q;
 }
 
 // Tensor-core convolution (groups == 1): an implicit GEMM, rows = output pixels (b, oy, ox), columns =
@@ -165,28 +183,43 @@ QFX_HOST_DEVICE inline void MmaC(int lane, int reg, int* row, int* col) {
 
 QFX_HOST_DEVICE inline int64_t GemmRows(const ConvParams& p) { return static_cast<int64_t>(p.y.n) * p.y.h * p.y.w; }
 
-// Four input channels c.. of tap (ky, kx) for output row `row`: the image's bytes, the zero point in its
-// padding, 0 past the rows or the channels (where the weights are zero).
-QFX_HOST_DEVICE inline uint32_t GemmAWord(const ConvParams& p, const uint8_t* x, int64_t row, int32_t ky, int32_t kx,
-                                          int32_t c) {
-  if (row >= GemmRows(p) || c >= p.icgp) return 0;
+// Where output row `row` reads the image: its batch and the input position of tap (0, 0), decoded once
+// per row (the divisions stay out of the k loop). batch < 0: past the last row.
+struct GemmRow {
+  int32_t batch = -1, iy0 = 0, ix0 = 0;
+};
+QFX_HOST_DEVICE inline GemmRow GemmRowAt(const ConvParams& p, int64_t row) {
+  GemmRow r;
+  if (row >= GemmRows(p)) return r;
   const int32_t ox = static_cast<int32_t>(row % p.y.w);
-  const int64_t r = row / p.y.w;
-  const int32_t oy = static_cast<int32_t>(r % p.y.h), b = static_cast<int32_t>(r / p.y.h);
-  const int32_t iy = oy * p.sh - p.ph + ky * p.dh, ix = ox * p.sw - p.pw + kx * p.dw;
+  const int64_t rest = row / p.y.w;
+  r.batch = static_cast<int32_t>(rest / p.y.h);
+  r.iy0 = static_cast<int32_t>(rest % p.y.h) * p.sh - p.ph;
+  r.ix0 = ox * p.sw - p.pw;
+  return r;
+}
+
+// Four input channels c.. of tap (ky, kx) for a row: the image's bytes, the zero point in its padding, 0
+// past the rows or the channels (where the weights are zero).
+QFX_HOST_DEVICE inline uint32_t GemmAWord(const ConvParams& p, const uint8_t* x, const GemmRow& r, int32_t ky,
+                                          int32_t kx, int32_t c) {
+  if (r.batch < 0 || c >= p.icgp) return 0;
+  const int32_t iy = r.iy0 + ky * p.dh, ix = r.ix0 + kx * p.dw;
   if (iy < 0 || iy >= p.x.h || ix < 0 || ix >= p.x.w) return static_cast<uint32_t>(p.x_zero_point) * 0x01010101u;
-  return LoadU32(x + p.x.Offset(b, iy, ix, c));
+  return LoadU32(x + p.x.Offset(r.batch, iy, ix, c));
 }
 QFX_HOST_DEVICE inline uint32_t GemmBWord(const ConvParams& p, const int8_t* w32, int32_t icp32, int32_t col,
                                           int32_t tap, int32_t c) {
   if (col >= p.y.c) return 0;
   return LoadU32(w32 + (static_cast<int64_t>(col) * p.kh * p.kw + tap) * icp32 + c);
 }
-// The epilogue of one accumulator: bias', the requantization rule, the clamp, one byte stored.
+// The epilogue of one accumulator: bias', the requantization rule, the clamp, a fused q_add, one byte stored.
 QFX_HOST_DEVICE inline void GemmStore(const ConvParams& p, uint8_t* y, int64_t row, int32_t col, int32_t acc) {
   if (row >= GemmRows(p) || col >= p.y.c) return;
   const int32_t a = static_cast<int32_t>(static_cast<uint32_t>(acc) + static_cast<uint32_t>(p.bias[col]));
-  y[row * p.y.cp + col] = Requantize(a, p.multiplier[col], p.y_zero_point, p.lo, p.hi);
+  const int64_t at = row * p.y.cp + col;
+  const uint8_t q = Requantize(a, p.multiplier[col], p.y_zero_point, p.lo, p.hi);
+  y[at] = p.add.enabled ? AddResidual(p.add, q, p.residual[at]) : q;
 }
 
 // Pools. Max: the largest value over the window's taps inside the image (0 if none, as the CPU).

@@ -57,6 +57,16 @@ __global__ void ConvMmaKernel(device::ConvParams p, const int8_t* w32, int32_t i
   const int32_t n0 = (blockIdx.y * device::kMmaBlockWarpsN + warp / device::kMmaBlockWarpsM) * device::kMmaWarpN;
   if (m0 >= device::GemmRows(p) || n0 >= p.y.c) return;  // whole warps only: mma.sync needs all 32 lanes
   int32_t acc[kM][kN][4] = {};
+  device::GemmRow rows[kM][2];  // this lane's A rows: g and g + 8 of each 16-row subtile
+#pragma unroll
+  for (int mi = 0; mi < kM; ++mi) {
+#pragma unroll
+    for (int half = 0; half < 2; ++half) {
+      int row, k;
+      device::MmaA(lane, half, &row, &k);
+      rows[mi][half] = device::GemmRowAt(p, m0 + 16 * mi + row);
+    }
+  }
   for (int32_t tap = 0; tap < p.kh * p.kw; ++tap) {
     const int32_t ky = tap / p.kw, kx = tap % p.kw;
     for (int32_t c0 = 0; c0 < icp32; c0 += 32) {
@@ -67,7 +77,7 @@ __global__ void ConvMmaKernel(device::ConvParams p, const int8_t* w32, int32_t i
         for (int reg = 0; reg < 4; ++reg) {
           int row, k;
           device::MmaA(lane, reg, &row, &k);
-          a[mi][reg] = device::GemmAWord(p, x, m0 + 16 * mi + row, ky, kx, c0 + k);
+          a[mi][reg] = device::GemmAWord(p, x, rows[mi][reg & 1], ky, kx, c0 + k);
         }
       }
 #pragma unroll
