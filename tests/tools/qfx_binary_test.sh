@@ -15,6 +15,13 @@ fi
 grep -q "qfx: error: unknown model 'nosuch'; known models: resnet18" <<<"$err"
 bench=$("$qfx" bench --model mlp --iters 3 --json)
 grep -qE '^\{"median_ms":[0-9.]+,"min_ms":[0-9.]+,"max_ms":[0-9.]+,"device":"cpu","inputs_per_s":[0-9.]+\}$' <<<"$bench"
+profile=$("$qfx" bench --model mnist_cnn --iters 2 --profile)
+grep -qE '^conv1 +Conv2d +[0-9.]+ +[0-9.]+%' <<<"$profile"
+grep -qE '^total [0-9.]+ ms over [0-9]+ nodes' <<<"$profile"
+if err=$("$qfx" bench --model mlp --device cuda 2>&1); then
+  echo "expected failure"; exit 1
+fi
+grep -q "^qfx: error: --device cuda runs int8 .qfx files" <<<"$err"
 # dump: table to stdout, json to a file, svg through Graphviz, and a clear message without it.
 table=$("$qfx" dump --model mnist_cnn)
 grep -qE '^call_function +flatten +flatten +\(%pool_1, 1, -1\) +\{\} +f32\[1, 1568\] +fc1$' <<<"$table"

@@ -27,6 +27,7 @@
 #include "qfx/models/quantizable.h"
 #include "qfx/models/zoo.h"
 #include "qfx/nn/functional.h"
+#include "qfx/nn/modules.h"
 #include "qfx/quant/eager.h"
 #include "qfx/quant/metrics.h"
 #include "qfx/quant/observer.h"
@@ -386,6 +387,89 @@ std::string Int8Paths(nn::Module& model) {
   return out;
 }
 
+namespace {
+
+// Times every node of a graph as the Interpreter runs it (summed over runs).
+class TimingInterpreter : public fx::Interpreter {
+ public:
+  using fx::Interpreter::Interpreter;
+  std::map<const fx::Node*, double> ms;
+
+ protected:
+  Tensor CallFunction(const fx::Node& n, const std::vector<OpArg>& args) override {
+    return Timed(n, [&] { return fx::Interpreter::CallFunction(n, args); });
+  }
+  Tensor CallMethod(const fx::Node& n, const std::vector<OpArg>& args) override {
+    return Timed(n, [&] { return fx::Interpreter::CallMethod(n, args); });
+  }
+  Tensor CallModule(const fx::Node& n, const std::vector<OpArg>& args) override {
+    return Timed(n, [&] { return fx::Interpreter::CallModule(n, args); });
+  }
+
+ private:
+  template <typename Fn>
+  Tensor Timed(const fx::Node& n, Fn fn) {
+    const auto t0 = Clock::now();
+    Tensor y = fn();
+    ms[&n] += MsSince(t0);
+    return y;
+  }
+};
+
+// Multiply-accumulates of one call of a convolution or linear layer (int8 or fp32) with output y, or 0.
+double LayerMacs(nn::Module* m, const Tensor& y) {
+  Tensor w;
+  if (auto* q = dynamic_cast<quant::QuantizedWeighted*>(m)) w = q->layer().weight_q;
+  if (auto* c = dynamic_cast<nn::Conv2d*>(m)) w = c->weight;
+  if (auto* l = dynamic_cast<nn::Linear*>(m)) w = l->weight;
+  if (!w.defined() || !y.defined() || w.dim() < 1 || w.size(0) == 0) return 0;
+  return static_cast<double>(y.numel()) * static_cast<double>(w.numel() / w.size(0));
+}
+
+std::string LayerPath(nn::Module* m) {
+  if (auto* c = dynamic_cast<const quant::QuantizedConv2d*>(m)) return kernels::PathName(c->packed().path());
+  if (auto* l = dynamic_cast<const quant::QuantizedLinear*>(m)) return kernels::PathName(l->packed().path());
+  return "";
+}
+
+// bench --profile: per node, the mean time over `runs` runs, slowest first, to a cumulative 95%.
+absl::Status Profile(fx::GraphModule& gm, const Tensor& x, int runs) {
+  TimingInterpreter timing(gm);
+  QFX_RETURN_IF_ERROR(timing.Run(x).status());  // warm-up
+  timing.ms.clear();
+  for (int i = 0; i < runs; ++i) QFX_RETURN_IF_ERROR(timing.Run(x).status());
+  std::vector<std::pair<double, const fx::Node*>> order;
+  double total = 0;
+  for (const auto& [n, t] : timing.ms) {
+    order.push_back({t / runs, n});
+    total += t / runs;
+  }
+  std::sort(order.begin(), order.end(), [](const auto& a, const auto& b) { return a.first > b.first; });
+  // Output sizes for MAC counts: one more run that keeps each layer's output.
+  struct Keep : fx::Interpreter {
+    using fx::Interpreter::Interpreter;
+    std::map<const fx::Node*, Tensor> out;
+    void OnValue(fx::Node& n, const OpArg& v) override {
+      if (const auto* t = std::get_if<Tensor>(&v)) out[&n] = *t;
+    }
+  } keep(gm);
+  QFX_RETURN_IF_ERROR(keep.Run(x).status());
+  fmt::print("{:<28} {:<22} {:>9} {:>6} {:>7}  {}\n", "node", "target", "ms", "%", "GMAC/s", "int8 path");
+  double shown = 0;
+  for (const auto& [t, n] : order) {
+    nn::Module* m = n->op() == fx::Opcode::kCallModule ? gm.submodule(n->target().path) : nullptr;
+    const double macs = m ? LayerMacs(m, keep.out[n]) : 0;
+    fmt::print("{:<28} {:<22} {:>9.3f} {:>5.1f}% {:>7}  {}\n", n->name(), m ? m->type_name() : n->target_string(), t,
+               100 * t / total, macs > 0 ? fmt::format("{:.1f}", macs / (t * 1e6)) : "", m ? LayerPath(m) : "");
+    shown += t;
+    if (shown > 0.95 * total) break;
+  }
+  fmt::print("total {:.3f} ms over {} nodes (interpreted, per-node timing)\n", total, order.size());
+  return absl::OkStatus();
+}
+
+}  // namespace
+
 absl::Status Bench(const BenchFlags& f) {
   Shape recorded;
   QFX_ASSIGN_OR_RETURN(auto opened, OpenModel(f.model, &recorded));
@@ -393,6 +477,11 @@ absl::Status Bench(const BenchFlags& f) {
   QFX_ASSIGN_OR_RETURN(Shape shape, InputShape(f.model, f.shape, recorded));
   if (f.threads > 0) SetNumThreads(f.threads);
   const Tensor x = SeededInput(shape, 1);
+  if (f.profile) {
+    if (f.model.device != "cpu") return absl::InvalidArgumentError("--profile times the nodes of a CPU run");
+    QFX_ASSIGN_OR_RETURN(auto gm, ModelGraph(f.model, model, /*fp32_only=*/false));  // a zoo model is traced
+    return Profile(*gm, x, f.iters);
+  }
   QFX_ASSIGN_OR_RETURN(const std::vector<double> ms, TimeRuns(*model, x, /*warmup=*/3, f.iters));
   const double median = ms[ms.size() / 2];
   if (f.json) {

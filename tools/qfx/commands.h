@@ -41,6 +41,7 @@ struct BenchFlags {
   int threads = 0;    // 0: all cores
   int iters = 20;
   bool json = false;
+  bool profile = false;  // a graph model on the CPU: time per node, slowest first
 };
 
 struct DumpFlags {

@@ -105,6 +105,9 @@ int main(int argc, char** argv) {
   bench_cmd->add_option("--threads", bench.threads, "threads (default: all cores)")->check(CLI::PositiveNumber);
   bench_cmd->add_option("--iters", bench.iters, "timed iterations")->check(CLI::PositiveNumber);
   bench_cmd->add_flag("--json", bench.json, "print one JSON line");
+  bench_cmd->add_flag("--profile", bench.profile,
+                      "also time every node of the graph (CPU): the slowest first, with each int8 layer's path and "
+                      "G MAC/s");
 
   qfx::cli::QuantizeFlags quantize;
   CLI::App* quantize_cmd =
