@@ -79,7 +79,7 @@ std::string CudaDeviceName() {
 }
 
 struct CudaModel::Layer {
-  DeviceBuffer weight, weight_mma, bias, multiplier;
+  DeviceBuffer weight, bias, multiplier;
 };
 
 struct CudaModel::Shaped {
@@ -115,11 +115,7 @@ absl::Status CudaModel::Upload() {
   QFX_CUDA(cu::StreamCreate(&stream_));
   for (const DeviceLayer& l : weights_.layers) {
     auto d = std::make_unique<Layer>();
-    if (UsesTensorCores(l)) {
-      QFX_RETURN_IF_ERROR(d->weight_mma.Upload(l.weight_mma, stream_));
-    } else {
-      QFX_RETURN_IF_ERROR(d->weight.Upload(l.weight, stream_));
-    }
+    QFX_RETURN_IF_ERROR(d->weight.Upload(l.weight, stream_));
     QFX_RETURN_IF_ERROR(d->bias.Upload(l.bias, stream_));
     QFX_RETURN_IF_ERROR(d->multiplier.Upload(l.multiplier, stream_));
     layers_.push_back(std::move(d));
@@ -186,7 +182,7 @@ absl::Status CudaModel::Enqueue(const Shaped& s) {
         p.bias = l.bias.as<int32_t>();
         p.multiplier = l.multiplier.as<float>();
         if (p.add.enabled) p.residual = at(st.inputs[1]);
-        e = st.mma ? cu::ConvMma(p, l.weight_mma.as<int8_t>(), weights_.layers[st.weights].icp32, at(st.inputs[0]), y,
+        e = st.mma ? cu::ConvMma(p, l.weight.as<int8_t>(), weights_.layers[st.weights].weight_icp, at(st.inputs[0]), y,
                                  stream_)
                    : cu::Conv(p, at(st.inputs[0]), y, stream_);
         break;

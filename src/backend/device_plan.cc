@@ -9,6 +9,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "qfx/nn/functional.h"
+#include "qfx/nn/geometry.h"
 #include "qfx/nn/modules.h"
 #include "qfx/nn/ops.h"
 #include "qfx/quant/quantized_modules.h"
@@ -54,14 +55,6 @@ bool IsElementwiseModule(const std::string& type) {
 std::pair<int64_t, int64_t> Pair(const std::vector<int64_t>& v, int64_t dflt) {
   if (v.empty()) return {dflt, dflt};
   return v.size() == 1 ? std::make_pair(v[0], v[0]) : std::make_pair(v[0], v[1]);
-}
-
-// The output size of a pool along one axis (PyTorch's rule, as src/nn).
-int64_t PoolOutSize(int64_t in, int64_t k, int64_t s, int64_t p, int64_t d, bool ceil_mode) {
-  const int64_t span = in + 2 * p - d * (k - 1) - 1;
-  int64_t out = (ceil_mode ? (span + s - 1) / s : span / s) + 1;
-  if (ceil_mode && (out - 1) * s >= in + p) --out;
-  return out;
 }
 
 class Planner {
@@ -344,7 +337,7 @@ class Planner {
     p.kh = l.kh, p.kw = l.kw, p.sh = l.sh, p.sw = l.sw, p.ph = l.ph, p.pw = l.pw, p.dh = l.dh, p.dw = l.dw;
     p.groups = l.groups;
     p.icg = l.in_channels / l.groups;
-    p.icgp = l.icgp;
+    p.icgp = (p.icg + 3) / 4 * 4;  // the input bytes a tap reads; the weight's extent is l.weight_icp
     p.x_zero_point = l.x_zero_point;
     p.y_zero_point = l.y_zero_point;
     p.lo = l.lo;
@@ -374,8 +367,8 @@ class Planner {
         return Error("kernel_size, stride and dilation must be positive and padding at most half the kernel");
       }
       if (kind == StepKind::kAvgPool && (dh != 1 || dw != 1)) return Error("avg_pool2d has no dilation");
-      out[2] = PoolOutSize(x.shape[2], kh, ssh, ph, dh, opt.ceil_mode);
-      out[3] = PoolOutSize(x.shape[3], kw, ssw, pw, dw, opt.ceil_mode);
+      out[2] = nn::PoolOutSize(x.shape[2], kh, ssh, ph, dh, opt.ceil_mode);
+      out[3] = nn::PoolOutSize(x.shape[3], kw, ssw, pw, dw, opt.ceil_mode);
       if (out[2] <= 0 || out[3] <= 0) return Error(absl::StrCat("input ", ShapeToString(x.shape), " is too small"));
       p.kh = static_cast<int32_t>(kh), p.kw = static_cast<int32_t>(kw);
       p.sh = static_cast<int32_t>(ssh), p.sw = static_cast<int32_t>(ssw);

@@ -15,7 +15,7 @@ absl::Status LayerError(const fx::Node& n, const std::string& rule) {
       absl::StrCat("device plan: node %", n.name(), " (", n.target_string(), "): ", rule));
 }
 
-// weight [out][in/groups][k][k] (conv) or [out][in] (linear) -> [out][k][k][icgp], zero padded, and
+// weight [out][in/groups][k][k] (conv) or [out][in] (linear) -> [out][k][k][weight_icp], zero padded, and
 // bias' = bias - x_zero_point * (sum of the row's weights).
 absl::StatusOr<DeviceLayer> ConvertLayer(const fx::Node& n, const quant::QuantizedWeighted& m) {
   const quant::QuantizedLayer& l = m.layer();
@@ -35,7 +35,7 @@ absl::StatusOr<DeviceLayer> ConvertLayer(const fx::Node& n, const quant::Quantiz
     d.groups = static_cast<int32_t>(l.groups);
   }
   const int32_t icg = d.in_channels / d.groups, taps = d.kh * d.kw;
-  d.icgp = (icg + 3) / 4 * 4;
+  d.weight_icp = UsesTensorCores(d) ? (icg + 31) / 32 * 32 : (icg + 3) / 4 * 4;
   d.x_scale = m.input_qparams().scale;
   d.x_zero_point = m.input_qparams().zero_point;
   d.y_scale = m.output_qparams().scale;
@@ -45,7 +45,7 @@ absl::StatusOr<DeviceLayer> ConvertLayer(const fx::Node& n, const quant::Quantiz
   kernels::QRequantValues rq;
   QFX_RETURN_IF_ERROR(CatchErrors([&] { rq = m.RequantValues(); }));
   d.multiplier = rq.multiplier;
-  d.weight.assign(static_cast<size_t>(d.out_channels) * taps * d.icgp, 0);
+  d.weight.assign(static_cast<size_t>(d.out_channels) * taps * d.weight_icp, 0);
   d.bias.resize(d.out_channels);
   const int8_t* w = l.weight_q.data<int8_t>();
   for (int32_t o = 0; o < d.out_channels; ++o) {
@@ -53,7 +53,7 @@ absl::StatusOr<DeviceLayer> ConvertLayer(const fx::Node& n, const quant::Quantiz
     for (int32_t c = 0; c < icg; ++c) {
       for (int32_t t = 0; t < taps; ++t) {
         const int8_t v = w[(static_cast<int64_t>(o) * icg + c) * taps + t];
-        d.weight[(static_cast<size_t>(o) * taps + t) * d.icgp + c] = v;
+        d.weight[(static_cast<size_t>(o) * taps + t) * d.weight_icp + c] = v;
         sum += v;
       }
     }
@@ -62,13 +62,6 @@ absl::StatusOr<DeviceLayer> ConvertLayer(const fx::Node& n, const quant::Quantiz
       return LayerError(n, absl::StrCat("bias[", o, "] - x_zero_point * sum(weights) = ", b, " overflows int32"));
     }
     d.bias[o] = static_cast<int32_t>(b);
-  }
-  if (UsesTensorCores(d)) {
-    d.icp32 = (icg + 31) / 32 * 32;
-    d.weight_mma.assign(static_cast<size_t>(d.out_channels) * taps * d.icp32, 0);
-    for (int64_t r = 0; r < int64_t{d.out_channels} * taps; ++r) {
-      std::copy_n(d.weight.data() + r * d.icgp, icg, d.weight_mma.data() + r * d.icp32);
-    }
   }
   return d;
 }
@@ -80,7 +73,7 @@ bool UsesTensorCores(const DeviceLayer& layer) { return layer.groups == 1; }
 int64_t DeviceWeights::Bytes() const {
   int64_t bytes = 0;
   for (const DeviceLayer& l : layers) {
-    bytes += static_cast<int64_t>(l.weight.size() + l.weight_mma.size() + 4 * l.bias.size() + 4 * l.multiplier.size());
+    bytes += static_cast<int64_t>(l.weight.size() + 4 * l.bias.size() + 4 * l.multiplier.size());
   }
   return bytes;
 }

@@ -155,7 +155,7 @@ absl::StatusOr<Tensor> RunPlanOnHost(const DevicePlan& plan, const DeviceWeights
         if (p.add.enabled) p.residual = at(s.inputs[1]);
         const uint8_t* px = at(s.inputs[0]);
         if (s.mma) {
-          ConvMmaOnHost(p, l.weight_mma.data(), l.icp32, px, y);
+          ConvMmaOnHost(p, l.weight.data(), l.weight_icp, px, y);
           break;
         }
         ForEach(p.y,

@@ -29,14 +29,13 @@ namespace backend {
 struct DeviceLayer {
   std::string node;
   int32_t in_channels = 0, out_channels = 0, kh = 1, kw = 1, sh = 1, sw = 1, ph = 0, pw = 0, dh = 1, dw = 1;
-  int32_t groups = 1, icgp = 0;
+  int32_t groups = 1;
+  int32_t weight_icp = 0;  // the weight's innermost extent: in_channels / groups rounded up to 4, or to 32
+                           // for the tensor-core kernel (UsesTensorCores)
   int32_t x_zero_point = 0, y_zero_point = 0, lo = 0, hi = 255;
   float x_scale = 1.f, y_scale = 1.f;
-  std::vector<int8_t> weight;  // [out][kh][kw][icgp] (the per-output kernels)
-  // The tensor-core kernel's copy, [out][kh][kw][icp32], for layers that take it (UsesTensorCores).
-  std::vector<int8_t> weight_mma;
-  int32_t icp32 = 0;
-  std::vector<int32_t> bias;  // bias'
+  std::vector<int8_t> weight;  // [out][kh][kw][weight_icp], zeros past in_channels / groups
+  std::vector<int32_t> bias;   // bias'
   std::vector<float> multiplier;
 };
 

@@ -111,7 +111,7 @@ struct ConvParams {
   Act x, y;
   int32_t kh = 1, kw = 1, sh = 1, sw = 1, ph = 0, pw = 0, dh = 1, dw = 1, groups = 1;
   int32_t icg = 0;   // input channels per group
-  int32_t icgp = 0;  // icg rounded up to 4: the weight's innermost extent
+  int32_t icgp = 0;  // icg rounded up to 4: the per-output kernel's weight extent; input bytes a tap reads
   int32_t x_zero_point = 0, y_zero_point = 0, lo = 0, hi = 255;
   const int8_t* weight = nullptr;     // [y.c][kh][kw][icgp], zeros past icg
   const int32_t* bias = nullptr;      // [y.c] bias' (see the top of this file)
