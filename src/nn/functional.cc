@@ -101,13 +101,6 @@ struct PoolGeometry {
   int64_t kh, kw, sh, sw, ph, pw, dh, dw, oh, ow;
 };
 
-int64_t PoolOutSize(int64_t in, int64_t k, int64_t s, int64_t p, int64_t d, bool ceil_mode) {
-  const int64_t span = in + 2 * p - d * (k - 1) - 1;
-  int64_t out = (ceil_mode ? (span + s - 1) / s : span / s) + 1;
-  if (ceil_mode && (out - 1) * s >= in + p) --out;  // last window must start inside the input or left pad
-  return out;
-}
-
 // For each output position o along one axis: the taps [first, second) whose input lies inside [0, in)
 // (taps play the role of outputs: tap t reads o * stride - pad + t * dil).
 std::vector<std::pair<int64_t, int64_t>> ValidTaps(int64_t out, int64_t stride, int64_t pad, int64_t dil, int64_t k,
@@ -128,8 +121,8 @@ PoolGeometry MakePool(const char* op, const Tensor& x, const Pool2dOptions& opt)
     ThrowInvalid(op, ": kernel_size, stride and dilation must be positive");
   }
   if (g.ph * 2 > g.kh || g.pw * 2 > g.kw) ThrowInvalid(op, ": padding must be at most half the kernel size");
-  g.oh = PoolOutSize(x.size(2), g.kh, g.sh, g.ph, g.dh, opt.ceil_mode);
-  g.ow = PoolOutSize(x.size(3), g.kw, g.sw, g.pw, g.dw, opt.ceil_mode);
+  g.oh = nn::PoolOutSize(x.size(2), g.kh, g.sh, g.ph, g.dh, opt.ceil_mode);
+  g.ow = nn::PoolOutSize(x.size(3), g.kw, g.sw, g.pw, g.dw, opt.ceil_mode);
   if (g.oh <= 0 || g.ow <= 0) ThrowInvalid(op, ": input ", x.ToString(), " is too small for the kernel");
   return g;
 }

@@ -38,6 +38,15 @@ void ForEachBroadcast(const Shape& out, const std::vector<int64_t>& sa, const st
   }
 }
 
+// The output size of a pool along one axis (PyTorch's rule): with ceil_mode the last window must start
+// inside the input or its left padding.
+inline int64_t PoolOutSize(int64_t in, int64_t k, int64_t s, int64_t p, int64_t d, bool ceil_mode) {
+  const int64_t span = in + 2 * p - d * (k - 1) - 1;
+  int64_t out = (ceil_mode ? (span + s - 1) / s : span / s) + 1;
+  if (ceil_mode && (out - 1) * s >= in + p) --out;
+  return out;
+}
+
 // The input rows [y0, y1) and columns [x0, x1) that average-pooling output (oy, ox) reads, and its divisor:
 // the window clipped to input + padding when count_include_pad, else to the input (PyTorch's rule).
 struct AvgPoolWindow {
