@@ -389,11 +389,13 @@ std::string Int8Paths(nn::Module& model) {
 
 namespace {
 
-// Times every node of a graph as the Interpreter runs it (summed over runs).
+// Times every node of a graph as the Interpreter runs it (summed over runs), and keeps the size of each
+// node's output (for MAC counts).
 class TimingInterpreter : public fx::Interpreter {
  public:
   using fx::Interpreter::Interpreter;
   std::map<const fx::Node*, double> ms;
+  std::map<const fx::Node*, int64_t> numel;
 
  protected:
   Tensor CallFunction(const fx::Node& n, const std::vector<OpArg>& args) override {
@@ -412,18 +414,20 @@ class TimingInterpreter : public fx::Interpreter {
     const auto t0 = Clock::now();
     Tensor y = fn();
     ms[&n] += MsSince(t0);
+    numel[&n] = y.defined() ? y.numel() : 0;
     return y;
   }
 };
 
-// Multiply-accumulates of one call of a convolution or linear layer (int8 or fp32) with output y, or 0.
-double LayerMacs(nn::Module* m, const Tensor& y) {
+// Multiply-accumulates of one call of a convolution or linear layer (int8 or fp32) with `outputs` output
+// values, or 0.
+double LayerMacs(nn::Module* m, int64_t outputs) {
   Tensor w;
   if (auto* q = dynamic_cast<quant::QuantizedWeighted*>(m)) w = q->layer().weight_q;
   if (auto* c = dynamic_cast<nn::Conv2d*>(m)) w = c->weight;
   if (auto* l = dynamic_cast<nn::Linear*>(m)) w = l->weight;
-  if (!w.defined() || !y.defined() || w.dim() < 1 || w.size(0) == 0) return 0;
-  return static_cast<double>(y.numel()) * static_cast<double>(w.numel() / w.size(0));
+  if (!w.defined() || w.dim() < 1 || w.size(0) == 0) return 0;
+  return static_cast<double>(outputs) * static_cast<double>(w.numel() / w.size(0));
 }
 
 std::string LayerPath(nn::Module* m) {
@@ -445,20 +449,11 @@ absl::Status Profile(fx::GraphModule& gm, const Tensor& x, int runs) {
     total += t / runs;
   }
   std::sort(order.begin(), order.end(), [](const auto& a, const auto& b) { return a.first > b.first; });
-  // Output sizes for MAC counts: one more run that keeps each layer's output.
-  struct Keep : fx::Interpreter {
-    using fx::Interpreter::Interpreter;
-    std::map<const fx::Node*, Tensor> out;
-    void OnValue(fx::Node& n, const OpArg& v) override {
-      if (const auto* t = std::get_if<Tensor>(&v)) out[&n] = *t;
-    }
-  } keep(gm);
-  QFX_RETURN_IF_ERROR(keep.Run(x).status());
   fmt::print("{:<28} {:<22} {:>9} {:>6} {:>7}  {}\n", "node", "target", "ms", "%", "GMAC/s", "int8 path");
   double shown = 0;
   for (const auto& [t, n] : order) {
     nn::Module* m = n->op() == fx::Opcode::kCallModule ? gm.submodule(n->target().path) : nullptr;
-    const double macs = m ? LayerMacs(m, keep.out[n]) : 0;
+    const double macs = m ? LayerMacs(m, timing.numel[n]) : 0;
     fmt::print("{:<28} {:<22} {:>9.3f} {:>5.1f}% {:>7}  {}\n", n->name(), m ? m->type_name() : n->target_string(), t,
                100 * t / total, macs > 0 ? fmt::format("{:.1f}", macs / (t * 1e6)) : "", m ? LayerPath(m) : "");
     shown += t;
