@@ -67,9 +67,10 @@ EOF
   local rows=()
   for m in resnet18 resnet50 mobilenet_v2; do
     timeout 120 "$dir/bin/qfx" quantize --model "$m" --seed 1 --calib /tmp/calib.npy --out "/tmp/$m.qfx" >>"$log" 2>&1 || rc=1
-    rows+=("$m $(bench_json "/tmp/$m.qfx" --device cuda --shape 1,3,224,224 --iters 200) \
-$(bench_json "/tmp/$m.qfx" --device cuda --shape 256,3,224,224 --iters 10) \
-$(bench_json "/tmp/$m.qfx" --shape 1,3,224,224 --iters 10)")
+    # Four arguments a model: its name, then GPU batch 1, GPU batch 256 and CPU batch 1 as JSON lines.
+    rows+=("$m" "$(bench_json "/tmp/$m.qfx" --device cuda --shape 1,3,224,224 --iters 200)"
+      "$(bench_json "/tmp/$m.qfx" --device cuda --shape 256,3,224,224 --iters 10)"
+      "$(bench_json "/tmp/$m.qfx" --shape 1,3,224,224 --iters 10)")
   done
   python3 - "${gemm[@]}" "$torch" "${rows[@]}" <<'EOF' | tee "$out/gpu_check_table.md" | tee -a "$log"
 import json, sys
@@ -84,16 +85,10 @@ for g, s in zip(gemm, ("4096", "8192")):
 print()
 print("| model | GPU batch 1 ms (graph replay) | GPU batch 256 images/s | CPU batch 1 ms | GPU / MLPerf ResNet-50 94,700/s |")
 print("|---|---|---|---|---|")
-for row in args[3:]:
-    name, rest = row.split(" ", 1)
-    dec = json.JSONDecoder()
-    parts, i = [], 0
-    while i < len(rest):
-        while i < len(rest) and rest[i] == " ": i += 1
-        if i >= len(rest): break
-        obj, i = dec.raw_decode(rest, i)
-        parts.append(obj)
-    b1, b256, cpu = (parts + [{}, {}, {}])[:3]
+rows = args[3:]
+for r in range(0, len(rows), 4):
+    name = rows[r]
+    b1, b256, cpu = (json.loads(a) for a in rows[r + 1:r + 4])
     ips = b256.get("inputs_per_s", 0)
     share = f"{100 * ips / 94700:.1f}%" if name == "resnet50" else ""
     print(f"| {name} | {b1.get('median_ms', 0):.3f} | {ips:.0f} | {cpu.get('median_ms', 0):.2f} | {share} |")

@@ -72,24 +72,17 @@ TEST(Cuda, RandomGeometryThroughEveryKernelMatchesTheCpu) {
   QFX_REQUIRE_GPU();
   SetNumThreads(2);
   std::mt19937 rng(29);
-  auto pick = [&](int lo, int hi) { return std::uniform_int_distribution<int>(lo, hi)(rng); };
+  testing::OpsNet::Range range;
+  range.max_cin = 40;
+  range.max_cout = 48;
+  range.max_dilation = 3;
+  range.max_h = 40;
+  range.max_w = 41;
+  range.kernels = {1, 2, 3, 5, 7};
   for (int trial = 0; trial < 32; ++trial) {
-    testing::OpsNet::Geometry g;
-    g.cin = pick(1, 40);
-    const int kind = pick(0, 3);
-    g.groups = kind == 1 && g.cin % 2 == 0 ? 2 : kind == 2 && g.cin % 3 == 0 ? 3 : kind == 3 ? g.cin : 1;
-    g.cout = g.groups * pick(1, 48 / g.groups + 1);
-    g.kernel = std::vector<int64_t>{1, 2, 3, 5, 7}[pick(0, 4)];
-    g.stride = pick(1, 3);
-    g.dilation = pick(1, 3);
-    g.padding = pick(0, g.dilation * (g.kernel - 1));
-    const int reach = static_cast<int>(g.dilation * (g.kernel - 1) + 1);
-    g.h = pick(reach, 40);
-    g.w = pick(reach, 41);
+    testing::OpsNet::Geometry g = testing::RandomGeometry(rng, range);
     if (trial == 0) g = {512, 64, 3, 1, 1, 1, 1, 14, 14};  // 4608 products per output
-    SCOPED_TRACE(::testing::Message() << "trial " << trial << ": cin " << g.cin << " cout " << g.cout << " k "
-                                      << g.kernel << " s " << g.stride << " p " << g.padding << " d " << g.dilation
-                                      << " g " << g.groups << " in " << g.h << "x" << g.w);
+    SCOPED_TRACE(::testing::Message() << "trial " << trial << ": " << testing::Describe(g));
     Tensor x;
     auto gm = testing::Int8OpsNet(g, 1 + trial % 4, trial, &x);
     ASSERT_NE(gm, nullptr);

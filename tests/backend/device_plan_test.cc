@@ -42,24 +42,10 @@ void ExpectSameAsCpu(fx::GraphModule& gm, const Tensor& x) {
 TEST(DevicePlan, RandomGeometryThroughEveryOpMatchesTheCpu) {
   SetNumThreads(2);
   std::mt19937 rng(13);
-  auto pick = [&](int lo, int hi) { return std::uniform_int_distribution<int>(lo, hi)(rng); };
   for (int trial = 0; trial < 24; ++trial) {
-    testing::OpsNet::Geometry g;
-    g.cin = pick(1, 19);
-    const int kinds = pick(0, 3);  // plain, two groups, three groups, depthwise
-    g.groups = kinds == 1 && g.cin % 2 == 0 ? 2 : kinds == 2 && g.cin % 3 == 0 ? 3 : kinds == 3 ? g.cin : 1;
-    g.cout = g.groups * pick(1, 24 / g.groups + 1);
-    g.kernel = std::vector<int64_t>{1, 2, 3, 5}[pick(0, 3)];
-    g.stride = pick(1, 3);
-    g.dilation = pick(1, 2);
-    g.padding = pick(0, g.dilation * (g.kernel - 1));
-    const int64_t reach = g.dilation * (g.kernel - 1) + 1;
-    g.h = pick(static_cast<int>(reach), 21);
-    g.w = pick(static_cast<int>(reach), 23);
+    testing::OpsNet::Geometry g = testing::RandomGeometry(rng, {});
     if (trial == 0) g = {300, 40, 3, 1, 1, 1, 1, 9, 7};  // 2700 products per output
-    SCOPED_TRACE(::testing::Message() << "trial " << trial << ": cin " << g.cin << " cout " << g.cout << " k "
-                                      << g.kernel << " s " << g.stride << " p " << g.padding << " d " << g.dilation
-                                      << " g " << g.groups << " in " << g.h << "x" << g.w);
+    SCOPED_TRACE(::testing::Message() << "trial " << trial << ": " << testing::Describe(g));
     Tensor x;
     auto gm = testing::Int8OpsNet(g, 1 + trial % 3, trial, &x);
     ASSERT_NE(gm, nullptr);

@@ -65,6 +65,28 @@ std::shared_ptr<fx::GraphModule> Lowered(std::shared_ptr<nn::Module> model, cons
 
 }  // namespace
 
+OpsNet::Geometry RandomGeometry(std::mt19937& rng, const OpsNet::Range& range) {
+  auto pick = [&](int lo, int hi) { return std::uniform_int_distribution<int>(lo, hi)(rng); };
+  OpsNet::Geometry g;
+  g.cin = pick(1, range.max_cin);
+  const int kind = pick(0, 3);  // plain, two groups, three groups, depthwise
+  g.groups = kind == 1 && g.cin % 2 == 0 ? 2 : kind == 2 && g.cin % 3 == 0 ? 3 : kind == 3 ? g.cin : 1;
+  g.cout = g.groups * pick(1, range.max_cout / static_cast<int>(g.groups) + 1);
+  g.kernel = range.kernels[pick(0, static_cast<int>(range.kernels.size()) - 1)];
+  g.stride = pick(1, 3);
+  g.dilation = pick(1, range.max_dilation);
+  g.padding = pick(0, static_cast<int>(g.dilation * (g.kernel - 1)));
+  const int reach = static_cast<int>(g.dilation * (g.kernel - 1) + 1);
+  g.h = pick(reach, range.max_h);
+  g.w = pick(reach, range.max_w);
+  return g;
+}
+
+std::string Describe(const OpsNet::Geometry& g) {
+  return absl::StrCat("cin ", g.cin, " cout ", g.cout, " k ", g.kernel, " s ", g.stride, " p ", g.padding, " d ",
+                      g.dilation, " g ", g.groups, " in ", g.h, "x", g.w);
+}
+
 std::shared_ptr<fx::GraphModule> Int8OpsNet(const OpsNet::Geometry& g, int64_t batch, int seed, Tensor* x) {
   auto model = std::make_shared<Net>(g);
   model->eval();

@@ -3,7 +3,9 @@
 #pragma once
 
 #include <memory>
+#include <random>
 #include <string>
+#include <vector>
 
 #include "qfx/fx/graph_module.h"
 
@@ -15,7 +17,18 @@ struct OpsNet {
   struct Geometry {
     int64_t cin = 3, cout = 8, kernel = 3, stride = 1, padding = 1, dilation = 1, groups = 1, h = 8, w = 8;
   };
+  // What RandomGeometry draws from: C_in in 1..max_cin, one group, two, three (where they divide C_in) or
+  // depthwise, C_out up to about max_cout, a kernel from `kernels`, stride 1..3, dilation 1..max_dilation,
+  // padding up to dilation x (kernel - 1), and an input at least the kernel's reach, up to max_h x max_w.
+  struct Range {
+    int max_cin = 19, max_cout = 24, max_dilation = 2, max_h = 21, max_w = 23;
+    std::vector<int64_t> kernels = {1, 2, 3, 5};
+  };
 };
+
+OpsNet::Geometry RandomGeometry(std::mt19937& rng, const OpsNet::Range& range);
+// "cin 3 cout 8 k 3 s 1 p 1 d 1 g 1 in 8x8", for test traces.
+std::string Describe(const OpsNet::Geometry& g);
 
 // conv(geometry)-relu, a depthwise conv with a residual add-relu, a squeeze-excite q_mul (broadcast), a
 // hardswish table, max and average pools concatenated, adaptive average pooling, flatten and a linear layer;
