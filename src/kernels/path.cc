@@ -7,6 +7,8 @@
 //     otherwise                                                                -> kDepthwise
 //   one group, C_in a multiple of 64, stride 1, no dilation, kernel > 1x1:
 //     AVX3_DL with AMX -> kImplicitAmx;  AVX3_DL -> kImplicitVnni
+//   one group, C_in a multiple of 64, no dilation, strides <= 4, kernel > 1x1 or a stride:
+//     AVX2 / AVX3 -> kImplicitMaddubs
 //   one group, kernel 2..8 wide, no dilation, stride_w <= 4 (the permute reaches 64 bytes):
 //     AVX3_DL with AMX -> kWindowedAmx;  AVX3_DL -> kWindowedVnni
 //   everything else, im2col + GEMM by ISA:
@@ -40,6 +42,12 @@ bool ImplicitFits(const QConv2dShape& s) {
          s.kernel_h * s.kernel_w > 1;
 }
 
+// kImplicitMaddubs also takes strides up to 4 (phase sub-planes), and so 1x1 layers with a stride.
+bool ImplicitMaddubsFits(const QConv2dShape& s) {
+  return s.groups == 1 && s.in_channels % 64 == 0 && NoDilation(s) && s.stride_h <= 4 && s.stride_w <= 4 &&
+         (s.kernel_h * s.kernel_w > 1 || s.stride_h * s.stride_w > 1);
+}
+
 bool WindowedFits(const QConv2dShape& s) {
   return s.groups == 1 && NoDilation(s) && s.kernel_w >= 2 && s.kernel_w <= 8 && s.stride_w <= 4;
 }
@@ -64,6 +72,7 @@ Int8Isa Int8Isa::Current() {
 QConvPath SelectQConvPath(const QConv2dShape& s, const Int8Isa& isa) {
   if (s.depthwise()) return Vnni(isa) && DepthwiseVnniFits(s) ? QConvPath::kDepthwiseVnni : QConvPath::kDepthwise;
   if (Vnni(isa) && ImplicitFits(s)) return isa.amx ? QConvPath::kImplicitAmx : QConvPath::kImplicitVnni;
+  if (Maddubs(isa) && ImplicitMaddubsFits(s)) return QConvPath::kImplicitMaddubs;
   if (Vnni(isa) && WindowedFits(s)) return isa.amx ? QConvPath::kWindowedAmx : QConvPath::kWindowedVnni;
   return GemmPath(isa);
 }
@@ -84,6 +93,8 @@ bool PathFits(QConvPath path, const QConv2dShape& s) {
     case QConvPath::kImplicitAmx:
     case QConvPath::kImplicitVnni:
       return ImplicitFits(s);
+    case QConvPath::kImplicitMaddubs:
+      return ImplicitMaddubsFits(s);
     case QConvPath::kWindowedAmx:
     case QConvPath::kWindowedVnni:
       return WindowedFits(s);
@@ -103,6 +114,7 @@ bool PathRuns(QConvPath path, const Int8Isa& isa) {
     case QConvPath::kWindowedVnni:
     case QConvPath::kGemmVnni:
       return Vnni(isa);
+    case QConvPath::kImplicitMaddubs:
     case QConvPath::kGemmMaddubs:
       return Maddubs(isa);
     default:
@@ -124,7 +136,9 @@ bool PathRuns(QLinearPath path, const Int8Isa& isa) {
 }
 
 bool IsDepthwisePath(QConvPath p) { return p == QConvPath::kDepthwiseVnni || p == QConvPath::kDepthwise; }
-bool IsImplicitPath(QConvPath p) { return p == QConvPath::kImplicitAmx || p == QConvPath::kImplicitVnni; }
+bool IsImplicitPath(QConvPath p) {
+  return p == QConvPath::kImplicitAmx || p == QConvPath::kImplicitVnni || p == QConvPath::kImplicitMaddubs;
+}
 bool IsWindowedPath(QConvPath p) { return p == QConvPath::kWindowedAmx || p == QConvPath::kWindowedVnni; }
 
 QLinearPath GemmIsaOf(QConvPath p) {
@@ -153,6 +167,8 @@ const char* PathName(QConvPath path) {
       return "implicit_amx";
     case QConvPath::kImplicitVnni:
       return "implicit_avx512vnni";
+    case QConvPath::kImplicitMaddubs:
+      return "implicit_maddubs";
     case QConvPath::kWindowedAmx:
       return "windowed_amx";
     case QConvPath::kWindowedVnni:

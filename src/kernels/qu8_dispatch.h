@@ -12,6 +12,7 @@
 //   x86/qu8_gemm_32x32c64_amx-inl.h        GemmU8S8Amx                 AVX3_DL with AMX
 //   x86/qu8_conv_implicit_amx-inl.h        ImplicitConvAmx             AVX3_DL with AMX
 //   x86/qu8_conv_implicit_avx512vnni-inl.h ImplicitConvVnni            AVX3_DL
+//   x86/qu8_conv_implicit_avx2-inl.h       ImplicitConvMaddubs         AVX2 / AVX3 (vpmaddubsw, where exact)
 //   x86/qu8_dwconv_avx512vnni-inl.h        DepthwiseQConvVnni          AVX3_DL
 //   x86/qu8_im2col_windowed_avx512vbmi-inl.h  WindowPanels             AVX3_DL
 #pragma once
@@ -109,6 +110,9 @@ inline bool MaddubsIsExact(const U8S8GemmArgs& g) {
   return static_cast<int64_t>(worst) * g.b_max <= 32767;
 }
 
+// The largest input byte for which vpmaddubsw cannot saturate with weights of this MaxPairAbsSum.
+inline int32_t MaddubsExactMax(int32_t max_pair) { return max_pair <= 128 ? 255 : 32767 / max_pair; }
+
 // The shared requantization over a row of accumulators (SIMD; bit-identical to kernels::Requantize).
 void RequantizeRow(const int32_t* acc, int64_t n, int32_t correction, float multiplier, int32_t zero_point, int32_t lo,
                    int32_t hi, uint8_t* y);
@@ -118,14 +122,19 @@ void RequantizeRow(const int32_t* acc, int64_t n, int32_t correction, float mult
 void LinearFewRowsU8S8(const uint8_t* x, int64_t rows, int64_t k, const int8_t* w, int64_t m, int32_t max_pair,
                        int32_t* acc);
 
-// Implicit-GEMM convolution (stride 1, dilation 1, one group, C_in a multiple of 64): x4 is the
-// zero-point-padded input with C_in in groups of 4 interleaved per pixel, one padded plane per group
-// ([C_in / 4][rows][row_pixels][4] bytes, plane_bytes apart, then slack the kernel may read), w the tap-major weights
-// (PackTapMajor). Output rows are requantized into y [C_out][OH * OW]. On AMX tiles or in AVX-512 VNNI
-// registers (the AVX3_DL target).
+// Implicit-GEMM convolution (dilation 1, one group, C_in a multiple of 64): x4 is the zero-point-padded
+// input with C_in in groups of 4 interleaved per pixel, one padded plane per group ([C_in / 4][rows][row_pixels]
+// [4] bytes, plane_bytes apart, then slack the kernel may read), w the tap-major weights (PackTapMajor).
+// Output (oy, ox) is grid position f = oy * row_pixels + ox and reads tap (ky, kx) at position
+// f + tap_offsets[ky * kernel_w + kx]; at stride 1 that is f + ky * row_pixels + kx (what the AMX and VNNI
+// kernels, stride 1 only, compute themselves), at larger strides the planes hold phase sub-planes
+// (qconv_implicit.cc's X4Grid) and row_pixels is their width. Output rows are requantized into
+// y [C_out][OH * OW]. On AMX tiles, in AVX-512 VNNI registers (AVX3_DL) or with vpmaddubsw (AVX2, AVX3).
 struct ImplicitConvArgs {
   const uint8_t* x4 = nullptr;
   int64_t row_pixels = 0, plane_bytes = 0;
+  const int64_t* tap_offsets = nullptr;  // kernel_h * kernel_w positions
+  int32_t exact_max = 255;               // vpmaddubsw: no pair saturates for bytes up to this (MaddubsExactMax)
   const int8_t* w = nullptr;
   int64_t in_channels = 0, out_channels = 0, kernel_h = 0, kernel_w = 0, out_h = 0, out_w = 0;
   U8S8GemmArgs::Requant requant;  // per output channel; y, ldy = OH * OW
@@ -134,6 +143,8 @@ struct ImplicitConvArgs {
 inline int64_t ImplicitConvSlack(int64_t kernel_w) { return (32 + kernel_w + 16) * 4; }
 void ImplicitConvAmx(const ImplicitConvArgs& a);   // x86/qu8_conv_implicit_amx-inl.h
 void ImplicitConvVnni(const ImplicitConvArgs& a);  // x86/qu8_conv_implicit_avx512vnni-inl.h
+// AVX2 / AVX3 registers, vpmaddubsw: exact for any input (steps with bytes above exact_max are split).
+void ImplicitConvMaddubs(const ImplicitConvArgs& a);  // x86/qu8_conv_implicit_avx2-inl.h
 
 // The im2col matrix of one image in the windowed k order (see PackWindowed) written straight
 // into the GEMM's panel layout (U8S8GemmArgs::packed_b; kp = AmxPaddedK of the windowed k): per 16 columns

@@ -58,10 +58,10 @@ TEST(Int8Kernels, ConvMatchesOracleBitForBitOnEveryTarget) {
   ForEachTarget([] { ConvSweep(); });
 }
 
-constexpr QConvPath kConvPaths[] = {QConvPath::kDepthwiseVnni, QConvPath::kDepthwise,   QConvPath::kImplicitAmx,
-                                    QConvPath::kImplicitVnni,  QConvPath::kWindowedAmx, QConvPath::kWindowedVnni,
-                                    QConvPath::kGemmAmx,       QConvPath::kGemmVnni,    QConvPath::kGemmMaddubs,
-                                    QConvPath::kGemmPortable};
+constexpr QConvPath kConvPaths[] = {QConvPath::kDepthwiseVnni, QConvPath::kDepthwise,       QConvPath::kImplicitAmx,
+                                    QConvPath::kImplicitVnni,  QConvPath::kImplicitMaddubs, QConvPath::kWindowedAmx,
+                                    QConvPath::kWindowedVnni,  QConvPath::kGemmAmx,         QConvPath::kGemmVnni,
+                                    QConvPath::kGemmMaddubs,   QConvPath::kGemmPortable};
 constexpr QLinearPath kLinearPaths[] = {QLinearPath::kAmx, QLinearPath::kVnni, QLinearPath::kMaddubs,
                                         QLinearPath::kPortable};
 
@@ -113,6 +113,11 @@ void ConvSweep() {
       // Narrow rows: a 16-lane half of the epilogue spans up to 16 output rows (masked stores per row).
       {1, 64, 9, 2, 33, 3, 1, 1, 1, 1},
       {1, 64, 20, 3, 40, 3, 1, 0, 1, 1},
+      // The vpmaddubsw implicit GEMM at strides 2 and 3 (phase sub-planes): a 3x3 over odd sizes, a 1x1
+      // downsample, and a 5x5 with output channels past a 4 block.
+      {1, 64, 13, 15, 20, 3, 2, 1, 1, 1},
+      {2, 64, 9, 10, 8, 1, 2, 0, 1, 1},
+      {1, 128, 11, 12, 37, 5, 3, 2, 1, 1},
       // Channel counts that are no multiple of any vector width: depthwise 17 and 19 channels, a grouped
       // layer of 3 x 7 channels, a 1x1 layer of 33 -> 47, and 65 input channels (one past the implicit GEMM).
       {1, 17, 9, 23, 17, 3, 1, 1, 1, 17},
@@ -121,7 +126,7 @@ void ConvSweep() {
       {1, 33, 7, 18, 47, 1, 1, 0, 1, 1},
       {1, 65, 6, 9, 19, 3, 1, 1, 1, 1},
   };
-  int checked = 0, tap_major = 0, windowed = 0, forced = 0;
+  int checked = 0, tap_major = 0, strided = 0, windowed = 0, forced = 0;
   const Int8Isa isa = Int8Isa::Current();
   for (int threads : {1, 2}) {
     SetNumThreads(threads);
@@ -168,6 +173,7 @@ void ConvSweep() {
             ++forced;
           }
           tap_major += PathFits(QConvPath::kImplicitVnni, ShapeOf(c));
+          strided += PathFits(QConvPath::kImplicitMaddubs, ShapeOf(c)) && c.stride > 1;
           windowed += PathFits(QConvPath::kWindowedVnni, ShapeOf(c));
           ++checked;
         }
@@ -176,6 +182,7 @@ void ConvSweep() {
   }
   EXPECT_EQ(checked, static_cast<int>(2 * std::size(cases) * 4 * 2));  // threads x cases x zero points x ranges
   EXPECT_EQ(tap_major, 5 * 2 * 4 * 2);                                 // the five implicit-GEMM cases
+  EXPECT_EQ(strided, 3 * 2 * 4 * 2);                                   // the three strided ones
   EXPECT_GT(windowed, 0);
   EXPECT_GE(forced, checked);
   std::printf("  %d layers, %d forced-path runs\n", checked, forced);

@@ -99,7 +99,7 @@ TEST(KernelPaths, NamedLayersTakeTheirPaths) {
   EXPECT_EQ(SelectQConvPath(conv1, sse4), QConvPath::kGemmPortable);
   EXPECT_EQ(SelectQConvPath(layer1, amx), QConvPath::kImplicitAmx);  // 3x3 stride 1, 64 channels
   EXPECT_EQ(SelectQConvPath(layer1, vnni), QConvPath::kImplicitVnni);
-  EXPECT_EQ(SelectQConvPath(layer1, avx2), QConvPath::kGemmMaddubs);
+  EXPECT_EQ(SelectQConvPath(layer1, avx2), QConvPath::kImplicitMaddubs);
   EXPECT_EQ(SelectQConvPath(down, amx), QConvPath::kGemmAmx);  // 1x1 stride 2
   EXPECT_EQ(SelectQConvPath(down, vnni), QConvPath::kGemmVnni);
   EXPECT_EQ(SelectQConvPath(dw, vnni), QConvPath::kDepthwiseVnni);  // depthwise 3x3, 32 channels

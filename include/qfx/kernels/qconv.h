@@ -64,16 +64,17 @@ QRequantValues RequantFromScales(int64_t out, float x_scale, const float* w_scal
 // The kernel paths. Which one a layer takes depends on its shape and on the CPU (SelectQConvPath); a test
 // pins the choice for every zoo layer on every target.
 enum class QConvPath {
-  kDepthwiseVnni,  // depthwise, AVX-512 VNNI strips (x86/qu8_dwconv_avx512vnni-inl.h)
-  kDepthwise,      // depthwise, portable Highway (hwy/qu8_dwconv-inl.h)
-  kImplicitAmx,    // implicit GEMM on AMX tiles (x86/qu8_conv_implicit_amx-inl.h)
-  kImplicitVnni,   // implicit GEMM in AVX-512 VNNI registers (x86/qu8_conv_implicit_avx512vnni-inl.h)
-  kWindowedAmx,    // 4-tap windowed im2col (AVX-512 VBMI) + AMX GEMM
-  kWindowedVnni,   // 4-tap windowed im2col (AVX-512 VBMI) + AVX-512 VNNI GEMM
-  kGemmAmx,        // im2col into tile panels + AMX GEMM
-  kGemmVnni,       // im2col + AVX-512 VNNI 4x32 GEMM, tiles requantized in L1
-  kGemmMaddubs,    // im2col + vpmaddubsw 4x16 GEMM (AVX2, AVX-512 without VNNI), tiles requantized in L1
-  kGemmPortable,   // im2col + the exact portable loop (other targets), then a requantization pass
+  kDepthwiseVnni,    // depthwise, AVX-512 VNNI strips (x86/qu8_dwconv_avx512vnni-inl.h)
+  kDepthwise,        // depthwise, portable Highway (hwy/qu8_dwconv-inl.h)
+  kImplicitAmx,      // implicit GEMM on AMX tiles (x86/qu8_conv_implicit_amx-inl.h)
+  kImplicitVnni,     // implicit GEMM in AVX-512 VNNI registers (x86/qu8_conv_implicit_avx512vnni-inl.h)
+  kImplicitMaddubs,  // implicit GEMM in vpmaddubsw registers, strides <= 4 (x86/qu8_conv_implicit_avx2-inl.h)
+  kWindowedAmx,      // 4-tap windowed im2col (AVX-512 VBMI) + AMX GEMM
+  kWindowedVnni,     // 4-tap windowed im2col (AVX-512 VBMI) + AVX-512 VNNI GEMM
+  kGemmAmx,          // im2col into tile panels + AMX GEMM
+  kGemmVnni,         // im2col + AVX-512 VNNI 4x32 GEMM, tiles requantized in L1
+  kGemmMaddubs,      // im2col + vpmaddubsw 4x16 GEMM (AVX2, AVX-512 without VNNI), tiles requantized in L1
+  kGemmPortable,     // im2col + the exact portable loop (other targets), then a requantization pass
 };
 enum class QLinearPath { kAmx, kVnni, kMaddubs, kPortable };  // the GEMM's (and the few-rows dot's) ISA
 const char* PathName(QConvPath path);

@@ -43,6 +43,7 @@ namespace HWY_NAMESPACE {
 #include "src/kernels/x86/qu8_gemm_32x32c64_amx-inl.h"
 #include "src/kernels/x86/qu8_conv_implicit_amx-inl.h"
 #include "src/kernels/x86/qu8_conv_implicit_avx512vnni-inl.h"
+#include "src/kernels/x86/qu8_conv_implicit_avx2-inl.h"
 #include "src/kernels/x86/qu8_dwconv_avx512vnni-inl.h"
 #include "src/kernels/x86/qu8_im2col_windowed_avx512vbmi-inl.h"
 #include "src/kernels/x86/qu8_dot_avx512vnni-inl.h"
@@ -71,6 +72,7 @@ HWY_EXPORT(DepthwiseAccumulateImpl);
 HWY_EXPORT(DepthwiseQConvVnniImpl);
 HWY_EXPORT(ImplicitConvAmxImpl);
 HWY_EXPORT(ImplicitConvVnniImpl);
+HWY_EXPORT(ImplicitConvMaddubsImpl);
 HWY_EXPORT(WindowPanelsImpl);
 
 int64_t Int8Target() { return HWY_DYNAMIC_DISPATCH(Int8TargetImpl)(); }
@@ -96,6 +98,7 @@ void DepthwiseQConvVnni(const QConvArgs& a, const int32_t* correction, const uin
 
 void ImplicitConvAmx(const ImplicitConvArgs& a) { HWY_DYNAMIC_DISPATCH(ImplicitConvAmxImpl)(a); }
 void ImplicitConvVnni(const ImplicitConvArgs& a) { HWY_DYNAMIC_DISPATCH(ImplicitConvVnniImpl)(a); }
+void ImplicitConvMaddubs(const ImplicitConvArgs& a) { HWY_DYNAMIC_DISPATCH(ImplicitConvMaddubsImpl)(a); }
 
 void WindowPanels(const Conv2dGeometry& g, const uint8_t* x, int64_t kp, uint8_t pad, uint8_t* panels) {
   HWY_DYNAMIC_DISPATCH(WindowPanelsImpl)(g, x, kp, pad, panels);

@@ -17,6 +17,10 @@ inline int64_t Int8TargetImpl() { return HWY_TARGET; }
 inline void GemmU8S8TileImpl(const U8S8GemmArgs&) { Unavailable("GemmU8S8Tile"); }
 #endif
 
+#if !(HWY_TARGET == HWY_AVX2 || HWY_TARGET == HWY_AVX3)
+inline void ImplicitConvMaddubsImpl(const ImplicitConvArgs&) { Unavailable("ImplicitConvMaddubs"); }
+#endif
+
 #if HWY_TARGET != HWY_AVX3_DL
 inline void GemmU8S8AmxImpl(const U8S8GemmArgs&) { Unavailable("GemmU8S8Amx"); }
 inline void ImplicitConvAmxImpl(const ImplicitConvArgs&) { Unavailable("ImplicitConvAmx"); }

@@ -1,0 +1,138 @@
+// qfx kernels, x86 AVX2 (Highway's AVX2 and AVX3 targets): ImplicitConvMaddubs, the implicit-GEMM
+// convolution (see ImplicitConvArgs) in registers with vpmaddubsw + vpmaddwd, 4 output channels x 16
+// positions a block, requantized from a 256-byte tile in L1. The kImplicitMaddubs path: one group, C_in a
+// multiple of 64, no dilation, strides up to 4 (taps read through ImplicitConvArgs::tap_offsets). Exact for
+// any input: steps with bytes that could saturate vpmaddubsw are split (MaddubsConvBlock).
+//
+// Included by hwy/qu8_dispatch.cc once per Highway target, inside qfx::kernels::HWY_NAMESPACE (which
+// also brings the includes); the code below compiles only for the targets its #if names.
+
+#if HWY_TARGET == HWY_AVX2 || HWY_TARGET == HWY_AVX3
+
+constexpr int64_t kMaddubsConvRows = 4, kMaddubsConvPositions = 16;
+
+// Requantizes a 4 x 16 tile of grid positions f0.. into y: the positions past a row's out_w columns (the
+// padded grid is row_pixels wide) and past the last output row are dropped.
+HWY_ATTR inline void StoreGridTile(const ImplicitConvArgs& a, const int32_t* tile, int64_t co, int64_t f0) {
+  const U8S8GemmArgs::Requant& q = a.requant;
+  const int64_t rows = std::min(kMaddubsConvRows, a.out_channels - co), f1 = f0 + kMaddubsConvPositions;
+  for (int64_t f = f0; f < f1;) {
+    const int64_t oy = f / a.row_pixels, ox = f % a.row_pixels;
+    if (oy >= a.out_h) break;
+    const int64_t run = std::min(f1, oy * a.row_pixels + a.out_w) - f;
+    for (int64_t r = 0; run > 0 && r < rows; ++r) {
+      const int64_t c = co + r;
+      RequantizeRowImpl(tile + r * kMaddubsConvPositions + (f - f0), run, q.correction[c], q.multiplier[c],
+                        q.zero_point, q.lo, q.hi, q.y + c * q.ldy + oy * a.out_w + ox);
+    }
+    f = (oy + 1) * a.row_pixels;  // the next output row starts there
+  }
+}
+
+// acc += the 4-byte dot products of b's 8 positions with wv's 4 weights, with vpmaddubsw (u8 x s8 pairs
+// into int16) + vpmaddwd (into int32); exact where no byte of b is above ImplicitConvArgs::exact_max.
+HWY_ATTR inline __m256i DotStep(__m256i acc, __m256i b, __m256i wv, __m256i ones) {
+  return _mm256_add_epi32(acc, _mm256_madd_epi16(_mm256_maddubs_epi16(b, wv), ones));
+}
+
+// The same, exact for any b: b = lo + 128 * hi with lo its low 7 bits and hi its top bit, two products.
+HWY_ATTR inline __m256i SplitDotStep(__m256i acc, __m256i b, __m256i wv, __m256i ones) {
+  const __m256i lo = _mm256_and_si256(b, _mm256_set1_epi8(0x7F));
+  const __m256i hi = _mm256_and_si256(_mm256_srli_epi16(b, 7), _mm256_set1_epi8(1));
+  return _mm256_add_epi32(DotStep(acc, lo, wv, ones),
+                          _mm256_slli_epi32(_mm256_madd_epi16(_mm256_maddubs_epi16(hi, wv), ones), 7));
+}
+
+// Nonzero bytes where b is above exact_max (a saturating subtract: off the multiply ports).
+HWY_ATTR inline __m256i Over(__m256i b0, __m256i b1, __m256i exact_max) {
+  return _mm256_or_si256(_mm256_subs_epu8(b0, exact_max), _mm256_subs_epu8(b1, exact_max));
+}
+
+// Whether any byte that the blocks at grid positions f0..f0+15 read is above exact_max (they then check
+// each step): one pass over the chunk's input, shared by all its channel blocks.
+HWY_ATTR inline bool ChunkNeedsSplit(const ImplicitConvArgs& a, int64_t f0) {
+  if (a.exact_max >= 255) return false;
+  const __m256i exact_max = _mm256_set1_epi8(static_cast<char>(a.exact_max));
+  __m256i over = _mm256_setzero_si256();
+  for (int64_t t = 0; t < a.kernel_h * a.kernel_w; ++t) {
+    const uint8_t* xp = a.x4 + (f0 + a.tap_offsets[t]) * 4;
+    for (int64_t c4 = 0; c4 < a.in_channels / 4; ++c4, xp += a.plane_bytes) {
+      over = _mm256_or_si256(over, Over(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(xp)),
+                                        _mm256_loadu_si256(reinterpret_cast<const __m256i*>(xp + 32)), exact_max));
+    }
+  }
+  return !_mm256_testz_si256(over, over);
+}
+
+// One block: output channels co..co+3 at grid positions f0..f0+15. A step takes one tap and 4 input
+// channels: the 16 positions' 4 bytes are 64 consecutive bytes of the x4 plane (two loads), each
+// channel's 4 weights one broadcast, then 8 DotSteps. kChecked (a chunk with a byte above exact_max, rare:
+// 3,072 of resnet18's 18 million steps on test images) checks each step and splits those that could
+// saturate vpmaddubsw, so a block is exact for any input at the cost of the few steps that need it.
+template <bool kChecked>
+HWY_ATTR inline void MaddubsConvBlock(const ImplicitConvArgs& a, int64_t co, int64_t f0) {
+  const int64_t kdim = a.kernel_h * a.kernel_w * a.in_channels, c4s = a.in_channels / 4, plane = a.plane_bytes;
+  const __m256i ones = _mm256_set1_epi16(1), exact_max = _mm256_set1_epi8(static_cast<char>(a.exact_max));
+  __m256i acc[kMaddubsConvRows][2];
+  for (auto& row : acc) row[0] = row[1] = _mm256_setzero_si256();
+  for (int64_t t = 0; t < a.kernel_h * a.kernel_w; ++t) {
+    const uint8_t* xp = a.x4 + (f0 + a.tap_offsets[t]) * 4;
+    const int8_t* wp = a.w + co * kdim + t * a.in_channels;
+    for (int64_t c4 = 0; c4 < c4s; ++c4, xp += plane, wp += 4) {
+      const __m256i b0 = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(xp));
+      const __m256i b1 = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(xp + 32));
+      const __m256i over = kChecked ? Over(b0, b1, exact_max) : _mm256_setzero_si256();
+      if (!kChecked || HWY_LIKELY(_mm256_testz_si256(over, over))) {
+#pragma GCC unroll 4
+        for (int r = 0; r < kMaddubsConvRows; ++r) {
+          int32_t w4;
+          std::memcpy(&w4, wp + r * kdim, 4);
+          const __m256i wv = _mm256_set1_epi32(w4);
+          acc[r][0] = DotStep(acc[r][0], b0, wv, ones);
+          acc[r][1] = DotStep(acc[r][1], b1, wv, ones);
+        }
+      } else {
+        for (int r = 0; r < kMaddubsConvRows; ++r) {
+          int32_t w4;
+          std::memcpy(&w4, wp + r * kdim, 4);
+          const __m256i wv = _mm256_set1_epi32(w4);
+          acc[r][0] = SplitDotStep(acc[r][0], b0, wv, ones);
+          acc[r][1] = SplitDotStep(acc[r][1], b1, wv, ones);
+        }
+      }
+    }
+  }
+  alignas(32) int32_t tile[kMaddubsConvRows * kMaddubsConvPositions];
+  for (int r = 0; r < kMaddubsConvRows; ++r) {
+    _mm256_store_si256(reinterpret_cast<__m256i*>(tile + r * kMaddubsConvPositions), acc[r][0]);
+    _mm256_store_si256(reinterpret_cast<__m256i*>(tile + r * kMaddubsConvPositions + 8), acc[r][1]);
+  }
+  StoreGridTile(a, tile, co, f0);
+}
+
+// Work items of 4 channels x 16 positions, position-major: while a thread runs every channel block over
+// one chunk of positions, the chunk's input stays in L1 and only the weights (16 bytes a step) come from
+// L2, where channel-major order would stream 64 input bytes a step. The tap-major weights are padded to 32
+// rows, so a last partial block reads zeros and stores only its real rows.
+inline void ImplicitConvMaddubsImpl(const ImplicitConvArgs& a) {
+  const int64_t chunks = (a.out_h * a.row_pixels + kMaddubsConvPositions - 1) / kMaddubsConvPositions;
+  const int64_t blocks = (a.out_channels + kMaddubsConvRows - 1) / kMaddubsConvRows;
+  ParallelFor(blocks * chunks, 1, [&](int64_t b, int64_t e) {
+    int64_t chunk = -1;
+    bool checked = false;
+    for (int64_t item = b; item < e; ++item) {
+      const int64_t f0 = item / blocks * kMaddubsConvPositions, co = item % blocks * kMaddubsConvRows;
+      if (item / blocks != chunk) {
+        chunk = item / blocks;
+        checked = ChunkNeedsSplit(a, f0);
+      }
+      if (checked) {
+        MaddubsConvBlock<true>(a, co, f0);
+      } else {
+        MaddubsConvBlock<false>(a, co, f0);
+      }
+    }
+  });
+}
+
+#endif  // HWY_TARGET == HWY_AVX2 || HWY_TARGET == HWY_AVX3
