@@ -7,7 +7,7 @@
 //     otherwise                                                                -> kDepthwise
 //   one group, C_in a multiple of 64, stride 1, no dilation, kernel > 1x1:
 //     AVX3_DL with AMX -> kImplicitAmx;  AVX3_DL -> kImplicitVnni
-//   one group, C_in a multiple of 64, no dilation, strides <= 4, kernel > 1x1 or a stride:
+//   one group, no dilation, strides <= 4:
 //     AVX2 / AVX3 -> kImplicitMaddubs
 //   one group, kernel 2..8 wide, no dilation, stride_w <= 4 (the permute reaches 64 bytes):
 //     AVX3_DL with AMX -> kWindowedAmx;  AVX3_DL -> kWindowedVnni
@@ -42,10 +42,10 @@ bool ImplicitFits(const QConv2dShape& s) {
          s.kernel_h * s.kernel_w > 1;
 }
 
-// kImplicitMaddubs also takes strides up to 4 (phase sub-planes), and so 1x1 layers with a stride.
+// kImplicitMaddubs also takes any C_in (padded to a group of 4), strides up to 4 (phase sub-planes) and
+// 1x1 layers.
 bool ImplicitMaddubsFits(const QConv2dShape& s) {
-  return s.groups == 1 && s.in_channels % 64 == 0 && NoDilation(s) && s.stride_h <= 4 && s.stride_w <= 4 &&
-         (s.kernel_h * s.kernel_w > 1 || s.stride_h * s.stride_w > 1);
+  return s.groups == 1 && NoDilation(s) && s.stride_h <= 4 && s.stride_w <= 4;
 }
 
 bool WindowedFits(const QConv2dShape& s) {

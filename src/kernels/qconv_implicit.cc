@@ -1,8 +1,8 @@
 // qfx kernels: the implicit-GEMM convolution driver (the kImplicitAmx, kImplicitVnni and kImplicitMaddubs
-// paths: one group, C_in a multiple of 64, no dilation; stride 1 but for kImplicitMaddubs, which also takes
-// strides up to 4 through phase sub-planes, X4Grid). Per image it builds the zero-point-padded
-// input with C_in in groups of 4 interleaved per pixel (ImplicitConvArgs' x4 layout), then runs the AMX, VNNI
-// or vpmaddubsw kernel, which reads the tap-major weights and requantizes block by block: no im2col at all.
+// paths: one group, no dilation; C_in a multiple of 64 and stride 1 but for kImplicitMaddubs, which takes any
+// C_in (padded to a group of 4) and strides up to 4 through phase sub-planes, X4Grid). Per image it builds the
+// zero-point-padded input with C_in in groups of 4 interleaved per pixel (ImplicitConvArgs' x4 layout), then runs the
+// AMX, VNNI or vpmaddubsw kernel, which reads the tap-major weights and requantizes block by block: no im2col at all.
 // (vpmaddubsw saturates where input * weight pairs leave int16: that kernel splits the steps that could.)
 #include <cstring>
 #include <vector>
@@ -34,8 +34,9 @@ struct X4Grid {
   }
 };
 
-// One x4 plane (input channels 4 * c4 .. + 3 of image x) into p.
-void FillX4Plane(const Conv2dGeometry& g, const X4Grid& grid, const uint8_t* x, int64_t c4, uint8_t zp, uint8_t* p) {
+// One x4 plane (input channels 4 * c4 .. + 3 of image x; channels past C_in read `zeros`, a zero row) into p.
+void FillX4Plane(const Conv2dGeometry& g, const X4Grid& grid, const uint8_t* x, int64_t c4, uint8_t zp,
+                 const uint8_t* zeros, uint8_t* p) {
   const int64_t row_pixels = g.in_w + 2 * g.pad_w;
   const bool phased = grid.sh * grid.sw > 1;
   if (phased) {
@@ -47,7 +48,9 @@ void FillX4Plane(const Conv2dGeometry& g, const X4Grid& grid, const uint8_t* x, 
   std::vector<uint8_t> row(phased ? static_cast<size_t>(g.in_w * 4) : 0);
   for (int64_t iy = 0; iy < g.in_h; ++iy) {
     const uint8_t* src[4];
-    for (int64_t j = 0; j < 4; ++j) src[j] = x + ((c4 * 4 + j) * g.in_h + iy) * g.in_w;
+    for (int64_t j = 0; j < 4; ++j) {
+      src[j] = c4 * 4 + j < g.in_channels ? x + ((c4 * 4 + j) * g.in_h + iy) * g.in_w : zeros;
+    }
     const int64_t py = iy + g.pad_h;
     if (!phased) {
       uint8_t* dst = p + grid.At(py, 0) * 4;
@@ -72,13 +75,15 @@ void FillX4Plane(const Conv2dGeometry& g, const X4Grid& grid, const uint8_t* x, 
 void ImplicitConvImage(const PackedQConv2dState& s, QConvPath path, const Conv2dGeometry& g, const uint8_t* x,
                        uint8_t* y) {
   const X4Grid grid(g);
-  const int64_t c4s = g.in_channels / 4, plane = grid.PlanePixels() * 4, slack = ImplicitConvSlack(g.kernel_w);
+  const int64_t cin4 = ImplicitInChannels(g.in_channels), c4s = cin4 / 4;
+  const int64_t plane = grid.PlanePixels() * 4, slack = ImplicitConvSlack(g.kernel_w);
   thread_local AlignedVector<uint8_t> x4_buffer;
   GrowScratch(x4_buffer, static_cast<size_t>(c4s * plane + slack));
   uint8_t* const x4 = x4_buffer.data();
   const uint8_t zp = static_cast<uint8_t>(s.x_zero_point);
+  const std::vector<uint8_t> zeros(cin4 > g.in_channels ? static_cast<size_t>(g.in_w) : 0, 0);
   ParallelFor(c4s, 2, [&](int64_t b, int64_t e) {
-    for (int64_t c4 = b; c4 < e; ++c4) FillX4Plane(g, grid, x, c4, zp, x4 + c4 * plane);
+    for (int64_t c4 = b; c4 < e; ++c4) FillX4Plane(g, grid, x, c4, zp, zeros.data(), x4 + c4 * plane);
   });
   std::memset(x4 + c4s * plane, zp, static_cast<size_t>(slack));
   std::vector<int64_t> tap_offsets(static_cast<size_t>(g.kernel_h * g.kernel_w));
@@ -92,7 +97,7 @@ void ImplicitConvImage(const PackedQConv2dState& s, QConvPath path, const Conv2d
   c.exact_max = MaddubsExactMax(s.max_pair);
   c.plane_bytes = plane;
   c.w = s.tap_major.data();
-  c.in_channels = g.in_channels;
+  c.in_channels = cin4;
   c.out_channels = g.out_channels;
   c.kernel_h = g.kernel_h;
   c.kernel_w = g.kernel_w;

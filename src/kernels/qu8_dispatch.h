@@ -122,8 +122,9 @@ void RequantizeRow(const int32_t* acc, int64_t n, int32_t correction, float mult
 void LinearFewRowsU8S8(const uint8_t* x, int64_t rows, int64_t k, const int8_t* w, int64_t m, int32_t max_pair,
                        int32_t* acc);
 
-// Implicit-GEMM convolution (dilation 1, one group, C_in a multiple of 64): x4 is the zero-point-padded
-// input with C_in in groups of 4 interleaved per pixel, one padded plane per group ([C_in / 4][rows][row_pixels]
+// Implicit-GEMM convolution (dilation 1, one group; in_channels = ImplicitInChannels(C_in), a multiple of 64
+// but for the vpmaddubsw kernel): x4 is the zero-point-padded input with C_in in groups of 4 interleaved per
+// pixel (a last group past C_in filled with zero bytes), one padded plane per group ([C_in / 4][rows][row_pixels]
 // [4] bytes, plane_bytes apart, then slack the kernel may read), w the tap-major weights (PackTapMajor).
 // Output (oy, ox) is grid position f = oy * row_pixels + ox and reads tap (ky, kx) at position
 // f + tap_offsets[ky * kernel_w + kx]; at stride 1 that is f + ky * row_pixels + kx (what the AMX and VNNI
@@ -183,8 +184,13 @@ bool AmxEnabled();
 // sums[o] = sum of the `per_row` weights of row o (the zero-point correction: sum (x - zp) w = sum x w - zp sum w).
 void ComputeWeightSums(const int8_t* weight, int64_t rows, int64_t per_row, int32_t* sums);
 
-// The weights of a one-group convolution reordered tap-major ([C_out rounded up to 32][KH * KW * C_in],
-// zero rows past C_out) for the implicit-GEMM convolutions: k = (ky * KW + kx) * C_in + ci.
+// The input channels an implicit-GEMM convolution computes: C_in rounded up to a group of 4 (the padded
+// channels have zero weights and read zero bytes).
+inline int64_t ImplicitInChannels(int64_t in_channels) { return (in_channels + 3) / 4 * 4; }
+
+// The weights of a one-group convolution reordered tap-major ([C_out rounded up to 32][KH * KW * C4],
+// zero rows past C_out, zero columns past C_in) for the implicit-GEMM convolutions: k = (ky * KW + kx) * C4 + ci
+// with C4 = ImplicitInChannels(C_in).
 AlignedVector<int8_t> PackTapMajor(const int8_t* weight, int64_t out_channels, int64_t in_channels, int64_t kernel_h,
                                    int64_t kernel_w);
 

@@ -61,12 +61,11 @@ void ComputeWeightSums(const int8_t* weight, int64_t rows, int64_t per_row, int3
 
 AlignedVector<int8_t> PackTapMajor(const int8_t* weight, int64_t out_channels, int64_t in_channels, int64_t kernel_h,
                                    int64_t kernel_w) {
-  const int64_t taps = kernel_h * kernel_w, kdim = taps * in_channels;
+  const int64_t taps = kernel_h * kernel_w, cin4 = ImplicitInChannels(in_channels), kdim = taps * cin4;
   AlignedVector<int8_t> out(static_cast<size_t>((out_channels + 31) / 32 * 32 * kdim), 0);
   for (int64_t co = 0; co < out_channels; ++co) {
     for (int64_t ci = 0; ci < in_channels; ++ci) {
-      for (int64_t t = 0; t < taps; ++t)
-        out[co * kdim + t * in_channels + ci] = weight[(co * in_channels + ci) * taps + t];
+      for (int64_t t = 0; t < taps; ++t) out[co * kdim + t * cin4 + ci] = weight[(co * in_channels + ci) * taps + t];
     }
   }
   return out;

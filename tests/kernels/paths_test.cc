@@ -95,7 +95,7 @@ TEST(KernelPaths, NamedLayersTakeTheirPaths) {
   const QConv2dShape down = shape(*resnet, "layer2.0.downsample.0"), dw = shape(*mobilenet, "features.1.conv.0.0");
   EXPECT_EQ(SelectQConvPath(conv1, amx), QConvPath::kWindowedAmx);  // 7x7 stride 2, 3 channels
   EXPECT_EQ(SelectQConvPath(conv1, vnni), QConvPath::kWindowedVnni);
-  EXPECT_EQ(SelectQConvPath(conv1, avx2), QConvPath::kGemmMaddubs);
+  EXPECT_EQ(SelectQConvPath(conv1, avx2), QConvPath::kImplicitMaddubs);
   EXPECT_EQ(SelectQConvPath(conv1, sse4), QConvPath::kGemmPortable);
   EXPECT_EQ(SelectQConvPath(layer1, amx), QConvPath::kImplicitAmx);  // 3x3 stride 1, 64 channels
   EXPECT_EQ(SelectQConvPath(layer1, vnni), QConvPath::kImplicitVnni);

@@ -1,6 +1,6 @@
 // qfx kernels, x86 AVX2 (Highway's AVX2 and AVX3 targets): ImplicitConvMaddubs, the implicit-GEMM
 // convolution (see ImplicitConvArgs) in registers with vpmaddubsw + vpmaddwd, 4 output channels x 16
-// positions a block, requantized from a 256-byte tile in L1. The kImplicitMaddubs path: one group, C_in a
+// positions a block, requantized from the registers. The kImplicitMaddubs path: one group, C_in a
 // multiple of 64, no dilation, strides up to 4 (taps read through ImplicitConvArgs::tap_offsets). Exact for
 // any input: steps with bytes that could saturate vpmaddubsw are split (MaddubsConvBlock).
 //
@@ -11,21 +11,50 @@
 
 constexpr int64_t kMaddubsConvRows = 4, kMaddubsConvPositions = 16;
 
-// Requantizes a 4 x 16 tile of grid positions f0.. into y: the positions past a row's out_w columns (the
-// padded grid is row_pixels wide) and past the last output row are dropped.
-HWY_ATTR inline void StoreGridTile(const ImplicitConvArgs& a, const int32_t* tile, int64_t co, int64_t f0) {
+// acc + correction requantized as RequantizeRowImpl (and kernels::Requantize) does, in registers: float
+// product clamped to +-2^30, round half to even (vcvtps2dq under the default MXCSR), zero point, clamp.
+HWY_ATTR inline __m256i RequantLanes(__m256i acc, int32_t correction, float multiplier,
+                                     const U8S8GemmArgs::Requant& q) {
+  __m256 v = _mm256_mul_ps(_mm256_cvtepi32_ps(_mm256_add_epi32(acc, _mm256_set1_epi32(correction))),
+                           _mm256_set1_ps(multiplier));
+  v = _mm256_min_ps(_mm256_max_ps(v, _mm256_set1_ps(-1073741824.0f)), _mm256_set1_ps(1073741824.0f));
+  const __m256i r = _mm256_add_epi32(_mm256_cvtps_epi32(v), _mm256_set1_epi32(q.zero_point));
+  return _mm256_min_epi32(_mm256_max_epi32(r, _mm256_set1_epi32(q.lo)), _mm256_set1_epi32(q.hi));
+}
+
+// Sixteen int32 lanes already in [0, 255] (two vectors, in order) as 16 bytes, in order.
+HWY_ATTR inline __m128i PackBytes(__m256i lo, __m256i hi) {
+  const __m256i words = _mm256_permute4x64_epi64(_mm256_packus_epi32(lo, hi), 0xD8);
+  return _mm_packus_epi16(_mm256_castsi256_si128(words), _mm256_extracti128_si256(words, 1));
+}
+
+// Requantizes a block's accumulators (4 rows x 16 grid positions from f0) into y, from the registers: the
+// positions past a row's out_w columns (the grid is row_pixels wide) and past the last output row are
+// dropped; a chunk inside one output row is one 16-byte store per channel.
+HWY_ATTR inline void StoreBlock(const ImplicitConvArgs& a, const __m256i (&acc)[kMaddubsConvRows][2], int64_t co,
+                                int64_t f0) {
   const U8S8GemmArgs::Requant& q = a.requant;
-  const int64_t rows = std::min(kMaddubsConvRows, a.out_channels - co), f1 = f0 + kMaddubsConvPositions;
-  for (int64_t f = f0; f < f1;) {
-    const int64_t oy = f / a.row_pixels, ox = f % a.row_pixels;
-    if (oy >= a.out_h) break;
-    const int64_t run = std::min(f1, oy * a.row_pixels + a.out_w) - f;
-    for (int64_t r = 0; run > 0 && r < rows; ++r) {
-      const int64_t c = co + r;
-      RequantizeRowImpl(tile + r * kMaddubsConvPositions + (f - f0), run, q.correction[c], q.multiplier[c],
-                        q.zero_point, q.lo, q.hi, q.y + c * q.ldy + oy * a.out_w + ox);
+  const int64_t rows = std::min(kMaddubsConvRows, a.out_channels - co);
+  const int64_t oy0 = f0 / a.row_pixels, ox0 = f0 % a.row_pixels;
+  const bool one_row = oy0 < a.out_h && ox0 + kMaddubsConvPositions <= a.out_w;
+  for (int64_t r = 0; r < rows; ++r) {
+    const int64_t c = co + r;
+    const __m128i bytes = PackBytes(RequantLanes(acc[r][0], q.correction[c], q.multiplier[c], q),
+                                    RequantLanes(acc[r][1], q.correction[c], q.multiplier[c], q));
+    uint8_t* const yc = q.y + c * q.ldy;
+    if (one_row) {
+      _mm_storeu_si128(reinterpret_cast<__m128i*>(yc + oy0 * a.out_w + ox0), bytes);
+      continue;
     }
-    f = (oy + 1) * a.row_pixels;  // the next output row starts there
+    alignas(16) uint8_t tmp[kMaddubsConvPositions];
+    _mm_store_si128(reinterpret_cast<__m128i*>(tmp), bytes);
+    for (int64_t f = f0; f < f0 + kMaddubsConvPositions;) {  // runs of valid positions, one per output row
+      const int64_t oy = f / a.row_pixels, ox = f % a.row_pixels;
+      if (oy >= a.out_h) break;
+      const int64_t run = std::min(f0 + kMaddubsConvPositions, oy * a.row_pixels + a.out_w) - f;
+      if (run > 0) std::memcpy(yc + oy * a.out_w + ox, tmp + (f - f0), static_cast<size_t>(run));
+      f = (oy + 1) * a.row_pixels;
+    }
   }
 }
 
@@ -102,12 +131,7 @@ HWY_ATTR inline void MaddubsConvBlock(const ImplicitConvArgs& a, int64_t co, int
       }
     }
   }
-  alignas(32) int32_t tile[kMaddubsConvRows * kMaddubsConvPositions];
-  for (int r = 0; r < kMaddubsConvRows; ++r) {
-    _mm256_store_si256(reinterpret_cast<__m256i*>(tile + r * kMaddubsConvPositions), acc[r][0]);
-    _mm256_store_si256(reinterpret_cast<__m256i*>(tile + r * kMaddubsConvPositions + 8), acc[r][1]);
-  }
-  StoreGridTile(a, tile, co, f0);
+  StoreBlock(a, acc, co, f0);
 }
 
 // Work items of 4 channels x 16 positions, position-major: while a thread runs every channel block over
