@@ -4,6 +4,7 @@
 //
 //   depthwise (groups = C_in > 1, C_out a multiple of C_in):
 //     AVX3_DL, no dilation, kernel <= 8 wide and <= 16 tall, stride_w 1 or 2  -> kDepthwiseVnni
+//     AVX2 / AVX3, no dilation, stride_w 1 or 2                                -> kDepthwiseMaddwd
 //     otherwise                                                                -> kDepthwise
 //   one group, C_in a multiple of 64, stride 1, no dilation, kernel > 1x1:
 //     AVX3_DL with AMX -> kImplicitAmx;  AVX3_DL -> kImplicitVnni
@@ -36,6 +37,8 @@ bool NoDilation(const QConv2dShape& s) { return s.dilation_h == 1 && s.dilation_
 bool DepthwiseVnniFits(const QConv2dShape& s) {
   return s.depthwise() && NoDilation(s) && s.kernel_w <= 8 && s.kernel_h <= 16 && (s.stride_w == 1 || s.stride_w == 2);
 }
+
+bool DepthwiseMaddwdFits(const QConv2dShape& s) { return s.depthwise() && NoDilation(s) && s.stride_w <= 2; }
 
 bool ImplicitFits(const QConv2dShape& s) {
   return s.groups == 1 && s.in_channels % 64 == 0 && s.stride_h == 1 && s.stride_w == 1 && NoDilation(s) &&
@@ -70,7 +73,10 @@ Int8Isa Int8Isa::Current() {
 }
 
 QConvPath SelectQConvPath(const QConv2dShape& s, const Int8Isa& isa) {
-  if (s.depthwise()) return Vnni(isa) && DepthwiseVnniFits(s) ? QConvPath::kDepthwiseVnni : QConvPath::kDepthwise;
+  if (s.depthwise()) {
+    if (Vnni(isa) && DepthwiseVnniFits(s)) return QConvPath::kDepthwiseVnni;
+    return Maddubs(isa) && DepthwiseMaddwdFits(s) ? QConvPath::kDepthwiseMaddwd : QConvPath::kDepthwise;
+  }
   if (Vnni(isa) && ImplicitFits(s)) return isa.amx ? QConvPath::kImplicitAmx : QConvPath::kImplicitVnni;
   if (Maddubs(isa) && ImplicitMaddubsFits(s)) return QConvPath::kImplicitMaddubs;
   if (Vnni(isa) && WindowedFits(s)) return isa.amx ? QConvPath::kWindowedAmx : QConvPath::kWindowedVnni;
@@ -88,6 +94,8 @@ bool PathFits(QConvPath path, const QConv2dShape& s) {
   switch (path) {
     case QConvPath::kDepthwiseVnni:
       return DepthwiseVnniFits(s);
+    case QConvPath::kDepthwiseMaddwd:
+      return DepthwiseMaddwdFits(s);
     case QConvPath::kDepthwise:
       return s.depthwise();
     case QConvPath::kImplicitAmx:
@@ -114,6 +122,7 @@ bool PathRuns(QConvPath path, const Int8Isa& isa) {
     case QConvPath::kWindowedVnni:
     case QConvPath::kGemmVnni:
       return Vnni(isa);
+    case QConvPath::kDepthwiseMaddwd:
     case QConvPath::kImplicitMaddubs:
     case QConvPath::kGemmMaddubs:
       return Maddubs(isa);
@@ -135,7 +144,9 @@ bool PathRuns(QLinearPath path, const Int8Isa& isa) {
   }
 }
 
-bool IsDepthwisePath(QConvPath p) { return p == QConvPath::kDepthwiseVnni || p == QConvPath::kDepthwise; }
+bool IsDepthwisePath(QConvPath p) {
+  return p == QConvPath::kDepthwiseVnni || p == QConvPath::kDepthwiseMaddwd || p == QConvPath::kDepthwise;
+}
 bool IsImplicitPath(QConvPath p) {
   return p == QConvPath::kImplicitAmx || p == QConvPath::kImplicitVnni || p == QConvPath::kImplicitMaddubs;
 }
@@ -161,6 +172,8 @@ const char* PathName(QConvPath path) {
   switch (path) {
     case QConvPath::kDepthwiseVnni:
       return "depthwise_avx512vnni";
+    case QConvPath::kDepthwiseMaddwd:
+      return "depthwise_maddwd";
     case QConvPath::kDepthwise:
       return "depthwise_hwy";
     case QConvPath::kImplicitAmx:

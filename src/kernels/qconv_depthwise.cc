@@ -1,6 +1,7 @@
 // qfx kernels: the depthwise convolution driver (one input channel per group, any channel multiplier).
 // kDepthwiseVnni runs the whole layer in AVX-512 VNNI strips (x86/qu8_dwconv_avx512vnni-inl.h), requantized
-// in registers. kDepthwise (every other target, dilated layers, kernels wider than 8) accumulates each
+// in registers; kDepthwiseMaddwd (AVX2 / AVX3) likewise with vpmaddwd (x86/qu8_dwconv_avx2-inl.h). kDepthwise
+// (every other target, dilated layers, kernels wider than 8) accumulates each
 // output plane exactly with DepthwiseAccumulate (hwy/qu8_dwconv-inl.h), then requantizes it with
 // RequantizeRow; planes are spread over the threads.
 #include <vector>
@@ -30,6 +31,7 @@ void DepthwiseQPlane(const PackedQConv2dState& s, const Conv2dGeometry& g, int64
 
 void RunDepthwise(const PackedQConv2dState& s, QConvPath path, const Conv2dGeometry& g, const uint8_t* x, uint8_t* y) {
   if (path == QConvPath::kDepthwiseVnni) return DepthwiseQConvVnni(s.Args(g), s.correction.data(), x, y);
+  if (path == QConvPath::kDepthwiseMaddwd) return DepthwiseQConvMaddwd(s.Args(g), s.correction.data(), x, y);
   const int64_t ohw = g.out_h() * g.out_w(), mult = g.out_channels / g.in_channels;
   ParallelFor(g.batch * g.out_channels, 2, [&](int64_t b, int64_t e) {
     thread_local std::vector<int32_t> acc;  // per thread, reused across calls

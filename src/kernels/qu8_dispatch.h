@@ -14,6 +14,7 @@
 //   x86/qu8_conv_implicit_avx512vnni-inl.h ImplicitConvVnni            AVX3_DL
 //   x86/qu8_conv_implicit_avx2-inl.h       ImplicitConvMaddubs         AVX2 / AVX3 (vpmaddubsw, where exact)
 //   x86/qu8_dwconv_avx512vnni-inl.h        DepthwiseQConvVnni          AVX3_DL
+//   x86/qu8_dwconv_avx2-inl.h              DepthwiseQConvMaddwd        AVX2 / AVX3 (vpmaddwd)
 //   x86/qu8_im2col_windowed_avx512vbmi-inl.h  WindowPanels             AVX3_DL
 #pragma once
 
@@ -169,6 +170,8 @@ void DepthwiseAccumulate(const DepthwisePlaneArgs& p);
 // dot products, requantized (AVX3_DL; no dilation, a kernel at most 8 wide and 16 tall, horizontal stride
 // 1 or 2). `correction`: per output channel, bias - x_zero_point * sum(w).
 void DepthwiseQConvVnni(const QConvArgs& a, const int32_t* correction, const uint8_t* x, uint8_t* y);
+// The same with vpmaddwd on tap pairs (AVX2 / AVX3; no dilation, horizontal stride 1 or 2).
+void DepthwiseQConvMaddwd(const QConvArgs& a, const int32_t* correction, const uint8_t* x, uint8_t* y);
 
 // The GEMM by ISA, each exact: the portable loop (every target; writes int32 c, ignores requant), the
 // register tiles (AVX2 / AVX3: vpmaddubsw, split where it could saturate; AVX3_DL: vpdpbusd), AMX tiles.

@@ -58,10 +58,10 @@ TEST(Int8Kernels, ConvMatchesOracleBitForBitOnEveryTarget) {
   ForEachTarget([] { ConvSweep(); });
 }
 
-constexpr QConvPath kConvPaths[] = {QConvPath::kDepthwiseVnni, QConvPath::kDepthwise,       QConvPath::kImplicitAmx,
-                                    QConvPath::kImplicitVnni,  QConvPath::kImplicitMaddubs, QConvPath::kWindowedAmx,
-                                    QConvPath::kWindowedVnni,  QConvPath::kGemmAmx,         QConvPath::kGemmVnni,
-                                    QConvPath::kGemmMaddubs,   QConvPath::kGemmPortable};
+constexpr QConvPath kConvPaths[] = {QConvPath::kDepthwiseVnni, QConvPath::kDepthwiseMaddwd, QConvPath::kDepthwise,
+                                    QConvPath::kImplicitAmx,   QConvPath::kImplicitVnni,    QConvPath::kImplicitMaddubs,
+                                    QConvPath::kWindowedAmx,   QConvPath::kWindowedVnni,    QConvPath::kGemmAmx,
+                                    QConvPath::kGemmVnni,      QConvPath::kGemmMaddubs,     QConvPath::kGemmPortable};
 constexpr QLinearPath kLinearPaths[] = {QLinearPath::kAmx, QLinearPath::kVnni, QLinearPath::kMaddubs,
                                         QLinearPath::kPortable};
 

@@ -104,7 +104,7 @@ TEST(KernelPaths, NamedLayersTakeTheirPaths) {
   EXPECT_EQ(SelectQConvPath(down, vnni), QConvPath::kGemmVnni);
   EXPECT_EQ(SelectQConvPath(dw, vnni), QConvPath::kDepthwiseVnni);  // depthwise 3x3, 32 channels
   EXPECT_EQ(SelectQConvPath(dw, amx), QConvPath::kDepthwiseVnni);
-  EXPECT_EQ(SelectQConvPath(dw, avx2), QConvPath::kDepthwise);
+  EXPECT_EQ(SelectQConvPath(dw, avx2), QConvPath::kDepthwiseMaddwd);
   EXPECT_EQ(SelectQLinearPath(amx), QLinearPath::kAmx);
   EXPECT_EQ(SelectQLinearPath(sse4), QLinearPath::kPortable);
 }

@@ -65,6 +65,7 @@ QRequantValues RequantFromScales(int64_t out, float x_scale, const float* w_scal
 // pins the choice for every zoo layer on every target.
 enum class QConvPath {
   kDepthwiseVnni,    // depthwise, AVX-512 VNNI strips (x86/qu8_dwconv_avx512vnni-inl.h)
+  kDepthwiseMaddwd,  // depthwise, AVX2 vpmaddwd on tap pairs (x86/qu8_dwconv_avx2-inl.h)
   kDepthwise,        // depthwise, portable Highway (hwy/qu8_dwconv-inl.h)
   kImplicitAmx,      // implicit GEMM on AMX tiles (x86/qu8_conv_implicit_amx-inl.h)
   kImplicitVnni,     // implicit GEMM in AVX-512 VNNI registers (x86/qu8_conv_implicit_avx512vnni-inl.h)

@@ -45,6 +45,7 @@ namespace HWY_NAMESPACE {
 #include "src/kernels/x86/qu8_conv_implicit_avx512vnni-inl.h"
 #include "src/kernels/x86/qu8_conv_implicit_avx2-inl.h"
 #include "src/kernels/x86/qu8_dwconv_avx512vnni-inl.h"
+#include "src/kernels/x86/qu8_dwconv_avx2-inl.h"
 #include "src/kernels/x86/qu8_im2col_windowed_avx512vbmi-inl.h"
 #include "src/kernels/x86/qu8_dot_avx512vnni-inl.h"
 #include "src/kernels/x86/qu8_dot_avx2-inl.h"
@@ -70,6 +71,7 @@ HWY_EXPORT(RequantizeRowImpl);
 HWY_EXPORT(LinearFewRowsImpl);
 HWY_EXPORT(DepthwiseAccumulateImpl);
 HWY_EXPORT(DepthwiseQConvVnniImpl);
+HWY_EXPORT(DepthwiseQConvMaddwdImpl);
 HWY_EXPORT(ImplicitConvAmxImpl);
 HWY_EXPORT(ImplicitConvVnniImpl);
 HWY_EXPORT(ImplicitConvMaddubsImpl);
@@ -94,6 +96,10 @@ void DepthwiseAccumulate(const DepthwisePlaneArgs& p) { HWY_DYNAMIC_DISPATCH(Dep
 
 void DepthwiseQConvVnni(const QConvArgs& a, const int32_t* correction, const uint8_t* x, uint8_t* y) {
   HWY_DYNAMIC_DISPATCH(DepthwiseQConvVnniImpl)(a, correction, x, y);
+}
+
+void DepthwiseQConvMaddwd(const QConvArgs& a, const int32_t* correction, const uint8_t* x, uint8_t* y) {
+  HWY_DYNAMIC_DISPATCH(DepthwiseQConvMaddwdImpl)(a, correction, x, y);
 }
 
 void ImplicitConvAmx(const ImplicitConvArgs& a) { HWY_DYNAMIC_DISPATCH(ImplicitConvAmxImpl)(a); }

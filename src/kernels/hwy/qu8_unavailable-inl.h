@@ -19,6 +19,9 @@ inline void GemmU8S8TileImpl(const U8S8GemmArgs&) { Unavailable("GemmU8S8Tile");
 
 #if !(HWY_TARGET == HWY_AVX2 || HWY_TARGET == HWY_AVX3)
 inline void ImplicitConvMaddubsImpl(const ImplicitConvArgs&) { Unavailable("ImplicitConvMaddubs"); }
+inline void DepthwiseQConvMaddwdImpl(const QConvArgs&, const int32_t*, const uint8_t*, uint8_t*) {
+  Unavailable("DepthwiseQConvMaddwd");
+}
 #endif
 
 #if HWY_TARGET != HWY_AVX3_DL
