@@ -31,9 +31,10 @@ class Pool {
     return *pool;
   }
 
-  void Run(int64_t chunks, const std::function<void(int64_t)>& job) {
+  // Runs job(0 .. chunks - 1) on the caller and `helpers` workers.
+  void Run(int64_t chunks, int64_t helpers, const std::function<void(int64_t)>& job) {
     std::lock_guard<std::mutex> run_lock(run_mu_);
-    EnsureWorkers(static_cast<int>(chunks) - 1);
+    EnsureWorkers(static_cast<int>(helpers));
     auto state = std::make_shared<JobState>();
     state->job = &job;
     state->chunks = chunks;
@@ -114,11 +115,13 @@ int NumThreads() {
 
 void SetNumThreads(int n) { g_num_threads.store(std::max(1, n)); }
 
-void ParallelFor(int64_t n, int64_t grain, const std::function<void(int64_t, int64_t)>& fn) {
+void ParallelFor(int64_t n, int64_t grain, const std::function<void(int64_t, int64_t)>& fn, int64_t chunks_per_thread) {
   if (n <= 0) return;
   grain = std::max<int64_t>(1, grain);
   const int64_t max_chunks = (n + grain - 1) / grain;
-  const int64_t chunks = std::min<int64_t>(NumThreads(), max_chunks);
+  const int64_t threads = NumThreads();
+  const int64_t chunks =
+      threads <= 1 ? 1 : std::min<int64_t>(threads * std::max<int64_t>(1, chunks_per_thread), max_chunks);
   if (chunks <= 1 || t_inside_parallel) {
     fn(0, n);
     return;
@@ -129,7 +132,7 @@ void ParallelFor(int64_t n, int64_t grain, const std::function<void(int64_t, int
     if (b < e) fn(b, e);
   };
   t_inside_parallel = true;
-  Pool::Get().Run(chunks, job);
+  Pool::Get().Run(chunks, std::min(threads, chunks) - 1, job);
   t_inside_parallel = false;
 }
 

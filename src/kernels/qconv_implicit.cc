@@ -82,9 +82,12 @@ void ImplicitConvImage(const PackedQConv2dState& s, QConvPath path, const Conv2d
   uint8_t* const x4 = x4_buffer.data();
   const uint8_t zp = static_cast<uint8_t>(s.x_zero_point);
   const std::vector<uint8_t> zeros(cin4 > g.in_channels ? static_cast<size_t>(g.in_w) : 0, 0);
-  ParallelFor(c4s, 2, [&](int64_t b, int64_t e) {
-    for (int64_t c4 = b; c4 < e; ++c4) FillX4Plane(g, grid, x, c4, zp, zeros.data(), x4 + c4 * plane);
-  });
+  ParallelFor(
+      c4s, 2,
+      [&](int64_t b, int64_t e) {
+        for (int64_t c4 = b; c4 < e; ++c4) FillX4Plane(g, grid, x, c4, zp, zeros.data(), x4 + c4 * plane);
+      },
+      4);
   std::memset(x4 + c4s * plane, zp, static_cast<size_t>(slack));
   std::vector<int64_t> tap_offsets(static_cast<size_t>(g.kernel_h * g.kernel_w));
   for (int64_t ky = 0; ky < g.kernel_h; ++ky) {

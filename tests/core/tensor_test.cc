@@ -75,6 +75,30 @@ TEST(Parallel, CoversEveryIndexOnceAndHonoursThreadCount) {
       EXPECT_LE(calls, threads);
     }
   }
+  // Several chunks a thread: still every index once, at most threads * chunks_per_thread calls, each at least
+  // `grain` items but the last, and never more threads at once than asked for.
+  for (int threads : {1, 2, 3}) {
+    SetNumThreads(threads);
+    for (int64_t n : {1, 7, 1000}) {
+      std::vector<std::atomic<int>> hits(n);
+      std::atomic<int> calls{0}, running{0}, most{0};
+      ParallelFor(
+          n, 3,
+          [&](int64_t b, int64_t e) {
+            ++calls;
+            const int now = ++running;
+            for (int seen = most.load(); now > seen && !most.compare_exchange_weak(seen, now);) {
+            }
+            EXPECT_TRUE(e - b >= 3 || e == n) << b << " " << e;
+            for (int64_t i = b; i < e; ++i) ++hits[i];
+            --running;
+          },
+          4);
+      for (int64_t i = 0; i < n; ++i) EXPECT_EQ(hits[i], 1) << "n " << n << " i " << i;
+      EXPECT_LE(calls, threads * 4);
+      EXPECT_LE(most, threads);
+    }
+  }
   SetNumThreads(2);
   // Nested calls run serially on the calling worker instead of deadlocking.
   std::atomic<int64_t> sum{0};

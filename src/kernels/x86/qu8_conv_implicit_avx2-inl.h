@@ -134,6 +134,24 @@ HWY_ATTR inline void MaddubsConvBlock(const ImplicitConvArgs& a, int64_t co, int
   StoreBlock(a, acc, co, f0);
 }
 
+// Work items [i0, i1) (see ImplicitConvMaddubsImpl), each chunk checked once for bytes that need the split.
+HWY_ATTR inline void MaddubsConvItems(const ImplicitConvArgs& a, int64_t blocks, int64_t i0, int64_t i1) {
+  int64_t chunk = -1;
+  bool checked = false;
+  for (int64_t item = i0; item < i1; ++item) {
+    const int64_t f0 = item / blocks * kMaddubsConvPositions, co = item % blocks * kMaddubsConvRows;
+    if (item / blocks != chunk) {
+      chunk = item / blocks;
+      checked = ChunkNeedsSplit(a, f0);
+    }
+    if (checked) {
+      MaddubsConvBlock<true>(a, co, f0);
+    } else {
+      MaddubsConvBlock<false>(a, co, f0);
+    }
+  }
+}
+
 // Work items of 4 channels x 16 positions, position-major: while a thread runs every channel block over
 // one chunk of positions, the chunk's input stays in L1 and only the weights (16 bytes a step) come from
 // L2, where channel-major order would stream 64 input bytes a step. The tap-major weights are padded to 32
@@ -141,22 +159,9 @@ HWY_ATTR inline void MaddubsConvBlock(const ImplicitConvArgs& a, int64_t co, int
 inline void ImplicitConvMaddubsImpl(const ImplicitConvArgs& a) {
   const int64_t chunks = (a.out_h * a.row_pixels + kMaddubsConvPositions - 1) / kMaddubsConvPositions;
   const int64_t blocks = (a.out_channels + kMaddubsConvRows - 1) / kMaddubsConvRows;
-  ParallelFor(blocks * chunks, 1, [&](int64_t b, int64_t e) {
-    int64_t chunk = -1;
-    bool checked = false;
-    for (int64_t item = b; item < e; ++item) {
-      const int64_t f0 = item / blocks * kMaddubsConvPositions, co = item % blocks * kMaddubsConvRows;
-      if (item / blocks != chunk) {
-        chunk = item / blocks;
-        checked = ChunkNeedsSplit(a, f0);
-      }
-      if (checked) {
-        MaddubsConvBlock<true>(a, co, f0);
-      } else {
-        MaddubsConvBlock<false>(a, co, f0);
-      }
-    }
-  });
+  // Four chunks a thread: a thread that starts late takes fewer.
+  ParallelFor(
+      blocks * chunks, 1, [&](int64_t b, int64_t e) { MaddubsConvItems(a, blocks, b, e); }, 4);
 }
 
 #endif  // HWY_TARGET == HWY_AVX2 || HWY_TARGET == HWY_AVX3

@@ -100,8 +100,9 @@ HWY_ATTR inline void DepthwiseMaddwdChannels(const QConvArgs& a, const int32_t* 
 }
 
 inline void DepthwiseQConvMaddwdImpl(const QConvArgs& a, const int32_t* correction, const uint8_t* x, uint8_t* y) {
-  ParallelFor(a.g.batch * a.g.out_channels, 2,
-              [&](int64_t b, int64_t e) { DepthwiseMaddwdChannels(a, correction, x, y, b, e); });
+  ParallelFor(
+      a.g.batch * a.g.out_channels, 2,
+      [&](int64_t b, int64_t e) { DepthwiseMaddwdChannels(a, correction, x, y, b, e); }, 4);
 }
 
 #endif  // HWY_TARGET == HWY_AVX2 || HWY_TARGET == HWY_AVX3
