@@ -11,15 +11,14 @@
 
 constexpr int64_t kMaddubsConvRows = 4, kMaddubsConvPositions = 16;
 
-// acc + correction requantized as RequantizeRowImpl (and kernels::Requantize) does, in registers: float
-// product clamped to +-2^30, round half to even (vcvtps2dq under the default MXCSR), zero point, clamp.
-HWY_ATTR inline __m256i RequantLanes(__m256i acc, int32_t correction, float multiplier,
-                                     const U8S8GemmArgs::Requant& q) {
-  __m256 v = _mm256_mul_ps(_mm256_cvtepi32_ps(_mm256_add_epi32(acc, _mm256_set1_epi32(correction))),
-                           _mm256_set1_ps(multiplier));
-  v = _mm256_min_ps(_mm256_max_ps(v, _mm256_set1_ps(-1073741824.0f)), _mm256_set1_ps(1073741824.0f));
-  const __m256i r = _mm256_add_epi32(_mm256_cvtps_epi32(v), _mm256_set1_epi32(q.zero_point));
-  return _mm256_min_epi32(_mm256_max_epi32(r, _mm256_set1_epi32(q.lo)), _mm256_set1_epi32(q.hi));
+// acc (the exact sum plus the correction) requantized as RequantizeRowImpl (and kernels::Requantize) does,
+// in registers: the float product clamped to [lo - zp, hi - zp] (integers, so clamping before the
+// round-half-even conversion, vcvtps2dq under the default MXCSR, equals clamping after it), then + zp.
+HWY_ATTR inline __m256i RequantLanes(__m256i acc, float multiplier, const U8S8GemmArgs::Requant& q) {
+  const __m256 v = _mm256_mul_ps(_mm256_cvtepi32_ps(acc), _mm256_set1_ps(multiplier));
+  const __m256 lo = _mm256_set1_ps(static_cast<float>(q.lo - q.zero_point));
+  const __m256 hi = _mm256_set1_ps(static_cast<float>(q.hi - q.zero_point));
+  return _mm256_add_epi32(_mm256_cvtps_epi32(_mm256_min_ps(_mm256_max_ps(v, lo), hi)), _mm256_set1_epi32(q.zero_point));
 }
 
 // Sixteen int32 lanes already in [0, 255] (two vectors, in order) as 16 bytes, in order.
@@ -39,8 +38,8 @@ HWY_ATTR inline void StoreBlock(const ImplicitConvArgs& a, const __m256i (&acc)[
   const bool one_row = oy0 < a.out_h && ox0 + kMaddubsConvPositions <= a.out_w;
   for (int64_t r = 0; r < rows; ++r) {
     const int64_t c = co + r;
-    const __m128i bytes = PackBytes(RequantLanes(acc[r][0], q.correction[c], q.multiplier[c], q),
-                                    RequantLanes(acc[r][1], q.correction[c], q.multiplier[c], q));
+    const __m128i bytes =
+        PackBytes(RequantLanes(acc[r][0], q.multiplier[c], q), RequantLanes(acc[r][1], q.multiplier[c], q));
     uint8_t* const yc = q.y + c * q.ldy;
     if (one_row) {
       _mm_storeu_si128(reinterpret_cast<__m128i*>(yc + oy0 * a.out_w + ox0), bytes);
@@ -102,8 +101,10 @@ template <bool kChecked>
 HWY_ATTR inline void MaddubsConvBlock(const ImplicitConvArgs& a, int64_t co, int64_t f0) {
   const int64_t kdim = a.kernel_h * a.kernel_w * a.in_channels, c4s = a.in_channels / 4, plane = a.plane_bytes;
   const __m256i ones = _mm256_set1_epi16(1), exact_max = _mm256_set1_epi8(static_cast<char>(a.exact_max));
-  __m256i acc[kMaddubsConvRows][2];
-  for (auto& row : acc) row[0] = row[1] = _mm256_setzero_si256();
+  __m256i acc[kMaddubsConvRows][2];  // start at the correction, bias - zp * sum(w) (zero past C_out)
+  for (int64_t r = 0; r < kMaddubsConvRows; ++r) {
+    acc[r][0] = acc[r][1] = _mm256_set1_epi32(co + r < a.out_channels ? a.requant.correction[co + r] : 0);
+  }
   for (int64_t t = 0; t < a.kernel_h * a.kernel_w; ++t) {
     const uint8_t* xp = a.x4 + (f0 + a.tap_offsets[t]) * 4;
     const int8_t* wp = a.w + co * kdim + t * a.in_channels;
@@ -134,14 +135,41 @@ HWY_ATTR inline void MaddubsConvBlock(const ImplicitConvArgs& a, int64_t co, int
   StoreBlock(a, acc, co, f0);
 }
 
-// Work items [i0, i1) (see ImplicitConvMaddubsImpl), each chunk checked once for bytes that need the split.
-HWY_ATTR inline void MaddubsConvItems(const ImplicitConvArgs& a, int64_t blocks, int64_t i0, int64_t i1) {
-  int64_t chunk = -1;
+// The order of the work items, 4 channels x 16 positions each: channel blocks in groups whose weights fit
+// in L2 (kGroupWeightBytes), and within a group position-major. While a thread runs a group's blocks over
+// one chunk of positions, the chunk's input stays in L1 and the group's weights (16 bytes a step) in L2;
+// a whole layer's weights at once (2.4 MB in resnet18's layer4) would stream from L3 for every chunk.
+struct MaddubsConvOrder {
+  static constexpr int64_t kGroupWeightBytes = 96 * 1024;
+  int64_t chunks, blocks, group, full;  // blocks a group, items in the full groups
+  explicit MaddubsConvOrder(const ImplicitConvArgs& a)
+      : chunks((a.out_h * a.row_pixels + kMaddubsConvPositions - 1) / kMaddubsConvPositions),
+        blocks((a.out_channels + kMaddubsConvRows - 1) / kMaddubsConvRows),
+        group(std::clamp<int64_t>(kGroupWeightBytes / (kMaddubsConvRows * a.kernel_h * a.kernel_w * a.in_channels), 1,
+                                  blocks)),
+        full(blocks / group * group * chunks) {}
+  int64_t Items() const { return blocks * chunks; }
+  // The block (first channel / kMaddubsConvRows) and chunk of an item.
+  void Of(int64_t item, int64_t* block, int64_t* chunk) const {
+    const int64_t size = item < full ? group : blocks % group,
+                  first = item < full ? item / (group * chunks) * group : blocks / group * group;
+    const int64_t r = item < full ? item % (group * chunks) : item - full;
+    *chunk = r / size;
+    *block = first + r % size;
+  }
+};
+
+// Work items [i0, i1) in MaddubsConvOrder, each chunk checked once for bytes that need the split.
+HWY_ATTR inline void MaddubsConvItems(const ImplicitConvArgs& a, const MaddubsConvOrder& order, int64_t i0,
+                                      int64_t i1) {
+  int64_t last = -1;
   bool checked = false;
   for (int64_t item = i0; item < i1; ++item) {
-    const int64_t f0 = item / blocks * kMaddubsConvPositions, co = item % blocks * kMaddubsConvRows;
-    if (item / blocks != chunk) {
-      chunk = item / blocks;
+    int64_t block, chunk;
+    order.Of(item, &block, &chunk);
+    const int64_t f0 = chunk * kMaddubsConvPositions, co = block * kMaddubsConvRows;
+    if (chunk != last) {
+      last = chunk;
       checked = ChunkNeedsSplit(a, f0);
     }
     if (checked) {
@@ -152,16 +180,13 @@ HWY_ATTR inline void MaddubsConvItems(const ImplicitConvArgs& a, int64_t blocks,
   }
 }
 
-// Work items of 4 channels x 16 positions, position-major: while a thread runs every channel block over
-// one chunk of positions, the chunk's input stays in L1 and only the weights (16 bytes a step) come from
-// L2, where channel-major order would stream 64 input bytes a step. The tap-major weights are padded to 32
-// rows, so a last partial block reads zeros and stores only its real rows.
+// The tap-major weights are padded to 32 rows, so a last partial block reads zeros and stores only its
+// real rows.
 inline void ImplicitConvMaddubsImpl(const ImplicitConvArgs& a) {
-  const int64_t chunks = (a.out_h * a.row_pixels + kMaddubsConvPositions - 1) / kMaddubsConvPositions;
-  const int64_t blocks = (a.out_channels + kMaddubsConvRows - 1) / kMaddubsConvRows;
+  const MaddubsConvOrder order(a);
   // Four chunks a thread: a thread that starts late takes fewer.
   ParallelFor(
-      blocks * chunks, 1, [&](int64_t b, int64_t e) { MaddubsConvItems(a, blocks, b, e); }, 4);
+      order.Items(), 1, [&](int64_t b, int64_t e) { MaddubsConvItems(a, order, b, e); }, 4);
 }
 
 #endif  // HWY_TARGET == HWY_AVX2 || HWY_TARGET == HWY_AVX3

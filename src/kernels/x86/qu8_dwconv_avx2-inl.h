@@ -19,8 +19,8 @@ HWY_ATTR inline __m256i ColumnsI16(const uint8_t* at, int64_t sw) {
 // outputs and kernel row, taps go in pairs: the two taps' int16 columns interleaved (vpunpck{l,h}wd) and
 // one vpmaddwd with the pair's weights adds x_a * w_a + x_b * w_b into int32 lanes, exact for u8 x s8 (an
 // odd last tap pairs with a zero weight). The low halves hold outputs 0-3 and 8-11, the high halves 4-7
-// and 12-15, which vpackusdw puts back in order. The accumulator is the exact sum of x * w; the correction
-// (bias - zp * sum(w)) comes in the shared requantization.
+// and 12-15, which vpackusdw puts back in order. The accumulator starts at the correction (bias - zp *
+// sum(w)), so it ends as the exact sum of (x - zp) * w + bias, then the shared requantization.
 HWY_ATTR inline void DepthwiseMaddwdPlane(const QConvArgs& a, const uint8_t* plane, int64_t pitch, const int8_t* w,
                                           int32_t correction, float multiplier, uint8_t* y) {
   const Conv2dGeometry& g = a.g;
@@ -42,7 +42,7 @@ HWY_ATTR inline void DepthwiseMaddwdPlane(const QConvArgs& a, const uint8_t* pla
   }
   for (int64_t oy = 0; oy < oh; ++oy) {
     for (int64_t ox0 = 0; ox0 < ow; ox0 += 16) {
-      __m256i lo = _mm256_setzero_si256(), hi = _mm256_setzero_si256();
+      __m256i lo = _mm256_set1_epi32(correction), hi = lo;
       for (int64_t ky = 0; ky < kh; ++ky) {
         const uint8_t* row = plane + (oy * sh + ky) * pitch + ox0 * sw;
         for (int64_t p = 0; p < pairs; ++p) {
@@ -52,8 +52,7 @@ HWY_ATTR inline void DepthwiseMaddwdPlane(const QConvArgs& a, const uint8_t* pla
           hi = _mm256_add_epi32(hi, _mm256_madd_epi16(_mm256_unpackhi_epi16(xa, xb), wp));
         }
       }
-      const __m256i words =
-          _mm256_packus_epi32(RequantLanes(lo, correction, multiplier, q), RequantLanes(hi, correction, multiplier, q));
+      const __m256i words = _mm256_packus_epi32(RequantLanes(lo, multiplier, q), RequantLanes(hi, multiplier, q));
       const __m128i bytes = _mm_packus_epi16(_mm256_castsi256_si128(words), _mm256_extracti128_si256(words, 1));
       uint8_t* dst = y + oy * ow + ox0;
       if (ox0 + 16 <= ow) {
