@@ -118,6 +118,8 @@ void ConvSweep() {
       {1, 64, 13, 15, 20, 3, 2, 1, 1, 1},
       {2, 64, 9, 10, 8, 1, 2, 0, 1, 1},
       {1, 128, 11, 12, 37, 5, 3, 2, 1, 1},
+      // Weights past the vpmaddubsw kernel's L2 budget: its channel blocks go in groups of 5, 5 and 1.
+      {1, 512, 5, 6, 44, 3, 1, 1, 1, 1},
       // Channel counts that are no multiple of any vector width: depthwise 17 and 19 channels, a grouped
       // layer of 3 x 7 channels, a 1x1 layer of 33 -> 47, and 65 input channels (one past the implicit GEMM).
       {1, 17, 9, 23, 17, 3, 1, 1, 1, 17},
@@ -182,7 +184,7 @@ void ConvSweep() {
     }
   }
   EXPECT_EQ(checked, static_cast<int>(2 * std::size(cases) * 4 * 2));  // threads x cases x zero points x ranges
-  EXPECT_EQ(tap_major, 5 * 2 * 4 * 2);                                 // the five implicit-GEMM cases
+  EXPECT_EQ(tap_major, 6 * 2 * 4 * 2);                                 // the six implicit-GEMM cases
   EXPECT_GE(strided, 3 * 2 * 4 * 2);                                   // the three strided ones, and more
   EXPECT_GT(windowed, 0);
   EXPECT_GE(forced, checked);

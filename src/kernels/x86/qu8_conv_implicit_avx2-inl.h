@@ -1,8 +1,8 @@
 // qfx kernels, x86 AVX2 (Highway's AVX2 and AVX3 targets): ImplicitConvMaddubs, the implicit-GEMM
 // convolution (see ImplicitConvArgs) in registers with vpmaddubsw + vpmaddwd, 4 output channels x 16
-// positions a block, requantized from the registers. The kImplicitMaddubs path: one group, C_in a
-// multiple of 64, no dilation, strides up to 4 (taps read through ImplicitConvArgs::tap_offsets). Exact for
-// any input: steps with bytes that could saturate vpmaddubsw are split (MaddubsConvBlock).
+// positions a block, requantized from the registers. The kImplicitMaddubs path: one group, no dilation,
+// any C_in (padded to a group of 4), strides up to 4 (taps read through ImplicitConvArgs::tap_offsets).
+// Exact for any input: steps with bytes that could saturate vpmaddubsw are split (MaddubsConvBlock).
 //
 // Included by hwy/qu8_dispatch.cc once per Highway target, inside qfx::kernels::HWY_NAMESPACE (which
 // also brings the includes); the code below compiles only for the targets its #if names.
@@ -27,22 +27,33 @@ HWY_ATTR inline __m128i PackBytes(__m256i lo, __m256i hi) {
   return _mm_packus_epi16(_mm256_castsi256_si128(words), _mm256_extracti128_si256(words, 1));
 }
 
+// A chunk of 16 grid positions from f0: the output row and column of its first, and whether all 16 lie
+// inside that output row.
+struct GridSpot {
+  int64_t f0 = 0, oy0 = 0, ox0 = 0;
+  bool one_row = false;
+  GridSpot() = default;
+  GridSpot(const ImplicitConvArgs& a, int64_t f)
+      : f0(f),
+        oy0(f / a.row_pixels),
+        ox0(f % a.row_pixels),
+        one_row(oy0 < a.out_h && ox0 + kMaddubsConvPositions <= a.out_w) {}
+};
+
 // Requantizes a block's accumulators (4 rows x 16 grid positions from f0) into y, from the registers: the
 // positions past a row's out_w columns (the grid is row_pixels wide) and past the last output row are
 // dropped; a chunk inside one output row is one 16-byte store per channel.
 HWY_ATTR inline void StoreBlock(const ImplicitConvArgs& a, const __m256i (&acc)[kMaddubsConvRows][2], int64_t co,
-                                int64_t f0) {
+                                const GridSpot& spot) {
   const U8S8GemmArgs::Requant& q = a.requant;
-  const int64_t rows = std::min(kMaddubsConvRows, a.out_channels - co);
-  const int64_t oy0 = f0 / a.row_pixels, ox0 = f0 % a.row_pixels;
-  const bool one_row = oy0 < a.out_h && ox0 + kMaddubsConvPositions <= a.out_w;
+  const int64_t rows = std::min(kMaddubsConvRows, a.out_channels - co), f0 = spot.f0;
   for (int64_t r = 0; r < rows; ++r) {
     const int64_t c = co + r;
     const __m128i bytes =
         PackBytes(RequantLanes(acc[r][0], q.multiplier[c], q), RequantLanes(acc[r][1], q.multiplier[c], q));
     uint8_t* const yc = q.y + c * q.ldy;
-    if (one_row) {
-      _mm_storeu_si128(reinterpret_cast<__m128i*>(yc + oy0 * a.out_w + ox0), bytes);
+    if (spot.one_row) {
+      _mm_storeu_si128(reinterpret_cast<__m128i*>(yc + spot.oy0 * a.out_w + spot.ox0), bytes);
       continue;
     }
     alignas(16) uint8_t tmp[kMaddubsConvPositions];
@@ -92,13 +103,14 @@ HWY_ATTR inline bool ChunkNeedsSplit(const ImplicitConvArgs& a, int64_t f0) {
   return !_mm256_testz_si256(over, over);
 }
 
-// One block: output channels co..co+3 at grid positions f0..f0+15. A step takes one tap and 4 input
+// One block: output channels co..co+3 at grid positions f0..f0+15 (spot). A step takes one tap and 4 input
 // channels: the 16 positions' 4 bytes are 64 consecutive bytes of the x4 plane (two loads), each
 // channel's 4 weights one broadcast, then 8 DotSteps. kChecked (a chunk with a byte above exact_max, rare:
 // 3,072 of resnet18's 18 million steps on test images) checks each step and splits those that could
 // saturate vpmaddubsw, so a block is exact for any input at the cost of the few steps that need it.
 template <bool kChecked>
-HWY_ATTR inline void MaddubsConvBlock(const ImplicitConvArgs& a, int64_t co, int64_t f0) {
+HWY_ATTR inline void MaddubsConvBlock(const ImplicitConvArgs& a, int64_t co, const GridSpot& spot) {
+  const int64_t f0 = spot.f0;
   const int64_t kdim = a.kernel_h * a.kernel_w * a.in_channels, c4s = a.in_channels / 4, plane = a.plane_bytes;
   const __m256i ones = _mm256_set1_epi16(1), exact_max = _mm256_set1_epi8(static_cast<char>(a.exact_max));
   __m256i acc[kMaddubsConvRows][2];  // start at the correction, bias - zp * sum(w) (zero past C_out)
@@ -132,7 +144,7 @@ HWY_ATTR inline void MaddubsConvBlock(const ImplicitConvArgs& a, int64_t co, int
       }
     }
   }
-  StoreBlock(a, acc, co, f0);
+  StoreBlock(a, acc, co, spot);
 }
 
 // The order of the work items, 4 channels x 16 positions each: channel blocks in groups whose weights fit
@@ -149,33 +161,46 @@ struct MaddubsConvOrder {
                                   blocks)),
         full(blocks / group * group * chunks) {}
   int64_t Items() const { return blocks * chunks; }
-  // The block (first channel / kMaddubsConvRows) and chunk of an item.
-  void Of(int64_t item, int64_t* block, int64_t* chunk) const {
-    const int64_t size = item < full ? group : blocks % group,
-                  first = item < full ? item / (group * chunks) * group : blocks / group * group;
-    const int64_t r = item < full ? item % (group * chunks) : item - full;
-    *chunk = r / size;
-    *block = first + r % size;
+  // Where an item is: its block (first channel / kMaddubsConvRows), chunk, and its group's blocks
+  // [first, end). Next steps to the following item without a division.
+  struct Cursor {
+    int64_t block, chunk, first, end;
+  };
+  Cursor At(int64_t item) const {
+    const bool in_full = item < full;
+    const int64_t first = in_full ? item / (group * chunks) * group : blocks / group * group;
+    const int64_t size = in_full ? group : blocks - first, r = in_full ? item % (group * chunks) : item - full;
+    return {first + r % size, r / size, first, std::min(first + size, blocks)};
+  }
+  void Next(Cursor* c) const {
+    if (++c->block < c->end) return;
+    c->block = c->first;
+    if (++c->chunk < chunks) return;
+    c->chunk = 0;
+    c->first = c->end;
+    c->end = std::min(c->first + group, blocks);
+    c->block = c->first;
   }
 };
 
 // Work items [i0, i1) in MaddubsConvOrder, each chunk checked once for bytes that need the split.
 HWY_ATTR inline void MaddubsConvItems(const ImplicitConvArgs& a, const MaddubsConvOrder& order, int64_t i0,
                                       int64_t i1) {
+  MaddubsConvOrder::Cursor at = order.At(i0);
   int64_t last = -1;
   bool checked = false;
-  for (int64_t item = i0; item < i1; ++item) {
-    int64_t block, chunk;
-    order.Of(item, &block, &chunk);
-    const int64_t f0 = chunk * kMaddubsConvPositions, co = block * kMaddubsConvRows;
-    if (chunk != last) {
-      last = chunk;
+  GridSpot spot;
+  for (int64_t item = i0; item < i1; ++item, order.Next(&at)) {
+    const int64_t f0 = at.chunk * kMaddubsConvPositions, co = at.block * kMaddubsConvRows;
+    if (at.chunk != last) {
+      last = at.chunk;
       checked = ChunkNeedsSplit(a, f0);
+      spot = GridSpot(a, f0);
     }
     if (checked) {
-      MaddubsConvBlock<true>(a, co, f0);
+      MaddubsConvBlock<true>(a, co, spot);
     } else {
-      MaddubsConvBlock<false>(a, co, f0);
+      MaddubsConvBlock<false>(a, co, spot);
     }
   }
 }
