@@ -63,7 +63,11 @@ PackedQConv2d PackQConv2d(const QConv2dShape& shape, const int8_t* weight, const
   ComputeWeightSums(weight, out, per_row, sums.data());
   s->correction = Corrections(s->bias, sums, rq.x_zero_point);
   if (!IsDepthwisePath(p)) s->gemm = PackGroups(weight, shape.groups, out / shape.groups, per_row, &s->max_pair);
-  if (IsImplicitPath(p)) s->tap_major = PackTapMajor(weight, out, shape.in_channels, shape.kernel_h, shape.kernel_w);
+  if (p == QConvPath::kImplicitMaddubs) {
+    s->tap_major = PackTapMajor4(weight, out, shape.in_channels, shape.kernel_h, shape.kernel_w);
+  } else if (IsImplicitPath(p)) {
+    s->tap_major = PackTapMajor(weight, out, shape.in_channels, shape.kernel_h, shape.kernel_w);
+  }
   if (IsWindowedPath(p)) s->windowed = PackWindowed(weight, out, shape.in_channels, shape.kernel_h, shape.kernel_w);
   return PackedQConv2d(std::move(s));
 }

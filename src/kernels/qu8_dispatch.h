@@ -126,7 +126,8 @@ void LinearFewRowsU8S8(const uint8_t* x, int64_t rows, int64_t k, const int8_t* 
 // Implicit-GEMM convolution (dilation 1, one group; in_channels = ImplicitInChannels(C_in), a multiple of 64
 // but for the vpmaddubsw kernel): x4 is the zero-point-padded input with C_in in groups of 4 interleaved per
 // pixel (a last group past C_in filled with zero bytes), one padded plane per group ([C_in / 4][rows][row_pixels]
-// [4] bytes, plane_bytes apart, then slack the kernel may read), w the tap-major weights (PackTapMajor).
+// [4] bytes, plane_bytes apart, then slack the kernel may read), w the tap-major weights (PackTapMajor;
+// PackTapMajor4 for the vpmaddubsw kernel).
 // Output (oy, ox) is grid position f = oy * row_pixels + ox and reads tap (ky, kx) at position
 // f + tap_offsets[ky * kernel_w + kx]; at stride 1 that is f + ky * row_pixels + kx (what the AMX and VNNI
 // kernels, stride 1 only, compute themselves), at larger strides the planes hold phase sub-planes
@@ -196,6 +197,12 @@ inline int64_t ImplicitInChannels(int64_t in_channels) { return (in_channels + 3
 // with C4 = ImplicitInChannels(C_in).
 AlignedVector<int8_t> PackTapMajor(const int8_t* weight, int64_t out_channels, int64_t in_channels, int64_t kernel_h,
                                    int64_t kernel_w);
+
+// The same k order in blocks of 4 output channels, the 4 channels' 4 bytes of a step side by side
+// ([ceil(C_out / 4)][KH * KW * C4 / 4 steps][4 channels][4 bytes], zero past C_out and C_in): the vpmaddubsw
+// implicit kernel's 4 broadcasts of a step come from one 16-byte run, one sequential stream a block.
+AlignedVector<int8_t> PackTapMajor4(const int8_t* weight, int64_t out_channels, int64_t in_channels, int64_t kernel_h,
+                                    int64_t kernel_w);
 
 // The weights of a one-group convolution with a kernel 2 to 8 wide with each kernel row's taps in groups of
 // 4, k = ((ci * KH + ky) * G + gx) * 4 + b for tap kx = 4 * gx + b (zero past KW), G = ceil(KW / 4), packed

@@ -71,6 +71,21 @@ AlignedVector<int8_t> PackTapMajor(const int8_t* weight, int64_t out_channels, i
   return out;
 }
 
+AlignedVector<int8_t> PackTapMajor4(const int8_t* weight, int64_t out_channels, int64_t in_channels, int64_t kernel_h,
+                                    int64_t kernel_w) {
+  const int64_t taps = kernel_h * kernel_w, cin4 = ImplicitInChannels(in_channels), steps = taps * cin4 / 4;
+  AlignedVector<int8_t> out(static_cast<size_t>((out_channels + 3) / 4 * steps * 16), 0);
+  for (int64_t co = 0; co < out_channels; ++co) {
+    for (int64_t ci = 0; ci < in_channels; ++ci) {
+      for (int64_t t = 0; t < taps; ++t) {
+        const int64_t step = (t * cin4 + ci) / 4;
+        out[((co / 4 * steps + step) * 4 + co % 4) * 4 + ci % 4] = weight[(co * in_channels + ci) * taps + t];
+      }
+    }
+  }
+  return out;
+}
+
 AlignedVector<int32_t> PackWindowed(const int8_t* weight, int64_t out_channels, int64_t in_channels, int64_t kernel_h,
                                     int64_t kernel_w) {
   const int64_t gx = (kernel_w + 3) / 4, kdim = WindowedK(in_channels, kernel_h, kernel_w);

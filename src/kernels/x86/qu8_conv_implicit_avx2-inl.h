@@ -117,10 +117,10 @@ HWY_ATTR inline void MaddubsConvBlock(const ImplicitConvArgs& a, int64_t co, con
   for (int64_t r = 0; r < kMaddubsConvRows; ++r) {
     acc[r][0] = acc[r][1] = _mm256_set1_epi32(co + r < a.out_channels ? a.requant.correction[co + r] : 0);
   }
+  const int8_t* wp = a.w + co * kdim;  // PackTapMajor4: 16 bytes a step, the 4 channels' side by side
   for (int64_t t = 0; t < a.kernel_h * a.kernel_w; ++t) {
     const uint8_t* xp = a.x4 + (f0 + a.tap_offsets[t]) * 4;
-    const int8_t* wp = a.w + co * kdim + t * a.in_channels;
-    for (int64_t c4 = 0; c4 < c4s; ++c4, xp += plane, wp += 4) {
+    for (int64_t c4 = 0; c4 < c4s; ++c4, xp += plane, wp += 16) {
       const __m256i b0 = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(xp));
       const __m256i b1 = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(xp + 32));
       const __m256i over = kChecked ? Over(b0, b1, exact_max) : _mm256_setzero_si256();
@@ -128,7 +128,7 @@ HWY_ATTR inline void MaddubsConvBlock(const ImplicitConvArgs& a, int64_t co, con
 #pragma GCC unroll 4
         for (int r = 0; r < kMaddubsConvRows; ++r) {
           int32_t w4;
-          std::memcpy(&w4, wp + r * kdim, 4);
+          std::memcpy(&w4, wp + r * 4, 4);
           const __m256i wv = _mm256_set1_epi32(w4);
           acc[r][0] = DotStep(acc[r][0], b0, wv, ones);
           acc[r][1] = DotStep(acc[r][1], b1, wv, ones);
@@ -136,7 +136,7 @@ HWY_ATTR inline void MaddubsConvBlock(const ImplicitConvArgs& a, int64_t co, con
       } else {
         for (int r = 0; r < kMaddubsConvRows; ++r) {
           int32_t w4;
-          std::memcpy(&w4, wp + r * kdim, 4);
+          std::memcpy(&w4, wp + r * 4, 4);
           const __m256i wv = _mm256_set1_epi32(w4);
           acc[r][0] = SplitDotStep(acc[r][0], b0, wv, ones);
           acc[r][1] = SplitDotStep(acc[r][1], b1, wv, ones);
@@ -205,8 +205,8 @@ HWY_ATTR inline void MaddubsConvItems(const ImplicitConvArgs& a, const MaddubsCo
   }
 }
 
-// The tap-major weights are padded to 32 rows, so a last partial block reads zeros and stores only its
-// real rows.
+// The weights (PackTapMajor4) are padded to a block of 4 channels, so a last partial block reads zeros and
+// stores only its real rows.
 inline void ImplicitConvMaddubsImpl(const ImplicitConvArgs& a) {
   const MaddubsConvOrder order(a);
   // Four chunks a thread: a thread that starts late takes fewer.
