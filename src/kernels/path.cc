@@ -4,7 +4,7 @@
 //
 //   depthwise (groups = C_in > 1, C_out a multiple of C_in):
 //     AVX3_DL, no dilation, kernel <= 8 wide and <= 16 tall, stride_w 1 or 2  -> kDepthwiseVnni
-//     AVX2 / AVX3, no dilation, stride_w 1 or 2                                -> kDepthwiseMaddwd
+//     AVX2 / AVX3, no dilation, stride_w 1 or 2, at most 128 taps              -> kDepthwiseMaddwd
 //     otherwise                                                                -> kDepthwise
 //   one group, C_in a multiple of 64, stride 1, no dilation, kernel > 1x1:
 //     AVX3_DL with AMX -> kImplicitAmx;  AVX3_DL -> kImplicitVnni
@@ -38,7 +38,9 @@ bool DepthwiseVnniFits(const QConv2dShape& s) {
   return s.depthwise() && NoDilation(s) && s.kernel_w <= 8 && s.kernel_h <= 16 && (s.stride_w == 1 || s.stride_w == 2);
 }
 
-bool DepthwiseMaddwdFits(const QConv2dShape& s) { return s.depthwise() && NoDilation(s) && s.stride_w <= 2; }
+bool DepthwiseMaddwdFits(const QConv2dShape& s) {
+  return s.depthwise() && NoDilation(s) && s.stride_w <= 2 && s.kernel_h * s.kernel_w <= 128;  // DepthwiseTapPairs
+}
 
 bool ImplicitFits(const QConv2dShape& s) {
   return s.groups == 1 && s.in_channels % 64 == 0 && s.stride_h == 1 && s.stride_w == 1 && NoDilation(s) &&
