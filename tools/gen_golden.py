@@ -211,6 +211,15 @@ def module_cases():
         ("f_mean_1", lambda a: a.mean(1), [rand(2, 3, 4)]),
         ("f_softmax_last", lambda a: F.softmax(a, -1), [rand(3, 7, scale=3.0)]),
         ("f_flatten_1", lambda a: torch.flatten(a, 1), [rand(2, 3, 2, 2)]),
+        # Non-square kernels, strides, padding and dilation (after the others: their draws come last).
+        ("conv2d_1x7", nn.Conv2d(6, 8, (1, 7), padding=(0, 3)), [rand(2, 6, 9, 11)]),
+        ("conv2d_7x1_stride", nn.Conv2d(4, 6, (7, 1), stride=(2, 1), padding=(3, 0)), [rand(1, 4, 13, 8)]),
+        ("conv2d_3x2_dilation_groups", nn.Conv2d(4, 8, (3, 2), stride=(1, 2), padding=(2, 1), dilation=(2, 1), groups=2),
+         [rand(1, 4, 10, 12)]),
+        ("conv2d_depthwise_1x5", nn.Conv2d(6, 6, (1, 5), stride=(1, 2), padding=(0, 2), groups=6), [rand(1, 6, 7, 40)]),
+        ("maxpool2d_3x2", nn.MaxPool2d((3, 2), stride=(2, 1), padding=(1, 0), dilation=(1, 2)), [rand(1, 3, 11, 10)]),
+        ("avgpool2d_2x3", nn.AvgPool2d((2, 3), stride=(1, 2), padding=(1, 1), count_include_pad=False),
+         [rand(1, 3, 9, 10)]),
     ]
 
 
@@ -578,6 +587,51 @@ def write_dynamic_fixture(out):
     write_safetensors(os.path.join(out, "quant", "mlp_dynamic.safetensors"), tensors)
 
 
+class NonSquareCnn(nn.Module):
+    """Inception's 1x7 / 7x1 kernels and asymmetric strides, padding and dilation (tests/quant/coverage_test.cc)."""
+
+    def __init__(self):
+        super().__init__()
+        self.conv1 = nn.Conv2d(3, 16, (1, 7), padding=(0, 3))
+        self.bn1 = nn.BatchNorm2d(16)
+        self.relu1 = nn.ReLU()
+        self.conv2 = nn.Conv2d(16, 16, (7, 1), stride=(2, 1), padding=(3, 0))
+        self.relu2 = nn.ReLU()
+        self.dw = nn.Conv2d(16, 16, (1, 5), stride=(1, 2), padding=(0, 4), dilation=(1, 2), groups=16)
+        self.conv3 = nn.Conv2d(16, 24, (3, 2), padding=(1, 1), dilation=(2, 1))
+        self.pool = nn.MaxPool2d((3, 2), stride=(2, 1), padding=(1, 0))
+        self.avg = nn.AvgPool2d((2, 3), stride=(1, 2), padding=(1, 1), count_include_pad=False)
+        self.fc = nn.Linear(24 * 5 * 5, 10)
+
+    def forward(self, x):
+        x = self.relu1(self.bn1(self.conv1(x)))
+        x = self.relu2(self.conv2(x))
+        x = self.avg(self.pool(self.conv3(self.dw(x))))
+        return self.fc(torch.flatten(x, 1))
+
+
+def write_nonsquare_cnn_int8_fixture(out):
+    """quant/nonsquare_cnn_int8.safetensors: NonSquareCnn with hash weights, calibrated on hash_uniform('calib')
+    [4, 3, 20, 20]; fp32 and PyTorch FX int8 (qnnpack, onednn) outputs on hash_uniform('test')."""
+    from torch.ao.quantization import get_default_qconfig_mapping
+    from torch.ao.quantization.quantize_fx import prepare_fx, convert_fx
+    shape = [4, 3, 20, 20]
+    torch.manual_seed(0)
+    model = NonSquareCnn().eval()
+    hash_init(model)
+    calib = torch.from_numpy(hash_uniform("calib", int(np.prod(shape)), -1.0, 1.0)).reshape(shape)
+    x = torch.from_numpy(hash_uniform("test", int(np.prod(shape)), -1.0, 1.0)).reshape(shape)
+    tensors = []
+    with torch.no_grad():
+        tensors.append(("fp32", model(x)))
+        for engine in ["qnnpack", "onednn"]:
+            torch.backends.quantized.engine = engine
+            prepared = prepare_fx(copy.deepcopy(model), get_default_qconfig_mapping(engine), (calib,))
+            prepared(calib)
+            tensors.append((engine, convert_fx(prepared)(x)))
+    write_safetensors(os.path.join(out, "quant", "nonsquare_cnn_int8.safetensors"), tensors)
+
+
 def write_resnet18_int8_fixture(out):
     """quant/resnet18_int8.safetensors: resnet18 with hash weights, calibrated on hash_uniform('calib')
     [4, 3, 64, 64]; fp32 and PyTorch FX int8 (qnnpack, onednn) outputs on hash_uniform('test') [4, 3, 64, 64]."""
@@ -773,6 +827,7 @@ def main():
     write_prepare_qat_fixture(args.out)
     write_mnist_fixture(args.out)
     write_resnet18_int8_fixture(args.out)
+    write_nonsquare_cnn_int8_fixture(args.out)
     write_grad_fixture(args.out)
     write_dynamic_fixture(args.out)
     write_eager_fixture(args.out)

@@ -15,23 +15,29 @@ absl::Status LayerError(const fx::Node& n, const std::string& rule) {
       absl::StrCat("device plan: node %", n.name(), " (", n.target_string(), "): ", rule));
 }
 
-// weight [out][in/groups][k][k] (conv) or [out][in] (linear) -> [out][k][k][weight_icp], zero padded, and
+// weight [out][in/groups][kh][kw] (conv) or [out][in] (linear) -> [out][kh][kw][weight_icp], zero padded, and
 // bias' = bias - x_zero_point * (sum of the row's weights).
 absl::StatusOr<DeviceLayer> ConvertLayer(const fx::Node& n, const quant::QuantizedWeighted& m) {
   const quant::QuantizedLayer& l = m.layer();
   DeviceLayer d;
   d.node = n.name();
   const int64_t limit = std::numeric_limits<int32_t>::max();
-  if (l.in_channels > limit || l.out_channels > limit || l.kernel > 4096) {
+  const auto fits = [limit](nn::Size2 v) { return v.h <= limit && v.w <= limit; };
+  if (l.in_channels > limit || l.out_channels > limit || l.kernel.h > 4096 || l.kernel.w > 4096 || !fits(l.stride) ||
+      !fits(l.padding) || !fits(l.dilation)) {
     return LayerError(n, "the layer is too large for the device backend's int32 sizes");
   }
   d.in_channels = static_cast<int32_t>(l.in_channels);
   d.out_channels = static_cast<int32_t>(l.out_channels);
   if (l.is_conv) {
-    d.kh = d.kw = static_cast<int32_t>(l.kernel);
-    d.sh = d.sw = static_cast<int32_t>(l.stride);
-    d.ph = d.pw = static_cast<int32_t>(l.padding);
-    d.dh = d.dw = static_cast<int32_t>(l.dilation);
+    d.kh = static_cast<int32_t>(l.kernel.h);
+    d.kw = static_cast<int32_t>(l.kernel.w);
+    d.sh = static_cast<int32_t>(l.stride.h);
+    d.sw = static_cast<int32_t>(l.stride.w);
+    d.ph = static_cast<int32_t>(l.padding.h);
+    d.pw = static_cast<int32_t>(l.padding.w);
+    d.dh = static_cast<int32_t>(l.dilation.h);
+    d.dw = static_cast<int32_t>(l.dilation.w);
     d.groups = static_cast<int32_t>(l.groups);
   }
   const int32_t icg = d.in_channels / d.groups, taps = d.kh * d.kw;

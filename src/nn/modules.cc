@@ -23,19 +23,30 @@ void DefaultInit(const Tensor& weight, const Tensor& bias, int64_t fan_in) {
 
 }  // namespace
 
-Conv2d::Conv2d(int64_t in, int64_t out, int64_t k, Conv2dArgs args)
-    : in_channels(in), out_channels(out), kernel_size(k) {
-  if (in <= 0 || out <= 0 || k <= 0 || args.groups <= 0 || in % args.groups || out % args.groups) {
-    ThrowInvalid("Conv2d(", in, ", ", out, ", ", k, ", groups=", args.groups,
+Conv2d::Conv2d(int64_t in, int64_t out, Size2 k, Conv2dArgs args) : in_channels(in), out_channels(out), kernel_size(k) {
+  if (in <= 0 || out <= 0 || k.h <= 0 || k.w <= 0 || args.groups <= 0 || in % args.groups || out % args.groups) {
+    ThrowInvalid("Conv2d(", in, ", ", out, ", (", k.h, ", ", k.w, "), groups=", args.groups,
                  "): channels and kernel size must be positive and divisible by groups");
   }
-  options.stride = {args.stride, args.stride};
-  options.padding = {args.padding, args.padding};
-  options.dilation = {args.dilation, args.dilation};
+  if (args.stride.h <= 0 || args.stride.w <= 0 || args.dilation.h <= 0 || args.dilation.w <= 0 || args.padding.h < 0 ||
+      args.padding.w < 0) {
+    ThrowInvalid("Conv2d(", in, ", ", out, ", (", k.h, ", ", k.w, ")): stride (", args.stride.h, ", ", args.stride.w,
+                 ") and dilation (", args.dilation.h, ", ", args.dilation.w, ") must be positive and padding (",
+                 args.padding.h, ", ", args.padding.w, ") non-negative");
+  }
+  options.stride = args.stride.vec();
+  options.padding = args.padding.vec();
+  options.dilation = args.dilation.vec();
   options.groups = args.groups;
-  weight = register_parameter("weight", Tensor::Empty({out, in / args.groups, k, k}));
+  weight = register_parameter("weight", Tensor::Empty({out, in / args.groups, k.h, k.w}));
   if (args.bias) bias = register_parameter("bias", Tensor::Empty({out}));
-  DefaultInit(weight, bias, in / args.groups * k * k);
+  DefaultInit(weight, bias, in / args.groups * k.h * k.w);
+}
+
+Conv2dArgs Conv2d::args() const {
+  const auto pair = [](const std::vector<int64_t>& v) { return Size2(v.at(0), v.at(1)); };
+  return Conv2dArgs{pair(options.stride), pair(options.padding), pair(options.dilation), options.groups,
+                    bias.defined()};
 }
 
 Tensor Conv2d::forward(const Tensor& x) { return F::conv2d(x, weight, bias, options); }
@@ -76,18 +87,27 @@ Hardtanh::Hardtanh(float lo, float hi) : min_val(lo), max_val(hi) {
   if (!(lo < hi)) ThrowInvalid("Hardtanh: min_val ", lo, " must be less than max_val ", hi);
 }
 
-MaxPool2d::MaxPool2d(int64_t k, int64_t stride, int64_t padding, int64_t dilation, bool ceil_mode) {
-  options.kernel_size = {k, k};
-  options.stride = {stride ? stride : k, stride ? stride : k};
-  options.padding = {padding, padding};
-  options.dilation = {dilation, dilation};
+namespace {
+
+// PyTorch's stride=None: each axis's stride 0 is that axis's kernel size.
+std::vector<int64_t> PoolStride(Size2 k, Size2 stride) {
+  return {stride.h ? stride.h : k.h, stride.w ? stride.w : k.w};
+}
+
+}  // namespace
+
+MaxPool2d::MaxPool2d(Size2 k, Size2 stride, Size2 padding, Size2 dilation, bool ceil_mode) {
+  options.kernel_size = k.vec();
+  options.stride = PoolStride(k, stride);
+  options.padding = padding.vec();
+  options.dilation = dilation.vec();
   options.ceil_mode = ceil_mode;
 }
 
-AvgPool2d::AvgPool2d(int64_t k, int64_t stride, int64_t padding, bool ceil_mode, bool count_include_pad) {
-  options.kernel_size = {k, k};
-  options.stride = {stride ? stride : k, stride ? stride : k};
-  options.padding = {padding, padding};
+AvgPool2d::AvgPool2d(Size2 k, Size2 stride, Size2 padding, bool ceil_mode, bool count_include_pad) {
+  options.kernel_size = k.vec();
+  options.stride = PoolStride(k, stride);
+  options.padding = padding.vec();
   options.ceil_mode = ceil_mode;
   options.count_include_pad = count_include_pad;
 }

@@ -209,16 +209,25 @@ ModuleKind Conv2dKind() {
                                   c.options.padding, c.options.dilation, c.options.groups};
       },
       [](const Conv2d& c) {
-        return json{
-            {"in", c.in_channels},           {"out", c.out_channels},           {"kernel", c.kernel_size},
-            {"stride", c.options.stride[0]}, {"padding", c.options.padding[0]}, {"dilation", c.options.dilation[0]},
-            {"groups", c.options.groups},    {"bias", c.bias.defined()}};
+        const Conv2dArgs a = c.args();
+        return json{{"in", c.in_channels},
+                    {"out", c.out_channels},
+                    {"kernel", Size2ToJson(c.kernel_size)},
+                    {"stride", Size2ToJson(a.stride)},
+                    {"padding", Size2ToJson(a.padding)},
+                    {"dilation", Size2ToJson(a.dilation)},
+                    {"groups", a.groups},
+                    {"bias", a.bias}};
       },
       [](const json& c) {
-        return std::make_shared<Conv2d>(
-            c.at("in").get<int64_t>(), c.at("out").get<int64_t>(), c.at("kernel").get<int64_t>(),
-            Conv2dArgs{c.at("stride").get<int64_t>(), c.at("padding").get<int64_t>(), c.at("dilation").get<int64_t>(),
-                       c.at("groups").get<int64_t>(), c.at("bias").get<bool>()});
+        const auto size = [&c](const char* field) {
+          absl::StatusOr<Size2> s = Size2FromJson(c, field);
+          if (!s.ok()) ThrowInvalid(s.status().message());
+          return *s;
+        };
+        return std::make_shared<Conv2d>(c.at("in").get<int64_t>(), c.at("out").get<int64_t>(), size("kernel"),
+                                        Conv2dArgs{size("stride"), size("padding"), size("dilation"),
+                                                   c.at("groups").get<int64_t>(), c.at("bias").get<bool>()});
       });
 }
 
@@ -705,6 +714,19 @@ absl::StatusOr<std::shared_ptr<Module>> MakeModule(const std::string& type, cons
   if (m == nullptr) return absl::InternalError(absl::StrCat("the make function of module type ", type, " gave null"));
   m->eval();
   return m;
+}
+
+json Size2ToJson(Size2 s) { return s.square() ? json(s.h) : json(s.vec()); }
+
+absl::StatusOr<Size2> Size2FromJson(const json& config, const char* field) {
+  const auto it = config.find(field);
+  if (it != config.end() && it->is_number_integer()) return Size2(it->get<int64_t>());
+  if (it != config.end() && it->is_array() && it->size() == 2 && (*it)[0].is_number_integer() &&
+      (*it)[1].is_number_integer()) {
+    return Size2((*it)[0].get<int64_t>(), (*it)[1].get<int64_t>());
+  }
+  return absl::InvalidArgumentError(absl::StrCat("'", field, "' is ", it == config.end() ? "missing" : it->dump(),
+                                                 "; it must be an integer or a list [h, w] of two integers"));
 }
 
 absl::StatusOr<json> ModuleConfig(const Module& m) {

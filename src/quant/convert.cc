@@ -102,18 +102,21 @@ absl::StatusOr<QuantizedLayer> LayerOf(nn::Module* m, const ObserverSpec& spec) 
   QuantizedLayer l;
   if (auto* conv = dynamic_cast<nn::Conv2d*>(m)) {
     QFX_ASSIGN_OR_RETURN(l, QuantizeLayer(conv->weight, conv->bias, spec));
+    const nn::Conv2dArgs args = conv->args();
     l.in_channels = conv->in_channels;
     l.kernel = conv->kernel_size;
-    l.stride = conv->options.stride[0];
-    l.padding = conv->options.padding[0];
-    l.dilation = conv->options.dilation[0];
-    l.groups = conv->options.groups;
+    l.stride = args.stride;
+    l.padding = args.padding;
+    l.dilation = args.dilation;
+    l.groups = args.groups;
   } else if (auto* qconv = dynamic_cast<QatConv2d*>(m)) {
     std::shared_ptr<nn::Conv2d> plain;
-    nn::Conv2dArgs args{qconv->options.stride[0], qconv->options.padding[0], qconv->options.dilation[0],
-                        qconv->options.groups, qconv->bias.defined()};
+    nn::Conv2dArgs args{nn::Size2(qconv->options.stride.at(0), qconv->options.stride.at(1)),
+                        nn::Size2(qconv->options.padding.at(0), qconv->options.padding.at(1)),
+                        nn::Size2(qconv->options.dilation.at(0), qconv->options.dilation.at(1)), qconv->options.groups,
+                        qconv->bias.defined()};
     plain = std::make_shared<nn::Conv2d>(qconv->weight.size(1) * qconv->options.groups, qconv->out_channels,
-                                         qconv->weight.size(2), args);
+                                         nn::Size2(qconv->weight.size(2), qconv->weight.size(3)), args);
     plain->weight.CopyFrom(qconv->weight);
     if (qconv->bias.defined()) plain->bias.CopyFrom(qconv->bias);
     if (qconv->bn) plain = FoldBatchNorm(*plain, *qconv->bn);

@@ -53,11 +53,7 @@ void Fold(const Tensor& weight, const Tensor& bias, const nn::BatchNormBase& bn,
 }  // namespace
 
 std::shared_ptr<nn::Conv2d> FoldBatchNorm(const nn::Conv2d& conv, const nn::BatchNormBase& bn) {
-  nn::Conv2dArgs args;
-  args.stride = conv.options.stride[0];
-  args.padding = conv.options.padding[0];
-  args.dilation = conv.options.dilation[0];
-  args.groups = conv.options.groups;
+  nn::Conv2dArgs args = conv.args();
   args.bias = true;
   auto folded = std::make_shared<nn::Conv2d>(conv.in_channels, conv.out_channels, conv.kernel_size, args);
   Tensor w, b;

@@ -100,20 +100,22 @@ absl::StatusOr<QuantizedLayer> LayerFor(fx::GraphModule& gm, fx::Node* n, fx::No
     layer->in_channels = weight.size(1);
     return layer;
   }
-  const int64_t stride = internal::SquareValue(n->args()[3]), padding = internal::SquareValue(n->args()[4]),
-                dilation = internal::SquareValue(n->args()[5]);
+  const std::optional<nn::Size2> stride = internal::PairValue(n->args()[3]),
+                                 padding = internal::PairValue(n->args()[4]),
+                                 dilation = internal::PairValue(n->args()[5]);
   const auto* groups = std::get_if<int64_t>(&n->args()[6]);
-  if (stride < 0 || padding < 0 || dilation < 0 || groups == nullptr || weight.size(2) != weight.size(3)) {
-    return fail(absl::StrCat("qfx's int8 conv takes square kernels, strides, padding and dilation; this one has ",
-                             FormatArgument(n->args()[3]), " / ", FormatArgument(n->args()[4]), " / ",
-                             FormatArgument(n->args()[5]), " and weight ", weight.ToString(),
-                             " (leave it unannotated to keep it float)"));
+  if (!stride || !padding || !dilation || groups == nullptr || weight.dim() != 4) {
+    return fail(absl::StrCat(
+        "qfx's int8 conv takes strides, padding and dilation of two integers each and a 4-d "
+        "weight; this one has ",
+        FormatArgument(n->args()[3]), " / ", FormatArgument(n->args()[4]), " / ", FormatArgument(n->args()[5]),
+        " and weight ", weight.ToString(), " (leave it unannotated to keep it float)"));
   }
   layer->in_channels = weight.size(1) * *groups;
-  layer->kernel = weight.size(2);
-  layer->stride = stride;
-  layer->padding = padding;
-  layer->dilation = dilation;
+  layer->kernel = nn::Size2(weight.size(2), weight.size(3));
+  layer->stride = *stride;
+  layer->padding = *padding;
+  layer->dilation = *dilation;
   layer->groups = *groups;
   return layer;
 }

@@ -2,10 +2,12 @@
 #pragma once
 
 #include <cstdint>
+#include <optional>
 #include <variant>
 #include <vector>
 
 #include "qfx/fx/graph_module.h"
+#include "qfx/nn/modules.h"  // Size2
 #include "qfx/quant/observer.h"
 
 namespace qfx {
@@ -28,15 +30,11 @@ inline fx::Node* NodeArg(const fx::Node* n, size_t i) {
 inline bool IsObserverNode(fx::GraphModule& gm, const fx::Node* n) {
   return n != nullptr && n->op() == fx::Opcode::kCallModule && IsObserverModule(gm.submodule(n->target().path));
 }
-// The one value of a list argument whose elements are all equal (a conv's square stride, padding or
-// dilation), or -1.
-inline int64_t SquareValue(const fx::Argument& a) {
+// The (height, width) of a conv's stride, padding or dilation argument (a list of two integers), or none.
+inline std::optional<nn::Size2> PairValue(const fx::Argument& a) {
   const auto* v = std::get_if<std::vector<int64_t>>(&a);
-  if (v == nullptr || v->empty()) return -1;
-  for (int64_t x : *v) {
-    if (x != (*v)[0]) return -1;
-  }
-  return (*v)[0];
+  if (v == nullptr || v->size() != 2) return std::nullopt;
+  return nn::Size2((*v)[0], (*v)[1]);
 }
 
 }  // namespace internal

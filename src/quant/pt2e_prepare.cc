@@ -393,21 +393,6 @@ absl::StatusOr<Pt2eReport> InsertObservers(fx::GraphModule& gm) {
 }
 
 // ----- QAT: conv2d(-batch_norm) and linear with a fake-quantized weight become QAT modules -----
-absl::Status CheckSquare(const fx::Node* n, const Tensor& w) {
-  for (size_t i = 3; i <= 5; ++i) {
-    if (internal::SquareValue(n->args()[i]) < 0) {
-      return absl::InvalidArgumentError(absl::StrCat("PrepareQatPt2e: %", n->name(),
-                                                     ": qfx's int8 conv takes square strides, padding and dilation; "
-                                                     "leave it unannotated to keep it float"));
-    }
-  }
-  if (w.size(2) != w.size(3)) {
-    return absl::InvalidArgumentError(
-        absl::StrCat("PrepareQatPt2e: %", n->name(), ": qfx's int8 conv takes square kernels, not ", w.ToString()));
-  }
-  return absl::OkStatus();
-}
-
 absl::Status SwapToQat(fx::GraphModule& gm, fx::Node* n) {
   fx::Node* fq_node = NodeArg(n, 1);
   if (fq_node == nullptr || fq_node->op() != fx::Opcode::kCallModule) return absl::OkStatus();
@@ -421,7 +406,6 @@ absl::Status SwapToQat(fx::GraphModule& gm, fx::Node* n) {
   std::shared_ptr<nn::Module> qat;
   fx::Node* last = n;
   if (auto* conv = dynamic_cast<nn::Conv2d*>(gm.submodule(path))) {
-    QFX_RETURN_IF_ERROR(CheckSquare(n, conv->weight));
     std::shared_ptr<nn::BatchNormBase> bn;
     if (n->users().size() == 1 && IsOp(n->users()[0], OpId::kBatchNorm)) {
       bn = std::dynamic_pointer_cast<nn::BatchNormBase>(gm.shared_submodule(n->users()[0]->meta.scope.path));

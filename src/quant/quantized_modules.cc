@@ -4,8 +4,10 @@
 #include <algorithm>
 #include <cmath>
 #include <limits>
+#include <tuple>
 
 #include "absl/strings/str_cat.h"
+#include "qfx/nn/ops.h"  // Size2ToJson, Size2FromJson
 
 namespace qfx {
 namespace quant {
@@ -51,6 +53,22 @@ absl::StatusOr<QuantizedLayer> QuantizeLayer(const Tensor& weight, const Tensor&
   return l;
 }
 
+kernels::QConv2dShape QuantizedLayer::ConvShape() const {
+  kernels::QConv2dShape s;
+  s.in_channels = in_channels;
+  s.out_channels = out_channels;
+  s.kernel_h = kernel.h;
+  s.kernel_w = kernel.w;
+  s.stride_h = stride.h;
+  s.stride_w = stride.w;
+  s.pad_h = padding.h;
+  s.pad_w = padding.w;
+  s.dilation_h = dilation.h;
+  s.dilation_w = dilation.w;
+  s.groups = groups;
+  return s;
+}
+
 ReferenceWeighted::ReferenceWeighted(QuantizedLayer layer) : layer_(std::move(layer)) {
   weight_deq_ = Tensor::Empty(layer_.weight_q.shape());
   const int64_t per_row = weight_deq_.numel() / layer_.out_channels;
@@ -58,9 +76,9 @@ ReferenceWeighted::ReferenceWeighted(QuantizedLayer layer) : layer_(std::move(la
     weight_deq_.data<float>()[i] =
         static_cast<float>(layer_.weight_q.data<int8_t>()[i]) * layer_.weight_scale.data<float>()[i / per_row];
   }
-  options_.stride = {layer_.stride, layer_.stride};
-  options_.padding = {layer_.padding, layer_.padding};
-  options_.dilation = {layer_.dilation, layer_.dilation};
+  options_.stride = layer_.stride.vec();
+  options_.padding = layer_.padding.vec();
+  options_.dilation = layer_.dilation.vec();
   options_.groups = layer_.groups;
   register_buffer("weight", weight_deq_);
   register_buffer("bias", layer_.bias);
@@ -131,11 +149,8 @@ QuantizedConv2d::QuantizedConv2d(QuantizedLayer layer, QuantInfo input, QuantInf
 }
 
 void QuantizedConv2d::Prepack() {
-  const kernels::QConv2dShape shape =
-      kernels::QConv2dShape::Square(layer_.in_channels, layer_.out_channels, layer_.kernel, layer_.stride,
-                                    layer_.padding, layer_.dilation, layer_.groups);
   const kernels::QRequantValues values = RequantValues();
-  packed_ = kernels::PackQConv2d(shape, layer_.weight_q.data<int8_t>(), Requant(values));
+  packed_ = kernels::PackQConv2d(layer_.ConvShape(), layer_.weight_q.data<int8_t>(), Requant(values));
 }
 
 Tensor QuantizedConv2d::forward(const Tensor& x) {
@@ -184,10 +199,10 @@ nlohmann::json QuantizedWeighted::Config() const {
           {"relu", layer_.relu},
           {"in_channels", layer_.in_channels},
           {"out_channels", layer_.out_channels},
-          {"kernel", layer_.kernel},
-          {"stride", layer_.stride},
-          {"padding", layer_.padding},
-          {"dilation", layer_.dilation},
+          {"kernel", nn::Size2ToJson(layer_.kernel)},
+          {"stride", nn::Size2ToJson(layer_.stride)},
+          {"padding", nn::Size2ToJson(layer_.padding)},
+          {"dilation", nn::Size2ToJson(layer_.dilation)},
           {"groups", layer_.groups},
           {"input_scale", input_.scale},
           {"input_zero_point", input_.zero_point},
@@ -220,7 +235,7 @@ absl::Status BadConfig(const std::string& rule) {
 }
 
 Shape WeightShape(const QuantizedLayer& l) {
-  return l.is_conv ? Shape{l.out_channels, l.in_channels / l.groups, l.kernel, l.kernel}
+  return l.is_conv ? Shape{l.out_channels, l.in_channels / l.groups, l.kernel.h, l.kernel.w}
                    : Shape{l.out_channels, l.in_channels};
 }
 
@@ -228,7 +243,8 @@ Shape WeightShape(const QuantizedLayer& l) {
 absl::Status CheckLayerConfig(const QuantizedLayer& l, const QuantInfo& in, const QuantInfo& out) {
   for (const auto& [name, v] : {std::pair<const char*, int64_t>{"in_channels", l.in_channels},
                                 {"out_channels", l.out_channels},
-                                {"kernel", l.kernel},
+                                {"kernel height", l.kernel.h},
+                                {"kernel width", l.kernel.w},
                                 {"groups", l.groups}}) {
     if (v <= 0) return BadConfig(absl::StrCat(name, " ", v, " must be positive"));
   }
@@ -242,16 +258,21 @@ absl::Status CheckLayerConfig(const QuantizedLayer& l, const QuantInfo& in, cons
     }
   }
   if (l.is_conv) {
-    if (l.stride <= 0) return BadConfig(absl::StrCat("stride ", l.stride, " must be at least 1"));
-    if (l.dilation <= 0) return BadConfig(absl::StrCat("dilation ", l.dilation, " must be at least 1"));
+    for (const auto& [axis, k, stride, pad, dilation] :
+         {std::tuple<const char*, int64_t, int64_t, int64_t, int64_t>{"height", l.kernel.h, l.stride.h, l.padding.h,
+                                                                      l.dilation.h},
+          {"width", l.kernel.w, l.stride.w, l.padding.w, l.dilation.w}}) {
+      if (stride <= 0) return BadConfig(absl::StrCat(axis, " stride ", stride, " must be at least 1"));
+      if (dilation <= 0) return BadConfig(absl::StrCat(axis, " dilation ", dilation, " must be at least 1"));
+      // Padding past the kernel's reach only adds rows and columns that see nothing but padding.
+      const int64_t reach = k > kMaxTensorBytes / dilation ? kMaxTensorBytes : dilation * (k - 1);
+      if (pad < 0 || pad > reach) {
+        return BadConfig(absl::StrCat(axis, " padding ", pad, " must lie in 0..dilation x (kernel - 1) = ", reach));
+      }
+    }
     if (l.in_channels % l.groups != 0 || l.out_channels % l.groups != 0) {
       return BadConfig(absl::StrCat("groups ", l.groups, " must divide in_channels ", l.in_channels,
                                     " and out_channels ", l.out_channels));
-    }
-    // Padding past the kernel's reach only adds rows and columns that see nothing but padding.
-    const int64_t reach = l.kernel > kMaxTensorBytes / l.dilation ? kMaxTensorBytes : l.dilation * (l.kernel - 1);
-    if (l.padding < 0 || l.padding > reach) {
-      return BadConfig(absl::StrCat("padding ", l.padding, " must lie in 0..dilation x (kernel - 1) = ", reach));
     }
   }
   int64_t weights = 0;
@@ -272,10 +293,14 @@ absl::StatusOr<std::shared_ptr<QuantizedWeighted>> QuantizedWeighted::FromConfig
     l.relu = c.at("relu").get<bool>();
     l.in_channels = c.at("in_channels").get<int64_t>();
     l.out_channels = c.at("out_channels").get<int64_t>();
-    l.kernel = c.at("kernel").get<int64_t>();
-    l.stride = c.at("stride").get<int64_t>();
-    l.padding = c.at("padding").get<int64_t>();
-    l.dilation = c.at("dilation").get<int64_t>();
+    for (const auto& [field, size] : {std::pair<const char*, nn::Size2*>{"kernel", &l.kernel},
+                                      {"stride", &l.stride},
+                                      {"padding", &l.padding},
+                                      {"dilation", &l.dilation}}) {
+      absl::StatusOr<nn::Size2> v = nn::Size2FromJson(c, field);
+      if (!v.ok()) return BadConfig(std::string(v.status().message()));
+      *size = *v;
+    }
     l.groups = c.at("groups").get<int64_t>();
     in = {c.at("input_scale").get<float>(), c.at("input_zero_point").get<int32_t>()};
     out = {c.at("output_scale").get<float>(), c.at("output_zero_point").get<int32_t>()};

@@ -33,8 +33,12 @@ std::vector<T> Random(size_t n, int lo, int hi, uint32_t seed) {
   return v;
 }
 
+// One layer: k, stride, pad and dilation are the height axis's; the *_w fields the width axis's, 0 meaning
+// the same as the height's (a square layer).
 struct Case {
   int64_t batch, cin, h, w, cout, k, stride, pad, dilation, groups;
+  int64_t k_w = 0, stride_w = 0, pad_w = 0, dilation_w = 0;
+  int64_t kw() const { return k_w ? k_w : k; }
 };
 
 void ConvSweep();
@@ -66,7 +70,12 @@ constexpr QLinearPath kLinearPaths[] = {QLinearPath::kAmx, QLinearPath::kVnni, Q
                                         QLinearPath::kPortable};
 
 QConv2dShape ShapeOf(const Case& c) {
-  return QConv2dShape::Square(c.cin, c.cout, c.k, c.stride, c.pad, c.dilation, c.groups);
+  QConv2dShape s = QConv2dShape::Square(c.cin, c.cout, c.k, c.stride, c.pad, c.dilation, c.groups);
+  s.kernel_w = c.kw();
+  if (c.stride_w) s.stride_w = c.stride_w;
+  if (c.pad_w) s.pad_w = c.pad_w;
+  if (c.dilation_w) s.dilation_w = c.dilation_w;
+  return s;
 }
 
 // y from x through a packed layer, with both buffers `offset` bytes past a 64-byte boundary.
@@ -127,6 +136,18 @@ void ConvSweep() {
       {1, 21, 7, 11, 35, 3, 1, 1, 1, 7},
       {1, 33, 7, 18, 47, 1, 1, 0, 1, 1},
       {1, 65, 6, 9, 19, 3, 1, 1, 1, 1},
+      // Non-square layers (inception's 1x7 / 7x1, asymmetric strides, padding and dilation): dense at 3 and 64
+      // channels (the implicit GEMMs), grouped, and depthwise (the rows of the SIMD loops).
+      {1, 3, 9, 12, 8, 1, 1, 0, 1, 1, 7, 0, 3},
+      {1, 5, 12, 9, 6, 7, 1, 3, 1, 1, 1, 0, 0},
+      {2, 4, 11, 14, 6, 3, 2, 1, 1, 1, 1, 1, 0},
+      {1, 6, 10, 13, 6, 3, 1, 0, 1, 2, 3, 2, 3, 2},
+      {1, 64, 7, 19, 24, 1, 1, 0, 1, 1, 7, 0, 3},
+      {1, 64, 19, 7, 24, 7, 1, 3, 1, 1, 1},
+      {1, 64, 9, 12, 16, 3, 2, 1, 1, 1, 5, 1, 2},
+      {1, 8, 9, 40, 8, 1, 1, 0, 1, 8, 5, 0, 2},
+      {1, 8, 20, 40, 8, 5, 1, 2, 1, 8, 1, 2, 0},
+      {1, 4, 11, 38, 8, 3, 2, 1, 2, 4, 5, 1, 4, 1},
   };
   int checked = 0, tap_major = 0, strided = 0, windowed = 0, forced = 0;
   const Int8Isa isa = Int8Isa::Current();
@@ -137,7 +158,7 @@ void ConvSweep() {
         for (int x_hi : {127, 255}) {  // reduce_range activations take vpmaddubsw; full-range ones may not
           QConvArgs a;
           a.g = ShapeOf(c).Geometry(c.batch, c.h, c.w);
-          const int64_t per_row = c.cin / c.groups * c.k * c.k;
+          const int64_t per_row = c.cin / c.groups * c.k * c.kw();
           const auto x = Random<uint8_t>(c.batch * c.cin * c.h * c.w, 0, x_hi, 1);
           const auto w = Random<int8_t>(c.cout * per_row, x_zp == 255 ? -64 : -128, x_zp == 255 ? 63 : 127, 2);
           const auto bias = Random<int32_t>(c.cout, -5000, 5000, 3);
@@ -184,8 +205,8 @@ void ConvSweep() {
     }
   }
   EXPECT_EQ(checked, static_cast<int>(2 * std::size(cases) * 4 * 2));  // threads x cases x zero points x ranges
-  EXPECT_EQ(tap_major, 6 * 2 * 4 * 2);                                 // the six implicit-GEMM cases
-  EXPECT_GE(strided, 3 * 2 * 4 * 2);                                   // the three strided ones, and more
+  EXPECT_EQ(tap_major, 8 * 2 * 4 * 2);  // the six implicit-GEMM cases and the 1x7 / 7x1 ones at 64 channels
+  EXPECT_GE(strided, 3 * 2 * 4 * 2);    // the three strided ones, and more
   EXPECT_GT(windowed, 0);
   EXPECT_GE(forced, checked);
   std::printf("  %d layers, %d forced-path runs\n", checked, forced);

@@ -39,7 +39,7 @@ std::vector<NamedIsa> CompiledIsas() {
 QConv2dShape ShapeOf(const nn::Conv2d& c) {
   QConv2dShape s;
   s.in_channels = c.in_channels, s.out_channels = c.out_channels, s.groups = c.options.groups;
-  s.kernel_h = s.kernel_w = c.kernel_size;
+  s.kernel_h = c.kernel_size.h, s.kernel_w = c.kernel_size.w;
   s.stride_h = c.options.stride[0], s.stride_w = c.options.stride[1];
   s.pad_h = c.options.padding[0], s.pad_w = c.options.padding[1];
   s.dilation_h = c.options.dilation[0], s.dilation_w = c.options.dilation[1];

@@ -53,6 +53,13 @@ const std::map<std::string, ModuleFactory>& ModuleCases() {
       {"flatten", Make<Flatten>()},
       {"dropout_eval", Make<Dropout>(0.5)},
       {"identity", Make<Identity>()},
+      {"conv2d_1x7", Make<Conv2d>(6, 8, Size2(1, 7), Conv2dArgs{1, Size2(0, 3)})},
+      {"conv2d_7x1_stride", Make<Conv2d>(4, 6, Size2(7, 1), Conv2dArgs{Size2(2, 1), Size2(3, 0)})},
+      {"conv2d_3x2_dilation_groups",
+       Make<Conv2d>(4, 8, Size2(3, 2), Conv2dArgs{Size2(1, 2), Size2(2, 1), Size2(2, 1), 2})},
+      {"conv2d_depthwise_1x5", Make<Conv2d>(6, 6, Size2(1, 5), Conv2dArgs{Size2(1, 2), Size2(0, 2), 1, 6})},
+      {"maxpool2d_3x2", Make<MaxPool2d>(Size2(3, 2), Size2(2, 1), Size2(1, 0), Size2(1, 2))},
+      {"avgpool2d_2x3", Make<AvgPool2d>(Size2(2, 3), Size2(1, 2), Size2(1, 1), false, false)},
   };
   return *cases;
 }

@@ -73,15 +73,25 @@ void GradCheck(const Fn& fn, const std::vector<Tensor>& inputs, double h = 1e-2,
 }
 
 TEST(ConvBackwardKernel, MatchesOracleOverShapes) {
+  // k, stride, pad and dil are the height axis's; kw, stride_w, pad_w, dil_w the width's (0: the same).
   struct Case {
     int64_t n, cin, h, w, cout, k, stride, pad, dil, groups;
+    int64_t kw = 0, stride_w = 0, pad_w = 0, dil_w = 0;
   };
   for (const Case& c :
        {Case{2, 3, 7, 6, 4, 3, 1, 1, 1, 1}, Case{1, 4, 9, 9, 6, 3, 2, 0, 1, 2}, Case{2, 6, 8, 7, 6, 3, 1, 2, 2, 6},
-        Case{1, 5, 5, 5, 7, 1, 1, 0, 1, 1}, Case{1, 8, 11, 10, 8, 5, 3, 2, 1, 4}}) {
-    const kernels::Conv2dGeometry g =
+        Case{1, 5, 5, 5, 7, 1, 1, 0, 1, 1}, Case{1, 8, 11, 10, 8, 5, 3, 2, 1, 4},
+        // 1x7 and 7x1 (inception), 3x2 at stride 2x1 with dilation 1x2, depthwise 1x5 at stride 1x2.
+        Case{1, 4, 9, 11, 5, 1, 1, 0, 1, 1, 7, 0, 3}, Case{2, 3, 11, 8, 4, 7, 1, 3, 1, 1, 1, 0, 0},
+        Case{1, 4, 10, 12, 6, 3, 2, 1, 1, 2, 2, 1, 0, 2}, Case{1, 4, 6, 15, 4, 1, 1, 0, 1, 4, 5, 2, 2}}) {
+    kernels::Conv2dGeometry g =
         kernels::Conv2dGeometry::Square(c.n, c.cin, c.h, c.w, c.cout, c.k, c.stride, c.pad, c.dil, c.groups);
-    const Tensor x = Random({c.n, c.cin, c.h, c.w}, 1), w = Random({c.cout, c.cin / c.groups, c.k, c.k}, 2);
+    if (c.kw) g.kernel_w = c.kw;
+    if (c.stride_w) g.stride_w = c.stride_w;
+    if (c.pad_w) g.pad_w = c.pad_w;
+    if (c.dil_w) g.dilation_w = c.dil_w;
+    const Tensor x = Random({c.n, c.cin, c.h, c.w}, 1),
+                 w = Random({c.cout, c.cin / c.groups, g.kernel_h, g.kernel_w}, 2);
     const Tensor dy = Random({c.n, c.cout, g.out_h(), g.out_w()}, 3);
     Tensor dx = Tensor::Empty(x.shape()), dw = Tensor::Empty(w.shape()), db = Tensor::Empty({c.cout});
     Tensor rx = Tensor::Empty(x.shape()), rw = Tensor::Empty(w.shape()), rb = Tensor::Empty({c.cout});
@@ -108,6 +118,13 @@ TEST(OpGradients, ConvAndLinear) {
   dw.groups = 4;
   GradCheck([&](Tape& t, const std::vector<Var>& v) { return ag::conv2d(t, v[0], v[1], Var{}, dw); },
             {Random({1, 4, 5, 5}, 4), Random({8, 1, 3, 3}, 5)});
+  F::Conv2dOptions wide;  // a 1x3 kernel at stride 1x2, padding 2x1, dilation 2x1
+  wide.stride = {1, 2};
+  wide.padding = {2, 1};
+  wide.dilation = {2, 1};
+  SCOPED_TRACE("max_pool2d 2x3, dilation 2x1");
+  GradCheck([&](Tape& t, const std::vector<Var>& v) { return ag::conv2d(t, v[0], v[1], v[2], wide); },
+            {Random({2, 3, 5, 7}, 22), Random({4, 3, 1, 3}, 23), Random({4}, 24)});
   GradCheck([](Tape& t, const std::vector<Var>& v) { return ag::linear(t, v[0], v[1], v[2]); },
             {Random({3, 2, 5}, 6), Random({4, 5}, 7), Random({4}, 8)});
 }
@@ -158,6 +175,23 @@ TEST(OpGradients, Pools) {
     GradCheck([&](Tape& t, const std::vector<Var>& v) { return ag::avg_pool2d(t, v[0], ap); },
               {Random({1, 3, 7, 6}, 21)});
   }
+  // Non-square windows: 2x3 at stride 1x2 with padding 1x0 (and dilation 2x1 for max pooling).
+  F::Pool2dOptions wide;
+  wide.kernel_size = {2, 3};
+  wide.stride = {1, 2};
+  wide.padding = {1, 0};
+  for (bool include_pad : {true, false}) {
+    SCOPED_TRACE(include_pad ? "avg_pool2d 2x3, count_include_pad" : "avg_pool2d 2x3");
+    wide.count_include_pad = include_pad;
+    GradCheck([&](Tape& t, const std::vector<Var>& v) { return ag::avg_pool2d(t, v[0], wide); },
+              {Random({1, 2, 5, 9}, 25)});
+  }
+  wide.dilation = {2, 1};
+  SCOPED_TRACE("max_pool2d 2x3, dilation 2x1");
+  Tensor distinct = Tensor::Empty({2, 2, 6, 9});  // a permutation of values 0.009 apart: no near-ties within h
+  for (int64_t i = 0; i < distinct.numel(); ++i)
+    distinct.data<float>()[i] = static_cast<float>((i * 97) % distinct.numel()) / distinct.numel() * 2 - 1;
+  GradCheck([&](Tape& t, const std::vector<Var>& v) { return ag::max_pool2d(t, v[0], wide); }, {distinct}, 1e-3);
   GradCheck(
       [](Tape& t, const std::vector<Var>& v) {
         return ag::adaptive_avg_pool2d(t, v[0], {3, 2});

@@ -17,19 +17,35 @@
 namespace qfx {
 namespace nn {
 
+// A 2-d size, height first: one integer for both axes (PyTorch's `kernel_size=3`) or one per axis
+// ({1, 7}, PyTorch's `kernel_size=(1, 7)`).
+struct Size2 {
+  Size2(int64_t both) : h(both), w(both) {}  // NOLINT(google-explicit-constructor): as PyTorch takes an int
+  Size2(int64_t h, int64_t w) : h(h), w(w) {}
+  bool square() const { return h == w; }
+  std::vector<int64_t> vec() const { return {h, w}; }
+  bool operator==(const Size2& o) const { return h == o.h && w == o.w; }
+  bool operator!=(const Size2& o) const { return !(*this == o); }
+  int64_t h, w;
+};
+
 struct Conv2dArgs {
-  int64_t stride = 1, padding = 0, dilation = 1, groups = 1;
+  Size2 stride = 1, padding = 0, dilation = 1;
+  int64_t groups = 1;
   bool bias = true;
 };
 
 class Conv2d : public Module {
  public:
-  Conv2d(int64_t in_channels, int64_t out_channels, int64_t kernel_size, Conv2dArgs args = {});
+  Conv2d(int64_t in_channels, int64_t out_channels, Size2 kernel_size, Conv2dArgs args = {});
   std::string type_name() const override { return "Conv2d"; }
   bool is_leaf() const override { return true; }
   Tensor forward(const Tensor& x) override;
+  // The stride, padding, dilation, groups and bias flag this layer was built with (from `options`).
+  Conv2dArgs args() const;
 
-  int64_t in_channels, out_channels, kernel_size;
+  int64_t in_channels, out_channels;
+  Size2 kernel_size;
   F::Conv2dOptions options;
   Tensor weight, bias;  // bias undefined when args.bias is false
 };
@@ -128,7 +144,7 @@ class Softmax : public Module {
 class MaxPool2d : public Module {
  public:
   // stride 0 means "equal to kernel_size", as PyTorch's stride=None.
-  explicit MaxPool2d(int64_t kernel_size, int64_t stride = 0, int64_t padding = 0, int64_t dilation = 1,
+  explicit MaxPool2d(Size2 kernel_size, Size2 stride = 0, Size2 padding = 0, Size2 dilation = 1,
                      bool ceil_mode = false);
   std::string type_name() const override { return "MaxPool2d"; }
   bool is_leaf() const override { return true; }
@@ -138,7 +154,7 @@ class MaxPool2d : public Module {
 
 class AvgPool2d : public Module {
  public:
-  explicit AvgPool2d(int64_t kernel_size, int64_t stride = 0, int64_t padding = 0, bool ceil_mode = false,
+  explicit AvgPool2d(Size2 kernel_size, Size2 stride = 0, Size2 padding = 0, bool ceil_mode = false,
                      bool count_include_pad = true);
   std::string type_name() const override { return "AvgPool2d"; }
   bool is_leaf() const override { return true; }

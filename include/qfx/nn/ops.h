@@ -21,6 +21,7 @@
 #include "qfx/core/trace.h"
 #include "qfx/nn/functional.h"
 #include "qfx/nn/module.h"
+#include "qfx/nn/modules.h"  // Size2
 
 namespace qfx {
 namespace nn {
@@ -164,6 +165,11 @@ std::vector<std::string> ModuleKindNames();
 absl::StatusOr<std::shared_ptr<Module>> MakeModule(const std::string& type, const nlohmann::json& config);
 // The config of a module of a registered kind; kUnimplemented naming its type otherwise.
 absl::StatusOr<nlohmann::json> ModuleConfig(const Module& m);
+
+// A Size2 in a .qfx config: one integer when square (the form every earlier file has), else [h, w].
+nlohmann::json Size2ToJson(Size2 s);
+// Either form of config[field]; an error names the field and the forms it takes.
+absl::StatusOr<Size2> Size2FromJson(const nlohmann::json& config, const char* field);
 
 }  // namespace nn
 }  // namespace qfx

@@ -30,10 +30,14 @@ namespace quant {
 struct QuantizedLayer {
   bool is_conv = true;
   bool relu = false;
-  // Conv geometry (in_channels, out_channels, kernel, stride, padding, dilation, groups); Linear uses
-  // in_channels / out_channels only.
-  int64_t in_channels = 0, out_channels = 0, kernel = 1, stride = 1, padding = 0, dilation = 1, groups = 1;
-  Tensor weight_q;      // i8, [out, in/groups, k, k] or [out, in]
+  // Conv geometry (in_channels, out_channels, kernel, stride, padding, dilation, groups; the sizes per axis,
+  // height first); Linear uses in_channels / out_channels only.
+  int64_t in_channels = 0, out_channels = 0;
+  nn::Size2 kernel = 1, stride = 1, padding = 0, dilation = 1;
+  int64_t groups = 1;
+  // The kernels' shape of a conv layer.
+  kernels::QConv2dShape ConvShape() const;
+  Tensor weight_q;      // i8, [out, in/groups, kh, kw] or [out, in]
   Tensor weight_scale;  // f32 [out] (a per-tensor scale repeated)
   Tensor bias;          // f32 [out] (zeros when the layer had none)
 };
