@@ -632,6 +632,90 @@ def write_nonsquare_cnn_int8_fixture(out):
     write_safetensors(os.path.join(out, "quant", "nonsquare_cnn_int8.safetensors"), tensors)
 
 
+class TinyAttention(nn.Module):
+    """One pre-norm self-attention block on [2, 5, 16], 2 heads (tests/quant/coverage_test.cc, same names):
+    LayerNorm, matmul and bmm between activations, transpose and permute, softmax on the last dim, GELU."""
+
+    def __init__(self):
+        super().__init__()
+        self.norm1 = nn.LayerNorm(16)
+        self.q = nn.Linear(16, 16)
+        self.k = nn.Linear(16, 16)
+        self.v = nn.Linear(16, 16)
+        self.proj = nn.Linear(16, 16)
+        self.norm2 = nn.LayerNorm(16, eps=1e-6)
+        self.fc1 = nn.Linear(16, 32)
+        self.act = nn.GELU()
+        self.fc2 = nn.Linear(32, 16)
+
+    def forward(self, x):
+        h = self.norm1(x)
+        q = self.q(h).reshape(2, 5, 2, 8).permute(0, 2, 1, 3)
+        k = self.k(h).reshape(2, 5, 2, 8).permute(0, 2, 1, 3)
+        v = self.v(h).reshape(2, 5, 2, 8).permute(0, 2, 1, 3)
+        a = F.softmax(torch.matmul(q, k.transpose(-2, -1)) * 0.35355339, -1)
+        x = x + self.proj(torch.matmul(a, v).permute(0, 2, 1, 3).reshape(2, 5, 16))
+        y = self.norm2(x)
+        x = x + torch.bmm(F.softmax(torch.bmm(y, y.transpose(1, 2)), -1), y)
+        return x + self.fc2(self.act(self.fc1(y)))
+
+
+def coverage_grad_cases():
+    """(name, fn, inputs) for coverage/grads.safetensors (the transformer ops' backward)."""
+    def u(key, shape, lo=-1.0, hi=1.0):
+        return torch.from_numpy(hash_uniform(key, int(np.prod(shape)), lo, hi)).reshape(shape)
+    return [
+        ("layer_norm", lambda x, w, b: F.layer_norm(x, (6,), w, b, 1e-5),
+         [u("lnx", [3, 4, 6], -2, 2), u("lnw", [6], 0.5, 1.5), u("lnb", [6])]),
+        ("layer_norm_2d_plain", lambda x: F.layer_norm(x, (3, 4), None, None, 1e-3), [u("lnp", [2, 3, 4], -2, 2)]),
+        ("matmul_broadcast", torch.matmul, [u("ma", [2, 3, 4, 5]), u("mb", [3, 5, 2])]),
+        ("matmul_2d", torch.matmul, [u("m2a", [4, 3]), u("m2b", [3, 6])]),
+        ("bmm", torch.bmm, [u("ba", [2, 3, 4]), u("bb", [2, 4, 5])]),
+        ("transpose", lambda x: x.transpose(0, 2), [u("tr", [2, 3, 4])]),
+        ("permute", lambda x: x.permute(2, 0, 3, 1), [u("pe", [2, 3, 4, 5])]),
+    ]
+
+
+def write_coverage_fixture(out):
+    """coverage/tiny_attention.safetensors: TinyAttention with hash weights: input hash_uniform('x') [2, 5, 16],
+    fp32 output, PyTorch FX onednn int8 output (calibrated on hash_uniform('calib')), torch.fx's node sequence in the
+    metadata; coverage/grads.safetensors: coverage_grad_cases() as train/grads.safetensors has its cases."""
+    from torch.ao.quantization import get_default_qconfig_mapping
+    from torch.ao.quantization.quantize_fx import prepare_fx, convert_fx
+    from torch.fx.node import _get_qualified_name
+    d = os.path.join(out, "coverage")
+    os.makedirs(d, exist_ok=True)
+    torch.manual_seed(0)
+    model = TinyAttention().eval()
+    hash_init(model)
+    x = torch.from_numpy(hash_uniform("x", 160, -1.0, 1.0)).reshape(2, 5, 16)
+    calib = torch.from_numpy(hash_uniform("calib", 160, -1.0, 1.0)).reshape(2, 5, 16)
+    seq = []
+    for n in torch.fx.symbolic_trace(model).graph.nodes:
+        seq.append([n.op, n.target if isinstance(n.target, str) else _get_qualified_name(n.target), n.name])
+    with torch.no_grad():
+        tensors = [("input", x), ("fp32", model(x))]
+        torch.backends.quantized.engine = "onednn"  # Debian's PyTorch 1.13 has no x86 engine
+        prepared = prepare_fx(copy.deepcopy(model), get_default_qconfig_mapping("onednn"), (calib,))
+        prepared(calib)
+        converted = convert_fx(prepared)
+        tensors.append(("onednn", converted(x)))
+    int8_nodes = [[n.op, n.target if isinstance(n.target, str) else _get_qualified_name(n.target)]
+                  for n in converted.graph.nodes if n.op in ("call_function", "call_method")]
+    print("tiny_attention onednn int8 graph:", int8_nodes)
+    write_safetensors(os.path.join(d, "tiny_attention.safetensors"), tensors, {"fx_nodes": json.dumps(seq)})
+    tensors = []
+    for name, fn, inputs in coverage_grad_cases():
+        xs = [t.clone().requires_grad_(True) for t in inputs]
+        y = fn(*xs)
+        r = torch.from_numpy(hash_uniform(name + "/r", y.numel(), -1.0, 1.0)).reshape(y.shape)
+        (y * r).mean().backward()
+        for i, t in enumerate(xs):
+            tensors += [(f"{name}/in{i}", inputs[i]), (f"{name}/grad{i}", t.grad)]
+        tensors += [(f"{name}/out", y.detach()), (f"{name}/r", r)]
+    write_safetensors(os.path.join(d, "grads.safetensors"), tensors)
+
+
 def write_resnet18_int8_fixture(out):
     """quant/resnet18_int8.safetensors: resnet18 with hash weights, calibrated on hash_uniform('calib')
     [4, 3, 64, 64]; fp32 and PyTorch FX int8 (qnnpack, onednn) outputs on hash_uniform('test') [4, 3, 64, 64]."""
@@ -828,6 +912,7 @@ def main():
     write_mnist_fixture(args.out)
     write_resnet18_int8_fixture(args.out)
     write_nonsquare_cnn_int8_fixture(args.out)
+    write_coverage_fixture(args.out)
     write_grad_fixture(args.out)
     write_dynamic_fixture(args.out)
     write_eager_fixture(args.out)

@@ -5,6 +5,7 @@
 #include <cstring>
 #include <map>
 #include <mutex>
+#include <utility>
 
 #include "absl/strings/str_join.h"
 #include "qfx/core/trace.h"
@@ -282,6 +283,63 @@ Tensor Tensor::Reshape(Shape shape) const {
   Tensor t = *this;
   t.shape_ = std::move(shape);
   return t;
+}
+
+Tensor Tensor::Transpose(int64_t dim0, int64_t dim1) const {
+  Tensor traced;
+  if (MaybeTrace(OpId::kMethodTranspose, {*this, dim0, dim1}, &traced)) return traced;
+  std::vector<int64_t> order(static_cast<size_t>(dim()));
+  for (size_t i = 0; i < order.size(); ++i) order[i] = static_cast<int64_t>(i);
+  std::swap(order[NormalizeDim(dim0, dim(), "transpose dim0")], order[NormalizeDim(dim1, dim(), "transpose dim1")]);
+  return PermutedCopy(order);
+}
+
+Tensor Tensor::Permute(std::vector<int64_t> dims) const {
+  Tensor traced;
+  if (MaybeTrace(OpId::kMethodPermute, {*this, dims}, &traced)) return traced;
+  std::vector<bool> seen(static_cast<size_t>(dim()), false);
+  bool ok = static_cast<int64_t>(dims.size()) == dim();
+  for (int64_t& d : dims) {
+    if (!ok) break;
+    if (d < -dim() || d >= dim() || seen[d < 0 ? d + dim() : d]) {
+      ok = false;
+      break;
+    }
+    d = d < 0 ? d + dim() : d;
+    seen[d] = true;
+  }
+  if (!ok) {
+    ThrowInvalid("permute of ", ToString(), " by ", ShapeToString(dims), ": dims must name each of the ", dim(),
+                 " dimensions once");
+  }
+  return PermutedCopy(dims);
+}
+
+Tensor Tensor::PermutedCopy(const std::vector<int64_t>& order) const {
+  const int64_t n = dim();
+  Shape out(static_cast<size_t>(n));
+  std::vector<int64_t> in_stride(static_cast<size_t>(n), 1), src_stride(static_cast<size_t>(n));
+  for (int64_t d = n - 2; d >= 0; --d) in_stride[d] = in_stride[d + 1] * shape_[d + 1];
+  for (int64_t d = 0; d < n; ++d) {
+    out[d] = shape_[order[d]];
+    src_stride[d] = in_stride[order[d]];
+  }
+  Tensor y = is_quantized() ? Quantized(out, dtype_, quant()) : Allocate(out, dtype_, false);
+  const size_t es = DTypeSize(dtype_);
+  const char* src = static_cast<const char*>(raw_data());
+  char* dst = static_cast<char*>(y.raw_data());
+  std::vector<int64_t> idx(static_cast<size_t>(n), 0);
+  int64_t offset = 0;  // elements into the source
+  for (int64_t i = 0, total = numel(); i < total; ++i) {
+    std::memcpy(dst + i * es, src + offset * es, es);
+    for (int64_t d = n - 1; d >= 0; --d) {
+      offset += src_stride[d];
+      if (++idx[d] < out[d]) break;
+      offset -= src_stride[d] * out[d];
+      idx[d] = 0;
+    }
+  }
+  return y;
 }
 
 Tensor Tensor::Flatten(int64_t start_dim, int64_t end_dim) const {

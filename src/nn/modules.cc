@@ -83,6 +83,18 @@ void BatchNorm1d::CheckInput(const Tensor& x) const {
   if (x.dim() != 2 && x.dim() != 3) ThrowInvalid("BatchNorm1d: input ", x.ToString(), " must be [N, C] or [N, C, L]");
 }
 
+LayerNorm::LayerNorm(std::vector<int64_t> shape, double eps, bool affine)
+    : normalized_shape(std::move(shape)), eps(eps) {
+  bool ok = !normalized_shape.empty();
+  for (int64_t d : normalized_shape) ok = ok && d > 0;
+  if (!ok) ThrowInvalid("LayerNorm(", ShapeToString(normalized_shape), "): normalized_shape must be positive sizes");
+  if (!(eps >= 0)) ThrowInvalid("LayerNorm: eps ", eps, " must be non-negative");
+  if (affine) {
+    weight = register_parameter("weight", Tensor::Full(normalized_shape, 1.f));
+    bias = register_parameter("bias", Tensor::Zeros(normalized_shape));
+  }
+}
+
 Hardtanh::Hardtanh(float lo, float hi) : min_val(lo), max_val(hi) {
   if (!(lo < hi)) ThrowInvalid("Hardtanh: min_val ", lo, " must be less than max_val ", hi);
 }

@@ -32,6 +32,15 @@ std::vector<Tensor> VjpAvgPool2d(const std::vector<OpArg>& args, const Tensor& y
                                  const std::vector<bool>& want);
 std::vector<Tensor> VjpAdaptiveAvgPool2d(const std::vector<OpArg>& args, const Tensor& y, const Tensor& dy,
                                          const std::vector<bool>& want);
+// The transformer ops (op_gradients_attention.cc).
+std::vector<Tensor> VjpLayerNorm(const std::vector<OpArg>& args, const Tensor& y, const Tensor& dy,
+                                 const std::vector<bool>& want);  // weight and bias may be None
+std::vector<Tensor> VjpMatmul(const std::vector<OpArg>& args, const Tensor& y, const Tensor& dy,
+                              const std::vector<bool>& want);  // matmul and bmm
+std::vector<Tensor> VjpTranspose(const std::vector<OpArg>& args, const Tensor& y, const Tensor& dy,
+                                 const std::vector<bool>& want);
+std::vector<Tensor> VjpPermute(const std::vector<OpArg>& args, const Tensor& y, const Tensor& dy,
+                               const std::vector<bool>& want);
 
 }  // namespace nn
 }  // namespace qfx

@@ -388,6 +388,22 @@ ModuleKind DropoutKind() {
       [](const json& c) { return std::make_shared<Dropout>(c.at("p").get<double>()); });
 }
 
+ModuleKind LayerNormKind() {
+  return KindWith<LayerNorm>(
+      "LayerNorm",
+      [](const LayerNorm& l) {
+        return std::vector<OpArg>{l.normalized_shape, OptTensor(l.weight), OptTensor(l.bias), l.eps};
+      },
+      [](const LayerNorm& l) {
+        return json{
+            {"normalized_shape", l.normalized_shape}, {"eps", l.eps}, {"elementwise_affine", l.weight.defined()}};
+      },
+      [](const json& c) {
+        return std::make_shared<LayerNorm>(c.at("normalized_shape").get<std::vector<int64_t>>(),
+                                           c.at("eps").get<double>(), c.at("elementwise_affine").get<bool>());
+      });
+}
+
 // One registry entry, built field by field: Op(id, name, ...).Role(...).Derivative(...).Module(...).
 class Op {
  public:
@@ -442,6 +458,18 @@ Tensor MethodView(const std::vector<OpArg>& v) {
 Tensor MethodFlatten(const std::vector<OpArg>& v) {
   const Args a{"flatten", v};
   return a.T(0).Flatten(a.I(1), a.I(2));
+}
+Tensor MethodTranspose(const std::vector<OpArg>& v) {
+  const Args a{"transpose", v};
+  return a.T(0).Transpose(a.I(1), a.I(2));
+}
+Tensor MethodPermute(const std::vector<OpArg>& v) {
+  const Args a{"permute", v};
+  return a.T(0).Permute(a.Ints(1));
+}
+Tensor RunLayerNorm(const std::vector<OpArg>& v) {
+  const Args a{"layer_norm", v};
+  return F::layer_norm(a.T(0), a.Ints(1), a.OptT(2), a.OptT(3), a.D(4));
 }
 
 std::vector<OpSchema> MakeRegistry() {
@@ -539,6 +567,13 @@ std::vector<OpSchema> MakeRegistry() {
           .Role(QR::kShareQParams)
           .Vjp(VjpAdaptiveAvgPool2d)
           .Module(AdaptiveAvgPoolKind()),
+      // PyTorch's x86 and qnnpack backends leave layer_norm float; they quantize matmul, which qfx has no
+      // int8 kernel for yet (float, with that reason).
+      Op(OpId::kLayerNorm, "layer_norm", false, "torch.nn.functional.layer_norm", 5, 5, RunLayerNorm)
+          .Vjp(VjpLayerNorm)
+          .Module(LayerNormKind()),
+      Op(OpId::kMatmul, "matmul", false, "torch.matmul", 2, 2, QFX_RUN(matmul, a.T(0), a.T(1))).Vjp(VjpMatmul),
+      Op(OpId::kBmm, "bmm", false, "torch.bmm", 2, 2, QFX_RUN(bmm, a.T(0), a.T(1))).Vjp(VjpMatmul),
       Op(OpId::kQuantize, "quantize", false, "torch.quantize_per_tensor", 3, 3,
          QFX_RUN(quantize, a.T(0), a.D(1), a.I(2)))
           .Role(QR::kQuantized),
@@ -564,6 +599,10 @@ std::vector<OpSchema> MakeRegistry() {
       Op(OpId::kMethodReshape, "reshape", true, "reshape", 2, 2, MethodReshape).Role(QR::kShareQParams).Vjp(VjpReshape),
       Op(OpId::kMethodView, "view", true, "view", 2, 2, MethodView).Role(QR::kShareQParams).Vjp(VjpReshape),
       Op(OpId::kMethodFlatten, "flatten", true, "flatten", 3, 3, MethodFlatten).Role(QR::kShareQParams).Vjp(VjpReshape),
+      Op(OpId::kMethodTranspose, "transpose", true, "transpose", 3, 3, MethodTranspose)
+          .Role(QR::kShareQParams)
+          .Vjp(VjpTranspose),
+      Op(OpId::kMethodPermute, "permute", true, "permute", 2, 2, MethodPermute).Role(QR::kShareQParams).Vjp(VjpPermute),
   };
 }
 

@@ -119,8 +119,11 @@ Tensor q_cat(const std::vector<Tensor>& xs, int64_t dim, double scale, int64_t z
 static Tensor UnaryTable(OpId op, const QuantInfo& in, const std::vector<OpArg>& op_args) {
   if (op == OpId::kNumOps) ThrowInvalid("q_unary: no op given");
   const nn::OpSchema* schema = &nn::GetOpSchema(op);
-  const bool elementwise =
-      schema->role == nn::QuantRole::kTable || schema->role == nn::QuantRole::kFixedQParams || schema->derivative;
+  // add / mul with a number (x * 0.125 in attention) are elementwise too.
+  const bool with_number = schema->role == nn::QuantRole::kBinary && op_args.size() == 1 &&
+                           (std::holds_alternative<double>(op_args[0]) || std::holds_alternative<int64_t>(op_args[0]));
+  const bool elementwise = schema->role == nn::QuantRole::kTable || schema->role == nn::QuantRole::kFixedQParams ||
+                           schema->derivative || with_number;
   if (!elementwise) ThrowInvalid("q_unary: op ", schema->name, " has no quantized table form");
   std::vector<float> x(256);
   for (int i = 0; i < 256; ++i) x[i] = Deq(static_cast<uint8_t>(i), in);

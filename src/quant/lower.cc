@@ -120,6 +120,9 @@ class Lowerer {
   absl::Status LowerBinary(fx::Node* n) {
     fx::Node* a = QuantizedSource(n->args()[0]);
     fx::Node* b = n->args().size() > 1 ? QuantizedSource(n->args()[1]) : nullptr;
+    if (a && n->args().size() == 2 && !std::holds_alternative<fx::Node*>(n->args()[1])) {
+      return LowerUnary(n);  // x + number, x * number: a table, as any elementwise op
+    }
     if (!a || !b) return absl::OkStatus();
     const bool add = IsCall(n, OpId::kAdd);
     fx::Node* last = n;

@@ -1,6 +1,7 @@
 // qfx train: div's backward; apply() records any op with a registered backward (src/nn/ops.cc,
 // src/nn/op_gradients.cc): add, mul, cat, reshape, mean, softmax, conv2d, linear, the pools.
 #include <algorithm>
+#include <utility>
 #include <vector>
 
 #include "qfx/nn/geometry.h"
@@ -88,6 +89,23 @@ Var adaptive_avg_pool2d(Tape& t, const Var& x, const std::vector<int64_t>& outpu
 Var cat(Tape& t, const std::vector<Var>& xs, int64_t dim) { return apply(t, OpId::kCat, {xs, dim}); }
 
 Var reshape(Tape& t, const Var& x, Shape shape) { return apply(t, OpId::kReshape, {x, std::move(shape)}); }
+
+Var transpose(Tape& t, const Var& x, int64_t dim0, int64_t dim1) {
+  return apply(t, OpId::kMethodTranspose, {x, dim0, dim1});
+}
+
+Var permute(Tape& t, const Var& x, std::vector<int64_t> dims) {
+  return apply(t, OpId::kMethodPermute, {x, std::move(dims)});
+}
+
+Var layer_norm(Tape& t, const Var& x, std::vector<int64_t> normalized_shape, const Var& weight, const Var& bias,
+               double eps) {
+  return apply(t, OpId::kLayerNorm, {x, std::move(normalized_shape), weight, bias, eps});
+}
+
+Var matmul(Tape& t, const Var& a, const Var& b) { return apply(t, OpId::kMatmul, {a, b}); }
+
+Var bmm(Tape& t, const Var& a, const Var& b) { return apply(t, OpId::kBmm, {a, b}); }
 
 Var mean(Tape& t, const Var& x, const std::vector<int64_t>& dims, bool keepdim) {
   return apply(t, OpId::kMean, {x, dims, keepdim});

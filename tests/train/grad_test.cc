@@ -199,6 +199,26 @@ TEST(OpGradients, Pools) {
       {Random({2, 2, 7, 5}, 22)});
 }
 
+TEST(OpGradients, TransformerOps) {
+  GradCheck([](Tape& t, const std::vector<Var>& v) { return ag::layer_norm(t, v[0], {5}, v[1], v[2], 1e-5); },
+            {Random({3, 2, 5}, 40, -2, 2), Random({5}, 41, 0.5f, 1.5f), Random({5}, 42)}, 1e-2, 3e-2);
+  GradCheck(
+      [](Tape& t, const std::vector<Var>& v) {
+        return ag::layer_norm(t, v[0], {2, 3}, Var{}, Var{}, 1e-3);
+      },
+      {Random({2, 2, 3}, 43, -2, 2)}, 1e-2, 3e-2);
+  GradCheck([](Tape& t, const std::vector<Var>& v) { return ag::matmul(t, v[0], v[1]); },
+            {Random({2, 1, 3, 4}, 44), Random({3, 4, 2}, 45)});
+  GradCheck([](Tape& t, const std::vector<Var>& v) { return ag::bmm(t, v[0], v[1]); },
+            {Random({2, 3, 4}, 46), Random({2, 4, 3}, 47)});
+  GradCheck([](Tape& t, const std::vector<Var>& v) { return ag::transpose(t, v[0], -1, 0); }, {Random({2, 3, 4}, 48)});
+  GradCheck(
+      [](Tape& t, const std::vector<Var>& v) {
+        return ag::permute(t, v[0], {1, 2, 0});
+      },
+      {Random({2, 3, 4}, 49)});
+}
+
 TEST(OpGradients, BroadcastCatReshapeMean) {
   GradCheck([](Tape& t, const std::vector<Var>& v) { return ag::add(t, v[0], v[1]); },
             {Random({2, 3, 4, 4}, 23), Random({1, 3, 1, 1}, 24)});

@@ -137,6 +137,11 @@ class Tensor {
   Tensor View(Shape shape) const;
   Tensor Flatten(int64_t start_dim = 0, int64_t end_dim = -1) const;
   Tensor Narrow0(int64_t start, int64_t length) const;  // rows [start, start+length) of dim 0
+  // Copies (storage is always contiguous) with dimensions dim0 and dim1 swapped, or in the order `dims`
+  // (PyTorch's transpose and permute; negative dims count from the end). Any dtype; a quantized tensor
+  // keeps its qparams. Traced as call_method nodes.
+  Tensor Transpose(int64_t dim0, int64_t dim1) const;
+  Tensor Permute(std::vector<int64_t> dims) const;
 
   Tensor Clone() const;
   // Copies src's elements into this tensor's storage; dtypes and element counts must match.
@@ -149,6 +154,7 @@ class Tensor {
   [[noreturn]] void RequireConcrete(const char* what) const;
   void CheckDType(DType want) const;
   int64_t FlatIndex(std::initializer_list<int64_t> index) const;
+  Tensor PermutedCopy(const std::vector<int64_t>& order) const;  // output dim i is input dim order[i]
 
   std::shared_ptr<Storage> storage_;
   size_t offset_ = 0;  // bytes

@@ -46,6 +46,9 @@ enum class OpId : uint16_t {
   kMaxPool2d,
   kAvgPool2d,
   kAdaptiveAvgPool2d,
+  kLayerNorm,
+  kMatmul,
+  kBmm,
   // quantized call_function ops (convert produces them)
   kQuantize,
   kDequantize,
@@ -57,6 +60,8 @@ enum class OpId : uint16_t {
   kMethodReshape,
   kMethodView,
   kMethodFlatten,
+  kMethodTranspose,
+  kMethodPermute,
   kNumOps
 };
 

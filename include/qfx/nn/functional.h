@@ -42,6 +42,18 @@ Tensor silu(const Tensor& x);
 Tensor gelu(const Tensor& x);  // PyTorch's approximate='none': x * Phi(x), Phi by erf
 Tensor leaky_relu(const Tensor& x, double negative_slope = 0.01);
 Tensor softmax(const Tensor& x, int64_t dim);
+
+// Transformer ops (src/nn/functional_attention.cc), PyTorch's semantics.
+// layer_norm over the last normalized_shape.size() dimensions of x, which must equal normalized_shape:
+// (x - mean) / sqrt(var + eps) * weight + bias with the biased variance; weight and bias (shaped
+// normalized_shape) may be undefined.
+Tensor layer_norm(const Tensor& x, const std::vector<int64_t>& normalized_shape, const Tensor& weight,
+                  const Tensor& bias, double eps = 1e-5);
+// a [..., n, k] x b [..., k, m] -> [..., n, m], the batch dimensions broadcast (torch.matmul on operands
+// of rank 2 or more; a 1-d operand is an error: unsqueeze it).
+Tensor matmul(const Tensor& a, const Tensor& b);
+// a [B, n, k] x b [B, k, m] -> [B, n, m] (torch.bmm: no broadcasting).
+Tensor bmm(const Tensor& a, const Tensor& b);
 Tensor dropout(const Tensor& x, double p, bool training);
 
 struct Pool2dOptions {

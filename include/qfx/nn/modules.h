@@ -96,6 +96,20 @@ class BatchNorm1d : public BatchNormBase {
   void CheckInput(const Tensor& x) const override;
 };
 
+// LayerNorm over the last dimensions (normalized_shape), PyTorch's nn.LayerNorm: weight 1 and bias 0 when
+// elementwise_affine, else none.
+class LayerNorm : public Module {
+ public:
+  explicit LayerNorm(std::vector<int64_t> normalized_shape, double eps = 1e-5, bool elementwise_affine = true);
+  std::string type_name() const override { return "LayerNorm"; }
+  bool is_leaf() const override { return true; }
+  Tensor forward(const Tensor& x) override { return F::layer_norm(x, normalized_shape, weight, bias, eps); }
+
+  std::vector<int64_t> normalized_shape;
+  double eps;
+  Tensor weight, bias;
+};
+
 // Stateless elementwise modules.
 #define QFX_ELEMENTWISE_MODULE(Name, fn)                          \
   class Name : public Module {                                    \

@@ -50,6 +50,12 @@ Var mul(Tape& t, const Var& a, const Var& b);
 Var div(Tape& t, const Var& a, const Var& b);
 Var cat(Tape& t, const std::vector<Var>& xs, int64_t dim);
 Var reshape(Tape& t, const Var& x, Shape shape);  // view, flatten and reshape
+Var transpose(Tape& t, const Var& x, int64_t dim0, int64_t dim1);
+Var permute(Tape& t, const Var& x, std::vector<int64_t> dims);
+Var layer_norm(Tape& t, const Var& x, std::vector<int64_t> normalized_shape, const Var& weight, const Var& bias,
+               double eps = 1e-5);  // weight, bias may be Var{}
+Var matmul(Tape& t, const Var& a, const Var& b);
+Var bmm(Tape& t, const Var& a, const Var& b);
 Var mean(Tape& t, const Var& x, const std::vector<int64_t>& dims, bool keepdim);
 
 // Fake quantization with the straight-through estimator, PyTorch's cachemask rule: the gradient passes

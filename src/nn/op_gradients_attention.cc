@@ -1,0 +1,98 @@
+// qfx nn: the registered backward of the transformer ops layer_norm, matmul / bmm, transpose and permute
+// (see op_gradients.h).
+#include <algorithm>
+#include <cmath>
+#include <utility>
+#include <vector>
+
+#include "qfx/nn/functional.h"
+#include "qfx/nn/geometry.h"
+#include "qfx/nn/ops.h"
+#include "src/nn/op_gradients.h"
+
+namespace qfx {
+namespace nn {
+namespace {
+
+using A = std::vector<OpArg>;
+
+const Tensor& In(const A& v, size_t i, const char* op) { return ArgAs<Tensor>(v, i, op, "a tensor"); }
+// A tensor argument that may be None (no input) or, from training's tape, an undefined tensor (an input
+// that gets no gradient).
+const Tensor* OptionalIn(const A& v, size_t i) { return i < v.size() ? std::get_if<Tensor>(&v[i]) : nullptr; }
+const float* DataOrNull(const Tensor* t) { return t != nullptr && t->defined() ? t->data<float>() : nullptr; }
+
+}  // namespace
+
+// layer_norm: with xhat = (x - mean) * rstd and g = dy * weight per row,
+// dx = rstd * (g - mean(g) - xhat * mean(g * xhat)); dweight = sum over rows of dy * xhat; dbias = sum of dy.
+std::vector<Tensor> VjpLayerNorm(const A& v, const Tensor&, const Tensor& dy, const std::vector<bool>& want) {
+  const Tensor& x = In(v, 0, "layer_norm");
+  const Tensor *weight = OptionalIn(v, 2), *bias = OptionalIn(v, 3);
+  const int64_t len = NumElements(ArgAs<std::vector<int64_t>>(v, 1, "layer_norm", "a list of integers"));
+  const int64_t rows = x.numel() / std::max<int64_t>(len, 1);
+  const double eps = ArgAs<double>(v, 4, "layer_norm", "a number");
+  Tensor dx = Tensor::Uninitialized(x.shape());
+  std::vector<double> dw(static_cast<size_t>(len), 0.0), db(static_cast<size_t>(len), 0.0);
+  std::vector<double> xhat(static_cast<size_t>(len)), g(static_cast<size_t>(len));
+  const float *px = x.data<float>(), *pg = dy.data<float>(), *pw = DataOrNull(weight);
+  for (int64_t r = 0; r < rows; ++r) {
+    const float *row = px + r * len, *grow = pg + r * len;
+    double mean = 0, var = 0;
+    for (int64_t i = 0; i < len; ++i) mean += row[i];
+    mean /= static_cast<double>(len);
+    for (int64_t i = 0; i < len; ++i) var += (row[i] - mean) * (row[i] - mean);
+    const double rstd = 1.0 / std::sqrt(var / static_cast<double>(len) + eps);
+    double mg = 0, mgx = 0;
+    for (int64_t i = 0; i < len; ++i) {
+      xhat[i] = (row[i] - mean) * rstd;
+      g[i] = grow[i] * (pw ? pw[i] : 1.0);
+      mg += g[i];
+      mgx += g[i] * xhat[i];
+      dw[i] += grow[i] * xhat[i];
+      db[i] += grow[i];
+    }
+    mg /= static_cast<double>(len);
+    mgx /= static_cast<double>(len);
+    for (int64_t i = 0; i < len; ++i)
+      dx.data<float>()[r * len + i] = static_cast<float>(rstd * (g[i] - mg - xhat[i] * mgx));
+  }
+  std::vector<Tensor> out = {dx};
+  for (const auto& [t, sums] : {std::pair<const Tensor*, const std::vector<double>*>{weight, &dw}, {bias, &db}}) {
+    if (t == nullptr) continue;
+    Tensor d;
+    if (want.at(out.size()) && t->defined()) {
+      d = Tensor::Uninitialized(t->shape());
+      for (int64_t i = 0; i < len; ++i) d.data<float>()[i] = static_cast<float>((*sums)[i]);
+    }
+    out.push_back(d);
+  }
+  return out;
+}
+
+// matmul, bmm: da = dy x b^T, db = a^T x dy, each summed over the batch dimensions it was broadcast in.
+std::vector<Tensor> VjpMatmul(const A& v, const Tensor&, const Tensor& dy, const std::vector<bool>& want) {
+  const Tensor &a = In(v, 0, "matmul"), &b = In(v, 1, "matmul");
+  Tensor da, db;
+  if (want.at(0)) da = SumToShape(F::matmul(dy, b.Transpose(-1, -2)), a.shape());
+  if (want.at(1)) db = SumToShape(F::matmul(a.Transpose(-1, -2), dy), b.shape());
+  return {da, db};
+}
+
+std::vector<Tensor> VjpTranspose(const A& v, const Tensor&, const Tensor& dy, const std::vector<bool>&) {
+  return {
+      dy.Transpose(ArgAs<int64_t>(v, 1, "transpose", "an integer"), ArgAs<int64_t>(v, 2, "transpose", "an integer"))};
+}
+
+// permute: dy permuted back (the inverse order).
+std::vector<Tensor> VjpPermute(const A& v, const Tensor&, const Tensor& dy, const std::vector<bool>&) {
+  const std::vector<int64_t>& dims = ArgAs<std::vector<int64_t>>(v, 1, "permute", "a list of integers");
+  std::vector<int64_t> inverse(dims.size());
+  for (size_t i = 0; i < dims.size(); ++i) {
+    inverse[NormalizeDim(dims[i], dy.dim(), "permute dim")] = static_cast<int64_t>(i);
+  }
+  return {dy.Permute(inverse)};
+}
+
+}  // namespace nn
+}  // namespace qfx
