@@ -220,6 +220,10 @@ def module_cases():
         ("maxpool2d_3x2", nn.MaxPool2d((3, 2), stride=(2, 1), padding=(1, 0), dilation=(1, 2)), [rand(1, 3, 11, 10)]),
         ("avgpool2d_2x3", nn.AvgPool2d((2, 3), stride=(1, 2), padding=(1, 1), count_include_pad=False),
          [rand(1, 3, 9, 10)]),
+        ("upsample_nearest_2x", nn.Upsample(scale_factor=2, mode="nearest"), [rand(1, 2, 5, 4)]),
+        ("upsample_nearest_size", nn.Upsample(size=(7, 5), mode="nearest"), [rand(1, 2, 4, 3)]),
+        ("upsample_bilinear_1_5", nn.Upsample(scale_factor=1.5, mode="bilinear"), [rand(1, 2, 5, 6)]),
+        ("upsample_bilinear_align", nn.Upsample(size=(9, 7), mode="bilinear", align_corners=True), [rand(2, 3, 4, 5)]),
     ]
 
 
@@ -610,6 +614,49 @@ class NonSquareCnn(nn.Module):
         return self.fc(torch.flatten(x, 1))
 
 
+class UpsampleCnn(nn.Module):
+    """A decoder-style CNN with nearest and bilinear upsampling (tests/quant/coverage_test.cc, same names)."""
+
+    def __init__(self):
+        super().__init__()
+        self.conv1 = nn.Conv2d(3, 8, 3, stride=2, padding=1)
+        self.relu1 = nn.ReLU()
+        self.up1 = nn.Upsample(scale_factor=2, mode="nearest")
+        self.conv2 = nn.Conv2d(8, 8, 3, padding=1)
+        self.relu2 = nn.ReLU()
+        self.up2 = nn.Upsample(size=(15, 13), mode="bilinear")
+        self.conv3 = nn.Conv2d(8, 4, 1)
+
+    def forward(self, x):
+        x = self.up1(self.relu1(self.conv1(x)))
+        x = self.up2(self.relu2(self.conv2(x)))
+        return self.conv3(F.interpolate(x, scale_factor=0.5, mode="bilinear", align_corners=True))
+
+
+def write_upsample_cnn_int8_fixture(out):
+    """quant/upsample_cnn_int8.safetensors: UpsampleCnn as write_nonsquare_cnn_int8_fixture does NonSquareCnn."""
+    write_int8_fixture(out, UpsampleCnn, [4, 3, 12, 10], "upsample_cnn_int8")
+
+
+def write_int8_fixture(out, make, shape, name):
+    from torch.ao.quantization import get_default_qconfig_mapping
+    from torch.ao.quantization.quantize_fx import prepare_fx, convert_fx
+    torch.manual_seed(0)
+    model = make().eval()
+    hash_init(model)
+    calib = torch.from_numpy(hash_uniform("calib", int(np.prod(shape)), -1.0, 1.0)).reshape(shape)
+    x = torch.from_numpy(hash_uniform("test", int(np.prod(shape)), -1.0, 1.0)).reshape(shape)
+    tensors = []
+    with torch.no_grad():
+        tensors.append(("fp32", model(x)))
+        for engine in ["qnnpack", "onednn"]:
+            torch.backends.quantized.engine = engine
+            prepared = prepare_fx(copy.deepcopy(model), get_default_qconfig_mapping(engine), (calib,))
+            prepared(calib)
+            tensors.append((engine, convert_fx(prepared)(x)))
+    write_safetensors(os.path.join(out, "quant", name + ".safetensors"), tensors)
+
+
 def write_nonsquare_cnn_int8_fixture(out):
     """quant/nonsquare_cnn_int8.safetensors: NonSquareCnn with hash weights, calibrated on hash_uniform('calib')
     [4, 3, 20, 20]; fp32 and PyTorch FX int8 (qnnpack, onednn) outputs on hash_uniform('test')."""
@@ -673,6 +720,10 @@ def coverage_grad_cases():
         ("bmm", torch.bmm, [u("ba", [2, 3, 4]), u("bb", [2, 4, 5])]),
         ("transpose", lambda x: x.transpose(0, 2), [u("tr", [2, 3, 4])]),
         ("permute", lambda x: x.permute(2, 0, 3, 1), [u("pe", [2, 3, 4, 5])]),
+        ("interpolate_nearest", lambda x: F.interpolate(x, size=(7, 5), mode="nearest"), [u("in", [1, 2, 4, 3])]),
+        ("interpolate_bilinear", lambda x: F.interpolate(x, scale_factor=1.5, mode="bilinear"), [u("ib", [1, 2, 5, 6])]),
+        ("interpolate_bilinear_align", lambda x: F.interpolate(x, size=(9, 7), mode="bilinear", align_corners=True),
+         [u("ia", [2, 1, 4, 5])]),
     ]
 
 
@@ -912,6 +963,7 @@ def main():
     write_mnist_fixture(args.out)
     write_resnet18_int8_fixture(args.out)
     write_nonsquare_cnn_int8_fixture(args.out)
+    write_upsample_cnn_int8_fixture(args.out)
     write_coverage_fixture(args.out)
     write_grad_fixture(args.out)
     write_dynamic_fixture(args.out)

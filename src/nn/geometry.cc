@@ -1,5 +1,8 @@
-// qfx nn: broadcasting shape arithmetic (see include/qfx/nn/geometry.h).
+// qfx nn: broadcasting shape arithmetic and resize source positions (see include/qfx/nn/geometry.h).
 #include "qfx/nn/geometry.h"
+
+#include <algorithm>
+#include <cmath>
 
 #include "qfx/core/status.h"
 
@@ -40,6 +43,32 @@ Tensor SumToShape(const Tensor& g, const Shape& shape) {
   const auto st = BroadcastStrides(shape, g.shape());
   ForEachBroadcast(g.shape(), st, st, [&](int64_t i, int64_t j, int64_t) { po[j] += pg[i]; });
   return out;
+}
+
+// PyTorch's source positions for resizing along one axis of size `in` to `out` (its CPU upsample kernels):
+// `scale_factor` is the one the caller gave (0: none; then the ratio is in / out).
+int64_t NearestSource(int64_t o, int64_t in, int64_t out, double scale_factor) {
+  if (out == in) return o;
+  if (out == 2 * in) return o >> 1;
+  const float scale = scale_factor > 0 ? static_cast<float>(1.0 / scale_factor) : static_cast<float>(in) / out;
+  return std::min(static_cast<int64_t>(std::floor(static_cast<float>(o) * scale)), in - 1);
+}
+
+LinearTap LinearSource(int64_t o, int64_t in, int64_t out, bool align_corners, double scale_factor) {
+  if (out == in) return {o, o, 1.f, 0.f};
+  float scale;
+  if (align_corners) {
+    scale = out > 1 ? static_cast<float>(in - 1) / static_cast<float>(out - 1) : 0.f;
+  } else {
+    scale = scale_factor > 0 ? static_cast<float>(1.0 / scale_factor) : static_cast<float>(in) / out;
+  }
+  // The source position in double (PyTorch's CPU accumulation type for float), the weights in float.
+  double real = static_cast<double>(scale) * static_cast<double>(o);
+  if (!align_corners) real = std::max(static_cast<double>(scale) * (static_cast<double>(o) + 0.5) - 0.5, 0.0);
+  const int64_t i0 = static_cast<int64_t>(real);
+  const int64_t i1 = i0 + (i0 < in - 1 ? 1 : 0);
+  const float l1 = static_cast<float>(real - static_cast<double>(i0));
+  return {i0, i1, 1.f - l1, l1};
 }
 
 }  // namespace nn

@@ -124,6 +124,22 @@ AvgPool2d::AvgPool2d(Size2 k, Size2 stride, Size2 padding, bool ceil_mode, bool 
   options.count_include_pad = count_include_pad;
 }
 
+Upsample::Upsample(F::InterpolateOptions o) : options(std::move(o)) {
+  if (options.size.empty() == options.scale_factor.empty() || options.size.size() > 2 ||
+      options.scale_factor.size() > 2) {
+    ThrowInvalid("Upsample: give exactly one of size and scale_factor, each one value or two (h, w)");
+  }
+  for (int64_t s : options.size) {
+    if (s <= 0) ThrowInvalid("Upsample: size ", s, " must be positive");
+  }
+  for (double s : options.scale_factor) {
+    if (!(s > 0) || !std::isfinite(s)) ThrowInvalid("Upsample: scale_factor ", s, " must be positive");
+  }
+  if (options.mode == F::InterpolateOptions::Mode::kNearest && options.align_corners) {
+    ThrowInvalid("Upsample: align_corners only applies to mode 'bilinear'");
+  }
+}
+
 AdaptiveAvgPool2d::AdaptiveAvgPool2d(int64_t h, int64_t w) : output_size{h, w ? w : h} {}
 
 Dropout::Dropout(double p) : p(p) {

@@ -39,6 +39,8 @@ std::vector<Tensor> VjpMatmul(const std::vector<OpArg>& args, const Tensor& y, c
                               const std::vector<bool>& want);  // matmul and bmm
 std::vector<Tensor> VjpTranspose(const std::vector<OpArg>& args, const Tensor& y, const Tensor& dy,
                                  const std::vector<bool>& want);
+std::vector<Tensor> VjpInterpolate(const std::vector<OpArg>& args, const Tensor& y, const Tensor& dy,
+                                   const std::vector<bool>& want);  // nearest and bilinear (op_gradients_resize.cc)
 std::vector<Tensor> VjpPermute(const std::vector<OpArg>& args, const Tensor& y, const Tensor& dy,
                                const std::vector<bool>& want);
 

@@ -318,6 +318,51 @@ ModuleKind AdaptiveAvgPoolKind() {
       });
 }
 
+ModuleKind UpsampleKind() {
+  using Mode = F::InterpolateOptions::Mode;
+  return KindWith<Upsample>(
+      "Upsample",
+      [](const Upsample& u) {
+        const F::InterpolateOptions& o = u.options;
+        return std::vector<OpArg>{o.size, o.scale_factor.empty() ? 0.0 : o.scale_factor[0],
+                                  o.scale_factor.empty() ? 0.0 : o.scale_factor.back(), static_cast<int64_t>(o.mode),
+                                  o.align_corners};
+      },
+      [](const Upsample& u) {
+        const F::InterpolateOptions& o = u.options;
+        return json{{"size", o.size},
+                    {"scale_factor", o.scale_factor},
+                    {"mode", o.mode == Mode::kNearest ? "nearest" : "bilinear"},
+                    {"align_corners", o.align_corners}};
+      },
+      [](const json& c) {
+        F::InterpolateOptions o;
+        o.size = c.at("size").get<std::vector<int64_t>>();
+        o.scale_factor = c.at("scale_factor").get<std::vector<double>>();
+        const std::string mode = c.at("mode").get<std::string>();
+        if (mode != "nearest" && mode != "bilinear") {
+          ThrowInvalid("mode '", mode, "' must be 'nearest' or 'bilinear'");
+        }
+        o.mode = mode == "nearest" ? Mode::kNearest : Mode::kBilinear;
+        o.align_corners = c.at("align_corners").get<bool>();
+        return std::make_shared<Upsample>(std::move(o));
+      });
+}
+
+Tensor RunInterpolate(const std::vector<OpArg>& v) {
+  const Args a{"interpolate", v};
+  F::InterpolateOptions o;
+  o.size = a.Ints(1);
+  for (double s : {a.D(2), a.D(3)}) {
+    if (o.size.empty()) o.scale_factor.push_back(s);
+  }
+  const int64_t mode = a.I(4);
+  if (mode != 0 && mode != 1) ThrowInvalid("interpolate: mode ", mode, " must be 0 (nearest) or 1 (bilinear)");
+  o.mode = static_cast<F::InterpolateOptions::Mode>(mode);
+  o.align_corners = a.B(5);
+  return F::interpolate(a.T(0), o);
+}
+
 ModuleKind HardtanhKind() {
   return KindWith<Hardtanh>(
       "Hardtanh",
@@ -574,6 +619,12 @@ std::vector<OpSchema> MakeRegistry() {
           .Module(LayerNormKind()),
       Op(OpId::kMatmul, "matmul", false, "torch.matmul", 2, 2, QFX_RUN(matmul, a.T(0), a.T(1))).Vjp(VjpMatmul),
       Op(OpId::kBmm, "bmm", false, "torch.bmm", 2, 2, QFX_RUN(bmm, a.T(0), a.T(1))).Vjp(VjpMatmul),
+      // interpolate(x, size, scale_h, scale_w, mode, align_corners): size [] when scales are given, scales 0
+      // when a size is; mode 0 nearest, 1 bilinear. Share-qparams, as in PyTorch's backends.
+      Op(OpId::kInterpolate, "interpolate", false, "torch.nn.functional.interpolate", 6, 6, RunInterpolate)
+          .Role(QR::kShareQParams)
+          .Vjp(VjpInterpolate)
+          .Module(UpsampleKind()),
       Op(OpId::kQuantize, "quantize", false, "torch.quantize_per_tensor", 3, 3,
          QFX_RUN(quantize, a.T(0), a.D(1), a.I(2)))
           .Role(QR::kQuantized),

@@ -107,6 +107,12 @@ Var matmul(Tape& t, const Var& a, const Var& b) { return apply(t, OpId::kMatmul,
 
 Var bmm(Tape& t, const Var& a, const Var& b) { return apply(t, OpId::kBmm, {a, b}); }
 
+Var interpolate(Tape& t, const Var& x, const F::InterpolateOptions& o) {
+  const double sh = o.scale_factor.empty() ? 0.0 : o.scale_factor[0],
+               sw = o.scale_factor.empty() ? 0.0 : o.scale_factor.back();
+  return apply(t, OpId::kInterpolate, {x, o.size, sh, sw, static_cast<int64_t>(o.mode), o.align_corners});
+}
+
 Var mean(Tape& t, const Var& x, const std::vector<int64_t>& dims, bool keepdim) {
   return apply(t, OpId::kMean, {x, dims, keepdim});
 }

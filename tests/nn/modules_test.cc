@@ -20,6 +20,16 @@ ModuleFactory Make(Args... args) {
   return [=] { return std::make_shared<M>(args...); };
 }
 
+ModuleFactory MakeUpsample(std::vector<int64_t> size, std::vector<double> scale, F::InterpolateOptions::Mode mode,
+                           bool align_corners) {
+  F::InterpolateOptions o;
+  o.size = std::move(size);
+  o.scale_factor = std::move(scale);
+  o.mode = mode;
+  o.align_corners = align_corners;
+  return [o] { return std::make_shared<nn::Upsample>(o); };
+}
+
 const std::map<std::string, ModuleFactory>& ModuleCases() {
   using namespace nn;  // NOLINT
   static const auto* cases = new std::map<std::string, ModuleFactory>{
@@ -60,6 +70,10 @@ const std::map<std::string, ModuleFactory>& ModuleCases() {
       {"conv2d_depthwise_1x5", Make<Conv2d>(6, 6, Size2(1, 5), Conv2dArgs{Size2(1, 2), Size2(0, 2), 1, 6})},
       {"maxpool2d_3x2", Make<MaxPool2d>(Size2(3, 2), Size2(2, 1), Size2(1, 0), Size2(1, 2))},
       {"avgpool2d_2x3", Make<AvgPool2d>(Size2(2, 3), Size2(1, 2), Size2(1, 1), false, false)},
+      {"upsample_nearest_2x", MakeUpsample({}, {2.0}, F::InterpolateOptions::Mode::kNearest, false)},
+      {"upsample_nearest_size", MakeUpsample({7, 5}, {}, F::InterpolateOptions::Mode::kNearest, false)},
+      {"upsample_bilinear_1_5", MakeUpsample({}, {1.5}, F::InterpolateOptions::Mode::kBilinear, false)},
+      {"upsample_bilinear_align", MakeUpsample({9, 7}, {}, F::InterpolateOptions::Mode::kBilinear, true)},
   };
   return *cases;
 }

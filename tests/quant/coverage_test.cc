@@ -176,6 +176,75 @@ TEST(NonSquare, ConfigSizesReadBothFormsAndNameTheBadField) {
   EXPECT_THROW(nn::Conv2d(4, 8, 3, Conv2dArgs{Size2(1, 0)}), std::exception);
 }
 
+F::InterpolateOptions Interp(std::vector<int64_t> size, std::vector<double> scale, bool bilinear, bool align) {
+  F::InterpolateOptions o;
+  o.size = std::move(size);
+  o.scale_factor = std::move(scale);
+  o.mode = bilinear ? F::InterpolateOptions::Mode::kBilinear : F::InterpolateOptions::Mode::kNearest;
+  o.align_corners = align;
+  return o;
+}
+
+// tools/gen_golden.py's UpsampleCnn, with the same parameter names; input [4, 3, 12, 10].
+class UpsampleCnn : public nn::Module {
+ public:
+  UpsampleCnn() {
+    conv1 = register_module("conv1", std::make_shared<nn::Conv2d>(3, 8, 3, Conv2dArgs{2, 1}));
+    relu1 = register_module("relu1", std::make_shared<nn::ReLU>());
+    up1 = register_module("up1", std::make_shared<nn::Upsample>(Interp({}, {2.0}, false, false)));
+    conv2 = register_module("conv2", std::make_shared<nn::Conv2d>(8, 8, 3, Conv2dArgs{1, 1}));
+    relu2 = register_module("relu2", std::make_shared<nn::ReLU>());
+    up2 = register_module("up2", std::make_shared<nn::Upsample>(Interp({15, 13}, {}, true, false)));
+    conv3 = register_module("conv3", std::make_shared<nn::Conv2d>(8, 4, 1));
+  }
+  std::string type_name() const override { return "UpsampleCnn"; }
+  Tensor forward(const Tensor& x) override {
+    Tensor y = (*up1)((*relu1)((*conv1)(x)));
+    y = (*up2)((*relu2)((*conv2)(y)));
+    return (*conv3)(F::interpolate(y, Interp({}, {0.5}, true, true)));
+  }
+  std::shared_ptr<nn::Module> conv1, relu1, up1, conv2, relu2, up2, conv3;
+};
+
+class UpsampleInt8 : public ::testing::TestWithParam<std::string> {};
+
+// fp32 equal to PyTorch's; under int8 the upsampling runs on quantized tensors (share-qparams, as in
+// PyTorch's backends) and the model is as close to fp32 as PyTorch 1.13 FX int8's, less 0.5 dB.
+TEST_P(UpsampleInt8, Fp32MatchesAndInt8SqnrAtLeastPyTorchs) {
+  const io::Safetensors fixture = testing::ReadFixture("quant/upsample_cnn_int8.safetensors");
+  auto model = std::make_shared<UpsampleCnn>();
+  testing::HashInit(*model);
+  model->eval();
+  const Shape shape = {4, 3, 12, 10};
+  const Tensor calib = testing::HashUniform("calib", shape, -1, 1), x = testing::HashUniform("test", shape, -1, 1);
+  const Tensor fp32 = *RunModule(*model, x);
+  EXPECT_LT(testing::MaxRelError(fp32, testing::Get(fixture, "fp32")), 1e-4);
+  auto gm = *fx::SymbolicTrace(model);
+  PrepareOptions opt;
+  opt.config = *LoadQuantConfig(GetParam());
+  auto report = Prepare(*gm, opt);
+  ASSERT_TRUE(report.ok()) << report.status();
+  for (const char* n : {"up1", "up2", "interpolate"}) {
+    ASSERT_TRUE(report->quantized.count(n)) << n;
+    EXPECT_EQ(report->quantized.at(n), "share-qparams") << n;
+  }
+  ASSERT_TRUE(RunModule(*gm, calib).ok());
+  ASSERT_TRUE(Convert(*gm, *report).ok());
+  const Tensor y = *RunModule(*gm, x);
+  const double ours = SqnrDb(fp32, y),
+               theirs = SqnrDb(testing::Get(fixture, "fp32"), testing::Get(fixture, GetParam()));
+  std::printf("upsample_cnn %s: SQNR vs fp32: qfx %.2f dB, PyTorch %.2f dB\n", GetParam().c_str(), ours, theirs);
+  EXPECT_GE(ours, theirs - 0.5);
+  const std::string path = ::testing::TempDir() + "/upsample_" + GetParam() + ".qfx";
+  ASSERT_TRUE(io::SaveModel(path, *gm, shape, "coverage test").ok());
+  auto loaded = io::LoadModel(path);
+  ASSERT_TRUE(loaded.ok()) << loaded.status();
+  const Tensor again = *RunModule(*loaded->module, x);
+  EXPECT_EQ(std::memcmp(again.raw_data(), y.raw_data(), y.nbytes()), 0);
+}
+
+INSTANTIATE_TEST_SUITE_P(Presets, UpsampleInt8, ::testing::Values("qnnpack", "onednn"));
+
 // tools/gen_golden.py's TinyAttention, with the same parameter names; input [2, 5, 16].
 class TinyAttention : public nn::Module {
  public:
@@ -337,6 +406,17 @@ TEST(TransformerOps, GradientsMatchPyTorch) {
         [](train::Tape& t, const std::vector<train::Var>& v) {
           return ag::permute(t, v[0], {2, 0, 3, 1});
         }}},
+      {"interpolate_nearest",
+       {1,
+        [](train::Tape& t, const std::vector<train::Var>& v) {
+          return ag::interpolate(t, v[0], Interp({7, 5}, {}, false, false));
+        }}},
+      {"interpolate_bilinear",
+       {1, [](train::Tape& t,
+              const std::vector<train::Var>& v) { return ag::interpolate(t, v[0], Interp({}, {1.5}, true, false)); }}},
+      {"interpolate_bilinear_align",
+       {1, [](train::Tape& t,
+              const std::vector<train::Var>& v) { return ag::interpolate(t, v[0], Interp({9, 7}, {}, true, true)); }}},
   };
   for (const auto& [name, c] : cases) {
     SCOPED_TRACE(name);

@@ -219,6 +219,21 @@ TEST(OpGradients, TransformerOps) {
       {Random({2, 3, 4}, 49)});
 }
 
+TEST(OpGradients, Interpolate) {
+  for (bool align : {false, true}) {
+    F::InterpolateOptions o;
+    o.size = {7, 4};
+    o.mode = F::InterpolateOptions::Mode::kBilinear;
+    o.align_corners = align;
+    GradCheck([&](Tape& t, const std::vector<Var>& v) { return ag::interpolate(t, v[0], o); },
+              {Random({1, 2, 5, 3}, 50)});
+  }
+  F::InterpolateOptions nearest;
+  nearest.scale_factor = {1.5, 2.0};
+  GradCheck([&](Tape& t, const std::vector<Var>& v) { return ag::interpolate(t, v[0], nearest); },
+            {Random({2, 1, 4, 3}, 51)});
+}
+
 TEST(OpGradients, BroadcastCatReshapeMean) {
   GradCheck([](Tape& t, const std::vector<Var>& v) { return ag::add(t, v[0], v[1]); },
             {Random({2, 3, 4, 4}, 23), Random({1, 3, 1, 1}, 24)});

@@ -49,6 +49,7 @@ enum class OpId : uint16_t {
   kLayerNorm,
   kMatmul,
   kBmm,
+  kInterpolate,
   // quantized call_function ops (convert produces them)
   kQuantize,
   kDequantize,

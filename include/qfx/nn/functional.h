@@ -54,6 +54,19 @@ Tensor layer_norm(const Tensor& x, const std::vector<int64_t>& normalized_shape,
 Tensor matmul(const Tensor& a, const Tensor& b);
 // a [B, n, k] x b [B, k, m] -> [B, n, m] (torch.bmm: no broadcasting).
 Tensor bmm(const Tensor& a, const Tensor& b);
+
+// F.interpolate on [N, C, H, W] (src/nn/functional_resize.cc): exactly one of size and scale_factor (one
+// value for both axes, or (h, w)); nearest picks floor(o * scale), bilinear weighs the two neighbours of
+// scale * (o + 0.5) - 0.5 per axis (align_corners: (in - 1) / (out - 1) * o), with PyTorch's CPU index
+// arithmetic. A quint8 input gives quint8 output with its qparams.
+struct InterpolateOptions {
+  enum class Mode : int64_t { kNearest = 0, kBilinear = 1 };  // the op's mode argument in graph files
+  std::vector<int64_t> size;
+  std::vector<double> scale_factor;
+  Mode mode = Mode::kNearest;
+  bool align_corners = false;
+};
+Tensor interpolate(const Tensor& x, const InterpolateOptions& opt);
 Tensor dropout(const Tensor& x, double p, bool training);
 
 struct Pool2dOptions {

@@ -15,6 +15,15 @@ namespace nn {
 Shape BroadcastShape(const char* op, const Shape& a, const Shape& b);
 // Element strides of shape `s` seen through broadcast shape `out` (0 along broadcast dimensions).
 std::vector<int64_t> BroadcastStrides(const Shape& s, const Shape& out);
+// PyTorch's source positions when resizing one axis from `in` to `out` (its CPU upsample kernels, float
+// index arithmetic); `scale_factor` is the one the caller gave, 0 for none (the ratio is then in / out).
+int64_t NearestSource(int64_t o, int64_t in, int64_t out, double scale_factor);
+struct LinearTap {
+  int64_t i0, i1;  // the two neighbours (equal at the last position)
+  float l0, l1;    // their weights
+};
+LinearTap LinearSource(int64_t o, int64_t in, int64_t out, bool align_corners, double scale_factor);
+
 // Sums g over the dimensions in which `shape` was broadcast to g's shape (the adjoint of broadcasting; g
 // itself when the shapes agree).
 Tensor SumToShape(const Tensor& g, const Shape& shape);

@@ -176,6 +176,16 @@ class AvgPool2d : public Module {
   F::Pool2dOptions options;
 };
 
+// nn.Upsample: F::interpolate with fixed options (nearest or bilinear; a size or a scale factor).
+class Upsample : public Module {
+ public:
+  explicit Upsample(F::InterpolateOptions options);
+  std::string type_name() const override { return "Upsample"; }
+  bool is_leaf() const override { return true; }
+  Tensor forward(const Tensor& x) override { return F::interpolate(x, options); }
+  F::InterpolateOptions options;
+};
+
 class AdaptiveAvgPool2d : public Module {
  public:
   explicit AdaptiveAvgPool2d(int64_t output_h, int64_t output_w = 0);  // output_w 0: square

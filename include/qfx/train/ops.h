@@ -56,6 +56,7 @@ Var layer_norm(Tape& t, const Var& x, std::vector<int64_t> normalized_shape, con
                double eps = 1e-5);  // weight, bias may be Var{}
 Var matmul(Tape& t, const Var& a, const Var& b);
 Var bmm(Tape& t, const Var& a, const Var& b);
+Var interpolate(Tape& t, const Var& x, const F::InterpolateOptions& opt);
 Var mean(Tape& t, const Var& x, const std::vector<int64_t>& dims, bool keepdim);
 
 // Fake quantization with the straight-through estimator, PyTorch's cachemask rule: the gradient passes
