@@ -44,7 +44,8 @@ Conv2d::Conv2d(int64_t in, int64_t out, Size2 k, Conv2dArgs args) : in_channels(
 }
 
 Conv2dArgs Conv2d::args() const {
-  const auto pair = [](const std::vector<int64_t>& v) { return Size2(v.at(0), v.at(1)); };
+  // F::Conv2dOptions may hold one value for both axes.
+  const auto pair = [](const std::vector<int64_t>& v) { return v.size() == 1 ? Size2(v[0]) : Size2(v.at(0), v.at(1)); };
   return Conv2dArgs{pair(options.stride), pair(options.padding), pair(options.dilation), options.groups,
                     bias.defined()};
 }
