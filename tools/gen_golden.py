@@ -707,6 +707,13 @@ class TinyAttention(nn.Module):
         return x + self.fc2(self.act(self.fc1(y)))
 
 
+def channel_shuffle_by_view(x, groups=3):
+    n, c, h, w = x.shape
+    y = x.reshape(n, groups, c // groups, h, w).transpose(1, 2).reshape(n, c, h, w)
+    assert torch.equal(y, torch.channel_shuffle(x.detach(), groups))
+    return y
+
+
 def coverage_grad_cases():
     """(name, fn, inputs) for coverage/grads.safetensors (the transformer ops' backward)."""
     def u(key, shape, lo=-1.0, hi=1.0):
@@ -724,6 +731,10 @@ def coverage_grad_cases():
         ("interpolate_bilinear", lambda x: F.interpolate(x, scale_factor=1.5, mode="bilinear"), [u("ib", [1, 2, 5, 6])]),
         ("interpolate_bilinear_align", lambda x: F.interpolate(x, size=(9, 7), mode="bilinear", align_corners=True),
          [u("ia", [2, 1, 4, 5])]),
+        ("embedding_padding", lambda w: F.embedding(torch.tensor([[0, 2, 1], [4, 1, 2]]), w, padding_idx=1),
+         [u("ew", [5, 3])]),
+        # PyTorch 1.13 has no backward for torch.channel_shuffle: its view / transpose definition (checked equal).
+        ("channel_shuffle", channel_shuffle_by_view, [u("cs", [2, 6, 2, 3])]),
     ]
 
 

@@ -1,6 +1,7 @@
 // qfx nn: the standard modules (see include/qfx/nn/modules.h).
 #include "qfx/nn/modules.h"
 
+#include <algorithm>
 #include <cmath>
 #include <string>
 #include <utility>
@@ -94,6 +95,22 @@ LayerNorm::LayerNorm(std::vector<int64_t> shape, double eps, bool affine)
     weight = register_parameter("weight", Tensor::Full(normalized_shape, 1.f));
     bias = register_parameter("bias", Tensor::Zeros(normalized_shape));
   }
+}
+
+Embedding::Embedding(int64_t num, int64_t dim, std::optional<int64_t> padding)
+    : num_embeddings(num), embedding_dim(dim), padding_idx(padding) {
+  if (num <= 0 || dim <= 0) ThrowInvalid("Embedding(", num, ", ", dim, "): sizes must be positive");
+  if (padding && (*padding < -num || *padding >= num)) {
+    ThrowInvalid("Embedding(", num, ", ", dim, "): padding_idx ", *padding, " must lie in [-", num, ", ", num, ")");
+  }
+  if (padding_idx && *padding_idx < 0) *padding_idx += num;
+  weight = register_parameter("weight", Tensor::Empty({num, dim}));
+  NormalInit(weight, 0.f, 1.f);
+  if (padding_idx) std::fill_n(weight.data<float>() + *padding_idx * dim, dim, 0.f);
+}
+
+ChannelShuffle::ChannelShuffle(int64_t g) : groups(g) {
+  if (g <= 0) ThrowInvalid("ChannelShuffle(", g, "): groups must be positive");
 }
 
 Hardtanh::Hardtanh(float lo, float hi) : min_val(lo), max_val(hi) {

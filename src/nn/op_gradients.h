@@ -41,6 +41,10 @@ std::vector<Tensor> VjpTranspose(const std::vector<OpArg>& args, const Tensor& y
                                  const std::vector<bool>& want);
 std::vector<Tensor> VjpInterpolate(const std::vector<OpArg>& args, const Tensor& y, const Tensor& dy,
                                    const std::vector<bool>& want);  // nearest and bilinear (op_gradients_resize.cc)
+std::vector<Tensor> VjpEmbedding(const std::vector<OpArg>& args, const Tensor& y, const Tensor& dy,
+                                 const std::vector<bool>& want);  // the weight's; none for the indices
+std::vector<Tensor> VjpChannelShuffle(const std::vector<OpArg>& args, const Tensor& y, const Tensor& dy,
+                                      const std::vector<bool>& want);
 std::vector<Tensor> VjpPermute(const std::vector<OpArg>& args, const Tensor& y, const Tensor& dy,
                                const std::vector<bool>& want);
 

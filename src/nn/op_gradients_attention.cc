@@ -94,5 +94,27 @@ std::vector<Tensor> VjpPermute(const A& v, const Tensor&, const Tensor& dy, cons
   return {dy.Permute(inverse)};
 }
 
+// embedding: each output row's gradient added to the weight row it was read from (none to padding_idx's).
+std::vector<Tensor> VjpEmbedding(const A& v, const Tensor&, const Tensor& dy, const std::vector<bool>& want) {
+  const Tensor &idx = In(v, 0, "embedding"), &weight = In(v, 1, "embedding");
+  if (!want.at(1)) return {Tensor(), Tensor()};
+  const auto* pad = v.size() > 2 ? std::get_if<int64_t>(&v[2]) : nullptr;
+  const int64_t dim = weight.size(1);
+  Tensor dw = Tensor::Zeros(weight.shape());
+  const float* pg = dy.data<float>();
+  float* pd = dw.data<float>();
+  for (int64_t i = 0, n = idx.numel(); i < n; ++i) {
+    const int64_t r = idx.dtype() == DType::kI64 ? idx.data<int64_t>()[i] : idx.data<int32_t>()[i];
+    if (pad != nullptr && r == *pad) continue;
+    for (int64_t j = 0; j < dim; ++j) pd[r * dim + j] += pg[i * dim + j];
+  }
+  return {Tensor(), dw};
+}
+
+// channel_shuffle: the inverse shuffle (C / groups groups).
+std::vector<Tensor> VjpChannelShuffle(const A& v, const Tensor&, const Tensor& dy, const std::vector<bool>&) {
+  return {F::channel_shuffle(dy, dy.size(1) / ArgAs<int64_t>(v, 1, "channel_shuffle", "an integer"))};
+}
+
 }  // namespace nn
 }  // namespace qfx

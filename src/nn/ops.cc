@@ -363,6 +363,40 @@ Tensor RunInterpolate(const std::vector<OpArg>& v) {
   return F::interpolate(a.T(0), o);
 }
 
+ModuleKind EmbeddingKind() {
+  return KindWith<Embedding>(
+      "Embedding",
+      [](const Embedding& e) {
+        return std::vector<OpArg>{e.weight, e.padding_idx ? OpArg(*e.padding_idx) : OpArg()};
+      },
+      [](const Embedding& e) {
+        return json{{"num_embeddings", e.num_embeddings},
+                    {"embedding_dim", e.embedding_dim},
+                    {"padding_idx", e.padding_idx ? json(*e.padding_idx) : json(nullptr)}};
+      },
+      [](const json& c) {
+        const json& pad = c.at("padding_idx");
+        return std::make_shared<Embedding>(c.at("num_embeddings").get<int64_t>(), c.at("embedding_dim").get<int64_t>(),
+                                           pad.is_null() ? std::nullopt : std::optional<int64_t>(pad.get<int64_t>()));
+      });
+}
+
+Tensor RunEmbedding(const std::vector<OpArg>& v) {
+  const Args a{"embedding", v};
+  std::optional<int64_t> pad;
+  if (v.size() > 2 && !std::holds_alternative<std::monostate>(v[2])) pad = a.I(2);
+  return F::embedding(a.T(0), a.T(1), pad);
+}
+
+ModuleKind ChannelShuffleKind() {
+  return KindWith<ChannelShuffle>(
+      "ChannelShuffle", [](const ChannelShuffle& c) { return std::vector<OpArg>{c.groups}; },
+      [](const ChannelShuffle& c) {
+        return json{{"groups", c.groups}};
+      },
+      [](const json& c) { return std::make_shared<ChannelShuffle>(c.at("groups").get<int64_t>()); });
+}
+
 ModuleKind HardtanhKind() {
   return KindWith<Hardtanh>(
       "Hardtanh",
@@ -625,6 +659,15 @@ std::vector<OpSchema> MakeRegistry() {
           .Role(QR::kShareQParams)
           .Vjp(VjpInterpolate)
           .Module(UpsampleKind()),
+      // PyTorch's static backends keep embedding float (its int8 form is weight-only, float_qparams).
+      Op(OpId::kEmbedding, "embedding", false, "torch.nn.functional.embedding", 2, 3, RunEmbedding)
+          .Vjp(VjpEmbedding)
+          .Module(EmbeddingKind()),
+      Op(OpId::kChannelShuffle, "channel_shuffle", false, "torch.channel_shuffle", 2, 2,
+         QFX_RUN(channel_shuffle, a.T(0), a.I(1)))
+          .Role(QR::kShareQParams)
+          .Vjp(VjpChannelShuffle)
+          .Module(ChannelShuffleKind()),
       Op(OpId::kQuantize, "quantize", false, "torch.quantize_per_tensor", 3, 3,
          QFX_RUN(quantize, a.T(0), a.D(1), a.I(2)))
           .Role(QR::kQuantized),

@@ -30,11 +30,12 @@ inline fx::Node* NodeArg(const fx::Node* n, size_t i) {
 inline bool IsObserverNode(fx::GraphModule& gm, const fx::Node* n) {
   return n != nullptr && n->op() == fx::Opcode::kCallModule && IsObserverModule(gm.submodule(n->target().path));
 }
-// The (height, width) of a conv's stride, padding or dilation argument (a list of two integers), or none.
+// The (height, width) of a conv's stride, padding or dilation argument (a list of two integers, or of one
+// for both axes), or none.
 inline std::optional<nn::Size2> PairValue(const fx::Argument& a) {
   const auto* v = std::get_if<std::vector<int64_t>>(&a);
-  if (v == nullptr || v->size() != 2) return std::nullopt;
-  return nn::Size2((*v)[0], (*v)[1]);
+  if (v == nullptr || v->empty() || v->size() > 2) return std::nullopt;
+  return nn::Size2((*v)[0], v->back());
 }
 
 }  // namespace internal

@@ -107,6 +107,13 @@ Var matmul(Tape& t, const Var& a, const Var& b) { return apply(t, OpId::kMatmul,
 
 Var bmm(Tape& t, const Var& a, const Var& b) { return apply(t, OpId::kBmm, {a, b}); }
 
+Var embedding(Tape& t, const Var& indices, const Var& weight, std::optional<int64_t> padding_idx) {
+  if (padding_idx) return apply(t, OpId::kEmbedding, {indices, weight, *padding_idx});
+  return apply(t, OpId::kEmbedding, {indices, weight});
+}
+
+Var channel_shuffle(Tape& t, const Var& x, int64_t groups) { return apply(t, OpId::kChannelShuffle, {x, groups}); }
+
 Var interpolate(Tape& t, const Var& x, const F::InterpolateOptions& o) {
   const double sh = o.scale_factor.empty() ? 0.0 : o.scale_factor[0],
                sw = o.scale_factor.empty() ? 0.0 : o.scale_factor.back();

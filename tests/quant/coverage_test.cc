@@ -382,6 +382,12 @@ TEST(TinyAttention, Pt2eQuantizesTheLinearLayers) {
   EXPECT_GT(sqnr, 20.0);
 }
 
+Tensor Indices(Shape shape, const std::vector<int64_t>& values) {
+  Tensor t = Tensor::Empty(std::move(shape), DType::kI64);
+  std::copy(values.begin(), values.end(), t.data<int64_t>());
+  return t;
+}
+
 // Each new op's backward against PyTorch's gradients of mean(op(inputs) * r).
 TEST(TransformerOps, GradientsMatchPyTorch) {
   using Fn = std::function<train::Var(train::Tape&, const std::vector<train::Var>&)>;
@@ -406,11 +412,17 @@ TEST(TransformerOps, GradientsMatchPyTorch) {
         [](train::Tape& t, const std::vector<train::Var>& v) {
           return ag::permute(t, v[0], {2, 0, 3, 1});
         }}},
-      {"interpolate_nearest",
+      {"embedding_padding",
        {1,
         [](train::Tape& t, const std::vector<train::Var>& v) {
-          return ag::interpolate(t, v[0], Interp({7, 5}, {}, false, false));
+          return ag::embedding(t, train::Tape::Constant(Indices({2, 3}, {0, 2, 1, 4, 1, 2})), v[0], 1);
         }}},
+      {"channel_shuffle",
+       {1, [](train::Tape& t, const std::vector<train::Var>& v) { return ag::channel_shuffle(t, v[0], 3); }}},
+      {"interpolate_nearest",
+       {1,
+        [](train::Tape& t,
+           const std::vector<train::Var>& v) { return ag::interpolate(t, v[0], Interp({7, 5}, {}, false, false)); }}},
       {"interpolate_bilinear",
        {1, [](train::Tape& t,
               const std::vector<train::Var>& v) { return ag::interpolate(t, v[0], Interp({}, {1.5}, true, false)); }}},
@@ -436,6 +448,76 @@ TEST(TransformerOps, GradientsMatchPyTorch) {
           << "input " << i;
     }
   }
+}
+
+// Embedding tokens [N, T] -> [N, T, 16] -> Linear; a ShuffleNet-style conv -> ChannelShuffle -> conv.
+class EmbedLinear : public nn::Module {
+ public:
+  EmbedLinear() {
+    emb = register_module("emb", std::make_shared<nn::Embedding>(10, 16, 0));
+    fc = register_module("fc", std::make_shared<nn::Linear>(16, 4));
+  }
+  std::string type_name() const override { return "EmbedLinear"; }
+  Tensor forward(const Tensor& x) override { return (*fc)((*emb)(x)); }
+  std::shared_ptr<nn::Module> emb, fc;
+};
+
+class ShuffleCnn : public nn::Module {
+ public:
+  ShuffleCnn() {
+    conv1 = register_module("conv1", std::make_shared<nn::Conv2d>(4, 8, 3, Conv2dArgs{1, 1, 1, 2}));
+    relu = register_module("relu", std::make_shared<nn::ReLU>());
+    shuffle = register_module("shuffle", std::make_shared<nn::ChannelShuffle>(2));
+    conv2 = register_module("conv2", std::make_shared<nn::Conv2d>(8, 8, 3, Conv2dArgs{1, 1, 1, 8}));
+  }
+  std::string type_name() const override { return "ShuffleCnn"; }
+  Tensor forward(const Tensor& x) override { return (*conv2)(F::channel_shuffle((*shuffle)((*relu)((*conv1)(x))), 4)); }
+  std::shared_ptr<nn::Module> conv1, relu, shuffle, conv2;
+};
+
+// Embedding stays float (PyTorch's static int8 flows keep it float too) with its reason, the linear layer
+// after it runs int8, and the model saves and loads bit for bit; channel_shuffle runs on quint8 tensors
+// between int8 convs.
+TEST(MoreOps, EmbeddingStaysFloatChannelShuffleRunsInt8) {
+  auto emb_model = std::make_shared<EmbedLinear>();
+  testing::HashInit(*emb_model);
+  emb_model->eval();
+  const Tensor tokens = Indices({2, 6}, {1, 0, 9, 3, 3, 7, 2, 8, 0, 5, 4, 6});
+  const Tensor fp32 = *RunModule(*emb_model, tokens);
+  auto gm = *fx::SymbolicTrace(emb_model);
+  PrepareOptions opt;
+  opt.config = *LoadQuantConfig("x86");
+  auto report = Prepare(*gm, opt);
+  ASSERT_TRUE(report.ok()) << report.status();
+  EXPECT_EQ(report->left_float.at("emb"), FloatReason::kNoKernel);
+  ASSERT_TRUE(RunModule(*gm, tokens).ok());
+  ASSERT_TRUE(Convert(*gm, *report).ok());
+  EXPECT_NE(dynamic_cast<QuantizedLinear*>(gm->submodule("fc")), nullptr) << gm->graph().ToString();
+  const Tensor y = *RunModule(*gm, tokens);
+  EXPECT_GT(SqnrDb(fp32, y), 30.0);
+  const std::string path = ::testing::TempDir() + "/embed.qfx";
+  const absl::Status saved = io::SaveModel(path, *gm, {2, 6}, "coverage test");
+  ASSERT_TRUE(saved.ok()) << saved;
+  auto loaded = io::LoadModel(path);
+  ASSERT_TRUE(loaded.ok()) << loaded.status();
+  const Tensor again = *RunModule(*loaded->module, tokens);
+  EXPECT_EQ(std::memcmp(again.raw_data(), y.raw_data(), y.nbytes()), 0);
+
+  auto shuffle_model = std::make_shared<ShuffleCnn>();
+  testing::HashInit(*shuffle_model);
+  shuffle_model->eval();
+  const Tensor x = testing::HashUniform("test", {2, 4, 7, 6}, -1, 1);
+  const Tensor want = *RunModule(*shuffle_model, x);
+  auto sg = *fx::SymbolicTrace(shuffle_model);
+  auto sr = Prepare(*sg, opt);
+  ASSERT_TRUE(sr.ok()) << sr.status();
+  EXPECT_EQ(sr->quantized.at("shuffle"), "share-qparams");
+  EXPECT_EQ(sr->quantized.at("channel_shuffle"), "share-qparams");
+  ASSERT_TRUE(RunModule(*sg, testing::HashUniform("calib", {2, 4, 7, 6}, -1, 1)).ok());
+  ASSERT_TRUE(Convert(*sg, *sr).ok());
+  const double sqnr = SqnrDb(want, *RunModule(*sg, x));
+  std::printf("shuffle_cnn x86: SQNR vs fp32 %.2f dB\n", sqnr);
+  EXPECT_GT(sqnr, 25.0);
 }
 
 // Transposes copy any dtype (a quantized tensor keeps its qparams); bad dims and shapes are errors that

@@ -50,6 +50,8 @@ enum class OpId : uint16_t {
   kMatmul,
   kBmm,
   kInterpolate,
+  kEmbedding,
+  kChannelShuffle,
   // quantized call_function ops (convert produces them)
   kQuantize,
   kDequantize,

@@ -7,6 +7,7 @@
 #pragma once
 
 #include <cstdint>
+#include <optional>
 #include <vector>
 
 #include "qfx/core/tensor.h"
@@ -67,6 +68,12 @@ struct InterpolateOptions {
   bool align_corners = false;
 };
 Tensor interpolate(const Tensor& x, const InterpolateOptions& opt);
+
+// Rows of weight [num_embeddings, dim] picked by i64 / i32 indices: [*indices.shape, dim]; an index out of
+// range is an error naming it. padding_idx only stops that row's gradient, as PyTorch's.
+Tensor embedding(const Tensor& indices, const Tensor& weight, std::optional<int64_t> padding_idx = std::nullopt);
+// [N, C, *] as [N, groups, C / groups, *] with dims 1 and 2 swapped, back in [N, C, *] (any dtype).
+Tensor channel_shuffle(const Tensor& x, int64_t groups);
 Tensor dropout(const Tensor& x, double p, bool training);
 
 struct Pool2dOptions {

@@ -8,6 +8,7 @@
 #include <cstdint>
 #include <initializer_list>
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -108,6 +109,28 @@ class LayerNorm : public Module {
   std::vector<int64_t> normalized_shape;
   double eps;
   Tensor weight, bias;
+};
+
+// nn.Embedding: weight [num_embeddings, embedding_dim] drawn from N(0, 1), the padding_idx row zero (a
+// negative padding_idx counts from the end, as PyTorch's; it is kept non-negative).
+class Embedding : public Module {
+ public:
+  Embedding(int64_t num_embeddings, int64_t embedding_dim, std::optional<int64_t> padding_idx = std::nullopt);
+  std::string type_name() const override { return "Embedding"; }
+  bool is_leaf() const override { return true; }
+  Tensor forward(const Tensor& x) override { return F::embedding(x, weight, padding_idx); }
+  int64_t num_embeddings, embedding_dim;
+  std::optional<int64_t> padding_idx;
+  Tensor weight;
+};
+
+class ChannelShuffle : public Module {
+ public:
+  explicit ChannelShuffle(int64_t groups);
+  std::string type_name() const override { return "ChannelShuffle"; }
+  bool is_leaf() const override { return true; }
+  Tensor forward(const Tensor& x) override { return F::channel_shuffle(x, groups); }
+  int64_t groups;
 };
 
 // Stateless elementwise modules.

@@ -3,6 +3,7 @@
 // backward on the tape. Shapes are validated by the forward, which throws qfx::Error naming the op.
 #pragma once
 
+#include <optional>
 #include <random>
 #include <variant>
 #include <vector>
@@ -57,6 +58,8 @@ Var layer_norm(Tape& t, const Var& x, std::vector<int64_t> normalized_shape, con
 Var matmul(Tape& t, const Var& a, const Var& b);
 Var bmm(Tape& t, const Var& a, const Var& b);
 Var interpolate(Tape& t, const Var& x, const F::InterpolateOptions& opt);
+Var embedding(Tape& t, const Var& indices, const Var& weight, std::optional<int64_t> padding_idx = std::nullopt);
+Var channel_shuffle(Tape& t, const Var& x, int64_t groups);
 Var mean(Tape& t, const Var& x, const std::vector<int64_t>& dims, bool keepdim);
 
 // Fake quantization with the straight-through estimator, PyTorch's cachemask rule: the gradient passes
