@@ -22,9 +22,11 @@ namespace {
 // Checks x [N, C, H, W] (f32, or quint8 when quantized) and the output size; the float input to compute on.
 Tensor CheckResize(const char* op, const Tensor& x, const std::vector<int64_t>& size) {
   if (x.dim() != 4) ThrowInvalid(op, ": input ", x.ToString(), " must be 4-d [N, C, H, W]");
-  if (size.size() != 2 || size[0] <= 0 || size[1] <= 0 || size[0] > (int64_t{1} << 24) ||
-      size[1] > (int64_t{1} << 24)) {
-    ThrowInvalid(op, ": output size ", ShapeToString(size), " must be two positive sizes (at most 2^24)");
+  // A bound on what a graph file's sizes can make a run allocate: 2^26 output values per plane.
+  if (size.size() != 2 || size[0] <= 0 || size[1] <= 0 || size[0] > (int64_t{1} << 16) ||
+      size[1] > (int64_t{1} << 16) || size[0] * size[1] > (int64_t{1} << 26)) {
+    ThrowInvalid(op, ": output size ", ShapeToString(size),
+                 " must be two positive sizes of at most 65536 with at most 2^26 values per plane");
   }
   if (x.is_quantized()) return dequantize(x);
   if (x.dtype() != DType::kF32) ThrowInvalid(op, ": input ", x.ToString(), " must be f32 or quint8");
@@ -94,8 +96,8 @@ Tensor interpolate(const Tensor& x, const InterpolateOptions& opt) {
   if (size.size() == 1) size.push_back(size[0]);
   if (size.empty()) {
     for (const auto& [s, in] : {std::pair<double, int64_t>{sh, x.size(2)}, {sw, x.size(3)}}) {
-      if (!(s > 0) || !(s * static_cast<double>(in) < static_cast<double>(int64_t{1} << 24))) {
-        ThrowInvalid("interpolate: scale_factor ", s, " must be positive and give a size below 2^24");
+      if (!(s > 0) || !(s * static_cast<double>(in) < 65537.0)) {
+        ThrowInvalid("interpolate: scale_factor ", s, " must be positive and give a size of at most 65536");
       }
       size.push_back(static_cast<int64_t>(std::floor(static_cast<double>(in) * s)));
     }

@@ -551,6 +551,25 @@ TEST(TransformerOps, ShapesDtypesAndErrors) {
   EXPECT_NE(message([&] { F::layer_norm(a, {3}, Tensor(), Tensor()); }).find("must end in normalized_shape [3]"),
             std::string::npos);
   EXPECT_EQ(F::matmul(Tensor::Full({3, 2, 4}, 1.f), Tensor::Full({4, 5}, 2.f)).shape(), (Shape{3, 2, 5}));
+  const Tensor image = Tensor::Zeros({1, 1, 4, 4});
+  EXPECT_NE(message([&] {
+              F::interpolate(image, Interp({40000, 40000}, {}, false, false));
+            }).find("at most 2^26 values per plane"),
+            std::string::npos);
+  EXPECT_NE(message([&] { F::interpolate(image, Interp({}, {1e9}, true, false)); }).find("size of at most 65536"),
+            std::string::npos);
+  EXPECT_NE(message([&] {
+              F::interpolate(image, Interp({8, 8}, {2.0}, false, false));
+            }).find("exactly one of"),
+            std::string::npos);
+  EXPECT_NE(message([&] {
+              F::embedding(Indices({2}, {0, 7}), Tensor::Zeros({5, 3}));
+            }).find("index 7 (element 1 of i64[2]) is out of range for 5 embeddings"),
+            std::string::npos);
+  EXPECT_NE(message([&] {
+              F::channel_shuffle(Tensor::Zeros({1, 6, 2}), 4);
+            }).find("divide the 6 channels"),
+            std::string::npos);
 }
 
 }  // namespace

@@ -59,7 +59,8 @@ Tensor bmm(const Tensor& a, const Tensor& b);
 // F.interpolate on [N, C, H, W] (src/nn/functional_resize.cc): exactly one of size and scale_factor (one
 // value for both axes, or (h, w)); nearest picks floor(o * scale), bilinear weighs the two neighbours of
 // scale * (o + 0.5) - 0.5 per axis (align_corners: (in - 1) / (out - 1) * o), with PyTorch's CPU index
-// arithmetic. A quint8 input gives quint8 output with its qparams.
+// arithmetic. A quint8 input gives quint8 output with its qparams. Output sizes are at most 65536 each and
+// 2^26 values per plane (a bound on what a graph file can make a run allocate).
 struct InterpolateOptions {
   enum class Mode : int64_t { kNearest = 0, kBilinear = 1 };  // the op's mode argument in graph files
   std::vector<int64_t> size;
