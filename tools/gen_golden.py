@@ -224,6 +224,9 @@ def module_cases():
         ("upsample_nearest_size", nn.Upsample(size=(7, 5), mode="nearest"), [rand(1, 2, 4, 3)]),
         ("upsample_bilinear_1_5", nn.Upsample(scale_factor=1.5, mode="bilinear"), [rand(1, 2, 5, 6)]),
         ("upsample_bilinear_align", nn.Upsample(size=(9, 7), mode="bilinear", align_corners=True), [rand(2, 3, 4, 5)]),
+        ("conv_transpose2d_basic", nn.ConvTranspose2d(4, 6, 3, stride=2, padding=1, output_padding=1), [rand(2, 4, 5, 4)]),
+        ("conv_transpose2d_groups", nn.ConvTranspose2d(4, 8, (2, 3), stride=(2, 1), padding=(0, 1), groups=2, bias=False,
+                                                       dilation=(1, 2)), [rand(1, 4, 4, 5)]),
     ]
 
 
@@ -735,6 +738,11 @@ def coverage_grad_cases():
          [u("ew", [5, 3])]),
         # PyTorch 1.13 has no backward for torch.channel_shuffle: its view / transpose definition (checked equal).
         ("channel_shuffle", channel_shuffle_by_view, [u("cs", [2, 6, 2, 3])]),
+        ("conv_transpose2d", lambda x, w, b: F.conv_transpose2d(x, w, b, stride=2, padding=1, output_padding=1),
+         [u("ctx", [2, 4, 4, 3]), u("ctw", [4, 3, 3, 3]), u("ctb", [3])]),
+        ("conv_transpose2d_groups_dilation",
+         lambda x, w: F.conv_transpose2d(x, w, None, stride=(1, 2), padding=(1, 0), groups=2, dilation=(2, 1)),
+         [u("cgx", [1, 4, 5, 4]), u("cgw", [4, 2, 2, 3])]),
     ]
 
 

@@ -44,6 +44,22 @@ Conv2d::Conv2d(int64_t in, int64_t out, Size2 k, Conv2dArgs args) : in_channels(
   DefaultInit(weight, bias, in / args.groups * k.h * k.w);
 }
 
+ConvTranspose2d::ConvTranspose2d(int64_t in, int64_t out, Size2 k, ConvTranspose2dArgs a)
+    : in_channels(in), out_channels(out), kernel_size(k) {
+  if (in <= 0 || out <= 0 || k.h <= 0 || k.w <= 0 || a.groups <= 0 || in % a.groups || out % a.groups) {
+    ThrowInvalid("ConvTranspose2d(", in, ", ", out, ", (", k.h, ", ", k.w, "), groups=", a.groups,
+                 "): channels and kernel size must be positive and divisible by groups");
+  }
+  options.stride = a.stride.vec();
+  options.padding = a.padding.vec();
+  options.output_padding = a.output_padding.vec();
+  options.dilation = a.dilation.vec();
+  options.groups = a.groups;
+  weight = register_parameter("weight", Tensor::Empty({in, out / a.groups, k.h, k.w}));
+  if (a.bias) bias = register_parameter("bias", Tensor::Empty({out}));
+  DefaultInit(weight, bias, out / a.groups * k.h * k.w);
+}
+
 Conv2dArgs Conv2d::args() const {
   // F::Conv2dOptions may hold one value for both axes.
   const auto pair = [](const std::vector<int64_t>& v) { return v.size() == 1 ? Size2(v[0]) : Size2(v.at(0), v.at(1)); };

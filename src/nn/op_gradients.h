@@ -45,6 +45,8 @@ std::vector<Tensor> VjpEmbedding(const std::vector<OpArg>& args, const Tensor& y
                                  const std::vector<bool>& want);  // the weight's; none for the indices
 std::vector<Tensor> VjpChannelShuffle(const std::vector<OpArg>& args, const Tensor& y, const Tensor& dy,
                                       const std::vector<bool>& want);
+std::vector<Tensor> VjpConvTranspose2d(const std::vector<OpArg>& args, const Tensor& y, const Tensor& dy,
+                                       const std::vector<bool>& want);  // x, weight and bias when a tensor
 std::vector<Tensor> VjpPermute(const std::vector<OpArg>& args, const Tensor& y, const Tensor& dy,
                                const std::vector<bool>& want);
 

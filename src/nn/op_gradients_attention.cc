@@ -111,6 +111,47 @@ std::vector<Tensor> VjpEmbedding(const A& v, const Tensor&, const Tensor& dy, co
   return {Tensor(), dw};
 }
 
+// conv_transpose2d: through the forward's (x, w, y) triples, dx += dy * w, dw += dy * x; db sums dy.
+std::vector<Tensor> VjpConvTranspose2d(const A& v, const Tensor&, const Tensor& dy, const std::vector<bool>& want) {
+  const Tensor &x = In(v, 0, "conv_transpose2d"), &w = In(v, 1, "conv_transpose2d");
+  const Tensor* bias = OptionalIn(v, 2);
+  F::ConvTranspose2dOptions o;
+  o.stride = ArgAs<std::vector<int64_t>>(v, 3, "conv_transpose2d", "a list of integers");
+  o.padding = ArgAs<std::vector<int64_t>>(v, 4, "conv_transpose2d", "a list of integers");
+  o.output_padding = ArgAs<std::vector<int64_t>>(v, 5, "conv_transpose2d", "a list of integers");
+  o.groups = ArgAs<int64_t>(v, 6, "conv_transpose2d", "an integer");
+  o.dilation = ArgAs<std::vector<int64_t>>(v, 7, "conv_transpose2d", "a list of integers");
+  const ConvTranspose2dGeometry g = F::ConvTranspose2dGeometryOf(x, w, Tensor(), o);
+  Tensor dx = want.at(0) ? Tensor::Zeros(x.shape()) : Tensor(), dw = want.at(1) ? Tensor::Zeros(w.shape()) : Tensor();
+  const float *px = x.data<float>(), *pw = w.data<float>(), *pg = dy.data<float>();
+  for (int64_t n = 0; n < g.batch; ++n) {
+    for (int64_t co = 0; co < g.out_channels; ++co) {
+      const float* plane = pg + (n * g.out_channels + co) * g.out_h * g.out_w;
+      ForEachTap(g, n, co, [&](int64_t xi, int64_t wi, int64_t yi) {
+        if (dx.defined()) dx.data<float>()[xi] += plane[yi] * pw[wi];
+        if (dw.defined()) dw.data<float>()[wi] += plane[yi] * px[xi];
+      });
+    }
+  }
+  std::vector<Tensor> out = {dx, dw};
+  if (bias != nullptr) {
+    Tensor db;
+    if (want.at(2) && bias->defined()) {
+      db = Tensor::Uninitialized({g.out_channels});
+      for (int64_t co = 0; co < g.out_channels; ++co) {
+        double s = 0;
+        for (int64_t n = 0; n < g.batch; ++n) {
+          const float* plane = pg + (n * g.out_channels + co) * g.out_h * g.out_w;
+          for (int64_t i = 0; i < g.out_h * g.out_w; ++i) s += plane[i];
+        }
+        db.data<float>()[co] = static_cast<float>(s);
+      }
+    }
+    out.push_back(db);
+  }
+  return out;
+}
+
 // channel_shuffle: the inverse shuffle (C / groups groups).
 std::vector<Tensor> VjpChannelShuffle(const A& v, const Tensor&, const Tensor& dy, const std::vector<bool>&) {
   return {F::channel_shuffle(dy, dy.size(1) / ArgAs<int64_t>(v, 1, "channel_shuffle", "an integer"))};

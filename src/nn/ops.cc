@@ -231,6 +231,51 @@ ModuleKind Conv2dKind() {
       });
 }
 
+ModuleKind ConvTranspose2dKind() {
+  return KindWith<ConvTranspose2d>(
+      "ConvTranspose2d",
+      [](const ConvTranspose2d& c) {
+        const F::ConvTranspose2dOptions& o = c.options;
+        return std::vector<OpArg>{c.weight,         OptTensor(c.bias), o.stride,  o.padding,
+                                  o.output_padding, o.groups,          o.dilation};
+      },
+      [](const ConvTranspose2d& c) {
+        const F::ConvTranspose2dOptions& o = c.options;
+        const auto size = [](const std::vector<int64_t>& v) { return Size2ToJson(Size2(v.at(0), v.at(1))); };
+        return json{
+            {"in", c.in_channels},          {"out", c.out_channels},      {"kernel", Size2ToJson(c.kernel_size)},
+            {"stride", size(o.stride)},     {"padding", size(o.padding)}, {"output_padding", size(o.output_padding)},
+            {"dilation", size(o.dilation)}, {"groups", o.groups},         {"bias", c.bias.defined()}};
+      },
+      [](const json& c) {
+        const auto size = [&c](const char* field) {
+          absl::StatusOr<Size2> s = Size2FromJson(c, field);
+          if (!s.ok()) ThrowInvalid(s.status().message());
+          return *s;
+        };
+        ConvTranspose2dArgs a;
+        a.stride = size("stride");
+        a.padding = size("padding");
+        a.output_padding = size("output_padding");
+        a.dilation = size("dilation");
+        a.groups = c.at("groups").get<int64_t>();
+        a.bias = c.at("bias").get<bool>();
+        return std::make_shared<ConvTranspose2d>(c.at("in").get<int64_t>(), c.at("out").get<int64_t>(), size("kernel"),
+                                                 a);
+      });
+}
+
+Tensor RunConvTranspose2d(const std::vector<OpArg>& v) {
+  const Args a{"conv_transpose2d", v};
+  F::ConvTranspose2dOptions o;
+  o.stride = a.Ints(3);
+  o.padding = a.Ints(4);
+  o.output_padding = a.Ints(5);
+  o.groups = a.I(6);
+  o.dilation = a.Ints(7);
+  return F::conv_transpose2d(a.T(0), a.T(1), a.OptT(2), o);
+}
+
 ModuleKind LinearKind() {
   return KindWith<Linear>(
       "Linear",
@@ -668,6 +713,10 @@ std::vector<OpSchema> MakeRegistry() {
           .Role(QR::kShareQParams)
           .Vjp(VjpChannelShuffle)
           .Module(ChannelShuffleKind()),
+      // PyTorch's x86 backend quantizes it; qfx has no int8 kernel for it yet (float, with that reason).
+      Op(OpId::kConvTranspose2d, "conv_transpose2d", false, "torch.conv_transpose2d", 8, 8, RunConvTranspose2d)
+          .Vjp(VjpConvTranspose2d)
+          .Module(ConvTranspose2dKind()),
       Op(OpId::kQuantize, "quantize", false, "torch.quantize_per_tensor", 3, 3,
          QFX_RUN(quantize, a.T(0), a.D(1), a.I(2)))
           .Role(QR::kQuantized),

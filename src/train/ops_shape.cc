@@ -112,6 +112,10 @@ Var embedding(Tape& t, const Var& indices, const Var& weight, std::optional<int6
   return apply(t, OpId::kEmbedding, {indices, weight});
 }
 
+Var conv_transpose2d(Tape& t, const Var& x, const Var& w, const Var& b, const F::ConvTranspose2dOptions& o) {
+  return apply(t, OpId::kConvTranspose2d, {x, w, b, o.stride, o.padding, o.output_padding, o.groups, o.dilation});
+}
+
 Var channel_shuffle(Tape& t, const Var& x, int64_t groups) { return apply(t, OpId::kChannelShuffle, {x, groups}); }
 
 Var interpolate(Tape& t, const Var& x, const F::InterpolateOptions& o) {

@@ -74,6 +74,10 @@ const std::map<std::string, ModuleFactory>& ModuleCases() {
       {"upsample_nearest_size", MakeUpsample({7, 5}, {}, F::InterpolateOptions::Mode::kNearest, false)},
       {"upsample_bilinear_1_5", MakeUpsample({}, {1.5}, F::InterpolateOptions::Mode::kBilinear, false)},
       {"upsample_bilinear_align", MakeUpsample({9, 7}, {}, F::InterpolateOptions::Mode::kBilinear, true)},
+      {"conv_transpose2d_basic", Make<ConvTranspose2d>(4, 6, 3, ConvTranspose2dArgs{2, 1, 1})},
+      {"conv_transpose2d_groups",
+       Make<ConvTranspose2d>(4, 8, Size2(2, 3),
+                             ConvTranspose2dArgs{Size2(2, 1), Size2(0, 1), 0, 2, false, Size2(1, 2)})},
   };
   return *cases;
 }

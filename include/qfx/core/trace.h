@@ -52,6 +52,7 @@ enum class OpId : uint16_t {
   kInterpolate,
   kEmbedding,
   kChannelShuffle,
+  kConvTranspose2d,
   // quantized call_function ops (convert produces them)
   kQuantize,
   kDequantize,

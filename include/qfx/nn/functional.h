@@ -13,6 +13,7 @@
 #include "qfx/core/tensor.h"
 #include "qfx/core/trace.h"
 #include "qfx/kernels/f32.h"
+#include "qfx/nn/geometry.h"  // ConvTranspose2dGeometry
 
 namespace qfx {
 namespace F {
@@ -69,6 +70,17 @@ struct InterpolateOptions {
   bool align_corners = false;
 };
 Tensor interpolate(const Tensor& x, const InterpolateOptions& opt);
+
+// ConvTranspose2d (PyTorch's conv_transpose2d, the adjoint of conv2d): weight [C_in, C_out / groups, kH,
+// kW]; out = (in - 1) * stride - 2 * padding + dilation * (k - 1) + output_padding + 1 per axis.
+struct ConvTranspose2dOptions {
+  std::vector<int64_t> stride = {1, 1}, padding = {0, 0}, output_padding = {0, 0}, dilation = {1, 1};
+  int64_t groups = 1;
+};
+Tensor conv_transpose2d(const Tensor& x, const Tensor& weight, const Tensor& bias, const ConvTranspose2dOptions& opt);
+// Its sizes, after checking every shape and option (what conv_transpose2d checks).
+nn::ConvTranspose2dGeometry ConvTranspose2dGeometryOf(const Tensor& x, const Tensor& weight, const Tensor& bias,
+                                                      const ConvTranspose2dOptions& opt);
 
 // Rows of weight [num_embeddings, dim] picked by i64 / i32 indices: [*indices.shape, dim]; an index out of
 // range is an error naming it. padding_idx only stops that row's gradient, as PyTorch's.

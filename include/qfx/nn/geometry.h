@@ -15,6 +15,40 @@ namespace nn {
 Shape BroadcastShape(const char* op, const Shape& a, const Shape& b);
 // Element strides of shape `s` seen through broadcast shape `out` (0 along broadcast dimensions).
 std::vector<int64_t> BroadcastStrides(const Shape& s, const Shape& out);
+// A transposed convolution's sizes (F::conv_transpose2d): input [N, C_in, in_h, in_w], weight
+// [C_in, C_out / groups, kernel_h, kernel_w], output [N, C_out, out_h, out_w].
+struct ConvTranspose2dGeometry {
+  int64_t batch = 1, in_channels = 0, in_h = 0, in_w = 0, out_channels = 0, out_h = 0, out_w = 0;
+  int64_t kernel_h = 1, kernel_w = 1, stride_h = 1, stride_w = 1, pad_h = 0, pad_w = 0, dilation_h = 1, dilation_w = 1;
+  int64_t groups = 1;
+};
+
+// Calls fn(x index, weight index, offset in the output plane) for every product that reaches output plane
+// (n, co) of a transposed convolution: input (ci, iy, ix) and tap (ky, kx) land on (iy * stride - pad +
+// ky * dilation, likewise for x). The forward adds x * w there; the backward reads the same triples.
+template <typename Fn>
+void ForEachTap(const ConvTranspose2dGeometry& g, int64_t n, int64_t co, Fn fn) {
+  const int64_t cin_g = g.in_channels / g.groups, cout_g = g.out_channels / g.groups;
+  const int64_t group = co / cout_g, col = co % cout_g;
+  for (int64_t ci = group * cin_g; ci < (group + 1) * cin_g; ++ci) {
+    const int64_t x_plane = (n * g.in_channels + ci) * g.in_h * g.in_w;
+    const int64_t w_base = (ci * cout_g + col) * g.kernel_h * g.kernel_w;
+    for (int64_t iy = 0; iy < g.in_h; ++iy) {
+      for (int64_t ky = 0; ky < g.kernel_h; ++ky) {
+        const int64_t oy = iy * g.stride_h - g.pad_h + ky * g.dilation_h;
+        if (oy < 0 || oy >= g.out_h) continue;
+        for (int64_t ix = 0; ix < g.in_w; ++ix) {
+          for (int64_t kx = 0; kx < g.kernel_w; ++kx) {
+            const int64_t ox = ix * g.stride_w - g.pad_w + kx * g.dilation_w;
+            if (ox < 0 || ox >= g.out_w) continue;
+            fn(x_plane + iy * g.in_w + ix, w_base + ky * g.kernel_w + kx, oy * g.out_w + ox);
+          }
+        }
+      }
+    }
+  }
+}
+
 // PyTorch's source positions when resizing one axis from `in` to `out` (its CPU upsample kernels, float
 // index arithmetic); `scale_factor` is the one the caller gave, 0 for none (the ratio is then in / out).
 int64_t NearestSource(int64_t o, int64_t in, int64_t out, double scale_factor);

@@ -51,6 +51,27 @@ class Conv2d : public Module {
   Tensor weight, bias;  // bias undefined when args.bias is false
 };
 
+struct ConvTranspose2dArgs {
+  Size2 stride = 1, padding = 0, output_padding = 0;
+  int64_t groups = 1;
+  bool bias = true;
+  Size2 dilation = 1;  // PyTorch's argument order
+};
+
+// nn.ConvTranspose2d: weight [in, out / groups, kH, kW], initialised as PyTorch does (fan_in from dim 1).
+class ConvTranspose2d : public Module {
+ public:
+  ConvTranspose2d(int64_t in_channels, int64_t out_channels, Size2 kernel_size, ConvTranspose2dArgs args = {});
+  std::string type_name() const override { return "ConvTranspose2d"; }
+  bool is_leaf() const override { return true; }
+  Tensor forward(const Tensor& x) override { return F::conv_transpose2d(x, weight, bias, options); }
+
+  int64_t in_channels, out_channels;
+  Size2 kernel_size;
+  F::ConvTranspose2dOptions options;
+  Tensor weight, bias;  // bias undefined when args.bias is false
+};
+
 class Linear : public Module {
  public:
   Linear(int64_t in_features, int64_t out_features, bool bias = true);
