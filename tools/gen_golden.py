@@ -524,6 +524,21 @@ def grad_cases():
     ]
 
 
+def grad_case_tensors(cases):
+    """For each (name, fn, inputs): the inputs (`name/in<i>`), the output, the weights r of the loss mean(out * r)
+    and the gradient of that loss for each input (`name/grad<i>`)."""
+    tensors = []
+    for name, fn, inputs in cases:
+        xs = [t.clone().requires_grad_(True) for t in inputs]
+        y = fn(*xs)
+        r = torch.from_numpy(hash_uniform(name + "/r", y.numel(), -1.0, 1.0)).reshape(y.shape)
+        (y * r).mean().backward()
+        for i, x in enumerate(xs):
+            tensors += [(f"{name}/in{i}", inputs[i]), (f"{name}/grad{i}", x.grad)]
+        tensors += [(f"{name}/out", y.detach()), (f"{name}/r", r)]
+    return tensors
+
+
 def write_grad_fixture(out):
     """train/grads.safetensors: for each case of grad_cases(), the inputs (`case/in<i>`), the output, the weights r
     of the loss mean(out * r) and the gradient of that loss for each input (`case/grad<i>`); then mnist_cnn with hash
@@ -535,15 +550,7 @@ def write_grad_fixture(out):
     from torch.ao.quantization.quantize_fx import prepare_qat_fx
     d = os.path.join(out, "train")
     os.makedirs(d, exist_ok=True)
-    tensors = []
-    for name, fn, inputs in grad_cases():
-        xs = [t.clone().requires_grad_(True) for t in inputs]
-        y = fn(*xs)
-        r = torch.from_numpy(hash_uniform(name + "/r", y.numel(), -1.0, 1.0)).reshape(y.shape)
-        (y * r).mean().backward()
-        for i, x in enumerate(xs):
-            tensors += [(f"{name}/in{i}", inputs[i]), (f"{name}/grad{i}", x.grad)]
-        tensors += [(f"{name}/out", y.detach()), (f"{name}/r", r)]
+    tensors = grad_case_tensors(grad_cases())
     x = torch.from_numpy(hash_uniform("train_x", 8 * 784, 0.0, 1.0)).reshape(8, 1, 28, 28)
     y = torch.tensor([i * 7 % 10 for i in range(8)], dtype=torch.int64)
     tensors += [("batch/x", x), ("batch/y", y)]
@@ -642,6 +649,8 @@ def write_upsample_cnn_int8_fixture(out):
 
 
 def write_int8_fixture(out, make, shape, name):
+    """quant/<name>.safetensors: make() with hash weights, calibrated on hash_uniform('calib', shape); its fp32
+    output and PyTorch FX int8 (qnnpack, onednn) outputs on hash_uniform('test', shape)."""
     from torch.ao.quantization import get_default_qconfig_mapping
     from torch.ao.quantization.quantize_fx import prepare_fx, convert_fx
     torch.manual_seed(0)
@@ -663,23 +672,7 @@ def write_int8_fixture(out, make, shape, name):
 def write_nonsquare_cnn_int8_fixture(out):
     """quant/nonsquare_cnn_int8.safetensors: NonSquareCnn with hash weights, calibrated on hash_uniform('calib')
     [4, 3, 20, 20]; fp32 and PyTorch FX int8 (qnnpack, onednn) outputs on hash_uniform('test')."""
-    from torch.ao.quantization import get_default_qconfig_mapping
-    from torch.ao.quantization.quantize_fx import prepare_fx, convert_fx
-    shape = [4, 3, 20, 20]
-    torch.manual_seed(0)
-    model = NonSquareCnn().eval()
-    hash_init(model)
-    calib = torch.from_numpy(hash_uniform("calib", int(np.prod(shape)), -1.0, 1.0)).reshape(shape)
-    x = torch.from_numpy(hash_uniform("test", int(np.prod(shape)), -1.0, 1.0)).reshape(shape)
-    tensors = []
-    with torch.no_grad():
-        tensors.append(("fp32", model(x)))
-        for engine in ["qnnpack", "onednn"]:
-            torch.backends.quantized.engine = engine
-            prepared = prepare_fx(copy.deepcopy(model), get_default_qconfig_mapping(engine), (calib,))
-            prepared(calib)
-            tensors.append((engine, convert_fx(prepared)(x)))
-    write_safetensors(os.path.join(out, "quant", "nonsquare_cnn_int8.safetensors"), tensors)
+    write_int8_fixture(out, NonSquareCnn, [4, 3, 20, 20], "nonsquare_cnn_int8")
 
 
 class TinyAttention(nn.Module):
@@ -774,38 +767,13 @@ def write_coverage_fixture(out):
                   for n in converted.graph.nodes if n.op in ("call_function", "call_method")]
     print("tiny_attention onednn int8 graph:", int8_nodes)
     write_safetensors(os.path.join(d, "tiny_attention.safetensors"), tensors, {"fx_nodes": json.dumps(seq)})
-    tensors = []
-    for name, fn, inputs in coverage_grad_cases():
-        xs = [t.clone().requires_grad_(True) for t in inputs]
-        y = fn(*xs)
-        r = torch.from_numpy(hash_uniform(name + "/r", y.numel(), -1.0, 1.0)).reshape(y.shape)
-        (y * r).mean().backward()
-        for i, t in enumerate(xs):
-            tensors += [(f"{name}/in{i}", inputs[i]), (f"{name}/grad{i}", t.grad)]
-        tensors += [(f"{name}/out", y.detach()), (f"{name}/r", r)]
-    write_safetensors(os.path.join(d, "grads.safetensors"), tensors)
+    write_safetensors(os.path.join(d, "grads.safetensors"), grad_case_tensors(coverage_grad_cases()))
 
 
 def write_resnet18_int8_fixture(out):
     """quant/resnet18_int8.safetensors: resnet18 with hash weights, calibrated on hash_uniform('calib')
     [4, 3, 64, 64]; fp32 and PyTorch FX int8 (qnnpack, onednn) outputs on hash_uniform('test') [4, 3, 64, 64]."""
-    from torch.ao.quantization import get_default_qconfig_mapping
-    from torch.ao.quantization.quantize_fx import prepare_fx, convert_fx
-    shape = [4, 3, 64, 64]
-    torch.manual_seed(0)
-    model = torchvision.models.resnet18().eval()
-    hash_init(model)
-    calib = torch.from_numpy(hash_uniform("calib", int(np.prod(shape)), -1.0, 1.0)).reshape(shape)
-    x = torch.from_numpy(hash_uniform("test", int(np.prod(shape)), -1.0, 1.0)).reshape(shape)
-    tensors = []
-    with torch.no_grad():
-        tensors.append(("fp32", model(x)))
-        for engine in ["qnnpack", "onednn"]:
-            torch.backends.quantized.engine = engine
-            prepared = prepare_fx(copy.deepcopy(model), get_default_qconfig_mapping(engine), (calib,))
-            prepared(calib)
-            tensors.append((engine, convert_fx(prepared)(x)))
-    write_safetensors(os.path.join(out, "quant", "resnet18_int8.safetensors"), tensors)
+    write_int8_fixture(out, torchvision.models.resnet18, [4, 3, 64, 64], "resnet18_int8")
 
 
 class StubCnn(nn.Module):

@@ -15,18 +15,12 @@
 #include "qfx/kernels/f32.h"
 #include "qfx/kernels/int8.h"
 #include "qfx/nn/geometry.h"
+#include "src/nn/functional_internal.h"
 #include "src/nn/fused_eval.h"
 
 namespace qfx {
 namespace F {
 namespace {
-
-// Records the op instead of running it when an argument is a traced value (see qfx/core/trace.h).
-#define QFX_TRACE_OP(op, ...)                                            \
-  do {                                                                   \
-    Tensor qfx_traced_;                                                  \
-    if (MaybeTrace(op, {__VA_ARGS__}, &qfx_traced_)) return qfx_traced_; \
-  } while (0)
 
 // Share-qparams ops on a quantized input: computed on the dequantized values and quantized back with the
 // input's own qparams (exact for max / clamp ops, round-half-to-even for averages).
@@ -37,14 +31,6 @@ namespace {
       return quantize(call(qfx_f_), (x).quant().scale, (x).quant().zero_point); \
     }                                                                           \
   } while (0)
-
-// An optional tensor argument: None when undefined.
-OpArg Optional(const Tensor& t) { return t.is_proxy() || t.defined() ? OpArg(t) : OpArg(); }
-
-void CheckF32(const char* op, const Tensor& x, const char* what = "input") {
-  if (!x.defined()) ThrowInvalid(op, ": ", what, " is undefined");
-  if (x.dtype() != DType::kF32) ThrowInvalid(op, ": ", what, " ", x.ToString(), " must be f32");
-}
 
 // Checks rank and (unless `quantized_ok` and x is a quint8 tensor) that x is f32.
 void CheckRank(const char* op, const Tensor& x, int64_t rank, const char* layout, bool quantized_ok = false) {

@@ -10,23 +10,11 @@
 #include "qfx/kernels/f32.h"
 #include "qfx/nn/functional.h"
 #include "qfx/nn/geometry.h"
+#include "src/nn/functional_internal.h"
 
 namespace qfx {
 namespace F {
 namespace {
-
-#define QFX_TRACE_OP(op, ...)                                            \
-  do {                                                                   \
-    Tensor qfx_traced_;                                                  \
-    if (MaybeTrace(op, {__VA_ARGS__}, &qfx_traced_)) return qfx_traced_; \
-  } while (0)
-
-OpArg Optional(const Tensor& t) { return t.is_proxy() || t.defined() ? OpArg(t) : OpArg(); }
-
-void CheckF32(const char* op, const Tensor& x, const char* what) {
-  if (!x.defined()) ThrowInvalid(op, ": ", what, " is undefined");
-  if (x.dtype() != DType::kF32) ThrowInvalid(op, ": ", what, " ", x.ToString(), " must be f32");
-}
 
 // The broadcast batch shape of a [..., n, k] and b [..., k, m], after checking ranks and k.
 Shape MatmulBatch(const char* op, const Tensor& a, const Tensor& b) {

@@ -7,6 +7,7 @@
 #include "qfx/core/status.h"
 #include "qfx/core/trace.h"
 #include "qfx/nn/functional.h"
+#include "src/nn/functional_internal.h"
 
 namespace qfx {
 namespace F {
@@ -66,14 +67,8 @@ nn::ConvTranspose2dGeometry ConvTranspose2dGeometryOf(const Tensor& x, const Ten
 }
 
 Tensor conv_transpose2d(const Tensor& x, const Tensor& weight, const Tensor& bias, const ConvTranspose2dOptions& o) {
-  {
-    Tensor traced;
-    const OpArg b = bias.is_proxy() || bias.defined() ? OpArg(bias) : OpArg();
-    if (MaybeTrace(OpId::kConvTranspose2d, {x, weight, b, o.stride, o.padding, o.output_padding, o.groups, o.dilation},
-                   &traced)) {
-      return traced;
-    }
-  }
+  QFX_TRACE_OP(OpId::kConvTranspose2d, x, weight, Optional(bias), o.stride, o.padding, o.output_padding, o.groups,
+               o.dilation);
   const nn::ConvTranspose2dGeometry g = ConvTranspose2dGeometryOf(x, weight, bias, o);
   Tensor y = Tensor::Zeros({g.batch, g.out_channels, g.out_h, g.out_w});
   const float *px = x.data<float>(), *pw = weight.data<float>();

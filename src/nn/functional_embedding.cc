@@ -6,16 +6,13 @@
 #include "qfx/core/status.h"
 #include "qfx/core/trace.h"
 #include "qfx/nn/functional.h"
+#include "src/nn/functional_internal.h"
 
 namespace qfx {
 namespace F {
 
 Tensor embedding(const Tensor& indices, const Tensor& weight, std::optional<int64_t> padding_idx) {
-  {
-    Tensor traced;
-    const OpArg pad = padding_idx ? OpArg(*padding_idx) : OpArg();
-    if (MaybeTrace(OpId::kEmbedding, {indices, weight, pad}, &traced)) return traced;
-  }
+  QFX_TRACE_OP(OpId::kEmbedding, indices, weight, padding_idx ? OpArg(*padding_idx) : OpArg());
   if (indices.dtype() != DType::kI64 && indices.dtype() != DType::kI32) {
     ThrowInvalid("embedding: indices ", indices.ToString(), " must be i64 or i32");
   }

@@ -8,16 +8,11 @@
 #include "qfx/core/trace.h"
 #include "qfx/nn/functional.h"
 #include "qfx/nn/geometry.h"
+#include "src/nn/functional_internal.h"
 
 namespace qfx {
 namespace F {
 namespace {
-
-#define QFX_TRACE_OP(op, ...)                                            \
-  do {                                                                   \
-    Tensor qfx_traced_;                                                  \
-    if (MaybeTrace(op, {__VA_ARGS__}, &qfx_traced_)) return qfx_traced_; \
-  } while (0)
 
 // Checks x [N, C, H, W] (f32, or quint8 when quantized) and the output size; the float input to compute on.
 Tensor CheckResize(const char* op, const Tensor& x, const std::vector<int64_t>& size) {

@@ -3,15 +3,13 @@
 #include "qfx/core/status.h"
 #include "qfx/core/trace.h"
 #include "qfx/nn/functional.h"
+#include "src/nn/functional_internal.h"
 
 namespace qfx {
 namespace F {
 
 Tensor channel_shuffle(const Tensor& x, int64_t groups) {
-  {
-    Tensor traced;
-    if (MaybeTrace(OpId::kChannelShuffle, {x, groups}, &traced)) return traced;
-  }
+  QFX_TRACE_OP(OpId::kChannelShuffle, x, groups);
   if (x.dim() < 3) ThrowInvalid("channel_shuffle: input ", x.ToString(), " must be [N, C, *] with at least 3 dims");
   if (groups <= 0 || x.size(1) % groups != 0) {
     ThrowInvalid("channel_shuffle: groups ", groups, " must be positive and divide the ", x.size(1), " channels of ",

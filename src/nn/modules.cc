@@ -60,12 +60,12 @@ ConvTranspose2d::ConvTranspose2d(int64_t in, int64_t out, Size2 k, ConvTranspose
   DefaultInit(weight, bias, out / a.groups * k.h * k.w);
 }
 
-Conv2dArgs Conv2d::args() const {
-  // F::Conv2dOptions may hold one value for both axes.
+Conv2dArgs Conv2dArgsOf(const F::Conv2dOptions& o, bool bias) {
   const auto pair = [](const std::vector<int64_t>& v) { return v.size() == 1 ? Size2(v[0]) : Size2(v.at(0), v.at(1)); };
-  return Conv2dArgs{pair(options.stride), pair(options.padding), pair(options.dilation), options.groups,
-                    bias.defined()};
+  return Conv2dArgs{pair(o.stride), pair(o.padding), pair(o.dilation), o.groups, bias};
 }
+
+Conv2dArgs Conv2d::args() const { return Conv2dArgsOf(options, bias.defined()); }
 
 Tensor Conv2d::forward(const Tensor& x) { return F::conv2d(x, weight, bias, options); }
 

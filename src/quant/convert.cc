@@ -111,10 +111,7 @@ absl::StatusOr<QuantizedLayer> LayerOf(nn::Module* m, const ObserverSpec& spec) 
     l.groups = args.groups;
   } else if (auto* qconv = dynamic_cast<QatConv2d*>(m)) {
     std::shared_ptr<nn::Conv2d> plain;
-    nn::Conv2dArgs args{nn::Size2(qconv->options.stride.at(0), qconv->options.stride.at(1)),
-                        nn::Size2(qconv->options.padding.at(0), qconv->options.padding.at(1)),
-                        nn::Size2(qconv->options.dilation.at(0), qconv->options.dilation.at(1)), qconv->options.groups,
-                        qconv->bias.defined()};
+    const nn::Conv2dArgs args = nn::Conv2dArgsOf(qconv->options, qconv->bias.defined());
     plain = std::make_shared<nn::Conv2d>(qconv->weight.size(1) * qconv->options.groups, qconv->out_channels,
                                          nn::Size2(qconv->weight.size(2), qconv->weight.size(3)), args);
     plain->weight.CopyFrom(qconv->weight);

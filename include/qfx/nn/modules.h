@@ -36,6 +36,9 @@ struct Conv2dArgs {
   bool bias = true;
 };
 
+// The Conv2dArgs that `options` (each list one value for both axes, or two) and a bias flag stand for.
+Conv2dArgs Conv2dArgsOf(const F::Conv2dOptions& options, bool bias);
+
 class Conv2d : public Module {
  public:
   Conv2d(int64_t in_channels, int64_t out_channels, Size2 kernel_size, Conv2dArgs args = {});
