@@ -204,16 +204,38 @@ Tensor Tensor::Proxy(std::shared_ptr<const void> handle) {
   return t;
 }
 
+Tensor Tensor::Proxy(std::shared_ptr<const void> handle, Shape shape, DType dtype) {
+  Tensor t = Proxy(std::move(handle));
+  t.shape_ = std::move(shape);
+  t.dtype_ = dtype;
+  t.proxy_shaped_ = true;
+  return t;
+}
+
+void Tensor::ReadProxyShape(int64_t what) const {
+  TraceHook* hook = ActiveTraceHook();
+  if (!proxy_shaped_ && hook != nullptr)
+    hook->ConcreteValueRequired("the shape of a traced value", TraceHook::Needed::kShape);
+  if (!proxy_shaped_) RequireConcrete("the shape");
+  if (hook == nullptr) throw TraceError("TraceError: the shape of a traced value was used outside of its trace");
+  hook->ShapeRead(proxy_.get(), what);
+}
+
 void Tensor::RequireConcrete(const char* what) const {
   const std::string message = absl::StrCat(what, " of a traced value");
   if (TraceHook* hook = ActiveTraceHook()) hook->ConcreteValueRequired(message, TraceHook::Needed::kTensorValue);
   throw TraceError(absl::StrCat("TraceError: ", message, " was used outside of its trace"));
 }
 
-int64_t Tensor::size(int64_t d) const { return shape_[NormalizeDim(d, dim(), "Tensor::size")]; }
+int64_t Tensor::size(int64_t d) const {
+  const int64_t i = NormalizeDim(d, dim(), "Tensor::size");
+  if (proxy_) ReadProxyShape(i);
+  return shape_[static_cast<size_t>(i)];
+}
 
 std::string Tensor::ToString() const {
-  if (proxy_) return "traced value";
+  if (proxy_)
+    return proxy_shaped_ ? absl::StrCat("traced value ", DTypeName(dtype_), ShapeToString(shape_)) : "traced value";
   if (!defined()) return "undefined";
   if (quant_)
     return absl::StrCat("q", DTypeName(dtype_), ShapeToString(shape_), "(scale=", quant_->scale,

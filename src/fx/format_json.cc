@@ -103,7 +103,22 @@ absl::StatusOr<Target> ParseTarget(const Reader& r, Opcode op, const std::string
   return Target{schema->id, ""};
 }
 
+// "specialized": the sizes a traced graph holds to (-1 for a size it does not).
+absl::Status ReadSpecialized(const Reader& r, const json& v, const std::string& where, Node* n) {
+  if (!v.contains("specialized")) return absl::OkStatus();
+  const char* rule = "'specialized' must be a list of sizes, each -1 (not specialised) or at least 0";
+  if (!v["specialized"].is_array()) return r.Error(where, rule);
+  std::vector<int64_t> sizes;
+  for (const json& d : v["specialized"]) {
+    if (!d.is_number_integer() || d.get<int64_t>() < -1) return r.Error(where, rule);
+    sizes.push_back(d.get<int64_t>());
+  }
+  n->meta.specialized = std::move(sizes);
+  return absl::OkStatus();
+}
+
 absl::Status ReadMeta(const Reader& r, const json& v, const std::string& where, Node* n) {
+  QFX_RETURN_IF_ERROR(ReadSpecialized(r, v, where, n));
   if (!v.contains("shape")) return absl::OkStatus();
   TensorMeta meta;
   if (!v["shape"].is_array()) return r.Error(where, "'shape' must be a list of integers");
@@ -127,7 +142,8 @@ absl::Status ReadMeta(const Reader& r, const json& v, const std::string& where, 
 
 absl::Status ReadNode(const Reader& r, Graph& g, const json& v, size_t index, std::map<std::string, Node*>& defined) {
   std::string where = absl::StrCat("node ", index);
-  static const std::set<std::string> kKeys = {"name", "op", "target", "args", "kwargs", "shape", "dtype"};
+  static const std::set<std::string> kKeys = {"name",   "op",    "target", "args",
+                                              "kwargs", "shape", "dtype",  "specialized"};
   if (!v.is_object()) return r.Error(where, "must be an object");
   for (const auto& [k, unused] : v.items()) {
     if (!kKeys.count(k)) return r.Error(where, absl::StrCat("unknown key '", k, "'"));
@@ -184,6 +200,7 @@ std::string GraphToJson(const Graph& graph) {
       node["shape"] = n->meta.tensor->shape;
       node["dtype"] = DTypeName(n->meta.tensor->dtype);
     }
+    if (n->meta.specialized) node["specialized"] = *n->meta.specialized;
     nodes.push_back(std::move(node));
   }
   // One node per line: readable, and diffs of two graphs line up by node.

@@ -22,9 +22,14 @@ std::string KwargList(const Node& n) {
   return absl::StrCat("{", absl::StrJoin(parts, ", "), "}");
 }
 
+// The propagated shape, and the sizes a specialised trace holds the value to.
 std::string ShapeOf(const Node& n) {
-  if (!n.meta.tensor) return "";
-  return absl::StrCat(DTypeName(n.meta.tensor->dtype), ShapeToString(n.meta.tensor->shape));
+  std::string out;
+  if (n.meta.tensor) out = absl::StrCat(DTypeName(n.meta.tensor->dtype), ShapeToString(n.meta.tensor->shape));
+  if (n.meta.specialized) {
+    absl::StrAppend(&out, out.empty() ? "" : " ", "specialised ", SpecializedToString(*n.meta.specialized));
+  }
+  return out;
 }
 
 // Code uses plain names: "%x" in FormatArgument becomes "x".

@@ -289,5 +289,24 @@ std::string Graph::ToString() const {
   return out;
 }
 
+std::string SpecializedToString(const std::vector<int64_t>& sizes) {
+  std::vector<std::string> parts;
+  for (int64_t v : sizes) parts.push_back(v < 0 ? "?" : absl::StrCat(v));
+  return absl::StrCat("[", absl::StrJoin(parts, ", "), "]");
+}
+
+absl::Status CheckSpecialized(const Node& n, const Tensor& value) {
+  if (!n.meta.specialized) return absl::OkStatus();
+  const std::vector<int64_t>& want = *n.meta.specialized;
+  bool ok = value.defined() && !value.is_proxy() && value.dim() == static_cast<int64_t>(want.size());
+  for (size_t d = 0; ok && d < want.size(); ++d) ok = want[d] < 0 || value.size(static_cast<int64_t>(d)) == want[d];
+  if (ok) return absl::OkStatus();
+  return absl::InvalidArgumentError(
+      absl::StrCat("%", n.name(), " is ", value.ToString(), ", but the graph was traced specialised to sizes ",
+                   SpecializedToString(want),
+                   " of it (forward read them while tracing on example inputs); trace the model again "
+                   "with an example input of this run's shape"));
+}
+
 }  // namespace fx
 }  // namespace qfx

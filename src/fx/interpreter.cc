@@ -168,6 +168,7 @@ absl::StatusOr<Tensor> Interpreter::Run(const nn::ForwardArgs& inputs) {
     OpArg value;
     absl::Status s = CatchErrors([&] { value = Execute(*n, inputs, env); });
     if (!s.ok()) return absl::Status(s.code(), absl::StrCat(Where(*n), ": ", s.message()));
+    if (const Tensor* t = std::get_if<Tensor>(&value)) QFX_RETURN_IF_ERROR(CheckSpecialized(*n, *t));
     OnValue(*n, value);
     if (n->op() == Opcode::kOutput) {
       if (!std::holds_alternative<Tensor>(value))

@@ -18,7 +18,16 @@ class Tracer;
 struct ProxyHandle {
   Node* node;
   const Tracer* tracer;  // proxies from another (finished) trace are rejected, never dereferenced
+  Tensor value;          // the example value when specialising, else undefined
 };
+
+// Runs `f` with no trace hooks: the example values of a specialised trace are computed, not recorded.
+template <typename F>
+Tensor Untraced(F&& f) {
+  ScopedTraceHook no_op_hook(nullptr);
+  nn::ScopedModuleTraceHook no_module_hook(nullptr);
+  return f();
+}
 
 class Tracer : public TraceHook, public nn::ModuleTraceHook {
  public:
@@ -29,19 +38,30 @@ class Tracer : public TraceHook, public nn::ModuleTraceHook {
     scope_.push_back({"", root.type_name()});
   }
 
-  Tensor Proxy(Node* n) { return Tensor::Proxy(std::make_shared<ProxyHandle>(ProxyHandle{n, this})); }
+  Tensor Proxy(Node* n, Tensor value = Tensor()) {
+    if (!value.defined()) return Tensor::Proxy(std::make_shared<ProxyHandle>(ProxyHandle{n, this, Tensor()}));
+    const Shape shape = value.shape();
+    const DType dtype = value.dtype();
+    return Tensor::Proxy(std::make_shared<ProxyHandle>(ProxyHandle{n, this, std::move(value)}), shape, dtype);
+  }
+  bool specializing() const { return !options_.example_inputs.empty(); }
 
   // Traces root.forward_args and adds the output node.
   void Run() {
     nn::ForwardArgs args;
+    size_t example = 0;
     for (const std::string& name : root_.forward_arg_names()) {
       auto concrete = std::find_if(options_.concrete_args.begin(), options_.concrete_args.end(),
                                    [&](const auto& e) { return e.first == name; });
       if (concrete != options_.concrete_args.end()) {
         args.values.emplace_back(name, concrete->second);
       } else {
-        args.values.emplace_back(name, Proxy(graph_.Placeholder(name)));
+        args.values.emplace_back(name, Proxy(graph_.Placeholder(name), ExampleInput(example++, name)));
       }
+    }
+    if (specializing() && example != options_.example_inputs.size()) {
+      ThrowInvalid("example_inputs: ", options_.example_inputs.size(), " values for ", example, " inputs of ",
+                   root_.type_name(), ".forward");
     }
     for (const auto& [name, value] : options_.concrete_args) {
       if (!HasName(root_.forward_arg_names(), name)) {
@@ -62,7 +82,22 @@ class Tracer : public TraceHook, public nn::ModuleTraceHook {
     Node* n = schema.is_method ? graph_.CallMethod(op, std::move(graph_args))
                                : graph_.CallFunction(op, std::move(graph_args));
     SetScope(n);
-    return Proxy(n);
+    if (!specializing()) return Proxy(n);
+    std::vector<OpArg> values;
+    for (const OpArg& a : args) values.push_back(ExampleValue(a));
+    return Proxy(n, Example(n, [&] { return nn::RunOp(op, values); }));
+  }
+
+  void ShapeRead(const void* proxy_handle, int64_t what) override {
+    const auto* handle = static_cast<const ProxyHandle*>(proxy_handle);
+    if (handle->tracer != this)
+      Fail("forward read the shape of a traced value from another trace", "do not keep traced values");
+    const Shape& shape = handle->value.shape();
+    std::optional<std::vector<int64_t>>& sizes = handle->node->meta.specialized;
+    if (!sizes) sizes = std::vector<int64_t>(shape.size(), -1);
+    for (size_t d = 0; d < shape.size(); ++d) {
+      if (what == -1 || static_cast<int64_t>(d) == what) (*sizes)[d] = shape[d];
+    }
   }
 
   Tensor CallModule(nn::Module& module, const nn::ForwardArgs& args) override {
@@ -77,7 +112,10 @@ class Tracer : public TraceHook, public nn::ModuleTraceHook {
       for (const auto& [name, v] : args.values) graph_args.push_back(ToArgument(v));
       Node* n = graph_.CallModule(path, std::move(graph_args));
       SetScope(n);
-      return Proxy(n);
+      if (!specializing()) return Proxy(n);
+      nn::ForwardArgs values;
+      for (const auto& [name, v] : args.values) values.values.emplace_back(name, ExampleValue(v));
+      return Proxy(n, Example(n, [&] { return module(values); }));
     }
     scope_.push_back({path, module.type_name()});
     Tensor out = module.forward_args(args);
@@ -111,6 +149,12 @@ class Tracer : public TraceHook, public nn::ModuleTraceHook {
         path.empty() ? "move the code that needs it into a submodule and make that a leaf (TracerOptions::leaf_modules)"
                      : absl::StrCat("make '", path, "' a leaf module (TracerOptions::leaf_modules = {\"", path,
                                     "\"}) so it is called as a whole");
+    if (needed == Needed::kShape) {
+      return absl::StrCat(
+          "trace with example inputs (TracerOptions::example_inputs) to specialise the graph on "
+          "their shapes, or ",
+          leaf);
+    }
     if (needed == Needed::kTensorValue) {
       return absl::StrCat(leaf, " (concrete_args cannot fix a value computed from a tensor)");
     }
@@ -126,6 +170,43 @@ class Tracer : public TraceHook, public nn::ModuleTraceHook {
     const std::string where =
         path.empty() ? absl::StrCat("the root module (", type, ")") : absl::StrCat("module '", path, "' (", type, ")");
     throw TraceError(absl::StrCat("TraceError in ", where, ": ", problem, ". Fix: ", fix, "."));
+  }
+
+  Tensor ExampleInput(size_t i, const std::string& name) const {
+    if (!specializing() || i >= options_.example_inputs.size()) return Tensor();
+    const Tensor& t = options_.example_inputs[i];
+    if (!t.defined() || t.is_proxy()) ThrowInvalid("example_inputs: the value for '", name, "' is not a tensor");
+    return t;
+  }
+
+  // A's example value: proxies replaced by theirs (a specialised trace's proxies all have one).
+  OpArg ExampleValue(const OpArg& a) const {
+    auto of = [this](const Tensor& t) {
+      if (!t.is_proxy()) return t;
+      const auto* handle = static_cast<const ProxyHandle*>(t.proxy_handle());
+      if (handle->tracer != this) Fail("an argument is a traced value from another trace", "do not keep traced values");
+      return handle->value;
+    };
+    if (const Tensor* t = std::get_if<Tensor>(&a)) return of(*t);
+    if (const auto* list = std::get_if<std::vector<Tensor>>(&a)) {
+      std::vector<Tensor> out;
+      for (const Tensor& t : *list) out.push_back(of(t));
+      return out;
+    }
+    return a;
+  }
+
+  // Node n's example value from `compute` (run untraced); an error there names the node.
+  template <typename F>
+  Tensor Example(const Node* n, F&& compute) const {
+    Tensor value;
+    const absl::Status s = CatchErrors([&] { value = Untraced(compute); });
+    if (!s.ok()) {
+      Fail(absl::StrCat("%", n->name(), " failed on the example inputs: ", s.message()),
+           "give example inputs of the shape the model takes");
+    }
+    if (!value.defined()) Fail(absl::StrCat("%", n->name(), " gave no value on the example inputs"), "return a tensor");
+    return value;
   }
 
   Node* NodeOf(const Tensor& t, const std::string& what) {
@@ -180,7 +261,14 @@ absl::StatusOr<std::shared_ptr<GraphModule>> SymbolicTrace(std::shared_ptr<nn::M
                                                            const TracerOptions& options) {
   if (!root) return absl::InvalidArgumentError("SymbolicTrace: root module is null");
   auto graph = std::make_unique<Graph>();
-  QFX_RETURN_IF_ERROR(CatchErrors([&] { Tracer(*root, options, *graph).Run(); }));
+  // A specialised trace runs forward on the example inputs: keep the buffers it may change.
+  std::vector<std::pair<Tensor, Tensor>> buffers;
+  if (!options.example_inputs.empty()) {
+    for (const auto& [path, t] : root->named_buffers()) buffers.emplace_back(t, t.Clone());
+  }
+  const absl::Status traced = CatchErrors([&] { Tracer(*root, options, *graph).Run(); });
+  for (const auto& [live, saved] : buffers) live.CopyFrom(saved);
+  QFX_RETURN_IF_ERROR(traced);
   auto gm = std::make_shared<GraphModule>(root, std::move(graph), root->type_name());
   QFX_RETURN_IF_ERROR(gm->Lint());
   return gm;

@@ -37,6 +37,8 @@ std::vector<Tensor> VjpLayerNorm(const std::vector<OpArg>& args, const Tensor& y
                                  const std::vector<bool>& want);  // weight and bias may be None
 std::vector<Tensor> VjpMatmul(const std::vector<OpArg>& args, const Tensor& y, const Tensor& dy,
                               const std::vector<bool>& want);  // matmul and bmm
+std::vector<Tensor> VjpNarrow(const std::vector<OpArg>& args, const Tensor& y, const Tensor& dy,
+                              const std::vector<bool>& want);
 std::vector<Tensor> VjpTranspose(const std::vector<OpArg>& args, const Tensor& y, const Tensor& dy,
                                  const std::vector<bool>& want);
 std::vector<Tensor> VjpInterpolate(const std::vector<OpArg>& args, const Tensor& y, const Tensor& dy,

@@ -79,6 +79,24 @@ std::vector<Tensor> VjpMatmul(const A& v, const Tensor&, const Tensor& dy, const
   return {da, db};
 }
 
+// narrow: dy in its place in a zero gradient of the input's shape.
+std::vector<Tensor> VjpNarrow(const A& v, const Tensor&, const Tensor& dy, const std::vector<bool>&) {
+  const Tensor& x = In(v, 0, "narrow");
+  const int64_t d = NormalizeDim(ArgAs<int64_t>(v, 1, "narrow", "an integer"), x.dim(), "narrow dim");
+  int64_t start = ArgAs<int64_t>(v, 2, "narrow", "an integer");
+  if (start < 0) start += x.size(d);
+  Tensor dx = Tensor::Zeros(x.shape());
+  int64_t outer = 1, inner = 1;
+  for (int64_t i = 0; i < d; ++i) outer *= x.size(i);
+  for (int64_t i = d + 1; i < x.dim(); ++i) inner *= x.size(i);
+  const int64_t row = dy.size(d) * inner;
+  for (int64_t o = 0; o < outer; ++o) {
+    std::copy(dy.data<float>() + o * row, dy.data<float>() + (o + 1) * row,
+              dx.data<float>() + (o * x.size(d) + start) * inner);
+  }
+  return {dx};
+}
+
 std::vector<Tensor> VjpTranspose(const A& v, const Tensor&, const Tensor& dy, const std::vector<bool>&) {
   return {
       dy.Transpose(ArgAs<int64_t>(v, 1, "transpose", "an integer"), ArgAs<int64_t>(v, 2, "transpose", "an integer"))};

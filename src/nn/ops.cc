@@ -717,6 +717,10 @@ std::vector<OpSchema> MakeRegistry() {
       Op(OpId::kConvTranspose2d, "conv_transpose2d", false, "torch.conv_transpose2d", 8, 8, RunConvTranspose2d)
           .Vjp(VjpConvTranspose2d)
           .Module(ConvTranspose2dKind()),
+      // narrow(x, dim, start, length): chunk and split trace to it. Share-qparams, as in PyTorch's backends.
+      Op(OpId::kNarrow, "narrow", false, "torch.narrow", 4, 4, QFX_RUN(narrow, a.T(0), a.I(1), a.I(2), a.I(3)))
+          .Role(QR::kShareQParams)
+          .Vjp(VjpNarrow),
       Op(OpId::kQuantize, "quantize", false, "torch.quantize_per_tensor", 3, 3,
          QFX_RUN(quantize, a.T(0), a.D(1), a.I(2)))
           .Role(QR::kQuantized),

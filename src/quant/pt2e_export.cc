@@ -73,6 +73,7 @@ absl::Status Inline(fx::GraphModule& gm, fx::Node* n) {
   }
   call->meta.scope = n->meta.scope;
   call->meta.tensor = n->meta.tensor;
+  call->meta.specialized = n->meta.specialized;
   n->ReplaceAllUsesWith(call);
   return gm.graph().EraseNode(n);
 }
@@ -122,7 +123,11 @@ absl::Status InlineModules(fx::GraphModule& gm) {
 absl::StatusOr<std::shared_ptr<fx::GraphModule>> Export(std::shared_ptr<nn::Module> model,
                                                         const std::vector<Shape>& example_input_shapes) {
   model->train(false);
-  QFX_ASSIGN_OR_RETURN(std::shared_ptr<fx::GraphModule> traced, fx::SymbolicTrace(model));
+  fx::TracerOptions options;  // specialised on the example shapes: forward may read sizes, as torch.export allows
+  for (const Shape& s : example_input_shapes) {
+    QFX_RETURN_IF_ERROR(CatchErrors([&] { options.example_inputs.push_back(Tensor::Zeros(s)); }));
+  }
+  QFX_ASSIGN_OR_RETURN(std::shared_ptr<fx::GraphModule> traced, fx::SymbolicTrace(model, options));
   QFX_RETURN_IF_ERROR(InlineModules(*traced));
   auto gm = std::make_shared<fx::GraphModule>(model, Renamed(traced->graph()), traced->type_name());
   QFX_RETURN_IF_ERROR(gm->Lint());

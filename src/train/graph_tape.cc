@@ -261,6 +261,7 @@ absl::StatusOr<Var> GraphForward::Run(Tape& tape, const Tensor& x) {
       }
     });
     if (!s.ok()) return absl::Status(s.code(), absl::StrCat("while training through ", Where(*n), ": ", s.message()));
+    if (const Var* v = std::get_if<Var>(&value)) QFX_RETURN_IF_ERROR(fx::CheckSpecialized(*n, v->value));
     if (n->op() == fx::Opcode::kOutput) {
       if (!std::holds_alternative<Var>(value)) return absl::InvalidArgumentError("the graph's output is not a tensor");
       return std::get<Var>(value);

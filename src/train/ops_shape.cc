@@ -117,6 +117,9 @@ Var conv_transpose2d(Tape& t, const Var& x, const Var& w, const Var& b, const F:
 }
 
 Var channel_shuffle(Tape& t, const Var& x, int64_t groups) { return apply(t, OpId::kChannelShuffle, {x, groups}); }
+Var narrow(Tape& t, const Var& x, int64_t dim, int64_t start, int64_t length) {
+  return apply(t, OpId::kNarrow, {x, dim, start, length});
+}
 
 Var interpolate(Tape& t, const Var& x, const F::InterpolateOptions& o) {
   const double sh = o.scale_factor.empty() ? 0.0 : o.scale_factor[0],

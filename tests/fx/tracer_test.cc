@@ -5,8 +5,10 @@
 #include <fstream>
 #include <sstream>
 
+#include "absl/strings/str_cat.h"
 #include "gtest/gtest.h"
 #include "nlohmann/json.hpp"
+#include "qfx/fx/formats.h"
 #include "qfx/fx/tracer.h"
 #include "qfx/models/zoo.h"
 #include "qfx/nn/modules.h"
@@ -153,14 +155,15 @@ TEST(Tracer, DataDependentControlFlowIsAClearTraceError) {
   EXPECT_EQ(gm.status().code(), absl::StatusCode::kFailedPrecondition);
   EXPECT_EQ(gm.status().message(),
             "TraceError in module 'inner' (DataDependent): forward needs the shape of a traced value, which is not "
-            "known while tracing. Fix: make 'inner' a leaf module (TracerOptions::leaf_modules = {\"inner\"}) so "
-            "it is called as a whole (concrete_args cannot fix a value computed from a tensor).");
+            "known while tracing. Fix: trace with example inputs (TracerOptions::example_inputs) to specialise the "
+            "graph on their shapes, or make 'inner' a leaf module (TracerOptions::leaf_modules = {\"inner\"}) so "
+            "it is called as a whole.");
   // At the root, where no leaf can wrap it, the fix is a submodule; never concrete_args (x is a tensor).
   EXPECT_NE(SymbolicTrace(std::make_shared<DataDependent>())
                 .status()
                 .message()
-                .find("Fix: move the code that needs it into a submodule and make that a leaf "
-                      "(TracerOptions::leaf_modules) (concrete_args cannot fix a value computed from a tensor)."),
+                .find("or move the code that needs it into a submodule and make that a leaf "
+                      "(TracerOptions::leaf_modules)."),
             std::string::npos);
   TracerOptions opt;
   opt.leaf_modules = {"inner"};
@@ -220,6 +223,109 @@ TEST(Tracer, UntraceableValuesNameTheFix) {
       << c.status();
   auto d = SymbolicTrace(std::make_shared<ReadsData>());
   EXPECT_NE(d.status().message().find("forward needs the data of a traced value"), std::string::npos) << d.status();
+}
+
+// torchvision's channel_shuffle: reads the whole shape, so torch.fx-style tracing cannot run it.
+class TorchvisionShuffle : public nn::Module {
+ public:
+  TorchvisionShuffle() { bn = register_module("bn", std::make_shared<nn::BatchNorm2d>(4)); }
+  std::string type_name() const override { return "TorchvisionShuffle"; }
+  Tensor forward(const Tensor& input) override {
+    const Tensor x = (*bn)(input);
+    const Shape s = x.shape();
+    const int64_t groups = 2;
+    return x.View({s[0], groups, s[1] / groups, s[2], s[3]}).Transpose(1, 2).View({s[0], -1, s[2], s[3]});
+  }
+  std::shared_ptr<nn::Module> bn;
+};
+
+// Reads one size only: other batch sizes still run.
+class ReadsChannels : public nn::Module {
+ public:
+  std::string type_name() const override { return "ReadsChannels"; }
+  Tensor forward(const Tensor& x) override { return F::mul(x.Reshape({-1, x.size(1)}), 2.f); }
+};
+
+Tensor Ramp(Shape shape) {
+  Tensor t = Tensor::Zeros(std::move(shape));
+  for (int64_t i = 0; i < t.numel(); ++i) t.data<float>()[i] = static_cast<float>(i % 17) * 0.25f - 1.f;
+  return t;
+}
+
+TEST(Tracer, SpecialisesOnExampleInputsWhenForwardReadsShapes) {
+  auto model = std::make_shared<TorchvisionShuffle>();
+  model->train();  // the example run must leave batch-norm statistics as they were
+  const Tensor mean_before = model->tensor_at("bn.running_mean").Clone();
+  EXPECT_NE(SymbolicTrace(model).status().message().find("trace with example inputs"), std::string::npos);
+  TracerOptions opt;
+  opt.example_inputs = {Ramp({2, 4, 3, 5})};
+  auto gm = SymbolicTrace(model, opt);
+  ASSERT_TRUE(gm.ok()) << gm.status();
+  EXPECT_EQ(std::vector<float>(model->tensor_at("bn.running_mean").data<float>(),
+                               model->tensor_at("bn.running_mean").data<float>() + 4),
+            std::vector<float>(mean_before.data<float>(), mean_before.data<float>() + 4));
+  std::string ops;
+  for (Node* n : (*gm)->graph()) {
+    absl::StrAppend(&ops, n->target_string(), " ");
+    if (n->name() == "bn") {
+      ASSERT_TRUE(n->meta.specialized.has_value());
+      EXPECT_EQ(*n->meta.specialized, (std::vector<int64_t>{2, 4, 3, 5}));
+    } else {
+      EXPECT_FALSE(n->meta.specialized.has_value()) << n->name();
+    }
+  }
+  EXPECT_EQ(ops, "x bn view transpose view output ");
+  EXPECT_NE(FormatTable((*gm)->graph()).find("specialised [2, 4, 3, 5]"), std::string::npos);
+  // Bit-identical to the model, which is the same code run eagerly.
+  model->eval();
+  const Tensor x = Ramp({2, 4, 3, 5});
+  const Tensor want = (*model)(x), got = (**gm)(x);
+  EXPECT_EQ(std::vector<float>(got.data<float>(), got.data<float>() + got.numel()),
+            std::vector<float>(want.data<float>(), want.data<float>() + want.numel()));
+  // Another shape is an error naming the node and the traced sizes; the graph file keeps them.
+  auto other = Interpreter(**gm).Run(Ramp({1, 4, 3, 5}));
+  ASSERT_FALSE(other.ok());
+  EXPECT_NE(other.status().message().find("%bn is f32[1, 4, 3, 5], but the graph was traced specialised to sizes "
+                                          "[2, 4, 3, 5] of it"),
+            std::string::npos)
+      << other.status();
+  auto loaded = GraphFromJson(GraphToJson((*gm)->graph()), "test");
+  ASSERT_TRUE(loaded.ok()) << loaded.status();
+  for (Node* n : **loaded) EXPECT_EQ(n->meta.specialized.has_value(), n->name() == "bn") << n->name();
+}
+
+TEST(Tracer, SpecialisationHoldsOnlyTheSizesRead) {
+  TracerOptions opt;
+  opt.example_inputs = {Ramp({2, 6})};
+  auto gm = SymbolicTrace(std::make_shared<ReadsChannels>(), opt);
+  ASSERT_TRUE(gm.ok()) << gm.status();
+  const Node* x = *(*gm)->graph().begin();
+  ASSERT_TRUE(x->meta.specialized.has_value());
+  EXPECT_EQ(*x->meta.specialized, (std::vector<int64_t>{-1, 6}));
+  EXPECT_TRUE(Interpreter(**gm).Run(Ramp({5, 6})).ok());  // another batch size
+  auto bad = Interpreter(**gm).Run(Ramp({5, 7}));
+  ASSERT_FALSE(bad.ok());
+  EXPECT_NE(bad.status().message().find("specialised to sizes [?, 6]"), std::string::npos) << bad.status();
+  EXPECT_FALSE(Interpreter(**gm).Run(Ramp({5, 6, 1})).ok());  // the rank always counts
+}
+
+TEST(Tracer, SpecialisedTraceErrorsNameTheInputsAndNode) {
+  TracerOptions opt;
+  opt.example_inputs = {Ramp({2, 6}), Ramp({2, 6})};
+  EXPECT_NE(SymbolicTrace(std::make_shared<ReadsChannels>(), opt)
+                .status()
+                .message()
+                .find("example_inputs: 2 values for 1 inputs of ReadsChannels.forward"),
+            std::string::npos);
+  // Data stays unreadable: specialising fixes shapes, not values.
+  opt.example_inputs = {Ramp({2, 6})};
+  EXPECT_NE(SymbolicTrace(std::make_shared<ReadsData>(), opt).status().message().find("the data of a traced value"),
+            std::string::npos);
+  // An example input the model cannot take fails at the node that rejects it.
+  opt.example_inputs = {Ramp({2, 3, 5, 5})};
+  auto mnist = SymbolicTrace(*models::Create("mnist_cnn"), opt);
+  ASSERT_FALSE(mnist.ok());
+  EXPECT_NE(mnist.status().message().find("%conv1 failed on the example inputs"), std::string::npos) << mnist.status();
 }
 
 TEST(Tracer, ShapePropagationFillsMeta) {

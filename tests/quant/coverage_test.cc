@@ -419,6 +419,9 @@ TEST(TransformerOps, GradientsMatchPyTorch) {
         }}},
       {"channel_shuffle",
        {1, [](train::Tape& t, const std::vector<train::Var>& v) { return ag::channel_shuffle(t, v[0], 3); }}},
+      {"narrow", {1, [](train::Tape& t, const std::vector<train::Var>& v) { return ag::narrow(t, v[0], 1, 1, 3); }}},
+      {"narrow_last_dim_negative_start",
+       {1, [](train::Tape& t, const std::vector<train::Var>& v) { return ag::narrow(t, v[0], -1, -3, 2); }}},
       {"conv_transpose2d", {3,
                             [](train::Tape& t, const std::vector<train::Var>& v) {
                               F::ConvTranspose2dOptions o;

@@ -217,6 +217,8 @@ TEST(OpGradients, TransformerOps) {
         return ag::permute(t, v[0], {1, 2, 0});
       },
       {Random({2, 3, 4}, 49)});
+  GradCheck([](Tape& t, const std::vector<Var>& v) { return ag::narrow(t, v[0], 1, 1, 2); }, {Random({2, 4, 3}, 52)});
+  GradCheck([](Tape& t, const std::vector<Var>& v) { return ag::narrow(t, v[0], -1, -2, 2); }, {Random({3, 2, 5}, 53)});
 }
 
 TEST(OpGradients, Interpolate) {

@@ -100,19 +100,25 @@ class Tensor {
   const QuantInfo& quant() const;       // throws when not quantized
   Tensor WithQuant(QuantInfo q) const;  // same storage, these qparams
 
-  // A proxy stands for a value during symbolic tracing (see trace.h): `handle` belongs to the tracer.
+  // A proxy stands for a value during symbolic tracing (see trace.h): `handle` belongs to the tracer. A
+  // shaped proxy (a trace specialised on example inputs) also knows the value's shape and dtype: reading
+  // its shape is allowed and tells the tracer what was read (TraceHook::ShapeRead).
   static Tensor Proxy(std::shared_ptr<const void> handle);
+  static Tensor Proxy(std::shared_ptr<const void> handle, Shape shape, DType dtype);
   bool is_proxy() const { return proxy_ != nullptr; }
   const void* proxy_handle() const { return proxy_.get(); }
 
   bool defined() const { return storage_ != nullptr; }
   DType dtype() const { return dtype_; }
-  // Shape accessors need a concrete tensor: on a proxy they throw TraceError.
+  // Shape accessors need a concrete tensor or a shaped proxy: on another proxy they throw TraceError.
   const Shape& shape() const {
-    if (proxy_) RequireConcrete("the shape");
+    if (proxy_) ReadProxyShape(kAllDims);
     return shape_;
   }
-  int64_t dim() const { return static_cast<int64_t>(shape().size()); }
+  int64_t dim() const {
+    if (proxy_) ReadProxyShape(kRankOnly);
+    return static_cast<int64_t>(shape_.size());
+  }
   int64_t size(int64_t d) const;  // negative d counts from the end
   int64_t numel() const { return NumElements(shape()); }
   size_t nbytes() const { return static_cast<size_t>(numel()) * DTypeSize(dtype_); }
@@ -152,6 +158,8 @@ class Tensor {
  private:
   static Tensor Allocate(Shape shape, DType dtype, bool zero);
   [[noreturn]] void RequireConcrete(const char* what) const;
+  static constexpr int64_t kAllDims = -1, kRankOnly = -2;
+  void ReadProxyShape(int64_t what) const;  // what: a dimension, kAllDims or kRankOnly
   void CheckDType(DType want) const;
   int64_t FlatIndex(std::initializer_list<int64_t> index) const;
   Tensor PermutedCopy(const std::vector<int64_t>& order) const;  // output dim i is input dim order[i]
@@ -161,6 +169,7 @@ class Tensor {
   Shape shape_;
   DType dtype_ = DType::kF32;
   std::shared_ptr<const void> proxy_;
+  bool proxy_shaped_ = false;  // shape_ and dtype_ hold a shaped proxy's shape and dtype
   std::shared_ptr<const QuantInfo> quant_;
 };
 

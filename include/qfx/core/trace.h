@@ -53,6 +53,7 @@ enum class OpId : uint16_t {
   kEmbedding,
   kChannelShuffle,
   kConvTranspose2d,
+  kNarrow,
   // quantized call_function ops (convert produces them)
   kQuantize,
   kDequantize,
@@ -105,9 +106,12 @@ class TraceHook {
   // Records `op` applied to `args` (at least one is a proxy) and returns the proxy of its result.
   virtual Tensor RecordOp(OpId op, std::vector<OpArg> args) = 0;
   // Throws TraceError: `what` needed a concrete value of a proxy: a forward argument (concrete_args can
-  // give it) or a tensor's shape or data (they cannot).
-  enum class Needed { kArgument, kTensorValue };
+  // give it), a tensor's data (nothing can) or its shape (example inputs can).
+  enum class Needed { kArgument, kTensorValue, kShape };
   [[noreturn]] virtual void ConcreteValueRequired(const std::string& what, Needed needed) = 0;
+  // A shaped proxy's shape was read (a trace specialised on example inputs): one dimension (>= 0), all of
+  // them (-1) or only the rank (-2). The tracer records it so that runs with other sizes there fail.
+  virtual void ShapeRead(const void* proxy_handle, int64_t what) = 0;
 };
 
 // The hook of the tracer running on this thread, or nullptr.

@@ -72,7 +72,17 @@ struct NodeMeta {
   std::string fusion;
   // The PT2E quantizer's annotation of this node (qfx/quant/pt2e.h), or null.
   std::shared_ptr<quant::QuantizationAnnotation> annotation;
+  // The sizes of this value that forward read while the tracer specialised on example inputs (-1 for a
+  // dimension it did not read; the rank always counts), as torch.export guards static shapes: a run whose
+  // value differs there is an error (CheckSpecialized).
+  std::optional<std::vector<int64_t>> specialized;
 };
+
+// OK when `value` matches n.meta.specialized (or the node has none); otherwise an error naming the node,
+// the traced sizes and the way out (trace again with an example input of the new shape).
+absl::Status CheckSpecialized(const Node& n, const Tensor& value);
+// "[?, 116, ?, ?]": the sizes a specialised node holds to.
+std::string SpecializedToString(const std::vector<int64_t>& sizes);
 
 class Graph;
 

@@ -87,6 +87,16 @@ nn::ConvTranspose2dGeometry ConvTranspose2dGeometryOf(const Tensor& x, const Ten
 Tensor embedding(const Tensor& indices, const Tensor& weight, std::optional<int64_t> padding_idx = std::nullopt);
 // [N, C, *] as [N, groups, C / groups, *] with dims 1 and 2 swapped, back in [N, C, *] (any dtype).
 Tensor channel_shuffle(const Tensor& x, int64_t groups);
+// torch.narrow: entries [start, start + length) of dimension `dim` (a negative start counts from the end),
+// as a copy (any dtype; a quantized tensor keeps its qparams).
+Tensor narrow(const Tensor& x, int64_t dim, int64_t start, int64_t length);
+// torch.chunk / torch.split: narrows of x along `dim`: `chunks` pieces of ceil(size / chunks) (fewer when
+// they run out, as PyTorch's), pieces of split_size (the last smaller), or pieces of the given sizes (which
+// must sum to the size). Traced, one narrow node per piece; the trace must be specialised on example
+// inputs (TracerOptions::example_inputs), since the pieces depend on the size of `dim`.
+std::vector<Tensor> chunk(const Tensor& x, int64_t chunks, int64_t dim = 0);
+std::vector<Tensor> split(const Tensor& x, int64_t split_size, int64_t dim = 0);
+std::vector<Tensor> split(const Tensor& x, const std::vector<int64_t>& sections, int64_t dim = 0);
 Tensor dropout(const Tensor& x, double p, bool training);
 
 struct Pool2dOptions {

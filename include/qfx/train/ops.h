@@ -60,6 +60,7 @@ Var bmm(Tape& t, const Var& a, const Var& b);
 Var interpolate(Tape& t, const Var& x, const F::InterpolateOptions& opt);
 Var embedding(Tape& t, const Var& indices, const Var& weight, std::optional<int64_t> padding_idx = std::nullopt);
 Var channel_shuffle(Tape& t, const Var& x, int64_t groups);
+Var narrow(Tape& t, const Var& x, int64_t dim, int64_t start, int64_t length);
 Var conv_transpose2d(Tape& t, const Var& x, const Var& w, const Var& b, const F::ConvTranspose2dOptions& opt);
 Var mean(Tape& t, const Var& x, const std::vector<int64_t>& dims, bool keepdim);
 

@@ -1,0 +1,93 @@
+// qfx nn: F::narrow (torch.narrow) and what is built on it, F::chunk and F::split. Each piece is one
+// narrow: a copy of `length` entries of one dimension from `start` (storage is always contiguous), any
+// dtype, a quantized tensor keeping its qparams. Traced, chunk and split give one narrow node per piece
+// (torch.export's decomposition) instead of torch.fx's tuple and getitem nodes, so every node has one
+// tensor value; they read the split dimension's size, so tracing them needs example inputs.
+#include <cstring>
+
+#include "qfx/core/status.h"
+#include "qfx/core/trace.h"
+#include "qfx/nn/functional.h"
+#include "src/nn/functional_internal.h"
+
+namespace qfx {
+namespace F {
+
+Tensor narrow(const Tensor& x, int64_t dim, int64_t start, int64_t length) {
+  QFX_TRACE_OP(OpId::kNarrow, x, dim, start, length);
+  if (!x.defined()) ThrowInvalid("narrow: input is undefined");
+  const int64_t d = NormalizeDim(dim, x.dim(), "narrow dim");
+  const int64_t size = x.size(d);
+  if (start < -size || start > size)
+    ThrowInvalid("narrow: start ", start, " is out of range for dim ", d, " of ", x.ToString());
+  if (start < 0) start += size;
+  if (length < 0 || start + length > size) {
+    ThrowInvalid("narrow: length ", length, " from start ", start, " must fit in the ", size, " entries of dim ", d,
+                 " of ", x.ToString());
+  }
+  Shape out = x.shape();
+  out[static_cast<size_t>(d)] = length;
+  Tensor y = x.is_quantized() ? Tensor::Quantized(out, x.dtype(), x.quant()) : Tensor::Uninitialized(out, x.dtype());
+  int64_t outer = 1, inner = 1;
+  for (int64_t i = 0; i < d; ++i) outer *= x.size(i);
+  for (int64_t i = d + 1; i < x.dim(); ++i) inner *= x.size(i);
+  const size_t es = DTypeSize(x.dtype());
+  const size_t row = static_cast<size_t>(length * inner) * es;
+  const char* src = static_cast<const char*>(x.raw_data()) + static_cast<size_t>(start * inner) * es;
+  char* dst = static_cast<char*>(y.raw_data());
+  for (int64_t o = 0; o < outer && row > 0; ++o) {
+    std::memcpy(dst + static_cast<size_t>(o) * row, src + static_cast<size_t>(o * size * inner) * es, row);
+  }
+  return y;
+}
+
+namespace {
+
+std::vector<Tensor> Pieces(const Tensor& x, int64_t dim, const std::vector<int64_t>& lengths) {
+  std::vector<Tensor> out;
+  int64_t start = 0;
+  for (int64_t length : lengths) {
+    out.push_back(narrow(x, dim, start, length));
+    start += length;
+  }
+  return out;
+}
+
+}  // namespace
+
+std::vector<Tensor> chunk(const Tensor& x, int64_t chunks, int64_t dim) {
+  if (chunks <= 0) ThrowInvalid("chunk: chunks must be positive, got ", chunks);
+  const int64_t size = x.size(dim);  // on a traced value: needs a trace specialised on example inputs
+  const int64_t step = (size + chunks - 1) / chunks;
+  std::vector<int64_t> lengths;
+  for (int64_t s = 0; s < size || (size == 0 && lengths.empty()); s += step) {
+    lengths.push_back(std::min(step, size - s));
+    if (step == 0) break;
+  }
+  return Pieces(x, dim, lengths);
+}
+
+std::vector<Tensor> split(const Tensor& x, int64_t split_size, int64_t dim) {
+  if (split_size <= 0) ThrowInvalid("split: split_size must be positive, got ", split_size);
+  const int64_t size = x.size(dim);
+  std::vector<int64_t> lengths;
+  for (int64_t s = 0; s < size; s += split_size) lengths.push_back(std::min(split_size, size - s));
+  if (lengths.empty()) lengths.push_back(0);
+  return Pieces(x, dim, lengths);
+}
+
+std::vector<Tensor> split(const Tensor& x, const std::vector<int64_t>& sections, int64_t dim) {
+  int64_t total = 0;
+  for (int64_t s : sections) {
+    if (s < 0) ThrowInvalid("split: section sizes must not be negative, got ", ShapeToString(sections));
+    total += s;
+  }
+  if (total != x.size(dim)) {
+    ThrowInvalid("split: sections ", ShapeToString(sections), " sum to ", total, ", not to the ", x.size(dim),
+                 " entries of dim ", dim, " of ", x.ToString());
+  }
+  return Pieces(x, dim, sections);
+}
+
+}  // namespace F
+}  // namespace qfx
