@@ -148,6 +148,7 @@ ZOO = {
     "resnet50": (lambda: torchvision.models.resnet50(), [1, 3, 64, 64]),
     "mobilenet_v2": (lambda: torchvision.models.mobilenet_v2(), [2, 3, 64, 64]),
     "mobilenet_v3_small": (lambda: torchvision.models.mobilenet_v3_small(), [2, 3, 64, 64]),
+    "shufflenet_v2_x1_0": (lambda: torchvision.models.shufflenet_v2_x1_0(), [2, 3, 64, 64]),
     "mlp": (Mlp, [3, 1, 28, 28]),
     "mnist_cnn": (MnistCnn, [3, 1, 28, 28]),
 }
@@ -269,11 +270,18 @@ def write_models(out):
                       {"format": "pt", "note": "torch.manual_seed(0); MnistCnn() state_dict"})
 
 
+# Zoo models whose qfx graph differs from torch.fx's by design: shufflenet's chunk traces to narrow nodes
+# (torch.export's decomposition) and its channel_shuffle to the channel_shuffle op, not view / transpose.
+FX_DIFFERS = {"shufflenet_v2_x1_0"}
+
+
 def write_fx_sequences(out):
     """fx/<name>.json: torch.fx.symbolic_trace's node sequence [[opcode, qualified target, name], ...]."""
     from torch.fx.node import _get_qualified_name
     os.makedirs(os.path.join(out, "fx"), exist_ok=True)
     for name, (make, _) in ZOO.items():
+        if name in FX_DIFFERS:
+            continue
         gm = torch.fx.symbolic_trace(make().eval())
         seq = []
         for n in gm.graph.nodes:
@@ -669,6 +677,42 @@ def write_int8_fixture(out, make, shape, name):
     write_safetensors(os.path.join(out, "quant", name + ".safetensors"), tensors)
 
 
+def shufflenet_fx_traceable():
+    """torchvision's shufflenet_v2_x1_0 with InvertedResidual.forward rewritten so that torch.fx traces it (on Python
+    3.11 torch.fx cannot unpack x.size() nor x.chunk(...) into names): the same ops in the same order, sizes read one
+    by one and chunks indexed. Checked equal to the original on a random input."""
+    import types
+
+    def channel_shuffle(x, groups):
+        n, c, h, w = x.size(0), x.size(1), x.size(2), x.size(3)
+        x = x.view(n, groups, c // groups, h, w)
+        return torch.transpose(x, 1, 2).contiguous().view(n, -1, h, w)
+
+    def forward(self, x):
+        if self.stride == 1:
+            halves = x.chunk(2, dim=1)
+            out = torch.cat((halves[0], self.branch2(halves[1])), dim=1)
+        else:
+            out = torch.cat((self.branch1(x), self.branch2(x)), dim=1)
+        return channel_shuffle(out, 2)
+
+    model = torchvision.models.shufflenet_v2_x1_0()
+    original = copy.deepcopy(model).eval()
+    for m in model.modules():
+        if type(m).__name__ == "InvertedResidual":
+            m.forward = types.MethodType(forward, m)
+    x = torch.rand(2, 3, 64, 64, generator=torch.Generator().manual_seed(5))
+    with torch.no_grad():
+        assert torch.equal(original(x), model.eval()(x))
+    return model
+
+
+def write_shufflenet_v2_int8_fixture(out):
+    """quant/shufflenet_v2_int8.safetensors: torchvision's shufflenet_v2_x1_0 (made traceable by
+    shufflenet_fx_traceable) as write_nonsquare_cnn_int8_fixture does NonSquareCnn, on [2, 3, 64, 64]."""
+    write_int8_fixture(out, shufflenet_fx_traceable, [2, 3, 64, 64], "shufflenet_v2_int8")
+
+
 def write_nonsquare_cnn_int8_fixture(out):
     """quant/nonsquare_cnn_int8.safetensors: NonSquareCnn with hash weights, calibrated on hash_uniform('calib')
     [4, 3, 20, 20]; fp32 and PyTorch FX int8 (qnnpack, onednn) outputs on hash_uniform('test')."""
@@ -731,6 +775,8 @@ def coverage_grad_cases():
          [u("ew", [5, 3])]),
         # PyTorch 1.13 has no backward for torch.channel_shuffle: its view / transpose definition (checked equal).
         ("channel_shuffle", channel_shuffle_by_view, [u("cs", [2, 6, 2, 3])]),
+        ("narrow", lambda x: torch.narrow(x, 1, 1, 3), [u("na", [2, 5, 3])]),
+        ("narrow_last_dim_negative_start", lambda x: torch.narrow(x, -1, -3, 2), [u("nl", [2, 3, 4])]),
         ("conv_transpose2d", lambda x, w, b: F.conv_transpose2d(x, w, b, stride=2, padding=1, output_padding=1),
          [u("ctx", [2, 4, 4, 3]), u("ctw", [4, 3, 3, 3]), u("ctb", [3])]),
         ("conv_transpose2d_groups_dilation",
@@ -951,6 +997,7 @@ def main():
     write_resnet18_int8_fixture(args.out)
     write_nonsquare_cnn_int8_fixture(args.out)
     write_upsample_cnn_int8_fixture(args.out)
+    write_shufflenet_v2_int8_fixture(args.out)
     write_coverage_fixture(args.out)
     write_grad_fixture(args.out)
     write_dynamic_fixture(args.out)

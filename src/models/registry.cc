@@ -21,6 +21,10 @@ const std::vector<Entry>& Entries() {
       {{"mobilenet_v2", {1, 3, 224, 224}, "torchvision MobileNetV2 (width 1.0)"}, MakeMobileNetV2},
       {{"mobilenet_v3_small", {1, 3, 224, 224}, "torchvision MobileNetV3-Small (Hardswish, SE blocks)"},
        MakeMobileNetV3Small},
+      {{"shufflenet_v2_x1_0",
+        {1, 3, 224, 224},
+        "torchvision ShuffleNetV2 x1.0 (channel shuffle, chunk; traced on example inputs)"},
+       MakeShuffleNetV2X10},
       {{"mlp", {1, 1, 28, 28}, "MNIST MLP 784-256-128-10 with ReLU"}, MakeMlp},
       {{"mnist_cnn", {1, 1, 28, 28}, "MNIST CNN: 2 x (conv-bn-relu-maxpool), fc 1568-128-10"}, MakeMnistCnn},
   };

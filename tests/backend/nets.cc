@@ -45,7 +45,9 @@ class Net : public nn::Module {
 };
 
 std::shared_ptr<fx::GraphModule> Lowered(std::shared_ptr<nn::Module> model, const Tensor& calib) {
-  auto gm = fx::SymbolicTrace(model);
+  fx::TracerOptions trace;
+  trace.example_inputs = {calib};  // shufflenet's chunk reads the channel count
+  auto gm = fx::SymbolicTrace(model, trace);
   EXPECT_TRUE(gm.ok()) << gm.status();
   if (!gm.ok()) return nullptr;
   quant::PrepareOptions opt;

@@ -44,9 +44,11 @@ Shape FixtureShape(const std::string& name) {
 std::shared_ptr<fx::GraphModule> Int8Model(const std::string& name, Tensor* x) {
   auto model = *models::Create(name);
   testing::HashInit(*model);
-  auto gm = *fx::SymbolicTrace(model);
   const Shape shape = FixtureShape(name);
   const Tensor calib = testing::HashUniform("calib", shape, -1, 1);
+  fx::TracerOptions trace;
+  trace.example_inputs = {calib};  // shufflenet's chunk reads the channel count
+  auto gm = *fx::SymbolicTrace(model, trace);
   *x = testing::HashUniform("test", shape, -1, 1);
   PrepareOptions opt;
   opt.config = *LoadQuantConfig("x86");

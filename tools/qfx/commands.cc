@@ -166,7 +166,15 @@ absl::StatusOr<std::shared_ptr<nn::Module>> OpenEagerModel(const ModelFlags& f, 
 absl::StatusOr<std::shared_ptr<fx::GraphModule>> ModelGraph(const ModelFlags& f, std::shared_ptr<nn::Module> model,
                                                             bool fp32_only) {
   auto gm = std::dynamic_pointer_cast<fx::GraphModule>(model);
-  if (gm == nullptr) return fx::SymbolicTrace(model);
+  if (gm == nullptr) {
+    // A zoo model is traced on a zero input of its default shape, so forward may read sizes (shufflenet's
+    // chunk does); only the sizes it reads are specialised.
+    fx::TracerOptions options;
+    if (absl::StatusOr<models::ModelInfo> info = models::GetModelInfo(f.model); info.ok()) {
+      options.example_inputs = {Tensor::Zeros(info->input_shape)};
+    }
+    return fx::SymbolicTrace(model, options);
+  }
   if (!fp32_only) return gm;
   for (const fx::Node* n : gm->graph()) {
     if (quant::NodeRole(*gm, *n) == nn::QuantRole::kQuantized) {

@@ -8,8 +8,10 @@
 #include <cstring>
 
 #include "CLI/CLI.hpp"
+#include "absl/strings/str_join.h"
 #include "hwy/targets.h"
 #include "qfx/io/file.h"
+#include "qfx/models/zoo.h"
 #include "tools/qfx/commands.h"
 
 namespace {
@@ -18,8 +20,9 @@ void AddModelFlags(CLI::App* cmd, qfx::cli::ModelFlags& f, bool fp32_file = fals
   cmd->add_option("model_file", f.file,
                   fp32_file ? "an fp32 .qfx model file (io::SaveModel before convert) instead of --model"
                             : "a .qfx model file (from qfx quantize, or any saved graph) instead of --model");
-  cmd->add_option("--model", f.model,
-                  "zoo model name (resnet18, resnet50, mobilenet_v2, mobilenet_v3_small, mlp, mnist_cnn)");
+  std::vector<std::string> names;
+  for (const qfx::models::ModelInfo& info : qfx::models::ListModels()) names.push_back(info.name);
+  cmd->add_option("--model", f.model, "zoo model name (" + absl::StrJoin(names, ", ") + ")");
   cmd->add_option("--weights", f.weights, "safetensors file with the model's state_dict (PyTorch names)");
   cmd->add_option(
       "--seed", f.seed,
