@@ -58,12 +58,13 @@ std::vector<Tensor> Pieces(const Tensor& x, int64_t dim, const std::vector<int64
 std::vector<Tensor> chunk(const Tensor& x, int64_t chunks, int64_t dim) {
   if (chunks <= 0) ThrowInvalid("chunk: chunks must be positive, got ", chunks);
   const int64_t size = x.size(dim);  // on a traced value: needs a trace specialised on example inputs
-  const int64_t step = (size + chunks - 1) / chunks;
   std::vector<int64_t> lengths;
-  for (int64_t s = 0; s < size || (size == 0 && lengths.empty()); s += step) {
-    lengths.push_back(std::min(step, size - s));
-    if (step == 0) break;
+  if (size == 0) {  // PyTorch: `chunks` empty pieces
+    if (chunks > 65536) ThrowInvalid("chunk: ", chunks, " empty pieces of ", x.ToString(), " is more than 65536");
+    lengths.assign(static_cast<size_t>(chunks), 0);
   }
+  const int64_t step = (size + chunks - 1) / chunks;
+  for (int64_t s = 0; s < size; s += step) lengths.push_back(std::min(step, size - s));
   return Pieces(x, dim, lengths);
 }
 

@@ -584,6 +584,54 @@ TEST(MoreOps, ConvTransposeStaysFloatBetweenInt8Convs) {
 
 // Transposes copy any dtype (a quantized tensor keeps its qparams); bad dims and shapes are errors that
 // name the op, the operands and the rule.
+// chunk / split give PyTorch's pieces (sizes checked against torch.chunk / torch.split on the same sizes),
+// narrow copies any dtype and keeps qparams, and bad arguments name the rule.
+TEST(SplitOps, PiecesAsPyTorchNarrowKeepsQParamsErrorsNameTheRule) {
+  const auto lengths = [](const std::vector<Tensor>& pieces) {
+    std::vector<int64_t> out;
+    for (const Tensor& p : pieces) out.push_back(p.size(1));
+    return out;
+  };
+  const auto row = [](int64_t n) { return Tensor::Zeros({2, n, 3}); };
+  EXPECT_EQ(lengths(F::chunk(row(5), 4, 1)), (std::vector<int64_t>{2, 2, 1}));
+  EXPECT_EQ(lengths(F::chunk(row(6), 4, 1)), (std::vector<int64_t>{2, 2, 2}));
+  EXPECT_EQ(lengths(F::chunk(row(0), 2, 1)), (std::vector<int64_t>{0, 0}));
+  EXPECT_EQ(lengths(F::chunk(row(3), 5, 1)), (std::vector<int64_t>{1, 1, 1}));
+  EXPECT_EQ(lengths(F::chunk(row(7), 3, -2)), (std::vector<int64_t>{3, 3, 1}));
+  EXPECT_EQ(lengths(F::split(row(5), 2, 1)), (std::vector<int64_t>{2, 2, 1}));
+  EXPECT_EQ(lengths(F::split(row(0), 3, 1)), (std::vector<int64_t>{0}));
+  EXPECT_EQ(lengths(F::split(row(4), 4, 1)), (std::vector<int64_t>{4}));
+  EXPECT_EQ(lengths(F::split(row(6), std::vector<int64_t>{1, 0, 5}, 1)), (std::vector<int64_t>{1, 0, 5}));
+  // Values: piece i of x holds x's entries [start, start + length) along the dim.
+  Tensor x = Tensor::Zeros({2, 5, 3});
+  for (int64_t i = 0; i < x.numel(); ++i) x.data<float>()[i] = static_cast<float>(i);
+  const std::vector<Tensor> pieces = F::split(x, std::vector<int64_t>{2, 3}, 1);
+  EXPECT_EQ(pieces[1].at({1, 0, 2}), x.at({1, 2, 2}));
+  EXPECT_EQ(F::narrow(x, 2, -1, 1).at({1, 4, 0}), x.at({1, 4, 2}));
+  Tensor q = Tensor::Quantized({1, 4, 2}, DType::kU8, QuantInfo{0.25f, 9});
+  for (int i = 0; i < 8; ++i) q.data<uint8_t>()[i] = static_cast<uint8_t>(10 * i);
+  const Tensor qn = F::narrow(q, 1, 1, 2);
+  EXPECT_EQ(qn.quant().zero_point, 9);
+  EXPECT_EQ(qn.data<uint8_t>()[0], 20);
+  const auto message = [](const std::function<void()>& f) {
+    try {
+      f();
+    } catch (const std::exception& e) {
+      return std::string(e.what());
+    }
+    return std::string("no error");
+  };
+  EXPECT_NE(message([&] { F::narrow(x, 1, 4, 2); }).find("length 2 from start 4 must fit in the 5 entries of dim 1"),
+            std::string::npos);
+  EXPECT_NE(message([&] { F::narrow(x, 3, 0, 1); }).find("narrow dim"), std::string::npos);
+  EXPECT_NE(message([&] { F::chunk(x, 0, 1); }).find("chunks must be positive"), std::string::npos);
+  EXPECT_NE(message([&] {
+              F::split(x, std::vector<int64_t>{2, 2}, 1);
+            }).find("sum to 4, not to the 5 entries"),
+            std::string::npos);
+  EXPECT_NE(message([&] { F::chunk(row(0), int64_t{1} << 40, 1); }).find("is more than 65536"), std::string::npos);
+}
+
 TEST(TransformerOps, ShapesDtypesAndErrors) {
   Tensor q = Tensor::Quantized({2, 3}, DType::kU8, QuantInfo{0.5f, 7});
   for (int i = 0; i < 6; ++i) q.data<uint8_t>()[i] = static_cast<uint8_t>(i);
