@@ -600,6 +600,7 @@ Tensor reshape(const Tensor& x, Shape shape) {
 
 Tensor mean(const Tensor& x, std::vector<int64_t> dims, bool keepdim) {
   QFX_TRACE_OP(OpId::kMean, x, dims, keepdim);
+  QFX_QUANTIZED_VIA_FLOAT(x, [&](const Tensor& f) { return mean(f, dims, keepdim); });
   CheckF32("mean", x);
   std::vector<bool> reduce(x.dim(), dims.empty());
   for (int64_t d : dims) reduce[NormalizeDim(d, x.dim(), "mean")] = true;

@@ -614,7 +614,10 @@ std::vector<OpSchema> MakeRegistry() {
       Op(OpId::kReshape, "reshape", false, "torch.reshape", 2, 2, QFX_RUN(reshape, a.T(0), a.Ints(1)))
           .Role(QR::kShareQParams)
           .Vjp(VjpReshape),
-      Op(OpId::kMean, "mean", false, "torch.mean", 3, 3, QFX_RUN(mean, a.T(0), a.Ints(1), a.B(2))).Vjp(VjpMean),
+      // Share-qparams, as torch.mean in PyTorch's x86 and qnnpack backends (and XNNPACK's PT2E quantizer).
+      Op(OpId::kMean, "mean", false, "torch.mean", 3, 3, QFX_RUN(mean, a.T(0), a.Ints(1), a.B(2)))
+          .Role(QR::kShareQParams)
+          .Vjp(VjpMean),
       Op(OpId::kRelu, "relu", false, "torch.nn.functional.relu", 1, 1, QFX_UNARY(relu))
           .Role(QR::kShareQParams)
           .Derivative(DReLU)

@@ -28,7 +28,7 @@ namespace nn {
 
 // How an op takes part in quantization (PyTorch 1.13's backend_config op lists for x86 / fbgemm).
 enum class QuantRole : uint8_t {
-  kFloat,         // no int8 form: stays float (softmax, gelu, silu, mean, batch_norm on its own, ...)
+  kFloat,         // no int8 form: stays float (softmax, gelu, silu, batch_norm on its own, ...)
   kWeighted,      // conv2d / linear: a qint8 weight, an observed output (the modules only)
   kBinary,        // add / mul: own output observer with two tensor inputs, shared with a scalar operand
   kCat,           // shares its inputs' observer, lowered to q_cat
