@@ -18,7 +18,8 @@ Fixtures (all safetensors, written by the small writer below; PyTorch is never a
                               huge / growing / per-channel-constant inputs: PyTorch's scale and zero point
                               after each batch.
   quant/prepare_<model>_<preset>.json   PyTorch prepare_fx's observer placement and calibrated qparams for
-                              mnist_cnn, resnet18, mobilenet_v2, mobilenet_v3_small under qnnpack and x86.
+                              mnist_cnn, resnet18, mobilenet_v2, mobilenet_v3_small, regnet_x_400mf under qnnpack
+                              and x86.
   quant/prepare_qat_<model>_<preset>.json  prepare_qat_fx's fake-quant placement and module types; for
                               mnist_cnn the output of the second train-mode forward.
   mnist/                       a mnist_cnn trained by PyTorch on real MNIST (tools/fetch_mnist.sh), 200
@@ -28,6 +29,7 @@ Fixtures (all safetensors, written by the small writer below; PyTorch is never a
                               eager_qat_stub_cnn_<engine>.json for prepare_qat;
                               eager_qat_steps.safetensors: 3 SGD steps of eager QAT.
   quant/resnet18_int8.safetensors  resnet18 (hash weights) fp32 and PyTorch FX int8 outputs (qnnpack, onednn).
+  quant/<model>_int8.safetensors  the same for the zoo models of the coverage issue (regnet_x_400mf, ...).
   models/mnist_cnn_state_dict.safetensors  a PyTorch-initialised mnist_cnn state_dict exactly as PyTorch
                               exports it, with "__input__"/"__output__" to check the loaded model.
 """
@@ -149,6 +151,7 @@ ZOO = {
     "mobilenet_v2": (lambda: torchvision.models.mobilenet_v2(), [2, 3, 64, 64]),
     "mobilenet_v3_small": (lambda: torchvision.models.mobilenet_v3_small(), [2, 3, 64, 64]),
     "shufflenet_v2_x1_0": (lambda: torchvision.models.shufflenet_v2_x1_0(), [2, 3, 64, 64]),
+    "regnet_x_400mf": (lambda: torchvision.models.regnet_x_400mf(), [2, 3, 64, 64]),
     "mlp": (Mlp, [3, 1, 28, 28]),
     "mnist_cnn": (MnistCnn, [3, 1, 28, 28]),
 }
@@ -385,7 +388,7 @@ def qconfig_mapping_for(preset):
 
 
 PREPARE_CASES = [("mnist_cnn", [4, 1, 28, 28]), ("resnet18", [2, 3, 64, 64]), ("mobilenet_v2", [2, 3, 64, 64]),
-                 ("mobilenet_v3_small", [2, 3, 64, 64])]
+                 ("mobilenet_v3_small", [2, 3, 64, 64]), ("regnet_x_400mf", [2, 3, 64, 64])]
 
 
 def write_prepare_fixture(out):
@@ -713,6 +716,13 @@ def write_shufflenet_v2_int8_fixture(out):
     write_int8_fixture(out, shufflenet_fx_traceable, [2, 3, 64, 64], "shufflenet_v2_int8")
 
 
+def write_zoo_int8_fixture(out):
+    """quant/<model>_int8.safetensors for the zoo models added with the coverage issue (regnet_x_400mf, ...): as
+    write_nonsquare_cnn_int8_fixture does NonSquareCnn, on [2, 3, 64, 64]."""
+    for name in ["regnet_x_400mf"]:
+        write_int8_fixture(out, ZOO[name][0], [2, 3, 64, 64], name + "_int8")
+
+
 def write_nonsquare_cnn_int8_fixture(out):
     """quant/nonsquare_cnn_int8.safetensors: NonSquareCnn with hash weights, calibrated on hash_uniform('calib')
     [4, 3, 20, 20]; fp32 and PyTorch FX int8 (qnnpack, onednn) outputs on hash_uniform('test')."""
@@ -998,6 +1008,7 @@ def main():
     write_nonsquare_cnn_int8_fixture(args.out)
     write_upsample_cnn_int8_fixture(args.out)
     write_shufflenet_v2_int8_fixture(args.out)
+    write_zoo_int8_fixture(args.out)
     write_coverage_fixture(args.out)
     write_grad_fixture(args.out)
     write_dynamic_fixture(args.out)

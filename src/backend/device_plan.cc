@@ -210,8 +210,14 @@ class Planner {
     if (op == OpId::kDequantize) return Dequantize(n);
     if (op == OpId::kQAdd || op == OpId::kQMul) return Binary(n, op == OpId::kQMul);
     if (op == OpId::kQCat) return Cat(n);
+    if (IsReshapeOp(op) && dequantized_.count(NodeArg(n, 0))) return FloatReshape(n);
     const Value* x = Input(n, 0);
-    if (x == nullptr) return;
+    if (x != nullptr) CallOpOn(n, *x);
+  }
+
+  // An op other than the ends and the binary ops, on its quint8 input x.
+  void CallOpOn(const fx::Node& n, const Value& x) {
+    const OpId op = n.target().op;
     switch (op) {
       case OpId::kMaxPool2d:
       case OpId::kAvgPool2d: {
@@ -226,25 +232,25 @@ class Planner {
           o.ceil_mode = Const<bool>(n, 4);
           o.count_include_pad = Const<bool>(n, 5, true);
         }
-        return Pool(n, *x, op == OpId::kMaxPool2d ? StepKind::kMaxPool : StepKind::kAvgPool, o, {});
+        return Pool(n, x, op == OpId::kMaxPool2d ? StepKind::kMaxPool : StepKind::kAvgPool, o, {});
       }
       case OpId::kAdaptiveAvgPool2d:
-        return Pool(n, *x, StepKind::kAvgPool, {}, Const<std::vector<int64_t>>(n, 1));
+        return Pool(n, x, StepKind::kAvgPool, {}, Const<std::vector<int64_t>>(n, 1));
       case OpId::kFlatten:
       case OpId::kMethodFlatten:
-        return FlattenTo(n, *x, Const<int64_t>(n, 1, 0), Const<int64_t>(n, 2, -1));
+        return FlattenTo(n, x, Const<int64_t>(n, 1, 0), Const<int64_t>(n, 2, -1));
       case OpId::kReshape:
       case OpId::kMethodReshape:
       case OpId::kMethodView:
-        return Reshape(n, *x, Const<std::vector<int64_t>>(n, 1));
+        return Reshape(n, x, Const<std::vector<int64_t>>(n, 1));
       case OpId::kDropout:
         if (Const<bool>(n, 2)) return Error("dropout in training mode");
-        return Alias(n, *x, x->shape);
+        return Alias(n, x, x.shape);
       default:
         break;
     }
     if (IsElementwiseOp(op)) {
-      return Table(n, *x, [&](const Tensor& t) {
+      return Table(n, x, [&](const Tensor& t) {
         std::vector<OpArg> args = {t};
         for (size_t i = 1; i < n.args().size(); ++i) args.push_back(ConstantAs<OpArg>(n.args()[i]));
         return nn::RunOp(op, args);
@@ -256,13 +262,17 @@ class Planner {
   void Quantize(const fx::Node& n) {
     const fx::Node* a = NodeArg(n, 0);
     if (a == nullptr) return;
-    if (a != input_) return Error("the device backend quantizes only the model's input");
+    auto island = dequantized_.find(a);
+    if (a != input_ && island == dequantized_.end()) {
+      return Error("the device backend quantizes only the model's input and reshapes of dequantized values");
+    }
     const double scale = Const<double>(n, 1);
     const int64_t zp = Const<int64_t>(n, 2);
     if (!kernels::ScaleInRange(static_cast<float>(scale)) || zp < 0 || zp > 255) {
       return Error(absl::StrCat("qparams (", scale, ", ", zp, ") are not quint8 qparams"));
     }
     const QuantInfo q{static_cast<float>(scale), static_cast<int32_t>(zp)};
+    if (island != dequantized_.end()) return Requantize(n, island->second, q);
     const Value* y = Define(n, plan_.input_shape, q);
     if (y == nullptr) return;
     Step& s = AddStep(StepKind::kQuantize, n, {}, y->id);
@@ -274,6 +284,10 @@ class Planner {
   void Dequantize(const fx::Node& n) {
     const Value* x = Input(n, 0);
     if (x == nullptr) return;
+    if (FeedsOnlyReshapesToQuantize(n)) {
+      dequantized_[&n] = *x;
+      return;
+    }
     for (const fx::Node* u : n.users()) {
       if (u->op() == fx::Opcode::kOutput) continue;
       return Error(absl::StrCat("its user %", u->name(), " (", fx::OpcodeName(u->op()), " ", u->target_string(),
@@ -281,6 +295,41 @@ class Planner {
                                 " or run the model on the CPU"));
     }
     Finish(n, *x, /*to_float=*/true);
+  }
+
+  // Float reshapes between a dequantize and quantizes (PyTorch leaves the flatten method float: RegNet's
+  // x.flatten(1) before its int8 fc) run on the quint8 bytes; each quantize becomes a requantizing copy,
+  // quantize(dequantize(x)) by THE RULES, so the result equals the CPU's float detour byte for byte.
+  static bool IsReshapeOp(OpId op) {
+    return op == OpId::kFlatten || op == OpId::kMethodFlatten || op == OpId::kReshape || op == OpId::kMethodReshape ||
+           op == OpId::kMethodView;
+  }
+  static bool FeedsOnlyReshapesToQuantize(const fx::Node& n) {
+    if (n.users().empty()) return false;
+    for (const fx::Node* u : n.users()) {
+      const bool op = u->op() == fx::Opcode::kCallFunction || u->op() == fx::Opcode::kCallMethod;
+      if (!op) return false;
+      if (u->target().op == OpId::kQuantize) continue;
+      if (!IsReshapeOp(u->target().op) || !FeedsOnlyReshapesToQuantize(*u)) return false;
+    }
+    return true;
+  }
+  void FloatReshape(const fx::Node& n) {
+    const Value x = dequantized_.at(NodeArg(n, 0));
+    CallOpOn(n, x);  // defines n's quint8 value (an alias or a flatten step)
+    auto it = values_.find(&n);
+    if (it == values_.end()) return;
+    dequantized_[&n] = it->second;
+    values_.erase(it);  // n itself is a float value: only quantize may read it
+  }
+  void Requantize(const fx::Node& n, const Value& x, QuantInfo q) {
+    const Value* y = Define(n, x.shape, q);
+    if (y == nullptr) return;
+    Step& s = AddStep(StepKind::kRequantCopy, n, {x.id}, y->id);
+    s.copy.x = ActOfValue(x);
+    s.copy.y = ActOfValue(*y);
+    s.copy.x_scale = x.q.scale, s.copy.x_zero_point = x.q.zero_point;
+    s.copy.inv_y_scale = 1.0f / q.scale, s.copy.y_zero_point = q.zero_point;
   }
 
   void Output(const fx::Node& n) {
@@ -557,7 +606,8 @@ class Planner {
   const fx::Node* node_ = nullptr;
   const fx::Node* input_ = nullptr;
   std::map<const fx::Node*, Value> values_;
-  std::map<int, int> producer_of_;  // value id -> the step that writes it first
+  std::map<const fx::Node*, Value> dequantized_;  // float reshape islands: the quint8 value each node views
+  std::map<int, int> producer_of_;                // value id -> the step that writes it first
   absl::Status status_;
   bool done_ = false;
 };

@@ -28,6 +28,7 @@ std::shared_ptr<nn::Module> MakeResNet50();
 std::shared_ptr<nn::Module> MakeMobileNetV2();
 std::shared_ptr<nn::Module> MakeMobileNetV3Small();
 std::shared_ptr<nn::Module> MakeShuffleNetV2X10();
+std::shared_ptr<nn::Module> MakeRegNetX400MF();
 std::shared_ptr<nn::Module> MakeMlp();
 std::shared_ptr<nn::Module> MakeMnistCnn();
 

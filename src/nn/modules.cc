@@ -188,6 +188,10 @@ void Sequential::push_back(std::shared_ptr<Module> module) {
   register_module(std::to_string(size()), std::move(module));
 }
 
+void Sequential::push_back(const std::string& name, std::shared_ptr<Module> module) {
+  register_module(name, std::move(module));
+}
+
 namespace {
 
 // A child whose call is its forward alone: no hooks to run.

@@ -748,7 +748,9 @@ std::vector<OpSchema> MakeRegistry() {
           .Role(QR::kQuantized),
       Op(OpId::kMethodReshape, "reshape", true, "reshape", 2, 2, MethodReshape).Role(QR::kShareQParams).Vjp(VjpReshape),
       Op(OpId::kMethodView, "view", true, "view", 2, 2, MethodView).Role(QR::kShareQParams).Vjp(VjpReshape),
-      Op(OpId::kMethodFlatten, "flatten", true, "flatten", 3, 3, MethodFlatten).Role(QR::kShareQParams).Vjp(VjpReshape),
+      // Float, as in PyTorch 1.13's x86 / qnnpack backends, which list torch.flatten as share-qparams but not the
+      // Tensor method (RegNet's x.flatten(start_dim=1)): the next int8 op observes its output on its own.
+      Op(OpId::kMethodFlatten, "flatten", true, "flatten", 3, 3, MethodFlatten).Vjp(VjpReshape),
       Op(OpId::kMethodTranspose, "transpose", true, "transpose", 3, 3, MethodTranspose)
           .Role(QR::kShareQParams)
           .Vjp(VjpTranspose),

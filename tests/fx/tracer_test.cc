@@ -66,8 +66,8 @@ TEST_P(TraceZoo, MatchesTorchFxAndRunsBitIdentically) {
 }
 
 INSTANTIATE_TEST_SUITE_P(Zoo, TraceZoo,
-                         ::testing::Values("resnet18", "resnet50", "mobilenet_v2", "mobilenet_v3_small", "mlp",
-                                           "mnist_cnn"));
+                         ::testing::Values("resnet18", "resnet50", "mobilenet_v2", "mobilenet_v3_small",
+                                           "regnet_x_400mf", "mlp", "mnist_cnn"));
 
 TEST(Tracer, GraphModuleSharesParametersWithTheRoot) {
   auto model = models::Create("mnist_cnn");

@@ -44,7 +44,8 @@ TEST_P(FuseZoo, FusedComputesTheSameAndLeavesTheRootAlone) {
 }
 
 INSTANTIATE_TEST_SUITE_P(Zoo, FuseZoo,
-                         ::testing::Values("resnet18", "mobilenet_v2", "mobilenet_v3_small", "mnist_cnn", "mlp"));
+                         ::testing::Values("resnet18", "mobilenet_v2", "mobilenet_v3_small", "regnet_x_400mf",
+                                           "mnist_cnn", "mlp"));
 
 TEST(Fuse, NamesAndModulesFollowPyTorch) {
   auto gm = TracedHashModel("mnist_cnn");
@@ -126,16 +127,17 @@ TEST_P(PrepareVsPyTorch, SameObserverPlacementAndCalibratedQParams) {
   EXPECT_GE(close, total * 9 / 10);
 }
 
-INSTANTIATE_TEST_SUITE_P(Zoo, PrepareVsPyTorch,
-                         ::testing::Values(PrepareCase{"mnist_cnn", "qnnpack"}, PrepareCase{"mnist_cnn", "x86"},
-                                           PrepareCase{"mnist_cnn", "minmax"}, PrepareCase{"resnet18", "minmax"},
-                                           PrepareCase{"mobilenet_v2", "minmax"},
-                                           PrepareCase{"mobilenet_v3_small", "minmax"},
-                                           PrepareCase{"resnet18", "qnnpack"}, PrepareCase{"resnet18", "x86"},
-                                           PrepareCase{"mobilenet_v2", "qnnpack"}, PrepareCase{"mobilenet_v2", "x86"},
-                                           PrepareCase{"mobilenet_v3_small", "qnnpack"},
-                                           PrepareCase{"mobilenet_v3_small", "x86"}),
-                         [](const auto& info) { return info.param.model + "_" + info.param.preset; });
+INSTANTIATE_TEST_SUITE_P(
+    Zoo, PrepareVsPyTorch,
+    ::testing::Values(PrepareCase{"mnist_cnn", "qnnpack"}, PrepareCase{"mnist_cnn", "x86"},
+                      PrepareCase{"mnist_cnn", "minmax"}, PrepareCase{"resnet18", "minmax"},
+                      PrepareCase{"mobilenet_v2", "minmax"}, PrepareCase{"mobilenet_v3_small", "minmax"},
+                      PrepareCase{"resnet18", "qnnpack"}, PrepareCase{"resnet18", "x86"},
+                      PrepareCase{"mobilenet_v2", "qnnpack"}, PrepareCase{"mobilenet_v2", "x86"},
+                      PrepareCase{"mobilenet_v3_small", "qnnpack"}, PrepareCase{"mobilenet_v3_small", "x86"},
+                      PrepareCase{"regnet_x_400mf", "minmax"}, PrepareCase{"regnet_x_400mf", "qnnpack"},
+                      PrepareCase{"regnet_x_400mf", "x86"}),
+    [](const auto& info) { return info.param.model + "_" + info.param.preset; });
 
 TEST(Prepare, BackendConstraintsAreErrorsNamingTheNode) {
   auto gm = TracedHashModel("mnist_cnn");

@@ -275,6 +275,8 @@ class Sequential : public Module {
   std::string type_name() const override { return "Sequential"; }
   Tensor forward(const Tensor& x) override;
   void push_back(std::shared_ptr<Module> module);
+  // Appends a child under its own name (torch.nn.Sequential(OrderedDict(...)): RegNet's "a", "b", "c").
+  void push_back(const std::string& name, std::shared_ptr<Module> module);
   size_t size() const { return named_children().size(); }
   Module& operator[](size_t i) const { return *named_children().at(i).second; }
 };
