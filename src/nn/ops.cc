@@ -565,6 +565,10 @@ class Op {
     s_.fixed_range = range;
     return *this;
   }
+  Op& IdentityInEval() {
+    s_.identity_in_eval = true;
+    return *this;
+  }
   operator OpSchema() const { return s_; }  // NOLINT: the table lists Ops
 
  private:
@@ -669,6 +673,7 @@ std::vector<OpSchema> MakeRegistry() {
       Op(OpId::kDropout, "dropout", false, "torch.nn.functional.dropout", 3, 3,
          QFX_RUN(dropout, a.T(0), a.D(1), a.B(2)))
           .Role(QR::kTable)
+          .IdentityInEval()
           .Module(DropoutKind()),
       Op(OpId::kConv2d, "conv2d", false, "torch.conv2d", 7, 7, RunConv2d)
           .Role(QR::kWeighted)

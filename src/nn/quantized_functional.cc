@@ -123,12 +123,12 @@ static Tensor UnaryTable(OpId op, const QuantInfo& in, const std::vector<OpArg>&
   const bool with_number = schema->role == nn::QuantRole::kBinary && op_args.size() == 1 &&
                            (std::holds_alternative<double>(op_args[0]) || std::holds_alternative<int64_t>(op_args[0]));
   const bool elementwise = schema->role == nn::QuantRole::kTable || schema->role == nn::QuantRole::kFixedQParams ||
-                           schema->derivative || with_number;
+                           schema->derivative || with_number || nn::IdentityInEval(op);
   if (!elementwise) ThrowInvalid("q_unary: op ", schema->name, " has no quantized table form");
   std::vector<float> x(256);
   for (int i = 0; i < 256; ++i) x[i] = Deq(static_cast<uint8_t>(i), in);
   const Tensor xs = Tensor::FromVector({256}, std::move(x));
-  if (schema->id == OpId::kDropout) return xs;  // eval: the identity (a requantization)
+  if (nn::IdentityInEval(op)) return xs;  // dropout, stochastic_depth in eval: a requantization
   std::vector<OpArg> args = {xs};
   args.insert(args.end(), op_args.begin(), op_args.end());
   return nn::RunOp(schema->id, args);

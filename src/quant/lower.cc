@@ -82,9 +82,21 @@ class Lowerer {
       case QuantRole::kTable:
       case QuantRole::kFixedQParams:
         return LowerUnary(n);
+      case QuantRole::kFloat:
+        return HasTableForm(n) ? LowerUnary(n) : absl::OkStatus();
       default:
         return absl::OkStatus();
     }
+  }
+
+  // A float elementwise op (SiLU, GELU: PyTorch's backends keep them float) between a dequantize and a
+  // quantize computes quantize(op(dequantize(q))) value by value, which is what q_unary's 256-entry table
+  // holds: the same bytes without the float detour.
+  bool HasTableForm(const fx::Node* n) const {
+    std::vector<OpArg> args;
+    const OpId op = NodeOp(gm_, *n, &args);
+    if (op == OpId::kNumOps) return false;
+    return nn::GetOpSchema(op).derivative != nullptr;
   }
 
   absl::Status LowerWeighted(fx::Node* n, const ReferenceWeighted& ref) {
@@ -192,7 +204,7 @@ class Lowerer {
     const OpId op = NodeOp(gm_, *n, &op_args);
     QFX_ASSIGN_OR_RETURN(QuantInfo out, QParamsOf(q_out));
     std::vector<fx::Argument> args = {src, op, static_cast<double>(out.scale), int64_t{out.zero_point}};
-    if (op != OpId::kDropout) {  // dropout's table is the identity whatever its arguments
+    if (!nn::IdentityInEval(op)) {  // dropout's table is the identity whatever its arguments
       for (const OpArg& a : op_args) QFX_RETURN_IF_ERROR(AppendConstant(n, a, &args));
     }
     return Replace(n, n, q_out, out, OpId::kQUnary, std::move(args));

@@ -94,6 +94,9 @@ struct OpSchema {
   bool (*clamp)(const std::vector<OpArg>& args, float* lo, float* hi) = nullptr;
   std::vector<ModuleKind> modules;  // the module types whose forward is this op
   FixedRange fixed_range = FixedRange::kNone;
+  // The identity in eval mode, whatever its other arguments (dropout, stochastic_depth): its q_unary table
+  // is a requantization.
+  bool identity_in_eval = false;
 };
 
 // Argument i of `op` as a T, from any argument variant (OpArg, training's values); throws naming both.
@@ -142,6 +145,7 @@ F::Pool2dOptions AvgPool2dOptionsOf(const std::vector<V>& a) {
 }
 
 const OpSchema& GetOpSchema(OpId id);
+inline bool IdentityInEval(OpId id) { return id != OpId::kNumOps && GetOpSchema(id).identity_in_eval; }
 // The op spelled `name` as a function (is_method false) or a method, or nullptr.
 const OpSchema* FindOp(absl::string_view name, bool is_method);
 const std::vector<OpSchema>& AllOps();
