@@ -63,26 +63,6 @@ class MobileNetV2 : public Module {
   ModulePtr features_, classifier_;
 };
 
-// torchvision.ops.SqueezeExcitation with MobileNetV3's Hardsigmoid scale: scale * input.
-class SqueezeExcitation : public Module {
- public:
-  SqueezeExcitation(int64_t channels, int64_t squeeze) {
-    avgpool_ = register_module("avgpool", std::make_shared<nn::AdaptiveAvgPool2d>(1));
-    fc1_ = register_module("fc1", std::make_shared<nn::Conv2d>(channels, squeeze, 1));
-    fc2_ = register_module("fc2", std::make_shared<nn::Conv2d>(squeeze, channels, 1));
-    activation_ = register_module("activation", std::make_shared<nn::ReLU>());
-    scale_activation_ = register_module("scale_activation", std::make_shared<nn::Hardsigmoid>());
-  }
-  std::string type_name() const override { return "SqueezeExcitation"; }
-  Tensor forward(const Tensor& x) override {
-    Tensor scale = (*fc2_)((*activation_)((*fc1_)((*avgpool_)(x))));
-    return F::mul((*scale_activation_)(scale), x);
-  }
-
- private:
-  ModulePtr avgpool_, fc1_, fc2_, activation_, scale_activation_;
-};
-
 struct BneckConfig {
   int64_t in, kernel, expanded, out;
   bool use_se, use_hs;
@@ -104,7 +84,10 @@ class InvertedResidualV3 : public Module {
     }
     seq->push_back(ConvNormActivation(c.expanded, c.expanded, c.kernel, c.stride, c.expanded, V3Activation(c.use_hs),
                                       kV3BnEps, kV3BnMomentum));
-    if (c.use_se) seq->push_back(std::make_shared<SqueezeExcitation>(c.expanded, MakeDivisible(c.expanded / 4)));
+    if (c.use_se) {
+      seq->push_back(SqueezeExcitation(c.expanded, MakeDivisible(c.expanded / 4), std::make_shared<nn::ReLU>(),
+                                       std::make_shared<nn::Hardsigmoid>()));
+    }
     seq->push_back(ConvNormActivation(c.expanded, c.out, 1, 1, 1, nullptr, kV3BnEps, kV3BnMomentum));
     block_ = register_module("block", seq);
   }

@@ -26,6 +26,8 @@ const std::vector<Entry>& Entries() {
         "torchvision ShuffleNetV2 x1.0 (channel shuffle, chunk; traced on example inputs)"},
        MakeShuffleNetV2X10},
       {{"regnet_x_400mf", {1, 3, 224, 224}, "torchvision RegNetX-400MF (grouped 3x3 bottlenecks)"}, MakeRegNetX400MF},
+      {{"efficientnet_b0", {1, 3, 224, 224}, "torchvision EfficientNet-B0 (MBConv, SiLU, squeeze-and-excitation)"},
+       MakeEfficientNetB0},
       {{"mlp", {1, 1, 28, 28}, "MNIST MLP 784-256-128-10 with ReLU"}, MakeMlp},
       {{"mnist_cnn", {1, 1, 28, 28}, "MNIST CNN: 2 x (conv-bn-relu-maxpool), fc 1568-128-10"}, MakeMnistCnn},
   };

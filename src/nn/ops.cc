@@ -595,6 +595,10 @@ Tensor MethodPermute(const std::vector<OpArg>& v) {
   const Args a{"permute", v};
   return a.T(0).Permute(a.Ints(1));
 }
+Tensor RunStochasticDepth(const std::vector<OpArg>& v) {
+  const Args a{"stochastic_depth", v};
+  return F::stochastic_depth(a.T(0), a.D(1), static_cast<F::StochasticDepthMode>(a.I(2)), a.B(3));
+}
 Tensor RunLayerNorm(const std::vector<OpArg>& v) {
   const Args a{"layer_norm", v};
   return F::layer_norm(a.T(0), a.Ints(1), a.OptT(2), a.OptT(3), a.D(4));
@@ -729,6 +733,12 @@ std::vector<OpSchema> MakeRegistry() {
       Op(OpId::kNarrow, "narrow", false, "torch.narrow", 4, 4, QFX_RUN(narrow, a.T(0), a.I(1), a.I(2), a.I(3)))
           .Role(QR::kShareQParams)
           .Vjp(VjpNarrow),
+      // stochastic_depth(x, p, mode, training), mode 0 batch, 1 row: torchvision's torch.fx-wrapped function.
+      // PyTorch's backends have no pattern for it, so it stays float (in eval the identity); its backward is
+      // training's, with the noise of the forward (src/train/graph_tape.cc).
+      Op(OpId::kStochasticDepth, "stochastic_depth", false, "torchvision.ops.stochastic_depth.stochastic_depth", 4, 4,
+         RunStochasticDepth)
+          .IdentityInEval(),
       Op(OpId::kQuantize, "quantize", false, "torch.quantize_per_tensor", 3, 3,
          QFX_RUN(quantize, a.T(0), a.D(1), a.I(2)))
           .Role(QR::kQuantized),

@@ -23,7 +23,8 @@ using ag::Value;
 
 // The ops whose backward is a case of Runner::Function rather than their registration.
 bool HasTapeCase(OpId op) {
-  return op == OpId::kDropout || op == OpId::kBatchNorm;  // stateful: the generator, the running statistics
+  // stateful: the generator, the running statistics
+  return op == OpId::kDropout || op == OpId::kStochasticDepth || op == OpId::kBatchNorm;
 }
 
 // An op has a backward when its registration gives one (a derivative or a vjp) or Runner::Function has it.
@@ -170,6 +171,10 @@ Var Runner::Function(OpId op, const std::vector<Value>& a) {
   switch (op) {
     case OpId::kDropout:
       return ag::dropout(tape_, x(), Number(a, 1), Get<bool>(a, 2, "a bool"), rng_);
+    case OpId::kStochasticDepth:
+      return ag::stochastic_depth(tape_, x(), Number(a, 1),
+                                  static_cast<F::StochasticDepthMode>(Get<int64_t>(a, 2, "an integer")),
+                                  Get<bool>(a, 3, "a bool"), rng_);
     case OpId::kBatchNorm:
       return ag::batch_norm(tape_, x(), OptTensor(a, 1), OptTensor(a, 2), OptVar(a, 3), OptVar(a, 4),
                             Get<bool>(a, 5, "a bool"), Number(a, 6), Number(a, 7));

@@ -47,6 +47,14 @@ Var dropout(Tape& t, const Var& x, double p, bool training, std::mt19937_64& rng
                   [mask](const Tensor& dy) { return std::vector<Tensor>{F::mul(dy, mask)}; });
 }
 
+Var stochastic_depth(Tape& t, const Var& x, double p, F::StochasticDepthMode mode, bool training,
+                     std::mt19937_64& rng) {
+  if (!training || p == 0) return x;
+  const Tensor noise = F::StochasticDepthNoise(x.value.shape(), p, mode, rng);
+  return t.Record(F::mul(x.value, noise), {x},
+                  [noise](const Tensor& dy) { return std::vector<Tensor>{F::mul(dy, noise)}; });
+}
+
 }  // namespace ag
 }  // namespace train
 }  // namespace qfx

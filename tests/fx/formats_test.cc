@@ -41,7 +41,7 @@ TEST_P(JsonRoundTrip, LoadsBackToAnIdenticalGraph) {
 
 INSTANTIATE_TEST_SUITE_P(Zoo, JsonRoundTrip,
                          ::testing::Values("resnet18", "resnet50", "mobilenet_v2", "mobilenet_v3_small",
-                                           "regnet_x_400mf", "mlp", "mnist_cnn"));
+                                           "regnet_x_400mf", "efficientnet_b0", "mlp", "mnist_cnn"));
 
 TEST(Json, EveryArgumentKindRoundTrips) {
   Graph g;

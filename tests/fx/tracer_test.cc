@@ -67,7 +67,7 @@ TEST_P(TraceZoo, MatchesTorchFxAndRunsBitIdentically) {
 
 INSTANTIATE_TEST_SUITE_P(Zoo, TraceZoo,
                          ::testing::Values("resnet18", "resnet50", "mobilenet_v2", "mobilenet_v3_small",
-                                           "regnet_x_400mf", "mlp", "mnist_cnn"));
+                                           "regnet_x_400mf", "efficientnet_b0", "mlp", "mnist_cnn"));
 
 TEST(Tracer, GraphModuleSharesParametersWithTheRoot) {
   auto model = models::Create("mnist_cnn");

@@ -45,7 +45,7 @@ TEST_P(FuseZoo, FusedComputesTheSameAndLeavesTheRootAlone) {
 
 INSTANTIATE_TEST_SUITE_P(Zoo, FuseZoo,
                          ::testing::Values("resnet18", "mobilenet_v2", "mobilenet_v3_small", "regnet_x_400mf",
-                                           "mnist_cnn", "mlp"));
+                                           "efficientnet_b0", "mnist_cnn", "mlp"));
 
 TEST(Fuse, NamesAndModulesFollowPyTorch) {
   auto gm = TracedHashModel("mnist_cnn");
@@ -136,7 +136,8 @@ INSTANTIATE_TEST_SUITE_P(
                       PrepareCase{"mobilenet_v2", "qnnpack"}, PrepareCase{"mobilenet_v2", "x86"},
                       PrepareCase{"mobilenet_v3_small", "qnnpack"}, PrepareCase{"mobilenet_v3_small", "x86"},
                       PrepareCase{"regnet_x_400mf", "minmax"}, PrepareCase{"regnet_x_400mf", "qnnpack"},
-                      PrepareCase{"regnet_x_400mf", "x86"}),
+                      PrepareCase{"regnet_x_400mf", "x86"}, PrepareCase{"efficientnet_b0", "minmax"},
+                      PrepareCase{"efficientnet_b0", "qnnpack"}, PrepareCase{"efficientnet_b0", "x86"}),
     [](const auto& info) { return info.param.model + "_" + info.param.preset; });
 
 TEST(Prepare, BackendConstraintsAreErrorsNamingTheNode) {

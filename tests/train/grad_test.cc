@@ -288,6 +288,41 @@ TEST(OpGradients, DropoutUsesItsMask) {
   EXPECT_EQ(e.value.raw_data(), x.raw_data());
 }
 
+// torchvision's stochastic_depth: the gradient is the forward's noise, one value per row ("row": 0 or
+// 1 / (1 - p) for all of a sample) or for the whole batch ("batch"); eval and p = 0 are the identity.
+TEST(OpGradients, StochasticDepthUsesItsNoisePerRowOrBatch) {
+  const Tensor x = Random({64, 3, 2, 2}, 45, 0.5f, 1.5f);  // no zeros: y / x recovers the noise
+  const int64_t row = x.numel() / x.size(0);
+  for (F::StochasticDepthMode mode : {F::StochasticDepthMode::kRow, F::StochasticDepthMode::kBatch}) {
+    std::mt19937_64 rng(8);
+    Tape t;
+    const Var y = ag::stochastic_depth(t, t.Param(x), 0.4, mode, /*training=*/true, rng);
+    t.Backward(ag::mean(t, y, {}, false));
+    const Tensor g = t.ParamGrad(x);
+    int dropped_rows = 0;
+    const float first = y.value.data<float>()[0] / x.data<float>()[0];
+    for (int64_t i = 0; i < x.numel(); ++i) {
+      const float m = y.value.data<float>()[i] / x.data<float>()[i];
+      const float row_noise = y.value.data<float>()[i / row * row] / x.data<float>()[i / row * row];
+      ASSERT_TRUE(m == 0.f || std::fabs(m - 1 / 0.6f) < 1e-6) << i << ": " << m;
+      EXPECT_NEAR(m, mode == F::StochasticDepthMode::kRow ? row_noise : first, 1e-6) << i;
+      EXPECT_NEAR(g.data<float>()[i], m / x.numel(), 1e-6) << i;
+      dropped_rows += i % row == 0 && m == 0.f;
+    }
+    if (mode == F::StochasticDepthMode::kRow) {
+      EXPECT_GT(dropped_rows, 10);  // 64 rows at p 0.4: about 26 dropped
+      EXPECT_LT(dropped_rows, 45);
+    }
+  }
+  std::mt19937_64 rng(9);
+  Tape t2;  // eval: the identity
+  const Var e = ag::stochastic_depth(t2, t2.Param(x), 0.4, F::StochasticDepthMode::kRow, /*training=*/false, rng);
+  EXPECT_EQ(e.value.raw_data(), x.raw_data());
+  EXPECT_EQ(F::stochastic_depth(x, 0.4, F::StochasticDepthMode::kRow, false).raw_data(), x.raw_data());
+  EXPECT_THROW(F::stochastic_depth(x, 1.5, F::StochasticDepthMode::kRow, true), Error);
+  EXPECT_THROW(F::stochastic_depth(x, 0.5, static_cast<F::StochasticDepthMode>(2), true), Error);
+}
+
 TEST(OpGradients, FakeQuantizeStraightThrough) {
   quant::QParams qp;
   qp.scale = {0.1f};
@@ -369,7 +404,7 @@ TEST(GraphGradients, MnistCnnEvalModeMatchesFiniteDifferences) {
 }
 
 TEST(GraphGradients, TapedForwardEqualsForward) {
-  for (const char* name : {"mnist_cnn", "mlp", "mobilenet_v3_small", "resnet18"}) {
+  for (const char* name : {"mnist_cnn", "mlp", "mobilenet_v3_small", "resnet18", "regnet_x_400mf", "efficientnet_b0"}) {
     nn::ManualSeed(2);
     auto model = *models::Create(name);
     testing::HashInit(*model);

@@ -54,6 +54,7 @@ enum class OpId : uint16_t {
   kChannelShuffle,
   kConvTranspose2d,
   kNarrow,
+  kStochasticDepth,
   // quantized call_function ops (convert produces them)
   kQuantize,
   kDequantize,

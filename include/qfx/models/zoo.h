@@ -2,7 +2,7 @@
 // so a torchvision state_dict saved as safetensors loads with strict=true.
 //
 //   resnet18, resnet50, mobilenet_v2, mobilenet_v3_small,
-//   shufflenet_v2_x1_0, regnet_x_400mf                    : [N, 3, H, W] -> [N, 1000]
+//   shufflenet_v2_x1_0, regnet_x_400mf, efficientnet_b0   : [N, 3, H, W] -> [N, 1000]
 //   mlp (784-256-128-10), mnist_cnn                       : [N, 1, 28, 28] -> [N, 10]
 #pragma once
 

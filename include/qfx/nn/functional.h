@@ -8,6 +8,7 @@
 
 #include <cstdint>
 #include <optional>
+#include <random>
 #include <vector>
 
 #include "qfx/core/tensor.h"
@@ -98,6 +99,13 @@ std::vector<Tensor> chunk(const Tensor& x, int64_t chunks, int64_t dim = 0);
 std::vector<Tensor> split(const Tensor& x, int64_t split_size, int64_t dim = 0);
 std::vector<Tensor> split(const Tensor& x, const std::vector<int64_t>& sections, int64_t dim = 0);
 Tensor dropout(const Tensor& x, double p, bool training);
+// torchvision.ops.stochastic_depth: in training, zeroes whole rows (mode kRow: each sample of the batch on
+// its own) or the whole input (kBatch) with probability p and scales what survives by 1 / (1 - p); the
+// identity otherwise. Traced as one call_function node, as torch.fx traces torchvision's wrapped function.
+enum class StochasticDepthMode : int64_t { kBatch = 0, kRow = 1 };
+Tensor stochastic_depth(const Tensor& x, double p, StochasticDepthMode mode, bool training);
+// The noise stochastic_depth multiplies by: [N, 1, ...] (kRow) or [1, ...] (kBatch) of 0 and 1 / (1 - p).
+Tensor StochasticDepthNoise(const Shape& shape, double p, StochasticDepthMode mode, std::mt19937_64& rng);
 
 struct Pool2dOptions {
   std::vector<int64_t> kernel_size = {1, 1}, stride = {}, padding = {0, 0}, dilation = {1, 1};

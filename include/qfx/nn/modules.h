@@ -260,6 +260,17 @@ class Dropout : public Module {
   double p;
 };
 
+// torchvision.ops.StochasticDepth: not a torch.nn module, so traced through (a call_function
+// stochastic_depth node, as torch.fx gives), with no parameters.
+class StochasticDepth : public Module {
+ public:
+  StochasticDepth(double p, F::StochasticDepthMode mode) : p(p), mode(mode) {}
+  std::string type_name() const override { return "StochasticDepth"; }
+  Tensor forward(const Tensor& x) override { return F::stochastic_depth(x, p, mode, is_training()); }
+  double p;
+  F::StochasticDepthMode mode;
+};
+
 class Identity : public Module {
  public:
   std::string type_name() const override { return "Identity"; }

@@ -40,6 +40,7 @@ Var silu(Tape& t, const Var& x);
 Var softmax(Tape& t, const Var& x, int64_t dim);
 // Zeroes each value with probability p (drawn from rng) and scales the rest by 1/(1-p); identity in eval.
 Var dropout(Tape& t, const Var& x, double p, bool training, std::mt19937_64& rng);
+Var stochastic_depth(Tape& t, const Var& x, double p, F::StochasticDepthMode mode, bool training, std::mt19937_64& rng);
 
 Var max_pool2d(Tape& t, const Var& x, const F::Pool2dOptions& opt);
 Var avg_pool2d(Tape& t, const Var& x, const F::Pool2dOptions& opt);
