@@ -569,6 +569,10 @@ class Op {
     s_.identity_in_eval = true;
     return *this;
   }
+  Op& SelectsValues() {
+    s_.selects_values = true;
+    return *this;
+  }
   operator OpSchema() const { return s_; }  // NOLINT: the table lists Ops
 
  private:
@@ -617,10 +621,12 @@ std::vector<OpSchema> MakeRegistry() {
           .Vjp(VjpCat),
       Op(OpId::kFlatten, "flatten", false, "torch.flatten", 3, 3, QFX_RUN(flatten, a.T(0), a.I(1), a.I(2)))
           .Role(QR::kShareQParams)
+          .SelectsValues()
           .Vjp(VjpReshape)
           .Module(FlattenKind()),
       Op(OpId::kReshape, "reshape", false, "torch.reshape", 2, 2, QFX_RUN(reshape, a.T(0), a.Ints(1)))
           .Role(QR::kShareQParams)
+          .SelectsValues()
           .Vjp(VjpReshape),
       // Share-qparams, as torch.mean in PyTorch's x86 and qnnpack backends (and XNNPACK's PT2E quantizer).
       Op(OpId::kMean, "mean", false, "torch.mean", 3, 3, QFX_RUN(mean, a.T(0), a.Ints(1), a.B(2)))
@@ -628,6 +634,7 @@ std::vector<OpSchema> MakeRegistry() {
           .Vjp(VjpMean),
       Op(OpId::kRelu, "relu", false, "torch.nn.functional.relu", 1, 1, QFX_UNARY(relu))
           .Role(QR::kShareQParams)
+          .SelectsValues()
           .Derivative(DReLU)
           .Clamp(ClampReLU)
           .Module(StatelessKind<ReLU>("ReLU")),
@@ -692,6 +699,7 @@ std::vector<OpSchema> MakeRegistry() {
           .Module(BatchNormKind<BatchNorm1d>("BatchNorm1d")),
       Op(OpId::kMaxPool2d, "max_pool2d", false, "torch.nn.functional.max_pool2d", 6, 6, RunMaxPool)
           .Role(QR::kShareQParams)
+          .SelectsValues()
           .Vjp(VjpMaxPool2d)
           .Module(MaxPoolKind()),
       Op(OpId::kAvgPool2d, "avg_pool2d", false, "torch._C._nn.avg_pool2d", 6, 6, RunAvgPool)
@@ -723,6 +731,7 @@ std::vector<OpSchema> MakeRegistry() {
       Op(OpId::kChannelShuffle, "channel_shuffle", false, "torch.channel_shuffle", 2, 2,
          QFX_RUN(channel_shuffle, a.T(0), a.I(1)))
           .Role(QR::kShareQParams)
+          .SelectsValues()
           .Vjp(VjpChannelShuffle)
           .Module(ChannelShuffleKind()),
       // PyTorch's x86 backend quantizes it; qfx has no int8 kernel for it yet (float, with that reason).
@@ -732,6 +741,7 @@ std::vector<OpSchema> MakeRegistry() {
       // narrow(x, dim, start, length): chunk and split trace to it. Share-qparams, as in PyTorch's backends.
       Op(OpId::kNarrow, "narrow", false, "torch.narrow", 4, 4, QFX_RUN(narrow, a.T(0), a.I(1), a.I(2), a.I(3)))
           .Role(QR::kShareQParams)
+          .SelectsValues()
           .Vjp(VjpNarrow),
       // stochastic_depth(x, p, mode, training), mode 0 batch, 1 row: torchvision's torch.fx-wrapped function.
       // PyTorch's backends have no pattern for it, so it stays float (in eval the identity); its backward is
@@ -761,15 +771,25 @@ std::vector<OpSchema> MakeRegistry() {
                              std::vector<OpArg>(v.begin() + 4, v.end()));
          })
           .Role(QR::kQuantized),
-      Op(OpId::kMethodReshape, "reshape", true, "reshape", 2, 2, MethodReshape).Role(QR::kShareQParams).Vjp(VjpReshape),
-      Op(OpId::kMethodView, "view", true, "view", 2, 2, MethodView).Role(QR::kShareQParams).Vjp(VjpReshape),
+      Op(OpId::kMethodReshape, "reshape", true, "reshape", 2, 2, MethodReshape)
+          .Role(QR::kShareQParams)
+          .SelectsValues()
+          .Vjp(VjpReshape),
+      Op(OpId::kMethodView, "view", true, "view", 2, 2, MethodView)
+          .Role(QR::kShareQParams)
+          .SelectsValues()
+          .Vjp(VjpReshape),
       // Float, as in PyTorch 1.13's x86 / qnnpack backends, which list torch.flatten as share-qparams but not the
       // Tensor method (RegNet's x.flatten(start_dim=1)): the next int8 op observes its output on its own.
       Op(OpId::kMethodFlatten, "flatten", true, "flatten", 3, 3, MethodFlatten).Vjp(VjpReshape),
       Op(OpId::kMethodTranspose, "transpose", true, "transpose", 3, 3, MethodTranspose)
           .Role(QR::kShareQParams)
+          .SelectsValues()
           .Vjp(VjpTranspose),
-      Op(OpId::kMethodPermute, "permute", true, "permute", 2, 2, MethodPermute).Role(QR::kShareQParams).Vjp(VjpPermute),
+      Op(OpId::kMethodPermute, "permute", true, "permute", 2, 2, MethodPermute)
+          .Role(QR::kShareQParams)
+          .SelectsValues()
+          .Vjp(VjpPermute),
   };
 }
 

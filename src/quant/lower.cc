@@ -172,9 +172,12 @@ class Lowerer {
     if (!src || !q_out) return absl::OkStatus();
     QFX_ASSIGN_OR_RETURN(QuantInfo in, QParamsOf(src));
     QFX_ASSIGN_OR_RETURN(QuantInfo out, QParamsOf(q_out));
-    // Different qparams: a float op between two quantized values (the PT2E flow's unannotated ops); FX's
-    // Prepare shares them, and a prepared pattern left unlowered is reported below.
-    if (in.scale != out.scale || in.zero_point != out.zero_point) return absl::OkStatus();
+    // Different qparams (a max pool whose output observer became a cat's, as PyTorch 1.13 shares them; the
+    // PT2E flow's unannotated ops): an op that selects values runs on quint8, then requantizes; other ops
+    // stay a float detour, and a prepared pattern left unlowered is reported below.
+    if (in.scale != out.scale || in.zero_point != out.zero_point) {
+      return nn::SelectsValues(NodeOp(gm_, *n)) ? LowerSelectThenRequantize(n, src, q_out, in, out) : absl::OkStatus();
+    }
     lowered_.insert(n);
     float lo, hi;
     auto* producer = src->op() == fx::Opcode::kCallModule
@@ -189,6 +192,21 @@ class Lowerer {
     }
     n->set_arg(0, src);
     return Bypass(q_out, n, out);
+  }
+
+  // n on quint8 (its input's qparams), then q_unary's identity table (an eval dropout) to q_out's qparams:
+  // quantize(op(dequantize(q))) value by value, since op only picks values.
+  absl::Status LowerSelectThenRequantize(fx::Node* n, fx::Node* src, fx::Node* q_out, QuantInfo in, QuantInfo out) {
+    lowered_.insert(n);
+    n->set_arg(0, src);
+    n->meta.qparams = in;
+    fx::Node* requant;
+    {
+      auto point = gm_.graph().InsertingAfter(n);
+      requant = gm_.graph().CallFunction(OpId::kQUnary,
+                                         {n, OpId::kDropout, static_cast<double>(out.scale), int64_t{out.zero_point}});
+    }
+    return Bypass(q_out, requant, out);
   }
 
   // The [lo, hi] of a clamp-like op (its registration's clamp), or false.

@@ -216,6 +216,7 @@ class Preparer {
     }
     if (input != nullptr && IsObserver(gm_, input)) {
       module = gm_.shared_submodule(input->target().path);
+      QFX_RETURN_IF_ERROR(ShareWithListInputs(m, module));
     } else {
       QFX_ASSIGN_OR_RETURN(module, MakeObserverOrFakeQuantize(share ? InputSpec(m) : m.qconfig.activation));
     }
@@ -223,6 +224,18 @@ class Preparer {
     QFX_ASSIGN_OR_RETURN(fx::Node * obs, InsertObserver(last, module));
     for (fx::Node* u : users) u->ReplaceInputWith(last, obs);
     observer_of_[last] = obs;
+    return absl::OkStatus();
+  }
+
+  // PyTorch 1.13's _maybe_make_input_output_share_observers for a list input (cat): every input's observer
+  // becomes the first input's, so all of cat's inputs and its output calibrate one observer and q_cat
+  // copies bytes (inception's branches; the fixtures' qparams show it).
+  absl::Status ShareWithListInputs(const Match& m, const std::shared_ptr<nn::Module>& module) {
+    const auto* list = std::get_if<std::vector<fx::Node*>>(&m.chain.front()->args()[0]);
+    if (list == nullptr) return absl::OkStatus();
+    for (fx::Node* v : *list) {
+      if (IsObserver(gm_, v)) QFX_RETURN_IF_ERROR(gm_.SetSubmodule(v->target().path, module));
+    }
     return absl::OkStatus();
   }
 

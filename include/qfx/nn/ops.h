@@ -97,6 +97,9 @@ struct OpSchema {
   // The identity in eval mode, whatever its other arguments (dropout, stochastic_depth): its q_unary table
   // is a requantization.
   bool identity_in_eval = false;
+  // Share-qparams ops whose outputs are some of their inputs' values (max_pool2d, relu, reshapes, ...), so
+  // quantize(op(dequantize(q))) to other qparams is the op on q then a requantization, exactly (Lower).
+  bool selects_values = false;
 };
 
 // Argument i of `op` as a T, from any argument variant (OpArg, training's values); throws naming both.
@@ -146,6 +149,7 @@ F::Pool2dOptions AvgPool2dOptionsOf(const std::vector<V>& a) {
 
 const OpSchema& GetOpSchema(OpId id);
 inline bool IdentityInEval(OpId id) { return id != OpId::kNumOps && GetOpSchema(id).identity_in_eval; }
+inline bool SelectsValues(OpId id) { return id != OpId::kNumOps && GetOpSchema(id).selects_values; }
 // The op spelled `name` as a function (is_method false) or a method, or nullptr.
 const OpSchema* FindOp(absl::string_view name, bool is_method);
 const std::vector<OpSchema>& AllOps();
