@@ -187,8 +187,27 @@ Node* Graph::Placeholder(const std::string& name) {
   return CreateNode(Opcode::kPlaceholder, {OpId::kNumOps, name}, {}, {}, name);
 }
 
+namespace {
+
+// torch.fx's _snake_case, which names nodes after their module or attribute path: an underscore before an
+// upper-case letter that follows a lower-case one, everything lower-cased ("Mixed_5b.branch1x1" ->
+// "mixed_5b.branch1x1", "AuxLogits" -> "aux_logits").
+std::string SnakeCase(const std::string& s) {
+  std::string out;
+  bool prev_lower = false;
+  for (char c : s) {
+    const bool upper = std::isupper(static_cast<unsigned char>(c));
+    if (prev_lower && upper) out += '_';
+    out += static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+    prev_lower = std::islower(static_cast<unsigned char>(c));
+  }
+  return out;
+}
+
+}  // namespace
+
 Node* Graph::GetAttr(const std::string& path) {
-  return CreateNode(Opcode::kGetAttr, {OpId::kNumOps, path}, {}, {}, path);
+  return CreateNode(Opcode::kGetAttr, {OpId::kNumOps, path}, {}, {}, SnakeCase(path));
 }
 
 Node* Graph::CallFunction(OpId op, std::vector<Argument> args) {
@@ -200,7 +219,7 @@ Node* Graph::CallMethod(OpId op, std::vector<Argument> args) {
 }
 
 Node* Graph::CallModule(const std::string& path, std::vector<Argument> args) {
-  return CreateNode(Opcode::kCallModule, {OpId::kNumOps, path}, std::move(args), {}, path);
+  return CreateNode(Opcode::kCallModule, {OpId::kNumOps, path}, std::move(args), {}, SnakeCase(path));
 }
 
 Node* Graph::Output(Argument result) {

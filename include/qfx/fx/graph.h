@@ -159,7 +159,8 @@ class Graph {
   Node* output_node() const;  // nullptr when there is none yet
 
   // Creates a node at the insert point (the end of the graph by default). `name_hint` is made unique
-  // the torch.fx way ("add", "add_1", ...; dots become underscores).
+  // the torch.fx way ("add", "add_1", ...; dots become underscores). GetAttr and CallModule name their
+  // node after the path in torch.fx's snake case ("Mixed_5b.branch_pool" -> "mixed_5b_branch_pool").
   Node* CreateNode(Opcode op, Target target, std::vector<Argument> args,
                    std::vector<std::pair<std::string, Argument>> kwargs = {}, const std::string& name_hint = "");
   Node* Placeholder(const std::string& name);
