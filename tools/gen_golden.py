@@ -18,8 +18,8 @@ Fixtures (all safetensors, written by the small writer below; PyTorch is never a
                               huge / growing / per-channel-constant inputs: PyTorch's scale and zero point
                               after each batch.
   quant/prepare_<model>_<preset>.json   PyTorch prepare_fx's observer placement and calibrated qparams for
-                              mnist_cnn, resnet18, mobilenet_v2, mobilenet_v3_small, regnet_x_400mf, efficientnet_b0
-                              under qnnpack and x86.
+                              mnist_cnn, resnet18, mobilenet_v2, mobilenet_v3_small, regnet_x_400mf, efficientnet_b0,
+                              inception_v3 under qnnpack and x86.
   quant/prepare_qat_<model>_<preset>.json  prepare_qat_fx's fake-quant placement and module types; for
                               mnist_cnn the output of the second train-mode forward.
   mnist/                       a mnist_cnn trained by PyTorch on real MNIST (tools/fetch_mnist.sh), 200
@@ -29,7 +29,7 @@ Fixtures (all safetensors, written by the small writer below; PyTorch is never a
                               eager_qat_stub_cnn_<engine>.json for prepare_qat;
                               eager_qat_steps.safetensors: 3 SGD steps of eager QAT.
   quant/resnet18_int8.safetensors  resnet18 (hash weights) fp32 and PyTorch FX int8 outputs (qnnpack, onednn).
-  quant/<model>_int8.safetensors  the same for the zoo models of the coverage issue (regnet_x_400mf, efficientnet_b0).
+  quant/<model>_int8.safetensors  the same for the zoo models of the coverage issue (regnet_x_400mf, efficientnet_b0, inception_v3).
   models/mnist_cnn_state_dict.safetensors  a PyTorch-initialised mnist_cnn state_dict exactly as PyTorch
                               exports it, with "__input__"/"__output__" to check the loaded model.
 """
@@ -153,6 +153,7 @@ ZOO = {
     "shufflenet_v2_x1_0": (lambda: torchvision.models.shufflenet_v2_x1_0(), [2, 3, 64, 64]),
     "regnet_x_400mf": (lambda: torchvision.models.regnet_x_400mf(), [2, 3, 64, 64]),
     "efficientnet_b0": (lambda: torchvision.models.efficientnet_b0(), [2, 3, 64, 64]),
+    "inception_v3": (lambda: torchvision.models.inception_v3(init_weights=False), [2, 3, 75, 75]),
     "mlp": (Mlp, [3, 1, 28, 28]),
     "mnist_cnn": (MnistCnn, [3, 1, 28, 28]),
 }
@@ -390,7 +391,7 @@ def qconfig_mapping_for(preset):
 
 PREPARE_CASES = [("mnist_cnn", [4, 1, 28, 28]), ("resnet18", [2, 3, 64, 64]), ("mobilenet_v2", [2, 3, 64, 64]),
                  ("mobilenet_v3_small", [2, 3, 64, 64]), ("regnet_x_400mf", [2, 3, 64, 64]),
-                 ("efficientnet_b0", [2, 3, 64, 64])]
+                 ("efficientnet_b0", [2, 3, 64, 64]), ("inception_v3", [2, 3, 75, 75])]
 
 
 def write_prepare_fixture(out):
@@ -720,10 +721,10 @@ def write_shufflenet_v2_int8_fixture(out):
 
 def write_zoo_int8_fixture(out):
     """quant/<model>_int8.safetensors for the zoo models added with the coverage issue (regnet_x_400mf, ...): as
-    write_nonsquare_cnn_int8_fixture does NonSquareCnn, on [8, 3, 64, 64] (eight images: the SQNR of two varies
-    by more than the tests' 0.5 dB margin from one input to the next)."""
-    for name in ["regnet_x_400mf", "efficientnet_b0"]:
-        write_int8_fixture(out, ZOO[name][0], [8, 3, 64, 64], name + "_int8")
+    write_nonsquare_cnn_int8_fixture does NonSquareCnn, on 16 images of the model's ZOO size (the SQNR of two
+    varies by more than the tests' 0.5 dB margin from one input to the next, and of eight by up to 0.5 dB)."""
+    for name in ["regnet_x_400mf", "efficientnet_b0", "inception_v3"]:
+        write_int8_fixture(out, ZOO[name][0], [16] + ZOO[name][1][1:], name + "_int8")
 
 
 def write_nonsquare_cnn_int8_fixture(out):

@@ -28,6 +28,11 @@ const std::vector<Entry>& Entries() {
       {{"regnet_x_400mf", {1, 3, 224, 224}, "torchvision RegNetX-400MF (grouped 3x3 bottlenecks)"}, MakeRegNetX400MF},
       {{"efficientnet_b0", {1, 3, 224, 224}, "torchvision EfficientNet-B0 (MBConv, SiLU, squeeze-and-excitation)"},
        MakeEfficientNetB0},
+      {{"inception_v3",
+        {1, 3, 299, 299},
+        "torchvision Inception-v3 (1x7 / 7x1 kernels, concatenations; inputs at least 75x75)",
+        75},
+       MakeInceptionV3},
       {{"mlp", {1, 1, 28, 28}, "MNIST MLP 784-256-128-10 with ReLU"}, MakeMlp},
       {{"mnist_cnn", {1, 1, 28, 28}, "MNIST CNN: 2 x (conv-bn-relu-maxpool), fc 1568-128-10"}, MakeMnistCnn},
   };

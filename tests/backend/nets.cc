@@ -101,9 +101,7 @@ std::shared_ptr<fx::GraphModule> Int8OpsNet(const OpsNet::Geometry& g, int64_t b
 std::shared_ptr<fx::GraphModule> Int8ZooModel(const std::string& name, int64_t batch, Tensor* x) {
   auto model = *models::Create(name);
   HashInit(*model);
-  Shape shape = (*models::GetModelInfo(name)).input_shape;
-  if (shape.size() == 4 && shape[2] > 64) shape[2] = shape[3] = 64;
-  shape[0] = 2;
+  Shape shape = ZooTestShape(name, 2);
   const Tensor calib = HashUniform("calib", shape, -1, 1);
   shape[0] = batch;
   *x = HashUniform("test", shape, -1, 1);

@@ -13,6 +13,7 @@
 #include "qfx/models/zoo.h"
 #include "qfx/nn/modules.h"
 #include "qfx/nn/ops.h"
+#include "tests/testing/golden.h"
 
 namespace qfx {
 namespace fx {
@@ -53,11 +54,7 @@ TEST_P(TraceZoo, MatchesTorchFxAndRunsBitIdentically) {
     EXPECT_EQ(nodes[i]->name(), want[i][2].get<std::string>()) << "node " << i;
   }
 
-  auto info = models::GetModelInfo(GetParam());
-  Shape shape = info->input_shape;
-  shape[0] = 2;
-  if (shape[2] > 64) shape[2] = shape[3] = 64;
-  const Tensor x = Input(shape);
+  const Tensor x = Input(testing::ZooTestShape(GetParam(), 2));
   auto eager = RunModule(**model, x);
   auto traced = RunModule(**gm, x);
   ASSERT_TRUE(eager.ok() && traced.ok()) << traced.status();
@@ -67,7 +64,7 @@ TEST_P(TraceZoo, MatchesTorchFxAndRunsBitIdentically) {
 
 INSTANTIATE_TEST_SUITE_P(Zoo, TraceZoo,
                          ::testing::Values("resnet18", "resnet50", "mobilenet_v2", "mobilenet_v3_small",
-                                           "regnet_x_400mf", "efficientnet_b0", "mlp", "mnist_cnn"));
+                                           "regnet_x_400mf", "efficientnet_b0", "inception_v3", "mlp", "mnist_cnn"));
 
 TEST(Tracer, GraphModuleSharesParametersWithTheRoot) {
   auto model = models::Create("mnist_cnn");

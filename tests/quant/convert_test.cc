@@ -26,9 +26,7 @@ TEST_P(ConvertZoo, LoweredMatchesReferenceAndStaysCloseToFloat) {
   auto model = *models::Create(name);
   testing::HashInit(*model);
   auto gm = *fx::SymbolicTrace(model);
-  Shape shape = models::GetModelInfo(name)->input_shape;
-  shape[0] = 2;
-  if (shape[2] > 64) shape[2] = shape[3] = 64;
+  const Shape shape = testing::ZooTestShape(name, 2);
   const Tensor calib = testing::HashUniform("calib", shape, -1, 1);
   const Tensor x = testing::HashUniform("test", shape, -1, 1);
   const Tensor fp32 = *RunModule(*model, x);

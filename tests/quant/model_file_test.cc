@@ -42,9 +42,7 @@ class ModelFileRoundTrip : public ::testing::TestWithParam<std::pair<std::string
 
 TEST_P(ModelFileRoundTrip, ReloadedModelIsBitIdentical) {
   const auto& [name, qconfig] = GetParam();
-  Shape shape = models::GetModelInfo(name)->input_shape;
-  shape[0] = 2;
-  if (shape[2] > 64) shape[2] = shape[3] = 64;
+  const Shape shape = testing::ZooTestShape(name, 2);
   auto gm = Converted(name, qconfig, shape);
   const std::string path = Tmp(name + ".qfx");
   ASSERT_TRUE(SaveModel(path, *gm, {1, shape[1], shape[2], shape[3]}, "test").ok());

@@ -28,9 +28,7 @@ TEST_P(FuseZoo, FusedComputesTheSameAndLeavesTheRootAlone) {
   auto model = *models::Create(GetParam());
   testing::HashInit(*model);
   auto gm = *fx::SymbolicTrace(model);
-  Shape shape = models::GetModelInfo(GetParam())->input_shape;
-  shape[0] = 2;
-  if (shape[2] > 64) shape[2] = shape[3] = 64;
+  const Shape shape = testing::ZooTestShape(GetParam(), 2);
   const Tensor x = testing::HashUniform("fuse", shape, -1, 1);
   const Tensor before = *RunModule(*gm, x);
   ASSERT_TRUE(Fuse(*gm, {}).ok());
@@ -45,7 +43,7 @@ TEST_P(FuseZoo, FusedComputesTheSameAndLeavesTheRootAlone) {
 
 INSTANTIATE_TEST_SUITE_P(Zoo, FuseZoo,
                          ::testing::Values("resnet18", "mobilenet_v2", "mobilenet_v3_small", "regnet_x_400mf",
-                                           "efficientnet_b0", "mnist_cnn", "mlp"));
+                                           "efficientnet_b0", "inception_v3", "mnist_cnn", "mlp"));
 
 TEST(Fuse, NamesAndModulesFollowPyTorch) {
   auto gm = TracedHashModel("mnist_cnn");
@@ -137,7 +135,9 @@ INSTANTIATE_TEST_SUITE_P(
                       PrepareCase{"mobilenet_v3_small", "qnnpack"}, PrepareCase{"mobilenet_v3_small", "x86"},
                       PrepareCase{"regnet_x_400mf", "minmax"}, PrepareCase{"regnet_x_400mf", "qnnpack"},
                       PrepareCase{"regnet_x_400mf", "x86"}, PrepareCase{"efficientnet_b0", "minmax"},
-                      PrepareCase{"efficientnet_b0", "qnnpack"}, PrepareCase{"efficientnet_b0", "x86"}),
+                      PrepareCase{"efficientnet_b0", "qnnpack"}, PrepareCase{"efficientnet_b0", "x86"},
+                      PrepareCase{"inception_v3", "minmax"}, PrepareCase{"inception_v3", "qnnpack"},
+                      PrepareCase{"inception_v3", "x86"}),
     [](const auto& info) { return info.param.model + "_" + info.param.preset; });
 
 TEST(Prepare, BackendConstraintsAreErrorsNamingTheNode) {

@@ -21,10 +21,6 @@ namespace qfx {
 namespace quant {
 namespace {
 
-// Eight images: over two, the SQNR of these models moves by more than the 0.5 dB margin from one input
-// to the next (efficientnet_b0, qnnpack: qfx's int8 against its own Q/DQ reference -0.6 to +1.2 dB).
-const Shape kShape = {8, 3, 64, 64};
-
 struct Case {
   std::string model, preset;
 };
@@ -33,17 +29,23 @@ class ZooInt8VsPyTorch : public ::testing::TestWithParam<Case> {};
 
 TEST_P(ZooInt8VsPyTorch, EveryConvInt8AndSqnrAtLeastPyTorchs) {
   const auto& [name, preset] = GetParam();
+  // 16 images: over two, the SQNR of these models moves by more than the 0.5 dB margin from one input to
+  // the next (efficientnet_b0, qnnpack: qfx's int8 against its own Q/DQ reference -0.6 to +1.2 dB).
+  const Shape shape = testing::ZooTestShape(name, 16);
   const io::Safetensors fixture = testing::ReadFixture("quant/" + name + "_int8.safetensors");
   auto model = *models::Create(name);
   testing::HashInit(*model);
-  int float_convs = 0;
-  for (const auto& [path, m] : model->named_modules()) float_convs += dynamic_cast<const nn::Conv2d*>(m) != nullptr;
-  const Tensor calib = testing::HashUniform("calib", kShape, -1, 1), x = testing::HashUniform("test", kShape, -1, 1);
+  const Tensor calib = testing::HashUniform("calib", shape, -1, 1), x = testing::HashUniform("test", shape, -1, 1);
   const Tensor fp32 = *RunModule(*model, x);
   EXPECT_LT(testing::MaxRelError(fp32, testing::Get(fixture, "fp32")), 1e-4);
 
   auto gm = fx::SymbolicTrace(model);
   ASSERT_TRUE(gm.ok()) << gm.status();
+  int float_convs = 0;  // the convs forward calls (not inception's training-only auxiliary head)
+  for (const fx::Node* n : (*gm)->graph()) {
+    if (n->op() != fx::Opcode::kCallModule) continue;
+    float_convs += dynamic_cast<const nn::Conv2d*>((*gm)->submodule(n->target().path)) != nullptr;
+  }
   PrepareOptions opt;
   opt.config = *LoadQuantConfig(preset);
   auto report = Prepare(**gm, opt);
@@ -65,7 +67,7 @@ TEST_P(ZooInt8VsPyTorch, EveryConvInt8AndSqnrAtLeastPyTorchs) {
   EXPECT_GE(ours, theirs - 0.5);
 
   const std::string path = ::testing::TempDir() + "/" + name + "_" + preset + ".qfx";
-  ASSERT_TRUE(io::SaveModel(path, **gm, kShape, "zoo coverage test").ok());
+  ASSERT_TRUE(io::SaveModel(path, **gm, shape, "zoo coverage test").ok());
   auto loaded = io::LoadModel(path);
   ASSERT_TRUE(loaded.ok()) << loaded.status();
   const Tensor again = *RunModule(*loaded->module, x);
@@ -75,7 +77,8 @@ TEST_P(ZooInt8VsPyTorch, EveryConvInt8AndSqnrAtLeastPyTorchs) {
 
 INSTANTIATE_TEST_SUITE_P(Zoo, ZooInt8VsPyTorch,
                          ::testing::Values(Case{"regnet_x_400mf", "qnnpack"}, Case{"regnet_x_400mf", "onednn"},
-                                           Case{"efficientnet_b0", "qnnpack"}, Case{"efficientnet_b0", "onednn"}),
+                                           Case{"efficientnet_b0", "qnnpack"}, Case{"efficientnet_b0", "onednn"},
+                                           Case{"inception_v3", "qnnpack"}, Case{"inception_v3", "onednn"}),
                          [](const auto& info) { return info.param.model + "_" + info.param.preset; });
 
 }  // namespace

@@ -33,18 +33,11 @@ int64_t CalibrationTarget() {
   return targets.back();  // ordered best first
 }
 
-Shape FixtureShape(const std::string& name) {
-  Shape shape = (*models::GetModelInfo(name)).input_shape;
-  shape[0] = 2;
-  if (shape.size() == 4 && shape[2] > 64) shape[2] = shape[3] = 64;
-  return shape;
-}
-
 // The lowered int8 model of `name` (calibrated on the fixed target) and its test input.
 std::shared_ptr<fx::GraphModule> Int8Model(const std::string& name, Tensor* x) {
   auto model = *models::Create(name);
   testing::HashInit(*model);
-  const Shape shape = FixtureShape(name);
+  const Shape shape = testing::ZooTestShape(name, 2);
   const Tensor calib = testing::HashUniform("calib", shape, -1, 1);
   fx::TracerOptions trace;
   trace.example_inputs = {calib};  // shufflenet's chunk reads the channel count

@@ -5,6 +5,7 @@
 
 #include "absl/strings/match.h"
 #include "gtest/gtest.h"
+#include "qfx/models/zoo.h"
 
 namespace qfx {
 namespace testing {
@@ -58,6 +59,17 @@ static uint32_t Fnv1a32(const std::string& s) {
   uint32_t h = 2166136261u;
   for (unsigned char c : s) h = (h ^ c) * 16777619u;
   return h;
+}
+
+Shape ZooTestShape(const std::string& model, int64_t batch) {
+  auto info = models::GetModelInfo(model);
+  EXPECT_TRUE(info.ok()) << info.status();
+  if (!info.ok()) return {};
+  Shape shape = info->input_shape;
+  shape[0] = batch;
+  const int64_t side = std::max<int64_t>(64, info->min_size);
+  if (shape.size() == 4 && shape[2] > side) shape[2] = shape[3] = side;
+  return shape;
 }
 
 Tensor HashUniform(const std::string& key, Shape shape, double lo, double hi) {

@@ -26,6 +26,9 @@ double OutputStep(const fx::Graph& graph);
 // Deterministic "hash" weights, the mirror of gen_golden.py's hash_init: element i of tensor `key`
 // is lo + (hi - lo) * u_i with u_i = ((i+1) * 2654435761 + fnv1a32(key)) mod 2^32 / 2^32.
 Tensor HashUniform(const std::string& key, Shape shape, double lo, double hi);
+// A zoo model's default input shape with `batch` images and images at most 64 x 64 (or the model's own
+// minimum size, inception_v3's 75), the size every zoo test and fixture runs at.
+Shape ZooTestShape(const std::string& model, int64_t batch);
 void HashInit(nn::Module& model);
 
 }  // namespace testing

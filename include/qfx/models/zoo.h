@@ -2,7 +2,8 @@
 // so a torchvision state_dict saved as safetensors loads with strict=true.
 //
 //   resnet18, resnet50, mobilenet_v2, mobilenet_v3_small,
-//   shufflenet_v2_x1_0, regnet_x_400mf, efficientnet_b0   : [N, 3, H, W] -> [N, 1000]
+//   shufflenet_v2_x1_0, regnet_x_400mf, efficientnet_b0,
+//   inception_v3 (H, W >= 75)                             : [N, 3, H, W] -> [N, 1000]
 //   mlp (784-256-128-10), mnist_cnn                       : [N, 1, 28, 28] -> [N, 10]
 #pragma once
 
@@ -21,6 +22,7 @@ struct ModelInfo {
   std::string name;
   std::vector<int64_t> input_shape;  // the default input, batch 1
   std::string description;
+  int64_t min_size = 1;  // the smallest height and width it takes (torchvision's meta "min_size")
 };
 
 // Every registered model, in a stable order.
