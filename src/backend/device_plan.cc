@@ -324,12 +324,7 @@ class Planner {
   }
   void Requantize(const fx::Node& n, const Value& x, QuantInfo q) {
     const Value* y = Define(n, x.shape, q);
-    if (y == nullptr) return;
-    Step& s = AddStep(StepKind::kRequantCopy, n, {x.id}, y->id);
-    s.copy.x = ActOfValue(x);
-    s.copy.y = ActOfValue(*y);
-    s.copy.x_scale = x.q.scale, s.copy.x_zero_point = x.q.zero_point;
-    s.copy.inv_y_scale = 1.0f / q.scale, s.copy.y_zero_point = q.zero_point;
+    if (y != nullptr) RequantCopy(n, x, *y, 0);
   }
 
   void Output(const fx::Node& n) {
@@ -533,14 +528,22 @@ class Planner {
     if (y == nullptr) return;
     int32_t offset = 0;
     for (const Value* x : xs) {
-      Step& s = AddStep(StepKind::kRequantCopy, n, {x->id}, y->id);
-      s.copy.x = ActOfValue(*x);
-      s.copy.y = ActOfValue(*y);
-      s.copy.channel_offset = offset;
-      s.copy.x_scale = x->q.scale, s.copy.x_zero_point = x->q.zero_point;
-      s.copy.inv_y_scale = 1.0f / q.scale, s.copy.y_zero_point = q.zero_point;
-      offset += s.copy.x.c;
+      RequantCopy(n, *x, *y, offset);
+      offset += ActOfValue(*x).c;
     }
+  }
+
+  // y[..., offset + c] = quantize(dequantize(x[..., c])) in y's qparams: q_cat's inputs, requantizations.
+  void RequantCopy(const fx::Node& n, const Value& x, const Value& y, int32_t channel_offset) {
+    Step& s = AddStep(StepKind::kRequantCopy, n, {x.id}, y.id);
+    dev::RequantCopyParams& p = s.copy;
+    p.x = ActOfValue(x);
+    p.y = ActOfValue(y);
+    p.channel_offset = channel_offset;
+    p.x_scale = x.q.scale;
+    p.x_zero_point = x.q.zero_point;
+    p.inv_y_scale = 1.0f / y.q.scale;
+    p.y_zero_point = y.q.zero_point;
   }
 
   // An elementwise op as a table: `fn` (the CPU op) applied to the 256 values of x's qparams.

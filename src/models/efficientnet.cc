@@ -56,7 +56,10 @@ class EfficientNet : public Module {
       auto stage = std::make_shared<nn::Sequential>();
       for (int64_t i = 0; i < c.layers; ++i) {
         MBConvConfig block = c;
-        if (i > 0) block.in = c.out, block.stride = 1;
+        if (i > 0) {
+          block.in = c.out;
+          block.stride = 1;
+        }
         const double sd_prob = stochastic_depth_prob * static_cast<double>(block_id++) / total_blocks;
         stage->push_back(std::make_shared<MBConv>(block, sd_prob));
       }

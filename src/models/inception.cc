@@ -4,8 +4,6 @@
 // torchvision's parameter names (Mixed_6b.branch7x7_2.conv.weight). The auxiliary classifier is built, so
 // torchvision state_dicts load with strict=true, but forward returns the main logits only (torchvision's
 // eval output; its training-mode InceptionOutputs pair has no counterpart here). Inputs are at least 75x75.
-#include <cmath>
-
 #include "src/models/common.h"
 
 namespace qfx {
@@ -38,12 +36,15 @@ class InceptionBlock : public Module {
   }
   static Tensor AvgPool3x3(const Tensor& x) {
     F::Pool2dOptions o;
-    o.kernel_size = {3, 3}, o.stride = {1, 1}, o.padding = {1, 1};
+    o.kernel_size = {3, 3};
+    o.stride = {1, 1};
+    o.padding = {1, 1};
     return F::avg_pool2d(x, o);
   }
   static Tensor MaxPool3x3Stride2(const Tensor& x) {
     F::Pool2dOptions o;
-    o.kernel_size = {3, 3}, o.stride = {2, 2};
+    o.kernel_size = {3, 3};
+    o.stride = {2, 2};
     return F::max_pool2d(x, o);
   }
 };
