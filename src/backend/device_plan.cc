@@ -5,6 +5,7 @@
 #include <limits>
 #include <numeric>
 #include <optional>
+#include <set>
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
@@ -304,13 +305,22 @@ class Planner {
     return op == OpId::kFlatten || op == OpId::kMethodFlatten || op == OpId::kReshape || op == OpId::kMethodReshape ||
            op == OpId::kMethodView;
   }
+  // Whether every path from n's users ends in a quantize through reshapes only (a loop, not recursion: a
+  // graph file may chain any number of reshapes).
   static bool FeedsOnlyReshapesToQuantize(const fx::Node& n) {
-    if (n.users().empty()) return false;
-    for (const fx::Node* u : n.users()) {
-      const bool op = u->op() == fx::Opcode::kCallFunction || u->op() == fx::Opcode::kCallMethod;
-      if (!op) return false;
-      if (u->target().op == OpId::kQuantize) continue;
-      if (!IsReshapeOp(u->target().op) || !FeedsOnlyReshapesToQuantize(*u)) return false;
+    std::vector<const fx::Node*> pending = {&n};
+    std::set<const fx::Node*> seen;
+    while (!pending.empty()) {
+      const fx::Node* v = pending.back();
+      pending.pop_back();
+      if (v->users().empty()) return false;
+      for (const fx::Node* u : v->users()) {
+        const bool op = u->op() == fx::Opcode::kCallFunction || u->op() == fx::Opcode::kCallMethod;
+        if (!op) return false;
+        if (u->target().op == OpId::kQuantize) continue;
+        if (!IsReshapeOp(u->target().op)) return false;
+        if (seen.insert(u).second) pending.push_back(u);
+      }
     }
     return true;
   }
