@@ -6,6 +6,7 @@
 #include <cstdio>
 #include <cstring>
 #include <map>
+#include <set>
 
 #include "absl/strings/str_cat.h"
 #include "fmt/core.h"
@@ -132,10 +133,14 @@ absl::Status Quantize(const QuantizeFlags& f) {
                                     SameOutputs(*gm, calib.Narrow0(0, 1))));
   fmt::print("quantized {} with {} (backend {}): {} int8 patterns, {} observers calibrated on {} inputs\n",
              ModelName(f.model), f.qconfig, config.backend->name, report.quantized.size(), report.observers, used);
-  std::map<std::string, int> reasons;
-  for (const auto& [node, reason] : report.left_float) ++reasons[quant::FloatReasonText(reason)];
-  for (const auto& [node, reason] : report.left_float)
-    fmt::print("  float: %{} ({})\n", node, quant::FloatReasonText(reason));
+  // A float elementwise op between two int8 ops is gone from the converted graph: Lower made it a q_unary
+  // table with the float detour's bytes.
+  std::set<std::string> remaining;
+  for (const fx::Node* n : gm->graph()) remaining.insert(n->name());
+  for (const auto& [node, reason] : report.left_float) {
+    fmt::print("  float: %{} ({}{})\n", node, quant::FloatReasonText(reason),
+               remaining.count(node) ? "" : "; runs as its int8 table, the float result's exact bytes");
+  }
   if (report.left_float.empty()) fmt::print("  every op is int8\n");
   PrintSizes(fp32_bytes, f.out);
   return absl::OkStatus();
