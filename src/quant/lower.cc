@@ -91,13 +91,14 @@ class Lowerer {
 
   // A float elementwise op (SiLU, GELU: PyTorch's backends keep them float) between a dequantize and a
   // quantize computes quantize(op(dequantize(q))) value by value, which is what q_unary's 256-entry table
-  // holds: the same bytes without the float detour. Eval-mode stochastic_depth is the identity there.
+  // holds: the same bytes without the float detour. An identity-in-eval op (stochastic_depth) is one when
+  // its training flag, the last argument, is false.
   bool HasTableForm(const fx::Node* n) const {
     std::vector<OpArg> args;
     const OpId op = NodeOp(gm_, *n, &args);
     if (op == OpId::kNumOps) return false;
-    if (op == OpId::kStochasticDepth) {
-      const bool* training = args.size() == 3 ? std::get_if<bool>(&args[2]) : nullptr;
+    if (nn::IdentityInEval(op)) {
+      const bool* training = args.empty() ? nullptr : std::get_if<bool>(&args.back());
       return training != nullptr && !*training;
     }
     return nn::GetOpSchema(op).derivative != nullptr;

@@ -1,6 +1,7 @@
 // qfx tests: golden fixture helpers (see golden.h).
 #include "tests/testing/golden.h"
 
+#include <algorithm>
 #include <cmath>
 
 #include "absl/strings/match.h"

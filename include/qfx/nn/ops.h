@@ -95,7 +95,7 @@ struct OpSchema {
   std::vector<ModuleKind> modules;  // the module types whose forward is this op
   FixedRange fixed_range = FixedRange::kNone;
   // The identity in eval mode, whatever its other arguments (dropout, stochastic_depth): its q_unary table
-  // is a requantization.
+  // is a requantization. Its last argument is the training flag.
   bool identity_in_eval = false;
   // Share-qparams ops whose outputs are some of their inputs' values (max_pool2d, relu, reshapes, ...), so
   // quantize(op(dequantize(q))) to other qparams is the op on q then a requantization, exactly (Lower).
