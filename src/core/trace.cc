@@ -23,4 +23,17 @@ bool AnyProxy(const std::vector<OpArg>& args) {
   return false;
 }
 
+bool AnyTraced(const TraceHook& hook, const std::vector<OpArg>& args) {
+  auto traced = [&](const Tensor& t) { return t.is_proxy() || (t.defined() && hook.Tracks(t)); };
+  for (const OpArg& a : args) {
+    if (const Tensor* t = std::get_if<Tensor>(&a); t && traced(*t)) return true;
+    if (const auto* list = std::get_if<std::vector<Tensor>>(&a)) {
+      for (const Tensor& t : *list) {
+        if (traced(t)) return true;
+      }
+    }
+  }
+  return false;
+}
+
 }  // namespace qfx

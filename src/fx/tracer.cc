@@ -88,6 +88,10 @@ class Tracer : public TraceHook, public nn::ModuleTraceHook {
     return Proxy(n, Example(n, [&] { return nn::RunOp(op, values); }));
   }
 
+  bool Tracks(const Tensor& t) const override {
+    return !t.is_proxy() && t.defined() && tensor_paths_.count(t.raw_data()) > 0;
+  }
+
   void ShapeRead(const void* proxy_handle, int64_t what) override {
     const auto* handle = static_cast<const ProxyHandle*>(proxy_handle);
     if (handle->tracer != this)

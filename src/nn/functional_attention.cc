@@ -1,5 +1,5 @@
-// qfx nn: the transformer ops layer_norm, matmul and bmm in fp32 (see qfx/nn/functional.h), through the
-// fp32 GEMM of qfx/kernels for every batch of a matmul.
+// qfx nn: the transformer ops layer_norm, matmul, bmm and multi_head_attention in fp32 (see
+// qfx/nn/functional.h), through the fp32 GEMM of qfx/kernels for every batch of a matmul.
 #include <algorithm>
 #include <cmath>
 #include <utility>
@@ -119,6 +119,67 @@ Tensor bmm(const Tensor& a, const Tensor& b) {
     ThrowInvalid("bmm: ", a.ToString(), " x ", b.ToString(), ": both must be 3-d [B, n, k] and [B, k, m] with one B");
   }
   return matmul(a, b);
+}
+
+namespace {
+
+void CheckParameter(const Tensor& t, const char* what, const Shape& want, bool optional) {
+  if (optional && !t.defined()) return;
+  CheckF32("multi_head_attention", t, what);
+  if (t.shape() != want) {
+    ThrowInvalid("multi_head_attention: ", what, " ", t.ToString(), " must have shape ", ShapeToString(want));
+  }
+}
+
+// [B, L, E] as [B * H, L, D] for the heads, and back.
+Tensor SplitHeads(const Tensor& t, int64_t b, int64_t l, int64_t h, int64_t d) {
+  return t.Reshape({b, l, h, d}).Permute({0, 2, 1, 3}).Reshape({b * h, l, d});
+}
+
+}  // namespace
+
+SelfAttentionParts SelfAttention(const Tensor& x, const Tensor& in_w, const Tensor& in_b, const Tensor& out_w,
+                                 const Tensor& out_b, int64_t num_heads, bool batch_first) {
+  CheckF32("multi_head_attention", x, "input");
+  if (x.dim() != 3) {
+    ThrowInvalid("multi_head_attention: input ", x.ToString(), " must be 3-d, ",
+                 batch_first ? "[B, L, E]" : "[L, B, E]", " (unsqueeze an unbatched input)");
+  }
+  SelfAttentionParts s;
+  s.x = batch_first ? x : x.Transpose(0, 1);
+  s.batch = s.x.size(0);
+  s.length = s.x.size(1);
+  s.embed = s.x.size(2);
+  s.heads = num_heads;
+  const int64_t e = s.embed;
+  if (num_heads <= 0 || e % num_heads != 0) {
+    ThrowInvalid("multi_head_attention: num_heads ", num_heads, " must be positive and divide the embedding size ", e);
+  }
+  CheckParameter(in_w, "in_proj_weight", {3 * e, e}, false);
+  CheckParameter(in_b, "in_proj_bias", {3 * e}, true);
+  CheckParameter(out_w, "out_proj_weight", {e, e}, false);
+  CheckParameter(out_b, "out_proj_bias", {e}, true);
+  const int64_t b = s.batch, l = s.length, d = e / num_heads;
+  s.qkv = linear(s.x, in_w, in_b);
+  s.q = SplitHeads(narrow(s.qkv, 2, 0, e), b, l, num_heads, d);
+  s.k = SplitHeads(narrow(s.qkv, 2, e, e), b, l, num_heads, d);
+  s.v = SplitHeads(narrow(s.qkv, 2, 2 * e, e), b, l, num_heads, d);
+  // q / sqrt(D), as PyTorch divides (not a multiply by the reciprocal).
+  const float root = static_cast<float>(std::sqrt(static_cast<double>(d)));
+  float* pq = s.q.data<float>();
+  for (int64_t i = 0, n = s.q.numel(); i < n; ++i) pq[i] /= root;
+  s.p = softmax(bmm(s.q, s.k.Transpose(1, 2)), -1);
+  s.heads_out = bmm(s.p, s.v);
+  s.o = s.heads_out.Reshape({b, num_heads, l, d}).Permute({0, 2, 1, 3}).Reshape({b, l, e});
+  s.y = linear(s.o, out_w, out_b);
+  return s;
+}
+
+Tensor multi_head_attention(const Tensor& x, const Tensor& in_w, const Tensor& in_b, const Tensor& out_w,
+                            const Tensor& out_b, int64_t num_heads, bool batch_first) {
+  QFX_TRACE_OP(OpId::kMultiheadAttention, x, in_w, Optional(in_b), out_w, Optional(out_b), num_heads, batch_first);
+  const SelfAttentionParts s = SelfAttention(x, in_w, in_b, out_w, out_b, num_heads, batch_first);
+  return batch_first ? s.y : s.y.Transpose(0, 1);
 }
 
 }  // namespace F

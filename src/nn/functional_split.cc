@@ -1,9 +1,11 @@
-// qfx nn: F::narrow (torch.narrow) and what is built on it, F::chunk and F::split. Each piece is one
+// qfx nn: F::narrow (torch.narrow) and what is built on it, F::select, F::chunk and F::split, and
+// F::expand. Each piece is one
 // narrow: a copy of `length` entries of one dimension from `start` (storage is always contiguous), any
 // dtype, a quantized tensor keeping its qparams. Traced, chunk and split give one narrow node per piece
 // (torch.export's decomposition) instead of torch.fx's tuple and getitem nodes, so every node has one
 // tensor value; they read the split dimension's size, so tracing them needs example inputs.
 #include <cstring>
+#include <vector>
 
 #include "qfx/core/status.h"
 #include "qfx/core/trace.h"
@@ -88,6 +90,59 @@ std::vector<Tensor> split(const Tensor& x, const std::vector<int64_t>& sections,
                  " entries of dim ", dim, " of ", x.ToString());
   }
   return Pieces(x, dim, sections);
+}
+
+Tensor select(const Tensor& x, int64_t dim, int64_t index) {
+  QFX_TRACE_OP(OpId::kSelect, x, dim, index);
+  if (!x.defined()) ThrowInvalid("select: input is undefined");
+  const int64_t d = NormalizeDim(dim, x.dim(), "select dim");
+  const int64_t size = x.size(d);
+  if (index < -size || index >= size) {
+    ThrowInvalid("select: index ", index, " is out of range for dim ", d, " of ", x.ToString());
+  }
+  Shape out = x.shape();
+  out.erase(out.begin() + d);
+  return narrow(x, d, index < 0 ? index + size : index, 1).Reshape(out);
+}
+
+Tensor expand(const Tensor& x, const std::vector<int64_t>& sizes) {
+  QFX_TRACE_OP(OpId::kMethodExpand, x, sizes);
+  if (!x.defined()) ThrowInvalid("expand: input is undefined");
+  const int64_t rank = static_cast<int64_t>(sizes.size()), lead = rank - x.dim();
+  if (lead < 0) {
+    ThrowInvalid("expand: ", ShapeToString(sizes), " has fewer dimensions than ", x.ToString());
+  }
+  Shape out(sizes.begin(), sizes.end());
+  std::vector<int64_t> stride(static_cast<size_t>(rank), 0);  // the input's element stride per output dim
+  int64_t inner = 1;
+  for (int64_t i = rank - 1; i >= 0; --i) {
+    const int64_t in = i >= lead ? x.size(i - lead) : 1;
+    if (out[i] == -1 && i >= lead) out[i] = in;
+    if (out[i] < 0 || (in != 1 && out[i] != in)) {
+      ThrowInvalid("expand: ", x.ToString(), " cannot expand to ", ShapeToString(sizes), ": dimension ", i, " of size ",
+                   in, " can only keep its size (or -1)", in == 1 ? "" : "; only size-1 dimensions grow");
+    }
+    stride[i] = in == 1 ? 0 : inner;
+    inner *= in;
+  }
+  Tensor y = x.is_quantized() ? Tensor::Quantized(out, x.dtype(), x.quant()) : Tensor::Uninitialized(out, x.dtype());
+  const size_t es = DTypeSize(x.dtype());
+  const char* src = static_cast<const char*>(x.raw_data());
+  char* dst = static_cast<char*>(y.raw_data());
+  std::vector<int64_t> idx(static_cast<size_t>(rank), 0);
+  for (int64_t o = 0, n = y.numel(); o < n; ++o) {
+    int64_t from = 0;
+    for (int64_t i = 0; i < rank; ++i) from += idx[i] * stride[i];
+    std::memcpy(dst + static_cast<size_t>(o) * es, src + static_cast<size_t>(from) * es, es);
+    for (int64_t i = rank - 1; i >= 0 && ++idx[i] == out[i]; --i) idx[i] = 0;
+  }
+  return y;
+}
+
+Tensor expand_as(const Tensor& x, const Tensor& other) {
+  QFX_TRACE_OP(OpId::kMethodExpandAs, x, other);
+  if (!other.defined()) ThrowInvalid("expand_as: other is undefined");
+  return expand(x, other.shape());
 }
 
 }  // namespace F

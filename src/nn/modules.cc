@@ -78,6 +78,46 @@ Linear::Linear(int64_t in, int64_t out, bool has_bias) : in_features(in), out_fe
 
 Tensor Linear::forward(const Tensor& x) { return F::linear(x, weight, bias); }
 
+MultiheadAttention::MultiheadAttention(int64_t e, int64_t h, double p, bool bias, bool first)
+    : embed_dim(e), num_heads(h), dropout(p), batch_first(first) {
+  if (e <= 0 || h <= 0 || e % h != 0) {
+    ThrowInvalid("MultiheadAttention(", e, ", ", h, "): embed_dim must be positive and divisible by num_heads");
+  }
+  if (!(p >= 0 && p <= 1)) ThrowInvalid("MultiheadAttention: dropout ", p, " must lie in [0, 1]");
+  in_proj_weight = register_parameter("in_proj_weight", Tensor::Empty({3 * e, e}));
+  const float bound = static_cast<float>(std::sqrt(6.0 / static_cast<double>(4 * e)));  // xavier_uniform_
+  UniformInit(in_proj_weight, -bound, bound);
+  if (bias) in_proj_bias = register_parameter("in_proj_bias", Tensor::Zeros({3 * e}));
+  out_proj = register_module("out_proj", std::make_shared<NonDynamicallyQuantizableLinear>(e, e, bias));
+  if (bias) out_proj->bias.Fill(0.f);
+}
+
+Tensor MultiheadAttention::forward(const Tensor& x) {
+  if (is_training() && dropout > 0) {
+    ThrowInvalid("MultiheadAttention: attention dropout (", dropout,
+                 ") in training is not supported; build it with "
+                 "dropout 0 or train in eval mode");
+  }
+  return F::multi_head_attention(x, in_proj_weight, in_proj_bias, out_proj->weight, out_proj->bias, num_heads,
+                                 batch_first);
+}
+
+Tensor MultiheadAttention::forward_args(const ForwardArgs& args) {
+  if (args.values.size() == 1) return forward(args.tensor(args.values[0].first));
+  const Tensor q = args.tensor("query");
+  for (const char* name : {"key", "value"}) {
+    const Tensor t = args.tensor(name);
+    const bool same =
+        t.is_proxy() ? t.proxy_handle() == q.proxy_handle() : t.SharesStorage(q) && t.shape() == q.shape();
+    if (!same) {
+      ThrowInvalid("MultiheadAttention: ", name,
+                   " must be the query (self-attention); cross-attention is not "
+                   "supported yet");
+    }
+  }
+  return forward(q);
+}
+
 BatchNormBase::BatchNormBase(int64_t c, double eps, double momentum) : num_features(c), eps(eps), momentum(momentum) {
   if (c <= 0) ThrowInvalid("BatchNorm(", c, "): num_features must be positive");
   weight = register_parameter("weight", Tensor::Full({c}, 1.f));

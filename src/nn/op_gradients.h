@@ -37,6 +37,12 @@ std::vector<Tensor> VjpLayerNorm(const std::vector<OpArg>& args, const Tensor& y
                                  const std::vector<bool>& want);  // weight and bias may be None
 std::vector<Tensor> VjpMatmul(const std::vector<OpArg>& args, const Tensor& y, const Tensor& dy,
                               const std::vector<bool>& want);  // matmul and bmm
+std::vector<Tensor> VjpMultiheadAttention(const std::vector<OpArg>& args, const Tensor& y, const Tensor& dy,
+                                          const std::vector<bool>& want);  // self-attention; biases may be None
+std::vector<Tensor> VjpSelect(const std::vector<OpArg>& args, const Tensor& y, const Tensor& dy,
+                              const std::vector<bool>& want);
+std::vector<Tensor> VjpExpand(const std::vector<OpArg>& args, const Tensor& y, const Tensor& dy,
+                              const std::vector<bool>& want);  // expand and expand_as
 std::vector<Tensor> VjpNarrow(const std::vector<OpArg>& args, const Tensor& y, const Tensor& dy,
                               const std::vector<bool>& want);
 std::vector<Tensor> VjpTranspose(const std::vector<OpArg>& args, const Tensor& y, const Tensor& dy,

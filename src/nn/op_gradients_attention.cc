@@ -1,5 +1,5 @@
-// qfx nn: the registered backward of the transformer ops layer_norm, matmul / bmm, transpose and permute
-// (see op_gradients.h).
+// qfx nn: the registered backward of the transformer ops layer_norm, matmul / bmm, multi_head_attention,
+// transpose, permute, select and expand (see op_gradients.h).
 #include <algorithm>
 #include <cmath>
 #include <utility>
@@ -8,6 +8,7 @@
 #include "qfx/nn/functional.h"
 #include "qfx/nn/geometry.h"
 #include "qfx/nn/ops.h"
+#include "src/nn/functional_internal.h"
 #include "src/nn/op_gradients.h"
 
 namespace qfx {
@@ -173,6 +174,59 @@ std::vector<Tensor> VjpConvTranspose2d(const A& v, const Tensor&, const Tensor& 
 // channel_shuffle: the inverse shuffle (C / groups groups).
 std::vector<Tensor> VjpChannelShuffle(const A& v, const Tensor&, const Tensor& dy, const std::vector<bool>&) {
   return {F::channel_shuffle(dy, dy.size(1) / ArgAs<int64_t>(v, 1, "channel_shuffle", "an integer"))};
+}
+
+// multi_head_attention: the forward's parts again, then back through each step with the backward of the
+// ops it is made of: out projection, p v, softmax, q k^T (q's gradient divided by sqrt(D) as q was), the
+// heads back into one [B, L, 3E] gradient of qkv, and the in projection.
+std::vector<Tensor> VjpMultiheadAttention(const A& v, const Tensor&, const Tensor& dy, const std::vector<bool>& want) {
+  const Tensor &x = In(v, 0, "multi_head_attention"), &in_w = In(v, 1, "multi_head_attention"),
+               &out_w = In(v, 3, "multi_head_attention");
+  const Tensor *in_b = OptionalIn(v, 2), *out_b = OptionalIn(v, 4);
+  const bool batch_first = ArgAs<bool>(v, 6, "multi_head_attention", "a bool");
+  const F::SelfAttentionParts s =
+      F::SelfAttention(x, in_w, in_b ? *in_b : Tensor(), out_w, out_b ? *out_b : Tensor(),
+                       ArgAs<int64_t>(v, 5, "multi_head_attention", "an integer"), batch_first);
+  const int64_t b = s.batch, l = s.length, e = s.embed, h = s.heads, d = e / h;
+  const std::vector<Tensor> out =
+      VjpLinear({s.o, out_w, out_b ? OpArg(*out_b) : OpArg()}, s.y, batch_first ? dy : dy.Transpose(0, 1),
+                {true, want.at(3), want.at(4) && out_b != nullptr && out_b->defined()});
+  const Tensor dheads = out[0].Reshape({b, l, h, d}).Permute({0, 2, 1, 3}).Reshape({b * h, l, d});
+  const std::vector<Tensor> pv = VjpMatmul({s.p, s.v}, s.heads_out, dheads, {true, true});
+  const Tensor ds = VjpSoftmax({s.p, int64_t{-1}}, s.p, pv[0], {true})[0];
+  const std::vector<Tensor> qk = VjpMatmul({s.q, s.k.Transpose(1, 2)}, s.p, ds, {true, true});
+  const float root = static_cast<float>(std::sqrt(static_cast<double>(d)));
+  float* pdq = qk[0].data<float>();
+  for (int64_t i = 0, n = qk[0].numel(); i < n; ++i) pdq[i] /= root;
+  // [3, B, H, L, D] back to qkv's [B, L, 3, H, D].
+  const Tensor dqkv = F::cat({qk[0].Reshape({1, b, h, l, d}), qk[1].Transpose(1, 2).Reshape({1, b, h, l, d}),
+                              pv[1].Reshape({1, b, h, l, d})},
+                             0)
+                          .Permute({1, 3, 0, 2, 4})
+                          .Reshape({b, l, 3 * e});
+  std::vector<Tensor> in = VjpLinear({s.x, in_w, in_b ? OpArg(*in_b) : OpArg()}, s.qkv, dqkv,
+                                     {want.at(0), want.at(1), want.at(2) && in_b != nullptr && in_b->defined()});
+  in.resize(3);
+  if (in[0].defined() && !batch_first) in[0] = in[0].Transpose(0, 1);
+  return {in[0], in[1], in[2], out[1], out.size() > 2 ? out[2] : Tensor()};
+}
+
+// select: dy in its place (entry `index` of `dim`) in a zero gradient of the input's shape.
+std::vector<Tensor> VjpSelect(const A& v, const Tensor&, const Tensor& dy, const std::vector<bool>&) {
+  const Tensor& x = In(v, 0, "select");
+  const int64_t d = NormalizeDim(ArgAs<int64_t>(v, 1, "select", "an integer"), x.dim(), "select dim");
+  Shape kept = x.shape();
+  kept[static_cast<size_t>(d)] = 1;
+  return VjpNarrow({x, d, ArgAs<int64_t>(v, 2, "select", "an integer"), int64_t{1}}, Tensor(), dy.Reshape(kept),
+                   {true});
+}
+
+// expand and expand_as: dy summed over the broadcast dimensions, back to the input's shape (expand_as's other
+// tensor, read for its shape only, gets none).
+std::vector<Tensor> VjpExpand(const A& v, const Tensor&, const Tensor& dy, const std::vector<bool>&) {
+  Tensor dx = SumToShape(dy, In(v, 0, "expand").shape());
+  if (v.size() > 1 && std::holds_alternative<Tensor>(v[1])) return {dx, Tensor()};
+  return {dx};
 }
 
 }  // namespace nn

@@ -528,6 +528,36 @@ ModuleKind LayerNormKind() {
       });
 }
 
+ModuleKind MultiheadAttentionKind() {
+  return KindWith<MultiheadAttention>(
+      "MultiheadAttention",
+      [](const MultiheadAttention& m) {
+        if (m.is_training() && m.dropout > 0) {
+          ThrowInvalid("MultiheadAttention: attention dropout (", m.dropout, ") in training is not supported");
+        }
+        return std::vector<OpArg>{m.in_proj_weight,   OptTensor(m.in_proj_bias),
+                                  m.out_proj->weight, OptTensor(m.out_proj->bias),
+                                  m.num_heads,        m.batch_first};
+      },
+      [](const MultiheadAttention& m) {
+        return json{{"embed_dim", m.embed_dim},
+                    {"num_heads", m.num_heads},
+                    {"dropout", m.dropout},
+                    {"bias", m.in_proj_bias.defined()},
+                    {"batch_first", m.batch_first}};
+      },
+      [](const json& c) {
+        return std::make_shared<MultiheadAttention>(c.at("embed_dim").get<int64_t>(), c.at("num_heads").get<int64_t>(),
+                                                    c.at("dropout").get<double>(), c.at("bias").get<bool>(),
+                                                    c.at("batch_first").get<bool>());
+      });
+}
+
+Tensor RunMultiheadAttention(const std::vector<OpArg>& v) {
+  const Args a{"multi_head_attention", v};
+  return F::multi_head_attention(a.T(0), a.T(1), a.OptT(2), a.T(3), a.OptT(4), a.I(5), a.B(6));
+}
+
 // One registry entry, built field by field: Op(id, name, ...).Role(...).Derivative(...).Module(...).
 class Op {
  public:
@@ -749,6 +779,14 @@ std::vector<OpSchema> MakeRegistry() {
       Op(OpId::kStochasticDepth, "stochastic_depth", false, "torchvision.ops.stochastic_depth.stochastic_depth", 4, 4,
          RunStochasticDepth)
           .IdentityInEval(),
+      // nn.MultiheadAttention's self-attention (the module is a leaf, as in torch.fx). PyTorch's FX backends have
+      // no pattern for it: float.
+      Op(OpId::kMultiheadAttention, "multi_head_attention", false, "torch.nn.functional.multi_head_attention_forward",
+         7, 7, RunMultiheadAttention)
+          .Vjp(VjpMultiheadAttention)
+          .Module(MultiheadAttentionKind()),
+      // select(x, dim, index): x[:, i] and the like (torch.fx's getitem). Not in PyTorch's backend lists: float.
+      Op(OpId::kSelect, "select", false, "torch.select", 3, 3, QFX_RUN(select, a.T(0), a.I(1), a.I(2))).Vjp(VjpSelect),
       Op(OpId::kQuantize, "quantize", false, "torch.quantize_per_tensor", 3, 3,
          QFX_RUN(quantize, a.T(0), a.D(1), a.I(2)))
           .Role(QR::kQuantized),
@@ -790,6 +828,10 @@ std::vector<OpSchema> MakeRegistry() {
           .Role(QR::kShareQParams)
           .SelectsValues()
           .Vjp(VjpPermute),
+      // x.expand(sizes): ViT's class token per batch entry. Not in PyTorch's backend lists: float.
+      Op(OpId::kMethodExpand, "expand", true, "expand", 2, 2, QFX_RUN(expand, a.T(0), a.Ints(1))).Vjp(VjpExpand),
+      Op(OpId::kMethodExpandAs, "expand_as", true, "expand_as", 2, 2, QFX_RUN(expand_as, a.T(0), a.T(1)))
+          .Vjp(VjpExpand),
   };
 }
 

@@ -169,7 +169,9 @@ class Preparer {
         first->op() == fx::Opcode::kCallModule ? std::min<size_t>(1, first->args().size()) : first->args().size();
     for (size_t i = 0; i < count; ++i) {
       const fx::Argument& a = first->args()[i];
-      if (const auto* v = std::get_if<fx::Node*>(&a); v && (*v)->op() != fx::Opcode::kGetAttr) {
+      // A parameter read by an int8 op (ViT's x + pos_embedding) is observed as an activation, as PyTorch
+      // 1.13 observes a get_attr node (float output) that feeds a quint8 input.
+      if (const auto* v = std::get_if<fx::Node*>(&a)) {
         QFX_ASSIGN_OR_RETURN(fx::Node * obs, Observed(*v, InputSpec(m)));
         first->set_arg(i, obs);
       } else if (const auto* list = std::get_if<std::vector<fx::Node*>>(&a)) {

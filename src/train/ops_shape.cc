@@ -120,6 +120,15 @@ Var channel_shuffle(Tape& t, const Var& x, int64_t groups) { return apply(t, OpI
 Var narrow(Tape& t, const Var& x, int64_t dim, int64_t start, int64_t length) {
   return apply(t, OpId::kNarrow, {x, dim, start, length});
 }
+Var select(Tape& t, const Var& x, int64_t dim, int64_t index) { return apply(t, OpId::kSelect, {x, dim, index}); }
+Var expand(Tape& t, const Var& x, std::vector<int64_t> sizes) {
+  return apply(t, OpId::kMethodExpand, {x, std::move(sizes)});
+}
+Var expand_as(Tape& t, const Var& x, const Var& other) { return apply(t, OpId::kMethodExpandAs, {x, other}); }
+Var multi_head_attention(Tape& t, const Var& x, const Var& in_w, const Var& in_b, const Var& out_w, const Var& out_b,
+                         int64_t num_heads, bool batch_first) {
+  return apply(t, OpId::kMultiheadAttention, {x, in_w, in_b, out_w, out_b, num_heads, batch_first});
+}
 
 Var interpolate(Tape& t, const Var& x, const F::InterpolateOptions& o) {
   const double sh = o.scale_factor.empty() ? 0.0 : o.scale_factor[0],

@@ -422,6 +422,20 @@ TEST(TransformerOps, GradientsMatchPyTorch) {
       {"narrow", {1, [](train::Tape& t, const std::vector<train::Var>& v) { return ag::narrow(t, v[0], 1, 1, 3); }}},
       {"narrow_last_dim_negative_start",
        {1, [](train::Tape& t, const std::vector<train::Var>& v) { return ag::narrow(t, v[0], -1, -3, 2); }}},
+      {"multi_head_attention",
+       {5,
+        [](train::Tape& t, const std::vector<train::Var>& v) {
+          return ag::multi_head_attention(t, v[0], v[1], v[2], v[3], v[4], 2, true);
+        }}},
+      {"multi_head_attention_seq_first_no_bias",
+       {3,
+        [](train::Tape& t, const std::vector<train::Var>& v) {
+          return ag::multi_head_attention(t, v[0], v[1], train::Var{}, v[2], train::Var{}, 4, false);
+        }}},
+      {"select", {1, [](train::Tape& t, const std::vector<train::Var>& v) { return ag::select(t, v[0], 1, 1); }}},
+      {"select_negative",
+       {1, [](train::Tape& t, const std::vector<train::Var>& v) { return ag::select(t, v[0], -1, -2); }}},
+      {"expand", {1, [](train::Tape& t, const std::vector<train::Var>& v) { return ag::expand(t, v[0], {2, 3, -1, 4}); }}},
       {"conv_transpose2d", {3,
                             [](train::Tape& t, const std::vector<train::Var>& v) {
                               F::ConvTranspose2dOptions o;

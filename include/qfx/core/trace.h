@@ -55,6 +55,8 @@ enum class OpId : uint16_t {
   kConvTranspose2d,
   kNarrow,
   kStochasticDepth,
+  kMultiheadAttention,
+  kSelect,
   // quantized call_function ops (convert produces them)
   kQuantize,
   kDequantize,
@@ -68,6 +70,8 @@ enum class OpId : uint16_t {
   kMethodFlatten,
   kMethodTranspose,
   kMethodPermute,
+  kMethodExpand,
+  kMethodExpandAs,
   kNumOps
 };
 
@@ -113,6 +117,10 @@ class TraceHook {
   // A shaped proxy's shape was read (a trace specialised on example inputs): one dimension (>= 0), all of
   // them (-1) or only the rank (-2). The tracer records it so that runs with other sizes there fail.
   virtual void ShapeRead(const void* proxy_handle, int64_t what) = 0;
+  // Whether a concrete tensor stands for a value of the traced graph: the root's parameters and buffers,
+  // which an op on them alone records as get_attr nodes (torch.fx's attribute proxies, e.g. ViT's
+  // class_token.expand(n, -1, -1)).
+  virtual bool Tracks(const Tensor& t) const { return false; }
 };
 
 // The hook of the tracer running on this thread, or nullptr.
@@ -130,10 +138,12 @@ class ScopedTraceHook {
 };
 
 bool AnyProxy(const std::vector<OpArg>& args);
+// Whether any tensor argument is a proxy or a tensor `hook` tracks.
+bool AnyTraced(const TraceHook& hook, const std::vector<OpArg>& args);
 
-// If any argument is a proxy, records the op and returns true with *out set to the result proxy.
+// If any argument is a traced value, records the op and returns true with *out set to the result proxy.
 inline bool MaybeTrace(OpId op, std::vector<OpArg> args, Tensor* out) {
-  if (ActiveTraceHook() == nullptr || !AnyProxy(args)) return false;
+  if (ActiveTraceHook() == nullptr || !AnyTraced(*ActiveTraceHook(), args)) return false;
   *out = ActiveTraceHook()->RecordOp(op, std::move(args));
   return true;
 }

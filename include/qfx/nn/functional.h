@@ -57,6 +57,23 @@ Tensor layer_norm(const Tensor& x, const std::vector<int64_t>& normalized_shape,
 Tensor matmul(const Tensor& a, const Tensor& b);
 // a [B, n, k] x b [B, k, m] -> [B, n, m] (torch.bmm: no broadcasting).
 Tensor bmm(const Tensor& a, const Tensor& b);
+// nn.MultiheadAttention's self-attention (query, key and value all x; no masks, no attention dropout), as
+// F.multi_head_attention_forward computes it: x [B, L, E] (batch_first) or [L, B, E]; qkv = linear(x,
+// in_proj_weight [3E, E], in_proj_bias [3E]); per head h of num_heads (E / num_heads = D wide),
+// softmax(q_h / sqrt(D) k_h^T) v_h; the heads side by side through linear(., out_proj_weight [E, E],
+// out_proj_bias [E]). Either bias may be undefined. One call_function node when traced.
+Tensor multi_head_attention(const Tensor& x, const Tensor& in_proj_weight, const Tensor& in_proj_bias,
+                            const Tensor& out_proj_weight, const Tensor& out_proj_bias, int64_t num_heads,
+                            bool batch_first);
+// torch.select (x[:, i] on dim 1): entry `index` of dimension `dim`, that dimension dropped (a negative
+// index or dim counts from the end), as a copy of any dtype.
+Tensor select(const Tensor& x, int64_t dim, int64_t index);
+// x.expand(sizes) (traced as the Tensor method): x broadcast to `sizes`, which may add leading dimensions;
+// -1 keeps a dimension's size, and only size-1 dimensions grow. A copy (storage is always contiguous).
+Tensor expand(const Tensor& x, const std::vector<int64_t>& sizes);
+// x.expand_as(other): expand(x, other's shape), traced as the Tensor method. Only other's shape is read, so a
+// trace stays free of its sizes (ViT's class token per batch entry, whatever the batch).
+Tensor expand_as(const Tensor& x, const Tensor& other);
 
 // F.interpolate on [N, C, H, W] (src/nn/functional_resize.cc): exactly one of size and scale_factor (one
 // value for both axes, or (h, w)); nearest picks floor(o * scale), bilinear weighs the two neighbours of

@@ -86,6 +86,35 @@ class Linear : public Module {
   Tensor weight, bias;
 };
 
+// nn.MultiheadAttention's out_proj: a Linear under PyTorch's class name, so that no flow takes it for a
+// Linear of its own (dynamic quantization swaps Linear by type name; the attention reads its weight).
+class NonDynamicallyQuantizableLinear : public Linear {
+ public:
+  using Linear::Linear;
+  std::string type_name() const override { return "NonDynamicallyQuantizableLinear"; }
+};
+
+// nn.MultiheadAttention for self-attention, with PyTorch's parameter names (in_proj_weight [3E, E],
+// in_proj_bias [3E], out_proj.weight / .bias) and initialisation (xavier-uniform in_proj_weight, zero biases).
+// A leaf: one call_module node, as torch.fx records it; its op is F::multi_head_attention. forward(x) is
+// PyTorch's self_attention(x, x, x, need_weights=False)[0]; forward_args takes one tensor, or query, key and
+// value, which must be one tensor (cross-attention, masks and attention dropout in training are not supported yet).
+class MultiheadAttention : public Module {
+ public:
+  MultiheadAttention(int64_t embed_dim, int64_t num_heads, double dropout = 0.0, bool bias = true,
+                     bool batch_first = false);
+  std::string type_name() const override { return "MultiheadAttention"; }
+  bool is_leaf() const override { return true; }
+  Tensor forward(const Tensor& x) override;
+  Tensor forward_args(const ForwardArgs& args) override;
+
+  int64_t embed_dim, num_heads;
+  double dropout;
+  bool batch_first;
+  Tensor in_proj_weight, in_proj_bias;  // in_proj_bias undefined without bias
+  std::shared_ptr<NonDynamicallyQuantizableLinear> out_proj;
+};
+
 // Shared by BatchNorm1d ([N, C] or [N, C, L]) and BatchNorm2d ([N, C, H, W]).
 class BatchNormBase : public Module {
  public:

@@ -62,6 +62,12 @@ Var interpolate(Tape& t, const Var& x, const F::InterpolateOptions& opt);
 Var embedding(Tape& t, const Var& indices, const Var& weight, std::optional<int64_t> padding_idx = std::nullopt);
 Var channel_shuffle(Tape& t, const Var& x, int64_t groups);
 Var narrow(Tape& t, const Var& x, int64_t dim, int64_t start, int64_t length);
+Var select(Tape& t, const Var& x, int64_t dim, int64_t index);
+Var expand(Tape& t, const Var& x, std::vector<int64_t> sizes);
+Var expand_as(Tape& t, const Var& x, const Var& other);  // other's shape only: it gets no gradient
+// nn.MultiheadAttention's self-attention (F::multi_head_attention); the biases may be Var{}.
+Var multi_head_attention(Tape& t, const Var& x, const Var& in_proj_weight, const Var& in_proj_bias,
+                         const Var& out_proj_weight, const Var& out_proj_bias, int64_t num_heads, bool batch_first);
 Var conv_transpose2d(Tape& t, const Var& x, const Var& w, const Var& b, const F::ConvTranspose2dOptions& opt);
 Var mean(Tape& t, const Var& x, const std::vector<int64_t>& dims, bool keepdim);
 
