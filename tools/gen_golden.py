@@ -145,6 +145,15 @@ class MnistCnn(nn.Module):
         return self.fc2(x)
 
 
+def vit_fmnist():
+    """qfx's vit_fmnist: torchvision's VisionTransformer at image 28, patch 7, 4 layers, 4 heads, hidden 64, MLP 128,
+    10 classes, with a one-channel conv_proj (torchvision's always takes 3)."""
+    m = torchvision.models.VisionTransformer(image_size=28, patch_size=7, num_layers=4, num_heads=4, hidden_dim=64,
+                                             mlp_dim=128, num_classes=10)
+    m.conv_proj = nn.Conv2d(1, 64, kernel_size=7, stride=7)
+    return m
+
+
 ZOO = {
     "resnet18": (lambda: torchvision.models.resnet18(), [2, 3, 64, 64]),
     "resnet50": (lambda: torchvision.models.resnet50(), [1, 3, 64, 64]),
@@ -154,6 +163,8 @@ ZOO = {
     "regnet_x_400mf": (lambda: torchvision.models.regnet_x_400mf(), [2, 3, 64, 64]),
     "efficientnet_b0": (lambda: torchvision.models.efficientnet_b0(), [2, 3, 64, 64]),
     "inception_v3": (lambda: torchvision.models.inception_v3(init_weights=False), [2, 3, 75, 75]),
+    "vit_b_16": (lambda: torchvision.models.vit_b_16(), [1, 3, 224, 224]),
+    "vit_fmnist": (vit_fmnist, [3, 1, 28, 28]),
     "mlp": (Mlp, [3, 1, 28, 28]),
     "mnist_cnn": (MnistCnn, [3, 1, 28, 28]),
 }
@@ -277,7 +288,8 @@ def write_models(out):
 
 # Zoo models whose qfx graph differs from torch.fx's by design: shufflenet's chunk traces to narrow nodes
 # (torch.export's decomposition) and its channel_shuffle to the channel_shuffle op, not view / transpose.
-FX_DIFFERS = {"shufflenet_v2_x1_0"}
+# torch.fx cannot trace the vision transformers at all (`n, c, h, w = x.shape` in _process_input).
+FX_DIFFERS = {"shufflenet_v2_x1_0", "vit_b_16", "vit_fmnist"}
 
 
 def write_fx_sequences(out):
@@ -768,6 +780,14 @@ def channel_shuffle_by_view(x, groups=3):
     return y
 
 
+def self_attention(x, wi, bi, wo, bo, heads, batch_first):
+    """nn.MultiheadAttention's self-attention through F.multi_head_attention_forward (which takes [L, B, E])."""
+    q = x.transpose(0, 1) if batch_first else x
+    y = F.multi_head_attention_forward(q, q, q, q.shape[-1], heads, wi, bi, None, None, False, 0.0, wo, bo,
+                                       training=False, need_weights=False)[0]
+    return y.transpose(0, 1) if batch_first else y
+
+
 def coverage_grad_cases():
     """(name, fn, inputs) for coverage/grads.safetensors (the transformer ops' backward)."""
     def u(key, shape, lo=-1.0, hi=1.0):
@@ -791,6 +811,13 @@ def coverage_grad_cases():
         ("channel_shuffle", channel_shuffle_by_view, [u("cs", [2, 6, 2, 3])]),
         ("narrow", lambda x: torch.narrow(x, 1, 1, 3), [u("na", [2, 5, 3])]),
         ("narrow_last_dim_negative_start", lambda x: torch.narrow(x, -1, -3, 2), [u("nl", [2, 3, 4])]),
+        ("multi_head_attention", lambda x, wi, bi, wo, bo: self_attention(x, wi, bi, wo, bo, 2, True),
+         [u("mhx", [2, 5, 8], -2, 2), u("mhwi", [24, 8]), u("mhbi", [24]), u("mhwo", [8, 8]), u("mhbo", [8])]),
+        ("multi_head_attention_seq_first_no_bias", lambda x, wi, wo: self_attention(x, wi, None, wo, None, 4, False),
+         [u("msx", [3, 2, 8], -2, 2), u("mswi", [24, 8]), u("mswo", [8, 8])]),
+        ("select", lambda x: x[:, 1], [u("se", [2, 3, 4])]),
+        ("select_negative", lambda x: torch.select(x, -1, -2), [u("sn", [2, 3, 4])]),
+        ("expand", lambda x: x.expand(2, 3, -1, 4), [u("ex", [3, 1, 1])]),
         ("conv_transpose2d", lambda x, w, b: F.conv_transpose2d(x, w, b, stride=2, padding=1, output_padding=1),
          [u("ctx", [2, 4, 4, 3]), u("ctw", [4, 3, 3, 3]), u("ctb", [3])]),
         ("conv_transpose2d_groups_dilation",

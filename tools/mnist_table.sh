@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# qfx: the README's Fashion-MNIST accuracy table, from scratch and in qfx only. For mnist_cnn and mlp: fp32
-# training (Adam 1e-3, batch 64, 5 epochs, seed 0), then PTQ int8 with the x86 preset (256 calibration
+# qfx: the README's Fashion-MNIST accuracy table, from scratch and in qfx only. For mnist_cnn, mlp and
+# vit_fmnist (a 4-layer vision transformer): fp32 training (Adam 1e-3, batch 64, 5 epochs, seed 0), then PTQ int8 with the x86 preset (256 calibration
 # images), QAT int8 with x86_qat (1 epoch, Adam 1e-4), and the harder setting of 2-bit weights
 # (tools/qconfigs/x86_w2.toml for PTQ, x86_qat_w2.toml for QAT, 2 epochs): trained on the first 12,000
 # Fashion-MNIST training images, top-1 on the first 2,000 test images (tools/fashion_mnist.sh DIR 12000 2000).
@@ -27,7 +27,7 @@ qat() {  # model weights qconfig epochs out
 }
 echo "| model | fp32 | PTQ int8 (x86) | QAT int8 (x86_qat) | PTQ, 2-bit weights | QAT, 2-bit weights |"
 echo "|---|---|---|---|---|---|"
-for model in mnist_cnn mlp; do
+for model in mnist_cnn mlp vit_fmnist; do
   echo "== $model" >&2
   w="$work/$model.safetensors"
   "$qfx" train --model "$model" "${train[@]}" --epochs 5 --batch 64 --lr 1e-3 --seed 0 --out "$w" >&2

@@ -37,6 +37,8 @@ std::shared_ptr<nn::Module> MakeShuffleNetV2X10();
 std::shared_ptr<nn::Module> MakeRegNetX400MF();
 std::shared_ptr<nn::Module> MakeEfficientNetB0();
 std::shared_ptr<nn::Module> MakeInceptionV3();
+std::shared_ptr<nn::Module> MakeVitB16();
+std::shared_ptr<nn::Module> MakeVitFashion();
 std::shared_ptr<nn::Module> MakeMlp();
 std::shared_ptr<nn::Module> MakeMnistCnn();
 

@@ -48,7 +48,7 @@ TEST_P(ZooTest, OutputMatchesPyTorch) {
 INSTANTIATE_TEST_SUITE_P(Zoo, ZooTest,
                          ::testing::Values("resnet18", "resnet50", "mobilenet_v2", "mobilenet_v3_small",
                                            "shufflenet_v2_x1_0", "regnet_x_400mf", "efficientnet_b0", "inception_v3",
-                                           "mlp", "mnist_cnn"));
+                                           "vit_b_16", "vit_fmnist", "mlp", "mnist_cnn"));
 
 TEST(Zoo, LoadsPyTorchExportedStateDictStrict) {
   const io::Safetensors fx = ReadFixture("models/mnist_cnn_state_dict.safetensors");
@@ -69,7 +69,7 @@ TEST(Zoo, RegistryRejectsUnknownNamesListingKnownOnes) {
   ASSERT_FALSE(model.ok());
   EXPECT_EQ(model.status().code(), absl::StatusCode::kNotFound);
   EXPECT_NE(model.status().message().find("resnet18"), std::string::npos);
-  EXPECT_EQ(models::ListModels().size(), 10u);
+  EXPECT_EQ(models::ListModels().size(), 12u);
 }
 
 TEST(Zoo, SeededInitIsDeterministicAndTorchvisionLike) {

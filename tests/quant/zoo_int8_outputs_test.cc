@@ -7,7 +7,10 @@
 // Calibration runs fp32 kernels, whose rounding differs between SIMD targets (FMA or not), and the
 // qparams follow from it; so calibration runs on one fixed target (the lowest compiled one, present on
 // every x86-64 CPU) with two threads, and the qparams are the same on every machine. The int8 part must
-// be bit-identical on every target by THE RULES (qfx/kernels/int8.h).
+// be bit-identical on every target by THE RULES (qfx/kernels/int8.h). A model that keeps fp32 compute
+// between its int8 ops (the vision transformers' LayerNorm and attention, as PyTorch's backends leave them)
+// gives target-dependent bytes there, like calibration: it is pinned on the calibration target, and on the
+// other targets it must stay within 30 dB SQNR of the pinned output.
 //
 // QFX_WRITE_ZOO_INT8_OUTPUTS=PATH writes the fixture instead of checking it (by hand, before a change).
 #include <cstdlib>
@@ -20,6 +23,8 @@
 #include "qfx/fx/tracer.h"
 #include "qfx/io/safetensors.h"
 #include "qfx/models/zoo.h"
+#include "qfx/nn/ops.h"
+#include "qfx/quant/metrics.h"
 #include "qfx/quant/passes.h"
 #include "tests/testing/golden.h"
 
@@ -31,6 +36,29 @@ namespace {
 int64_t CalibrationTarget() {
   const std::vector<int64_t> targets = hwy::SupportedAndGeneratedTargets();
   return targets.back();  // ordered best first
+}
+
+// Whether the lowered graph computes in fp32 between int8 ops (GEMMs, normalisations, softmax), whose
+// rounding differs between SIMD targets.
+bool HasFloatCompute(fx::GraphModule& gm) {
+  for (const fx::Node* n : gm.graph()) {
+    OpId op = OpId::kNumOps;
+    if (n->op() == fx::Opcode::kCallFunction) op = n->target().op;
+    if (n->op() == fx::Opcode::kCallModule) op = nn::ModuleOp(*gm.submodule(n->target().path));
+    switch (op) {
+      case OpId::kMultiheadAttention:
+      case OpId::kLayerNorm:
+      case OpId::kMatmul:
+      case OpId::kBmm:
+      case OpId::kSoftmax:
+      case OpId::kLinear:
+      case OpId::kConv2d:
+        return true;
+      default:
+        break;
+    }
+  }
+  return false;
 }
 
 // The lowered int8 model of `name` (calibrated on the fixed target) and its test input.
@@ -66,11 +94,16 @@ TEST(ZooInt8Outputs, EveryModelOnEveryTargetMatchesTheFixture) {
     SCOPED_TRACE(info.name);
     Tensor x;
     auto gm = Int8Model(info.name, &x);
+    const bool float_compute = HasFloatCompute(*gm);
+    EXPECT_EQ(float_compute, info.name.rfind("vit_", 0) == 0) << "the CNNs are int8 from input to output";
     if (write_to != nullptr) {
+      if (float_compute) hwy::SetSupportedTargetsForTest(CalibrationTarget());
       written.emplace_back(info.name, (*RunModule(*gm, x)).Clone());
+      hwy::SetSupportedTargetsForTest(0);
       continue;
     }
     const Tensor want = testing::Get(fixture, info.name);
+    const int64_t pinned = CalibrationTarget();  // before SetSupportedTargetsForTest narrows the list
     for (int64_t target : hwy::SupportedAndGeneratedTargets()) {
       hwy::SetSupportedTargetsForTest(target);
       SCOPED_TRACE(hwy::TargetName(target));
@@ -78,7 +111,11 @@ TEST(ZooInt8Outputs, EveryModelOnEveryTargetMatchesTheFixture) {
       ASSERT_TRUE(y.ok()) << y.status();
       ASSERT_EQ(y->shape(), want.shape());
       ASSERT_EQ(y->dtype(), want.dtype());
-      EXPECT_EQ(0, std::memcmp(y->raw_data(), want.raw_data(), want.nbytes())) << "int8 outputs changed";
+      if (float_compute && target != pinned) {
+        EXPECT_GT(SqnrDb(want, *y), 30.0) << "int8 outputs changed beyond the fp32 parts' rounding";
+      } else {
+        EXPECT_EQ(0, std::memcmp(y->raw_data(), want.raw_data(), want.nbytes())) << "int8 outputs changed";
+      }
       ++checked;
     }
     hwy::SetSupportedTargetsForTest(0);

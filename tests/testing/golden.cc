@@ -68,6 +68,7 @@ Shape ZooTestShape(const std::string& model, int64_t batch) {
   if (!info.ok()) return {};
   Shape shape = info->input_shape;
   shape[0] = batch;
+  if (info->fixed_size) return shape;
   const int64_t side = std::max<int64_t>(64, info->min_size);
   if (shape.size() == 4 && shape[2] > side) shape[2] = shape[3] = side;
   return shape;

@@ -4,6 +4,8 @@
 //   resnet18, resnet50, mobilenet_v2, mobilenet_v3_small,
 //   shufflenet_v2_x1_0, regnet_x_400mf, efficientnet_b0,
 //   inception_v3 (H, W >= 75)                             : [N, 3, H, W] -> [N, 1000]
+//   vit_b_16 (224 x 224 only)                             : [N, 3, 224, 224] -> [N, 1000]
+//   vit_fmnist (a small ViT for Fashion-MNIST)            : [N, 1, 28, 28] -> [N, 10]
 //   mlp (784-256-128-10), mnist_cnn                       : [N, 1, 28, 28] -> [N, 10]
 #pragma once
 
@@ -22,8 +24,20 @@ struct ModelInfo {
   std::string name;
   std::vector<int64_t> input_shape;  // the default input, batch 1
   std::string description;
-  int64_t min_size = 1;  // the smallest height and width it takes (torchvision's meta "min_size")
+  int64_t min_size = 1;     // the smallest height and width it takes (torchvision's meta "min_size")
+  bool fixed_size = false;  // takes only input_shape's height and width (vision transformers)
 };
+
+// torchvision's VisionTransformer settings (the defaults are vit_b_16's). in_channels is qfx's addition
+// (torchvision's conv_proj always takes 3) for one-channel data such as Fashion-MNIST.
+struct VisionTransformerOptions {
+  int64_t image_size = 224, patch_size = 16, num_layers = 12, num_heads = 12, hidden_dim = 768, mlp_dim = 3072;
+  double dropout = 0.0, attention_dropout = 0.0;
+  int64_t num_classes = 1000, in_channels = 3;
+};
+// A VisionTransformer of any size (e.g. image 28, patch 7, 4 layers, 4 heads, hidden 64 for fast tests),
+// initialised as torchvision does (zero head), in training mode as constructed.
+std::shared_ptr<nn::Module> MakeVisionTransformer(const VisionTransformerOptions& options);
 
 // Every registered model, in a stable order.
 const std::vector<ModelInfo>& ListModels();

@@ -1,0 +1,184 @@
+// qfx tests: the vision transformer (torchvision's VisionTransformer, zoo vit_fmnist / vit_b_16) and what it
+// needs: nn.MultiheadAttention, select, expand / expand_as, parameters read by ops (get_attr), a trace
+// specialised on example inputs that still takes any batch, training through the graph, and int8 with the
+// x86 preset (Linear and conv int8; LayerNorm, attention and GELU's table as PyTorch's backends leave them).
+// fp32 outputs and gradients against PyTorch are in models_zoo_test and quant_coverage_test.
+#include <cmath>
+#include <cstring>
+#include <string>
+#include <vector>
+
+#include "gtest/gtest.h"
+#include "qfx/fx/tracer.h"
+#include "qfx/io/model_file.h"
+#include "qfx/models/zoo.h"
+#include "qfx/nn/functional.h"
+#include "qfx/nn/modules.h"
+#include "qfx/quant/metrics.h"
+#include "qfx/quant/passes.h"
+#include "qfx/quant/quantized_modules.h"
+#include "qfx/train/trainer.h"
+#include "tests/testing/golden.h"
+
+namespace qfx {
+namespace {
+
+using quant::SqnrDb;
+
+std::shared_ptr<nn::Module> SeededVit() {
+  auto model = *models::Create("vit_fmnist");
+  testing::HashInit(*model);  // also gives the (zero-initialised) head weights
+  return model;
+}
+
+std::shared_ptr<fx::GraphModule> TraceVit(std::shared_ptr<nn::Module> model) {
+  fx::TracerOptions opt;
+  opt.example_inputs = {Tensor::Zeros({1, 1, 28, 28})};
+  auto gm = fx::SymbolicTrace(std::move(model), opt);
+  EXPECT_TRUE(gm.ok()) << gm.status();
+  return gm.ok() ? *gm : nullptr;
+}
+
+bool Contains(const absl::Status& s, const std::string& text) {
+  return std::string(s.message()).find(text) != std::string::npos;
+}
+
+// The trace reads the image size but never the batch size: a graph traced at batch 1 runs batch 3, and
+// gives the model's bytes.
+TEST(Vit, TraceSpecialisedOnExampleInputsTakesAnyBatch) {
+  auto model = SeededVit();
+  auto gm = TraceVit(model);
+  ASSERT_NE(gm, nullptr);
+  const Tensor x = testing::HashUniform("x", {3, 1, 28, 28}, 0, 1);
+  const Tensor want = *nn::RunModule(*model, x);
+  auto got = nn::RunModule(*gm, x);
+  ASSERT_TRUE(got.ok()) << got.status();
+  ASSERT_EQ(got->shape(), (Shape{3, 10}));
+  EXPECT_EQ(std::memcmp(got->raw_data(), want.raw_data(), want.nbytes()), 0);
+  // The class token and the position embedding are get_attr nodes, as torch.fx records them.
+  int attrs = 0;
+  for (const fx::Node* n : gm->graph()) attrs += n->op() == fx::Opcode::kGetAttr;
+  EXPECT_EQ(attrs, 2) << gm->graph().ToString();
+  // Another image size is an error naming the traced sizes.
+  auto other = nn::RunModule(*gm, Tensor::Zeros({1, 1, 32, 32}));
+  ASSERT_FALSE(other.ok());
+  EXPECT_TRUE(Contains(other.status(), "28")) << other.status();
+}
+
+TEST(Vit, TracingWithoutExampleInputsSaysHowToTraceIt) {
+  auto gm = fx::SymbolicTrace(SeededVit());
+  ASSERT_FALSE(gm.ok());
+  EXPECT_TRUE(Contains(gm.status(), "example input")) << gm.status();
+}
+
+TEST(Vit, WrongImageSizeIsAnErrorNamingTheSizeItTakes) {
+  auto y = nn::RunModule(*SeededVit(), Tensor::Zeros({1, 1, 32, 32}));
+  ASSERT_FALSE(y.ok());
+  EXPECT_TRUE(Contains(y.status(), "[N, 1, 28, 28]")) << y.status();
+}
+
+TEST(MultiheadAttention, HasPyTorchsNamesAndRefusesWhatItCannotDo) {
+  nn::MultiheadAttention mha(8, 2, 0.0, true, true);
+  std::vector<std::string> names;
+  for (const auto& [name, t] : mha.state_dict()) names.push_back(name);
+  EXPECT_EQ(names, (std::vector<std::string>{"in_proj_weight", "in_proj_bias", "out_proj.weight", "out_proj.bias"}));
+  EXPECT_EQ(mha.out_proj->type_name(), "NonDynamicallyQuantizableLinear");
+  const Tensor q = testing::HashUniform("q", {2, 3, 8}, -1, 1), k = testing::HashUniform("k", {2, 3, 8}, -1, 1);
+  auto self = nn::RunModule(mha, nn::ForwardArgs{{{"query", q}, {"key", q}, {"value", q}}});
+  ASSERT_TRUE(self.ok()) << self.status();
+  EXPECT_EQ(std::memcmp(self->raw_data(), nn::RunModule(mha, q)->raw_data(), self->nbytes()), 0);
+  auto cross = nn::RunModule(mha, nn::ForwardArgs{{{"query", q}, {"key", k}, {"value", k}}});
+  ASSERT_FALSE(cross.ok());
+  EXPECT_TRUE(Contains(cross.status(), "cross-attention")) << cross.status();
+  EXPECT_FALSE(nn::RunModule(mha, Tensor::Zeros({2, 3, 6})).ok());  // embedding size 6, not 8
+  nn::MultiheadAttention dropping(8, 2, 0.1);
+  dropping.train();
+  auto y = nn::RunModule(dropping, Tensor::Zeros({3, 2, 8}));
+  ASSERT_FALSE(y.ok());
+  EXPECT_TRUE(Contains(y.status(), "dropout")) << y.status();
+  EXPECT_THROW(nn::MultiheadAttention(10, 4), Error);
+}
+
+TEST(ExpandAndSelect, FollowPyTorchsRules) {
+  const Tensor x = testing::HashUniform("e", {3, 1}, -1, 1);
+  const Tensor y = F::expand(x, {2, -1, 4});
+  ASSERT_EQ(y.shape(), (Shape{2, 3, 4}));
+  for (int64_t b = 0; b < 2; ++b) {
+    for (int64_t i = 0; i < 3; ++i) {
+      for (int64_t j = 0; j < 4; ++j) EXPECT_EQ(y.at({b, i, j}), x.at({i, 0}));
+    }
+  }
+  EXPECT_EQ(F::expand_as(x, Tensor::Zeros({2, 3, 4})).shape(), (Shape{2, 3, 4}));
+  EXPECT_THROW(F::expand(x, {3, 2, 4}), Error);  // only size-1 dimensions grow
+  EXPECT_THROW(F::expand(x, {4}), Error);        // fewer dimensions
+  const Tensor s = F::select(y, -1, -1);
+  ASSERT_EQ(s.shape(), (Shape{2, 3}));
+  EXPECT_EQ(s.at({1, 2}), x.at({2, 0}));
+  EXPECT_THROW(F::select(y, 1, 3), Error);
+}
+
+// A few Adam steps through the graph (multi_head_attention's backward, expand_as, select, the class token
+// and position embedding as parameters) lower the loss on a fixed batch.
+TEST(Vit, TrainsThroughTheGraph) {
+  auto model = *models::Create("vit_fmnist");
+  auto gm = TraceVit(model);
+  ASSERT_NE(gm, nullptr);
+  // Class k: a pattern at brightness k / 10, so the labels can be learnt.
+  const Tensor x = testing::HashUniform("tx", {16, 1, 28, 28}, 0, 0.2);
+  Tensor labels = Tensor::Empty({16}, DType::kI64);
+  for (int64_t i = 0; i < 16; ++i) {
+    labels.data<int64_t>()[i] = i % 10;
+    for (int64_t j = 0; j < 784; ++j) x.data<float>()[i * 784 + j] += 0.08f * static_cast<float>(i % 10);
+  }
+  train::TrainOptions opt;
+  opt.epochs = 10;
+  opt.batch = 8;
+  const Tensor token_before = gm->tensor_at("class_token").Clone();
+  auto stats = train::Train(*gm, x, labels, opt);
+  ASSERT_TRUE(stats.ok()) << stats.status();
+  std::printf("vit_fmnist training loss: epoch 1 %.4f, epoch %zu %.4f\n", stats->front().loss, stats->size(),
+              stats->back().loss);
+  EXPECT_LT(stats->back().loss, stats->front().loss * 0.85);
+  EXPECT_GT(testing::MaxRelError(gm->tensor_at("class_token"), token_before), 0.0);
+}
+
+// x86 PTQ: conv_proj, every Linear (fc1, fc2, head) int8; LayerNorm, attention, select and expand_as float
+// with their reason; the .qfx round trip is byte-identical.
+TEST(Vit, QuantizesWithTheX86Preset) {
+  auto model = SeededVit();
+  auto gm = TraceVit(model);
+  ASSERT_NE(gm, nullptr);
+  quant::PrepareOptions opt;
+  opt.config = *quant::LoadQuantConfig("x86");
+  auto report = quant::Prepare(*gm, opt);
+  ASSERT_TRUE(report.ok()) << report.status();
+  for (const char* n : {"encoder_layers_encoder_layer_0_self_attention", "encoder_layers_encoder_layer_0_ln_1",
+                        "select", "expand_as"}) {
+    ASSERT_TRUE(report->left_float.count(n)) << n;
+    EXPECT_EQ(report->left_float.at(n), quant::FloatReason::kNoKernel) << n;
+  }
+  ASSERT_TRUE(nn::RunModule(*gm, testing::HashUniform("calib", {8, 1, 28, 28}, 0, 1)).ok());
+  const absl::Status converted = quant::Convert(*gm, *report);
+  ASSERT_TRUE(converted.ok()) << converted;
+  int linears = 0, convs = 0;
+  for (const auto& [path, m] : gm->named_modules()) {
+    linears += dynamic_cast<const quant::QuantizedLinear*>(m) != nullptr;
+    convs += dynamic_cast<const quant::QuantizedConv2d*>(m) != nullptr;
+  }
+  EXPECT_EQ(linears, 9);  // 2 per encoder layer and the head
+  EXPECT_EQ(convs, 1);
+  const Tensor x = testing::HashUniform("test", {4, 1, 28, 28}, 0, 1);
+  const Tensor y = *nn::RunModule(*gm, x);
+  const double sqnr = SqnrDb(*nn::RunModule(*model, x), y);
+  std::printf("vit_fmnist x86 int8: SQNR vs fp32 %.2f dB\n", sqnr);
+  EXPECT_GT(sqnr, 20.0);
+  const std::string path = ::testing::TempDir() + "/vit_fmnist.qfx";
+  ASSERT_TRUE(io::SaveModel(path, *gm, {1, 1, 28, 28}, "vit test").ok());
+  auto loaded = io::LoadModel(path);
+  ASSERT_TRUE(loaded.ok()) << loaded.status();
+  const Tensor again = *nn::RunModule(*loaded->module, x);
+  EXPECT_EQ(std::memcmp(again.raw_data(), y.raw_data(), y.nbytes()), 0);
+}
+
+}  // namespace
+}  // namespace qfx
