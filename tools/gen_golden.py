@@ -695,6 +695,38 @@ def write_int8_fixture(out, make, shape, name):
     write_safetensors(os.path.join(out, "quant", name + ".safetensors"), tensors)
 
 
+def vit_fmnist_fx_traceable():
+    """vit_fmnist as qfx traces it, written so that torch.fx can trace it (torchvision's _process_input unpacks
+    x.shape): conv_proj, reshape to (-1, hidden, 16), permute, the class token expanded as a narrow of the patches
+    (qfx never reads the batch size), cat, encoder, x[:, 0], heads. Checked equal to torchvision's forward."""
+    model = vit_fmnist()
+
+    def forward(self, x):
+        y = self.conv_proj(x).reshape(-1, self.hidden_dim, 16).permute(0, 2, 1)
+        y = torch.cat([self.class_token.expand_as(torch.narrow(y, 1, 0, 1)), y], 1)
+        return self.heads(self.encoder(y)[:, 0])
+
+    def block_forward(self, input):  # torch.fx on Python 3.11 cannot unpack `x, _ = self.self_attention(...)`
+        h = self.ln_1(input)
+        x = self.dropout(self.self_attention(h, h, h, need_weights=False)[0]) + input
+        return x + self.mlp(self.ln_2(x))
+
+    x = torch.rand(3, 1, 28, 28, generator=torch.Generator().manual_seed(0))
+    with torch.no_grad():
+        want = model(x)
+        model.__class__ = type("VisionTransformer", (type(model),), {"forward": forward})  # torch.fx reads the class
+        for block in model.encoder.layers:
+            block.__class__ = type("EncoderBlock", (type(block),), {"forward": block_forward})
+        assert torch.equal(model(x), want)
+    return model
+
+
+def write_vit_int8_fixture(out):
+    """quant/vit_fmnist_int8.safetensors: vit_fmnist (vit_fmnist_fx_traceable) with hash weights on 16 images, as
+    write_int8_fixture: fp32 and PyTorch FX int8 (qnnpack, onednn) outputs."""
+    write_int8_fixture(out, vit_fmnist_fx_traceable, [16, 1, 28, 28], "vit_fmnist_int8")
+
+
 def shufflenet_fx_traceable():
     """torchvision's shufflenet_v2_x1_0 with InvertedResidual.forward rewritten so that torch.fx traces it (on Python
     3.11 torch.fx cannot unpack x.size() nor x.chunk(...) into names): the same ops in the same order, sizes read one
@@ -1040,6 +1072,7 @@ def main():
     write_upsample_cnn_int8_fixture(args.out)
     write_shufflenet_v2_int8_fixture(args.out)
     write_zoo_int8_fixture(args.out)
+    write_vit_int8_fixture(args.out)
     write_coverage_fixture(args.out)
     write_grad_fixture(args.out)
     write_dynamic_fixture(args.out)

@@ -741,9 +741,12 @@ std::vector<OpSchema> MakeRegistry() {
           .Role(QR::kShareQParams)
           .Vjp(VjpAdaptiveAvgPool2d)
           .Module(AdaptiveAvgPoolKind()),
-      // PyTorch's x86 and qnnpack backends leave layer_norm float; they quantize matmul, which qfx has no
-      // int8 kernel for yet (float, with that reason).
+      // PyTorch 1.13's native backend config (prepare_fx's default, which its x86 / qnnpack / onednn qconfig
+      // mappings run with) quantizes layer_norm on quint8 with float weights: observed input, own output
+      // observer, its fp32 math between. It quantizes matmul too, which qfx has no int8 kernel for yet (float,
+      // with that reason).
       Op(OpId::kLayerNorm, "layer_norm", false, "torch.nn.functional.layer_norm", 5, 5, RunLayerNorm)
+          .Role(QR::kObservedFloat)
           .Vjp(VjpLayerNorm)
           .Module(LayerNormKind()),
       Op(OpId::kMatmul, "matmul", false, "torch.matmul", 2, 2, QFX_RUN(matmul, a.T(0), a.T(1))).Vjp(VjpMatmul),

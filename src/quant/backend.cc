@@ -74,6 +74,9 @@ std::vector<BackendPattern> PreparePatterns() {
     if (op.role == QuantRole::kTable) p.push_back({op.name, {OpMatcher{{op.id}, {}, true}}, OT::kOwnObserver});
   }
   p.push_back({"fixed-qparams", {OpsWithRole(QuantRole::kFixedQParams)}, OT::kOwnObserver});
+  for (const nn::OpSchema& op : nn::AllOps()) {  // PyTorch 1.13's native backend config: layer_norm
+    if (op.role == QuantRole::kObservedFloat) p.push_back({op.name, {OpMatcher{{op.id}, {}, true}}, OT::kOwnObserver});
+  }
   OpMatcher share = OpsWithRole(QuantRole::kShareQParams);
   // Identity itself: QuantStub / DeQuantStub (Identity in float) are not ops and stay float in the FX flow.
   share.modules.push_back([](const nn::Module& m) { return typeid(m) == typeid(nn::Identity); });

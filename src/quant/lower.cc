@@ -82,6 +82,9 @@ class Lowerer {
       case QuantRole::kTable:
       case QuantRole::kFixedQParams:
         return LowerUnary(n);
+      case QuantRole::kObservedFloat:  // quantized in name: the float op between its dequantize and quantize
+        lowered_.insert(n);
+        return absl::OkStatus();
       case QuantRole::kFloat:
         return HasTableForm(n) ? LowerUnary(n) : absl::OkStatus();
       default:

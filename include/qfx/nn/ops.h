@@ -28,14 +28,16 @@ namespace nn {
 
 // How an op takes part in quantization (PyTorch 1.13's backend_config op lists for x86 / fbgemm).
 enum class QuantRole : uint8_t {
-  kFloat,         // no int8 form: stays float (softmax, gelu, silu, batch_norm on its own, ...)
-  kWeighted,      // conv2d / linear: a qint8 weight, an observed output (the modules only)
-  kBinary,        // add / mul: own output observer with two tensor inputs, shared with a scalar operand
-  kCat,           // shares its inputs' observer, lowered to q_cat
-  kShareQParams,  // output shares the input's qparams; runs directly on quint8 (pools, relu, reshape, ...)
-  kTable,         // own output observer, lowered to q_unary's 256-entry table (hardswish, leaky_relu, ...)
-  kFixedQParams,  // fixed output qparams from the qconfig (sigmoid, tanh, hardsigmoid), lowered to q_unary
-  kQuantized,     // an op on quint8 tensors that convert produces (quantize, q_add, ...): no backward
+  kFloat,          // no int8 form: stays float (softmax, gelu, silu, batch_norm on its own, ...)
+  kWeighted,       // conv2d / linear: a qint8 weight, an observed output (the modules only)
+  kBinary,         // add / mul: own output observer with two tensor inputs, shared with a scalar operand
+  kCat,            // shares its inputs' observer, lowered to q_cat
+  kShareQParams,   // output shares the input's qparams; runs directly on quint8 (pools, relu, reshape, ...)
+  kTable,          // own output observer, lowered to q_unary's 256-entry table (hardswish, leaky_relu, ...)
+  kFixedQParams,   // fixed output qparams from the qconfig (sigmoid, tanh, hardsigmoid), lowered to q_unary
+  kObservedFloat,  // observed input, own output observer, fp32 between them (layer_norm: PyTorch's quantized op
+                   // computes on dequantized values), left as dequantize -> op -> quantize
+  kQuantized,      // an op on quint8 tensors that convert produces (quantize, q_add, ...): no backward
 };
 
 // Ops whose output range is fixed, so presets give them fixed qparams (PyTorch's
