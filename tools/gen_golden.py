@@ -727,6 +727,29 @@ def write_vit_int8_fixture(out):
     write_int8_fixture(out, vit_fmnist_fx_traceable, [16, 1, 28, 28], "vit_fmnist_int8")
 
 
+def write_bert_fixture(out):
+    """models/bert.safetensors: Hugging Face transformers' BertModel at all-MiniLM-L6-v2's config with hash weights,
+    on input_ids [2, 8] and an attention_mask whose second row pads its last 3 tokens; the last hidden state and the
+    state_dict's keys. Needs `transformers` (PyPI), e.g. in a venv made with --system-site-packages over Debian's
+    PyTorch 1.13: `pip install --no-deps transformers==4.30.2 tokenizers==0.13.3 huggingface_hub==0.16.4`."""
+    import transformers
+    config = transformers.BertConfig(vocab_size=30522, hidden_size=384, num_hidden_layers=6, num_attention_heads=12,
+                                     intermediate_size=1536, max_position_embeddings=512, type_vocab_size=2,
+                                     layer_norm_eps=1e-12)
+    torch.manual_seed(0)
+    model = transformers.BertModel(config).eval()
+    hash_init(model)
+    ids = torch.from_numpy((hash_uniform("ids", 16, 0.0, 30522.0)).astype(np.int64)).reshape(2, 8)
+    mask = torch.ones(2, 8)
+    mask[1, 5:] = 0
+    with torch.no_grad():
+        y = model(input_ids=ids, attention_mask=mask).last_hidden_state
+    keys = [[k, DTYPES[v.dtype], list(v.shape)] for k, v in model.state_dict().items()]
+    write_safetensors(os.path.join(out, "models", "bert.safetensors"),
+                      [("input_ids", ids), ("attention_mask", mask), ("output", y)],
+                      {"state_dict": json.dumps(keys), "transformers": transformers.__version__})
+
+
 def shufflenet_fx_traceable():
     """torchvision's shufflenet_v2_x1_0 with InvertedResidual.forward rewritten so that torch.fx traces it (on Python
     3.11 torch.fx cannot unpack x.size() nor x.chunk(...) into names): the same ops in the same order, sizes read one

@@ -39,6 +39,7 @@ std::shared_ptr<nn::Module> MakeEfficientNetB0();
 std::shared_ptr<nn::Module> MakeInceptionV3();
 std::shared_ptr<nn::Module> MakeVitB16();
 std::shared_ptr<nn::Module> MakeVitFashion();
+std::shared_ptr<nn::Module> MakeBertMiniLm();
 std::shared_ptr<nn::Module> MakeMlp();
 std::shared_ptr<nn::Module> MakeMnistCnn();
 

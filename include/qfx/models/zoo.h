@@ -39,6 +39,17 @@ struct VisionTransformerOptions {
 // initialised as torchvision does (zero head), in training mode as constructed.
 std::shared_ptr<nn::Module> MakeVisionTransformer(const VisionTransformerOptions& options);
 
+// Hugging Face's BertConfig (the defaults are all-MiniLM-L6-v2's: 6 layers, hidden 384, 12 heads).
+struct BertOptions {
+  int64_t vocab_size = 30522, hidden_size = 384, num_hidden_layers = 6, num_attention_heads = 12,
+          intermediate_size = 1536, max_position_embeddings = 512, type_vocab_size = 2;
+  double layer_norm_eps = 1e-12, hidden_dropout_prob = 0.1, attention_probs_dropout_prob = 0.1;
+};
+// HF's BertModel with its parameter names (src/models/bert.cc): forward_args takes input_ids (i64 [B, L]) and
+// optionally attention_mask (f32 [B, L], 1 for tokens, 0 for padding); it returns the last hidden state
+// [B, L, hidden]. Initialised as HF does; in training mode as constructed.
+std::shared_ptr<nn::Module> MakeBert(const BertOptions& options);
+
 // Every registered model, in a stable order.
 const std::vector<ModelInfo>& ListModels();
 absl::StatusOr<ModelInfo> GetModelInfo(const std::string& name);
