@@ -258,6 +258,10 @@ absl::StatusOr<Var> GraphForward::Run(Tape& tape, const Tensor& x) {
         }
         case fx::Opcode::kCallFunction:
         case fx::Opcode::kCallMethod:
+          // An identity-in-eval op's training flag follows the module's mode (as fx::Interpreter does).
+          if (nn::IdentityInEval(n->target().op) && !args.empty() && std::holds_alternative<bool>(args.back())) {
+            args.back() = module_.is_training();
+          }
           value = runner.Function(n->target().op, args);
           break;
         case fx::Opcode::kOutput:

@@ -2,6 +2,7 @@
 // kernel against its scalar oracle, fake quantization's straight-through mask, and whole graphs
 // (mnist_cnn, a QAT-prepared mnist_cnn, mobilenet_v3_small's ops) differentiated through GraphForward.
 #include <cmath>
+#include <cstring>
 #include <functional>
 #include <random>
 
@@ -321,6 +322,32 @@ TEST(OpGradients, StochasticDepthUsesItsNoisePerRowOrBatch) {
   EXPECT_EQ(F::stochastic_depth(x, 0.4, F::StochasticDepthMode::kRow, false).raw_data(), x.raw_data());
   EXPECT_THROW(F::stochastic_depth(x, 1.5, F::StochasticDepthMode::kRow, true), Error);
   EXPECT_THROW(F::stochastic_depth(x, 0.5, static_cast<F::StochasticDepthMode>(2), true), Error);
+}
+
+// A traced stochastic_depth follows the graph module's mode, whatever mode it was traced in: train() drops rows
+// (in a run and on the tape), eval() is the identity.
+TEST(OpGradients, TracedStochasticDepthFollowsTheModuleMode) {
+  auto sd = std::make_shared<nn::StochasticDepth>(0.5, F::StochasticDepthMode::kRow);
+  for (bool traced_in_training : {false, true}) {
+    sd->train(traced_in_training);
+    auto gm = *fx::SymbolicTrace(sd);
+    const Tensor x = Random({32, 4}, 46, 0.5f, 1.5f);
+    gm->eval();
+    const Tensor e = *nn::RunModule(*gm, x);
+    EXPECT_EQ(std::memcmp(e.raw_data(), x.raw_data(), x.nbytes()), 0) << traced_in_training;
+    gm->train();
+    const Tensor y = *nn::RunModule(*gm, x);
+    int zeros = 0;
+    for (int64_t i = 0; i < y.numel(); ++i) zeros += y.data<float>()[i] == 0.f;
+    EXPECT_GT(zeros, 0) << traced_in_training;
+    GraphForward fwd(*gm);
+    Tape t;
+    auto v = fwd.Run(t, x);
+    ASSERT_TRUE(v.ok()) << v.status();
+    zeros = 0;
+    for (int64_t i = 0; i < v->value.numel(); ++i) zeros += v->value.data<float>()[i] == 0.f;
+    EXPECT_GT(zeros, 0) << traced_in_training;
+  }
 }
 
 TEST(OpGradients, FakeQuantizeStraightThrough) {
