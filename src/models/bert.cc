@@ -5,9 +5,12 @@
 // attention_mask ([B, L], 1 for tokens, 0 for padding) and returns the last hidden state [B, L, hidden]; the
 // pooler is built for its parameters (HF's second output) but not run. It reads the sequence length, so tracing
 // needs example inputs.
+#include <algorithm>
 #include <cmath>
 #include <limits>
+#include <memory>
 #include <string>
+#include <vector>
 
 #include "qfx/models/zoo.h"
 #include "src/models/common.h"
@@ -87,7 +90,8 @@ class BertSelfAttention : public Module {
     const int64_t b = h.size(0), l = h.size(1), d = hidden_ / heads_;
     auto heads = [&](const Tensor& t) { return t.Reshape({b, l, heads_, d}).Permute({0, 2, 1, 3}); };
     const Tensor q = heads((*query_)(h)), k = heads((*key_)(h)), v = heads((*value_)(h));
-    Tensor scores = F::mul(F::matmul(q, k.Transpose(-1, -2)), static_cast<float>(1.0 / std::sqrt(double(d))));
+    Tensor scores =
+        F::mul(F::matmul(q, k.Transpose(-1, -2)), static_cast<float>(1.0 / std::sqrt(static_cast<double>(d))));
     if (args.values.size() > 1) scores = F::add(scores, args.tensor("attention_mask"));
     const Tensor probs = (*dropout_)(F::softmax(scores, -1));
     return F::matmul(probs, v).Permute({0, 2, 1, 3}).Reshape({b, l, hidden_});

@@ -531,10 +531,7 @@ ModuleKind LayerNormKind() {
 ModuleKind MultiheadAttentionKind() {
   return KindWith<MultiheadAttention>(
       "MultiheadAttention",
-      [](const MultiheadAttention& m) {
-        if (m.is_training() && m.dropout > 0) {
-          ThrowInvalid("MultiheadAttention: attention dropout (", m.dropout, ") in training is not supported");
-        }
+      [](const MultiheadAttention& m) {  // no dropout argument: training refuses dropout > 0 (graph_tape.cc)
         return std::vector<OpArg>{m.in_proj_weight,   OptTensor(m.in_proj_bias),
                                   m.out_proj->weight, OptTensor(m.out_proj->bias),
                                   m.num_heads,        m.batch_first};

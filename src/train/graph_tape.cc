@@ -126,6 +126,11 @@ Var Runner::Module(nn::Module& m, const Var& x) {
     for (const auto& [name, child] : seq->named_children()) y = Module(*child, y);
     return y;
   }
+  if (auto* mha = dynamic_cast<nn::MultiheadAttention*>(&m); mha && mha->is_training() && mha->dropout > 0) {
+    ThrowInvalid("MultiheadAttention: attention dropout (", mha->dropout,
+                 ") in training is not supported; build it "
+                 "with dropout 0");
+  }
   std::vector<OpArg> op_args;
   const OpId op = nn::ModuleOp(m, &op_args);
   if (!HasBackward(op)) ThrowInvalid(Unsupported(m));

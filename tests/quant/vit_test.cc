@@ -141,6 +141,26 @@ TEST(Vit, TrainsThroughTheGraph) {
               stats->back().loss);
   EXPECT_LT(stats->back().loss, stats->front().loss * 0.85);
   EXPECT_GT(testing::MaxRelError(gm->tensor_at("class_token"), token_before), 0.0);
+
+  // Attention dropout in training is refused with an error naming it (not silently skipped).
+  models::VisionTransformerOptions o;
+  o.image_size = 28;
+  o.patch_size = 7;
+  o.num_layers = 1;
+  o.num_heads = 2;
+  o.hidden_dim = 16;
+  o.mlp_dim = 16;
+  o.in_channels = 1;
+  o.num_classes = 10;
+  o.attention_dropout = 0.1;
+  auto dropping_model = models::MakeVisionTransformer(o);
+  dropping_model->eval();  // traced in eval, trained in training mode
+  auto dropping = TraceVit(dropping_model);
+  ASSERT_NE(dropping, nullptr);
+  opt.epochs = 1;
+  auto refused = train::Train(*dropping, x, labels, opt);
+  ASSERT_FALSE(refused.ok());
+  EXPECT_TRUE(Contains(refused.status(), "attention dropout")) << refused.status();
 }
 
 // x86 PTQ: conv_proj, every Linear (fc1, fc2, head) int8 and LayerNorm observed on quint8 (PyTorch's native
