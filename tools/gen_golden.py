@@ -403,7 +403,9 @@ def qconfig_mapping_for(preset):
 
 PREPARE_CASES = [("mnist_cnn", [4, 1, 28, 28]), ("resnet18", [2, 3, 64, 64]), ("mobilenet_v2", [2, 3, 64, 64]),
                  ("mobilenet_v3_small", [2, 3, 64, 64]), ("regnet_x_400mf", [2, 3, 64, 64]),
-                 ("efficientnet_b0", [2, 3, 64, 64]), ("inception_v3", [2, 3, 75, 75])]
+                 ("efficientnet_b0", [2, 3, 64, 64]), ("inception_v3", [2, 3, 75, 75]), ("vit_fmnist", [4, 1, 28, 28])]
+# Models whose torchvision forward torch.fx cannot trace: the same ops written traceably.
+FX_TRACEABLE = {"vit_fmnist": lambda: vit_fmnist_fx_traceable()}
 
 
 def write_prepare_fixture(out):
@@ -416,7 +418,7 @@ def write_prepare_fixture(out):
     for name, shape in PREPARE_CASES:
         for preset in ["qnnpack", "x86", "minmax"]:
             torch.manual_seed(0)
-            model = ZOO[name][0]().eval()
+            model = FX_TRACEABLE.get(name, ZOO[name][0])().eval()
             hash_init(model)
             x = torch.from_numpy(hash_uniform("calib", int(np.prod(shape)), -1.0, 1.0)).reshape(shape)
             prepared = prepare_fx(model, qconfig_mapping_for(preset), (x,))

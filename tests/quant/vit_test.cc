@@ -5,10 +5,12 @@
 // fp32 outputs and gradients against PyTorch are in models_zoo_test and quant_coverage_test.
 #include <cmath>
 #include <cstring>
+#include <fstream>
 #include <string>
 #include <vector>
 
 #include "gtest/gtest.h"
+#include "nlohmann/json.hpp"
 #include "qfx/fx/tracer.h"
 #include "qfx/io/model_file.h"
 #include "qfx/io/safetensors.h"
@@ -16,6 +18,7 @@
 #include "qfx/nn/functional.h"
 #include "qfx/nn/modules.h"
 #include "qfx/quant/metrics.h"
+#include "qfx/quant/observer.h"
 #include "qfx/quant/passes.h"
 #include "qfx/quant/quantized_modules.h"
 #include "qfx/train/trainer.h"
@@ -232,6 +235,61 @@ TEST_P(VitVsPyTorch, Int8SqnrAtLeastPyTorchs) {
 }
 
 INSTANTIATE_TEST_SUITE_P(Presets, VitVsPyTorch, ::testing::Values("qnnpack", "onednn"));
+
+// prepare_fx's observer placement and calibrated qparams (tests/data/quant/prepare_vit_fmnist_<preset>.json, on
+// the torch.fx-traceable forward). The graphs differ by design in three names: torch.fx indexes the attention's
+// output tuple (getitem_N) and the class token (getitem_4) where qfx has the attention node and select, and qfx
+// observes the narrow its expand_as reads (torch.narrow is share-qparams in qfx; PyTorch 1.13 lists it nowhere).
+class VitPrepareVsPyTorch : public ::testing::TestWithParam<std::string> {};
+
+// torch.fx's name for the node qfx names `name`, where the two graphs differ by design.
+std::string TorchFxName(const std::string& name) {
+  const std::string prefix = "encoder_layers_encoder_layer_", suffix = "_self_attention";
+  if (name == "select") return "getitem_4";
+  if (name.size() > prefix.size() + suffix.size() && name.compare(0, prefix.size(), prefix) == 0 &&
+      name.compare(name.size() - suffix.size(), suffix.size(), suffix) == 0) {
+    const std::string layer = name.substr(prefix.size(), name.size() - prefix.size() - suffix.size());
+    return layer == "0" ? "getitem" : "getitem_" + layer;
+  }
+  return name;
+}
+
+TEST_P(VitPrepareVsPyTorch, SameObserverPlacementAndQParams) {
+  const std::string preset = GetParam();
+  std::ifstream f("tests/data/quant/prepare_vit_fmnist_" + preset + ".json");
+  ASSERT_TRUE(f.good());
+  const auto want = nlohmann::json::parse(f);
+  auto gm = TraceVit(SeededVit());
+  ASSERT_NE(gm, nullptr);
+  quant::PrepareOptions opt;
+  opt.config = *quant::LoadQuantConfig(preset == "minmax" ? "tests/data/quant/minmax.toml" : preset);
+  ASSERT_TRUE(quant::Prepare(*gm, opt).ok());
+  std::vector<std::string> observed;
+  std::vector<fx::Node*> observers;
+  for (fx::Node* n : gm->graph()) {
+    if (n->op() != fx::Opcode::kCallModule || n->target().path.rfind("activation_post_process_", 0) != 0) continue;
+    const std::string src = std::get<fx::Node*>(n->args()[0])->name();
+    if (src == "narrow") continue;
+    observed.push_back(TorchFxName(src));
+    observers.push_back(n);
+  }
+  EXPECT_EQ(observed, want["observed"].get<std::vector<std::string>>());
+  ASSERT_TRUE(nn::RunModule(*gm, testing::HashUniform("calib", want["calib_shape"].get<Shape>(), -1, 1)).ok());
+  int close = 0;
+  for (size_t i = 0; i < observers.size(); ++i) {
+    const auto& qp_want = want["qparams"][observed[i]];
+    const quant::QParams qp =
+        dynamic_cast<quant::Observer*>(gm->submodule(observers[i]->target().path))->CalculateQParams();
+    const double rel = std::fabs(qp.scale[0] - qp_want["scale"].get<float>()) / qp_want["scale"].get<float>();
+    EXPECT_LE(rel, 1e-2) << observed[i];
+    EXPECT_LE(std::abs(qp.zero_point[0] - qp_want["zero_point"].get<int64_t>()), 2) << observed[i];
+    close += rel <= 1e-5 && qp.zero_point[0] == qp_want["zero_point"].get<int64_t>();
+  }
+  std::printf("vit_fmnist/%s: %zu observers, %d within 1e-5\n", preset.c_str(), observers.size(), close);
+  EXPECT_GE(close, static_cast<int>(observers.size()) * 9 / 10);
+}
+
+INSTANTIATE_TEST_SUITE_P(Presets, VitPrepareVsPyTorch, ::testing::Values("x86", "qnnpack", "minmax"));
 
 }  // namespace
 }  // namespace qfx
