@@ -740,13 +740,16 @@ std::vector<OpSchema> MakeRegistry() {
           .Module(AdaptiveAvgPoolKind()),
       // PyTorch 1.13's native backend config (prepare_fx's default, which its x86 / qnnpack / onednn qconfig
       // mappings run with) quantizes layer_norm on quint8 with float weights: observed input, own output
-      // observer, its fp32 math between. It quantizes matmul too, which qfx has no int8 kernel for yet (float,
-      // with that reason).
+      // observer, its fp32 math between.
       Op(OpId::kLayerNorm, "layer_norm", false, "torch.nn.functional.layer_norm", 5, 5, RunLayerNorm)
           .Role(QR::kObservedFloat)
           .Vjp(VjpLayerNorm)
           .Module(LayerNormKind()),
-      Op(OpId::kMatmul, "matmul", false, "torch.matmul", 2, 2, QFX_RUN(matmul, a.T(0), a.T(1))).Vjp(VjpMatmul),
+      // Quantized as PyTorch 1.13's native backend config does (a binary op: own output observer), lowered to
+      // q_matmul. bmm is in no backend list: float.
+      Op(OpId::kMatmul, "matmul", false, "torch.matmul", 2, 2, QFX_RUN(matmul, a.T(0), a.T(1)))
+          .Role(QR::kBinary)
+          .Vjp(VjpMatmul),
       Op(OpId::kBmm, "bmm", false, "torch.bmm", 2, 2, QFX_RUN(bmm, a.T(0), a.T(1))).Vjp(VjpMatmul),
       // interpolate(x, size, scale_h, scale_w, mode, align_corners): size [] when scales are given, scales 0
       // when a size is; mode 0 nearest, 1 bilinear. Share-qparams, as in PyTorch's backends.
@@ -808,6 +811,9 @@ std::vector<OpSchema> MakeRegistry() {
            return F::q_unary(a.T(0), a.Get<OpId>(1, "an op"), a.D(2), a.I(3),
                              std::vector<OpArg>(v.begin() + 4, v.end()));
          })
+          .Role(QR::kQuantized),
+      Op(OpId::kQMatmul, "q_matmul", false, "torch.ops.quantized.matmul", 4, 4,
+         QFX_RUN(q_matmul, a.T(0), a.T(1), a.D(2), a.I(3)))
           .Role(QR::kQuantized),
       Op(OpId::kMethodReshape, "reshape", true, "reshape", 2, 2, MethodReshape)
           .Role(QR::kShareQParams)

@@ -108,6 +108,38 @@ Tensor q_mul(const Tensor& a, const Tensor& b, double scale, int64_t zero_point)
   return BinaryQ("q_mul", a, b, out, false, kernels::QMul);
 }
 
+Tensor q_matmul(const Tensor& a, const Tensor& b, double scale, int64_t zero_point) {
+  QFX_TRACE_QOP(OpId::kQMatmul, a, b, scale, zero_point);
+  const QuantInfo out = OutQ("q_matmul", scale, zero_point);
+  CheckQ("q_matmul", a);
+  CheckQ("q_matmul", b);
+  const bool same_batch =
+      a.dim() >= 2 && a.dim() == b.dim() && std::equal(a.shape().begin(), a.shape().end() - 2, b.shape().begin());
+  if (!same_batch || a.size(-1) != b.size(-2)) {
+    ThrowInvalid("q_matmul: ", a.ToString(), " x ", b.ToString(),
+                 " must be [..., m, k] x [..., k, n] with the same "
+                 "batch dimensions");
+  }
+  kernels::QMatmulArgs q;
+  q.m = a.size(-2);
+  q.k = a.size(-1);
+  q.n = b.size(-1);
+  q.batch = a.numel() / std::max<int64_t>(q.m * q.k, 1);
+  if (q.k > kernels::kQMatmulMaxK) {
+    ThrowInvalid("q_matmul: inner size ", q.k, " exceeds ", kernels::kQMatmulMaxK, " (the int32 accumulator's bound)");
+  }
+  q.a_zero_point = a.quant().zero_point;
+  q.b_zero_point = b.quant().zero_point;
+  q.y_zero_point = out.zero_point;
+  q.multiplier = kernels::RequantMultiplier(a.quant().scale, b.quant().scale, out.scale);
+  Shape shape = a.shape();
+  shape.back() = q.n;
+  Tensor y = Tensor::Quantized(shape, DType::kU8, out);
+  if (q.m > 0 && q.n > 0) kernels::QMatmul(q, a.data<uint8_t>(), b.data<uint8_t>(), y.data<uint8_t>());
+  if (q.k == 0) std::fill_n(y.data<uint8_t>(), y.numel(), static_cast<uint8_t>(out.zero_point));
+  return y;
+}
+
 Tensor q_cat(const std::vector<Tensor>& xs, int64_t dim, double scale, int64_t zero_point) {
   QFX_TRACE_QOP(OpId::kQCat, xs, dim, scale, zero_point);
   std::vector<Tensor> floats;

@@ -68,6 +68,7 @@ std::vector<BackendPattern> PreparePatterns() {
        true},
       {"add", {Function(OpId::kAdd)}, OT::kBinary},
       {"mul", {Function(OpId::kMul)}, OT::kBinary},
+      {"matmul", {Function(OpId::kMatmul)}, OT::kBinary},
       {"cat", {Function(OpId::kCat)}, OT::kShareInputObserver},
   };
   for (const nn::OpSchema& op : nn::AllOps()) {  // one pattern per table op, named after it

@@ -144,6 +144,12 @@ class Lowerer {
       return LowerUnary(n);  // x + number, x * number: a table, as any elementwise op
     }
     if (!a || !b) return absl::OkStatus();
+    if (IsCall(n, OpId::kMatmul)) {
+      fx::Node* q_out = OutputQuantize(n);
+      if (!q_out) return absl::OkStatus();
+      QFX_ASSIGN_OR_RETURN(QuantInfo out, QParamsOf(q_out));
+      return Replace(n, n, q_out, out, OpId::kQMatmul, {a, b, static_cast<double>(out.scale), int64_t{out.zero_point}});
+    }
     const bool add = IsCall(n, OpId::kAdd);
     fx::Node* last = n;
     if (add && n->users().size() == 1 && NodeOp(gm_, *n->users()[0]) == OpId::kRelu) last = n->users()[0];

@@ -394,6 +394,40 @@ TEST(Int8Kernels, AddAndMulMatchOracleOnEveryTarget) {
   });
 }
 
+// quint8 x quint8 matmul (attention's q k^T, p v): odd sizes, zero points at both ends, saturating and
+// tiny multipliers, one and three threads.
+TEST(Int8Kernels, MatmulMatchesOracleBitForBit) {
+  struct Shape3 {
+    int64_t batch, m, k, n;
+  };
+  for (const Shape3& s : {Shape3{1, 1, 1, 1}, Shape3{2, 5, 16, 5}, Shape3{3, 17, 33, 9}, Shape3{1, 64, 300, 40}}) {
+    const auto a = Random<uint8_t>(s.batch * s.m * s.k, 0, 255, 21),
+               b = Random<uint8_t>(s.batch * s.k * s.n, 0, 255, 22);
+    for (int threads : {1, 3}) {
+      SetNumThreads(threads);
+      for (float multiplier : {1e-4f, 0.0123f, 3.f}) {
+        for (int32_t za : {0, 131, 255}) {
+          QMatmulArgs q;
+          q.batch = s.batch;
+          q.m = s.m;
+          q.k = s.k;
+          q.n = s.n;
+          q.a_zero_point = za;
+          q.b_zero_point = 255 - za;
+          q.y_zero_point = 77;
+          q.multiplier = multiplier;
+          std::vector<uint8_t> y(s.batch * s.m * s.n), want(y.size());
+          ref::QMatmul(q, a.data(), b.data(), want.data());
+          QMatmul(q, a.data(), b.data(), y.data());
+          ASSERT_EQ(y, want) << s.batch << "x" << s.m << "x" << s.k << "x" << s.n << " zp " << za << " m "
+                             << multiplier;
+        }
+      }
+    }
+  }
+  SetNumThreads(2);
+}
+
 TEST(Int8Rules, RoundingIsHalfToEven) {
   EXPECT_EQ(Requantize(5, 0.5f, 0, 0, 255), 2);    // 2.5 -> 2
   EXPECT_EQ(Requantize(7, 0.5f, 0, 0, 255), 4);    // 3.5 -> 4

@@ -322,10 +322,10 @@ TEST(TinyAttention, TrainsThroughTheGraph) {
   }
 }
 
-// Linear layers, the residual adds and the scale int8; layer_norm observed on quint8 with its own output
-// qparams, as PyTorch 1.13's native backend config (prepare_fx's default) quantizes it; matmul and bmm
-// (quantized by PyTorch; no int8 kernel in qfx yet) and softmax stay float and the report says why. The int8
-// model is at least as close to fp32 as PyTorch 1.13 FX onednn's.
+// Linear layers, the residual adds, the scale and matmul (q_matmul) int8; layer_norm observed on quint8 with its
+// own output qparams, as PyTorch 1.13's native backend config (prepare_fx's default) quantizes both; bmm and
+// softmax stay float (in no backend list) and the report says why. The int8 model is at least as close to
+// fp32 as PyTorch 1.13 FX onednn's.
 TEST(TinyAttention, QuantizesLinearLayersAndSaysWhyTheRestStaysFloat) {
   auto model = SeededAttention();
   const Tensor x = testing::Get(AttentionFixture(), "input");
@@ -334,11 +334,11 @@ TEST(TinyAttention, QuantizesLinearLayersAndSaysWhyTheRestStaysFloat) {
   opt.config = *LoadQuantConfig("onednn");
   auto report = Prepare(*gm, opt);
   ASSERT_TRUE(report.ok()) << report.status();
-  for (const char* n : {"matmul", "matmul_1", "bmm", "bmm_1"}) {
+  for (const char* n : {"bmm", "bmm_1"}) {
     ASSERT_TRUE(report->left_float.count(n)) << n;
     EXPECT_EQ(report->left_float.at(n), FloatReason::kNoKernel) << n;
   }
-  for (const char* n : {"q", "k", "v", "proj", "fc1", "fc2", "norm1", "norm2"}) {
+  for (const char* n : {"q", "k", "v", "proj", "fc1", "fc2", "norm1", "norm2", "matmul", "matmul_1"}) {
     EXPECT_TRUE(report->quantized.count(n)) << n;
   }
   ASSERT_TRUE(RunModule(*gm, testing::HashUniform("calib", {2, 5, 16}, -1, 1)).ok());
@@ -678,6 +678,17 @@ TEST(TransformerOps, ShapesDtypesAndErrors) {
   EXPECT_NE(message([&] { F::layer_norm(a, {3}, Tensor(), Tensor()); }).find("must end in normalized_shape [3]"),
             std::string::npos);
   EXPECT_EQ(F::matmul(Tensor::Full({3, 2, 4}, 1.f), Tensor::Full({4, 5}, 2.f)).shape(), (Shape{3, 2, 5}));
+  // q_matmul: the product of the dequantized values, requantized (exact here); no broadcasting.
+  const Tensor qa = F::quantize(Tensor::Full({2, 2, 3}, 1.f), 0.5, 10),
+               qb = F::quantize(Tensor::Full({2, 3, 4}, 2.f), 0.25, 3);
+  const Tensor qy = F::q_matmul(qa, qb, 0.5, 5);
+  EXPECT_EQ(qy.shape(), (Shape{2, 2, 4}));
+  EXPECT_EQ(F::dequantize(qy).data<float>()[7], 6.f);  // 1 * 2 summed over 3
+  EXPECT_NE(message([&] {
+              F::q_matmul(qa, F::quantize(Tensor::Zeros({3, 4}), 0.5, 0), 1.0, 0);
+            }).find("with the same batch dimensions"),
+            std::string::npos);
+  EXPECT_NE(message([&] { F::q_matmul(qa, Tensor::Zeros({2, 3, 4}), 1.0, 0); }).find("q_matmul"), std::string::npos);
   const Tensor image = Tensor::Zeros({1, 1, 4, 4});
   EXPECT_NE(message([&] {
               F::interpolate(image, Interp({40000, 40000}, {}, false, false));

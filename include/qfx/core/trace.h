@@ -64,6 +64,7 @@ enum class OpId : uint16_t {
   kQMul,
   kQCat,
   kQUnary,
+  kQMatmul,
   // call_method
   kMethodReshape,
   kMethodView,

@@ -124,6 +124,18 @@ struct QBinaryArgs {
 void QAdd(const QBinaryArgs& args, const uint8_t* a, const uint8_t* b, uint8_t* y);
 void QMul(const QBinaryArgs& args, const uint8_t* a, const uint8_t* b, uint8_t* y);
 
+// quint8 x quint8 matrix product per batch: a [batch, m, k], b [batch, k, n], y [batch, m, n];
+//   acc = sum over k of (a - a_zero_point) * (b - b_zero_point) in int32,
+//   y = Requantize(acc, multiplier = RequantMultiplier(a_scale, b_scale, y_scale), y_zero_point, 0, 255).
+// The caller keeps k <= kQMatmulMaxK, so that acc cannot overflow (255 * 255 * k < 2^31).
+inline constexpr int64_t kQMatmulMaxK = 33025;
+struct QMatmulArgs {
+  int64_t batch = 1, m = 0, k = 0, n = 0;
+  int32_t a_zero_point = 0, b_zero_point = 0, y_zero_point = 0;
+  float multiplier = 1.f;
+};
+void QMatmul(const QMatmulArgs& args, const uint8_t* a, const uint8_t* b, uint8_t* y);
+
 // y = quint8 of x by the quantize rule into [0, qmax]; the range of x (n == 0: both 0), false when x holds
 // a NaN or an infinity.
 void QuantizeU8(const float* x, int64_t n, float scale, int32_t zero_point, int32_t qmax, uint8_t* y);
@@ -141,6 +153,7 @@ void QuantizeU8(const float* x, int64_t n, float scale, int32_t zero_point, int3
 bool MinMax(const float* x, int64_t n, float* lo, float* hi);
 void QAdd(const QBinaryArgs& args, const uint8_t* a, const uint8_t* b, uint8_t* y);
 void QMul(const QBinaryArgs& args, const uint8_t* a, const uint8_t* b, uint8_t* y);
+void QMatmul(const QMatmulArgs& args, const uint8_t* a, const uint8_t* b, uint8_t* y);
 }  // namespace ref
 
 }  // namespace kernels

@@ -105,6 +105,22 @@ void QMul(const QBinaryArgs& q, const uint8_t* a, const uint8_t* b, uint8_t* y) 
   Binary(q, a, b, y, [](float u, float v) { return u * v; });
 }
 
+void QMatmul(const QMatmulArgs& q, const uint8_t* a, const uint8_t* b, uint8_t* y) {
+  for (int64_t bt = 0; bt < q.batch; ++bt) {
+    const uint8_t *pa = a + bt * q.m * q.k, *pb = b + bt * q.k * q.n;
+    for (int64_t i = 0; i < q.m; ++i) {
+      for (int64_t j = 0; j < q.n; ++j) {
+        int32_t acc = 0;
+        for (int64_t t = 0; t < q.k; ++t) {
+          acc += (static_cast<int32_t>(pa[i * q.k + t]) - q.a_zero_point) *
+                 (static_cast<int32_t>(pb[t * q.n + j]) - q.b_zero_point);
+        }
+        y[(bt * q.m + i) * q.n + j] = Requantize(acc, q.multiplier, q.y_zero_point, 0, 255);
+      }
+    }
+  }
+}
+
 }  // namespace ref
 }  // namespace kernels
 }  // namespace qfx
