@@ -3,8 +3,9 @@
 // all-MiniLM-L6-v2's) loads with strict=true. Traced through: embeddings, LayerNorm, Linear, matmul, softmax
 // and GELU as HF's BertSelfAttention computes them. forward takes input_ids (i64 [B, L]) and optionally an
 // attention_mask ([B, L], 1 for tokens, 0 for padding) and returns the last hidden state [B, L, hidden]; the
-// pooler is built for its parameters (HF's second output) but not run. It reads the sequence length, so tracing
-// needs example inputs.
+// pooler is built for its parameters (HF's second output) but not run. It reads the sequence length (not the
+// batch size), so tracing needs example inputs. Scores are multiplied by 1 / sqrt(head size) where HF divides
+// (within an ulp).
 #include <algorithm>
 #include <cmath>
 #include <limits>
@@ -74,7 +75,7 @@ class BertEmbeddings : public Module {
 class BertSelfAttention : public Module {
  public:
   explicit BertSelfAttention(const BertOptions& o) : heads_(o.num_attention_heads), hidden_(o.hidden_size) {
-    if (o.hidden_size % o.num_attention_heads != 0) {
+    if (o.num_attention_heads <= 0 || o.hidden_size % o.num_attention_heads != 0) {
       ThrowInvalid("Bert: hidden_size ", o.hidden_size, " must be a multiple of num_attention_heads ",
                    o.num_attention_heads);
     }
@@ -87,14 +88,14 @@ class BertSelfAttention : public Module {
   std::vector<std::string> forward_arg_names() const override { return {"hidden_states", "attention_mask"}; }
   Tensor forward_args(const nn::ForwardArgs& args) override {
     const Tensor h = args.tensor("hidden_states");
-    const int64_t b = h.size(0), l = h.size(1), d = hidden_ / heads_;
-    auto heads = [&](const Tensor& t) { return t.Reshape({b, l, heads_, d}).Permute({0, 2, 1, 3}); };
+    const int64_t l = h.size(1), d = hidden_ / heads_;  // the batch size is never read: -1 in the reshapes
+    auto heads = [&](const Tensor& t) { return t.Reshape({-1, l, heads_, d}).Permute({0, 2, 1, 3}); };
     const Tensor q = heads((*query_)(h)), k = heads((*key_)(h)), v = heads((*value_)(h));
     Tensor scores =
         F::mul(F::matmul(q, k.Transpose(-1, -2)), static_cast<float>(1.0 / std::sqrt(static_cast<double>(d))));
     if (args.values.size() > 1) scores = F::add(scores, args.tensor("attention_mask"));
     const Tensor probs = (*dropout_)(F::softmax(scores, -1));
-    return F::matmul(probs, v).Permute({0, 2, 1, 3}).Reshape({b, l, hidden_});
+    return F::matmul(probs, v).Permute({0, 2, 1, 3}).Reshape({-1, l, hidden_});
   }
 
  private:
@@ -187,6 +188,10 @@ class BertPooler : public Module {
 class BertModel : public Module {
  public:
   explicit BertModel(const BertOptions& o) {
+    for (int64_t size : {o.vocab_size, o.hidden_size, o.num_hidden_layers, o.num_attention_heads, o.intermediate_size,
+                         o.max_position_embeddings, o.type_vocab_size}) {
+      if (size <= 0) ThrowInvalid("Bert: every size in BertOptions must be positive, got ", size);
+    }
     embeddings_ = register_module("embeddings", std::make_shared<BertEmbeddings>(o));
     auto encoder = std::make_shared<nn::ModuleList>();
     for (int64_t i = 0; i < o.num_hidden_layers; ++i) {
@@ -213,7 +218,7 @@ class BertModel : public Module {
       const Tensor mask = args.tensor("attention_mask");
       const Tensor open = F::add(F::mul(mask, -1.f), 1.f);
       const Tensor ext = F::mul(open, std::numeric_limits<float>::lowest());
-      layer_args.values.emplace_back("attention_mask", ext.Reshape({ids.size(0), 1, 1, ids.size(1)}));
+      layer_args.values.emplace_back("attention_mask", ext.Reshape({-1, 1, 1, ids.size(1)}));
     }
     for (const auto& layer : layers_) {
       layer_args.values[0].second = (*layer)(layer_args);

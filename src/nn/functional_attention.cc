@@ -152,7 +152,7 @@ SelfAttentionParts SelfAttention(const Tensor& x, const Tensor& in_w, const Tens
   s.embed = s.x.size(2);
   s.heads = num_heads;
   const int64_t e = s.embed;
-  if (num_heads <= 0 || e % num_heads != 0) {
+  if (e <= 0 || num_heads <= 0 || e % num_heads != 0) {
     ThrowInvalid("multi_head_attention: num_heads ", num_heads, " must be positive and divide the embedding size ", e);
   }
   CheckParameter(in_w, "in_proj_weight", {3 * e, e}, false);

@@ -1,9 +1,8 @@
-// qfx nn: F::narrow (torch.narrow) and what is built on it, F::select, F::chunk and F::split, and
-// F::expand. Each piece is one
-// narrow: a copy of `length` entries of one dimension from `start` (storage is always contiguous), any
-// dtype, a quantized tensor keeping its qparams. Traced, chunk and split give one narrow node per piece
-// (torch.export's decomposition) instead of torch.fx's tuple and getitem nodes, so every node has one
-// tensor value; they read the split dimension's size, so tracing them needs example inputs.
+// qfx nn: F::narrow (torch.narrow) and what is built on it, F::select, F::chunk and F::split, and F::expand /
+// F::expand_as. Each narrow is a copy of `length` entries of one dimension from `start` (storage is always
+// contiguous), any dtype, a quantized tensor keeping its qparams. Traced, chunk and split give one narrow node per
+// piece (torch.export's decomposition) instead of torch.fx's tuple and getitem nodes, so every node has one
+// tensor value; they read the split dimension's size, so tracing them needs example inputs. expand copies too.
 #include <cstring>
 #include <vector>
 
@@ -117,7 +116,10 @@ Tensor expand(const Tensor& x, const std::vector<int64_t>& sizes) {
   int64_t inner = 1;
   for (int64_t i = rank - 1; i >= 0; --i) {
     const int64_t in = i >= lead ? x.size(i - lead) : 1;
-    if (out[i] == -1 && i >= lead) out[i] = in;
+    if (out[i] == -1 && i < lead) {
+      ThrowInvalid("expand: ", ShapeToString(sizes), ": -1 is not allowed in a new leading dimension (", i, ")");
+    }
+    if (out[i] == -1) out[i] = in;
     if (out[i] < 0 || (in != 1 && out[i] != in)) {
       ThrowInvalid("expand: ", x.ToString(), " cannot expand to ", ShapeToString(sizes), ": dimension ", i, " of size ",
                    in, " can only keep its size (or -1)", in == 1 ? "" : "; only size-1 dimensions grow");

@@ -80,8 +80,9 @@ Tensor Linear::forward(const Tensor& x) { return F::linear(x, weight, bias); }
 
 MultiheadAttention::MultiheadAttention(int64_t e, int64_t h, double p, bool bias, bool first)
     : embed_dim(e), num_heads(h), dropout(p), batch_first(first) {
-  if (e <= 0 || h <= 0 || e % h != 0) {
-    ThrowInvalid("MultiheadAttention(", e, ", ", h, "): embed_dim must be positive and divisible by num_heads");
+  if (e <= 0 || h <= 0 || e % h != 0 || e > (int64_t{1} << 20)) {
+    ThrowInvalid("MultiheadAttention(", e, ", ", h,
+                 "): embed_dim must be positive, at most 2^20 and divisible by num_heads (positive)");
   }
   if (!(p >= 0 && p <= 1)) ThrowInvalid("MultiheadAttention: dropout ", p, " must lie in [0, 1]");
   in_proj_weight = register_parameter("in_proj_weight", Tensor::Empty({3 * e, e}));
@@ -95,8 +96,7 @@ MultiheadAttention::MultiheadAttention(int64_t e, int64_t h, double p, bool bias
 Tensor MultiheadAttention::forward(const Tensor& x) {
   if (is_training() && dropout > 0) {
     ThrowInvalid("MultiheadAttention: attention dropout (", dropout,
-                 ") in training is not supported; build it with "
-                 "dropout 0 or train in eval mode");
+                 ") in training is not supported; build it with dropout 0");
   }
   return F::multi_head_attention(x, in_proj_weight, in_proj_bias, out_proj->weight, out_proj->bias, num_heads,
                                  batch_first);

@@ -184,13 +184,20 @@ std::vector<Tensor> VjpMultiheadAttention(const A& v, const Tensor&, const Tenso
                &out_w = In(v, 3, "multi_head_attention");
   const Tensor *in_b = OptionalIn(v, 2), *out_b = OptionalIn(v, 4);
   const bool batch_first = ArgAs<bool>(v, 6, "multi_head_attention", "a bool");
+  // `want` and the result have one entry per argument that holds a tensor (a None bias has none).
+  const std::vector<bool> present = {true, true, in_b != nullptr, true, out_b != nullptr};
+  std::vector<bool> wanted(5, false);
+  for (size_t i = 0, pos = 0; i < present.size(); ++i) {
+    if (present[i]) wanted[i] = want.at(pos++);
+  }
+  wanted[2] = wanted[2] && in_b->defined();
+  wanted[4] = wanted[4] && out_b->defined();
   const F::SelfAttentionParts s =
       F::SelfAttention(x, in_w, in_b ? *in_b : Tensor(), out_w, out_b ? *out_b : Tensor(),
                        ArgAs<int64_t>(v, 5, "multi_head_attention", "an integer"), batch_first);
   const int64_t b = s.batch, l = s.length, e = s.embed, h = s.heads, d = e / h;
-  const std::vector<Tensor> out =
-      VjpLinear({s.o, out_w, out_b ? OpArg(*out_b) : OpArg()}, s.y, batch_first ? dy : dy.Transpose(0, 1),
-                {true, want.at(3), want.at(4) && out_b != nullptr && out_b->defined()});
+  const std::vector<Tensor> out = VjpLinear({s.o, out_w, out_b ? OpArg(*out_b) : OpArg()}, s.y,
+                                            batch_first ? dy : dy.Transpose(0, 1), {true, wanted[3], wanted[4]});
   const Tensor dheads = out[0].Reshape({b, l, h, d}).Permute({0, 2, 1, 3}).Reshape({b * h, l, d});
   const std::vector<Tensor> pv = VjpMatmul({s.p, s.v}, s.heads_out, dheads, {true, true});
   const Tensor ds = VjpSoftmax({s.p, int64_t{-1}}, s.p, pv[0], {true})[0];
@@ -204,11 +211,16 @@ std::vector<Tensor> VjpMultiheadAttention(const A& v, const Tensor&, const Tenso
                              0)
                           .Permute({1, 3, 0, 2, 4})
                           .Reshape({b, l, 3 * e});
-  std::vector<Tensor> in = VjpLinear({s.x, in_w, in_b ? OpArg(*in_b) : OpArg()}, s.qkv, dqkv,
-                                     {want.at(0), want.at(1), want.at(2) && in_b != nullptr && in_b->defined()});
+  std::vector<Tensor> in =
+      VjpLinear({s.x, in_w, in_b ? OpArg(*in_b) : OpArg()}, s.qkv, dqkv, {wanted[0], wanted[1], wanted[2]});
   in.resize(3);
   if (in[0].defined() && !batch_first) in[0] = in[0].Transpose(0, 1);
-  return {in[0], in[1], in[2], out[1], out.size() > 2 ? out[2] : Tensor()};
+  const std::vector<Tensor> grads = {in[0], in[1], in[2], out[1], out.size() > 2 ? out[2] : Tensor()};
+  std::vector<Tensor> result;
+  for (size_t i = 0; i < present.size(); ++i) {
+    if (present[i]) result.push_back(grads[i]);
+  }
+  return result;
 }
 
 // select: dy in its place (entry `index` of `dim`) in a zero gradient of the input's shape.

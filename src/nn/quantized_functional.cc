@@ -113,13 +113,11 @@ Tensor q_matmul(const Tensor& a, const Tensor& b, double scale, int64_t zero_poi
   const QuantInfo out = OutQ("q_matmul", scale, zero_point);
   CheckQ("q_matmul", a);
   CheckQ("q_matmul", b);
-  const bool same_batch =
-      a.dim() >= 2 && a.dim() == b.dim() && std::equal(a.shape().begin(), a.shape().end() - 2, b.shape().begin());
-  if (!same_batch || a.size(-1) != b.size(-2)) {
-    ThrowInvalid("q_matmul: ", a.ToString(), " x ", b.ToString(),
-                 " must be [..., m, k] x [..., k, n] with the same "
-                 "batch dimensions");
+  if (a.dim() < 2 || b.dim() < 2 || a.size(-1) != b.size(-2)) {
+    ThrowInvalid("q_matmul: ", a.ToString(), " x ", b.ToString(), " must be [..., m, k] x [..., k, n]");
   }
+  const bool same_batch = a.dim() == b.dim() && std::equal(a.shape().begin(), a.shape().end() - 2, b.shape().begin());
+  if (!same_batch) return quantize(matmul(dequantize(a), dequantize(b)), scale, zero_point);  // broadcast batches
   kernels::QMatmulArgs q;
   q.m = a.size(-2);
   q.k = a.size(-1);

@@ -169,9 +169,13 @@ class Preparer {
         first->op() == fx::Opcode::kCallModule ? std::min<size_t>(1, first->args().size()) : first->args().size();
     for (size_t i = 0; i < count; ++i) {
       const fx::Argument& a = first->args()[i];
-      // A parameter read by an int8 op (ViT's x + pos_embedding) is observed as an activation, as PyTorch
-      // 1.13 observes a get_attr node (float output) that feeds a quint8 input.
-      if (const auto* v = std::get_if<fx::Node*>(&a)) {
+      // A parameter that an int8 op reads as its input (BERT's narrow of an embedding table) or as a binary op's
+      // operand (ViT's x + pos_embedding) is observed as an activation, as PyTorch 1.13 observes a get_attr node
+      // (float output) that feeds a quint8 input; other parameter arguments (a functional layer_norm's weight and
+      // bias) stay float.
+      const auto* v = std::get_if<fx::Node*>(&a);
+      const bool activation = i == 0 || m.pattern->observation == ObservationType::kBinary;
+      if (v && ((*v)->op() != fx::Opcode::kGetAttr || activation)) {
         QFX_ASSIGN_OR_RETURN(fx::Node * obs, Observed(*v, InputSpec(m)));
         first->set_arg(i, obs);
       } else if (const auto* list = std::get_if<std::vector<fx::Node*>>(&a)) {

@@ -166,7 +166,8 @@ TEST(Bert, AllMiniLmL6V2EqualsSentenceTransformers) {
       const nn::ForwardArgs calib{
           {{"input_ids", read("calib_input_ids.npy")}, {"attention_mask", read("calib_attention_mask.npy")}}};
       ASSERT_TRUE(nn::RunModule(*gm, calib).ok());
-      ASSERT_TRUE(quant::Convert(*gm, *report).ok());
+      const absl::Status converted = quant::Convert(*gm, *report);
+      ASSERT_TRUE(converted.ok()) << converted;
     }
     auto y = nn::RunModule(*gm, inputs);
     ASSERT_TRUE(y.ok()) << y.status();

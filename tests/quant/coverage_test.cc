@@ -678,15 +678,19 @@ TEST(TransformerOps, ShapesDtypesAndErrors) {
   EXPECT_NE(message([&] { F::layer_norm(a, {3}, Tensor(), Tensor()); }).find("must end in normalized_shape [3]"),
             std::string::npos);
   EXPECT_EQ(F::matmul(Tensor::Full({3, 2, 4}, 1.f), Tensor::Full({4, 5}, 2.f)).shape(), (Shape{3, 2, 5}));
-  // q_matmul: the product of the dequantized values, requantized (exact here); no broadcasting.
+  // q_matmul: the product of the dequantized values, requantized (exact here).
   const Tensor qa = F::quantize(Tensor::Full({2, 2, 3}, 1.f), 0.5, 10),
                qb = F::quantize(Tensor::Full({2, 3, 4}, 2.f), 0.25, 3);
   const Tensor qy = F::q_matmul(qa, qb, 0.5, 5);
   EXPECT_EQ(qy.shape(), (Shape{2, 2, 4}));
   EXPECT_EQ(F::dequantize(qy).data<float>()[7], 6.f);  // 1 * 2 summed over 3
+  // Batch dimensions that broadcast take the float detour: the same values here.
+  const Tensor qy2 = F::q_matmul(qa, F::quantize(Tensor::Full({3, 4}, 2.f), 0.25, 3), 0.5, 5);
+  EXPECT_EQ(qy2.shape(), (Shape{2, 2, 4}));
+  EXPECT_EQ(std::memcmp(qy2.raw_data(), qy.raw_data(), qy.nbytes()), 0);
   EXPECT_NE(message([&] {
-              F::q_matmul(qa, F::quantize(Tensor::Zeros({3, 4}), 0.5, 0), 1.0, 0);
-            }).find("with the same batch dimensions"),
+              F::q_matmul(qa, F::quantize(Tensor::Zeros({4, 4}), 0.5, 0), 1.0, 0);
+            }).find("[..., k, n]"),
             std::string::npos);
   EXPECT_NE(message([&] { F::q_matmul(qa, Tensor::Zeros({2, 3, 4}), 1.0, 0); }).find("q_matmul"), std::string::npos);
   const Tensor image = Tensor::Zeros({1, 1, 4, 4});

@@ -21,6 +21,8 @@
 #include "qfx/quant/observer.h"
 #include "qfx/quant/passes.h"
 #include "qfx/quant/quantized_modules.h"
+#include "qfx/train/graph_tape.h"
+#include "qfx/train/ops.h"
 #include "qfx/train/trainer.h"
 #include "tests/testing/golden.h"
 
@@ -103,6 +105,20 @@ TEST(MultiheadAttention, HasPyTorchsNamesAndRefusesWhatItCannotDo) {
   EXPECT_THROW(nn::MultiheadAttention(10, 4), Error);
 }
 
+// Biases off: the graph passes None for them, and the backward gives gradients for the weights only.
+TEST(MultiheadAttention, TrainsWithoutBiases) {
+  auto mha = std::make_shared<nn::MultiheadAttention>(8, 2, 0.0, /*bias=*/false, /*batch_first=*/true);
+  auto gm = fx::SymbolicTrace(mha);
+  ASSERT_TRUE(gm.ok()) << gm.status();
+  train::GraphForward fwd(**gm);
+  train::Tape tape;
+  auto y = fwd.Run(tape, testing::HashUniform("nb", {2, 3, 8}, -1, 1));
+  ASSERT_TRUE(y.ok()) << y.status();
+  tape.Backward(train::ag::mean(tape, train::ag::mul(tape, *y, *y), {0, 1, 2}, false));
+  EXPECT_TRUE(tape.ParamGrad(mha->in_proj_weight).defined());
+  EXPECT_TRUE(tape.ParamGrad(mha->out_proj->weight).defined());
+}
+
 TEST(ExpandAndSelect, FollowPyTorchsRules) {
   const Tensor x = testing::HashUniform("e", {3, 1}, -1, 1);
   const Tensor y = F::expand(x, {2, -1, 4});
@@ -113,8 +129,9 @@ TEST(ExpandAndSelect, FollowPyTorchsRules) {
     }
   }
   EXPECT_EQ(F::expand_as(x, Tensor::Zeros({2, 3, 4})).shape(), (Shape{2, 3, 4}));
-  EXPECT_THROW(F::expand(x, {3, 2, 4}), Error);  // only size-1 dimensions grow
-  EXPECT_THROW(F::expand(x, {4}), Error);        // fewer dimensions
+  EXPECT_THROW(F::expand(x, {3, 2, 4}), Error);   // only size-1 dimensions grow
+  EXPECT_THROW(F::expand(x, {4}), Error);         // fewer dimensions
+  EXPECT_THROW(F::expand(x, {-1, 3, 4}), Error);  // -1 in a new leading dimension
   const Tensor s = F::select(y, -1, -1);
   ASSERT_EQ(s.shape(), (Shape{2, 3}));
   EXPECT_EQ(s.at({1, 2}), x.at({2, 0}));

@@ -121,7 +121,7 @@ class TraceHook {
   // Whether a concrete tensor stands for a value of the traced graph: the root's parameters and buffers,
   // which an op on them alone records as get_attr nodes (torch.fx's attribute proxies, e.g. ViT's
   // class_token.expand(n, -1, -1)).
-  virtual bool Tracks(const Tensor& t) const { return false; }
+  virtual bool Tracks(const Tensor& /*t*/) const { return false; }
 };
 
 // The hook of the tracer running on this thread, or nullptr.

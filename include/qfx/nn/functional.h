@@ -154,9 +154,10 @@ Tensor dequantize(const Tensor& q);
 // a + b (optionally followed by relu) or a * b, requantized to (scale, zero_point).
 Tensor q_add(const Tensor& a, const Tensor& b, double scale, int64_t zero_point, bool relu);
 Tensor q_mul(const Tensor& a, const Tensor& b, double scale, int64_t zero_point);
-// matmul on quint8 tensors a [..., m, k] and b [..., k, n] with the same batch dimensions (no broadcasting),
-// through kernels::QMatmul: integer products requantized to (scale, zero_point). k is at most
-// kernels::kQMatmulMaxK (the int32 accumulator's bound).
+// matmul on quint8 tensors a [..., m, k] and b [..., k, n]: with the same batch dimensions through
+// kernels::QMatmul (integer products requantized to (scale, zero_point); k at most kernels::kQMatmulMaxK, the
+// int32 accumulator's bound); batch dimensions that broadcast take the float detour (dequantize, matmul,
+// quantize), as q_add does for shapes that broadcast.
 Tensor q_matmul(const Tensor& a, const Tensor& b, double scale, int64_t zero_point);
 Tensor q_cat(const std::vector<Tensor>& xs, int64_t dim, double scale, int64_t zero_point);
 // An elementwise float op applied through a 256-entry table: out = quantize(op(dequantize(q))).
