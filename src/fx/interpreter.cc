@@ -212,15 +212,10 @@ Tensor Interpreter::GetAttr(const Node& n) {
 
 Tensor Interpreter::CallFunction(const Node& n, const std::vector<OpArg>& args) {
   const OpId op = n.target().op;
-  if (nn::IdentityInEval(op) && !args.empty() && std::holds_alternative<bool>(args.back())) {
-    // The training flag of an identity-in-eval op (stochastic_depth, a functional dropout) follows the module's
-    // mode, as a Dropout module's does (torch.fx keeps the flag of the mode it traced in: a model traced in eval
-    // would never drop in training, and one traced in training would drop at inference).
-    std::vector<OpArg> in_mode = args;
-    in_mode.back() = module_.is_training();
-    return nn::RunOp(op, in_mode);
-  }
-  return nn::RunOp(op, args);
+  if (!nn::IdentityInEval(op)) return nn::RunOp(op, args);
+  std::vector<OpArg> in_mode = args;  // stochastic_depth, a functional dropout: run in the module's mode
+  nn::FollowModuleMode(op, module_.is_training(), in_mode);
+  return nn::RunOp(op, in_mode);
 }
 
 Tensor Interpreter::CallMethod(const Node& n, const std::vector<OpArg>& args) { return nn::RunOp(n.target().op, args); }

@@ -71,13 +71,13 @@ std::vector<BackendPattern> PreparePatterns() {
       {"matmul", {Function(OpId::kMatmul)}, OT::kBinary},
       {"cat", {Function(OpId::kCat)}, OT::kShareInputObserver},
   };
-  for (const nn::OpSchema& op : nn::AllOps()) {  // one pattern per table op, named after it
-    if (op.role == QuantRole::kTable) p.push_back({op.name, {OpMatcher{{op.id}, {}, true}}, OT::kOwnObserver});
+  // One pattern per table op and per observed-float op (PyTorch 1.13's native config: layer_norm), named after it.
+  for (const nn::OpSchema& op : nn::AllOps()) {
+    if (op.role == QuantRole::kTable || op.role == QuantRole::kObservedFloat) {
+      p.push_back({op.name, {OpMatcher{{op.id}, {}, true}}, OT::kOwnObserver});
+    }
   }
   p.push_back({"fixed-qparams", {OpsWithRole(QuantRole::kFixedQParams)}, OT::kOwnObserver});
-  for (const nn::OpSchema& op : nn::AllOps()) {  // PyTorch 1.13's native backend config: layer_norm
-    if (op.role == QuantRole::kObservedFloat) p.push_back({op.name, {OpMatcher{{op.id}, {}, true}}, OT::kOwnObserver});
-  }
   OpMatcher share = OpsWithRole(QuantRole::kShareQParams);
   // Identity itself: QuantStub / DeQuantStub (Identity in float) are not ops and stay float in the FX flow.
   share.modules.push_back([](const nn::Module& m) { return typeid(m) == typeid(nn::Identity); });

@@ -144,13 +144,8 @@ class Lowerer {
       return LowerUnary(n);  // x + number, x * number: a table, as any elementwise op
     }
     if (!a || !b) return absl::OkStatus();
-    if (IsCall(n, OpId::kMatmul)) {
-      fx::Node* q_out = OutputQuantize(n);
-      if (!q_out) return absl::OkStatus();
-      QFX_ASSIGN_OR_RETURN(QuantInfo out, QParamsOf(q_out));
-      return Replace(n, n, q_out, out, OpId::kQMatmul, {a, b, static_cast<double>(out.scale), int64_t{out.zero_point}});
-    }
     const bool add = IsCall(n, OpId::kAdd);
+    const OpId lowered = add ? OpId::kQAdd : IsCall(n, OpId::kMatmul) ? OpId::kQMatmul : OpId::kQMul;
     fx::Node* last = n;
     if (add && n->users().size() == 1 && NodeOp(gm_, *n->users()[0]) == OpId::kRelu) last = n->users()[0];
     fx::Node* q_out = OutputQuantize(last);
@@ -158,7 +153,7 @@ class Lowerer {
     QFX_ASSIGN_OR_RETURN(QuantInfo out, QParamsOf(q_out));
     std::vector<fx::Argument> args = {a, b, static_cast<double>(out.scale), int64_t{out.zero_point}};
     if (add) args.push_back(last != n);
-    return Replace(n, last, q_out, out, add ? OpId::kQAdd : OpId::kQMul, std::move(args));
+    return Replace(n, last, q_out, out, lowered, std::move(args));
   }
 
   absl::Status LowerCat(fx::Node* n) {

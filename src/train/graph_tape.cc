@@ -263,10 +263,7 @@ absl::StatusOr<Var> GraphForward::Run(Tape& tape, const Tensor& x) {
         }
         case fx::Opcode::kCallFunction:
         case fx::Opcode::kCallMethod:
-          // An identity-in-eval op's training flag follows the module's mode (as fx::Interpreter does).
-          if (nn::IdentityInEval(n->target().op) && !args.empty() && std::holds_alternative<bool>(args.back())) {
-            args.back() = module_.is_training();
-          }
+          nn::FollowModuleMode(n->target().op, module_.is_training(), args);  // as fx::Interpreter does
           value = runner.Function(n->target().op, args);
           break;
         case fx::Opcode::kOutput:

@@ -23,7 +23,7 @@
 #include "qfx/fx/tracer.h"
 #include "qfx/io/safetensors.h"
 #include "qfx/models/zoo.h"
-#include "qfx/nn/ops.h"
+#include "qfx/quant/backend.h"
 #include "qfx/quant/metrics.h"
 #include "qfx/quant/passes.h"
 #include "tests/testing/golden.h"
@@ -42,10 +42,7 @@ int64_t CalibrationTarget() {
 // rounding differs between SIMD targets.
 bool HasFloatCompute(fx::GraphModule& gm) {
   for (const fx::Node* n : gm.graph()) {
-    OpId op = OpId::kNumOps;
-    if (n->op() == fx::Opcode::kCallFunction) op = n->target().op;
-    if (n->op() == fx::Opcode::kCallModule) op = nn::ModuleOp(*gm.submodule(n->target().path));
-    switch (op) {
+    switch (NodeOp(gm, *n)) {
       case OpId::kMultiheadAttention:
       case OpId::kLayerNorm:
       case OpId::kMatmul:

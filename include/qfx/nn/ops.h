@@ -152,6 +152,16 @@ F::Pool2dOptions AvgPool2dOptionsOf(const std::vector<V>& a) {
 const OpSchema& GetOpSchema(OpId id);
 inline bool IdentityInEval(OpId id) { return id != OpId::kNumOps && GetOpSchema(id).identity_in_eval; }
 inline bool SelectsValues(OpId id) { return id != OpId::kNumOps && GetOpSchema(id).selects_values; }
+// Sets an identity-in-eval op's training flag (its last argument) to `training`, so that a graph runs the op in
+// its module's mode, as a Dropout module runs (torch.fx keeps the flag of the mode it traced in: a model traced
+// in eval would never drop in training, one traced in training would drop at inference). Returns whether
+// `args` held such a flag; any argument variant (OpArg, training's values).
+template <typename V>
+bool FollowModuleMode(OpId op, bool training, std::vector<V>& args) {
+  if (!IdentityInEval(op) || args.empty() || !std::holds_alternative<bool>(args.back())) return false;
+  args.back() = training;
+  return true;
+}
 // The op spelled `name` as a function (is_method false) or a method, or nullptr.
 const OpSchema* FindOp(absl::string_view name, bool is_method);
 const std::vector<OpSchema>& AllOps();
